@@ -1,0 +1,77 @@
+r"""Base config: every key orthoalign reads, with its default. Experiments import and override it.
+
+Run (the plain LLM4CDSR defaults on the embedded synthetic data):
+  python -m orthoalign.main --config=configs/base.py --workdir=/tmp/orthoalign/base
+
+Override any key on the command line, e.g. `--config.train.max_epochs=5`
+`--config.gca.positions='(0,)'` `--config.sweep.seeds='(0,1,2)'`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  config.data = ml_collections.ConfigDict()
+  # Dataset format; "synthetic" is the embedded generator (docs/data.md).
+  config.data.format = "synthetic"
+  # Folder of a real dataset (unused by the synthetic generator).
+  config.data.path = ""
+  # Parameters of the synthetic CDSR generator (orthoalign.data.synthetic.SyntheticConfig).
+  config.data.synthetic = ml_collections.ConfigDict(dict(
+      num_users=2000, num_items_a=400, num_items_b=400, mean_length=20.0, min_length=5,
+      max_length=60, overlap_share=0.8, cross_strength=1.0, latent_dim=16, text_dim=128,
+      text_noise=0.5, seed=0))
+
+  config.model = ml_collections.ConfigDict()
+  # Baseline name (orthoalign.models registry).
+  config.model.name = "llm4cdsr"
+
+  config.gca = ml_collections.ConfigDict()
+  # GCA insertion points: 0 = right after embedding + position, i = after backbone block i; () = baseline.
+  config.gca.positions = ()
+  # Gate shape: "scalar" (one alpha per cell), "vector" (per channel) or "input" (per token, FFN of [X; X']).
+  config.gca.gate = "scalar"
+  # Gate activation: "sigmoid", "tanh" or "none".
+  config.gca.act = "sigmoid"
+  # LayerNorm: "none", "pre" (on the query input) or "post" (LN(X + alpha X')).
+  config.gca.layernorm = "none"
+  # Initial gate pre-activation (sweepable through sweep.gate_inits).
+  config.gca.gate_init = 0.0
+  # Cross-attention heads (independent of the backbone's).
+  config.gca.heads = 1
+  # Causal cross-mask: a query at merged time t sees only the other stream's tokens at time <= t.
+  config.gca.causal = True
+  # Dropout on the cross-attention weights.
+  config.gca.dropout = 0.0
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 128
+  config.train.max_epochs = 200
+  # Evaluate on the validation split every k epochs (and checkpoint then).
+  config.train.eval_every = 1
+  # Stop a replica after this many evaluations without improvement of select_metric.
+  config.train.early_stop_patience = 20
+  # Validation metric for early stopping and best-epoch selection.
+  config.train.select_metric = "valid/sampled/all/ndcg@10"
+  config.train.learning_rate = 1e-3
+  config.train.weight_decay = 0.0
+  # Devices of the ("data",) mesh; 0 = all visible devices.
+  config.train.num_devices = 0
+
+  config.eval = ml_collections.ConfigDict()
+  # Negatives per evaluation case (sampled protocol); full-catalog ranking is always computed too.
+  config.eval.num_negatives = 100
+  # Seed of the frozen candidate sets (valid uses it, test uses it + 1).
+  config.eval.candidate_seed = 0
+  config.eval.batch_size = 128
+
+  config.sweep = ml_collections.ConfigDict()
+  # Replicas trained together in one program: the product of these lists. Empty = the single value
+  # from train.learning_rate / train.weight_decay / gca.gate_init.
+  config.sweep.seeds = (42,)
+  config.sweep.learning_rates = ()
+  config.sweep.weight_decays = ()
+  config.sweep.gate_inits = ()
+  return config

@@ -1,0 +1,131 @@
+"""Config helpers shared by configs/*.py and the trainer: validation, flattening, comparison."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import ml_collections
+
+from orthoalign import models
+from orthoalign.models import gca as gca_lib
+
+DATA_FORMATS = ("synthetic",)
+METRIC_RE = re.compile(r"^valid/(sampled|full)/(A|B|all)/(ndcg@(1|5|10)|hr@(1|5|10)|mrr|auc)$")
+# Keys that may change between a run and its resumption (they do not change what was computed).
+RESUMABLE_CHANGES = ("train.max_epochs", "train.early_stop_patience")
+
+
+class ConfigError(ValueError):
+  """A config value is invalid; the message names the key and the valid choices."""
+
+
+def _choice(key: str, value: Any, choices: tuple[Any, ...]) -> None:
+  if value not in choices:
+    raise ConfigError(f"config key {key}={value!r} is invalid; valid choices: {list(choices)}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the first invalid key (with the valid choices)."""
+  _choice("model.name", config.model.name, models.names())
+  _choice("data.format", config.data.format, DATA_FORMATS)
+  _choice("gca.gate", config.gca.gate, gca_lib.GATES)
+  _choice("gca.act", config.gca.act, gca_lib.ACTS)
+  _choice("gca.layernorm", config.gca.layernorm, gca_lib.LAYERNORMS)
+  positions = config.gca.positions
+  if not isinstance(positions, (tuple, list)) or not all(isinstance(p, int) and p >= 0 for p in positions):
+    raise ConfigError(f"config key gca.positions={positions!r} must be a tuple of ints >= 0, "
+                      "e.g. --config.gca.positions='(0,)'")
+  if len(set(positions)) != len(positions):
+    raise ConfigError(f"config key gca.positions={positions!r} lists a position twice")
+  for key in ("train.batch_size", "train.max_epochs", "train.eval_every", "eval.num_negatives",
+              "eval.batch_size", "train.early_stop_patience"):
+    value = get(config, key)
+    if not isinstance(value, int) or value <= 0:
+      raise ConfigError(f"config key {key}={value!r} must be a positive int")
+  if not METRIC_RE.match(config.train.select_metric):
+    raise ConfigError(f"config key train.select_metric={config.train.select_metric!r}; expected "
+                      "valid/<sampled|full>/<A|B|all>/<ndcg@1|5|10, hr@1|5|10, mrr, auc>")
+  for key in ("seeds", "learning_rates", "weight_decays", "gate_inits"):
+    if key not in config.sweep:
+      raise ConfigError(f"config key sweep.{key} is missing")
+
+
+def get(config: ml_collections.ConfigDict, dotted: str) -> Any:
+  node: Any = config
+  for part in dotted.split("."):
+    node = node[part]
+  return node
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """{"a": {"b": 1}} -> {"a.b": 1}; tuples become lists (JSON-friendly)."""
+  out: dict[str, Any] = {}
+  for k, v in tree.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, Mapping):
+      out.update(flatten(v, key + "."))
+    else:
+      out[key] = list(v) if isinstance(v, tuple) else v
+  return out
+
+
+def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+  """Dotted keys whose values differ between two flattened configs (ignoring RESUMABLE_CHANGES)."""
+  keys = sorted(set(old) | set(new))
+  return [k for k in keys if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)]
+
+
+def _load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path[:arg]` the way ml_collections' config_file flag does (for pre-checking overrides)."""
+  import importlib.util
+  import os
+  import sys
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise ConfigError(f"--config={spec}: no such config file {path!r}")
+  root = os.getcwd()
+  if root not in sys.path:
+    sys.path.insert(0, root)               # configs import each other as `from configs import base`
+  module_spec = importlib.util.spec_from_file_location("_orthoalign_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def check_overrides(argv: list[str]) -> None:
+  """Checks `--config.a.b=value` flags before absl parses them.
+
+  ml_collections answers an unknown key with a traceback and a bad value with a bare parse error;
+  this raises ConfigError naming the key, the valid keys at that level, or the expected type.
+  """
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
+  if spec is None or not overrides:
+    return
+  config = _load_config_file(spec)
+  for item in overrides:
+    key, has_value, raw = item.partition("=")
+    node: Any = config
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        parent = ".".join(parts[:depth]) or "<root>"
+        valid = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+        raise ConfigError(f"unknown config key {key!r} (in --config.{item}); valid keys under "
+                          f"{parent}: {valid}")
+      node = node[part]
+    if not has_value or isinstance(node, ml_collections.ConfigDict):
+      continue
+    expected = type(node)
+    try:
+      if expected is bool:
+        if raw.lower() not in ("true", "false", "1", "0"):
+          raise ValueError
+      elif expected is int:
+        int(raw)
+      elif expected is float:
+        float(raw)
+    except ValueError:
+      raise ConfigError(f"config key {key}={raw!r}: expected a value of type {expected.__name__} "
+                        f"(default {node!r})") from None

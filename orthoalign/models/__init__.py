@@ -1,0 +1,21 @@
+"""Model registry: `model.name` -> a builder `(dataset, config) -> Task`."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+_BUILDERS = {
+    "llm4cdsr": "orthoalign.models.llm4cdsr",
+}
+
+
+def names() -> tuple[str, ...]:
+  return tuple(sorted(_BUILDERS))
+
+
+def get_builder(name: str) -> Callable:
+  """Returns the `build(dataset, config) -> Task` function of a registered model."""
+  if name not in _BUILDERS:
+    raise ValueError(f"model.name={name!r} is not a known model; choose one of {list(names())}")
+  return importlib.import_module(_BUILDERS[name]).build

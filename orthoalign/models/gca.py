@@ -1,0 +1,128 @@
+"""The Gated Cross-Attention (GCA) cell: out = LN?(X + alpha * CrossAttn(q=X, k=v=Y)).
+
+What the paper states and what is a flag here (see reference/paper.md §1): the query comes from the
+target-domain stream X, key/value from the other stream Y, alpha is learnable, sigmoid or tanh gate,
+with or without LayerNorm. Gate shape, gate init, LayerNorm position, heads and the causal
+cross-mask are unknown in the paper, so each is a config field (`gca.*`).
+
+The cell returns its input X, the raw cross-attention output X' (before the gate) and Y so that the
+train/eval step can compute the orthogonal-alignment statistics in the same compiled program.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from orthoalign.models import layers
+
+Array = jax.Array
+
+GATES = ("scalar", "vector", "input")
+ACTS = ("sigmoid", "tanh", "none")
+LAYERNORMS = ("none", "pre", "post")
+
+# Every gate type owns a parameter with this name; replica sweeps over `gca.gate_init` overwrite it.
+GATE_PARAM = "gate_logit"
+
+
+def _activation(name: str):
+  return {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "none": lambda a: a}[name]
+
+
+class GatedCrossAttention(nn.Module):
+  """One direction of a GCA position (e.g. the A stream querying the B stream).
+
+  Attributes:
+    d: model width of both streams.
+    heads: cross-attention heads (independent of the backbone's).
+    gate: "scalar" (one alpha), "vector" (alpha per channel) or "input" (alpha = act(W[X; X'] + b),
+      per token and channel).
+    act: gate activation, "sigmoid", "tanh" or "none".
+    layernorm: "none", "pre" (LN on the query input) or "post" (LN(X + alpha X')).
+    gate_init: initial pre-activation gate value (tanh + 0 starts as the identity).
+    causal: a query at merged-sequence time t sees only key/value tokens at time <= t.
+    dropout: dropout on the attention weights.
+  """
+  d: int
+  heads: int = 1
+  gate: str = "scalar"
+  act: str = "sigmoid"
+  layernorm: str = "none"
+  gate_init: float = 0.0
+  causal: bool = True
+  dropout: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: Array, y: Array, x_time: Array, y_time: Array, x_valid: Array,
+               y_valid: Array, *, train: bool) -> tuple[Array, dict[str, Array]]:
+    """Applies the cell.
+
+    Args:
+      x: query stream [B, Lq, d].
+      y: key/value stream [B, Lk, d].
+      x_time, y_time: int [B, Lq], [B, Lk] merged-sequence time of each token (for the causal mask).
+      x_valid, y_valid: bool [B, Lq], [B, Lk] non-padding tokens.
+      train: enables dropout.
+
+    Returns:
+      (out [B, Lq, d], intermediates) with intermediates x, x_prime, y, x_mask (valid queries that saw
+      at least one key), y_mask and alpha (the mean gate value over valid queries).
+    """
+    if self.d % self.heads:
+      raise ValueError(f"gca.heads={self.heads} must divide the model width {self.d}")
+    x_in = nn.LayerNorm(name="pre_ln")(x) if self.layernorm == "pre" else x
+    q = layers.split_heads(nn.Dense(self.d, kernel_init=layers.xavier_normal, name="query")(x_in),
+                           self.heads)
+    k = layers.split_heads(nn.Dense(self.d, kernel_init=layers.xavier_normal, name="key")(y),
+                           self.heads)
+    v = layers.split_heads(nn.Dense(self.d, kernel_init=layers.xavier_normal, name="value")(y),
+                           self.heads)
+    mask = y_valid[:, None, None, :]
+    if self.causal:
+      mask = mask & (y_time[:, None, None, :] <= x_time[:, None, :, None])
+    probs, has_key = layers.attention_probs(q, k, mask)
+    probs = nn.Dropout(self.dropout, deterministic=not train)(probs)
+    attn = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(x.shape)
+    x_prime = nn.Dense(self.d, kernel_init=layers.xavier_normal, name="out")(attn)
+    saw_key = has_key[:, 0, :, 0]
+    # A query with nothing to attend to gets no cross-attention update (not the output bias).
+    x_prime = x_prime * saw_key[..., None]
+
+    act = _activation(self.act)
+    if self.gate == "scalar":
+      alpha = act(self.param(GATE_PARAM, nn.initializers.constant(self.gate_init), ()))
+    elif self.gate == "vector":
+      alpha = act(self.param(GATE_PARAM, nn.initializers.constant(self.gate_init), (self.d,)))
+    elif self.gate == "input":
+      bias = self.param(GATE_PARAM, nn.initializers.constant(self.gate_init), (self.d,))
+      alpha = act(nn.Dense(self.d, use_bias=False, kernel_init=nn.initializers.zeros,
+                           name="gate_proj")(jnp.concatenate([x, x_prime], -1)) + bias)
+    else:
+      raise ValueError(f"gca.gate={self.gate!r}; expected one of {GATES}")
+
+    out = x + alpha * x_prime
+    if self.layernorm == "post":
+      out = nn.LayerNorm(name="post_ln")(out)
+    out = out * x_valid[..., None]
+
+    x_mask = x_valid & saw_key
+    alpha_tok = jnp.broadcast_to(jnp.mean(alpha, axis=-1) if jnp.ndim(alpha) else alpha, x_valid.shape)
+    w = x_mask.astype(x.dtype)
+    alpha_mean = jnp.sum(alpha_tok * w) / jnp.maximum(jnp.sum(w), 1.0)
+    return out, dict(x=x, x_prime=x_prime, y=y, x_mask=x_mask, y_mask=y_valid,
+                     alpha=alpha_mean, alpha_sum=jnp.sum(alpha_tok * w), alpha_count=jnp.sum(w))
+
+
+def set_gate_init(params: Any, value: Array | float) -> Any:
+  """Returns params with every GCA gate parameter filled with `value` (vmappable over replicas)."""
+
+  def fill(path, leaf):
+    if path and getattr(path[-1], "key", None) == GATE_PARAM:
+      return jnp.full_like(leaf, value)
+    return leaf
+
+  return jax.tree_util.tree_map_with_path(fill, params)

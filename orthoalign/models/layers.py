@@ -1,0 +1,125 @@
+"""Building blocks shared by the baselines: torch-faithful initialisers and a SASRec block."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+# torch.nn.init.xavier_normal_ on a 2-D weight; every >=2-D parameter of LLM4CDSR is re-initialised
+# with it (`BaseModel._init_weights`).
+xavier_normal = nn.initializers.glorot_normal()
+
+
+def torch_bias_init(fan_in: int):
+  """torch's default Linear/Conv1d bias init U(-1/sqrt(fan_in), 1/sqrt(fan_in)); 1-D params keep it."""
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def torch_dense(features: int, fan_in: int, name: str | None = None, use_bias: bool = True) -> nn.Dense:
+  """nn.Dense initialised as a torch Linear after xavier_normal_ on its weight."""
+  return nn.Dense(features, use_bias=use_bias, kernel_init=xavier_normal,
+                  bias_init=torch_bias_init(fan_in), name=name)
+
+
+def split_heads(x: Array, heads: int) -> Array:
+  b, l, d = x.shape
+  return x.reshape(b, l, heads, d // heads)
+
+
+def attention_probs(q: Array, k: Array, mask: Array | None) -> tuple[Array, Array]:
+  """Scaled dot-product attention weights over heads.
+
+  Args:
+    q: [B, Lq, H, dh]; k: [B, Lk, H, dh].
+    mask: bool broadcastable to [B, H, Lq, Lk]; True = may attend. None = attend everywhere.
+
+  Returns:
+    (probs [B, H, Lq, Lk], has_key bool [B, H, Lq, 1]). Queries that may attend to no key get all-zero
+    weights instead of a softmax over nothing.
+  """
+  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+  if mask is None:
+    probs = jax.nn.softmax(logits, axis=-1)
+    has_key = jnp.ones(logits.shape[:-1] + (1,), bool)
+  else:
+    mask = jnp.broadcast_to(mask, logits.shape)
+    logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+    has_key = jnp.any(mask, axis=-1, keepdims=True)
+    probs = jnp.where(mask & has_key, jax.nn.softmax(logits, axis=-1), 0.0)
+  return probs, has_key
+
+
+class SelfAttention(nn.Module):
+  """torch.nn.MultiheadAttention(d, heads, dropout) with a fused in-projection, as in SASRec ports.
+
+  The fused (d, 3d) in-projection matters for fidelity: xavier_normal_ on torch's (3d, d)
+  `in_proj_weight` has std sqrt(2/(4d)), not the sqrt(2/(2d)) of three separate layers.
+  """
+  d: int
+  heads: int
+  dropout: float
+
+  @nn.compact
+  def __call__(self, query: Array, key_value: Array, mask: Array | None, *, train: bool) -> Array:
+    w_in = self.param("in_proj_kernel", xavier_normal, (self.d, 3 * self.d))
+    b_in = self.param("in_proj_bias", nn.initializers.zeros, (3 * self.d,))
+    q = query @ w_in[:, :self.d] + b_in[:self.d]
+    k = key_value @ w_in[:, self.d:2 * self.d] + b_in[self.d:2 * self.d]
+    v = key_value @ w_in[:, 2 * self.d:] + b_in[2 * self.d:]
+    q, k, v = (split_heads(t, self.heads) for t in (q, k, v))
+    probs, _ = attention_probs(q, k, mask)
+    probs = nn.Dropout(self.dropout, deterministic=not train)(probs)
+    out = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(query.shape[:2] + (self.d,))
+    # torch initialises out_proj.bias to zero.
+    return nn.Dense(self.d, kernel_init=xavier_normal, bias_init=nn.initializers.zeros,
+                    name="out_proj")(out)
+
+
+class PointWiseFeedForward(nn.Module):
+  """SASRec's conv1x1 -> dropout -> ReLU -> conv1x1 -> dropout, plus residual."""
+  d: int
+  dropout: float
+
+  @nn.compact
+  def __call__(self, x: Array, *, train: bool) -> Array:
+    h = torch_dense(self.d, self.d, name="conv1")(x)
+    h = nn.relu(nn.Dropout(self.dropout, deterministic=not train)(h))
+    h = torch_dense(self.d, self.d, name="conv2")(h)
+    h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    return h + x
+
+
+class SASRecBlock(nn.Module):
+  """One pmixer-style SASRec layer: Q = LN(x); x = Q + MHA(Q, x, x); x = FFN(LN(x)); x *= valid.
+
+  `causal=False` reproduces LLM4CDSR, whose causal mask is commented out (and which uses no
+  key-padding mask either): position t then sees the items after it during seq2seq training.
+  """
+  d: int
+  heads: int
+  dropout: float
+  causal: bool = False
+  eps: float = 1e-8
+
+  @nn.compact
+  def __call__(self, x: Array, valid: Array, *, train: bool) -> Array:
+    mask = None
+    if self.causal:
+      l = x.shape[1]
+      mask = jnp.tril(jnp.ones((l, l), bool))[None, None]
+    q = nn.LayerNorm(epsilon=self.eps, name="attn_ln")(x)
+    x = q + SelfAttention(self.d, self.heads, self.dropout, name="attn")(q, x, mask, train=train)
+    x = nn.LayerNorm(epsilon=self.eps, name="ffn_ln")(x)
+    x = PointWiseFeedForward(self.d, self.dropout, name="ffn")(x, train=train)
+    return x * valid[..., None]

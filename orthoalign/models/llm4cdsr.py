@@ -1,0 +1,416 @@
+"""LLM4CDSR (Liu et al., SIGIR 2025) in Flax Linen, with GCA insertion points.
+
+Faithful to the authors' code (`liuqidong07/LLM4CDSR-pytorch`, see reference/baselines.md §2):
+three SASRec encoders (mixed "AB", A, B); the mixed path reads a frozen LLM item table through a
+2-layer linear adapter (no activation) scaled by sqrt(table dim); the domain paths read frozen
+128-d tables; score = mixed score + target-domain score; seq2seq BCE with one negative per
+position; alpha * item regularisation and beta * user guidance (soft-target CLIP losses).
+
+Quirks of the original, each a flag whose default is the original behaviour:
+  * `causal_self_attention=False`: the backbone's causal mask is commented out upstream.
+  * `mixed_neg_domain="input"`: the mixed stream's negative comes from the domain of the *input*
+    item at that position, not the target's.
+  * `independent_negatives=True`: mixed and domain streams draw different negative items, in
+    training and in the sampled evaluation protocol.
+  * `neg_exclusive_upper=True`: `random_neq(l, r)` never returns the last item of a domain
+    (training negatives only; evaluation candidates are orthoalign's frozen sets).
+
+Deviations (named): weight decay is decoupled (AdamW; the original's default is 0, so Adam); the
+user-guidance loss reuses the training forward pass instead of a second dropout-resampled pass; user
+profile embeddings (GPT summaries upstream) are replaced by the mean text embedding of the user's
+training items; with no text embeddings the unused 1024->512->128 adapter is not created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from orthoalign.data import candidates as candidates_lib
+from orthoalign.data import dataset as dataset_lib
+from orthoalign.data import negatives
+from orthoalign.data import windows
+from orthoalign.models import gca as gca_lib
+from orthoalign.models import layers
+from orthoalign.models import task as task_lib
+
+Array = jax.Array
+
+
+class LLM4CDSR(nn.Module):
+  """Three-stream LLM4CDSR encoder. Frozen tables live in the "frozen" variable collection."""
+  num_items_a: int
+  num_items_b: int
+  hidden: int = 128
+  num_blocks: int = 2
+  num_heads: int = 1
+  dropout: float = 0.5
+  max_len: int = 200
+  global_dim: int = 0          # width of the frozen mixed-path table; 0 = trainable ID embeddings
+  freeze_global: bool = True
+  local_emb: bool = True       # frozen 128-d domain tables; False = trainable ID embeddings
+  user_dim: int = 0            # width of user profile vectors for the beta loss; 0 = no user adapter
+  causal: bool = False
+  gca_positions: tuple[int, ...] = ()
+  gca: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def setup(self):
+    n = self.num_items_a + self.num_items_b
+    if self.global_dim:
+      if self.freeze_global:
+        self.global_table = self.variable("frozen", "global_table", jnp.zeros, (n + 1, self.global_dim))
+      else:
+        self.global_param = self.param("item_emb_llm", nn.initializers.zeros, (n + 1, self.global_dim))
+      g = self.global_dim
+      self.adapter = [layers.torch_dense(g // 2, g, name="adapter_0"),
+                      layers.torch_dense(self.hidden, g // 2, name="adapter_1")]
+    else:
+      self.item_emb = self.param("item_emb", layers.xavier_normal, (n + 1, self.hidden))
+    if self.local_emb:
+      self.table_a = self.variable("frozen", "table_a", jnp.zeros, (self.num_items_a + 1, self.hidden))
+      self.table_b = self.variable("frozen", "table_b", jnp.zeros, (self.num_items_b + 1, self.hidden))
+    else:
+      self.item_emb_a = self.param("item_emb_a", layers.xavier_normal, (self.num_items_a + 1, self.hidden))
+      self.item_emb_b = self.param("item_emb_b", layers.xavier_normal, (self.num_items_b + 1, self.hidden))
+    self.pos_emb = {s: nn.Embed(self.max_len + 1, self.hidden, embedding_init=layers.xavier_normal,
+                                name=f"pos_emb_{s}") for s in ("m", "a", "b")}
+    self.blocks = {s: [layers.SASRecBlock(self.hidden, self.num_heads, self.dropout, self.causal,
+                                          name=f"block_{s}{i + 1}") for i in range(self.num_blocks)]
+                   for s in ("m", "a", "b")}
+    self.last_ln = {s: nn.LayerNorm(epsilon=1e-8, name=f"last_ln_{s}") for s in ("m", "a", "b")}
+    self.emb_dropout = nn.Dropout(self.dropout)
+    bad = [p for p in self.gca_positions if not 0 <= p <= self.num_blocks]
+    if bad:
+      raise ValueError(f"gca.positions={list(self.gca_positions)}: LLM4CDSR has positions "
+                       f"0..{self.num_blocks} (0 = after the embedding, i = after block i)")
+    self.cells = {f"gca{p}_{q}": gca_lib.GatedCrossAttention(self.hidden, name=f"gca{p}_{q}", **self.gca)
+                  for p in self.gca_positions for q in ("A", "B")}
+    if self.user_dim:
+      self.user_adapter = [layers.torch_dense(self.user_dim // 2, self.user_dim, name="user_adapter_0"),
+                           layers.torch_dense(self.hidden, self.user_dim // 2, name="user_adapter_1")]
+
+  # -- item vectors ---------------------------------------------------------------------------
+  def mix_items(self, ids: Array) -> Array:
+    """Mixed-path item vectors (also the mixed path's input embedding before scaling)."""
+    if not self.global_dim:
+      return self.item_emb[ids]
+    table = self.global_table.value if self.freeze_global else self.global_param
+    h = table[ids]
+    for dense in self.adapter:
+      h = dense(h)
+    return h
+
+  def domain_items(self, ids: Array, domain: str) -> Array:
+    if self.local_emb:
+      return (self.table_a if domain == "a" else self.table_b).value[ids]
+    return (self.item_emb_a if domain == "a" else self.item_emb_b)[ids]
+
+  def item_tables(self) -> tuple[Array, Array, Array]:
+    """All item vectors: mixed [nA+nB+1, d], A [nA+1, d], B [nB+1, d]."""
+    n = self.num_items_a + self.num_items_b
+    return (self.mix_items(jnp.arange(n + 1)), self.domain_items(jnp.arange(self.num_items_a + 1), "a"),
+            self.domain_items(jnp.arange(self.num_items_b + 1), "b"))
+
+  def user_vectors(self, profile: Array) -> Array:
+    h = profile
+    for dense in self.user_adapter:
+      h = dense(h)
+    return h
+
+  def init_all(self, batch: dict[str, Array]) -> Any:
+    """Touches every submodule once so that `init` creates all parameters."""
+    out = self(batch, train=False)
+    if self.user_dim:
+      out["user"] = self.user_vectors(jnp.zeros((1, self.user_dim)))
+    return out, self.item_tables()
+
+  # -- encoder --------------------------------------------------------------------------------
+  def _embed(self, stream: str, ids: Array, positions: Array, train: bool) -> Array:
+    if stream == "m":
+      scale = self.global_dim if self.global_dim else self.hidden   # sqrt of the *table* width
+      e = self.mix_items(ids)
+    else:
+      scale = self.hidden
+      e = self.domain_items(ids, stream)
+    e = e * math.sqrt(scale) + self.pos_emb[stream](positions)
+    return self.emb_dropout(e, deterministic=not train) * (ids > 0)[..., None]
+
+  def _cross(self, p: int, h_a: Array, h_b: Array, batch: dict[str, Array], train: bool,
+             cells: dict[str, Any]) -> tuple[Array, Array]:
+    va, vb = batch["seq_a"] > 0, batch["seq_b"] > 0
+    ta, tb = batch["time_a"], batch["time_b"]
+    new_a, cells[f"gca{p}_A"] = self.cells[f"gca{p}_A"](h_a, h_b, ta, tb, va, vb, train=train)
+    new_b, cells[f"gca{p}_B"] = self.cells[f"gca{p}_B"](h_b, h_a, tb, ta, vb, va, train=train)
+    return new_a, new_b
+
+  def __call__(self, batch: dict[str, Array], *, train: bool) -> dict[str, Any]:
+    """Encodes the three streams.
+
+    Returns a dict with f_m, f_a, f_b ([B, L, d] final features) and cells (per GCA cell name, the
+    intermediates X, X', Y, masks and gate values).
+    """
+    h = {s: self._embed(s, batch[k], batch[p], train)
+         for s, k, p in (("m", "seq", "positions"), ("a", "seq_a", "positions_a"),
+                         ("b", "seq_b", "positions_b"))}
+    valid = {"m": batch["seq"] > 0, "a": batch["seq_a"] > 0, "b": batch["seq_b"] > 0}
+    cells: dict[str, Any] = {}
+    if 0 in self.gca_positions:
+      h["a"], h["b"] = self._cross(0, h["a"], h["b"], batch, train, cells)
+    for i in range(self.num_blocks):
+      for s in h:
+        h[s] = self.blocks[s][i](h[s], valid[s], train=train)
+      if i + 1 in self.gca_positions:
+        h["a"], h["b"] = self._cross(i + 1, h["a"], h["b"], batch, train, cells)
+    out = {f"f_{s}": self.last_ln[s](h[s]) for s in h}
+    out["cells"] = cells
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+
+
+def soft_clip_loss(x: Array, y: Array, valid: Array, tau: float) -> Array:
+  """LLM4CDSR's `Contrastive_Loss2` restricted to valid rows.
+
+  logits = X Y^T / tau; targets = softmax((X X^T + Y Y^T) / 2 * tau) (the original multiplies by tau);
+  symmetric soft cross-entropy, averaged over valid rows.
+  """
+  neg = jnp.finfo(x.dtype).min
+  pair = valid[:, None] & valid[None, :]
+  logits = jnp.where(pair, x @ y.T / tau, neg)
+  targets = jax.nn.softmax(jnp.where(pair, (y @ y.T + x @ x.T) / 2 * tau, neg), axis=-1)
+  targets = jnp.where(pair, targets, 0.0)
+  x_loss = -jnp.sum(targets * jnp.where(pair, jax.nn.log_softmax(logits, -1), 0.0), -1)
+  y_loss = -jnp.sum(targets.T * jnp.where(pair.T, jax.nn.log_softmax(logits.T, -1), 0.0), -1)
+  w = valid.astype(x.dtype)
+  return jnp.sum((x_loss + y_loss) / 2 * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def _bce_pair(pos_logit: Array, neg_logit: Array, mask: Array) -> Array:
+  """mean over masked tokens of BCE(pos, 1) + BCE(neg, 0)."""
+  w = mask.astype(pos_logit.dtype)
+  per = jax.nn.softplus(-pos_logit) + jax.nn.softplus(neg_logit)
+  return jnp.sum(per * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyper:
+  """Loss and sampling settings of one LLM4CDSR run (static; not vmapped)."""
+  num_items_a: int
+  num_items_b: int
+  alpha: float
+  beta: float
+  tau: float
+  tau_reg: float
+  mixed_neg_domain: str
+  independent_negatives: bool
+  neg_exclusive_upper: bool
+
+
+def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> dict[str, Array]:
+  """One negative per position for the mixed stream (global ids) and each domain stream (local)."""
+  na, nb = hp.num_items_a, hp.num_items_b
+  top = 0 if hp.neg_exclusive_upper else 1          # random_neq(1, n) vs the intended [1, n]
+  r_m, r_a, r_b = jax.random.split(rng, 3)
+  hist = batch["hist"]
+  ones = lambda name: jnp.ones_like(batch[name])
+  neg_a = negatives.sample_excluding(r_a, ones("pos_a"), ones("pos_a") * (na + top), hist)
+  neg_b = negatives.sample_excluding(r_b, ones("pos_b"), ones("pos_b") * (nb + top), hist, offset=na)
+  dom = batch["in_dom"] if hp.mixed_neg_domain == "input" else _target_domain(batch["pos"], na)
+  low = jnp.where(dom == 1, na + 1, 1)
+  high = jnp.where(dom == 1, na + nb + top, na + top)
+  neg_m = negatives.sample_excluding(r_m, low, high, hist)
+  if not hp.independent_negatives:
+    # Shared negatives: the mixed position scored with a domain position uses the same item.
+    for name, local, offset in (("a", neg_a, 0), ("b", neg_b, na)):
+      idx = batch[f"mix_idx_{name}"]
+      valid = idx >= 0
+      rows = jnp.arange(idx.shape[0])[:, None]
+      neg_m = neg_m.at[rows, jnp.where(valid, idx, idx.shape[1])].set(local + offset, mode="drop")
+  return dict(neg=neg_m, neg_a=neg_a, neg_b=neg_b)
+
+
+def _target_domain(pos: Array, na: int) -> Array:
+  return jnp.where(pos > na, 1, 0)
+
+
+def loss_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, batch: dict[str, Array],
+            rng: Array) -> tuple[Array, dict[str, Array]]:
+  """LLM4CDSR's training loss on one batch. batch['row_valid'] masks padded rows."""
+  r_drop, r_neg, r_reg = jax.random.split(rng, 3)
+  negs = sample_train_negatives(r_neg, batch, hp)
+  variables = {"params": params, **frozen}
+  out = module.apply(variables, batch, train=True, rngs={"dropout": r_drop})
+  row = batch["row_valid"][:, None]
+  f_m = out["f_m"]
+  mix = lambda ids: module.apply(variables, ids, method=LLM4CDSR.mix_items)
+  mix_pos = jnp.sum(f_m * mix(batch["pos"]), -1)
+  mix_neg = jnp.sum(f_m * mix(negs["neg"]), -1)
+  rec = 0.0
+  for name in ("a", "b"):
+    f = out[f"f_{name}"]
+    items = lambda ids: module.apply(variables, ids, name, method=LLM4CDSR.domain_items)
+    pos_ids, idx = batch[f"pos_{name}"], batch[f"mix_idx_{name}"]
+    valid = (pos_ids > 0) & row
+    safe = jnp.maximum(idx, 0)
+    pos_l = jnp.sum(f * items(pos_ids), -1) + jnp.take_along_axis(mix_pos, safe, 1)
+    neg_l = jnp.sum(f * items(negs[f"neg_{name}"]), -1) + jnp.take_along_axis(mix_neg, safe, 1)
+    rec = rec + _bce_pair(pos_l, neg_l, valid)
+  loss = rec
+  metrics = {"rec_loss": rec}
+  if hp.alpha:
+    hist = batch["hist"]
+    is_a = (hist > 0) & (hist <= hp.num_items_a)
+    is_b = hist > hp.num_items_a
+    ka, kb = jax.random.split(r_reg)
+    reg_a, found_a = negatives.sample_from_rows(ka, hist, is_a)
+    reg_b, found_b = negatives.sample_from_rows(kb, hist, is_b)
+    reg = soft_clip_loss(mix(reg_a), mix(reg_b), found_a & found_b & batch["row_valid"], hp.tau_reg)
+    loss = loss + hp.alpha * reg
+    metrics["reg_loss"] = reg
+  if hp.beta and "user_profile" in batch:
+    user = module.apply(variables, batch["user_profile"], method=LLM4CDSR.user_vectors)
+    guide = soft_clip_loss(user, f_m[:, -1], batch["row_valid"], hp.tau)
+    loss = loss + hp.beta * guide
+    metrics["user_loss"] = guide
+  metrics["loss"] = loss
+  return loss, metrics
+
+
+def eval_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, tables: Any,
+            batch: dict[str, Array]) -> task_lib.EvalOutputs:
+  """Scores of the sampled candidates and of the full target-domain catalog for one eval batch."""
+  variables = {"params": params, **frozen}
+  out = module.apply(variables, batch, train=False)
+  mix_t, a_t, b_t = tables
+  na = hp.num_items_a
+  is_b = batch["domain"] == 1
+  f_m = out["f_m"][:, -1]
+  f_dom = jnp.where(is_b[:, None], out["f_b"][:, -1], out["f_a"][:, -1])
+  # Sampled protocol: mixed score of the global candidates + domain score of (independent) local ones.
+  cand, cand_dom = batch["cand"], batch["cand_dom"]
+  dom_vecs = jnp.where(is_b[:, None, None], b_t[jnp.clip(cand_dom, 0, b_t.shape[0] - 1)],
+                       a_t[jnp.clip(cand_dom, 0, a_t.shape[0] - 1)])
+  sampled = jnp.einsum("bd,bcd->bc", f_m, mix_t[cand]) + jnp.einsum("bd,bcd->bc", f_dom, dom_vecs)
+  # Full ranking over the target's domain: mixed + domain score of the same item, laid out by
+  # global id (A local j = global j; B local j = global nA + j).
+  nb = b_t.shape[0] - 1
+  dom_a = jnp.pad(f_dom @ a_t.T, ((0, 0), (0, nb)))                # [B, nA+nB+1]
+  dom_b = jnp.pad(f_dom @ b_t.T, ((0, 0), (na, 0)))
+  full = f_m @ mix_t.T + jnp.where(is_b[:, None], dom_b, dom_a)
+  return task_lib.EvalOutputs(sampled_scores=sampled, full_scores=full,
+                              cells=out["cells"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembly
+
+
+def _pca(x: np.ndarray, dim: int) -> np.ndarray:
+  """Rows of x projected on their top-`dim` principal components (sklearn-style PCA, no whitening)."""
+  x = x - x.mean(0, keepdims=True)
+  _, _, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
+  return (x @ vt[:dim].T).astype(np.float32)
+
+
+def frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+  """Item tables as LLM4CDSR's notebooks make them: joint PCA (global) and per-domain PCA (local)."""
+  out = {}
+  emb = ds.item_text_emb
+  if emb is None:
+    return out
+  na = ds.num_items_a
+  items = emb[1:]
+  if cfg.global_emb:
+    g = min(cfg.global_dim, items.shape[1], items.shape[0])
+    out["global_table"] = np.concatenate([np.zeros((1, g), np.float32), _pca(items, g)])
+  if cfg.local_emb:
+    d = cfg.hidden_size
+    for name, part in (("table_a", items[:na]), ("table_b", items[na:])):
+      if min(part.shape) < d:
+        raise ValueError(
+            f"model.local_emb needs item text embeddings of at least model.hidden_size={d} dims and "
+            f"items per domain (got {part.shape[1]} dims, {part.shape[0]} items); set "
+            f"--config.model.local_emb=False or a smaller model.hidden_size")
+      out[name] = np.concatenate([np.zeros((1, d), np.float32), _pca(part, d)])
+  return out
+
+
+def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
+  """Builds the LLM4CDSR task (module, frozen tables, device arrays) for one dataset and config."""
+  m = config.model
+  tables = frozen_tables(ds, m)
+  use_text = ds.item_text_emb is not None
+  global_dim = tables["global_table"].shape[1] if "global_table" in tables else 0
+  local_emb = "table_a" in tables
+  train = windows.train_windows(ds, m.max_len)
+  beta = m.beta if use_text else 0.0
+  if beta:
+    # Substitute for the GPT user profiles: mean text embedding of the user's training items.
+    emb = ds.item_text_emb
+    hist = train["hist"]
+    counts = np.maximum((hist > 0).sum(1, keepdims=True), 1)
+    train["user_profile"] = (emb[hist].sum(1) / counts).astype(np.float32)
+  user_dim = ds.item_text_emb.shape[1] if beta else 0
+  frozen = {"frozen": {k: v for k, v in tables.items()
+                       if k != "global_table" or m.freeze_emb}} if tables else {}
+  if frozen and not frozen["frozen"]:
+    frozen = {}
+  gca_cfg = dict(config.gca)
+  positions = tuple(int(p) for p in gca_cfg.pop("positions"))
+  module = LLM4CDSR(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, hidden=m.hidden_size,
+                    num_blocks=m.num_blocks, num_heads=m.num_heads, dropout=m.dropout, max_len=m.max_len,
+                    global_dim=global_dim, freeze_global=m.freeze_emb, local_emb=local_emb,
+                    user_dim=user_dim, causal=m.causal_self_attention, gca_positions=positions,
+                    gca=gca_cfg)
+  hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, alpha=float(m.alpha),
+             beta=float(beta), tau=float(m.tau), tau_reg=float(m.tau_reg),
+             mixed_neg_domain=m.mixed_neg_domain, independent_negatives=m.independent_negatives,
+             neg_exclusive_upper=m.neg_exclusive_upper)
+  if hp.mixed_neg_domain not in ("input", "target"):
+    raise ValueError(f"model.mixed_neg_domain={hp.mixed_neg_domain!r}; expected 'input' or 'target'")
+
+  eval_data = {}
+  for split_name in ("valid", "test"):
+    split = dataset_lib.eval_split(ds, split_name)
+    arrays = windows.eval_windows(ds, split, m.max_len)
+    seed = config.eval.candidate_seed + (0 if split_name == "valid" else 1)
+    cand = candidates_lib.sample_candidates(ds, split, config.eval.num_negatives, seed)
+    if hp.independent_negatives:
+      cand_dom = candidates_lib.sample_candidates(ds, split, config.eval.num_negatives, seed + 1000)
+    else:
+      cand_dom = cand
+    arrays["cand"] = cand.astype(np.int32)
+    arrays["cand_dom"] = np.where(cand_dom > ds.num_items_a, cand_dom - ds.num_items_a,
+                                  cand_dom).astype(np.int32)
+    eval_data[split_name] = arrays
+
+  sample_batch = {k: v[:1] for k, v in train.items()}
+  sample_batch["row_valid"] = np.ones((1,), bool)
+
+  def init_params(rng: Array) -> Any:
+    variables = module.init({"params": rng, "dropout": rng}, sample_batch,
+                            method=LLM4CDSR.init_all)
+    params = variables["params"]
+    if "item_emb_llm" in params:                      # unfrozen LLM table starts from the PCA table
+      params = {**params, "item_emb_llm": jnp.asarray(tables["global_table"])}
+    return params
+
+  def tables_fn(params: Any, frozen_vars: Any) -> Any:
+    return module.apply({"params": params, **frozen_vars}, method=LLM4CDSR.item_tables)
+
+  return task_lib.Task(
+      name="llm4cdsr", init_params=init_params, frozen=frozen, train_data=train, eval_data=eval_data,
+      loss_fn=lambda p, f, b, r: loss_fn(module, hp, p, f, b, r),
+      tables_fn=tables_fn,
+      eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
+      num_items_a=ds.num_items_a, num_items_b=ds.num_items_b,
+      cell_names=tuple(f"gca{p}_{q}" for p in sorted(positions) for q in ("A", "B")))

@@ -1,0 +1,289 @@
+"""train_and_evaluate: the whole run, from config to results.jsonl.
+
+Order of business (and of resumption): validate the config -> write/compare <workdir>/config.json
+-> build data and model -> init R replicas -> if <workdir>/checkpoints has a checkpoint, restore
+state, best params and loop metadata from it -> train epoch by epoch (one compiled program per
+epoch), evaluating every `train.eval_every` epochs and early-stopping per replica -> evaluate the
+test split with each replica's best params -> write results.jsonl and print the results table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import orthoalign
+from orthoalign import config_lib
+from orthoalign import models
+from orthoalign import sweep
+from orthoalign.data import load as data_load
+from orthoalign.metrics import alignment
+from orthoalign.metrics import ranking
+from orthoalign.models import task as task_lib
+from orthoalign.train import checkpoint as checkpoint_lib
+from orthoalign.train import sharding
+from orthoalign.train import state as state_lib
+from orthoalign.train import step as step_lib
+from orthoalign.train import writers
+
+
+class TrainingDiverged(FloatingPointError):
+  """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class Tracker:
+  """Per-replica early stopping on the validation metric (host side, checkpointed as JSON)."""
+  best_value: list[float]
+  best_epoch: list[int]
+  bad_evals: list[int]
+  stopped: list[bool]
+  best_metrics: list[dict[str, float]]
+  last_epoch: int = 0
+  train_time_s: float = 0.0
+  train_steps: int = 0
+
+  @classmethod
+  def new(cls, r: int) -> "Tracker":
+    return cls([-math.inf] * r, [0] * r, [0] * r, [False] * r, [{} for _ in range(r)])
+
+  def update(self, epoch: int, metrics: list[dict[str, float]], key: str, patience: int) -> np.ndarray:
+    """Records one evaluation; returns bool [R], True where the replica improved."""
+    improved = np.zeros(len(metrics), bool)
+    for r, m in enumerate(metrics):
+      if self.stopped[r]:
+        continue
+      value = m.get(key, math.nan)
+      if math.isfinite(value) and value > self.best_value[r]:
+        self.best_value[r], self.best_epoch[r], self.bad_evals[r] = value, epoch, 0
+        self.best_metrics[r] = dict(m)
+        improved[r] = True
+      else:
+        self.bad_evals[r] += 1
+        self.stopped[r] = self.bad_evals[r] >= patience
+    return improved
+
+
+def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int,
+                  hist_width: int) -> dict[str, np.ndarray]:
+  """Pads eval cases to a multiple of batch_size (weight 0) and reshapes to [batches, batch, ...]."""
+  n = len(arrays["domain"])
+  arrays = dict(arrays)
+  hist = arrays["hist"]
+  arrays["hist"] = np.pad(hist, ((0, 0), (hist_width - hist.shape[1], 0)))   # 0-padding stays sorted
+  padded = -(-n // batch_size) * batch_size
+  out = {}
+  for k, v in arrays.items():
+    pad = np.zeros((padded - n,) + v.shape[1:], v.dtype)
+    out[k] = np.concatenate([v, pad]).reshape((padded // batch_size, batch_size) + v.shape[1:])
+  out["weight"] = (np.arange(padded) < n).astype(np.float32).reshape(padded // batch_size, batch_size)
+  return out
+
+
+def _finalize(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str, float]:
+  """Replica r's sums -> flat metric dict ("<split>/<protocol>/<dom>/<metric>", "align/<cell>/<stat>")."""
+  one = {k: np.asarray(v)[r] for k, v in sums.items()}
+  out = {}
+  for protocol in ("sampled", "full"):
+    part = {k[len(protocol) + 1:]: v for k, v in one.items() if k.startswith(protocol + "/")}
+    out.update({f"{split}/{protocol}/{k}": v for k, v in ranking.finalize(part).items()})
+  cells = sorted({k.split("/")[1] for k in one if k.startswith("align/")})
+  for cell in cells:
+    part = {k.split("/", 2)[2]: v for k, v in one.items() if k.startswith(f"align/{cell}/")}
+    stats = alignment.finalize_alignment(part)
+    count = float(part["alpha_count"])
+    stats["alpha"] = float(part["alpha_sum"]) / count if count else math.nan
+    out.update({f"align/{cell}/{k}": v for k, v in stats.items()})
+  return out
+
+
+def _prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes config.json; on resumption refuses a config that would change what was computed."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  new = config_lib.flatten(config.to_dict())
+  if os.path.exists(path) and os.path.isdir(os.path.join(workdir, "checkpoints")):
+    with open(path) as f:
+      old = config_lib.flatten(json.load(f))
+    diff = config_lib.differences(old, json.loads(json.dumps(new)))
+    if diff:
+      raise config_lib.ConfigError(
+          f"{workdir} holds a run with a different config (keys: {', '.join(diff)}); resume with the "
+          "same config or use a new --workdir")
+  writers.write_json(path, config.to_dict())
+
+
+def _param_counts(task: task_lib.Task, state: state_lib.TrainState) -> tuple[int, int]:
+  trainable = state_lib.count_params(jax.tree.map(lambda x: x[0], state.params))
+  return trainable + state_lib.count_params(task.frozen), trainable
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
+  """Trains the replicas a config describes and returns one results row per replica."""
+  t_run = time.time()
+  config_lib.validate(config)
+  _prepare_workdir(config, workdir)
+  ds = data_load.load(config.data)
+  task = models.get_builder(config.model.name)(ds, config)
+  reps = sweep.replicas(config)
+  hp = sweep.stacked(reps)
+  num_r = len(reps)
+  mesh = sharding.make_mesh(config.train.num_devices)
+  repl = sharding.replicated(mesh)
+  bs, ebs = config.train.batch_size, config.eval.batch_size
+  for key, value in (("train.batch_size", bs), ("eval.batch_size", ebs)):
+    if value % mesh.size:
+      raise config_lib.ConfigError(f"config key {key}={value} must be divisible by the {mesh.size} devices")
+  n_train = len(next(iter(task.train_data.values())))
+  if n_train == 0:
+    raise ValueError("the dataset has no user with a training sequence of >= 2 items")
+  steps = step_lib.steps_per_epoch(n_train, bs)
+  print(f"orthoalign {orthoalign.__version__} | jax {jax.__version__} | {mesh.size} x "
+        f"{jax.devices()[0].platform} | model {task.name} | data {ds.name}: {ds.num_users} users, "
+        f"{ds.num_items_a}+{ds.num_items_b} items | R={num_r} replicas | {steps} steps/epoch", flush=True)
+
+  train_data = jax.device_put(task.train_data, repl)
+  # One width for both splits' history so valid and test share one compiled eval program.
+  hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())
+  eval_data = {s: jax.device_put(_eval_batches(a, ebs, hist_width), repl)
+               for s, a in task.eval_data.items()}
+  frozen = jax.device_put(task.frozen, repl)
+  tx = state_lib.make_optimizer()
+  init = jax.jit(jax.vmap(functools.partial(state_lib.init_replica, task, tx)), out_shardings=repl)
+  state = init(*[jax.device_put(hp[k], repl) for k in ("seed", "learning_rate", "weight_decay", "gate_init")])
+  copy = jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=repl)
+  best = copy(state.params)
+  total_params, trainable_params = _param_counts(task, state)
+
+  epoch_fn = jax.jit(jax.vmap(functools.partial(step_lib.train_epoch, task=task, tx=tx, batch_size=bs,
+                                                mesh=mesh), in_axes=(0, None, None, None)),
+                     donate_argnums=0)
+  eval_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=task, mesh=mesh),
+                             in_axes=(0, None, None)))
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def keep_best(best, params, improved):
+    return jax.tree.map(lambda b, p: jnp.where(improved.reshape((-1,) + (1,) * (b.ndim - 1)), p, b),
+                        best, params)
+
+  ckpt = checkpoint_lib.Checkpointer(workdir)
+  tracker = Tracker.new(num_r)
+  start = 1
+  latest = ckpt.latest_epoch()
+  if latest is not None:
+    state, best, meta = ckpt.restore(latest, state, best)
+    tracker = Tracker(**meta["tracker"])
+    start = latest + 1
+    print(f"Resumed from {workdir}/checkpoints at epoch {latest}", flush=True)
+
+  t0 = time.time()
+  epoch_arg = lambda e: jax.device_put(np.int32(e), repl)
+  compiled = epoch_fn.lower(state, train_data, frozen, epoch_arg(start)).compile()
+  compile_s = time.time() - t0
+  writer = writers.ScalarWriter(os.path.join(workdir, "tb"))
+  key, patience = config.train.select_metric, config.train.early_stop_patience
+  max_epochs, every = config.train.max_epochs, config.train.eval_every
+  epoch = start - 1
+  try:
+    for epoch in range(start, max_epochs + 1):
+      if all(tracker.stopped):
+        break
+      t_epoch = time.time()
+      state, metrics = compiled(state, train_data, frozen, epoch_arg(epoch))
+      metrics = jax.device_get(metrics)
+      dt = time.time() - t_epoch
+      tracker.train_time_s += dt
+      tracker.train_steps += steps
+      losses = np.asarray(metrics["loss"])
+      if not np.all(np.isfinite(losses)):
+        bad = [r for r in range(num_r) if not np.isfinite(losses[r])]
+        last = ckpt.latest_epoch()
+        raise TrainingDiverged(
+            f"training loss became {losses[bad[0]]} at epoch {epoch} for replica(s) {bad} "
+            f"({[reps[r] for r in bad]}); the last good checkpoint (epoch {last}) is kept in "
+            f"{workdir}/checkpoints. Lower the learning rate or check the data.")
+      scalars = {f"train/{k}/r{r}": float(v[r]) for k, v in metrics.items() for r in range(num_r)}
+      scalars.update({f"perf/steps_per_s/r{r}": steps / dt for r in range(num_r)})
+      line = f"epoch {epoch}/{max_epochs}  loss {losses.mean():.4f}"
+      if epoch % every == 0 or epoch == max_epochs:
+        sums = jax.device_get(eval_fn(state.params, frozen, eval_data["valid"]))
+        valid = [_finalize(sums, r, "valid") for r in range(num_r)]
+        improved = tracker.update(epoch, valid, key, patience)
+        best = keep_best(best, state.params, jax.device_put(improved, repl))
+        for r in range(num_r):
+          scalars.update({f"{k}/r{r}": v for k, v in valid[r].items()})
+        tracker.last_epoch = epoch
+        ckpt.save(epoch, state, best, {"tracker": dataclasses.asdict(tracker)})
+        cur = np.nanmean([v.get(key, math.nan) for v in valid])
+        line += (f"  {key.split('/', 1)[1]} {cur:.4f} (best {np.mean(tracker.best_value):.4f})"
+                 f"  stopped {sum(tracker.stopped)}/{num_r}")
+      writer.write_scalars(epoch, scalars)
+      eta = (max_epochs - epoch) * tracker.train_time_s / max(tracker.train_steps / steps, 1)
+      line += f"  {steps / dt:.1f} steps/s  {dt:.1f}s/epoch  ETA <= {writers.format_duration(eta)}"
+      print(line, flush=True)
+  finally:
+    writer.close()
+
+  # Test every replica at its best validation epoch.
+  test_sums = jax.device_get(eval_fn(best, frozen, eval_data["test"]))
+  flat_config = config_lib.flatten(config.to_dict())
+  steps_per_s = tracker.train_steps / tracker.train_time_s if tracker.train_time_s else math.nan
+  rows = []
+  for r in range(num_r):
+    row: dict[str, Any] = {
+        "run": os.path.basename(os.path.abspath(workdir)), "replica": r, "model": task.name,
+        "dataset": ds.name, **reps[r], "gca_positions": list(config.gca.positions),
+        "params/total": total_params, "params/trainable": trainable_params,
+        "best_epoch": tracker.best_epoch[r], "epochs_trained": max(epoch, tracker.last_epoch),
+        "compile_s": compile_s, "wall_time_s": time.time() - t_run,
+        "train_time_s": tracker.train_time_s, "steps_per_s": steps_per_s,
+        "backend": jax.default_backend(), "num_devices": mesh.size, "num_replicas": num_r,
+        "orthoalign_version": orthoalign.__version__, "config": flat_config}
+    row.update(tracker.best_metrics[r])
+    row.update({k: v for k, v in _finalize(test_sums, r, "test").items() if not k.startswith("align/")})
+    rows.append(row)
+  writers.write_jsonl(os.path.join(workdir, "results.jsonl"), rows)
+  ckpt.close()
+  print(results_table(rows, config), flush=True)
+  return rows
+
+
+def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict) -> str:
+  """A readable summary: per replica and domain, the test metrics; per GCA cell, |cos| and alpha."""
+  n = config.eval.num_negatives
+  lines = [f"\nTest results at each replica's best validation epoch ({config.train.select_metric})",
+           f"protocol: sampled = target vs {n} negatives from its domain; full = whole domain catalog"]
+  head = f"{'rep':>3} {'seed':>5} {'lr':>8} {'best':>4} {'proto':>7} {'dom':>3} " + " ".join(
+      f"{m:>8}" for m in ("NDCG@1", "NDCG@10", "HR@10", "MRR", "AUC"))
+  lines.append(head)
+  for row in rows:
+    for proto in ("sampled", "full"):
+      for dom in ("A", "B", "all"):
+        vals = [row.get(f"test/{proto}/{dom}/{m}", math.nan) for m in ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc")]
+        lines.append(f"{row['replica']:>3} {row['seed']:>5} {row['learning_rate']:>8.2g} "
+                     f"{row['best_epoch']:>4} {proto:>7} {dom:>3} " + " ".join(f"{v:>8.4f}" for v in vals))
+  cells = sorted({k.split("/")[1] for row in rows for k in row if k.startswith("align/")})
+  if cells:
+    lines.append("\nOrthogonal alignment at the best epoch (validation inputs): |mean cos(X,X')|, "
+                 "mean |cos(X,X')|, |mean cos(X,Y)|, gate alpha")
+    lines.append(f"{'rep':>3} {'cell':>8} {'|cos|':>8} {'mean|cos|':>9} {'|cosXY|':>8} {'alpha':>8}")
+    for row in rows:
+      for c in cells:
+        g = lambda s: row.get(f"align/{c}/{s}", math.nan)
+        lines.append(f"{row['replica']:>3} {c:>8} {g('abs_mean_cos'):>8.4f} {g('mean_abs_cos'):>9.4f} "
+                     f"{g('xy_abs_mean_cos'):>8.4f} {g('alpha'):>8.4f}")
+  else:
+    lines.append("\n(no GCA cells: gca.positions is empty, the plain baseline)")
+  lines.append(f"\nparams: {rows[0]['params/total']:,} total, {rows[0]['params/trainable']:,} trainable | "
+               f"{rows[0]['steps_per_s']:.1f} steps/s | wall {writers.format_duration(rows[0]['wall_time_s'])}")
+  return "\n".join(lines)

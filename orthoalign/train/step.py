@@ -1,0 +1,121 @@
+"""Pure, compiled steps: one train step, one epoch (lax.scan over steps) and one evaluation pass.
+
+All functions here act on ONE replica; the loop vmaps them over the replica axis and jits them on
+the device mesh. Nothing here talks to the host.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from orthoalign.metrics import alignment
+from orthoalign.metrics import ranking
+from orthoalign.models import task as task_lib
+from orthoalign.train import sharding
+from orthoalign.train import state as state_lib
+
+Array = jax.Array
+_SHUFFLE, _STEP = 0, 1      # independent random streams derived from a replica's base key
+
+
+def train_step(state: state_lib.TrainState, batch: dict[str, Array], rng: Array, *,
+               task: task_lib.Task, tx: optax.GradientTransformation,
+               frozen: Any) -> tuple[state_lib.TrainState, dict[str, Array]]:
+  """One optimisation step: (state, batch, rng) -> (new state, metrics)."""
+  grad_fn = jax.value_and_grad(task.loss_fn, has_aux=True)
+  (_, metrics), grads = grad_fn(state.params, frozen, batch, rng)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def steps_per_epoch(num_rows: int, batch_size: int) -> int:
+  return -(-num_rows // batch_size)
+
+
+def gather_batch(data: dict[str, Array], idx: Array) -> dict[str, Array]:
+  """Rows `idx` of the device-resident arrays; idx = -1 marks padding rows (row_valid False)."""
+  batch = {k: v[jnp.maximum(idx, 0)] for k, v in data.items()}
+  batch["row_valid"] = idx >= 0
+  return batch
+
+
+def train_epoch(state: state_lib.TrainState, data: dict[str, Array], frozen: Any, epoch: Array, *,
+                task: task_lib.Task, tx: optax.GradientTransformation, batch_size: int,
+                mesh: Mesh) -> tuple[state_lib.TrainState, dict[str, Array]]:
+  """A whole epoch on device: shuffle, gather batches, scan train_step. Returns mean metrics."""
+  n = next(iter(data.values())).shape[0]
+  steps = steps_per_epoch(n, batch_size)
+  shuffle_key = jax.random.fold_in(jax.random.fold_in(state.rng, _SHUFFLE), epoch)
+  perm = jax.random.permutation(shuffle_key, n)
+  idx = jnp.pad(perm, (0, steps * batch_size - n), constant_values=-1).reshape(steps, batch_size)
+
+  def body(state, idx_b):
+    batch = sharding.constrain_batch(gather_batch(data, idx_b), mesh)
+    rng = jax.random.fold_in(jax.random.fold_in(state.rng, _STEP), state.step)
+    state, metrics = train_step(state, batch, rng, task=task, tx=tx, frozen=frozen)
+    return state, metrics
+
+  state, metrics = jax.lax.scan(body, state, idx)
+  return state, jax.tree.map(jnp.mean, metrics)
+
+
+def _full_mask(batch: dict[str, Array], num_items_a: int, num_items: int) -> Array:
+  """Negatives of the full-ranking protocol: the target's domain minus history and the target."""
+  ids = jnp.arange(num_items + 1)[None, :]
+  is_b = batch["domain"][:, None] == 1
+  in_domain = jnp.where(is_b, ids > num_items_a, (ids >= 1) & (ids <= num_items_a))
+  hist = batch["hist"]
+  rows = jnp.arange(hist.shape[0])[:, None]
+  seen = jnp.zeros((hist.shape[0], num_items + 1), bool).at[rows, hist].set(True)
+  return in_domain & ~seen & (ids != batch["target"][:, None])
+
+
+def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib.Task,
+             mesh: Mesh) -> dict[str, Array]:
+  """Sums of ranking metrics and alignment statistics over all eval cases of one split.
+
+  Args:
+    params: one replica's params.
+    frozen: shared frozen variables.
+    data: eval arrays reshaped to [num_batches, eval_batch, ...] plus "weight" (0 for padding rows).
+    task: the model's Task.
+    mesh: device mesh (batches are split over it).
+
+  Returns:
+    Additive sums keyed "sampled/<dom>/<metric>", "full/<dom>/<metric>" (with "<dom>/count") and
+    "align/<cell>/<sum>"; the host divides them (ranking.finalize / alignment.finalize_alignment).
+  """
+  tables = task.tables_fn(params, frozen)
+  n_items = task.num_items_a + task.num_items_b
+
+  def batch_sums(batch: dict[str, Array]) -> dict[str, Array]:
+    batch = sharding.constrain_batch(batch, mesh)
+    out = task.eval_fn(params, frozen, tables, batch)
+    w = batch["weight"]
+    sums = {}
+    rank, n_neg = ranking.sampled_rank(out.sampled_scores)
+    per = ranking.metrics_from_rank(rank, n_neg)
+    sums.update({f"sampled/{k}": v for k, v in ranking.domain_sums(per, batch["domain"], w).items()})
+    mask = _full_mask(batch, task.num_items_a, n_items)
+    target_score = jnp.take_along_axis(out.full_scores, batch["target"][:, None], 1)[:, 0]
+    rank, n_neg = ranking.full_rank(target_score, out.full_scores, mask)
+    per = ranking.metrics_from_rank(rank, n_neg)
+    sums.update({f"full/{k}": v for k, v in ranking.domain_sums(per, batch["domain"], w).items()})
+    rows = (w > 0)[:, None]
+    for name, cell in out.cells.items():
+      stats = alignment.alignment_sums(cell["x"], cell["x_prime"], cell["y"], cell["x_mask"] & rows,
+                                       cell["y_mask"] & rows)
+      stats["alpha_sum"], stats["alpha_count"] = cell["alpha_sum"], cell["alpha_count"]
+      sums.update({f"align/{name}/{k}": v for k, v in stats.items()})
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), sums)
+
+  first = jax.tree.map(lambda x: x[0], data)
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(batch_sums, first))
+  sums, _ = jax.lax.scan(lambda c, b: (jax.tree.map(jnp.add, c, batch_sums(b)), None), zeros, data)
+  return sums

@@ -1,0 +1,30 @@
+"""Shared test setup: four fake CPU devices for the data-parallel tests."""
+
+import os
+import pathlib
+
+import jax
+import pytest
+
+# Must happen before any device is touched; single-device tests select devices[:1] themselves.
+jax.config.update("jax_num_cpu_devices", 4)
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def require_data(name: str) -> pathlib.Path:
+  """Returns ../shared/data/<name>; skips (or fails under ORTHOALIGN_REQUIRE_DATA=1) if absent."""
+  path = SHARED_DATA / name
+  if not path.is_dir():
+    msg = f"real data {path} is absent (CI provides ../shared/data beside the checkout)"
+    if os.environ.get("ORTHOALIGN_REQUIRE_DATA") == "1":
+      pytest.fail(msg + "; ORTHOALIGN_REQUIRE_DATA=1 forbids skipping")
+    pytest.skip(msg)
+  return path
+
+# Many tests compile the same programs (same shapes, fresh closures): a persistent compilation cache
+# turns those recompilations into cache hits. It lives under the system temp folder, per user.
+jax.config.update("jax_compilation_cache_dir",
+                  os.path.join(os.environ.get("TMPDIR", "/tmp"), "orthoalign-test-jax-cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

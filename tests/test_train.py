@@ -1,0 +1,126 @@
+"""End-to-end training: outputs, replicas vs standalone runs, data parallel, resume, divergence."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import tiny
+from orthoalign.train import loop
+from orthoalign.train import step as step_lib
+
+METRICS = ("valid/sampled/all/ndcg@10", "test/sampled/A/ndcg@10", "test/full/B/mrr",
+           "test/sampled/all/auc", "align/gca0_A/abs_mean_cos", "align/gca0_B/alpha")
+
+
+def run(workdir, **overrides):
+  cfg = tiny.get_config()
+  cfg.gca.positions = (0,)
+  cfg.train.num_devices = 1
+  for key, value in overrides.items():
+    node = cfg
+    *path, last = key.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return loop.train_and_evaluate(cfg, str(workdir))
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("base")
+  return workdir, run(workdir, **{"sweep.seeds": (0, 1), "train.max_epochs": 3})
+
+
+def test_outputs(baseline):
+  workdir, rows = baseline
+  assert len(rows) == 2
+  files = os.listdir(workdir)
+  assert {"config.json", "results.jsonl", "checkpoints", "tb"} <= set(files)
+  with open(workdir / "results.jsonl") as f:
+    disk = [json.loads(line) for line in f]
+  assert [r["seed"] for r in disk] == [0, 1]
+  for row in disk:
+    for key in METRICS:
+      assert key in row and row[key] is not None, key
+    assert 0.0 <= row["test/sampled/all/auc"] <= 1.0
+    assert row["params/total"] > row["params/trainable"] > 0
+    assert 1 <= row["best_epoch"] <= 3
+    assert row["config"]["gca.positions"] == [0]
+  assert os.listdir(workdir / "tb")
+  with open(workdir / "config.json") as f:
+    assert json.load(f)["model"]["name"] == "llm4cdsr"
+
+
+def test_replica_equals_standalone_run(baseline, tmp_path):
+  """Replica 1 (seed 1) of the R=2 run vs a standalone seed-1 run: same numbers up to float noise."""
+  _, rows = baseline
+  alone = run(tmp_path, **{"sweep.seeds": (1,), "train.max_epochs": 3})[0]
+  assert alone["best_epoch"] == rows[1]["best_epoch"]
+  for key in METRICS:
+    np.testing.assert_allclose(alone[key], rows[1][key], rtol=1e-4, atol=1e-4, err_msg=key)
+  assert rows[0]["test/sampled/all/ndcg@10"] != rows[1]["test/sampled/all/ndcg@10"]
+
+
+def test_hyperparameter_replicas_differ(tmp_path):
+  rows = run(tmp_path, **{"sweep.learning_rates": (1e-3, 1e-2), "sweep.gate_inits": (0.0, 2.0),
+                          "train.max_epochs": 1})
+  assert [(r["learning_rate"], r["gate_init"]) for r in rows] == [
+      (1e-3, 0.0), (1e-3, 2.0), (1e-2, 0.0), (1e-2, 2.0)]
+  alphas = [r["align/gca0_A/alpha"] for r in rows]
+  assert alphas[1] > alphas[0] + 0.2         # sigmoid(2) vs sigmoid(0), barely moved by 1 epoch
+
+
+def test_data_parallel_matches_single_device(tmp_path):
+  assert jax.device_count() >= 4
+  one = run(tmp_path / "one", **{"train.max_epochs": 2})[0]
+  four = run(tmp_path / "four", **{"train.max_epochs": 2, "train.num_devices": 4})[0]
+  assert four["num_devices"] == 4
+  for key in METRICS:
+    np.testing.assert_allclose(four[key], one[key], rtol=1e-4, atol=1e-4, err_msg=key)
+
+
+def test_resume_after_interruption_gives_identical_results(tmp_path, monkeypatch):
+  full = run(tmp_path / "full", **{"train.max_epochs": 4})[0]
+  real_epoch = step_lib.train_epoch
+  calls = {"n": 0}
+
+  class Killed(Exception):
+    pass
+
+  def dying_writer(self, step, scalars):
+    calls["n"] += 1
+    if calls["n"] == 2:                    # "killed" after epoch 2 was checkpointed
+      raise Killed()
+
+  monkeypatch.setattr(loop.writers.ScalarWriter, "write_scalars", dying_writer)
+  with pytest.raises(Killed):
+    run(tmp_path / "resumed", **{"train.max_epochs": 4})
+  monkeypatch.undo()
+  assert step_lib.train_epoch is real_epoch
+  resumed = run(tmp_path / "resumed", **{"train.max_epochs": 4})[0]
+  for key in METRICS + ("best_epoch",):
+    np.testing.assert_allclose(resumed[key], full[key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+def test_changed_config_is_refused_on_resume(tmp_path):
+  run(tmp_path, **{"train.max_epochs": 1})
+  with pytest.raises(loop.config_lib.ConfigError, match="model.hidden_size"):
+    run(tmp_path, **{"train.max_epochs": 1, "model.hidden_size": 8})
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+  real = step_lib.train_epoch
+
+  def poisoned(state, data, frozen, epoch, **kw):
+    state, metrics = real(state, data, frozen, epoch, **kw)
+    metrics["loss"] = jnp.where(epoch >= 3, jnp.nan, metrics["loss"])
+    return state, metrics
+
+  monkeypatch.setattr(step_lib, "train_epoch", poisoned)
+  with pytest.raises(loop.TrainingDiverged, match=r"epoch 3 .*last good checkpoint \(epoch 2\)"):
+    run(tmp_path, **{"train.max_epochs": 4})
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2"]
