@@ -1,16 +1,21 @@
-r"""LLM4CDSR (SIGIR 2025) with its original hyperparameters, on the embedded synthetic data.
+r"""LLM4CDSR (SIGIR 2025) + GCA_early, with its original hyperparameters, on the embedded synthetic data.
 
-Run (the README's main job; ~2-3 minutes on a 2-core CPU):
+Run (the README's main job; about 3 minutes on a 2-core CPU):
   python -m orthoalign.main --config=configs/llm4cdsr.py --workdir=/tmp/orthoalign/llm4cdsr
 
-With GCA early (GCA[0]) or stacked (GCA[0, 1, 2]):
-  python -m orthoalign.main --config=configs/llm4cdsr.py --workdir=/tmp/orthoalign/llm4cdsr_gca0 \
-      --config.gca.positions='(0,)'
+It trains LLM4CDSR with one GCA position right after the embeddings (GCA[0]: an A<-B and a B<-A
+cell) and prints test NDCG@1/10, HR@10, MRR, AUC per domain plus |cos(X, X')| and alpha per cell.
+The plain baseline, and GCA_stack (GCA[0] plus after each of the two blocks):
+  python -m orthoalign.main --config=configs/llm4cdsr.py --workdir=/tmp/orthoalign/llm4cdsr_base \
+      --config.gca.positions='()'
+  python -m orthoalign.main --config=configs/llm4cdsr.py --workdir=/tmp/orthoalign/llm4cdsr_stack \
+      --config.gca.positions='(0,1,2)'
+Five seeds as replicas of one compiled program: --config.sweep.seeds='(0,1,2,3,4)'.
 
 Original settings kept (reference/baselines.md §2.4): hidden 128, 2 blocks, 1 head, dropout 0.5,
 Adam lr 1e-3, batch 128, 100 sampled negatives, selection by overall validation NDCG@10, alpha = beta
 = 0.1 (Cloth-Sport), frozen text tables (global PCA <= 1024 d, local PCA 128 d). Changed for the
-embedded data: max_len 60 (synthetic sequences are <= 60 items; upstream 200), at most 30 epochs
+embedded data: max_len 40 (synthetic sequences average 20 items; upstream 200), at most 30 epochs
 with patience 5 (upstream 200 / 20) so the default finishes in minutes on a CPU.
 """
 
@@ -25,7 +30,7 @@ def get_config():
   m.num_blocks = 2
   m.num_heads = 1
   m.dropout = 0.5
-  m.max_len = 60
+  m.max_len = 40
   # Frozen text tables: mixed path via a joint PCA (<= global_dim) + adapter; domain paths via
   # per-domain PCA to hidden_size. Off = trainable ID embeddings ("w/o LLM").
   m.global_emb = True
@@ -49,4 +54,6 @@ def get_config():
   config.train.early_stop_patience = 5
   config.eval.num_negatives = 100
   config.sweep.seeds = (42,)
+  # GCA_early: one position right after the embedding + position layer.
+  config.gca.positions = (0,)
   return config

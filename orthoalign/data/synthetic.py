@@ -345,6 +345,8 @@ def generate(cfg: SyntheticConfig) -> CDSRDataset:
   factors = np.concatenate([doms[0].factors, doms[1].factors])
   text = factors @ proj + cfg.text_noise * text_rng.standard_normal(
       (factors.shape[0], cfg.text_dim))
+  # Unit rows, like the sentence-encoder outputs (ada-002, MiniLM) the baselines feed on.
+  text /= np.linalg.norm(text, axis=1, keepdims=True)
   text = np.concatenate([np.zeros((1, cfg.text_dim)), text]).astype(np.float32)
 
   return CDSRDataset(

@@ -128,16 +128,33 @@ def _param_counts(task: task_lib.Task, state: state_lib.TrainState) -> tuple[int
   return trainable + state_lib.count_params(task.frozen), trainable
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
-  """Trains the replicas a config describes and returns one results row per replica."""
-  t_run = time.time()
+@dataclasses.dataclass
+class Run:
+  """Everything a run needs on device: data, model task, replicas, mesh and compiled functions."""
+  ds: Any
+  task: task_lib.Task
+  reps: list[dict[str, Any]]
+  mesh: Any
+  repl: Any
+  steps: int
+  train_data: Any
+  eval_data: dict[str, Any]
+  frozen: Any
+  state: state_lib.TrainState
+  epoch_fn: Any
+  eval_fn: Any
+
+  def epoch_arg(self, epoch: int) -> jax.Array:
+    return jax.device_put(np.int32(epoch), self.repl)
+
+
+def setup(config: ml_collections.ConfigDict) -> Run:
+  """Builds data, model and R initialised replicas on the device mesh (shared by main and bench)."""
   config_lib.validate(config)
-  _prepare_workdir(config, workdir)
   ds = data_load.load(config.data)
   task = models.get_builder(config.model.name)(ds, config)
   reps = sweep.replicas(config)
   hp = sweep.stacked(reps)
-  num_r = len(reps)
   mesh = sharding.make_mesh(config.train.num_devices)
   repl = sharding.replicated(mesh)
   bs, ebs = config.train.batch_size, config.eval.batch_size
@@ -146,11 +163,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
       raise config_lib.ConfigError(f"config key {key}={value} must be divisible by the {mesh.size} devices")
   n_train = len(next(iter(task.train_data.values())))
   if n_train == 0:
-    raise ValueError("the dataset has no user with a training sequence of >= 2 items")
-  steps = step_lib.steps_per_epoch(n_train, bs)
-  print(f"orthoalign {orthoalign.__version__} | jax {jax.__version__} | {mesh.size} x "
-        f"{jax.devices()[0].platform} | model {task.name} | data {ds.name}: {ds.num_users} users, "
-        f"{ds.num_items_a}+{ds.num_items_b} items | R={num_r} replicas | {steps} steps/epoch", flush=True)
+    raise config_lib.ConfigError("the dataset has no user with a training sequence of >= 2 items")
 
   train_data = jax.device_put(task.train_data, repl)
   # One width for both splits' history so valid and test share one compiled eval program.
@@ -161,20 +174,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   tx = state_lib.make_optimizer()
   init = jax.jit(jax.vmap(functools.partial(state_lib.init_replica, task, tx)), out_shardings=repl)
   state = init(*[jax.device_put(hp[k], repl) for k in ("seed", "learning_rate", "weight_decay", "gate_init")])
-  copy = jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=repl)
-  best = copy(state.params)
-  total_params, trainable_params = _param_counts(task, state)
-
   epoch_fn = jax.jit(jax.vmap(functools.partial(step_lib.train_epoch, task=task, tx=tx, batch_size=bs,
                                                 mesh=mesh), in_axes=(0, None, None, None)),
                      donate_argnums=0)
   eval_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=task, mesh=mesh),
                              in_axes=(0, None, None)))
+  return Run(ds=ds, task=task, reps=reps, mesh=mesh, repl=repl,
+             steps=step_lib.steps_per_epoch(n_train, bs), train_data=train_data, eval_data=eval_data,
+             frozen=frozen, state=state, epoch_fn=epoch_fn, eval_fn=eval_fn)
 
-  @functools.partial(jax.jit, donate_argnums=0)
-  def keep_best(best, params, improved):
-    return jax.tree.map(lambda b, p: jnp.where(improved.reshape((-1,) + (1,) * (b.ndim - 1)), p, b),
-                        best, params)
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _keep_best(best: Any, params: Any, improved: jax.Array) -> Any:
+  """Per replica: best <- params where the replica improved."""
+  return jax.tree.map(lambda b, p: jnp.where(improved.reshape((-1,) + (1,) * (b.ndim - 1)), p, b),
+                      best, params)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
+  """Trains the replicas a config describes and returns one results row per replica."""
+  t_run = time.time()
+  config_lib.validate(config)
+  _prepare_workdir(config, workdir)
+  run = setup(config)
+  ds, task, reps, mesh, repl, steps = run.ds, run.task, run.reps, run.mesh, run.repl, run.steps
+  train_data, eval_data, frozen, state = run.train_data, run.eval_data, run.frozen, run.state
+  epoch_fn, eval_fn, epoch_arg = run.epoch_fn, run.eval_fn, run.epoch_arg
+  num_r = len(reps)
+  print(f"orthoalign {orthoalign.__version__} | jax {jax.__version__} | {mesh.size} x "
+        f"{jax.devices()[0].platform} | model {task.name} | data {ds.name}: {ds.num_users} users, "
+        f"{ds.num_items_a}+{ds.num_items_b} items | R={num_r} replicas | {steps} steps/epoch", flush=True)
+  best = jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=repl)(state.params)
+  total_params, trainable_params = _param_counts(task, state)
+  keep_best = _keep_best
 
   ckpt = checkpoint_lib.Checkpointer(workdir)
   tracker = Tracker.new(num_r)
@@ -187,7 +219,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     print(f"Resumed from {workdir}/checkpoints at epoch {latest}", flush=True)
 
   t0 = time.time()
-  epoch_arg = lambda e: jax.device_put(np.int32(e), repl)
   compiled = epoch_fn.lower(state, train_data, frozen, epoch_arg(start)).compile()
   compile_s = time.time() - t0
   writer = writers.ScalarWriter(os.path.join(workdir, "tb"))

@@ -1,0 +1,116 @@
+r"""Training-speed benchmark: compile time, steps/s, sequences/s, epoch time, peak memory, per R.
+
+  python -m orthoalign.bench --config=configs/llm4cdsr.py --replicas=1,8 --epochs=3 \
+      --out=/tmp/orthoalign/bench.json
+
+For each replica count R the same config is set up with sweep.seeds = (0, ..., R-1), one epoch
+program is compiled (timed), then `--epochs` epochs are timed after one warm-up epoch, and one
+validation pass is timed. sequences/s counts training sequences over all replicas.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import numpy as np
+from ml_collections import config_flags
+
+import orthoalign
+from orthoalign import config_lib
+from orthoalign.train import loop
+from orthoalign.train import writers
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
+_REPLICAS = flags.DEFINE_list("replicas", ["1", "8"], "Replica counts R to measure.")
+_EPOCHS = flags.DEFINE_integer("epochs", 3, "Timed epochs per R (after one warm-up epoch).")
+_OUT = flags.DEFINE_string("out", None, "Write the results as JSON here (atomically).")
+flags.mark_flags_as_required(["config"])
+
+
+def _peak_memory() -> dict[str, Any]:
+  stats = jax.devices()[0].memory_stats() or {}
+  out = {"host_max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+  if "peak_bytes_in_use" in stats:
+    out["device_peak_mib"] = stats["peak_bytes_in_use"] / 2**20
+  return out
+
+
+def measure(config, replicas: int, epochs: int) -> dict[str, Any]:
+  """Times one replica count; returns a JSON-able dict."""
+  config = config.copy_and_resolve_references()
+  config.unlock()
+  config.sweep.update(seeds=tuple(range(replicas)), learning_rates=(), weight_decays=(), gate_inits=())
+  run = loop.setup(config)
+  state = run.state
+  t0 = time.perf_counter()
+  compiled = run.epoch_fn.lower(state, run.train_data, run.frozen, run.epoch_arg(1)).compile()
+  compile_s = time.perf_counter() - t0
+  state, m = compiled(state, run.train_data, run.frozen, run.epoch_arg(1))     # warm-up
+  jax.block_until_ready(m)
+  times = []
+  for e in range(epochs):
+    t0 = time.perf_counter()
+    state, m = compiled(state, run.train_data, run.frozen, run.epoch_arg(e + 2))
+    jax.block_until_ready(m)
+    times.append(time.perf_counter() - t0)
+  sums = run.eval_fn(state.params, run.frozen, run.eval_data["valid"])      # compile + run
+  jax.block_until_ready(sums)
+  t0 = time.perf_counter()
+  jax.block_until_ready(run.eval_fn(state.params, run.frozen, run.eval_data["valid"]))
+  eval_s = time.perf_counter() - t0
+  n_train = len(next(iter(run.task.train_data.values())))
+  epoch_s = float(np.median(times))
+  return {"replicas": replicas, "compile_s": compile_s, "epoch_s": epoch_s,
+          "epoch_s_per_replica": epoch_s / replicas, "steps_per_epoch": run.steps,
+          "steps_per_s": run.steps / epoch_s, "sequences_per_s": n_train * replicas / epoch_s,
+          "valid_eval_s": eval_s, "train_sequences": n_train, **_peak_memory()}
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  config = _CONFIG.value
+  device = jax.devices()[0]
+  header = {"orthoalign": orthoalign.__version__, "jax": jax.__version__,
+            "backend": jax.default_backend(), "device": getattr(device, "device_kind", str(device)),
+            "num_devices": config.train.num_devices or jax.device_count(),
+            "model": config.model.name, "date": time.strftime("%Y-%m-%d"),
+            "command": " ".join(["python -m orthoalign.bench"] + sys.argv[1:])}
+  print(json.dumps(header), flush=True)
+  results = []
+  for r in (int(x) for x in _REPLICAS.value):
+    row = measure(config, r, _EPOCHS.value)
+    results.append(row)
+    print(f"R={r:>3}  compile {row['compile_s']:.1f}s  epoch {row['epoch_s']:.3f}s "
+          f"({row['epoch_s_per_replica']:.3f}s per replica)  {row['steps_per_s']:.1f} steps/s  "
+          f"{row['sequences_per_s']:.0f} seq/s  valid eval {row['valid_eval_s']:.2f}s", flush=True)
+  if len(results) >= 2:
+    a, b = results[0], results[-1]
+    print(f"per-replica speed-up R={b['replicas']} vs R={a['replicas']}: "
+          f"{a['epoch_s_per_replica'] / b['epoch_s_per_replica']:.2f}x", flush=True)
+  out = {**header, "results": results}
+  print(json.dumps(out), flush=True)
+  if _OUT.value:
+    writers.write_json(_OUT.value, out)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  try:
+    config_lib.check_overrides(argv)
+  except config_lib.ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  return flags.FLAGS(argv)
+
+
+if __name__ == "__main__":
+  jax.config.config_with_absl()
+  app.run(main, flags_parser=_parse_flags)
