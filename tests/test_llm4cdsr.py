@@ -18,6 +18,7 @@ def small_config(**model):
                             max_length=30, text_dim=48, seed=3)
   cfg.model.update(hidden_size=16, max_len=12, global_dim=32, **model)
   cfg.eval.num_negatives = 20
+  cfg.gca.positions = ()           # the plain baseline unless a test adds cells
   return cfg
 
 
