@@ -129,3 +129,15 @@ def check_overrides(argv: list[str]) -> None:
     except ValueError:
       raise ConfigError(f"config key {key}={raw!r}: expected a value of type {expected.__name__} "
                         f"(default {node!r})") from None
+
+
+def parse_flags_checked(argv: list[str]) -> list[str]:
+  """absl `flags_parser` for entry points: check --config.* overrides, then parse as usual."""
+  import sys
+  from absl import flags
+  try:
+    check_overrides(argv)
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  return flags.FLAGS(argv)

@@ -36,15 +36,7 @@ def main(argv: list[str]) -> None:
     sys.exit(1)
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-  try:
-    config_lib.check_overrides(argv)
-  except config_lib.ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  return flags.FLAGS(argv)
-
 
 if __name__ == "__main__":
   jax.config.config_with_absl()
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=config_lib.parse_flags_checked)
