@@ -185,3 +185,17 @@ def test_parameter_counts():
   _, task2 = build(cfg)
   extra = state_lib.count_params(task2.init_params(jax.random.key(0))) - state_lib.count_params(params)
   assert extra == 2 * (4 * (d * d + d) + 1)
+
+
+def test_id_embedding_mode_without_text():
+  """No text tables: trainable ID embeddings on every stream, no adapter, no user guidance."""
+  cfg = small_config(global_emb=False, local_emb=False)
+  ds, task = build(cfg)
+  assert task.frozen == {}
+  params = task.init_params(jax.random.key(0))
+  n = ds.num_items_a + ds.num_items_b
+  assert params["item_emb"].shape == (n + 1, 16)
+  assert params["item_emb_a"].shape == (ds.num_items_a + 1, 16)
+  assert not any(k.startswith("adapter") for k in params)
+  loss, metrics = task.loss_fn(params, task.frozen, _batch(task, np.arange(8)), jax.random.key(0))
+  assert np.isfinite(float(loss)) and "reg_loss" in metrics

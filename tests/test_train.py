@@ -12,7 +12,7 @@ from configs import tiny
 from orthoalign.train import loop
 from orthoalign.train import step as step_lib
 
-METRICS = ("valid/sampled/all/ndcg@10", "test/sampled/A/ndcg@10", "test/full/B/mrr",
+METRICS = ("train/loss", "train/rec_loss", "valid/sampled/all/ndcg@10", "test/sampled/A/ndcg@10", "test/full/B/mrr",
            "test/sampled/all/auc", "align/gca0_A/abs_mean_cos", "align/gca0_B/alpha")
 
 

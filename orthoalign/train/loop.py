@@ -50,6 +50,7 @@ class Tracker:
   stopped: list[bool]
   best_metrics: list[dict[str, float]]
   last_epoch: int = 0
+  last_train: list[dict[str, float]] = dataclasses.field(default_factory=list)
   train_time_s: float = 0.0
   train_steps: int = 0
 
@@ -224,7 +225,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   writer = writers.ScalarWriter(os.path.join(workdir, "tb"))
   key, patience = config.train.select_metric, config.train.early_stop_patience
   max_epochs, every = config.train.max_epochs, config.train.eval_every
-  epoch = start - 1
   try:
     for epoch in range(start, max_epochs + 1):
       if all(tracker.stopped):
@@ -244,6 +244,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
             f"({[reps[r] for r in bad]}); the last good checkpoint (epoch {last}) is kept in "
             f"{workdir}/checkpoints. Lower the learning rate or check the data.")
       scalars = {f"train/{k}/r{r}": float(v[r]) for k, v in metrics.items() for r in range(num_r)}
+      tracker.last_train = [{f"train/{k}": float(v[r]) for k, v in metrics.items()} for r in range(num_r)]
       scalars.update({f"perf/steps_per_s/r{r}": steps / dt for r in range(num_r)})
       line = f"epoch {epoch}/{max_epochs}  loss {losses.mean():.4f}"
       if epoch % every == 0 or epoch == max_epochs:
@@ -275,11 +276,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
         "run": os.path.basename(os.path.abspath(workdir)), "replica": r, "model": task.name,
         "dataset": ds.name, **reps[r], "gca_positions": list(config.gca.positions),
         "params/total": total_params, "params/trainable": trainable_params,
-        "best_epoch": tracker.best_epoch[r], "epochs_trained": max(epoch, tracker.last_epoch),
+        "best_epoch": tracker.best_epoch[r], "epochs_trained": tracker.last_epoch,
         "compile_s": compile_s, "wall_time_s": time.time() - t_run,
         "train_time_s": tracker.train_time_s, "steps_per_s": steps_per_s,
         "backend": jax.default_backend(), "num_devices": mesh.size, "num_replicas": num_r,
         "orthoalign_version": orthoalign.__version__, "config": flat_config}
+    row.update(tracker.last_train[r] if tracker.last_train else {})
     row.update(tracker.best_metrics[r])
     row.update({k: v for k, v in _finalize(test_sums, r, "test").items() if not k.startswith("align/")})
     rows.append(row)

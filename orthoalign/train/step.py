@@ -6,7 +6,7 @@ the device mesh. Nothing here talks to the host.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
