@@ -282,3 +282,23 @@ class TestHistoryMatrix:
     with pytest.raises(DataError, match='user 0: 4 distinct items but '
                        'max_len = 3'):
       history_matrix(toy(), max_len=3)
+
+
+def test_user_level_split():
+  """LLMCDSR-style data: held-out users are evaluated on their last item, never trained on."""
+  from orthoalign.data import dataset as dataset_lib
+  seqs = [np.array([1, 6, 2]), np.array([6, 7, 1, 8]), np.array([2, 9]), np.array([3, 7, 4])]
+  ds = dataset_lib.CDSRDataset.from_sequences(
+      "split", 5, 4, seqs, user_split=[dataset_lib.USER_TRAIN, dataset_lib.USER_VALID,
+                                       dataset_lib.USER_TEST, dataset_lib.USER_TEST])
+  np.testing.assert_array_equal(dataset_lib.train_lengths(ds), [3, 0, 0, 0])
+  valid = dataset_lib.eval_split(ds, "valid")
+  np.testing.assert_array_equal(valid.users, [1])
+  np.testing.assert_array_equal(valid.targets, [8])
+  np.testing.assert_array_equal(valid.input_len, [3])
+  test = dataset_lib.eval_split(ds, "test")
+  np.testing.assert_array_equal(test.users, [2, 3])
+  np.testing.assert_array_equal(test.targets, [9, 4])
+  np.testing.assert_array_equal(test.target_domain, [1, 0])
+  with pytest.raises(DataError, match="user_split"):
+    dataset_lib.CDSRDataset.from_sequences("bad", 5, 4, seqs, user_split=[0, 1, 2, 7])

@@ -22,6 +22,8 @@ from orthoalign.data.errors import DataError
 # and a test target; they are dropped from both training and evaluation.
 MIN_EVAL_LENGTH = 3
 SPLITS = ('valid', 'test')
+# Codes of CDSRDataset.user_split (user-level splits, e.g. LLMCDSR's files).
+USER_TRAIN, USER_VALID, USER_TEST = 0, 1, 2
 PAD_DOMAIN = -1  # `to_local` domain of the padding id 0.
 
 _INT32 = np.iinfo(np.int32)
@@ -67,6 +69,14 @@ class CDSRDataset:
     item_text_emb: optional float32 [nA+nB+1, D] indexed by global id; row 0
       (padding) is all zeros.
     user_ids: optional [U] original user names/ids, any dtype.
+    user_split: optional int8 [U] for datasets split by USER rather than by
+      leave-one-out (LLMCDSR's files): USER_TRAIN users train on their whole
+      sequence and are not evaluated; USER_VALID / USER_TEST users are held
+      out and evaluated on their last item. None = leave-one-out for everyone.
+    item_keys: optional str [nA+nB+1] original item ids (e.g. ASINs) by global
+      id; row 0 = ''.
+    item_titles: optional str [nA+nB+1] item titles by global id; '' = no
+      title (row 0 = '').
 
   Arrays are converted to the dtypes above and made read-only on construction;
   `validate()` runs in `__post_init__`, so an instance is always consistent.
@@ -81,6 +91,9 @@ class CDSRDataset:
   timestamps: np.ndarray | None = None
   item_text_emb: np.ndarray | None = None
   user_ids: np.ndarray | None = None
+  user_split: np.ndarray | None = None
+  item_keys: np.ndarray | None = None
+  item_titles: np.ndarray | None = None
 
   def __post_init__(self):
     set_ = lambda field, value: object.__setattr__(self, field, value)
@@ -99,6 +112,8 @@ class CDSRDataset:
       set_('domains', _int_array(self.domains, 'domains', np.int8))
       if self.timestamps is not None:
         set_('timestamps', _int_array(self.timestamps, 'timestamps', np.int64))
+      if self.user_split is not None:
+        set_('user_split', _int_array(self.user_split, 'user_split', np.int8))
     except DataError as e:
       raise self._error(e.detail, e.key) from None
     if self.item_text_emb is not None:
@@ -110,6 +125,14 @@ class CDSRDataset:
       emb = emb.astype(np.float32, copy=False).view()
       emb.flags.writeable = False
       set_('item_text_emb', emb)
+    for field in ('item_keys', 'item_titles'):
+      value = getattr(self, field)
+      if value is not None:
+        # Fixed-width unicode, not object arrays: they round-trip through .npz
+        # without pickle.
+        arr = np.asarray(value, dtype=str).view()
+        arr.flags.writeable = False
+        set_(field, arr)
     if self.user_ids is not None:
       ids = np.asarray(self.user_ids).view()
       ids.flags.writeable = False
@@ -212,6 +235,26 @@ class CDSRDataset:
           f'shape {self.user_ids.shape}; expected [{self.num_users}] '
           '(one per user)', 'user_ids')
 
+    for field in ('item_keys', 'item_titles'):
+      value = getattr(self, field)
+      if value is not None and (value.ndim != 1 or value.shape[0] != n + 1):
+        raise self._error(
+            f'shape {value.shape}; expected [nA+nB+1] = [{n + 1}] (row 0 = '
+            'padding)', field)
+
+    if self.user_split is not None:
+      if self.user_split.shape[0] != self.num_users:
+        raise self._error(
+            f'shape {self.user_split.shape}; expected [{self.num_users}]',
+            'user_split')
+      bad = ~np.isin(self.user_split, (USER_TRAIN, USER_VALID, USER_TEST))
+      if np.any(bad):
+        u = int(np.argmax(bad))
+        raise self._error(
+            f'value {self.user_split[u]} for user {u}; expected '
+            f'{USER_TRAIN} (train), {USER_VALID} (valid) or {USER_TEST} (test)',
+            'user_split')
+
   @property
   def num_users(self) -> int:
     return self.offsets.shape[0] - 1
@@ -304,6 +347,9 @@ class CDSRDataset:
       timestamps: list[np.ndarray] | None = None,
       item_text_emb: np.ndarray | None = None,
       user_ids: Any = None,
+      user_split: Any = None,
+      item_keys: Any = None,
+      item_titles: Any = None,
   ) -> 'CDSRDataset':
     """Builds a dataset from per-user global-id sequences.
 
@@ -315,6 +361,9 @@ class CDSRDataset:
       timestamps: optional, one int array per user, same lengths.
       item_text_emb: optional float [nA+nB+1, D].
       user_ids: optional [U] original user ids.
+      user_split: optional [U] USER_TRAIN / USER_VALID / USER_TEST codes.
+      item_keys: optional [nA+nB+1] original item ids by global id.
+      item_titles: optional [nA+nB+1] titles by global id ('' = none).
 
     Returns:
       A validated `CDSRDataset`; `domains` is derived from the id ranges.
@@ -354,6 +403,9 @@ class CDSRDataset:
         timestamps=ts,
         item_text_emb=item_text_emb,
         user_ids=None if user_ids is None else np.asarray(user_ids),
+        user_split=None if user_split is None else np.asarray(user_split),
+        item_keys=item_keys,
+        item_titles=item_titles,
     )
 
 
@@ -401,6 +453,15 @@ def eval_split(ds: CDSRDataset, split: str) -> EvalSplit:
   if split not in SPLITS:
     raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
   lengths = ds.lengths
+  if ds.user_split is not None:
+    # User-level split: held-out users are evaluated on their last item.
+    code = USER_VALID if split == 'valid' else USER_TEST
+    users = np.flatnonzero((ds.user_split == code) & (lengths >= 2)).astype(np.int64)
+    input_len = lengths[users] - 1
+    position = ds.offsets[users] + input_len
+    return EvalSplit(users=users, targets=ds.items[position],
+                     target_domain=ds.domains[position], input_len=input_len,
+                     name=split)
   users = np.flatnonzero(lengths >= MIN_EVAL_LENGTH).astype(np.int64)
   held_out = 1 if split == 'test' else 2  # Items at and after the target.
   input_len = lengths[users] - held_out
@@ -417,6 +478,9 @@ def eval_split(ds: CDSRDataset, split: str) -> EvalSplit:
 def train_lengths(ds: CDSRDataset) -> np.ndarray:
   """Training prefix length per user: len - 2, or 0 for users with < 3 items.
 
+  With a user-level split: the whole sequence of training users, 0 for
+  held-out users.
+
   Training on `sequence(u)[:train_lengths(ds)[u]]` never sees a valid or test
   target.
 
@@ -424,4 +488,6 @@ def train_lengths(ds: CDSRDataset) -> np.ndarray:
     int64 [U].
   """
   lengths = ds.lengths
+  if ds.user_split is not None:
+    return np.where(ds.user_split == USER_TRAIN, lengths, 0)
   return np.where(lengths >= MIN_EVAL_LENGTH, lengths - 2, 0)
