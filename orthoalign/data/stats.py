@@ -1,0 +1,165 @@
+"""Dataset statistics, as a library function and a CLI.
+
+  python -m orthoalign.data.stats --format=prepared --path=data/prepared/abxi-afk
+  python -m orthoalign.data.stats --format=synthetic --json
+
+Prints users (overlapped / A-only / B-only), items and interactions per domain, sequence-length
+percentiles, the domain-switch rate and the valid/test targets per domain. `LOADERS` maps each
+`--format` to a callable(path) -> CDSRDataset; add a reader there to make it available here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from orthoalign.data import synthetic
+from orthoalign.data.dataset import (
+  SPLITS,
+  USER_TEST,
+  USER_TRAIN,
+  USER_VALID,
+  CDSRDataset,
+  eval_split,
+)
+from orthoalign.data.errors import DataError
+
+PERCENTILES = (25, 50, 75, 95)
+
+
+def target_counts(ds: CDSRDataset) -> dict[str, dict[str, int]]:
+  """Evaluation targets per split and domain: {split: {'A': n, 'B': n, 'total': n}}."""
+  counts = {}
+  for split in SPLITS:
+    domain = eval_split(ds, split).target_domain
+    num_b = int(np.sum(domain == 1))
+    counts[split] = {'A': int(domain.shape[0]) - num_b, 'B': num_b, 'total': int(domain.shape[0])}
+  return counts
+
+
+def compute(ds: CDSRDataset) -> dict[str, Any]:
+  """Returns `ds.summary()` plus length percentiles, the split protocol and target counts.
+
+  Added keys: length (min, p25, p50, p75, p95, max, mean), split ('leave-one-out' or
+  'user-level'), split_users (user-level only: train/valid/test user counts), targets (see
+  `target_counts`). Values are plain Python numbers, ready for JSON.
+  """
+  out = ds.summary()
+  lengths = ds.lengths
+  if lengths.size:
+    length = {'min': int(lengths.min())}
+    for q, v in zip(PERCENTILES, np.percentile(lengths, PERCENTILES)):
+      length[f'p{q}'] = float(v)
+    length.update(max=int(lengths.max()), mean=float(lengths.mean()))
+  else:
+    length = {k: 0 for k in ('min', *(f'p{q}' for q in PERCENTILES), 'max', 'mean')}
+  out['length'] = length
+  if ds.user_split is None:
+    out['split'] = 'leave-one-out'
+  else:
+    out['split'] = 'user-level'
+    out['split_users'] = {name: int(np.sum(ds.user_split == code)) for name, code in
+                          (('train', USER_TRAIN), ('valid', USER_VALID), ('test', USER_TEST))}
+  out['targets'] = target_counts(ds)
+  return out
+
+
+def format_text(stats: dict[str, Any]) -> str:
+  """Renders `compute`'s dict as aligned human-readable lines."""
+  length = stats['length']
+  pct = ', '.join(f'p{q} {length[f"p{q}"]:g}' for q in PERCENTILES)
+  lines = [
+      ('dataset', f"{stats['name']}"),
+      ('users', (f"{stats['users']:,} (overlapped {stats['overlapped_users']:,}, "
+                 f"A-only {stats['a_only_users']:,}, B-only {stats['b_only_users']:,})")),
+      ('items', f"A {stats['items_a']:,}, B {stats['items_b']:,}"),
+      ('interactions', (f"{stats['interactions']:,} (A {stats['interactions_a']:,}, "
+                        f"B {stats['interactions_b']:,})")),
+      ('seq length', (f"min {length['min']}, {pct}, max {length['max']}, "
+                      f"mean {length['mean']:.2f}")),
+      ('domain switch', f"{stats['domain_switch_rate']:.3f} of adjacent same-user pairs"),
+  ]
+  split = stats['split']
+  if 'split_users' in stats:
+    split += ' (' + ', '.join(f'{k} {v:,}' for k, v in stats['split_users'].items()) + ' users)'
+  lines.append(('split', split))
+  for name, c in stats['targets'].items():
+    lines.append((f'{name} targets', f"A {c['A']:,}, B {c['B']:,} (total {c['total']:,})"))
+  width = max(len(k) for k, _ in lines) + 1
+  return '\n'.join(f'{k + ":":<{width}} {v}' for k, v in lines)
+
+
+def _load_prepared(path: str) -> CDSRDataset:
+  from orthoalign.data import store  # Lazy: store imports this module.
+  return store.load_dataset(path)[0]
+
+
+def _load_synthetic(path: str) -> CDSRDataset:
+  del path  # The embedded generator needs no files.
+  return synthetic.generate(synthetic.SyntheticConfig())
+
+
+def _optional_reader(module: str, function: str) -> Callable[[str], CDSRDataset] | None:
+  """A loader calling `orthoalign.data.readers.<module>.<function>(path)`, if that module exists."""
+  full = f'orthoalign.data.readers.{module}'
+  if importlib.util.find_spec(full) is None:
+    return None
+
+  def load(path: str) -> CDSRDataset:
+    return getattr(importlib.import_module(full), function)(path)
+  return load
+
+
+LOADERS: dict[str, Callable[[str], CDSRDataset]] = {
+    'prepared': _load_prepared,
+    'synthetic': _load_synthetic,
+}
+for _format, _module, _function in (('abxi', 'abxi', 'read_abxi'),
+                                    ('llmcdsr', 'llmcdsr', 'read_llmcdsr')):
+  _loader = _optional_reader(_module, _function)
+  if _loader is not None:
+    LOADERS[_format] = _loader
+# Path-less formats; every other one needs --path.
+_NO_PATH = ('synthetic',)
+
+
+class _Parser(argparse.ArgumentParser):
+  """Reports usage errors as `error: <message>` with exit status 1, like data errors."""
+
+  def error(self, message: str):
+    self.print_usage(sys.stderr)
+    print(f'error: {message}', file=sys.stderr)
+    sys.exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Runs the CLI; returns the exit status."""
+  parser = _Parser(prog='python -m orthoalign.data.stats', description=__doc__.split('\n')[0])
+  parser.add_argument('--format', required=True,
+                      help=f'input format, one of: {", ".join(sorted(LOADERS))}')
+  parser.add_argument('--path', default=None, help='input folder or file (unused by synthetic)')
+  parser.add_argument('--json', action='store_true', help='print one JSON object instead')
+  args = parser.parse_args(argv)
+  try:
+    loader = LOADERS.get(args.format)
+    if loader is None:
+      raise DataError(f'unknown format {args.format!r}; valid formats: {", ".join(sorted(LOADERS))}',
+                      key='--format')
+    if args.path is None and args.format not in _NO_PATH:
+      raise DataError(f'--format={args.format} needs --path', key='--path')
+    stats = compute(loader(args.path))
+  except (DataError, OSError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  print(json.dumps(stats, indent=2) if args.json else format_text(stats))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,454 @@
+"""Prepared-dataset store: one folder per dataset, reloaded in milliseconds.
+
+Layout of a store folder:
+
+  dataset.npz                     every CDSRDataset array (np.savez, no pickle)
+  manifest.json                   what the npz holds and how it was made (see `save_dataset`)
+  candidates_<split>_n<N>_s<seed>.npy
+                                  frozen evaluation candidates (see `candidates`)
+
+Every file is written to a temp name in the same folder, fsynced and renamed, so a reader sees
+either the old or the new file, never a half-written one. The npz is renamed before the manifest,
+and the manifest records the npz size, so a manifest never vouches for an incomplete npz.
+
+`cached` wraps a reader: it returns the stored dataset while its recipe, params and source files
+are unchanged, and otherwise rebuilds and stores it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import hashlib
+import itertools
+import json
+import operator
+import os
+import sys
+import zipfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+import orthoalign
+from orthoalign.data import stats as stats_lib
+from orthoalign.data.candidates import sample_candidates
+from orthoalign.data.checks import check_no_leakage
+from orthoalign.data.dataset import SPLITS, CDSRDataset, eval_split
+from orthoalign.data.errors import DataError
+from orthoalign.fileio import atomic_write_binary, jsonable as _jsonable, write_json
+
+# Bump whenever the npz keys, dtypes or meaning change: older stores are then rebuilt by `cached`.
+FORMAT_VERSION = 1
+DATASET_FILE = 'dataset.npz'
+MANIFEST_FILE = 'manifest.json'
+_REQUIRED = ('offsets', 'items', 'domains')
+_OPTIONAL = ('timestamps', 'item_text_emb', 'user_ids', 'user_split', 'item_keys', 'item_titles')
+# Manifest keys that `save_dataset` computes; manifest_extra may not override them.
+_RESERVED = ('format_version', 'orthoalign_version', 'name', 'created', 'statistics', 'files',
+             'content_sha256')
+_CANDIDATES_GLOB = 'candidates_*.npy'
+# npz member suffixes of a packed string array (see `_pack_strings`).
+_UTF8, _OFFSETS, _WIDTH = '__utf8', '__offsets', '__width'
+_HASH_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+  """Hex sha256 of a file, streamed in 1 MiB chunks."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for chunk in iter(lambda: f.read(_HASH_CHUNK), b''):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def _now() -> str:
+  return datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')
+
+
+def source_info(path: str | os.PathLike[str], sha256: str | None = None) -> dict[str, Any]:
+  """{'path' (absolute), 'bytes', 'mtime', 'mtime_ns', 'sha256'} of a source file."""
+  path = os.path.abspath(path)
+  try:
+    st = os.stat(path)
+  except OSError as e:
+    raise DataError(f'cannot read source file: {e.strerror}', path=path) from None
+  return {'path': path, 'bytes': st.st_size, 'mtime': st.st_mtime, 'mtime_ns': st.st_mtime_ns,
+          'sha256': sha256 or sha256_file(path)}
+
+
+def _storable(ds: CDSRDataset) -> dict[str, np.ndarray]:
+  """The npz members: plain numeric arrays only (loadable without pickle); strings packed."""
+  arrays = {
+      'format_version': np.array(FORMAT_VERSION, np.int64),
+      'name': np.array(ds.name, dtype=str),
+      'num_items_a': np.array(ds.num_items_a, np.int64),
+      'num_items_b': np.array(ds.num_items_b, np.int64),
+  }
+  for field in _REQUIRED + _OPTIONAL:
+    value = getattr(ds, field)
+    if value is None:
+      continue
+    if value.dtype == object:
+      # user_ids may be any Python objects; strings are what survives without pickle.
+      value = np.asarray([str(v) for v in value.tolist()], dtype=str)
+    if value.dtype.kind not in 'biufUS':
+      raise DataError(f'dtype {value.dtype} cannot be stored without pickle; expected numbers or '
+                      'strings', key=f'dataset {ds.name!r}, {field}')
+    if value.dtype.kind == 'U' and value.ndim == 1:
+      arrays.update({field + k: v for k, v in _pack_strings(value).items()})
+    else:
+      arrays[field] = value
+  return arrays
+
+
+def _pack_strings(value: np.ndarray) -> dict[str, np.ndarray]:
+  """A unicode array as UTF-8 bytes + code-point offsets + its width.
+
+  Fixed-width unicode pads every string to the longest at 4 bytes a character: LLMCDSR's titles
+  take 125 MB that way and 3 MB as UTF-8.
+  """
+  strings = value.tolist()
+  offsets = np.zeros(len(strings) + 1, np.int64)
+  np.cumsum([len(s) for s in strings], out=offsets[1:])
+  blob = np.frombuffer(''.join(strings).encode('utf-8'), np.uint8)
+  return {_UTF8: blob, _OFFSETS: offsets, _WIDTH: np.array(value.dtype.itemsize // 4, np.int64)}
+
+
+def _unpack_strings(arrays: dict[str, np.ndarray], field: str) -> np.ndarray:
+  """Inverse of `_pack_strings`; raises UnicodeDecodeError / ValueError on corrupt members."""
+  text = arrays.pop(field + _UTF8).tobytes().decode('utf-8')
+  offsets = arrays.pop(field + _OFFSETS).tolist()
+  width = int(arrays.pop(field + _WIDTH))
+  if not offsets or offsets[0] != 0 or offsets[-1] != len(text):
+    raise ValueError(f'{field}{_OFFSETS} does not span the text')
+  return np.array([text[a:b] for a, b in itertools.pairwise(offsets)], dtype=f'U{max(width, 1)}')
+
+
+def _content_sha256(arrays: dict[str, np.ndarray]) -> str:
+  """A fingerprint of the stored arrays (names, dtypes, shapes, bytes); zip timestamps vary."""
+  digest = hashlib.sha256()
+  for key in sorted(arrays):
+    value = np.ascontiguousarray(arrays[key])
+    digest.update(f'{key}:{value.dtype.str}:{value.shape};'.encode())
+    digest.update(value.tobytes())
+  return digest.hexdigest()
+
+
+def _read_manifest(out_dir: str) -> dict[str, Any]:
+  path = os.path.join(out_dir, MANIFEST_FILE)
+  try:
+    with open(path, encoding='utf-8') as f:
+      manifest = json.load(f)
+  except FileNotFoundError:
+    raise DataError('missing; expected a store folder written by orthoalign.data.store.'
+                    'save_dataset', path=path) from None
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise DataError(f'unreadable manifest: {e}', path=path) from None
+  if not isinstance(manifest, dict):
+    raise DataError('expected a JSON object', path=path)
+  return manifest
+
+
+def save_dataset(
+    ds: CDSRDataset,
+    out_dir: str | os.PathLike[str],
+    *,
+    manifest_extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+  """Stores `ds` as `out_dir/dataset.npz` plus `out_dir/manifest.json`.
+
+  Manifest fields: format_version, orthoalign_version, name, created (UTC ISO 8601), statistics
+  (`stats.compute(ds)`: `ds.summary()`, length percentiles, valid/test targets per domain),
+  recipe, params, sources ([{path, bytes, mtime, mtime_ns, sha256}] of manifest_extra['sources']),
+  bad_lines, files ({'dataset.npz': {bytes}}), content_sha256 (fingerprint of the arrays), plus
+  every other manifest_extra key. Frozen candidate files are deleted when the content changes.
+
+  Args:
+    ds: the dataset.
+    out_dir: the store folder (created if needed).
+    manifest_extra: optional 'sources' (file paths, hashed here), 'recipe', 'params',
+      'bad_lines' and any other JSON-serialisable keys to record.
+
+  Returns:
+    The manifest as written.
+
+  Raises:
+    DataError: if an array cannot be stored without pickle, or a source cannot be read.
+    ValueError: if manifest_extra tries to override a computed key.
+  """
+  out_dir = os.fspath(out_dir)
+  extra = dict(manifest_extra or {})
+  clash = sorted(set(extra) & set(_RESERVED))
+  if clash:
+    raise ValueError(f'manifest_extra may not set {clash}; they are computed')
+  sources = extra.pop('sources', None) or []
+  if isinstance(sources, (str, os.PathLike)):
+    sources = [sources]
+  # Precomputed infos (dicts, from `cached`) are kept; paths are stat'ed and hashed.
+  sources = [s if isinstance(s, dict) else source_info(s) for s in sources]
+  arrays = _storable(ds)
+  content = _content_sha256(arrays)
+  statistics = stats_lib.compute(ds)  # Everything that can fail runs before the first write.
+  os.makedirs(out_dir, exist_ok=True)
+
+  npz_path = os.path.join(out_dir, DATASET_FILE)
+  old_content = None
+  try:
+    old_content = _read_manifest(out_dir).get('content_sha256')
+  except DataError:
+    pass
+  if old_content != content:
+    # Candidates were drawn against the old content; they go before the npz changes.
+    for path in glob.glob(os.path.join(glob.escape(out_dir), _CANDIDATES_GLOB)):
+      os.unlink(path)
+  atomic_write_binary(npz_path, lambda f: np.savez(f, **arrays))
+
+  manifest = {
+      'format_version': FORMAT_VERSION,
+      'orthoalign_version': orthoalign.__version__,
+      'name': ds.name,
+      'created': _now(),
+      'statistics': statistics,
+      'recipe': extra.pop('recipe', None),
+      'params': extra.pop('params', {}),
+      'sources': sources,
+      'bad_lines': extra.pop('bad_lines', None),
+      'files': {DATASET_FILE: {'bytes': os.path.getsize(npz_path)}},
+      'content_sha256': content,
+      **extra,
+  }
+  manifest = _jsonable(manifest)
+  write_json(os.path.join(out_dir, MANIFEST_FILE), manifest)
+  return manifest
+
+
+def load_dataset(out_dir: str | os.PathLike[str]) -> tuple[CDSRDataset, dict[str, Any]]:
+  """Loads a store folder written by `save_dataset` and runs the leak checks.
+
+  Args:
+    out_dir: the store folder.
+
+  Returns:
+    (dataset, manifest).
+
+  Raises:
+    DataError: naming the missing, corrupt or inconsistent file, or the leaking user.
+  """
+  out_dir = os.fspath(out_dir)
+  manifest = _read_manifest(out_dir)
+  manifest_path = os.path.join(out_dir, MANIFEST_FILE)
+  if manifest.get('format_version') != FORMAT_VERSION:
+    raise DataError(f'format_version {manifest.get("format_version")!r}; this orthoalign reads '
+                    f'{FORMAT_VERSION} (rebuild the store)', path=manifest_path)
+  npz_path = os.path.join(out_dir, DATASET_FILE)
+  try:
+    size = os.path.getsize(npz_path)
+  except OSError as e:
+    raise DataError(f'cannot read: {e.strerror}', path=npz_path) from None
+  expected = manifest.get('files', {}).get(DATASET_FILE, {}).get('bytes')
+  if expected is not None and size != expected:
+    raise DataError(f'{size} bytes but the manifest says {expected}; the store was modified or a '
+                    'save was interrupted (rebuild it)', path=npz_path)
+  try:
+    with np.load(npz_path, allow_pickle=False) as npz:
+      arrays = {key: npz[key] for key in npz.files}
+    for field in _OPTIONAL:
+      if field + _UTF8 in arrays:
+        arrays[field] = _unpack_strings(arrays, field)
+  except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    raise DataError(f'corrupt or unreadable npz: {e}', path=npz_path) from None
+  missing = [k for k in ('format_version', 'name', 'num_items_a', 'num_items_b', *_REQUIRED)
+             if k not in arrays]
+  if missing:
+    raise DataError(f'missing arrays {missing}', path=npz_path)
+  if int(arrays['format_version']) != FORMAT_VERSION:
+    raise DataError(f'format_version {int(arrays["format_version"])}; expected {FORMAT_VERSION}',
+                    path=npz_path)
+  try:
+    ds = CDSRDataset(
+        name=str(arrays['name']),
+        num_items_a=int(arrays['num_items_a']),
+        num_items_b=int(arrays['num_items_b']),
+        **{k: arrays[k] for k in _REQUIRED},
+        **{k: arrays.get(k) for k in _OPTIONAL},
+    )
+  except DataError as e:
+    raise DataError(e.detail, path=npz_path, key=e.key) from None
+  try:
+    check_no_leakage(ds)
+  except DataError as e:
+    raise DataError(e.detail, path=npz_path, key=e.key) from None
+  return ds, manifest
+
+
+def _params_diff(old: Any, new: Any) -> str | None:
+  """Describes the first difference between two JSON params dicts, or None if equal."""
+  if old == new:
+    return None
+  if isinstance(old, dict) and isinstance(new, dict):
+    for key in sorted(set(old) | set(new), key=str):
+      if old.get(key, '<unset>') != new.get(key, '<unset>'):
+        return (f'params[{key!r}] changed from {old.get(key, "<unset>")!r} to '
+                f'{new.get(key, "<unset>")!r}')
+  return f'params changed from {old!r} to {new!r}'
+
+
+def _stale_reason(manifest: dict[str, Any], sources: list[str], recipe: str,
+                  params: Any) -> tuple[str | None, list[dict[str, Any]], list[str]]:
+  """Why the store cannot be reused (None if it can), refreshed source infos, touched files."""
+  if manifest.get('format_version') != FORMAT_VERSION:
+    return (f'format_version {manifest.get("format_version")!r} != {FORMAT_VERSION}', [], [])
+  if manifest.get('recipe') != recipe:
+    return f'recipe changed from {manifest.get("recipe")!r} to {recipe!r}', [], []
+  diff = _params_diff(manifest.get('params'), params)
+  if diff:
+    return diff, [], []
+  stored = manifest.get('sources') or []
+  stored_paths = [s.get('path') for s in stored]
+  if stored_paths != sources:
+    return f'source files changed from {stored_paths} to {sources}', [], []
+  infos, touched = [], []
+  for old in stored:
+    path = old['path']
+    try:
+      st = os.stat(path)
+    except OSError:
+      return f'source {path} is missing', [], []
+    if st.st_size == old.get('bytes') and st.st_mtime_ns == old.get('mtime_ns'):
+      infos.append(old)
+      continue
+    # Size or mtime moved: only the content decides.
+    info = source_info(path)
+    if info['sha256'] != old.get('sha256'):
+      reason = (f'source {path} changed (sha256 {info["sha256"][:12]}.. != stored '
+                f'{str(old.get("sha256"))[:12]}..)')
+      return reason, [], []
+    infos.append(info)
+    touched.append(path)
+  return None, infos, touched
+
+
+def cached(
+    out_dir: str | os.PathLike[str],
+    *,
+    sources: Sequence[str | os.PathLike[str]],
+    recipe: str,
+    params: dict[str, Any],
+    build: Callable[[], CDSRDataset],
+    bad_lines_report: Any = None,
+) -> CDSRDataset:
+  """Returns the stored dataset if it is still valid, else builds, stores and returns it.
+
+  The store is reused when its manifest has this module's FORMAT_VERSION, the same recipe and
+  params, the same source paths, and each source has its recorded size and mtime. A source whose
+  size or mtime moved is re-hashed: same sha256 -> reused (the manifest's mtime is refreshed),
+  different -> rebuilt. Prints one line to stderr: 'loaded cached ...' or 'rebuilding ... because
+  <reason>'.
+
+  Args:
+    out_dir: the store folder.
+    sources: the files `build` reads.
+    recipe: names the reader / preprocessing (bump it, e.g. 'abxi-v2', when the reader changes).
+    params: JSON-serialisable options of the recipe.
+    build: makes the dataset from the sources.
+    bad_lines_report: recorded as the manifest's bad_lines: a dict, or an object with a
+      `report()` method (e.g. `BadLines`), read after `build` has run.
+
+  Returns:
+    The dataset.
+  """
+  out_dir = os.fspath(out_dir)
+  sources = [os.path.abspath(s) for s in sources]
+  params = json.loads(json.dumps(_jsonable(params)))  # Compare as the manifest will store them.
+  reason = None
+  try:
+    manifest = _read_manifest(out_dir)
+  except DataError:
+    manifest = None
+    reason = f'there is no readable {MANIFEST_FILE} in {out_dir}'
+  if manifest is not None:
+    reason, infos, touched = _stale_reason(manifest, sources, recipe, params)
+    if reason is None:
+      try:
+        ds, manifest = load_dataset(out_dir)
+      except DataError as e:
+        reason = f'the stored dataset is unusable ({e})'
+      else:
+        note = ''
+        if touched:
+          manifest['sources'] = infos
+          write_json(os.path.join(out_dir, MANIFEST_FILE), manifest)
+          note = f' ({len(touched)} source(s) touched, content unchanged)'
+        print(f'loaded cached dataset {ds.name!r} from {out_dir} (recipe {recipe}, '
+              f'{ds.num_users:,} users, {ds.num_interactions:,} interactions){note}',
+              file=sys.stderr)
+        return ds
+  print(f'rebuilding dataset in {out_dir} because {reason}', file=sys.stderr)
+  infos = [source_info(s) for s in sources]  # Before build: a source edited meanwhile re-triggers.
+  ds = build()
+  report = bad_lines_report.report() if hasattr(bad_lines_report, 'report') else bad_lines_report
+  save_dataset(ds, out_dir, manifest_extra={'sources': infos, 'recipe': recipe,
+                                            'params': params, 'bad_lines': report})
+  return ds
+
+
+def candidates_path(out_dir: str | os.PathLike[str], split: str, num_negatives: int,
+                    seed: int) -> str:
+  """`out_dir/candidates_<split>_n<N>_s<seed>.npy`."""
+  return os.path.join(os.fspath(out_dir), f'candidates_{split}_n{num_negatives}_s{seed}.npy')
+
+
+def candidates(
+    out_dir: str | os.PathLike[str],
+    ds: CDSRDataset,
+    split: str,
+    num_negatives: int,
+    seed: int,
+) -> np.ndarray:
+  """Frozen evaluation candidates, cached beside the dataset.
+
+  The first call computes `sample_candidates(ds, eval_split(ds, split), N, seed)` and stores it
+  atomically; later calls load the file and check it still fits `ds` (shape, targets, negatives in
+  the target's domain and outside the user's sequence). ABXI ranks against 999 negatives,
+  LLM4CDSR against 100.
+
+  Args:
+    out_dir: the store folder of `ds`.
+    ds: the dataset (normally `load_dataset(out_dir)[0]`).
+    split: 'valid' or 'test'.
+    num_negatives: N.
+    seed: the sampling seed.
+
+  Returns:
+    Read-only int32 [E, 1+N]; column 0 is the target.
+
+  Raises:
+    DataError: if a stored file is corrupt or no longer fits `ds` (delete it to resample).
+  """
+  if split not in SPLITS:
+    raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+  seed, num_negatives = operator.index(seed), operator.index(num_negatives)
+  if num_negatives < 0:
+    raise ValueError(f'num_negatives must be >= 0, got {num_negatives}')
+  path = candidates_path(out_dir, split, num_negatives, seed)
+  if os.path.exists(path):
+    try:
+      cands = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+      raise DataError(f'corrupt candidate file ({e}); delete it to resample', path=path) from None
+    if cands.dtype != np.int32 or cands.ndim != 2 or cands.shape[1] != 1 + num_negatives:
+      raise DataError(f'{cands.dtype} {cands.shape}; expected int32 [E, {1 + num_negatives}] '
+                      '(delete it to resample)', path=path)
+    try:
+      check_no_leakage(ds, {split: cands})
+    except DataError as e:
+      raise DataError(f'{e.detail}; the file does not fit this dataset (delete it to resample)',
+                      path=path, key=e.key) from None
+  else:
+    cands = sample_candidates(ds, eval_split(ds, split), num_negatives, seed)
+    check_no_leakage(ds, {split: cands})
+    atomic_write_binary(path, lambda f: np.save(f, cands, allow_pickle=False))
+  cands.flags.writeable = False
+  return cands

@@ -1,0 +1,62 @@
+"""Atomic file writes and JSON helpers (no JAX import: the data CLIs use them too)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from typing import Any, BinaryIO, Callable, Iterable, Mapping
+
+import numpy as np
+
+
+def atomic_write_binary(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
+  """Calls `write(f)` on a temp file beside `path`, fsyncs it and renames it to `path`.
+
+  A reader never sees a half-written file, and a crash leaves at most a `.tmp-*` file behind.
+  """
+  path = os.fspath(path)
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+  try:
+    with os.fdopen(fd, "wb") as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+  atomic_write_binary(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def jsonable(value: Any) -> Any:
+  """numpy scalars/arrays -> Python; NaN/inf -> None (JSON has neither)."""
+  if isinstance(value, (np.floating, float)):
+    v = float(value)
+    return None if math.isnan(v) or math.isinf(v) else v
+  if isinstance(value, np.integer):
+    return int(value)
+  if isinstance(value, np.bool_):
+    return bool(value)
+  if isinstance(value, np.ndarray):
+    return [jsonable(v) for v in value.tolist()]
+  if isinstance(value, (list, tuple)):
+    return [jsonable(v) for v in value]
+  if isinstance(value, Mapping):
+    return {str(k): jsonable(v) for k, v in value.items()}
+  return value
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+  atomic_write_text(path, json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> None:
+  atomic_write_text(path, "".join(json.dumps(jsonable(r), sort_keys=True) + "\n" for r in rows))
