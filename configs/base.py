@@ -14,10 +14,20 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
   config.data = ml_collections.ConfigDict()
-  # Dataset format; "synthetic" is the embedded generator (docs/data.md).
+  # Dataset format: "synthetic" (the embedded generator), "abxi", "llmcdsr", "handled", "prepared"
+  # (docs/data.md).
   config.data.format = "synthetic"
   # Folder of a real dataset (unused by the synthetic generator).
   config.data.path = ""
+  # Malformed input lines: "error" stops at the first one; "skip" skips and counts them.
+  config.data.on_bad_line = "error"
+  # Where file-based datasets are cached as .npz + manifest ("" = $ORTHOALIGN_CACHE or ~/.cache/orthoalign).
+  config.data.cache_dir = ""
+  # JSON files {item id: title} that add titles to items without one (matched by original item id).
+  config.data.titles = ()
+  # Item text embeddings from titles: "none", "tfidf" (light fallback) or "minilm" (the `text` extra).
+  config.data.text_emb = "none"
+  config.data.text_dim = 384
   # Parameters of the synthetic CDSR generator (orthoalign.data.synthetic.SyntheticConfig).
   config.data.synthetic = ml_collections.ConfigDict(dict(
       num_users=2000, num_items_a=400, num_items_b=400, mean_length=20.0, min_length=5,
@@ -63,7 +73,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   # Negatives per evaluation case (sampled protocol); full-catalog ranking is always computed too.
   config.eval.num_negatives = 100
-  # Seed of the frozen candidate sets (valid uses it, test uses it + 1).
+  # Seed of the frozen candidate sets (the split name is mixed in, so valid and test differ).
   config.eval.candidate_seed = 0
   config.eval.batch_size = 128
 

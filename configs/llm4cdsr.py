@@ -53,6 +53,8 @@ def get_config():
   config.train.max_epochs = 30
   config.train.early_stop_patience = 5
   config.eval.num_negatives = 100
+  # Real data without text embeddings (e.g. ABXI's files) falls back to ID embeddings; with titles
+  # (llmcdsr, or data.titles) set data.text_emb to "tfidf" or "minilm" for the frozen text tables.
   config.sweep.seeds = (42,)
   # GCA_early: one position right after the embedding + position layer.
   config.gca.positions = (0,)

@@ -8,9 +8,9 @@ from typing import Any, Mapping
 import ml_collections
 
 from orthoalign import models
+from orthoalign.data import load as data_load
 from orthoalign.models import gca as gca_lib
 
-DATA_FORMATS = ("synthetic",)
 METRIC_RE = re.compile(r"^valid/(sampled|full)/(A|B|all)/(ndcg@(1|5|10)|hr@(1|5|10)|mrr|auc)$")
 # Keys that may change between a run and its resumption (they do not change what was computed).
 RESUMABLE_CHANGES = ("train.max_epochs", "train.early_stop_patience")
@@ -28,7 +28,12 @@ def _choice(key: str, value: Any, choices: tuple[Any, ...]) -> None:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first invalid key (with the valid choices)."""
   _choice("model.name", config.model.name, models.names())
-  _choice("data.format", config.data.format, DATA_FORMATS)
+  _choice("data.format", config.data.format, data_load.FORMATS)
+  _choice("data.on_bad_line", config.data.on_bad_line, ("error", "skip"))
+  _choice("data.text_emb", config.data.text_emb, data_load.TEXT_METHODS)
+  if config.data.format != "synthetic" and not config.data.path:
+    raise ConfigError(f"config key data.path is empty; data.format={config.data.format!r} needs "
+                      "the folder of its files, e.g. --config.data.path=../shared/data/abxi-afk")
   _choice("gca.gate", config.gca.gate, gca_lib.GATES)
   _choice("gca.act", config.gca.act, gca_lib.ACTS)
   _choice("gca.layernorm", config.gca.layernorm, gca_lib.LAYERNORMS)

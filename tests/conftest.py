@@ -2,9 +2,13 @@
 
 import os
 import pathlib
+import tempfile
 
 import jax
 import pytest
+
+# Datasets read from files are cached; keep the tests' cache out of the user's ~/.cache.
+os.environ["ORTHOALIGN_CACHE"] = tempfile.mkdtemp(prefix="orthoalign-test-cache-")
 
 # Must happen before any device is touched; single-device tests select devices[:1] themselves.
 jax.config.update("jax_num_cpu_devices", 4)

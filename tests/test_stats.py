@@ -65,7 +65,7 @@ def test_cli_synthetic_ignores_path(capsys):
     (['--format=nope', '--path=x'], "error: --format: unknown format 'nope'; valid formats: "),
     (['--format=prepared'], 'error: --path: --format=prepared needs --path'),
     (['--format=prepared', '--path=/nonexistent/store'],
-     'error: /nonexistent/store/manifest.json: missing'),
+     "error: data.path: expected a folder of prepared files, got '/nonexistent/store'"),
 ])
 def test_cli_errors(argv, message, capsys):
   assert stats.main(argv) == 1
@@ -81,13 +81,11 @@ def test_cli_usage_error_exits_1(capsys):
 
 
 def test_loaders_registry():
-  assert {'prepared', 'synthetic'} <= set(stats.LOADERS)
+  assert {'prepared', 'synthetic', 'abxi', 'llmcdsr', 'handled'} <= set(stats.loaders())
 
 
 def test_cli_abxi_matches_readme(capsys):
   path = require_data('abxi-afk')
-  if 'abxi' not in stats.LOADERS:
-    pytest.skip('orthoalign.data.readers.abxi is not available')
   assert stats.main(['--format=abxi', f'--path={path}', '--json']) == 0
   s = json.loads(capsys.readouterr().out)
   assert (s['users'], s['items_a'], s['items_b'], s['interactions']) == (7144, 11837, 16258,

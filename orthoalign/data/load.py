@@ -1,15 +1,167 @@
-"""`data.format` -> a CDSRDataset."""
+"""`config.data` -> a CDSRDataset, through the dataset store's cache.
+
+Formats (`data.format`):
+  synthetic  the embedded generator (`data.synthetic.*`; no path)
+  abxi       ABXI's preprocessed files (folder with *_preprocessed.txt, map_item_50.txt, map_user_50.txt)
+  llmcdsr    LLMCDSR's files (folder with train_A/B/overlap, valid, test, num.txt, item_set_*, text_*)
+  handled    LLM4CDSR's handled pickle + id_map.json (folder holding one *.pkl and id_map.json)
+  prepared   a folder written by `python -m orthoalign.data.prepare` (or `store.save_dataset`)
+
+Every file-based format is read once and cached as .npz + manifest under
+`data.cache_dir/<format>-<folder name>-<hash of its path>/`; the cache is rebuilt when a source
+file, the bad-line policy, the title files or the text-embedding settings change. Frozen
+evaluation candidates are cached beside it (`candidates`).
+"""
 
 from __future__ import annotations
 
-import ml_collections
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import weakref
+from typing import Any, Callable
 
+import numpy as np
+
+from orthoalign.data import badlines
+from orthoalign.data import candidates as candidates_lib
 from orthoalign.data import dataset as dataset_lib
+from orthoalign.data import store
 from orthoalign.data import synthetic
+from orthoalign.data.errors import DataError
+
+CDSRDataset = dataset_lib.CDSRDataset
+TEXT_METHODS = ("none", "tfidf", "minilm")
+
+# Where each loaded dataset is cached, so its frozen candidates are cached beside it.
+_STORE_DIRS: "weakref.WeakKeyDictionary[CDSRDataset, str]" = weakref.WeakKeyDictionary()
 
 
-def load(data_cfg: ml_collections.ConfigDict) -> dataset_lib.CDSRDataset:
-  """Loads (or generates) the dataset a config names."""
-  if data_cfg.format == "synthetic":
+def _read_abxi(path: str, bad: badlines.BadLines) -> CDSRDataset:
+  from orthoalign.data.readers import abxi
+  return abxi.read_abxi(path, bad)
+
+
+def _read_llmcdsr(path: str, bad: badlines.BadLines) -> CDSRDataset:
+  from orthoalign.data.readers import llmcdsr
+  return llmcdsr.read_llmcdsr(path, bad)
+
+
+def _handled_files(path: str) -> tuple[str, str]:
+  pickles = sorted(glob.glob(os.path.join(path, "*.pkl")))
+  id_map = os.path.join(path, "id_map.json")
+  if len(pickles) != 1 or not os.path.isfile(id_map):
+    raise DataError(f"expected exactly one *.pkl and an id_map.json, found {len(pickles)} pickle(s)"
+                    f"{'' if os.path.isfile(id_map) else ' and no id_map.json'}", path=path)
+  return pickles[0], id_map
+
+
+def _read_handled(path: str, bad: badlines.BadLines) -> CDSRDataset:
+  from orthoalign.data.readers import handled
+  return handled.read_handled(*_handled_files(path), bad)
+
+
+def _read_prepared(path: str, bad: badlines.BadLines) -> CDSRDataset:
+  del bad
+  return store.load_dataset(path)[0]
+
+
+# format -> reader(path, bad) -> CDSRDataset
+READERS: dict[str, Callable[[str, badlines.BadLines], CDSRDataset]] = {
+    "abxi": _read_abxi, "llmcdsr": _read_llmcdsr, "handled": _read_handled, "prepared": _read_prepared,
+}
+FORMATS = ("synthetic",) + tuple(READERS)
+
+
+def _source_files(fmt: str, path: str) -> list[str]:
+  if fmt == "handled":
+    return list(_handled_files(path))
+  if fmt == "prepared":
+    return [os.path.join(path, store.MANIFEST_FILE), os.path.join(path, store.DATASET_FILE)]
+  return sorted(f for f in glob.glob(os.path.join(path, "*")) if os.path.isfile(f)
+                and not os.path.basename(f).startswith((".", "README")))
+
+
+def default_cache_dir() -> str:
+  return os.environ.get("ORTHOALIGN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                            "orthoalign")
+
+
+def attach_titles(ds: CDSRDataset, title_files: tuple[str, ...] | list[str]) -> CDSRDataset:
+  """Adds titles from JSON files {item key: title} to items that have none, matched by item_keys."""
+  if not title_files:
+    return ds
+  if ds.item_keys is None:
+    raise DataError("cannot attach titles: the dataset has no item keys (original item ids)",
+                    key="data.titles")
+  table: dict[str, str] = {}
+  for f in title_files:
+    try:
+      with open(f, encoding="utf-8") as fh:
+        data = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+      raise DataError(f"expected a JSON object {{item id: title}} ({e})", path=f) from None
+    if not isinstance(data, dict):
+      raise DataError("expected a JSON object {item id: title}", path=f)
+    table.update({str(k): str(v) for k, v in data.items() if v})
+  titles = ds.item_titles if ds.item_titles is not None else np.full(ds.num_items + 1, "", object)
+  merged = np.array([t if t else table.get(k, "") for k, t in zip(ds.item_keys, titles)], dtype=str)
+  merged[0] = ""
+  return dataclasses.replace(ds, item_titles=merged)
+
+
+def attach_text_emb(ds: CDSRDataset, method: str, dim: int) -> CDSRDataset:
+  """Computes item text embeddings from titles (`data.text_emb`); a no-op for "none" or no titles."""
+  if method == "none" or ds.item_titles is None:
+    return ds
+  from orthoalign.data import text_emb
+  return dataclasses.replace(ds, item_text_emb=text_emb.dataset_text_emb(ds, method=method, dim=dim))
+
+
+def load_path(fmt: str, path: str, *, on_bad_line: str = "error", cache_dir: str | None = None,
+              titles: tuple[str, ...] = (), text_emb: str = "none", text_dim: int = 384) -> CDSRDataset:
+  """Loads a file-based dataset through the cache (see the module docstring)."""
+  if fmt not in READERS:
+    raise DataError(f"expected one of {list(FORMATS)}, got {fmt!r}", key="data.format")
+  if text_emb not in TEXT_METHODS:
+    raise DataError(f"expected one of {list(TEXT_METHODS)}, got {text_emb!r}", key="data.text_emb")
+  if not path or not os.path.isdir(path):
+    raise DataError(f"expected a folder of {fmt} files, got {path!r}", key="data.path")
+  path = os.path.abspath(path)
+  digest = hashlib.sha1(path.encode()).hexdigest()[:10]
+  out_dir = os.path.join(cache_dir or default_cache_dir(), f"{fmt}-{os.path.basename(path)}-{digest}")
+  bad = badlines.BadLines(on_bad_line)
+  titles = tuple(os.path.abspath(t) for t in titles)
+
+  def build() -> CDSRDataset:
+    ds = READERS[fmt](path, bad)
+    bad.print_summary()
+    ds = attach_titles(ds, titles)
+    return attach_text_emb(ds, text_emb, text_dim)
+
+  ds = store.cached(out_dir, sources=_source_files(fmt, path) + list(titles), recipe=f"read:{fmt}",
+                    params={"on_bad_line": on_bad_line, "text_emb": text_emb, "text_dim": text_dim},
+                    build=build, bad_lines_report=bad)
+  _STORE_DIRS[ds] = out_dir
+  return ds
+
+
+def load(data_cfg: Any) -> CDSRDataset:
+  """Loads (or generates) the dataset `config.data` names."""
+  fmt = data_cfg.format
+  if fmt == "synthetic":
     return synthetic.generate(synthetic.from_config_dict(data_cfg.synthetic))
-  raise ValueError(f"data.format={data_cfg.format!r} is not supported yet; valid choices: ['synthetic']")
+  return load_path(fmt, data_cfg.path, on_bad_line=data_cfg.get("on_bad_line", "error"),
+                   cache_dir=data_cfg.get("cache_dir") or None, titles=tuple(data_cfg.get("titles", ())),
+                   text_emb=data_cfg.get("text_emb", "none"), text_dim=data_cfg.get("text_dim", 384))
+
+
+def candidates(ds: CDSRDataset, split: str, num_negatives: int, seed: int) -> np.ndarray:
+  """Frozen evaluation candidates [E, 1+N] (target first): cached beside the dataset when it has a
+  store folder, else sampled (deterministically) in memory."""
+  out_dir = _STORE_DIRS.get(ds)
+  if out_dir is not None:
+    return store.candidates(out_dir, ds, split, num_negatives, seed)
+  return candidates_lib.sample_candidates(ds, dataset_lib.eval_split(ds, split), num_negatives, seed)

@@ -4,14 +4,13 @@
   python -m orthoalign.data.stats --format=synthetic --json
 
 Prints users (overlapped / A-only / B-only), items and interactions per domain, sequence-length
-percentiles, the domain-switch rate and the valid/test targets per domain. `LOADERS` maps each
-`--format` to a callable(path) -> CDSRDataset; add a reader there to make it available here.
+percentiles, the domain-switch rate and the valid/test targets per domain. `loaders()` maps each
+`--format` of `orthoalign.data.load` to a callable(path) -> CDSRDataset.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -95,36 +94,17 @@ def format_text(stats: dict[str, Any]) -> str:
   return '\n'.join(f'{k + ":":<{width}} {v}' for k, v in lines)
 
 
-def _load_prepared(path: str) -> CDSRDataset:
-  from orthoalign.data import store  # Lazy: store imports this module.
-  return store.load_dataset(path)[0]
+def loaders() -> dict[str, Callable[[str], CDSRDataset]]:
+  """--format -> callable(path) -> CDSRDataset: every format of `orthoalign.data.load`."""
+  # Imported here: the store imports this module for its manifest statistics.
+  from orthoalign.data import load as data_load
 
+  def loader(fmt: str) -> Callable[[str], CDSRDataset]:
+    if fmt == 'synthetic':
+      return lambda path: synthetic.generate(synthetic.SyntheticConfig())
+    return lambda path: data_load.load_path(fmt, path)
 
-def _load_synthetic(path: str) -> CDSRDataset:
-  del path  # The embedded generator needs no files.
-  return synthetic.generate(synthetic.SyntheticConfig())
-
-
-def _optional_reader(module: str, function: str) -> Callable[[str], CDSRDataset] | None:
-  """A loader calling `orthoalign.data.readers.<module>.<function>(path)`, if that module exists."""
-  full = f'orthoalign.data.readers.{module}'
-  if importlib.util.find_spec(full) is None:
-    return None
-
-  def load(path: str) -> CDSRDataset:
-    return getattr(importlib.import_module(full), function)(path)
-  return load
-
-
-LOADERS: dict[str, Callable[[str], CDSRDataset]] = {
-    'prepared': _load_prepared,
-    'synthetic': _load_synthetic,
-}
-for _format, _module, _function in (('abxi', 'abxi', 'read_abxi'),
-                                    ('llmcdsr', 'llmcdsr', 'read_llmcdsr')):
-  _loader = _optional_reader(_module, _function)
-  if _loader is not None:
-    LOADERS[_format] = _loader
+  return {f: loader(f) for f in data_load.FORMATS}
 # Path-less formats; every other one needs --path.
 _NO_PATH = ('synthetic',)
 
@@ -141,15 +121,16 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status."""
   parser = _Parser(prog='python -m orthoalign.data.stats', description=__doc__.split('\n')[0])
+  formats = loaders()
   parser.add_argument('--format', required=True,
-                      help=f'input format, one of: {", ".join(sorted(LOADERS))}')
+                      help=f'input format, one of: {", ".join(sorted(formats))}')
   parser.add_argument('--path', default=None, help='input folder or file (unused by synthetic)')
   parser.add_argument('--json', action='store_true', help='print one JSON object instead')
   args = parser.parse_args(argv)
   try:
-    loader = LOADERS.get(args.format)
+    loader = formats.get(args.format)
     if loader is None:
-      raise DataError(f'unknown format {args.format!r}; valid formats: {", ".join(sorted(LOADERS))}',
+      raise DataError(f'unknown format {args.format!r}; valid formats: {", ".join(sorted(formats))}',
                       key='--format')
     if args.path is None and args.format not in _NO_PATH:
       raise DataError(f'--format={args.format} needs --path', key='--path')

@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from orthoalign.data import candidates as candidates_lib
 from orthoalign.data import dataset as dataset_lib
+from orthoalign.data import load as data_load
 from orthoalign.data import negatives
 from orthoalign.data import windows
 from orthoalign.models import gca as gca_lib
@@ -382,10 +382,11 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   for split_name in ("valid", "test"):
     split = dataset_lib.eval_split(ds, split_name)
     arrays = windows.eval_windows(ds, split, m.max_len)
-    seed = config.eval.candidate_seed + (0 if split_name == "valid" else 1)
-    cand = candidates_lib.sample_candidates(ds, split, config.eval.num_negatives, seed)
+    seed = config.eval.candidate_seed
+    cand = data_load.candidates(ds, split_name, config.eval.num_negatives, seed)
     if hp.independent_negatives:
-      cand_dom = candidates_lib.sample_candidates(ds, split, config.eval.num_negatives, seed + 1000)
+      # The original draws the domain stream's candidates independently; freeze a second set.
+      cand_dom = data_load.candidates(ds, split_name, config.eval.num_negatives, seed + 1000)
     else:
       cand_dom = cand
     arrays["cand"] = cand.astype(np.int32)

@@ -1,0 +1,94 @@
+"""config.data -> CDSRDataset: every format through the cache, titles, candidates with the dataset."""
+
+import os
+import time
+
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import base
+from conftest import require_data
+from orthoalign import config_lib
+from orthoalign.data import load as data_load
+from orthoalign.data import store
+from orthoalign.data import synthetic
+from orthoalign.data.errors import DataError
+
+
+def data_config(fmt, path, **kw):
+  cfg = base.get_config().data
+  cfg.format = fmt
+  cfg.path = str(path)
+  cfg.update(kw)
+  return cfg
+
+
+def test_abxi_through_cache_reloads_fast(tmp_path):
+  path = require_data("abxi-afk")
+  cfg = data_config("abxi", path, cache_dir=str(tmp_path))
+  ds = data_load.load(cfg)
+  assert (ds.num_users, ds.num_items_a, ds.num_items_b, len(ds.items)) == (7144, 11837, 16258, 173548)
+  t0 = time.perf_counter()
+  again = data_load.load(cfg)
+  assert time.perf_counter() - t0 < 1.0
+  np.testing.assert_array_equal(again.items, ds.items)
+  folders = os.listdir(tmp_path)
+  assert len(folders) == 1 and folders[0].startswith("abxi-abxi-afk-")
+  # Frozen candidates live with the dataset: 999 as ABXI, and the same on a second call.
+  c1 = data_load.candidates(again, "test", 999, 0)
+  assert c1.shape == (7144, 1000)
+  assert os.path.exists(store.candidates_path(tmp_path / folders[0], "test", 999, 0))
+  np.testing.assert_array_equal(data_load.candidates(again, "test", 999, 0), c1)
+
+
+def test_cache_rebuilds_when_settings_change(tmp_path, capsys):
+  path = require_data("abxi-afk")
+  data_load.load(data_config("abxi", path, cache_dir=str(tmp_path)))
+  capsys.readouterr()
+  data_load.load(data_config("abxi", path, cache_dir=str(tmp_path), on_bad_line="skip"))
+  assert "rebuilding" in capsys.readouterr().err
+
+
+def test_llmcdsr_titles_and_tfidf_text_embeddings(tmp_path):
+  path = require_data("llmcdsr-food-kitchen")
+  ds = data_load.load(data_config("llmcdsr", path, cache_dir=str(tmp_path), text_emb="tfidf",
+                                  text_dim=64))
+  assert ds.user_split is not None and ds.item_titles is not None
+  assert ds.item_text_emb.shape == (ds.num_items + 1, 64)
+  has_title = ds.item_titles != ""
+  norms = np.linalg.norm(ds.item_text_emb, axis=1)
+  assert np.all(norms[~has_title] == 0)
+  unit = np.abs(norms - 1.0) < 1e-4
+  # A title whose every term is too rare for the TF-IDF vocabulary also gets a zero row.
+  assert np.all(unit[has_title] | (norms[has_title] == 0)) and unit[has_title].mean() > 0.99
+
+
+def test_abxi_titles_from_llmcdsr_files(tmp_path):
+  path = require_data("abxi-afk")
+  text = require_data("llmcdsr-food-kitchen")
+  ds = data_load.load(data_config("abxi", path, cache_dir=str(tmp_path),
+                                  titles=(str(text / "text_A.json"), str(text / "text_B.json"))))
+  titled = ds.item_titles != ""
+  # The abxi-afk README: 7,601 of 11,837 Food and 15,756 of 16,258 Kitchen ASINs have titles there.
+  assert titled[1:ds.num_items_a + 1].sum() == 7601
+  assert titled[ds.num_items_a + 1:].sum() == 15756
+
+
+def test_prepared_format(tmp_path):
+  ds = synthetic.generate(synthetic.SyntheticConfig(num_users=300, num_items_a=80, num_items_b=70))
+  store.save_dataset(ds, tmp_path / "prepared")
+  loaded = data_load.load(data_config("prepared", tmp_path / "prepared", cache_dir=str(tmp_path / "c")))
+  np.testing.assert_array_equal(loaded.items, ds.items)
+
+
+def test_bad_format_and_path_are_named():
+  cfg = base.get_config()
+  cfg.data.format = "abxi"
+  with pytest.raises(config_lib.ConfigError, match="data.path is empty"):
+    config_lib.validate(cfg)
+  cfg.data.format = "csv"
+  with pytest.raises(config_lib.ConfigError, match="data.format='csv' is invalid; valid choices"):
+    config_lib.validate(cfg)
+  with pytest.raises(DataError, match="data.path: expected a folder of abxi files"):
+    data_load.load(data_config("abxi", "/nonexistent/folder"))
