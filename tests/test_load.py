@@ -92,3 +92,27 @@ def test_bad_format_and_path_are_named():
     config_lib.validate(cfg)
   with pytest.raises(DataError, match="data.path: expected a folder of abxi files"):
     data_load.load(data_config("abxi", "/nonexistent/folder"))
+
+
+def test_handled_format_round_trip(tmp_path):
+  from orthoalign.data.readers import handled
+  ds = synthetic.generate(synthetic.SyntheticConfig(num_users=200, num_items_a=70, num_items_b=60))
+  folder = tmp_path / "handled"
+  folder.mkdir()
+  handled.write_handled(ds, folder / "pair.pkl", folder / "id_map.json")
+  loaded = data_load.load(data_config("handled", folder, cache_dir=str(tmp_path / "c")))
+  np.testing.assert_array_equal(loaded.items, ds.items)
+  np.testing.assert_array_equal(loaded.offsets, ds.offsets)
+
+
+def test_main_job_config_on_real_data_builds():
+  """The README's real-data command resolves to a valid config and a buildable LLM4CDSR task."""
+  from configs import llm4cdsr as llm4cdsr_config
+  from orthoalign.models import llm4cdsr
+  path = require_data("abxi-afk")
+  cfg = llm4cdsr_config.get_config()
+  cfg.data.format, cfg.data.path = "abxi", str(path)
+  config_lib.validate(cfg)
+  task = llm4cdsr.build(data_load.load(cfg.data), cfg)
+  assert task.frozen == {}                      # no titles: trainable ID embeddings
+  assert task.eval_data["test"]["cand"].shape == (7144, 101)

@@ -73,10 +73,10 @@ class CDSRDataset:
       leave-one-out (LLMCDSR's files): USER_TRAIN users train on their whole
       sequence and are not evaluated; USER_VALID / USER_TEST users are held
       out and evaluated on their last item. None = leave-one-out for everyone.
-    item_keys: optional str [nA+nB+1] original item ids (e.g. ASINs) by global
-      id; row 0 = ''.
-    item_titles: optional str [nA+nB+1] item titles by global id; '' = no
-      title (row 0 = '').
+    item_keys: optional [nA+nB+1] original item ids (e.g. ASINs) by global
+      id, as Python strings (object array); row 0 = ''.
+    item_titles: optional [nA+nB+1] item titles by global id, as Python
+      strings (object array); '' = no title (row 0 = '').
 
   Arrays are converted to the dtypes above and made read-only on construction;
   `validate()` runs in `__post_init__`, so an instance is always consistent.
@@ -128,9 +128,12 @@ class CDSRDataset:
     for field in ('item_keys', 'item_titles'):
       value = getattr(self, field)
       if value is not None:
-        # Fixed-width unicode, not object arrays: they round-trip through .npz
-        # without pickle.
-        arr = np.asarray(value, dtype=str).view()
+        # Python str objects: a fixed-width unicode array would pad every title
+        # to the longest (125 MB for LLMCDSR's 36k titles). The store writes
+        # them as UTF-8 bytes + offsets, so .npz files still need no pickle.
+        arr = np.empty(len(value), dtype=object)
+        arr[:] = [str(v) for v in value]
+        arr = arr.view()
         arr.flags.writeable = False
         set_(field, arr)
     if self.user_ids is not None:

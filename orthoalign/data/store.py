@@ -90,9 +90,10 @@ def _storable(ds: CDSRDataset) -> dict[str, np.ndarray]:
     value = getattr(ds, field)
     if value is None:
       continue
-    if value.dtype == object:
-      # user_ids may be any Python objects; strings are what survives without pickle.
-      value = np.asarray([str(v) for v in value.tolist()], dtype=str)
+    if value.dtype == object and value.ndim == 1:
+      # Titles, keys and user ids: any Python objects are stored as their str() (no pickle).
+      arrays.update({field + k: v for k, v in _pack_strings(value).items()})
+      continue
     if value.dtype.kind not in 'biufUS':
       raise DataError(f'dtype {value.dtype} cannot be stored without pickle; expected numbers or '
                       'strings', key=f'dataset {ds.name!r}, {field}')
@@ -104,26 +105,29 @@ def _storable(ds: CDSRDataset) -> dict[str, np.ndarray]:
 
 
 def _pack_strings(value: np.ndarray) -> dict[str, np.ndarray]:
-  """A unicode array as UTF-8 bytes + code-point offsets + its width.
+  """A string array as UTF-8 bytes + code-point offsets + the longest length.
 
   Fixed-width unicode pads every string to the longest at 4 bytes a character: LLMCDSR's titles
   take 125 MB that way and 3 MB as UTF-8.
   """
-  strings = value.tolist()
+  strings = [str(s) for s in value.tolist()]
   offsets = np.zeros(len(strings) + 1, np.int64)
   np.cumsum([len(s) for s in strings], out=offsets[1:])
   blob = np.frombuffer(''.join(strings).encode('utf-8'), np.uint8)
-  return {_UTF8: blob, _OFFSETS: offsets, _WIDTH: np.array(value.dtype.itemsize // 4, np.int64)}
+  width = max((len(t) for t in strings), default=0)
+  return {_UTF8: blob, _OFFSETS: offsets, _WIDTH: np.array(width, np.int64)}
 
 
 def _unpack_strings(arrays: dict[str, np.ndarray], field: str) -> np.ndarray:
   """Inverse of `_pack_strings`; raises UnicodeDecodeError / ValueError on corrupt members."""
   text = arrays.pop(field + _UTF8).tobytes().decode('utf-8')
   offsets = arrays.pop(field + _OFFSETS).tolist()
-  width = int(arrays.pop(field + _WIDTH))
+  arrays.pop(field + _WIDTH)  # informational only
   if not offsets or offsets[0] != 0 or offsets[-1] != len(text):
     raise ValueError(f'{field}{_OFFSETS} does not span the text')
-  return np.array([text[a:b] for a, b in itertools.pairwise(offsets)], dtype=f'U{max(width, 1)}')
+  out = np.empty(len(offsets) - 1, dtype=object)
+  out[:] = [text[a:b] for a, b in itertools.pairwise(offsets)]
+  return out
 
 
 def _content_sha256(arrays: dict[str, np.ndarray]) -> str:

@@ -1,0 +1,1 @@
+"""Readers: each turns one on-disk format into a CDSRDataset."""
