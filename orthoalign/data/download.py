@@ -14,7 +14,6 @@ timeout. Sources and checksums: ../shared/reference/downloads.md.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import http.client
@@ -32,6 +31,7 @@ from typing import Any
 import tqdm
 
 import orthoalign
+from orthoalign.data import cli
 from orthoalign.data.errors import DataError
 from orthoalign.fileio import write_json
 
@@ -427,18 +427,10 @@ def _verify_existing(dest: str, file: RemoteFile, pin: dict[str, Any] | None) ->
   return sha
 
 
-class _Parser(argparse.ArgumentParser):
-  """Reports usage errors as `error: <message>` with exit status 1, like data errors."""
-
-  def error(self, message: str):
-    self.print_usage(sys.stderr)
-    print(f'error: {message}', file=sys.stderr)
-    sys.exit(1)
-
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status."""
-  parser = _Parser(prog='python -m orthoalign.data.download',
+  parser = cli.Parser(prog='python -m orthoalign.data.download',
                    description='Download a public CDSR data set (resumable, sha256-verified).')
   parser.add_argument('name', nargs='?', help='data set name (see --list)')
   parser.add_argument('--out', help='destination folder')

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from orthoalign.data import recipes
 from orthoalign.data.badlines import POLICIES, BadLines
+from orthoalign.data import cli
 from orthoalign.data.errors import DataError
 
 
@@ -44,7 +45,7 @@ def parse_params(pairs: Sequence[str] | None) -> dict[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+  parser = cli.Parser(
       prog='python -m orthoalign.data.prepare',
       description='Build a CDSR dataset store from two raw Amazon domain '
                   'files (2014 ratings CSV, 2014/2018 review JSON, 2023 '

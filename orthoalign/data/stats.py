@@ -10,7 +10,6 @@ percentiles, the domain-switch rate and the valid/test targets per domain. `load
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from orthoalign.data.dataset import (
   CDSRDataset,
   eval_split,
 )
+from orthoalign.data import cli
 from orthoalign.data.errors import DataError
 
 PERCENTILES = (25, 50, 75, 95)
@@ -109,18 +109,10 @@ def loaders() -> dict[str, Callable[[str], CDSRDataset]]:
 _NO_PATH = ('synthetic',)
 
 
-class _Parser(argparse.ArgumentParser):
-  """Reports usage errors as `error: <message>` with exit status 1, like data errors."""
-
-  def error(self, message: str):
-    self.print_usage(sys.stderr)
-    print(f'error: {message}', file=sys.stderr)
-    sys.exit(1)
-
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status."""
-  parser = _Parser(prog='python -m orthoalign.data.stats', description=__doc__.split('\n')[0])
+  parser = cli.Parser(prog='python -m orthoalign.data.stats', description=__doc__.split('\n')[0])
   formats = loaders()
   parser.add_argument('--format', required=True,
                       help=f'input format, one of: {", ".join(sorted(formats))}')

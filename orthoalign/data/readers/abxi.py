@@ -8,7 +8,7 @@ A dataset folder holds:
   map_user_50.txt             JSON {user_name: user_idx} (optional)
 
 Item ids are already global (A = 1..nA, B = nA+1..nA+nB, 0 = pad), so they are
-stored unchanged. See docs/data_formats_baselines.md.
+stored unchanged. See docs/data.md ("Baseline data formats").
 
 This module also holds the small text/JSON helpers that the other baseline
 readers (`llmcdsr`, `handled`) share: every failure becomes a `DataError`

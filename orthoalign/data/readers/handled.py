@@ -14,7 +14,7 @@ unpickled with the stock loader: `safe_load_pickle` admits only the few
 builtins and numpy names that plain containers of numeric arrays need, and
 rebuilds the arrays itself from checked parts, so a malicious or corrupt file
 fails with a DataError instead of running code or crashing the interpreter.
-See docs/data_formats_baselines.md.
+See docs/data.md ("Baseline data formats").
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ A dataset folder holds:
 Item ids in the sequence files are 0-based GLOBAL ids (A = 0..nA-1, B =
 nA..nA+nB-1); the dataset's global id is file id + 1. User ids are 1-based
 within each file, so users of different files are distinct people. The split
-is by user (`CDSRDataset.user_split`). See docs/data_formats_baselines.md.
+is by user (`CDSRDataset.user_split`). See docs/data.md ("Baseline data formats").
 """
 
 from __future__ import annotations
