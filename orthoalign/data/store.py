@@ -392,6 +392,7 @@ def cached(
   print(f'rebuilding dataset in {out_dir} because {reason}', file=sys.stderr)
   infos = [source_info(s) for s in sources]  # Before build: a source edited meanwhile re-triggers.
   ds = build()
+  check_no_leakage(ds)  # Same guarantee as a load from the store.
   report = bad_lines_report.report() if hasattr(bad_lines_report, 'report') else bad_lines_report
   save_dataset(ds, out_dir, manifest_extra={'sources': infos, 'recipe': recipe,
                                             'params': params, 'bad_lines': report})
