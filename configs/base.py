@@ -63,8 +63,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.eval_every = 1
   # Stop a replica after this many evaluations without improvement of select_metric.
   config.train.early_stop_patience = 20
-  # Validation metric for early stopping and best-epoch selection.
+  # Validation metric for early stopping and best-epoch selection; "+" sums keys (ABXI selects by
+  # "valid/sampled/A/mrr+valid/sampled/B/mrr").
   config.train.select_metric = "valid/sampled/all/ndcg@10"
+  # Linear warm-up over the first epochs (torch LinearLR stepped per epoch, from start_factor);
+  # no validation during warm-up. 0 = none.
+  config.train.warmup_epochs = 0
+  config.train.warmup_start_factor = 1e-5
+  # Reduce-on-plateau: after more than plateau_patience evaluations without improvement, multiply a
+  # replica's learning rate by plateau_factor. 0 = off.
+  config.train.plateau_patience = 0
+  config.train.plateau_factor = 0.3162
+  # Checkpoint every k epochs (and at the end); a resumed run replays the epochs since then exactly.
+  config.train.checkpoint_every = 1
   config.train.learning_rate = 1e-3
   config.train.weight_decay = 0.0
   # Devices of the ("data",) mesh; 0 = all visible devices.

@@ -44,13 +44,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if len(set(positions)) != len(positions):
     raise ConfigError(f"config key gca.positions={positions!r} lists a position twice")
   for key in ("train.batch_size", "train.max_epochs", "train.eval_every", "eval.num_negatives",
-              "eval.batch_size", "train.early_stop_patience"):
+              "eval.batch_size", "train.early_stop_patience", "train.checkpoint_every"):
     value = get(config, key)
     if not isinstance(value, int) or value <= 0:
       raise ConfigError(f"config key {key}={value!r} must be a positive int")
-  if not METRIC_RE.match(config.train.select_metric):
+  if not all(METRIC_RE.match(k) for k in config.train.select_metric.split("+")):
     raise ConfigError(f"config key train.select_metric={config.train.select_metric!r}; expected "
-                      "valid/<sampled|full>/<A|B|all>/<ndcg@1|5|10, hr@1|5|10, mrr, auc>")
+                      "valid/<sampled|full>/<A|B|all>/<ndcg@1|5|10, hr@1|5|10, mrr, auc>, or a "
+                      "'+'-joined sum of such keys")
+  for key in ("train.warmup_epochs", "train.plateau_patience"):
+    if not isinstance(get(config, key), int) or get(config, key) < 0:
+      raise ConfigError(f"config key {key}={get(config, key)!r} must be an int >= 0")
   for key in ("seeds", "learning_rates", "weight_decays", "gate_inits"):
     if key not in config.sweep:
       raise ConfigError(f"config key sweep.{key} is missing")

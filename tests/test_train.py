@@ -130,3 +130,14 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
   with pytest.raises(loop.TrainingDiverged, match=r"epoch 3 .*last good checkpoint \(epoch 2\)"):
     run(tmp_path, **{"train.max_epochs": 4})
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2"]
+
+
+def test_schedule_warmup_plateau_and_sparse_checkpoints(tmp_path):
+  rows = run(tmp_path, **{"train.max_epochs": 4, "train.warmup_epochs": 2, "train.plateau_patience": 1,
+                          "train.checkpoint_every": 3,
+                          "train.select_metric": "valid/sampled/A/mrr+valid/sampled/B/mrr"})
+  row = rows[0]
+  assert row["best_epoch"] >= 3                      # no validation during the 2 warm-up epochs
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]   # epoch 3 and the last; keep 1
+  value = row["valid/sampled/A/mrr"] + row["valid/sampled/B/mrr"]
+  assert np.isfinite(value)

@@ -51,28 +51,63 @@ class Tracker:
   best_metrics: list[dict[str, float]]
   last_epoch: int = 0
   last_train: list[dict[str, float]] = dataclasses.field(default_factory=list)
+  lr_scale: list[float] = dataclasses.field(default_factory=list)      # reduce-on-plateau factor
+  plateau_bad: list[int] = dataclasses.field(default_factory=list)
   train_time_s: float = 0.0
   train_steps: int = 0
 
   @classmethod
   def new(cls, r: int) -> "Tracker":
-    return cls([-math.inf] * r, [0] * r, [0] * r, [False] * r, [{} for _ in range(r)])
+    return cls([-math.inf] * r, [0] * r, [0] * r, [False] * r, [{} for _ in range(r)],
+               lr_scale=[1.0] * r, plateau_bad=[0] * r)
 
-  def update(self, epoch: int, metrics: list[dict[str, float]], key: str, patience: int) -> np.ndarray:
-    """Records one evaluation; returns bool [R], True where the replica improved."""
+  def update(self, epoch: int, metrics: list[dict[str, float]], key: str, patience: int,
+             plateau_patience: int = 0, plateau_factor: float = 1.0) -> np.ndarray:
+    """Records one evaluation; returns bool [R], True where the replica improved.
+
+    Early stopping: a replica stops after `patience` evaluations without improvement. Reduce on
+    plateau (ABXI's use of torch's ReduceLROnPlateau, stepped with "improved or not"): after more
+    than `plateau_patience` evaluations without improvement the replica's learning rate is
+    multiplied by `plateau_factor` and the count restarts.
+    """
     improved = np.zeros(len(metrics), bool)
     for r, m in enumerate(metrics):
       if self.stopped[r]:
         continue
-      value = m.get(key, math.nan)
+      value = select_value(m, key)
       if math.isfinite(value) and value > self.best_value[r]:
         self.best_value[r], self.best_epoch[r], self.bad_evals[r] = value, epoch, 0
         self.best_metrics[r] = dict(m)
+        self.plateau_bad[r] = 0
         improved[r] = True
       else:
         self.bad_evals[r] += 1
         self.stopped[r] = self.bad_evals[r] >= patience
+        self.plateau_bad[r] += 1
+        if plateau_patience and self.plateau_bad[r] > plateau_patience:
+          self.lr_scale[r] *= plateau_factor
+          self.plateau_bad[r] = 0
     return improved
+
+
+def select_value(metrics: dict[str, float], key: str) -> float:
+  """The model-selection value: one metric key, or a '+'-joined sum (ABXI: MRR_A + MRR_B)."""
+  return float(sum(metrics.get(k, math.nan) for k in key.split("+")))
+
+
+def warmup_factor(epoch: int, warmup_epochs: int, start_factor: float) -> float:
+  """torch LinearLR stepped once per epoch: epoch 1 trains at start_factor, epoch n+1 at 1."""
+  if warmup_epochs <= 0:
+    return 1.0
+  return start_factor + (1.0 - start_factor) * min(epoch - 1, warmup_epochs) / warmup_epochs
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _set_learning_rates(state: state_lib.TrainState, lrs: jax.Array) -> state_lib.TrainState:
+  """Writes per-replica learning rates [R] into the (stacked) optimizer states."""
+  opt_state = state.opt_state
+  hyper = dict(opt_state.hyperparams, learning_rate=lrs.astype(jnp.float32))
+  return state.replace(opt_state=opt_state._replace(hyperparams=hyper))
 
 
 def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int,
@@ -223,13 +258,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   compiled = epoch_fn.lower(state, train_data, frozen, epoch_arg(start)).compile()
   compile_s = time.time() - t0
   writer = writers.ScalarWriter(os.path.join(workdir, "tb"))
-  key, patience = config.train.select_metric, config.train.early_stop_patience
-  max_epochs, every = config.train.max_epochs, config.train.eval_every
+  tc = config.train
+  key, patience = tc.select_metric, tc.early_stop_patience
+  max_epochs, every = tc.max_epochs, tc.eval_every
+  base_lrs = np.asarray([rep["learning_rate"] for rep in reps], np.float32)
+  if not tracker.lr_scale:                       # a checkpoint of a run without the schedule
+    tracker.lr_scale, tracker.plateau_bad = [1.0] * num_r, [0] * num_r
   try:
     for epoch in range(start, max_epochs + 1):
       if all(tracker.stopped):
         break
       t_epoch = time.time()
+      lrs = base_lrs * warmup_factor(epoch, tc.warmup_epochs, tc.warmup_start_factor) * np.asarray(
+          tracker.lr_scale, np.float32)
+      state = _set_learning_rates(state, jax.device_put(lrs, repl))
       state, metrics = compiled(state, train_data, frozen, epoch_arg(epoch))
       metrics = jax.device_get(metrics)
       dt = time.time() - t_epoch
@@ -246,19 +288,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
       scalars = {f"train/{k}/r{r}": float(v[r]) for k, v in metrics.items() for r in range(num_r)}
       tracker.last_train = [{f"train/{k}": float(v[r]) for k, v in metrics.items()} for r in range(num_r)]
       scalars.update({f"perf/steps_per_s/r{r}": steps / dt for r in range(num_r)})
+      scalars.update({f"train/learning_rate/r{r}": float(lrs[r]) for r in range(num_r)})
+      tracker.last_epoch = epoch
       line = f"epoch {epoch}/{max_epochs}  loss {losses.mean():.4f}"
-      if epoch % every == 0 or epoch == max_epochs:
+      # As ABXI: no validation (so no early stopping or plateau) during warm-up.
+      if epoch > tc.warmup_epochs and (epoch % every == 0 or epoch == max_epochs):
         sums = jax.device_get(eval_fn(state.params, frozen, eval_data["valid"]))
         valid = [_finalize(sums, r, "valid") for r in range(num_r)]
-        improved = tracker.update(epoch, valid, key, patience)
+        improved = tracker.update(epoch, valid, key, patience, tc.plateau_patience, tc.plateau_factor)
         best = keep_best(best, state.params, jax.device_put(improved, repl))
         for r in range(num_r):
           scalars.update({f"{k}/r{r}": v for k, v in valid[r].items()})
-        tracker.last_epoch = epoch
-        ckpt.save(epoch, state, best, {"tracker": dataclasses.asdict(tracker)})
-        cur = np.nanmean([v.get(key, math.nan) for v in valid])
-        line += (f"  {key.split('/', 1)[1]} {cur:.4f} (best {np.mean(tracker.best_value):.4f})"
+        cur = np.nanmean([select_value(v, key) for v in valid])
+        line += (f"  {_short(key)} {cur:.4f} (best {np.mean(tracker.best_value):.4f})"
                  f"  stopped {sum(tracker.stopped)}/{num_r}")
+      else:
+        line += "  (warm-up)" if epoch <= tc.warmup_epochs else ""
+      if epoch % tc.checkpoint_every == 0 or epoch == max_epochs or all(tracker.stopped):
+        ckpt.save(epoch, state, best, {"tracker": dataclasses.asdict(tracker)})
       writer.write_scalars(epoch, scalars)
       eta = (max_epochs - epoch) * tracker.train_time_s / max(tracker.train_steps / steps, 1)
       line += f"  {steps / dt:.1f} steps/s  {dt:.1f}s/epoch  ETA <= {writers.format_duration(eta)}"
@@ -289,6 +336,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   ckpt.close()
   print(results_table(rows, config), flush=True)
   return rows
+
+
+def _short(key: str) -> str:
+  """'valid/sampled/A/mrr+valid/sampled/B/mrr' -> 'sampled/A/mrr+sampled/B/mrr'."""
+  return "+".join(k.split("/", 1)[1] for k in key.split("+"))
 
 
 def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict) -> str:
