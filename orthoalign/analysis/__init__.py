@@ -1,0 +1,1 @@
+"""Turning runs into tables: load results.jsonl files, aggregate over seeds, write markdown."""
