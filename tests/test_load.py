@@ -3,7 +3,6 @@
 import os
 import time
 
-import ml_collections
 import numpy as np
 import pytest
 

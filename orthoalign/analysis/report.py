@@ -6,7 +6,6 @@ r"""Write a markdown report (mean ± std over replicas) from finished runs.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Sequence
 
