@@ -41,6 +41,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.gca = ml_collections.ConfigDict()
   # GCA insertion points: 0 = right after embedding + position, i = after backbone block i; () = baseline.
   config.gca.positions = ()
+  # Key/value stream of the cells: "other" (A queries B, B queries A) or "mixed" (both query the
+  # merged stream; ABXI only).
+  config.gca.kv = "other"
   # Gate shape: "scalar" (one alpha per cell), "vector" (per channel) or "input" (per token, FFN of [X; X']).
   config.gca.gate = "scalar"
   # Gate activation: "sigmoid", "tanh" or "none".

@@ -36,6 +36,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                       "the folder of its files, e.g. --config.data.path=../shared/data/abxi-afk")
   _choice("gca.gate", config.gca.gate, gca_lib.GATES)
   _choice("gca.act", config.gca.act, gca_lib.ACTS)
+  _choice("gca.kv", config.gca.kv, ("other", "mixed"))
   _choice("gca.layernorm", config.gca.layernorm, gca_lib.LAYERNORMS)
   positions = config.gca.positions
   if not isinstance(positions, (tuple, list)) or not all(isinstance(p, int) and p >= 0 for p in positions):

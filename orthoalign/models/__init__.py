@@ -6,6 +6,7 @@ import importlib
 from typing import Callable
 
 _BUILDERS = {
+    "abxi": "orthoalign.models.abxi",
     "llm4cdsr": "orthoalign.models.llm4cdsr",
 }
 

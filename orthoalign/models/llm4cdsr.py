@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from orthoalign import config_lib
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
 from orthoalign.data import negatives
@@ -366,6 +367,9 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     frozen = {}
   gca_cfg = dict(config.gca)
   positions = tuple(int(p) for p in gca_cfg.pop("positions"))
+  if gca_cfg.pop("kv", "other") != "other":
+    raise config_lib.ConfigError("config key gca.kv: LLM4CDSR's cells read the other domain's "
+                                 "stream; valid choices: ['other']")
   module = LLM4CDSR(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, hidden=m.hidden_size,
                     num_blocks=m.num_blocks, num_heads=m.num_heads, dropout=m.dropout, max_len=m.max_len,
                     global_dim=global_dim, freeze_global=m.freeze_emb, local_emb=local_emb,

@@ -1,0 +1,164 @@
+"""ABXI's input arrays: left-padded windows with task-guided aligned domain sequences.
+
+Ported from the data pipeline of `DiMarzioBian/ABXI` v2.1 (`models/data/dataloader.py`:
+`trim_seq`, `get_spe_seq`, `process_train`, `process_evaluate`); see reference/baselines.md §1.1.
+
+Conventions (as the original):
+  * Each user's sequence is first cut to its last `max_len` items (the original reads
+    `line[1:][-len_max:]`); every window has length `len_trim = max_len - 3`, padded on the LEFT.
+  * Training uses the train part T = sequence[:-2]: inputs T[:-1], targets T[1:] (seq2seq, every
+    position supervised). `seq_x` is the merged input; `seq_a` / `seq_b` are TASK-GUIDED ALIGNED
+    (`aligned_domain_sequences`): at a slot whose target is in A, `seq_a` holds the A item that
+    precedes that target in the A-only subsequence, and 0 elsewhere (B likewise).
+  * Evaluation inputs are the prefix before the target (valid: sequence[:-2], test: [:-1]);
+    `seq_x` is its last `len_trim` items and `seq_a` / `seq_b` are its A (B) items, compacted and
+    left-padded (no alignment at evaluation).
+
+Merged-sequence times for GCA's causal cross-mask (`time_*`, -1 on padding), counted from the first
+input item of the (cut) sequence:
+  * training: an aligned token at slot t stands for the domain history up to the merged input at
+    slot t, so x, a and b all carry the slot's time;
+  * evaluation: every token carries its item's time. The last token of each domain stream is the
+    one that predicts the target, so as a QUERY (`qtime_a`, `qtime_b`) it carries the time of the
+    last input item: like a training slot, it may see the whole input of the other stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from orthoalign.data import dataset as dataset_lib
+
+
+def trim(values: np.ndarray, length: int, fill: int = 0) -> np.ndarray:
+  """The last `length` entries of `values`, left-padded with `fill` (ABXI's `trim_seq`)."""
+  values = np.asarray(values)
+  out = np.full(length, fill, np.int32)
+  tail = values[-length:] if len(values) else values
+  if len(tail):
+    out[length - len(tail):] = tail
+  return out
+
+
+def backward_positions(valid: np.ndarray) -> np.ndarray:
+  """ABXI's positions `flip(cumsum(flip(mask))) * mask`: most recent valid token = 1, padding = 0."""
+  v = np.asarray(valid).astype(np.int32)
+  return np.flip(np.cumsum(np.flip(v, -1), -1), -1) * v
+
+
+def aligned_domain_sequences(inputs: np.ndarray, targets: np.ndarray,
+                             num_items_a: int) -> tuple[np.ndarray, np.ndarray]:
+  """Task-guided aligned A and B sequences of one training sequence (ABXI's `get_spe_seq`).
+
+  Slot i of `seq_a` is non-zero only where targets[i] is an A item; it then holds the last A item
+  among inputs[:i + 1], i.e. the A item just before targets[i] in the A-only subsequence, or 0 when
+  there is none (the original zeroes the first A-target slot when the sequence starts with a B
+  item). `seq_b` likewise. This is the original's rule written per slot; unlike the original (which
+  raises IndexError) it also accepts sequences in which a domain never occurs among the targets.
+
+  Args:
+    inputs: int [n] merged inputs T[:-1] (global ids, no padding).
+    targets: int [n] targets T[1:].
+    num_items_a: nA (A = 1..nA, B > nA).
+
+  Returns:
+    (seq_a, seq_b), int32 [n] each.
+  """
+  inputs = np.asarray(inputs, np.int64)
+  targets = np.asarray(targets, np.int64)
+  idx = np.arange(len(inputs))
+  out = []
+  for in_dom, tgt_dom in (((inputs > 0) & (inputs <= num_items_a),
+                           (targets > 0) & (targets <= num_items_a)),
+                          (inputs > num_items_a, targets > num_items_a)):
+    last = np.maximum.accumulate(np.where(in_dom, idx, -1)) if len(idx) else idx
+    held = np.where(last >= 0, inputs[np.maximum(last, 0)], 0)
+    out.append(np.where(tgt_dom, held, 0).astype(np.int32))
+  return out[0], out[1]
+
+
+def _stack(rows: dict[str, list[np.ndarray]], length: int) -> dict[str, np.ndarray]:
+  return {k: np.stack(v).astype(np.int32) if v else np.zeros((0, length), np.int32)
+          for k, v in rows.items()}
+
+
+def train_windows(ds: dataset_lib.CDSRDataset, max_len: int) -> dict[str, np.ndarray]:
+  """Seq2seq training arrays, one row per user whose train part has >= 2 items.
+
+  Args:
+    ds: the dataset.
+    max_len: ABXI's `len_max` (50); windows have length max_len - 3.
+
+  Returns:
+    Arrays with leading dimension U_train: seq_x, seq_a, seq_b (global ids), target (global id of
+    the next item per slot, 0 = padding), time_x, time_a, time_b (merged time of each slot, -1 on
+    padding), hist (the train part T sorted ascending, left-padded with 0; never drawn as a
+    negative) and user.
+  """
+  length = max_len - 3
+  na = ds.num_items_a
+  train_len = dataset_lib.train_lengths(ds)
+  users = np.nonzero(train_len >= 2)[0]
+  # The train part of the cut sequence: sequence[-max_len:][:-2] = train prefix[-(max_len - 2):].
+  parts = [ds.sequence(u)[:train_len[u]][-(max_len - 2):] for u in users]
+  width = max((len(p) for p in parts), default=1)
+  rows: dict[str, list[np.ndarray]] = {k: [] for k in (
+      "seq_x", "seq_a", "seq_b", "target", "time_x", "time_a", "time_b", "hist")}
+  for part in parts:
+    inputs, targets = part[:-1], part[1:]
+    seq_a, seq_b = aligned_domain_sequences(inputs, targets, na)
+    time = np.arange(len(inputs))
+    rows["seq_x"].append(trim(inputs, length))
+    rows["seq_a"].append(trim(seq_a, length))
+    rows["seq_b"].append(trim(seq_b, length))
+    rows["target"].append(trim(targets, length))
+    rows["time_x"].append(trim(time, length, fill=-1))
+    rows["time_a"].append(trim(np.where(seq_a > 0, time, -1), length, fill=-1))
+    rows["time_b"].append(trim(np.where(seq_b > 0, time, -1), length, fill=-1))
+    rows["hist"].append(trim(np.sort(part), width))
+  out = _stack(rows, length)
+  out["user"] = users.astype(np.int32)
+  return out
+
+
+def eval_windows(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit,
+                 max_len: int) -> dict[str, np.ndarray]:
+  """Inputs for next-item evaluation, one row per evaluated user.
+
+  Args:
+    ds: the dataset.
+    split: the leave-one-out cases (`dataset.eval_split`).
+    max_len: ABXI's `len_max` (50); windows have length max_len - 3.
+
+  Returns:
+    seq_x, seq_a, seq_b (merged window; the input's A and B items, compacted), time_x, time_a,
+    time_b (key times), qtime_a, qtime_b (query times: the last domain token takes the last input's
+    time), target (global id), domain (0 = A, 1 = B), hist (the whole input prefix, sorted,
+    0-padded; excluded from full ranking) and user.
+  """
+  length = max_len - 3
+  na = ds.num_items_a
+  width = int(split.input_len.max()) if split.num_cases else 1
+  rows: dict[str, list[np.ndarray]] = {k: [] for k in (
+      "seq_x", "seq_a", "seq_b", "time_x", "time_a", "time_b", "qtime_a", "qtime_b", "hist")}
+  for u, n in zip(split.users, split.input_len):
+    full = ds.sequence(u)
+    start = max(0, len(full) - max_len)            # the original's cut to the last len_max items
+    inputs = full[start:n]
+    time = np.arange(len(inputs))
+    rows["seq_x"].append(trim(inputs, length))
+    rows["time_x"].append(trim(time, length, fill=-1))
+    for name, in_dom in (("a", (inputs > 0) & (inputs <= na)), ("b", inputs > na)):
+      rows[f"seq_{name}"].append(trim(inputs[in_dom], length))
+      t = trim(time[in_dom], length, fill=-1)
+      rows[f"time_{name}"].append(t)
+      q = t.copy()
+      if q[-1] >= 0:
+        q[-1] = len(inputs) - 1
+      rows[f"qtime_{name}"].append(q)
+    rows["hist"].append(trim(np.sort(full[:n]), width))
+  out = _stack(rows, length)
+  out["target"] = split.targets.astype(np.int32)
+  out["domain"] = split.target_domain.astype(np.int32)
+  out["user"] = split.users.astype(np.int32)
+  return out

@@ -1,0 +1,383 @@
+"""ABXI (Bian et al., WWW 2025) in Flax Linen, with GCA insertion points.
+
+Reproduces the authors' v2 code as of v2.1 (`DiMarzioBian/ABXI`, commit 72e52c9; the versions read
+are `models/ABXI.py`, `main.py` and `models/data/dataloader.py` at 3239e14, `models/encoders.py`,
+`models/layers.py`, `models/utils/initialization.py` and `models/data/evaluation.py` at 24faf77,
+`models/utils/position.py` at 5ec87b5, `trainer.py` at 10075a4; see reference/baselines.md §1).
+One item table `ei` (inputs and output scores), reversed positions, ONE shared causal attention
+block for the merged (x) and domain (a, b) sequences, a shared SwiGLU FFN with per-sequence domain
+LoRA (dLoRA) and LayerNorm, an invariant projector with invariant LoRA (iLoRA) carrying x into each
+domain, domain projectors, and the per-position mix `h = h_A * m_A + h_B * m_B` by the target's
+domain. InfoNCE (temperature 0.75) at every position against 128 A + 128 B negatives that avoid the
+user's train-part items; objective loss_A + loss_B.
+
+GCA (not in the original): cells `gca<p>_A` / `gca<p>_B` at p = 0 (after the embedding), 1 (after
+the attention block) or 2 (after the FFN/LoRA stage) update the A and B streams, querying the other
+domain's stream (`gca.kv="other"`) or the merged stream (`"mixed"`) under a causal mask on merged
+time (`data/abxi_windows.py` defines the times of aligned and evaluation tokens).
+
+Reproduced details: no key-padding mask (padding tokens are zero vectors whose keys/values are the
+in-projection bias); attention-probability dropout 0; dropout sampled separately on every branch;
+LayerNorm eps 1e-5 on masked inputs (`LN(x * m)` leaves the LN bias at masked slots until the final
+mix); at evaluation the FFN/LoRA stage runs on the last position with mask 1; initialisation
+(Linear N(0, 0.02) and zero bias, also the attention out-projection; attention in-projection
+xavier-uniform with zero bias; embeddings trunc-normal(0, 0.02, +-0.04) including the pad row;
+LoRA A = randn/50, B = 0; LayerNorm 1/0). Positions count backwards (most recent = 1); in training
+the aligned domain sequences have interior gaps, so a token's position also counts the later
+same-domain targets of the sequence (the original's behaviour).
+
+Quirk of the original, a flag whose default is the v2.1 behaviour:
+  * `neg_b_off_by_one=True`: v2's `idx_all_b = arange(n_item_a, n_item + 1)` lets the last A item
+    (id nA) be drawn as a B negative (v1: `n_item_a + 1`).
+
+Deviations (named):
+  * Training negatives are drawn on device WITH replacement (`negatives.sample_excluding`), per
+    position as the original (a fresh 128 A + 128 B at every non-pad position); the original draws
+    each set of 128 without replacement, so ~0.7 duplicate pairs per 128 A draws on Food-Kitchen
+    (and ~0.5 for B) weigh a negative twice. All draws avoid the whole train-part history (the
+    original's B pool avoids only its B items, so id nA can be drawn there even when seen).
+  * Evaluation candidates are orthoalign's frozen sets (`data_load.candidates`, the target's domain
+    minus the history) instead of a fresh draw at every evaluation (which, in the original, has the
+    same off-by-one for B targets).
+  * Ranks: the trainer counts ties against the target, ABXI in its favour (negligible for float
+    scores); best-epoch selection is strict (`>`), ABXI's is `>=`.
+  * Users whose train part has < 2 items are not trained on (ABXI's data has none).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from orthoalign.data import abxi_windows
+from orthoalign.data import dataset as dataset_lib
+from orthoalign.data import load as data_load
+from orthoalign.data import negatives
+from orthoalign.models import gca as gca_lib
+from orthoalign.models import layers
+from orthoalign.models import task as task_lib
+
+Array = jax.Array
+
+STREAMS = ("x", "a", "b")
+GCA_POSITIONS = (0, 1, 2)       # after the embedding, after the attention block, after FFN/LoRA
+GCA_KV = ("other", "mixed")
+_LN_EPS = 1e-5                  # torch's LayerNorm default
+
+_linear_init = nn.initializers.normal(0.02)
+
+
+def _embedding_init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+  """torch trunc_normal_(mean 0, std 0.02, a=-0.04, b=0.04): +-2 standard deviations."""
+  return 0.02 * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+
+
+def _lora_a_init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+  """torch.randn(d, r) / 50."""
+  return jax.random.normal(key, shape, dtype) / 50.0
+
+
+def backward_positions(valid: Array) -> Array:
+  """Most recent valid token = 1, counting backwards over valid tokens; padding = 0."""
+  v = valid.astype(jnp.int32)
+  return jnp.flip(jnp.cumsum(jnp.flip(v, -1), -1), -1) * v
+
+
+def _layer_norm(name: str) -> nn.LayerNorm:
+  return nn.LayerNorm(epsilon=_LN_EPS, name=name)
+
+
+class SwiGLU(nn.Module):
+  """ABXI's `FeedForward`: fc_3(silu(fc_2 h) * fc_1 h), no biases (residual and norm outside)."""
+  d: int
+  d_ffn: int
+
+  @nn.compact
+  def __call__(self, h: Array) -> Array:
+    dense = lambda f, name: nn.Dense(f, use_bias=False, kernel_init=_linear_init, name=name)
+    return dense(self.d, "fc_3")(nn.silu(dense(self.d_ffn, "fc_2")(h)) * dense(self.d_ffn, "fc_1")(h))
+
+
+class LoRA(nn.Module):
+  """ABXI's `LoRA`: h @ (A @ B)^T with A [d, r] = randn/50 and B [r, d] = 0."""
+  d: int
+  rank: int
+
+  @nn.compact
+  def __call__(self, h: Array) -> Array:
+    mat_a = self.param("mat_A", _lora_a_init, (self.d, self.rank))
+    mat_b = self.param("mat_B", nn.initializers.zeros, (self.rank, self.d))
+    return h @ (mat_a @ mat_b).T
+
+
+class CausalSelfAttention(nn.Module):
+  """torch nn.MultiheadAttention(d, heads, batch_first=True) under a causal mask only.
+
+  No key-padding mask and no attention-probability dropout, as ABXI. The fused in-projection keeps
+  torch's xavier_uniform on its (3d, d) weight (fan_in d, fan_out 3d); the out-projection is a
+  torch Linear, so ABXI's `init_weights` gives it N(0, 0.02) and a zero bias.
+  """
+  d: int
+  heads: int
+
+  @nn.compact
+  def __call__(self, h: Array) -> Array:
+    if self.d % self.heads:
+      raise ValueError(f"model.n_head={self.heads} must divide model.d_embed={self.d}")
+    w_in = self.param("in_proj_kernel", nn.initializers.xavier_uniform(), (self.d, 3 * self.d))
+    b_in = self.param("in_proj_bias", nn.initializers.zeros, (3 * self.d,))
+    qkv = h @ w_in + b_in
+    q, k, v = (layers.split_heads(t, self.heads) for t in jnp.split(qkv, 3, axis=-1))
+    length = h.shape[1]
+    causal = jnp.tril(jnp.ones((length, length), bool))[None, None]
+    probs, _ = layers.attention_probs(q, k, causal)
+    out = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(h.shape)
+    return nn.Dense(self.d, kernel_init=_linear_init, bias_init=nn.initializers.zeros,
+                    name="out_proj")(out)
+
+
+class ABXI(nn.Module):
+  """The ABXI encoder: returns the mixed representation h used to score items with `ei`.
+
+  Attributes:
+    num_items_a, num_items_b: catalog sizes (the item table has nA + nB + 1 rows, row 0 = padding).
+    length: window length L (= max_len - 3); the position table has L + 1 rows.
+    d_embed, n_head, d_ffn: model width, attention heads, SwiGLU hidden width.
+    rd, ri: ranks of the domain LoRAs (x, a, b) and of the invariant LoRAs (a, b).
+    dropout: the shared dropout rate.
+    gca_positions: GCA insertion points, 0 = after the embedding, 1 = after the attention block,
+      2 = after the FFN/LoRA stage.
+    gca_kv: "other" (the A stream queries B and B queries A) or "mixed" (both query x).
+    gca: keyword arguments of every `gca.GatedCrossAttention` cell.
+  """
+  num_items_a: int
+  num_items_b: int
+  length: int
+  d_embed: int = 256
+  n_head: int = 2
+  d_ffn: int = 680
+  rd: int = 16
+  ri: int = 64
+  dropout: float = 0.5
+  gca_positions: tuple[int, ...] = ()
+  gca_kv: str = "other"
+  gca: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def setup(self):
+    d = self.d_embed
+    self.ei = self.param("ei", _embedding_init, (self.num_items_a + self.num_items_b + 1, d))
+    self.ep = self.param("ep", _embedding_init, (self.length + 1, d))
+    self.mha = CausalSelfAttention(d, self.n_head, name="mha")
+    self.norm_mha = _layer_norm("norm_mha")
+    self.ffn = SwiGLU(d, self.d_ffn, name="ffn")
+    self.dlora = {s: LoRA(d, self.rd, name=f"dlora_{s}") for s in STREAMS}
+    self.norm_sa = {s: _layer_norm(f"norm_sa_{s}") for s in STREAMS}
+    self.ilora = {s: LoRA(d, self.ri, name=f"ilora_{s}") for s in ("a", "b")}
+    self.proj = {s: SwiGLU(d, self.d_ffn, name=f"proj_{s}") for s in ("i", "a", "b")}
+    self.norm_i2 = {s: _layer_norm(f"norm_i2{s}") for s in ("a", "b")}
+    self.norm_own = {s: _layer_norm(f"norm_{s}2{s}") for s in ("a", "b")}
+    self.drop = nn.Dropout(self.dropout)
+    bad = [p for p in self.gca_positions if p not in GCA_POSITIONS]
+    if bad:
+      raise ValueError(f"gca.positions={list(self.gca_positions)}: ABXI has positions 0 (after the "
+                       "embedding), 1 (after the attention block) and 2 (after the FFN/LoRA stage)")
+    if self.gca_kv not in GCA_KV:
+      raise ValueError(f"gca.kv={self.gca_kv!r}; expected one of {list(GCA_KV)}")
+    self.cells = {f"gca{p}_{q}": gca_lib.GatedCrossAttention(d, name=f"gca{p}_{q}", **self.gca)
+                  for p in self.gca_positions for q in ("A", "B")}
+
+  def _dropout(self, h: Array, train: bool) -> Array:
+    return self.drop(h, deterministic=not train)
+
+  def _cross(self, p: int, h: dict[str, Array], valid: dict[str, Array], batch: dict[str, Array],
+             train: bool, cells: dict[str, Any]) -> None:
+    """Applies the two cells of GCA position p to h["a"] and h["b"] (in place, simultaneously)."""
+    new = {}
+    for q, own, other in (("A", "a", "b"), ("B", "b", "a")):
+      kv = other if self.gca_kv == "other" else "x"
+      qtime = batch.get(f"qtime_{own}", batch[f"time_{own}"])
+      new[own], cells[f"gca{p}_{q}"] = self.cells[f"gca{p}_{q}"](
+          h[own], h[kv], qtime, batch[f"time_{kv}"], valid[own], valid[kv], train=train)
+    h.update(new)
+
+  def __call__(self, batch: dict[str, Array], *, train: bool) -> dict[str, Any]:
+    """Encodes a batch.
+
+    Args:
+      batch: seq_x, seq_a, seq_b [B, L] and time_* [B, L]; in training target [B, L] (its domain
+        selects the branch per position), at evaluation domain [B] (the target's domain).
+      train: training (dropout, every position) or evaluation (last position).
+
+    Returns:
+      {"h": [B, L, d] in training, [B, d] at evaluation; "cells": GCA intermediates by cell name}.
+    """
+    valid = {s: batch[f"seq_{s}"] > 0 for s in STREAMS}
+    m = {s: valid[s][..., None].astype(self.ei.dtype) for s in STREAMS}
+    h = {s: self._dropout((self.ei[batch[f"seq_{s}"]] + self.ep[backward_positions(valid[s])]) * m[s],
+                          train) for s in STREAMS}
+    cells: dict[str, Any] = {}
+    if 0 in self.gca_positions:
+      self._cross(0, h, valid, batch, train, cells)
+    # One shared attention block for x, a and b.
+    h = {s: self.norm_mha(h[s] + self._dropout(self.mha(h[s]), train)) * m[s] for s in STREAMS}
+    if 1 in self.gca_positions:
+      self._cross(1, h, valid, batch, train, cells)
+
+    if train:
+      target = batch["target"]
+      gt = {"a": ((target > 0) & (target <= self.num_items_a))[..., None],
+            "b": (target > self.num_items_a)[..., None]}
+    else:
+      is_b = (batch["domain"] == 1)[:, None]
+      gt = {"a": ~is_b, "b": is_b}
+      m = {s: jnp.ones_like(m[s]) for s in STREAMS}       # the original's `mask_x = ... = 1`
+      if 2 not in self.gca_positions:                      # position-wise from here: last slot only
+        h = {s: h[s][:, -1] for s in STREAMS}
+        m = {s: m[s][:, -1] for s in STREAMS}
+    gt = {s: v.astype(self.ei.dtype) for s, v in gt.items()}
+
+    # Shared FFN + per-sequence domain LoRA, post-norm.
+    h = {s: self.norm_sa[s](h[s] + self._dropout(self.ffn(h[s]), train)
+                            + self._dropout(self.dlora[s](h[s]), train)) * m[s] for s in STREAMS}
+    if 2 in self.gca_positions:
+      self._cross(2, h, valid, batch, train, cells)
+      if not train:
+        h = {s: h[s][:, -1] for s in STREAMS}
+
+    # Invariant projector + iLoRA from x, and the domain projectors.
+    h_x = h["x"]
+    h_i = self.proj["i"](h_x)
+    out = 0.0
+    for s in ("a", "b"):
+      inv = self.norm_i2[s]((h_x + self._dropout(h_i, train)
+                             + self._dropout(self.ilora[s](h_x), train)) * gt[s])
+      own = self.norm_own[s]((h[s] + self._dropout(self.proj[s](h[s]), train)) * gt[s])
+      out = out + (inv + own) * gt[s]
+    return {"h": out, "cells": cells}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loss
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyper:
+  """Loss and sampling settings of one ABXI run (static; not vmapped)."""
+  num_items_a: int
+  num_items_b: int
+  n_neg: int = 128
+  temp: float = 0.75
+  neg_b_off_by_one: bool = True
+
+
+def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> Array:
+  """[B, L, 2 * n_neg] global ids: per position n_neg A items then n_neg B items, none in `hist`."""
+  na, nb = hp.num_items_a, hp.num_items_b
+  shape = batch["target"].shape + (hp.n_neg,)
+  ones = jnp.ones(shape, jnp.int32)
+  r_a, r_b = jax.random.split(rng)
+  neg_a = negatives.sample_excluding(r_a, ones, ones * (na + 1), batch["hist"])
+  low_b = na if hp.neg_b_off_by_one else na + 1          # v2's arange(n_item_a, n_item + 1)
+  neg_b = negatives.sample_excluding(r_b, ones * low_b, ones * (na + nb + 1), batch["hist"])
+  return jnp.concatenate([neg_a, neg_b], axis=-1)
+
+
+def info_nce(h: Array, table: Array, target: Array, neg: Array, temp: float) -> Array:
+  """-log softmax([<h, e_target>, <h, e_neg>...] / temp)[0] per position: [B, L]."""
+  pos = jnp.sum(h * table[target], -1, keepdims=True)
+  negs = jnp.einsum("bld,blnd->bln", h, table[neg])
+  logits = jnp.concatenate([pos, negs], -1) / temp
+  return -jax.nn.log_softmax(logits, axis=-1)[..., 0]
+
+
+def domain_loss(per_pos: Array, mask: Array, row_valid: Array) -> Array:
+  """ABXI's `(loss * cal_norm_mask(mask)).sum(-1).mean()`: per-sequence mean over the masked
+  positions (0 for a sequence without any), then the mean over the (valid) sequences."""
+  w = mask.astype(per_pos.dtype)
+  count = jnp.sum(w, -1)
+  per_row = jnp.where(count > 0, jnp.sum(per_pos * w, -1) / jnp.maximum(count, 1.0), 0.0)
+  rows = row_valid.astype(per_pos.dtype)
+  return jnp.sum(per_row * rows) / jnp.maximum(jnp.sum(rows), 1.0)
+
+
+def loss_fn(module: ABXI, hp: Hyper, params: Any, frozen: Any, batch: dict[str, Array],
+            rng: Array) -> tuple[Array, dict[str, Array]]:
+  """ABXI's training objective loss_A + loss_B on one batch; batch["row_valid"] masks padded rows."""
+  r_drop, r_neg = jax.random.split(rng)
+  out = module.apply({"params": params, **frozen}, batch, train=True, rngs={"dropout": r_drop})
+  neg = sample_train_negatives(r_neg, batch, hp)
+  target = batch["target"]
+  per_pos = info_nce(out["h"], params["ei"], target, neg, hp.temp)
+  na = hp.num_items_a
+  loss_a = domain_loss(per_pos, (target > 0) & (target <= na), batch["row_valid"])
+  loss_b = domain_loss(per_pos, target > na, batch["row_valid"])
+  loss = loss_a + loss_b
+  return loss, {"loss": loss, "loss_a": loss_a, "loss_b": loss_b}
+
+
+def eval_fn(module: ABXI, params: Any, frozen: Any, table: Array,
+            batch: dict[str, Array]) -> task_lib.EvalOutputs:
+  """Scores <h, ei(item)> of the frozen candidates and of every item (by global id)."""
+  out = module.apply({"params": params, **frozen}, batch, train=False)
+  h = out["h"]
+  sampled = jnp.einsum("bd,bcd->bc", h, table[batch["cand"]])
+  return task_lib.EvalOutputs(sampled_scores=sampled, full_scores=h @ table.T, cells=out["cells"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembly
+
+
+def make_module(num_items_a: int, num_items_b: int, model_cfg: Any,
+                gca_positions: tuple[int, ...] = (), gca_kv: str = "other",
+                gca: dict[str, Any] | None = None) -> ABXI:
+  """The ABXI module for a catalog and `config.model`."""
+  return ABXI(num_items_a=num_items_a, num_items_b=num_items_b, length=int(model_cfg.max_len) - 3,
+              d_embed=int(model_cfg.d_embed), n_head=int(model_cfg.n_head),
+              d_ffn=int(model_cfg.d_ffn), rd=int(model_cfg.rd), ri=int(model_cfg.ri),
+              dropout=float(model_cfg.dropout), gca_positions=tuple(gca_positions), gca_kv=gca_kv,
+              gca=dict(gca or {}))
+
+
+def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
+  """Builds the ABXI task (module, training and evaluation arrays) for one dataset and config."""
+  m = config.model
+  if m.max_len < 5:
+    raise ValueError(f"model.max_len={m.max_len} must be >= 5 (windows are max_len - 3 long)")
+  gca_cfg = dict(config.gca)
+  positions = tuple(int(p) for p in gca_cfg.pop("positions"))
+  kv = gca_cfg.pop("kv", "other")
+  module = make_module(ds.num_items_a, ds.num_items_b, m, positions, kv, gca_cfg)
+  hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, n_neg=int(m.n_neg),
+             temp=float(m.temp), neg_b_off_by_one=bool(m.neg_b_off_by_one))
+
+  train = abxi_windows.train_windows(ds, m.max_len)
+  eval_data = {}
+  for split_name in ("valid", "test"):
+    split = dataset_lib.eval_split(ds, split_name)
+    arrays = abxi_windows.eval_windows(ds, split, m.max_len)
+    cand = data_load.candidates(ds, split_name, config.eval.num_negatives, config.eval.candidate_seed)
+    arrays["cand"] = cand.astype(np.int32)
+    eval_data[split_name] = arrays
+
+  sample_batch = {k: v[:1] for k, v in train.items()}
+
+  def init_params(rng: Array) -> Any:
+    return module.init({"params": rng, "dropout": rng}, sample_batch, train=True)["params"]
+
+  def tables_fn(params: Any, frozen: Any) -> Array:
+    return params["ei"]
+
+  return task_lib.Task(
+      name="abxi", init_params=init_params, frozen={}, train_data=train, eval_data=eval_data,
+      loss_fn=lambda p, f, b, r: loss_fn(module, hp, p, f, b, r),
+      tables_fn=tables_fn,
+      eval_fn=lambda p, f, t, b: eval_fn(module, p, f, t, b),
+      num_items_a=ds.num_items_a, num_items_b=ds.num_items_b,
+      cell_names=tuple(f"gca{p}_{q}" for p in sorted(positions) for q in ("A", "B")))
