@@ -13,12 +13,17 @@ runs=${1:-runs/abxi_afk}
 shift || true
 report=${REPORT:-docs/results/abxi_afk.md}
 
+extra=("$@")
+# ABXI's five seeds unless the caller chose others (a --config flag may be given only once).
+case " ${extra[*]:-} " in
+  *"--config.sweep.seeds"*) ;;
+  *) extra+=("--config.sweep.seeds=(3407,0,1,2,3)") ;;
+esac
+
 train() {  # name, then its own overrides
   local name=$1; shift
-  python -m orthoalign.main --config=configs/abxi.py --workdir="$runs/$name" \
-      --config.sweep.seeds='(3407,0,1,2,3)' "$@" "${extra[@]}"
+  python -m orthoalign.main --config=configs/abxi.py --workdir="$runs/$name" "$@" "${extra[@]}"
 }
-extra=("$@")
 start=$(date +%s)
 train abxi --config.gca.positions='()'
 train abxi_gca_early --config.gca.positions='(0,)'

@@ -114,8 +114,13 @@ def check_overrides(argv: list[str]) -> None:
   if spec is None or not overrides:
     return
   config = _load_config_file(spec)
+  seen: set[str] = set()
   for item in overrides:
     key, has_value, raw = item.partition("=")
+    if key in seen:
+      # absl treats repeated --config.<tuple key> flags as a multi-flag and concatenates them.
+      raise ConfigError(f"config key {key} is given twice; give each --config.<key> once")
+    seen.add(key)
     node: Any = config
     parts = key.split(".")
     for depth, part in enumerate(parts):

@@ -36,6 +36,13 @@ def test_bad_overrides(override, message):
     config_lib.check_overrides(["prog", "--config=configs/llm4cdsr.py", override])
 
 
+def test_repeated_override_is_refused():
+  # absl would concatenate repeated tuple flags: (0, 1) + (2,) -> (0, 1, 2) replicas.
+  with pytest.raises(config_lib.ConfigError, match="sweep.seeds is given twice"):
+    config_lib.check_overrides(["prog", "--config=configs/tiny.py", "--config.sweep.seeds=(0,1)",
+                                "--config.sweep.seeds=(2,)"])
+
+
 def test_good_overrides_pass():
   config_lib.check_overrides(["prog", "--config=configs/llm4cdsr.py", "--config.train.max_epochs=3",
                               "--config.gca.positions=(0,1)", "--config.model.causal_self_attention=True"])
