@@ -45,6 +45,9 @@ def get_config():
   m.ri = 64
   # Quirk of v2 (default = original behaviour; see models/abxi.py): id nA may be a B negative.
   m.neg_b_off_by_one = True
+  # How negative logits are computed (same numbers): "gather" their embeddings (less compute, CPU),
+  # "catalog" = score all items then pick (less memory, GPU/TPU), "auto" = by backend.
+  m.neg_scoring = "auto"
 
   config.train.batch_size = 256
   config.train.learning_rate = 1e-4
