@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
-import json
 import os
 import weakref
 from typing import Any, Callable
@@ -96,15 +95,10 @@ def attach_titles(ds: CDSRDataset, title_files: tuple[str, ...] | list[str]) -> 
   if ds.item_keys is None:
     raise DataError("cannot attach titles: the dataset has no item keys (original item ids)",
                     key="data.titles")
+  from orthoalign.data.readers import abxi  # its strict JSON-object reader names file and line
   table: dict[str, str] = {}
   for f in title_files:
-    try:
-      with open(f, encoding="utf-8") as fh:
-        data = json.load(fh)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-      raise DataError(f"expected a JSON object {{item id: title}} ({e})", path=f) from None
-    if not isinstance(data, dict):
-      raise DataError("expected a JSON object {item id: title}", path=f)
+    data, _ = abxi.read_json_object(f)
     table.update({str(k): str(v) for k, v in data.items() if v})
   titles = ds.item_titles if ds.item_titles is not None else np.full(ds.num_items + 1, "", object)
   merged = np.array([t if t else table.get(k, "") for k, t in zip(ds.item_keys, titles)], dtype=str)
