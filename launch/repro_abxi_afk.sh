@@ -8,7 +8,9 @@
 #     --config.train.max_epochs=3 --config.sweep.seeds='(3407,0)'
 # Extra arguments are --config overrides applied to all three runs (they win over the defaults).
 # Re-running the same command resumes each run from its checkpoints.
+# PYTHON names the interpreter (default: python on PATH); REPORT the report's path.
 set -euo pipefail
+py=${PYTHON:-python}
 runs=${1:-runs/abxi_afk}
 shift || true
 report=${REPORT:-docs/results/abxi_afk.md}
@@ -22,7 +24,7 @@ esac
 
 train() {  # name, then its own overrides
   local name=$1; shift
-  python -m orthoalign.main --config=configs/abxi.py --workdir="$runs/$name" "$@" "${extra[@]}"
+  "$py" -m orthoalign.main --config=configs/abxi.py --workdir="$runs/$name" "$@" "${extra[@]}"
 }
 start=$(date +%s)
 train abxi --config.gca.positions='()'
@@ -30,8 +32,8 @@ train abxi_gca_early --config.gca.positions='(0,)'
 train abxi_gca_stack --config.gca.positions='(0,1,2)'
 elapsed=$(( $(date +%s) - start ))
 
-device=$(python -c "import jax; d = jax.devices()[0]; print(f'{jax.device_count()} x {d.device_kind} ({d.platform})')")
+device=$("$py" -c "import jax; d = jax.devices()[0]; print(f'{jax.device_count()} x {d.device_kind} ({d.platform})')")
 note="Command: \`bash launch/repro_abxi_afk.sh $runs ${extra[*]:-}\`. Hardware: $device, jax \
-$(python -c 'import jax; print(jax.__version__)'). Date: $(date -u +%Y-%m-%d). Wall time of the three runs: ${elapsed} s."
-python -m orthoalign.analysis.report "$runs/abxi" "$runs/abxi_gca_early" "$runs/abxi_gca_stack" \
+$("$py" -c 'import jax; print(jax.__version__)'). Date: $(date -u +%Y-%m-%d). Wall time of the three runs: ${elapsed} s."
+"$py" -m orthoalign.analysis.report "$runs/abxi" "$runs/abxi_gca_early" "$runs/abxi_gca_stack" \
     --title="ABXI on Food-Kitchen: baseline vs GCA_early vs GCA_stack" --note="$note" --out="$report"

@@ -206,10 +206,13 @@ def test_negatives_avoid_history_and_respect_domains(off_by_one):
   ds, task = build(cfg)
   batch = _batch(task.train_data, np.arange(32))
   na, nb = ds.num_items_a, ds.num_items_b
-  hp = abxi.Hyper(na, nb, n_neg=64, neg_b_off_by_one=off_by_one)
+  hp = abxi.Hyper(na, nb, n_neg=16, neg_b_off_by_one=off_by_one)
   neg = np.asarray(abxi.sample_train_negatives(jax.random.key(1), batch, hp))
-  assert neg.shape == batch["target"].shape + (128,)
-  neg_a, neg_b = neg[..., :64], neg[..., 64:]
+  assert neg.shape == batch["target"].shape + (32,)
+  neg_a, neg_b = neg[..., :16], neg[..., 16:]
+  # Without replacement within each position's A set and B set, as the original.
+  for part in (neg_a, neg_b):
+    assert (np.diff(np.sort(part, -1), axis=-1) > 0).all()
   assert neg_a.min() >= 1 and neg_a.max() <= na
   assert neg_b.max() <= na + nb and neg_b.min() >= (na if off_by_one else na + 1)
   assert (neg_b == na).any() == off_by_one                     # v2's arange(n_item_a, n_item + 1)
@@ -487,14 +490,32 @@ def test_trains_end_to_end_through_the_generic_loop(tmp_path):
     assert key in row and np.isfinite(row[key]), key
 
 
-def test_catalog_scoring_equals_gather():
-  """Both ways of computing the InfoNCE logits give the same per-position losses."""
+@pytest.mark.parametrize("rows", [3, 40])
+def test_catalog_scoring_equals_gather(rows):
+  """Both ways of computing the InfoNCE logits give the same losses and gradients (40 rows: the
+  gathered path runs in blocks of 20)."""
   from orthoalign.models import abxi as abxi_lib
   r = np.random.default_rng(0)
   table = jnp.asarray(r.normal(size=(40, 8)), jnp.float32)
-  h = jnp.asarray(r.normal(size=(3, 5, 8)), jnp.float32)
-  target = jnp.asarray(r.integers(1, 40, size=(3, 5)))
-  neg = jnp.asarray(r.integers(1, 40, size=(3, 5, 6)))
-  a = abxi_lib.info_nce(h, table, target, neg, 0.75, catalog=False)
-  b = abxi_lib.info_nce(h, table, target, neg, 0.75, catalog=True)
+  h = jnp.asarray(r.normal(size=(rows, 5, 8)), jnp.float32)
+  target = jnp.asarray(r.integers(1, 40, size=(rows, 5)))
+  neg = jnp.asarray(r.integers(1, 40, size=(rows, 5, 6)))
+
+  w = jnp.asarray(r.normal(size=(rows, 5)), jnp.float32)
+
+  def run(catalog):
+    f = lambda h, t: abxi_lib.info_nce(h, t, target, neg, 0.75, catalog=catalog)
+    return f(h, table), jax.grad(lambda h, t: jnp.sum(f(h, t) * w), (0, 1))(h, table)
+
+  a, grads_a = run(False)
+  b, grads_b = run(True)
   np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+  for ga, gb in zip(grads_a, grads_b):
+    np.testing.assert_allclose(np.asarray(ga), np.asarray(gb), rtol=1e-4, atol=1e-5)
+
+
+def test_too_many_distinct_negatives_is_refused():
+  cfg = small_config()
+  cfg.model.n_neg = 64
+  with pytest.raises(ValueError, match=r"model.n_neg=64: .* 40 \(A\) and 30 \(B\) items"):
+    build(cfg)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from configs import llm4cdsr as llm4cdsr_config
-from orthoalign.data import negatives
 from orthoalign.data import synthetic
 from orthoalign.models import llm4cdsr
 from orthoalign.train import state as state_lib
@@ -109,19 +108,6 @@ def test_negatives_avoid_history_and_respect_domains():
   valid = pos > 0
   # mixed_neg_domain="target": negatives share the target's domain.
   np.testing.assert_array_equal((negs["neg"] > na)[valid], (pos > na)[valid])
-
-
-def test_sample_excluding_is_uniform_over_allowed():
-  hist = jnp.asarray(np.array([[0, 0, 2, 3, 5]], np.int32))
-  draws = negatives.sample_excluding(jax.random.key(0), jnp.ones((1, 4000), jnp.int32),
-                                     jnp.full((1, 4000), 7, jnp.int32), hist, tries=24)
-  counts = np.bincount(np.asarray(draws).ravel(), minlength=7)
-  assert counts[[0, 2, 3, 5]].sum() == 0        # residual collision chance (1/2)**24 per draw
-  # With the default 8 tries the documented residual p**8 (p = 1/2 here) shows up, and no more.
-  draws = negatives.sample_excluding(jax.random.key(1), jnp.ones((1, 4000), jnp.int32),
-                                     jnp.full((1, 4000), 7, jnp.int32), hist)
-  assert np.isin(np.asarray(draws), [2, 3, 5]).mean() < 3 * 0.5 ** 8
-  assert np.all(np.abs(counts[[1, 4, 6]] / 4000 - 1 / 3) < 0.04)
 
 
 @pytest.mark.parametrize("causal", [False, True])

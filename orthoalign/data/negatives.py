@@ -1,10 +1,17 @@
 """On-device negative sampling that excludes each user's history.
 
-The baselines draw negatives with Python rejection loops (`random_neq`). Inside a compiled step we
-draw `tries` uniform candidates at once and keep the first that is not in the user's history. The
-result is exact uniform sampling over the allowed items unless all `tries` draws collide, which
-happens with probability p**tries for a user whose history covers a share p of the range; then the
-last draw is kept. With tries=8 and p <= 0.2 that is < 3e-6 per draw.
+The baselines draw negatives with Python rejection loops (`random_neq`, `np.random.choice(...,
+replace=False)`). Inside a compiled step both become fixed-size vectorised rejection:
+
+* `sample_excluding` (one negative per element): draw `tries` uniform candidates at once and keep
+  the first that is not in the user's history. Exact uniform sampling over the allowed items unless
+  all `tries` draws collide, which happens with probability p**tries for a user whose history covers
+  a share p of the range; then the last draw is kept. With tries=8 and p <= 0.2 that is < 3e-6.
+* `sample_distinct_excluding` (n distinct negatives per element, as ABXI's draws without
+  replacement): draw n + extra candidates, drop those in the history and repeated values, keep the
+  first n survivors in draw order — sequential rejection sampling, i.e. exactly a uniformly random
+  n-subset of the allowed items, unless fewer than n of the n + extra draws survive. Small ranges
+  (tests, toy catalogues) take uniform noise per id and its top n instead (Gumbel-top-k).
 """
 
 from __future__ import annotations
@@ -37,6 +44,60 @@ def sample_excluding(rng: Array, low: Array, high: Array, history: Array, offset
   first = jnp.argmax(ok, axis=0)                                        # first clean draw (0 if none)
   first = jnp.where(jnp.any(ok, axis=0), first, tries - 1)
   return jnp.take_along_axis(draws, first[None], axis=0)[0]
+
+
+def sample_distinct_excluding(rng: Array, shape: tuple[int, ...], low: int, high: int,
+                              history: Array, n: int, extra: int = 32) -> Array:
+  """Draws n distinct ids per element uniformly from [low, high), avoiding ids in `history`.
+
+  Args:
+    rng: PRNG key.
+    shape: [B, ...] leading shape of the result.
+    low, high: the id range (static).
+    history: int [B, H] global ids to avoid, rows sorted ascending (0 = padding).
+    n: ids per element (the last axis of the result).
+    extra: spare draws of the rejection path. It is exact unless more than `extra` of the n + extra
+      draws are repeats or history hits: with r = high - low, about (n + extra)**2 / (2 r) +
+      (n + extra) H / r are expected (ABXI on Food-Kitchen: ~1.8 for 32 spare draws, so the failure
+      chance is a Poisson tail, < 1e-25); if it happens the remaining slots keep rejected draws.
+      Ranges under 4 (n + extra) ids take the exact Gumbel-top-k path instead (O(r) per element).
+      Either way, if fewer than n ids are allowed, history ids fill the remaining slots.
+
+  Returns:
+    int32 array of shape `shape + (n,)`, in a uniformly random order.
+  """
+  m = n + extra
+  if high - low < 4 * m:
+    ids = jnp.arange(low, high, dtype=jnp.int32)
+    allowed = ~is_member(history, jnp.broadcast_to(ids, history.shape[:1] + ids.shape))   # [B, r]
+    allowed = allowed.reshape(allowed.shape[:1] + (1,) * (len(shape) - 1) + ids.shape)
+    noise = jax.random.uniform(rng, shape + ids.shape)
+    _, pick = jax.lax.top_k(jnp.where(allowed, noise, -1.0), n)
+    return ids[pick]
+  draws = jax.random.randint(rng, shape + (m,), low, high, jnp.int32)
+  # Sort by value, ties by draw index: the first of equal values is the earliest draw, which
+  # rejection keeps.
+  index = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32), draws.shape)
+  values, order = _sort_pairs(draws, index, high, m - 1)
+  repeat = jnp.concatenate([jnp.zeros_like(values[..., :1], bool),
+                            values[..., 1:] == values[..., :-1]], -1)
+  keep = ~repeat & ~is_member(history, values)
+  # Survivors in draw order first, then the rejected ones (used only if too few survive).
+  _, picked = _sort_pairs(jnp.where(keep, order, order + m), values, 2 * m - 1, high)
+  return picked[..., :n]
+
+
+def _sort_pairs(key: Array, payload: Array, key_max: int, payload_max: int) -> tuple[Array, Array]:
+  """Sorts (key, payload) pairs of non-negative ints along the last axis, by key then payload.
+
+  Packs each pair into one int32 when the bits allow: a one-operand sort is ~4x faster on the CPU
+  than argsort or a two-operand sort (0.05 s vs 0.18 s for ABXI's [256, 47, 160] draws).
+  """
+  shift = int(payload_max).bit_length()
+  if int(key_max).bit_length() + shift <= 31:
+    packed = jnp.sort((key << shift) | payload, axis=-1)
+    return packed >> shift, packed & ((1 << shift) - 1)
+  return tuple(jax.lax.sort((key, payload), dimension=key.ndim - 1, num_keys=2))
 
 
 def is_member(sorted_rows: Array, values: Array) -> Array:
