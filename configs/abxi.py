@@ -45,6 +45,9 @@ def get_config():
   m.ri = 64
   # Quirk of v2 (default = original behaviour; see models/abxi.py): id nA may be a B negative.
   m.neg_b_off_by_one = True
+  # Evaluation domain sequences: "inplace" = the original trainer (seq_x with the other domain's
+  # items zeroed), "compact" = the own-domain history left-padded (see data/abxi_windows.py).
+  m.eval_domain_seq = "inplace"
   # How negative logits are computed (same numbers): "gather" their embeddings (less compute, CPU),
   # "catalog" = score all items then pick (less memory, GPU/TPU), "auto" = by backend.
   m.neg_scoring = "auto"

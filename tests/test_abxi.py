@@ -140,7 +140,7 @@ def test_train_and_eval_windows_by_hand():
   np.testing.assert_array_equal(abxi_windows.backward_positions(tr["seq_a"] > 0),
                                 [[0, 0, 2, 1, 0], [0, 0, 0, 1, 0]])
 
-  test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), max_len)
+  test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), max_len, "compact")
   # User 0: the sequence is cut to its last 8 items [12, 1, 13, 2, 3, 14, 4, 15]; input = first 7.
   np.testing.assert_array_equal(test["seq_x"][0], [13, 2, 3, 14, 4])
   np.testing.assert_array_equal(test["time_x"][0], [2, 3, 4, 5, 6])
@@ -152,11 +152,26 @@ def test_train_and_eval_windows_by_hand():
   np.testing.assert_array_equal(test["qtime_b"][0], [-1, -1, 0, 2, 6])   # predicts after time 6
   assert test["target"][0] == 15 and test["domain"][0] == 1
   np.testing.assert_array_equal(test["hist"][0], [1, 2, 3, 4, 11, 12, 13, 14])   # whole prefix
-  valid = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), max_len)
+  valid = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), max_len, "compact")
   np.testing.assert_array_equal(valid["seq_x"][1], [0, 0, 1, 2, 11])
   np.testing.assert_array_equal(valid["seq_a"][1], [0, 0, 0, 1, 2])
   np.testing.assert_array_equal(valid["seq_b"][1], [0, 0, 0, 0, 11])
   assert valid["target"][1] == 3 and valid["domain"][1] == 0
+
+  # The original code's layout (the default): seq_x with the other domain zeroed, slot for slot.
+  test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), max_len)
+  np.testing.assert_array_equal(test["seq_x"][0], [13, 2, 3, 14, 4])
+  np.testing.assert_array_equal(test["seq_a"][0], [0, 2, 3, 0, 4])
+  np.testing.assert_array_equal(test["time_a"][0], [-1, 3, 4, -1, 6])
+  np.testing.assert_array_equal(test["qtime_a"][0], [-1, 3, 4, -1, 6])
+  np.testing.assert_array_equal(test["seq_b"][0], [13, 0, 0, 14, 0])
+  np.testing.assert_array_equal(test["time_b"][0], [2, -1, -1, 5, -1])
+  np.testing.assert_array_equal(test["qtime_b"][0], [2, -1, -1, 5, -1])  # last slot is padding
+  valid = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), max_len)
+  np.testing.assert_array_equal(valid["seq_a"][1], [0, 0, 1, 2, 0])
+  np.testing.assert_array_equal(valid["seq_b"][1], [0, 0, 0, 0, 11])
+  with pytest.raises(ValueError, match="model.eval_domain_seq='left'"):
+    abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), max_len, "left")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,8 +282,9 @@ def test_eval_slicing_matches_full_sequence_pass():
   np.testing.assert_allclose(plain, full, rtol=1e-5, atol=1e-6)
 
 
-def _reference_forward(p, batch, na, heads):
-  """ABXI's training forward (dropout off) written directly from models/ABXI.py, in numpy."""
+def _reference_forward(p, batch, na, heads, evaluation=False):
+  """ABXI's forward (dropout off) written directly from models/ABXI.py, in numpy. evaluation=True:
+  the FFN/LoRA stage multiplies by 1 instead of the stream's mask (the original's eval branch)."""
   p = jax.tree.map(lambda x: np.asarray(x, np.float64), p)
 
   def ln(x, q):
@@ -303,6 +319,7 @@ def _reference_forward(p, batch, na, heads):
     pos = np.flip(np.cumsum(np.flip(m[..., 0], 1), 1), 1) * m[..., 0]
     hs = (p["ei"][seq] + p["ep"][pos]) * m
     hs = ln(hs + mha(hs), p["norm_mha"]) * m
+    m = np.ones_like(m) if evaluation else m
     h[s] = ln(hs + swiglu(hs, p["ffn"]) + lora(hs, p[f"dlora_{s}"]), p[f"norm_sa_{s}"]) * m
   gt = np.asarray(batch["target"])
   g = {"a": ((gt > 0) & (gt <= na))[..., None], "b": (gt > na)[..., None]}
@@ -333,11 +350,13 @@ def test_forward_matches_reference_equations():
   got = module.apply({"params": params}, ev, train=False)["h"]
   ref_batch = {k: ev[k] for k in ("seq_x", "seq_a", "seq_b")}
   ref_batch["target"] = jnp.zeros_like(ev["seq_x"]).at[:, -1].set(ev["target"])
-  want = _reference_forward(params, ref_batch, ds.num_items_a, heads=2)[:, -1]
-  # Where a stream's last slot is valid, mask 1 (the original's eval) equals the slot's own mask.
-  rows = np.all(np.stack([np.asarray(ev[k])[:, -1] > 0 for k in ("seq_a", "seq_b")]), 0)
-  assert rows.sum() >= 6
-  np.testing.assert_allclose(np.asarray(got)[rows], want[rows], rtol=2e-4, atol=2e-5)
+  want = _reference_forward(params, ref_batch, ds.num_items_a, heads=2, evaluation=True)[:, -1]
+  # In place (the default), the stream of the last input's other domain ends in padding: its
+  # attention output is masked to 0 and the FFN/LoRA stage sees zeros. Both cases occur here.
+  last_b = np.asarray(ev["seq_x"])[:, -1] > ds.num_items_a
+  assert 0 < last_b.sum() < len(last_b)
+  np.testing.assert_array_equal(np.asarray(ev["seq_a"])[:, -1] > 0, ~last_b)
+  np.testing.assert_allclose(np.asarray(got), want, rtol=2e-4, atol=2e-5)
 
 
 def test_self_attention_is_causal():

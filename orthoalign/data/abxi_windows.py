@@ -11,8 +11,12 @@ Conventions (as the original):
     (`aligned_domain_sequences`): at a slot whose target is in A, `seq_a` holds the A item that
     precedes that target in the A-only subsequence, and 0 elsewhere (B likewise).
   * Evaluation inputs are the prefix before the target (valid: sequence[:-2], test: [:-1]);
-    `seq_x` is its last `len_trim` items and `seq_a` / `seq_b` are its A (B) items, compacted and
-    left-padded (no alignment at evaluation).
+    `seq_x` is its last `len_trim` items. `seq_a` / `seq_b` (no alignment at evaluation) follow
+    `layout`: "inplace" (the original code, `trainer.evaluate_batch` at 10075a4 and later:
+    `seq_x` with the other domain's items set to 0, slot for slot) or "compact" (the prefix's A (B)
+    items, compacted and left-padded: reference/baselines.md's description, which the code does
+    not do). They differ when the last input is from the other domain: in place, that stream's last
+    slot is then padding.
 
 Merged-sequence times for GCA's causal cross-mask (`time_*`, -1 on padding), counted from the first
 input item of the (cut) sequence:
@@ -121,21 +125,27 @@ def train_windows(ds: dataset_lib.CDSRDataset, max_len: int) -> dict[str, np.nda
   return out
 
 
+EVAL_LAYOUTS = ("inplace", "compact")
+
+
 def eval_windows(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit,
-                 max_len: int) -> dict[str, np.ndarray]:
+                 max_len: int, layout: str = "inplace") -> dict[str, np.ndarray]:
   """Inputs for next-item evaluation, one row per evaluated user.
 
   Args:
     ds: the dataset.
     split: the leave-one-out cases (`dataset.eval_split`).
     max_len: ABXI's `len_max` (50); windows have length max_len - 3.
+    layout: domain sequences "inplace" (the original code) or "compact" (see the module docstring).
 
   Returns:
-    seq_x, seq_a, seq_b (merged window; the input's A and B items, compacted), time_x, time_a,
+    seq_x, seq_a, seq_b (merged window; its A and B items per `layout`), time_x, time_a,
     time_b (key times), qtime_a, qtime_b (query times: the last domain token takes the last input's
     time), target (global id), domain (0 = A, 1 = B), hist (the whole input prefix, sorted,
     0-padded; excluded from full ranking) and user.
   """
+  if layout not in EVAL_LAYOUTS:
+    raise ValueError(f"model.eval_domain_seq={layout!r}; expected one of {list(EVAL_LAYOUTS)}")
   length = max_len - 3
   na = ds.num_items_a
   width = int(split.input_len.max()) if split.num_cases else 1
@@ -146,11 +156,18 @@ def eval_windows(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit,
     start = max(0, len(full) - max_len)            # the original's cut to the last len_max items
     inputs = full[start:n]
     time = np.arange(len(inputs))
-    rows["seq_x"].append(trim(inputs, length))
-    rows["time_x"].append(trim(time, length, fill=-1))
-    for name, in_dom in (("a", (inputs > 0) & (inputs <= na)), ("b", inputs > na)):
-      rows[f"seq_{name}"].append(trim(inputs[in_dom], length))
-      t = trim(time[in_dom], length, fill=-1)
+    seq_x, time_x = trim(inputs, length), trim(time, length, fill=-1)
+    rows["seq_x"].append(seq_x)
+    rows["time_x"].append(time_x)
+    for name, lo, hi in (("a", 1, na), ("b", na + 1, np.inf)):
+      if layout == "inplace":
+        in_dom = (seq_x >= lo) & (seq_x <= hi)
+        rows[f"seq_{name}"].append(np.where(in_dom, seq_x, 0))
+        t = np.where(in_dom, time_x, -1)
+      else:
+        in_dom = (inputs >= lo) & (inputs <= hi)
+        rows[f"seq_{name}"].append(trim(inputs[in_dom], length))
+        t = trim(time[in_dom], length, fill=-1)
       rows[f"time_{name}"].append(t)
       q = t.copy()
       if q[-1] >= 0:

@@ -26,9 +26,14 @@ LoRA A = randn/50, B = 0; LayerNorm 1/0). Positions count backwards (most recent
 the aligned domain sequences have interior gaps, so a token's position also counts the later
 same-domain targets of the sequence (the original's behaviour).
 
-Quirk of the original, a flag whose default is the v2.1 behaviour:
+Quirks of the original, flags whose defaults are the v2.1 behaviour:
   * `neg_b_off_by_one=True`: v2's `idx_all_b = arange(n_item_a, n_item + 1)` lets the last A item
     (id nA) be drawn as a B negative (v1: `n_item_a + 1`).
+  * `eval_domain_seq="inplace"`: at evaluation `trainer.evaluate_batch` builds seq_a / seq_b by
+    zeroing the other domain's items of seq_x slot for slot. When the last input item is a B item,
+    seq_a's last slot is padding, its attention output is masked to 0 and the A stream reaches the
+    final mix only as LayerNorm biases (likewise for B). "compact" gives each stream the prefix's
+    own-domain items, left-padded, as reference/baselines.md describes the evaluation inputs.
 
 Deviations (named):
   * Training negatives are drawn on device (`negatives.sample_distinct_excluding`: vectorised
@@ -402,7 +407,7 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   eval_data = {}
   for split_name in ("valid", "test"):
     split = dataset_lib.eval_split(ds, split_name)
-    arrays = abxi_windows.eval_windows(ds, split, m.max_len)
+    arrays = abxi_windows.eval_windows(ds, split, m.max_len, m.get("eval_domain_seq", "inplace"))
     cand = data_load.candidates(ds, split_name, config.eval.num_negatives, config.eval.candidate_seed)
     arrays["cand"] = cand.astype(np.int32)
     eval_data[split_name] = arrays

@@ -126,7 +126,7 @@ def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int,
   return out
 
 
-def _finalize(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str, float]:
+def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str, float]:
   """Replica r's sums -> flat metric dict ("<split>/<protocol>/<dom>/<metric>", "align/<cell>/<stat>")."""
   one = {k: np.asarray(v)[r] for k, v in sums.items()}
   out = {}
@@ -294,7 +294,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
       # As ABXI: no validation (so no early stopping or plateau) during warm-up.
       if epoch > tc.warmup_epochs and (epoch % every == 0 or epoch == max_epochs):
         sums = jax.device_get(eval_fn(state.params, frozen, eval_data["valid"]))
-        valid = [_finalize(sums, r, "valid") for r in range(num_r)]
+        valid = [finalize_split(sums, r, "valid") for r in range(num_r)]
         improved = tracker.update(epoch, valid, key, patience, tc.plateau_patience, tc.plateau_factor)
         best = keep_best(best, state.params, jax.device_put(improved, repl))
         for r in range(num_r):
@@ -330,7 +330,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
         "orthoalign_version": orthoalign.__version__, "config": flat_config}
     row.update(tracker.last_train[r] if tracker.last_train else {})
     row.update(tracker.best_metrics[r])
-    row.update({k: v for k, v in _finalize(test_sums, r, "test").items() if not k.startswith("align/")})
+    row.update({k: v for k, v in finalize_split(test_sums, r, "test").items() if not k.startswith("align/")})
     rows.append(row)
   writers.write_jsonl(os.path.join(workdir, "results.jsonl"), rows)
   ckpt.close()

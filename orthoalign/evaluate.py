@@ -1,0 +1,127 @@
+r"""Evaluates a run's best parameters again, optionally under other evaluation settings.
+
+  python -m orthoalign.evaluate --workdir=runs/abxi_afk/abxi \
+      --set=model.eval_domain_seq=compact --out=runs/abxi_afk/abxi/eval_compact.jsonl
+
+Rebuilds the run from its config.json, applies the `--set key=value` overrides (keys under eval.*
+and model.eval_domain_seq only: they change what is measured, never the parameters), restores
+every replica's best parameters from the newest checkpoint and evaluates the valid and test splits.
+Prints one line per replica, split, protocol and domain; --out writes one JSON row per replica
+(atomically). Without overrides it reproduces the test metrics of the run's results.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import ml_collections
+
+from orthoalign import config_lib
+from orthoalign.data import errors
+from orthoalign.train import checkpoint as checkpoint_lib
+from orthoalign.train import loop
+from orthoalign.train import writers
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A run folder written by orthoalign.main.")
+_SET = flags.DEFINE_multi_string("set", [], "key=value: an evaluation setting to change.")
+_OUT = flags.DEFINE_string("out", None, "Write the rows as JSON lines here.")
+
+# Settings that change what is measured but not the trained parameters.
+EVAL_KEYS = ("eval.", "model.eval_domain_seq")
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> list[str]:
+  """Applies "key=value" strings (value parsed as the key's current type); returns the keys."""
+  keys = []
+  for item in overrides:
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise config_lib.ConfigError(f"--set {item!r}: expected key=value")
+    if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in EVAL_KEYS):
+      raise config_lib.ConfigError(
+          f"--set {key}: only evaluation settings may change ({', '.join(EVAL_KEYS)}*); the "
+          "parameters were trained under the rest")
+    try:
+      old = config_lib.get(config, key)
+    except (KeyError, AttributeError):
+      raise config_lib.ConfigError(f"--set {key}: no such key in the run's config") from None
+    try:
+      value = text.lower() in ("1", "true") if isinstance(old, bool) else type(old)(text)
+    except ValueError:
+      raise config_lib.ConfigError(
+          f"--set {key}={text!r}: expected a {type(old).__name__}") from None
+    parent, _, leaf = key.rpartition(".")
+    config_lib.get(config, parent)[leaf] = value
+    keys.append(key)
+  return keys
+
+
+def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
+  """Rows (one per replica) of valid and test metrics of the run's best parameters."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise errors.DataError("no config.json: not an orthoalign run folder", path=path)
+  with open(path, encoding="utf-8") as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  changed = apply_overrides(config, overrides)
+  ckpt = checkpoint_lib.Checkpointer(workdir)
+  epoch = ckpt.latest_epoch()
+  if epoch is None:
+    raise errors.DataError("no checkpoint yet", path=os.path.join(workdir, "checkpoints"))
+  run = loop.setup(config)
+  _, best, meta = ckpt.restore(epoch, run.state, run.state.params)
+  ckpt.close()
+  sums = {s: jax.device_get(run.eval_fn(best, run.frozen, run.eval_data[s])) for s in ("valid", "test")}
+  rows = []
+  for r, rep in enumerate(run.reps):
+    row = {"run": os.path.basename(os.path.abspath(workdir)), "replica": r, **rep,
+           "checkpoint_epoch": epoch, "best_epoch": meta["tracker"]["best_epoch"][r],
+           "overrides": {k: config_lib.get(config, k) for k in changed}}
+    for split, s in sums.items():
+      row.update({k: v for k, v in loop.finalize_split(s, r, split).items()
+                  if not k.startswith("align/") or split == "valid"})
+    rows.append(row)
+  return rows
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+  metrics = ("hr@5", "hr@10", "ndcg@10", "mrr", "auc")
+  lines = [f"{'rep':>3} {'seed':>5} {'split':>5} {'proto':>7} {'dom':>3} "
+           + " ".join(f"{m:>8}" for m in metrics)]
+  for row in rows:
+    for split in ("valid", "test"):
+      for proto in ("sampled", "full"):
+        for dom in ("A", "B", "all"):
+          vals = (row.get(f"{split}/{proto}/{dom}/{m}", float("nan")) for m in metrics)
+          lines.append(f"{row['replica']:>3} {row['seed']:>5} {split:>5} {proto:>7} {dom:>3} "
+                       + " ".join(f"{v:>8.4f}" for v in vals))
+  return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)
+  try:
+    rows = evaluate(_WORKDIR.value, _SET.value)
+  except (config_lib.ConfigError, errors.DataError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(f"best parameters of {_WORKDIR.value} (checkpoint of epoch {rows[0]['checkpoint_epoch']}), "
+        f"overrides: {rows[0]['overrides'] or 'none'}")
+  print(format_rows(rows), flush=True)
+  if _OUT.value:
+    writers.write_jsonl(_OUT.value, rows)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["workdir"])
+  jax.config.config_with_absl()
+  app.run(main)
