@@ -54,7 +54,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str])
       raise config_lib.ConfigError(f"--set {key}: no such key in the run's config") from None
     try:
       value = text.lower() in ("1", "true") if isinstance(old, bool) else type(old)(text)
-    except ValueError:
+    except (TypeError, ValueError):
       raise config_lib.ConfigError(
           f"--set {key}={text!r}: expected a {type(old).__name__}") from None
     parent, _, leaf = key.rpartition(".")
