@@ -407,7 +407,8 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   eval_data = {}
   for split_name in ("valid", "test"):
     split = dataset_lib.eval_split(ds, split_name)
-    arrays = abxi_windows.eval_windows(ds, split, m.max_len, m.get("eval_domain_seq", "inplace"))
+    # A config without the key predates it: such runs were evaluated with the compact layout.
+    arrays = abxi_windows.eval_windows(ds, split, m.max_len, m.get("eval_domain_seq", "compact"))
     cand = data_load.candidates(ds, split_name, config.eval.num_negatives, config.eval.candidate_seed)
     arrays["cand"] = cand.astype(np.int32)
     eval_data[split_name] = arrays
