@@ -58,8 +58,8 @@ def sample_distinct_excluding(rng: Array, shape: tuple[int, ...], low: int, high
     n: ids per element (the last axis of the result).
     extra: spare draws of the rejection path. It is exact unless more than `extra` of the n + extra
       draws are repeats or history hits: with r = high - low, about (n + extra)**2 / (2 r) +
-      (n + extra) H / r are expected (ABXI on Food-Kitchen: ~1.8 for 32 spare draws, so the failure
-      chance is a Poisson tail, < 1e-25); if it happens the remaining slots keep rejected draws.
+      (n + extra) H / r are expected (ABXI on Food-Kitchen: ~1.8 for 32 spare draws, so by a Poisson-tail
+      estimate the failure chance is < 1e-25); if it happens the remaining slots keep rejected draws.
       Ranges under 4 (n + extra) ids take the exact Gumbel-top-k path instead (O(r) per element).
       Either way, if fewer than n ids are allowed, history ids fill the remaining slots.
 
@@ -91,7 +91,8 @@ def _sort_pairs(key: Array, payload: Array, key_max: int, payload_max: int) -> t
   """Sorts (key, payload) pairs of non-negative ints along the last axis, by key then payload.
 
   Packs each pair into one int32 when the bits allow: a one-operand sort is ~4x faster on the CPU
-  than argsort or a two-operand sort (0.05 s vs 0.18 s for ABXI's [256, 47, 160] draws).
+  than argsort or a two-operand sort (0.05 s vs 0.18 s for ABXI's [256, 47, 160] draws, jitted,
+  on the project's 2-core CPU, 2026-11-26).
   """
   shift = int(payload_max).bit_length()
   if int(key_max).bit_length() + shift <= 31:
