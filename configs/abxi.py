@@ -66,6 +66,8 @@ def get_config():
   config.eval.num_negatives = 999
   config.eval.batch_size = 1024
   config.sweep.seeds = (3407,)
+  # InfoNCE temperatures as replicas: e.g. --config.sweep.model.temp='(0.5,0.75,1.0)'.
+  config.sweep.model.update(temp=())
 
   config.gca.positions = ()          # plain ABXI
   return config

@@ -58,6 +58,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.gca.causal = True
   # Dropout on the cross-attention weights.
   config.gca.dropout = 0.0
+  # Feed-forward block on the cross-attention output (expansion factor; 0 = none), to give the GCA
+  # unit the size the paper's parameter counts imply (models/gca.py).
+  config.gca.ffn = 0
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 128
@@ -90,6 +93,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Seed of the frozen candidate sets (the split name is mixed in, so valid and test differ).
   config.eval.candidate_seed = 0
   config.eval.batch_size = 128
+  # Also evaluate the test split at every validation (into history.jsonl, not used for selection):
+  # needed for the paper's "best test epoch" reading of Figure 2 (analysis.correlations.correlation).
+  config.eval.track_test = False
 
   config.sweep = ml_collections.ConfigDict()
   # Replicas trained together in one program: the product of these lists. Empty = the single value
@@ -98,4 +104,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.sweep.learning_rates = ()
   config.sweep.weight_decays = ()
   config.sweep.gate_inits = ()
+  # Per model: `sweep.model.<k>` lists values of a shape-keeping model hyperparameter (loss weights,
+  # temperatures; the model's REPLICA_HPARAMS), e.g. --config.sweep.model.alpha='(0.0,0.1,0.5)'.
+  config.sweep.model = ml_collections.ConfigDict()
   return config

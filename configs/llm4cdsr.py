@@ -30,6 +30,9 @@ def get_config():
   m.num_blocks = 2
   m.num_heads = 1
   m.dropout = 0.5
+  # Inner width of the blocks' feed-forward layers; 0 = hidden_size (the original). Grown by
+  # parameter matching (orthoalign/models/param_count.py) for the scaling experiment.
+  m.ffn_size = 0
   m.max_len = 40
   # Frozen text tables: mixed path via a joint PCA (<= global_dim) + adapter; domain paths via
   # per-domain PCA to hidden_size. Off = trainable ID embeddings ("w/o LLM").
@@ -56,6 +59,8 @@ def get_config():
   # Real data without text embeddings (e.g. ABXI's files) falls back to ID embeddings; with titles
   # (llmcdsr, or data.titles) set data.text_emb to "tfidf" or "minilm" for the frozen text tables.
   config.sweep.seeds = (42,)
+  # Loss weights and temperatures as replicas: e.g. --config.sweep.model.alpha='(0.0,0.1,0.5)'.
+  config.sweep.model.update(alpha=(), beta=(), tau=(), tau_reg=())
   # GCA_early: one position right after the embedding + position layer.
   config.gca.positions = (0,)
   return config

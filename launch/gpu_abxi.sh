@@ -3,8 +3,9 @@
 # full Food-Kitchen reproduction (launch/repro_abxi_afk.sh: 3 models x 5 seeds, to early stop).
 # Prepare with `bash launch/gpu_prepare.sh` on the CPU machine, then run on the device machine:
 #   run(command="bash launch/gpu_abxi.sh", carry=[".whl", ".data"], timeout_s=600)
-# What comes back under $OUT: bench_abxi.json, bench.log, repro.log, abxi_afk.md (the report, if
-# all three runs finished inside REPRO_BUDGET seconds) and results_<run>.jsonl of each finished run.
+# What comes back under $OUT: bench_abxi.json, bench.log, repro.log, table1_abxi_afk/ (the grid's
+# report, written for whatever finished inside REPRO_BUDGET seconds) and results_<run>.jsonl and
+# history_<run>.jsonl of each finished run.
 set -uo pipefail
 OUT=${OUT:-/tmp/orthoalign-gpu-out}
 mkdir -p "$OUT"
@@ -27,12 +28,16 @@ timeout "${BENCH_BUDGET:-150}" python3 -m orthoalign.bench --config=configs/abxi
     2>&1 | tee -a "$OUT/bench.log"
 
 # 2. Fidelity and GCA: the full command, stopped after REPRO_BUDGET seconds if need be.
-timeout "${REPRO_BUDGET:-390}" env PYTHON=python3 REPORT="$OUT/abxi_afk.md" \
-    bash launch/repro_abxi_afk.sh /tmp/runs/abxi_afk --config.data.path="$data" \
+timeout "${REPRO_BUDGET:-390}" env PYTHON=python3 REPORT="$OUT/table1_abxi_afk" \
+    bash launch/repro_abxi_afk.sh /tmp/runs/table1_abxi_afk --set data.path="$data" \
     > "$OUT/repro.log" 2>&1
 echo "repro exit status: $? (124 = stopped at REPRO_BUDGET)" | tee -a "$OUT/repro.log"
-for run in abxi abxi_gca_early abxi_gca_stack; do
-  [ -f "/tmp/runs/abxi_afk/$run/results.jsonl" ] && cp "/tmp/runs/abxi_afk/$run/results.jsonl" \
-      "$OUT/results_$run.jsonl"
+# A report of whatever finished (the one inside the script is skipped when the budget ran out).
+[ -d "$OUT/table1_abxi_afk" ] || python3 -m orthoalign.analysis.report \
+    --grid=/tmp/runs/table1_abxi_afk --out="$OUT/table1_abxi_afk" >> "$OUT/repro.log" 2>&1
+for dir in /tmp/runs/table1_abxi_afk/*/; do
+  run=$(basename "$dir")
+  [ -f "$dir/results.jsonl" ] && cp "$dir/results.jsonl" "$OUT/results_$run.jsonl"
+  [ -f "$dir/history.jsonl" ] && cp "$dir/history.jsonl" "$OUT/history_$run.jsonl"
 done
 tail -n 5 "$OUT/repro.log"

@@ -24,6 +24,7 @@ import numpy as np
 from ml_collections import config_flags
 
 import orthoalign
+from orthoalign import compile_cache
 from orthoalign import config_lib
 from orthoalign.train import loop
 from orthoalign.train import writers
@@ -77,6 +78,7 @@ def measure(config, replicas: int, epochs: int) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)
+  compile_cache.enable()
   config = _CONFIG.value
   device = jax.devices()[0]
   header = {"orthoalign": orthoalign.__version__, "jax": jax.__version__,

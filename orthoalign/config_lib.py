@@ -53,7 +53,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config key train.select_metric={config.train.select_metric!r}; expected "
                       "valid/<sampled|full>/<A|B|all>/<ndcg@1|5|10, hr@1|5|10, mrr, auc>, or a "
                       "'+'-joined sum of such keys")
-  for key in ("train.warmup_epochs", "train.plateau_patience"):
+  for key in ("train.warmup_epochs", "train.plateau_patience", "gca.ffn"):
     if not isinstance(get(config, key), int) or get(config, key) < 0:
       raise ConfigError(f"config key {key}={get(config, key)!r} must be an int >= 0")
   for key in ("seeds", "learning_rates", "weight_decays", "gate_inits"):

@@ -23,6 +23,7 @@ from absl import logging
 import jax
 import ml_collections
 
+from orthoalign import compile_cache
 from orthoalign import config_lib
 from orthoalign.data import errors
 from orthoalign.train import checkpoint as checkpoint_lib
@@ -106,6 +107,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> None:
+  compile_cache.enable()
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)

@@ -1,4 +1,5 @@
-"""Atomic file writes and JSON helpers (no JAX import: the data CLIs use them too)."""
+"""Atomic file writes, JSON helpers and duration text (no JAX import: the data CLIs and the grid
+runner use them too)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,13 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> None:
   atomic_write_text(path, "".join(json.dumps(jsonable(r), sort_keys=True) + "\n" for r in rows))
+
+
+def format_duration(seconds: float) -> str:
+  """Seconds -> "42s", "3m07s" or "2h05m" (rounded to the second; hours drop the seconds)."""
+  seconds = int(round(seconds))
+  if seconds < 60:
+    return f"{seconds}s"
+  if seconds < 3600:
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+  return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"

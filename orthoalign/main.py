@@ -15,6 +15,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from orthoalign import compile_cache
 from orthoalign import config_lib
 from orthoalign.data import errors
 from orthoalign.train import loop
@@ -29,6 +30,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)   # orbax is chatty at INFO; our progress goes to stdout
+  compile_cache.enable()
   try:
     loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (config_lib.ConfigError, loop.TrainingDiverged, errors.DataError) as e:

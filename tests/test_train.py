@@ -141,3 +141,62 @@ def test_schedule_warmup_plateau_and_sparse_checkpoints(tmp_path):
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]   # epoch 3 and the last; keep 1
   value = row["valid/sampled/A/mrr"] + row["valid/sampled/B/mrr"]
   assert np.isfinite(value)
+
+
+def test_model_hyperparameter_replica_equals_standalone_run(tmp_path):
+  """A loss weight swept as replicas (sweep.model.alpha) trains as a standalone run with that value.
+
+  Replica 1 has alpha = 0.5 and tau_reg = 2.0 (a weight and a temperature that are arrays in the
+  program); the standalone run gets them as plain config values.
+  """
+  rows = run(tmp_path / "sweep", **{"sweep.model.alpha": (0.0, 0.5), "model.tau_reg": 2.0,
+                                    "train.max_epochs": 2})
+  assert [r["model.alpha"] for r in rows] == [0.0, 0.5]
+  alone = run(tmp_path / "alone", **{"model.alpha": 0.5, "model.tau_reg": 2.0,
+                                     "train.max_epochs": 2})[0]
+  for key in METRICS + ("train/reg_loss",):
+    np.testing.assert_allclose(alone[key], rows[1][key], rtol=1e-4, atol=1e-4, err_msg=key)
+  assert rows[0]["train/loss"] != pytest.approx(rows[1]["train/loss"], rel=1e-3)
+
+
+def test_unknown_model_hyperparameter_sweep_is_refused(tmp_path):
+  from orthoalign import config_lib
+  cfg = tiny.get_config()
+  cfg.sweep.model.gamma = (0.1,)
+  with pytest.raises(config_lib.ConfigError, match=r"sweep.model.gamma.*valid: \['alpha', 'beta'"):
+    loop.train_and_evaluate(cfg, str(tmp_path))
+
+
+def test_history_rows_per_epoch_and_replica(baseline):
+  workdir, rows = baseline
+  with open(workdir / "history.jsonl") as f:
+    history = [json.loads(line) for line in f]
+  assert [(h["epoch"], h["replica"]) for h in history] == [(e, r) for e in (1, 2, 3) for r in (0, 1)]
+  for h in history:
+    assert {"train/loss", "train/learning_rate", "valid/sampled/A/ndcg@10",
+            "align/gca0_A/abs_mean_cos", "align/gca0_B/alpha"} <= set(h)
+    assert not any(k.startswith("test/") for k in h)       # eval.track_test is off
+  best = [h for h in history if h["replica"] == 1 and h["epoch"] == rows[1]["best_epoch"]][0]
+  assert best["valid/sampled/all/ndcg@10"] == pytest.approx(rows[1]["valid/sampled/all/ndcg@10"])
+
+
+def test_history_resume_keeps_only_checkpointed_epochs(tmp_path):
+  """Rows past the checkpoint (epochs a resumed run replays) are dropped, then written again."""
+  from orthoalign.train import history as history_lib
+  path = tmp_path / "history.jsonl"
+  path.write_text("".join(json.dumps({"epoch": e, "replica": 0}) + "\n" for e in (1, 2, 3))
+                  + '{"epoch": 4, "repl')                         # cut short by the interruption
+  history = history_lib.History(str(tmp_path), resume_epoch=2)
+  history.append([{"epoch": 3, "replica": 0, "x": 1.0}])
+  rows = [json.loads(line) for line in path.read_text().splitlines()]
+  assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[-1]["x"] == 1.0
+  history_lib.History(str(tmp_path), resume_epoch=None)          # a fresh run starts empty
+  assert path.read_text() == ""
+
+
+def test_track_test_writes_test_metrics_per_epoch(tmp_path):
+  run(tmp_path, **{"train.max_epochs": 2, "eval.track_test": True})
+  with open(tmp_path / "history.jsonl") as f:
+    history = [json.loads(line) for line in f]
+  assert len(history) == 2
+  assert all("test/sampled/A/ndcg@10" in h and "test/full/all/mrr" in h for h in history)

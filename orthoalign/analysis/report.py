@@ -1,15 +1,26 @@
-r"""Write a markdown report (mean ± std over replicas) from finished runs.
+r"""Write a markdown report (mean ± std over replicas) from finished runs, or from a whole grid.
 
+Runs given one by one (markdown to --out, a file):
   python -m orthoalign.analysis.report runs/abxi runs/abxi_gca_early runs/abxi_gca_stack \
       --title="ABXI on Food-Kitchen" --out=docs/results/abxi_afk.md
+
+A grid (ROOT/grid.json from the grid runner, one workdir per run; --out is a folder that gets
+README.md, the figures and table1.tex):
+  python -m orthoalign.analysis.report --grid=runs/grids/corr --out=docs/results/corr
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
+from orthoalign.analysis import alignment
+from orthoalign.analysis import correlations
 from orthoalign.analysis import results
+from orthoalign.analysis import scaling_curves
+from orthoalign.analysis import tables
+from orthoalign.analysis import variants
 from orthoalign.data import cli
 from orthoalign.data.errors import DataError
 from orthoalign.fileio import atomic_write_text
@@ -30,20 +41,145 @@ def render(workdirs: Sequence[str], title: str, note: str = "") -> str:
   return "\n".join(parts)
 
 
+# ---------------------------------------------------------------------------------------------
+# Grid mode.
+
+
+def _section(parts: list[str], title: str, build: Callable[[], list[str]]) -> None:
+  """Appends a section; any data problem becomes a one-line remark instead of an exception."""
+  try:
+    body = build()
+  except Exception as e:  # noqa: BLE001  (a report of a partial grid must still be written)
+    body = [f"(skipped: {type(e).__name__}: {e})", ""]
+  parts += [f"## {title}", ""] + body
+
+
+def _link(out: str, path: str) -> str:
+  rel = os.path.relpath(path, out)
+  return f"![{os.path.splitext(os.path.basename(rel))[0]}]({rel})"
+
+
+def render_grid(grid: results.Grid, out: str, title: str | None = None, note: str = "") -> str:
+  """Writes figures (and table1.tex) into `out` and returns the README markdown."""
+  from orthoalign.analysis import figures  # matplotlib only when figures are drawn
+  meta, df = grid.meta, grid.df
+  parts = [f"# {title or meta.get('name') or os.path.basename(os.path.abspath(grid.root))}", ""]
+  if note:
+    parts += [note, ""]
+  runs = meta["runs"]
+  axes: dict[str, list[str]] = {}
+  for run in runs:
+    for k, v in (run.get("axes") or {}).items() if isinstance(run, dict) else ():
+      axes.setdefault(k, [])
+      if str(v) not in axes[k]:
+        axes[k].append(str(v))
+  parts += ["## Grid", "", f"- name: {meta.get('name', '—')}", f"- grid file: "
+            f"`{meta.get('grid', '—')}`", f"- root: `{grid.root}`",
+            f"- runs: {len(runs)} listed, {len(runs) - len(grid.missing_runs())} finished"
+            + (f", {len(df)} trained models (replicas)" if len(df) else "")]
+  parts += [f"- axis `{k}`: {', '.join(v)}" for k, v in axes.items()]
+  parts.append("")
+  if grid.missing:
+    parts += ["### Not included", "", "| run | why |", "|---|---|"]
+    parts += [f"| {n} | {why} |" for n, why in grid.missing]
+    parts.append("")
+  if df.empty:
+    parts += ["No finished runs yet.", ""]
+    return "\n".join(parts)
+  df = variants.add_variant(df)
+  present = set(df["variant"])
+
+  def table1_section() -> list[str]:
+    if "plain" not in present or present == {"plain"}:
+      return ["(skipped: needs plain and GCA variants)", ""]
+    t = tables.table1(df)
+    tex = "\n".join(tables.table1_latex(t, p) for p in t.protocols)
+    atomic_write_text(os.path.join(out, "table1.tex"), tex)
+    return ["Test metrics at each run's best validation epoch (paper.md §3.1). LaTeX: "
+            "[table1.tex](table1.tex) (all metrics).", "",
+            tables.table1_markdown(t, paired_metrics=("ndcg@1", "ndcg@10", "auc"))]
+
+  def correlation_section() -> list[str]:
+    pts = correlations.correlation_points(df)
+    n_runs = len(pts[["run", "replica"]].drop_duplicates()) if not pts.empty else 0
+    if n_runs < 3:
+      return [f"(skipped: needs ≥ 3 GCA runs with a GCA[0] cell, has {n_runs})", ""]
+    body = ["Orthogonality, \\|cos(X, X′)\\| (`abs_mean_cos` of cell gca0_<domain>), against test "
+            "NDCG@10 per model and domain (Figure 2, paper.md §2.2).", "",
+            correlations.correlation_markdown(correlations.correlation(df))]
+    widths = variants.width_of(df).dropna().nunique()
+    if widths > 1:
+      body += ["Stratified by model width (|cos| of unrelated d-dim vectors shrinks like 1/√d):",
+               "", correlations.correlation_markdown(correlations.correlation(df, by=("width",)))]
+    body += [_link(out, p) for p in figures.correlation_figure(df, out)] + [""]
+    h = grid.histories
+    if h is not None and any(c.startswith("test/") for c in h.columns):
+      try:
+        c = correlations.correlation(df, epoch="best_test", histories=h)
+        body += ["**Paper's selection** (each point at its best *test* epoch, paper.md §2.1: "
+                 "selected on the test set, so optimistic):", "",
+                 correlations.correlation_markdown(c)]
+        body += [_link(out, p) for p in figures.correlation_figure(
+            df, os.path.join(out, "best_test"), epoch="best_test", histories=h)] + [""]
+      except DataError as e:
+        body += [f"(best-test selection skipped: {e})", ""]
+    return body
+
+  def scaling_section() -> list[str]:
+    plain_sizes = df.loc[df["variant"] == "plain", "params/total"].nunique()
+    if plain_sizes < 2:
+      return [f"(skipped: needs ≥ 2 plain baseline sizes, has {plain_sizes})", ""]
+    s = scaling_curves.scaling(df)
+    return ["Test NDCG@10 against total parameters (Figure 3, paper.md §4).", "",
+            scaling_curves.scaling_markdown(s)] + [
+                _link(out, p) for p in figures.scaling_figure(df, out)] + [""]
+
+  def alignment_section() -> list[str]:
+    a = alignment.alignment_summary(df)
+    if a.empty:
+      return ["(skipped: no GCA cells in these runs)", ""]
+    return ["Pooled over GCA cells, domains and replicas, at the best validation epoch "
+            "(validation inputs; Figure 8, paper.md §2.1).", "",
+            alignment.alignment_markdown(a)] + [
+                _link(out, p) for p in figures.alignment_boxplots(df, out)] + [""]
+
+  def runs_section() -> list[str]:
+    by = "grid.run" if "grid.run" in df.columns else "run"
+    return [results.run_table(df, by=by), "", "Test, sampled protocol, per run:", "",
+            results.metric_table(df, "test", "sampled", by=by), ""]
+
+  _section(parts, "Table 1: baseline vs. GCA", table1_section)
+  _section(parts, "Orthogonality vs. accuracy", correlation_section)
+  _section(parts, "Scaling and parameter efficiency", scaling_section)
+  _section(parts, "Alignment summary", alignment_section)
+  _section(parts, "Runs", runs_section)
+  return "\n".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   parser = cli.Parser(prog="python -m orthoalign.analysis.report", description=__doc__.split("\n")[0])
-  parser.add_argument("workdirs", nargs="+", help="run folders holding results.jsonl")
-  parser.add_argument("--title", default="Results")
+  parser.add_argument("workdirs", nargs="*", help="run folders holding results.jsonl")
+  parser.add_argument("--grid", default=None, help="grid folder holding grid.json (grid mode)")
+  parser.add_argument("--title", default=None)
   parser.add_argument("--note", default="", help="a paragraph under the title (command, hardware, date)")
-  parser.add_argument("--out", default=None, help="write the markdown here (atomically)")
+  parser.add_argument("--out", default=None, help="write the markdown here (atomically); in grid "
+                      "mode a folder (default GRID/report) for README.md and the figures")
   args = parser.parse_args(argv)
+  if bool(args.grid) == bool(args.workdirs):
+    parser.error("give either run folders or --grid=ROOT")
   try:
-    text = render(args.workdirs, args.title, args.note)
+    if args.grid:
+      out = args.out or os.path.join(args.grid, "report")
+      os.makedirs(out, exist_ok=True)
+      text = render_grid(results.load_grid(args.grid), out, args.title, args.note)
+      atomic_write_text(os.path.join(out, "README.md"), text)
+    else:
+      text = render(args.workdirs, args.title or "Results", args.note)
+      if args.out:
+        atomic_write_text(args.out, text)
   except DataError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  if args.out:
-    atomic_write_text(args.out, text)
   print(text)
   return 0
 

@@ -1,44 +1,180 @@
-"""Load run results into pandas and aggregate replicas (seeds) into mean ± std tables."""
+"""Load runs into pandas and aggregate replicas (seeds) into mean ± std tables.
+
+Loaders: `load_runs` (results.jsonl: one row per trained model at its best validation epoch),
+`load_histories` (history.jsonl: one row per epoch) and `load_grid` (every finished run of a grid
+the grid runner wrote, with its axes). Tables: `metric_table`, `alignment_table`, `run_table`.
+
+Vocabulary: a *run* is one trained model (one replica row); a *program* is one workdir (column
+`run`, which may hold several replicas).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import pandas as pd
 
+from orthoalign.analysis import formatting
 from orthoalign.data.errors import DataError
+from orthoalign.experiments import status
 
 DOMAINS = ("A", "B")
 RANK_METRICS = ("hr@5", "hr@10", "ndcg@1", "ndcg@10", "mrr", "auc")
 ALIGN_STATS = ("abs_mean_cos", "mean_abs_cos", "alpha")
 
 
+def _jsonl(path: str, skip_blank: bool) -> Iterator[tuple[int, Any]]:
+  """(1-based line number, parsed value) of each line of the JSON-lines file at `path`.
+
+  Raises:
+    DataError: a line that is not JSON (a blank one too, unless skip_blank), naming path and line.
+  """
+  with open(path, encoding="utf-8") as f:
+    for line_no, line in enumerate(f, 1):
+      if skip_blank and not line.strip():
+        continue
+      try:
+        value = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise DataError(f"expected one JSON object per line ({e.msg})", path=path, line=line_no)
+      yield line_no, value
+
+
 def load_runs(workdirs: Iterable[str]) -> pd.DataFrame:
   """One row per replica of every run; `run` = the workdir's folder name (labels the model variant).
 
-  The nested `config` of each row is flattened into `config.<key>` columns.
+  The nested `config` of each row is flattened into `config.<key>` columns (lists as JSON text).
+
+  Raises:
+    DataError: a missing results.jsonl (naming the path), a line that is not JSON (naming path and
+      line), or no rows at all.
   """
   rows = []
   for workdir in workdirs:
     path = os.path.join(workdir, "results.jsonl")
     if not os.path.isfile(path):
       raise DataError("no results.jsonl: has the run finished?", path=path)
-    with open(path, encoding="utf-8") as f:
-      for line_no, line in enumerate(f, 1):
-        try:
-          row = json.loads(line)
-        except json.JSONDecodeError as e:
-          raise DataError(f"expected one JSON object per line ({e.msg})", path=path, line=line_no)
-        config = row.pop("config", {})
-        row.update({f"config.{k}": json.dumps(v) if isinstance(v, list) else v
-                    for k, v in config.items()})
-        row["run"] = os.path.basename(os.path.abspath(workdir))
-        rows.append(row)
+    for _, row in _jsonl(path, skip_blank=False):
+      config = row.pop("config", {})
+      row.update({f"config.{k}": json.dumps(v) if isinstance(v, list) else v
+                  for k, v in config.items()})
+      row["run"] = os.path.basename(os.path.abspath(workdir))
+      rows.append(row)
   if not rows:
     raise DataError("no results found", key="workdirs")
   return pd.DataFrame(rows)
+
+
+def load_histories(workdirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+  """history.jsonl of each workdir -> one row per (run, replica, epoch).
+
+  `run` is the workdir's folder name (as in `load_runs`). Keys absent on epochs without
+  evaluation are NaN.
+
+  Raises:
+    DataError: a missing history.jsonl (naming the path), a line that is not a JSON object (naming
+      path and line), a row without epoch/replica, or no rows at all.
+  """
+  rows = []
+  for workdir in workdirs:
+    path = os.path.join(os.fspath(workdir), "history.jsonl")
+    if not os.path.isfile(path):
+      raise DataError("no history.jsonl (written by the trainer once per epoch)", path=path)
+    run = os.path.basename(os.path.abspath(os.fspath(workdir)))
+    for line_no, row in _jsonl(path, skip_blank=True):
+      if not isinstance(row, dict) or "epoch" not in row or "replica" not in row:
+        raise DataError("expected a JSON object with 'epoch' and 'replica'", path=path,
+                        line=line_no)
+      row["run"] = run
+      rows.append(row)
+  if not rows:
+    raise DataError("no history rows found", key="workdirs")
+  out = pd.DataFrame(rows)
+  front = ["run", "replica", "epoch"]
+  return out[front + [c for c in out.columns if c not in front]]
+
+
+@dataclasses.dataclass
+class Grid:
+  """A loaded grid.
+
+  Attributes:
+    root: the grid folder.
+    meta: grid.json as read.
+    df: one row per replica of every finished run, with `axis.<name>` columns (the run's axis
+      labels, as text) and `grid.run` (the run's name); empty if no run has finished.
+    histories: history.jsonl rows of finished runs that have one (None if none has).
+    missing: (run name, reason) of runs that are not (successfully) finished, plus
+      ("(histories)", reason) when the histories could not be read.
+  """
+
+  root: str
+  meta: dict[str, Any]
+  df: pd.DataFrame
+  histories: pd.DataFrame | None
+  missing: list[tuple[str, str]]
+
+  def missing_runs(self) -> list[str]:
+    """Names of listed runs that are not in `df` (not the history remark)."""
+    return [n for n, _ in self.missing if n != "(histories)"]
+
+
+def load_grid(root: str | os.PathLike[str]) -> Grid:
+  """Reads ROOT/grid.json (`status.read_grid`) and the results of every finished run it lists.
+
+  A run is finished when its workdir holds results.jsonl; runs without one (not started, still
+  training, failed) and runs whose results cannot be read are listed in `missing`, not raised.
+
+  Raises:
+    DataError: grid.json missing or malformed, without a "runs" list, or a run without name and
+      workdir (naming the path/key).
+  """
+  root = os.fspath(root)
+  meta = status.read_grid(root)
+  path = os.path.join(root, status.GRID_JSON)
+  frames, missing, workdirs = [], [], []
+  for i, run in enumerate(meta["runs"]):
+    if not isinstance(run, dict) or ("workdir" not in run and "name" not in run):
+      raise DataError("expected an object with 'name' and 'workdir'", path=path,
+                      key=f"runs[{i}]")
+    name = str(run.get("name", run.get("workdir")))
+    workdir = os.path.join(root, str(run.get("workdir", name)))
+    if not os.path.isdir(workdir):
+      missing.append((name, "not started (no workdir)"))
+      continue
+    if not os.path.isfile(os.path.join(workdir, "results.jsonl")):
+      missing.append((name, f"{_run_status(workdir)} (no results.jsonl)"))
+      continue
+    try:
+      one = load_runs([workdir])
+    except DataError as e:
+      missing.append((name, f"unreadable results: {e}"))
+      continue
+    for axis, value in (run.get("axes") or {}).items():
+      one[f"axis.{axis}"] = str(value)
+    one["grid.run"] = name
+    frames.append(one)
+    workdirs.append(workdir)
+  df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+  histories = None
+  with_history = [w for w in workdirs if os.path.isfile(os.path.join(w, "history.jsonl"))]
+  if with_history:
+    try:
+      histories = load_histories(with_history)
+    except DataError as e:
+      missing.append(("(histories)", str(e)))
+  return Grid(root, meta, df, histories, missing)
+
+
+def _run_status(workdir: str) -> str:
+  """running / failed / interrupted / pending from the grid runner's markers."""
+  try:
+    return status.run_status(workdir)
+  except Exception:  # noqa: BLE001  (an unknown marker format must not stop the report)
+    return "unfinished or failed"
 
 
 def mean_std(df: pd.DataFrame, columns: Sequence[str], by: str = "run") -> pd.DataFrame:
@@ -47,12 +183,6 @@ def mean_std(df: pd.DataFrame, columns: Sequence[str], by: str = "run") -> pd.Da
   grouped = df.groupby(by, sort=False)[present]
   return pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.count()},
                    axis=1).swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
-
-
-def _fmt(mean: float, std: float) -> str:
-  if pd.isna(mean):
-    return "—"
-  return f"{mean:.4f} ± {std:.4f}" if not pd.isna(std) else f"{mean:.4f}"
 
 
 def metric_table(df: pd.DataFrame, split: str = "test", protocol: str = "sampled",
@@ -69,7 +199,7 @@ def metric_table(df: pd.DataFrame, split: str = "test", protocol: str = "sampled
       for m in metrics:
         c = f"{split}/{protocol}/{d}/{m}"
         if c in stats.columns.get_level_values(0):
-          cells.append(_fmt(stats.loc[run, (c, "mean")], stats.loc[run, (c, "std")]))
+          cells.append(formatting.mean_std(stats.loc[run, (c, "mean")], stats.loc[run, (c, "std")]))
           n = int(stats.loc[run, (c, "n")])
         else:
           cells.append("—")
@@ -87,7 +217,8 @@ def alignment_table(df: pd.DataFrame, stats: Sequence[str] = ALIGN_STATS, by: st
   lines = ["| run | cell | " + " | ".join(stats) + " |", "|---|---|" + "---|" * len(stats)]
   for run in agg.index:
     for cell in cells:
-      vals = [_fmt(agg.loc[run, (f"align/{cell}/{s}", "mean")], agg.loc[run, (f"align/{cell}/{s}", "std")])
+      vals = [formatting.mean_std(agg.loc[run, (f"align/{cell}/{s}", "mean")],
+                                  agg.loc[run, (f"align/{cell}/{s}", "std")])
               if f"align/{cell}/{s}" in agg.columns.get_level_values(0) else "—" for s in stats]
       if all(v == "—" for v in vals):
         continue

@@ -15,6 +15,14 @@ def names() -> tuple[str, ...]:
   return tuple(sorted(_BUILDERS))
 
 
+def replica_hparams(name: str) -> tuple[str, ...]:
+  """The shape-keeping `model.<k>` hyperparameters of a model that replicas may vary (loss weights,
+  temperatures): the model module's REPLICA_HPARAMS."""
+  if name not in _BUILDERS:
+    return ()
+  return tuple(getattr(importlib.import_module(_BUILDERS[name]), "REPLICA_HPARAMS", ()))
+
+
 def get_builder(name: str) -> Callable:
   """Returns the `build(dataset, config) -> Task` function of a registered model."""
   if name not in _BUILDERS:

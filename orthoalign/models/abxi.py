@@ -271,6 +271,10 @@ class ABXI(nn.Module):
 # Loss
 
 
+# Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>).
+REPLICA_HPARAMS = ("temp",)
+
+
 @dataclasses.dataclass(frozen=True)
 class Hyper:
   """Loss and sampling settings of one ABXI run (static; not vmapped)."""
@@ -342,13 +346,17 @@ def domain_loss(per_pos: Array, mask: Array, row_valid: Array) -> Array:
 
 
 def loss_fn(module: ABXI, hp: Hyper, params: Any, frozen: Any, batch: dict[str, Array],
-            rng: Array) -> tuple[Array, dict[str, Array]]:
-  """ABXI's training objective loss_A + loss_B on one batch; batch["row_valid"] masks padded rows."""
+            rng: Array, hparams: dict[str, Array] | None = None) -> tuple[Array, dict[str, Array]]:
+  """ABXI's training objective loss_A + loss_B on one batch; batch["row_valid"] masks padded rows.
+
+  `hparams` {"temp"}: this replica's InfoNCE temperature (a scalar); None = hp.temp.
+  """
+  temp = (hparams or {}).get("temp", hp.temp)
   r_drop, r_neg = jax.random.split(rng)
   out = module.apply({"params": params, **frozen}, batch, train=True, rngs={"dropout": r_drop})
   neg = sample_train_negatives(r_neg, batch, hp)
   target = batch["target"]
-  per_pos = info_nce(out["h"], params["ei"], target, neg, hp.temp, hp.catalog_scoring)
+  per_pos = info_nce(out["h"], params["ei"], target, neg, temp, hp.catalog_scoring)
   na = hp.num_items_a
   loss_a = domain_loss(per_pos, (target > 0) & (target <= na), batch["row_valid"])
   loss_b = domain_loss(per_pos, target > na, batch["row_valid"])
@@ -423,8 +431,9 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
 
   return task_lib.Task(
       name="abxi", init_params=init_params, frozen={}, train_data=train, eval_data=eval_data,
-      loss_fn=lambda p, f, b, r: loss_fn(module, hp, p, f, b, r),
+      loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
       tables_fn=tables_fn,
       eval_fn=lambda p, f, t, b: eval_fn(module, p, f, t, b),
       num_items_a=ds.num_items_a, num_items_b=ds.num_items_b,
-      cell_names=tuple(f"gca{p}_{q}" for p in sorted(positions) for q in ("A", "B")))
+      cell_names=tuple(f"gca{p}_{q}" for p in sorted(positions) for q in ("A", "B")),
+      hparams={"temp": hp.temp})

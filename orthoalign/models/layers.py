@@ -87,15 +87,21 @@ class SelfAttention(nn.Module):
 
 
 class PointWiseFeedForward(nn.Module):
-  """SASRec's conv1x1 -> dropout -> ReLU -> conv1x1 -> dropout, plus residual."""
+  """SASRec's conv1x1 -> dropout -> ReLU -> conv1x1 -> dropout, plus residual.
+
+  `inner` is the hidden width (0 = d, SASRec's and LLM4CDSR's); a wider one grows the baseline for
+  parameter-matched comparisons (orthoalign/models/param_count.py).
+  """
   d: int
   dropout: float
+  inner: int = 0
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
-    h = torch_dense(self.d, self.d, name="conv1")(x)
+    inner = self.inner or self.d
+    h = torch_dense(inner, self.d, name="conv1")(x)
     h = nn.relu(nn.Dropout(self.dropout, deterministic=not train)(h))
-    h = torch_dense(self.d, self.d, name="conv2")(h)
+    h = torch_dense(self.d, inner, name="conv2")(h)
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     return h + x
 
@@ -111,6 +117,7 @@ class SASRecBlock(nn.Module):
   dropout: float
   causal: bool = False
   eps: float = 1e-8
+  ffn_inner: int = 0
 
   @nn.compact
   def __call__(self, x: Array, valid: Array, *, train: bool) -> Array:
@@ -121,5 +128,5 @@ class SASRecBlock(nn.Module):
     q = nn.LayerNorm(epsilon=self.eps, name="attn_ln")(x)
     x = q + SelfAttention(self.d, self.heads, self.dropout, name="attn")(q, x, mask, train=train)
     x = nn.LayerNorm(epsilon=self.eps, name="ffn_ln")(x)
-    x = PointWiseFeedForward(self.d, self.dropout, name="ffn")(x, train=train)
+    x = PointWiseFeedForward(self.d, self.dropout, self.ffn_inner, name="ffn")(x, train=train)
     return x * valid[..., None]

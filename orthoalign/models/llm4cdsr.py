@@ -59,6 +59,7 @@ class LLM4CDSR(nn.Module):
   local_emb: bool = True       # frozen 128-d domain tables; False = trainable ID embeddings
   user_dim: int = 0            # width of user profile vectors for the beta loss; 0 = no user adapter
   causal: bool = False
+  ffn_size: int = 0            # inner width of the blocks' feed-forward layers; 0 = hidden (original)
   gca_positions: tuple[int, ...] = ()
   gca: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -83,7 +84,7 @@ class LLM4CDSR(nn.Module):
     self.pos_emb = {s: nn.Embed(self.max_len + 1, self.hidden, embedding_init=layers.xavier_normal,
                                 name=f"pos_emb_{s}") for s in ("m", "a", "b")}
     self.blocks = {s: [layers.SASRecBlock(self.hidden, self.num_heads, self.dropout, self.causal,
-                                          name=f"block_{s}{i + 1}") for i in range(self.num_blocks)]
+                                          ffn_inner=self.ffn_size, name=f"block_{s}{i + 1}") for i in range(self.num_blocks)]
                    for s in ("m", "a", "b")}
     self.last_ln = {s: nn.LayerNorm(epsilon=1e-8, name=f"last_ln_{s}") for s in ("m", "a", "b")}
     self.emb_dropout = nn.Dropout(self.dropout)
@@ -202,9 +203,20 @@ def _bce_pair(pos_logit: Array, neg_logit: Array, mask: Array) -> Array:
   return jnp.sum(per * w) / jnp.maximum(jnp.sum(w), 1.0)
 
 
+# Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>): the
+# loss reads them as arrays from the replica's state, not from Hyper.
+REPLICA_HPARAMS = ("alpha", "beta", "tau", "tau_reg")
+
+
 @dataclasses.dataclass(frozen=True)
 class Hyper:
-  """Loss and sampling settings of one LLM4CDSR run (static; not vmapped)."""
+  """Loss and sampling settings of one LLM4CDSR run (static; not vmapped).
+
+  `reg_term` / `user_term` decide whether the item-regularisation / user-guidance terms exist in
+  the program: their weight is non-zero in the config or in any replica (the original's
+  `if hp.alpha:` skip, kept when every replica has 0). The weights and temperatures used are the
+  replica's hparams; the fields below are the config's values (the default hparams).
+  """
   num_items_a: int
   num_items_b: int
   alpha: float
@@ -214,6 +226,8 @@ class Hyper:
   mixed_neg_domain: str
   independent_negatives: bool
   neg_exclusive_upper: bool
+  reg_term: bool = True
+  user_term: bool = True
 
 
 def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> dict[str, Array]:
@@ -244,8 +258,13 @@ def _target_domain(pos: Array, na: int) -> Array:
 
 
 def loss_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, batch: dict[str, Array],
-            rng: Array) -> tuple[Array, dict[str, Array]]:
-  """LLM4CDSR's training loss on one batch. batch['row_valid'] masks padded rows."""
+            rng: Array, hparams: dict[str, Array] | None = None) -> tuple[Array, dict[str, Array]]:
+  """LLM4CDSR's training loss on one batch. batch['row_valid'] masks padded rows.
+
+  `hparams` {alpha, beta, tau, tau_reg}: this replica's loss weights and temperatures (scalars);
+  None = the config's values in `hp`.
+  """
+  h = {"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg, **(hparams or {})}
   r_drop, r_neg, r_reg = jax.random.split(rng, 3)
   negs = sample_train_negatives(r_neg, batch, hp)
   variables = {"params": params, **frozen}
@@ -267,20 +286,20 @@ def loss_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, batch: dict[s
     rec = rec + _bce_pair(pos_l, neg_l, valid)
   loss = rec
   metrics = {"rec_loss": rec}
-  if hp.alpha:
+  if hp.reg_term:
     hist = batch["hist"]
     is_a = (hist > 0) & (hist <= hp.num_items_a)
     is_b = hist > hp.num_items_a
     ka, kb = jax.random.split(r_reg)
     reg_a, found_a = negatives.sample_from_rows(ka, hist, is_a)
     reg_b, found_b = negatives.sample_from_rows(kb, hist, is_b)
-    reg = soft_clip_loss(mix(reg_a), mix(reg_b), found_a & found_b & batch["row_valid"], hp.tau_reg)
-    loss = loss + hp.alpha * reg
+    reg = soft_clip_loss(mix(reg_a), mix(reg_b), found_a & found_b & batch["row_valid"], h["tau_reg"])
+    loss = loss + h["alpha"] * reg
     metrics["reg_loss"] = reg
-  if hp.beta and "user_profile" in batch:
+  if hp.user_term and "user_profile" in batch:
     user = module.apply(variables, batch["user_profile"], method=LLM4CDSR.user_vectors)
-    guide = soft_clip_loss(user, f_m[:, -1], batch["row_valid"], hp.tau)
-    loss = loss + hp.beta * guide
+    guide = soft_clip_loss(user, f_m[:, -1], batch["row_valid"], h["tau"])
+    loss = loss + h["beta"] * guide
     metrics["user_loss"] = guide
   metrics["loss"] = loss
   return loss, metrics
@@ -353,7 +372,11 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   global_dim = tables["global_table"].shape[1] if "global_table" in tables else 0
   local_emb = "table_a" in tables
   train = windows.train_windows(ds, m.max_len)
-  beta = m.beta if use_text else 0.0
+  swept = config.sweep.get("model") or {}
+  # A term exists in the program when any replica gives it a non-zero weight.
+  alpha = max((abs(float(v)) for v in (m.alpha, *(swept.get("alpha") or ()))), default=0.0)
+  beta = max((abs(float(v)) for v in (m.beta, *(swept.get("beta") or ()))), default=0.0)
+  beta = beta if use_text else 0.0
   if beta:
     # Substitute for the GPT user profiles: mean text embedding of the user's training items.
     emb = ds.item_text_emb
@@ -373,10 +396,12 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   module = LLM4CDSR(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, hidden=m.hidden_size,
                     num_blocks=m.num_blocks, num_heads=m.num_heads, dropout=m.dropout, max_len=m.max_len,
                     global_dim=global_dim, freeze_global=m.freeze_emb, local_emb=local_emb,
-                    user_dim=user_dim, causal=m.causal_self_attention, gca_positions=positions,
+                    user_dim=user_dim, causal=m.causal_self_attention,
+                    ffn_size=int(m.get("ffn_size", 0)), gca_positions=positions,
                     gca=gca_cfg)
   hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, alpha=float(m.alpha),
-             beta=float(beta), tau=float(m.tau), tau_reg=float(m.tau_reg),
+             beta=float(m.beta) if use_text else 0.0, tau=float(m.tau), tau_reg=float(m.tau_reg),
+             reg_term=alpha > 0, user_term=beta > 0,
              mixed_neg_domain=m.mixed_neg_domain, independent_negatives=m.independent_negatives,
              neg_exclusive_upper=m.neg_exclusive_upper)
   if hp.mixed_neg_domain not in ("input", "target"):
@@ -414,8 +439,9 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
 
   return task_lib.Task(
       name="llm4cdsr", init_params=init_params, frozen=frozen, train_data=train, eval_data=eval_data,
-      loss_fn=lambda p, f, b, r: loss_fn(module, hp, p, f, b, r),
+      loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
       tables_fn=tables_fn,
       eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
       num_items_a=ds.num_items_a, num_items_b=ds.num_items_b,
-      cell_names=tuple(f"gca{p}_{q}" for p in sorted(positions) for q in ("A", "B")))
+      cell_names=tuple(f"gca{p}_{q}" for p in sorted(positions) for q in ("A", "B")),
+      hparams={"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg})

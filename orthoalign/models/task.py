@@ -44,11 +44,15 @@ class Task:
     train_data: host arrays with a common leading dimension (one row per training sequence).
     eval_data: {"valid"|"test": host arrays with a leading dimension of eval cases; they must hold
       "domain" (0 = A, 1 = B), "target" (global id) and "hist" (sorted items excluded from full ranking)}.
-    loss_fn: (params, frozen, batch, rng) -> (loss, metrics); batch["row_valid"] masks padded rows.
+    loss_fn: (params, frozen, batch, rng, hparams=None) -> (loss, metrics); batch["row_valid"] masks
+      padded rows; `hparams` holds this replica's values of the model's replica hyperparameters
+      (scalars, traced under vmap), None = the config's values (`hparams` below).
     tables_fn: (params, frozen) -> whatever eval_fn needs once per evaluation (e.g. item tables).
     eval_fn: (params, frozen, tables, batch) -> EvalOutputs.
     num_items_a, num_items_b: catalog sizes.
     cell_names: GCA cells the model reports, e.g. ("gca0_A", "gca0_B").
+    hparams: {name: config value} of the shape-keeping hyperparameters the loss reads as arrays
+      (e.g. LLM4CDSR's loss weights), so that replicas of one program may differ in them.
   """
   name: str
   init_params: Callable[[Array], Any]
@@ -61,3 +65,4 @@ class Task:
   num_items_a: int
   num_items_b: int
   cell_names: tuple[str, ...] = ()
+  hparams: dict[str, float] = dataclasses.field(default_factory=dict)

@@ -31,6 +31,7 @@ from orthoalign.metrics import alignment
 from orthoalign.metrics import ranking
 from orthoalign.models import task as task_lib
 from orthoalign.train import checkpoint as checkpoint_lib
+from orthoalign.train import history as history_lib
 from orthoalign.train import sharding
 from orthoalign.train import state as state_lib
 from orthoalign.train import step as step_lib
@@ -209,7 +210,8 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   frozen = jax.device_put(task.frozen, repl)
   tx = state_lib.make_optimizer()
   init = jax.jit(jax.vmap(functools.partial(state_lib.init_replica, task, tx)), out_shardings=repl)
-  state = init(*[jax.device_put(hp[k], repl) for k in ("seed", "learning_rate", "weight_decay", "gate_init")])
+  state = init(*[jax.device_put(hp[k], repl) for k in ("seed", "learning_rate", "weight_decay", "gate_init",
+                                                        "model")])
   epoch_fn = jax.jit(jax.vmap(functools.partial(step_lib.train_epoch, task=task, tx=tx, batch_size=bs,
                                                 mesh=mesh), in_axes=(0, None, None, None)),
                      donate_argnums=0)
@@ -253,10 +255,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     tracker = Tracker(**meta["tracker"])
     start = latest + 1
     print(f"Resumed from {workdir}/checkpoints at epoch {latest}", flush=True)
+  history = history_lib.History(workdir, latest)
 
   t0 = time.time()
   compiled = epoch_fn.lower(state, train_data, frozen, epoch_arg(start)).compile()
-  compile_s = time.time() - t0
+  train_compile_s = time.time() - t0
+  t0 = time.time()
+  compiled_eval = eval_fn.lower(state.params, frozen, eval_data["valid"]).compile()
+  compile_s = train_compile_s + time.time() - t0
+  cache = jax.config.jax_compilation_cache_dir or "off"
+  print(f"compiled in {compile_s:.1f}s (train epoch {train_compile_s:.1f}s, evaluation "
+        f"{compile_s - train_compile_s:.1f}s; persistent cache: {cache})", flush=True)
   writer = writers.ScalarWriter(os.path.join(workdir, "tb"))
   tc = config.train
   key, patience = tc.select_metric, tc.early_stop_patience
@@ -291,10 +300,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
       scalars.update({f"train/learning_rate/r{r}": float(lrs[r]) for r in range(num_r)})
       tracker.last_epoch = epoch
       line = f"epoch {epoch}/{max_epochs}  loss {losses.mean():.4f}"
+      rows = [{"epoch": epoch, "replica": r, **tracker.last_train[r], "train/learning_rate": float(lrs[r])}
+              for r in range(num_r)]
       # As ABXI: no validation (so no early stopping or plateau) during warm-up.
       if epoch > tc.warmup_epochs and (epoch % every == 0 or epoch == max_epochs):
-        sums = jax.device_get(eval_fn(state.params, frozen, eval_data["valid"]))
+        sums = jax.device_get(compiled_eval(state.params, frozen, eval_data["valid"]))
         valid = [finalize_split(sums, r, "valid") for r in range(num_r)]
+        for r in range(num_r):
+          rows[r].update(valid[r])
+        if config.eval.track_test:
+          sums = jax.device_get(eval_fn(state.params, frozen, eval_data["test"]))
+          for r in range(num_r):
+            rows[r].update({k: v for k, v in finalize_split(sums, r, "test").items()
+                            if not k.startswith("align/")})
         improved = tracker.update(epoch, valid, key, patience, tc.plateau_patience, tc.plateau_factor)
         best = keep_best(best, state.params, jax.device_put(improved, repl))
         for r in range(num_r):
@@ -304,6 +322,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
                  f"  stopped {sum(tracker.stopped)}/{num_r}")
       else:
         line += "  (warm-up)" if epoch <= tc.warmup_epochs else ""
+      history.append(rows)      # before the checkpoint: a resume then drops this epoch's rows, never lacks them
       if epoch % tc.checkpoint_every == 0 or epoch == max_epochs or all(tracker.stopped):
         ckpt.save(epoch, state, best, {"tracker": dataclasses.asdict(tracker)})
       writer.write_scalars(epoch, scalars)

@@ -19,6 +19,7 @@ Array = jax.Array
 class TrainState:
   """Everything that changes during training, for one replica (stacked on axis 0 for R replicas).
 
+  `hparams` holds the replica's values of the model's replica hyperparameters (Task.hparams).
   `rng` is the replica's base key: shuffling and per-step randomness are derived from it with
   fold_in(epoch / step), so a resumed run replays exactly the same randomness.
   """
@@ -26,6 +27,7 @@ class TrainState:
   params: Any
   opt_state: Any
   rng: Array
+  hparams: dict[str, Array] = flax.struct.field(default_factory=dict)
 
 
 def make_optimizer() -> optax.GradientTransformation:
@@ -39,8 +41,12 @@ def make_optimizer() -> optax.GradientTransformation:
 
 
 def init_replica(task: task_lib.Task, tx: optax.GradientTransformation, seed: Array,
-                 learning_rate: Array, weight_decay: Array, gate_init: Array) -> TrainState:
-  """Initialises one replica from its hyperparameters; vmap over them for R replicas."""
+                 learning_rate: Array, weight_decay: Array, gate_init: Array,
+                 hparams: dict[str, Array] | None = None) -> TrainState:
+  """Initialises one replica from its hyperparameters; vmap over them for R replicas.
+
+  `hparams` overrides Task.hparams (the model's loss weights, temperatures) for this replica.
+  """
   key = jax.random.key(seed)
   init_key, train_key = jax.random.split(key)
   params = gca_lib.set_gate_init(task.init_params(init_key), gate_init)
@@ -48,7 +54,9 @@ def init_replica(task: task_lib.Task, tx: optax.GradientTransformation, seed: Ar
   # copy=True: a view of a caller's array inside a donated state would be deleted with it.
   opt_state.hyperparams["learning_rate"] = jnp.array(learning_rate, jnp.float32, copy=True)
   opt_state.hyperparams["weight_decay"] = jnp.array(weight_decay, jnp.float32, copy=True)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, rng=train_key)
+  values = {k: jnp.asarray((hparams or {}).get(k, v), jnp.float32) for k, v in task.hparams.items()}
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, rng=train_key,
+                    hparams=values)
 
 
 def count_params(tree: Any) -> int:

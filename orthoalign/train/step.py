@@ -28,7 +28,7 @@ def train_step(state: state_lib.TrainState, batch: dict[str, Array], rng: Array,
                frozen: Any) -> tuple[state_lib.TrainState, dict[str, Array]]:
   """One optimisation step: (state, batch, rng) -> (new state, metrics)."""
   grad_fn = jax.value_and_grad(task.loss_fn, has_aux=True)
-  (_, metrics), grads = grad_fn(state.params, frozen, batch, rng)
+  (_, metrics), grads = grad_fn(state.params, frozen, batch, rng, state.hparams)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics

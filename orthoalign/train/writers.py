@@ -1,4 +1,4 @@
-"""Run outputs: TensorBoard scalars (tensorboardX) and duration formatting; atomic files re-exported
+"""Run outputs: TensorBoard scalars (tensorboardX); atomic files and `format_duration` re-exported
 from orthoalign.fileio."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Mapping
 import jax
 
 from orthoalign.fileio import atomic_write_text, jsonable, write_json, write_jsonl  # noqa: F401
+from orthoalign.fileio import format_duration  # noqa: F401
 
 
 class ScalarWriter:
@@ -32,12 +33,3 @@ class ScalarWriter:
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()
-
-
-def format_duration(seconds: float) -> str:
-  seconds = int(round(seconds))
-  if seconds < 60:
-    return f"{seconds}s"
-  if seconds < 3600:
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-  return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"

@@ -1,0 +1,32 @@
+r"""The orthogonality-performance correlation (Figure 2) for LLM4CDSR on Food-Kitchen: 144 runs.
+
+  python -m orthoalign.grid --grid=configs/grids/correlation_llm4cdsr_fk.py \
+      --root=runs/correlation_llm4cdsr_fk
+  python -m orthoalign.analysis.report --grid=runs/correlation_llm4cdsr_fk \
+      --out=docs/results/correlation_llm4cdsr_fk
+
+Position GCA[0] / GCA[0,1] / GCA[0,2] x sigmoid / tanh x LayerNorm none / post x hidden 64 / 128 x
+cross-attention heads 1 / 4 = 48 programs x 3 seeds as replicas (144 runs), on
+configs/llm4cdsr_fk.py. Test metrics tracked per epoch. GCA unit: bare cross-attention
+(gca.ffn = 0). A GPU job.
+"""
+
+from configs import llm4cdsr_fk
+from orthoalign.experiments.expand import Grid
+
+
+def get_config():
+  config = llm4cdsr_fk.get_config()
+  config.eval.track_test = True
+  return config
+
+
+def get_grid():
+  return Grid(blocks=[{
+      "gca.positions": {"0": (0,), "0-1": (0, 1), "0-2": (0, 2)},
+      "gca.act": ("sigmoid", "tanh"),
+      "gca.layernorm": ("none", "post"),
+      "model.hidden_size": (64, 128),
+      "gca.heads": (1, 4),
+      "seed": (42, 0, 1),
+  }], names={"gca.positions": "gca", "gca.layernorm": "ln", "model.hidden_size": "hidden"})

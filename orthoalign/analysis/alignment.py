@@ -1,0 +1,85 @@
+"""Figure 8 (paper.md §2.1): the alignment statistics of every GCA cell, pooled.
+
+`alignment_values` lists every value of the runs frame's `align/<cell>/<stat>` columns;
+`alignment_summary` gives their quartiles per model/dataset(/variant)/stat; `alignment_markdown`
+renders those.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from orthoalign.analysis import formatting
+from orthoalign.analysis import variants
+
+ALIGNMENT_STATS = ("mean_abs_cos", "abs_mean_cos", "xy_mean_abs_cos")
+STAT_LABELS = {"mean_abs_cos": "mean |cos(X, X′)|", "abs_mean_cos": "|mean cos(X, X′)|",
+               "xy_mean_abs_cos": "mean |cos(X, Y)|", "xy_abs_mean_cos": "|mean cos(X, Y)|"}
+_VALUE_COLUMNS = ["model", "dataset", "variant", "run", "replica", "cell", "stat", "value"]
+
+
+def alignment_values(df: pd.DataFrame, stats_: Sequence[str] = ALIGNMENT_STATS) -> pd.DataFrame:
+  """Long frame of every alignment value: model, dataset, variant, run, replica, cell, stat, value.
+
+  Only `align/<cell>/<stat>` columns with a stat in `stats_` count; NaN values are dropped.
+  """
+  df = variants.with_variant(df)
+  parts = []
+  for c in df.columns:
+    if not c.startswith("align/") or c.count("/") != 2:
+      continue
+    _, cell, st = c.split("/")
+    if st not in stats_:
+      continue
+    parts.append(pd.DataFrame({
+        "model": df["model"].to_numpy(), "dataset": df["dataset"].to_numpy(),
+        "variant": df["variant"].to_numpy(), "run": df["run"].to_numpy(),
+        "replica": df["replica"].to_numpy(), "cell": cell, "stat": st,
+        "value": pd.to_numeric(df[c], errors="coerce").to_numpy()}))
+  if not parts:
+    return pd.DataFrame(columns=_VALUE_COLUMNS)
+  out = pd.concat(parts, ignore_index=True)
+  return out[out["value"].notna()].reset_index(drop=True)
+
+
+def alignment_summary(df: pd.DataFrame, stats_: Sequence[str] = ALIGNMENT_STATS,
+                      by_variant: bool = True) -> pd.DataFrame:
+  """Figure 8's numbers: quartiles of each alignment stat pooled over cells and domains.
+
+  The paper's slides report |cos(X, X′)| stable across models (median ≈ 0.1-0.2) while |cos(X, Y)|
+  varies with the dataset (paper.md §2.1).
+
+  Returns:
+    Columns model, dataset, [variant,] stat, n, min, q1, median, q3, max.
+  """
+  vals = alignment_values(df, stats_)
+  keys = ["model", "dataset"] + (["variant"] if by_variant else []) + ["stat"]
+  cols = keys + ["n", "min", "q1", "median", "q3", "max"]
+  if vals.empty:
+    return pd.DataFrame(columns=cols)
+  g = vals.groupby(keys, sort=True)["value"]
+  out = pd.DataFrame({"n": g.count(), "min": g.min(), "q1": g.quantile(0.25), "median": g.median(),
+                      "q3": g.quantile(0.75), "max": g.max()}).reset_index()
+  return out[cols]
+
+
+def _md(text: str) -> str:
+  """Escapes the pipes of |cos| so that they do not split a markdown table cell."""
+  return text.replace("|", "\\|")
+
+
+def alignment_markdown(a: pd.DataFrame) -> str:
+  """Markdown of `alignment_summary`: median, quartiles and range per model/dataset/stat."""
+  if a.empty:
+    return "(no GCA cells in these runs)\n"
+  has_v = "variant" in a.columns
+  lines = ["| model | dataset | " + ("variant | " if has_v else "") + "statistic | n | median | "
+           "[q1, q3] | [min, max] |", "|---|---|" + ("---|" if has_v else "") + "---|---|---|---|---|"]
+  for _, r in a.iterrows():
+    lines.append(f"| {r['model']} | {r['dataset']} | "
+                 + (f"{formatting.variant_label(r['variant'])} | " if has_v else "")
+                 + f"{_md(STAT_LABELS.get(r['stat'], r['stat']))} | {r['n']} | {r['median']:.4f} | "
+                 f"[{r['q1']:.4f}, {r['q3']:.4f}] | [{r['min']:.4f}, {r['max']:.4f}] |")
+  return "\n".join(lines) + "\n"

@@ -1,0 +1,221 @@
+"""GCA variants and experimental conditions of a runs frame (`results.load_runs`).
+
+A *variant* is the GCA placement: "plain" (no GCA), "early" (GCA[0]), "stack" (GCA[0, i_1, ...])
+or e.g. "gca[1]" (paper.md §1.1). A *condition* is (model, dataset, variant) plus every setting
+that varies between the runs (`setting_columns`); the analyses group runs by condition and list
+rows in the paper's order (`sorted_rows`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from orthoalign.data.errors import DataError
+
+VARIANT_ORDER = ("plain", "early", "stack")
+# Width columns of the baselines (LLM4CDSR: hidden_size, ABXI: d_embed).
+WIDTH_COLUMNS = ("config.model.hidden_size", "config.model.d_embed")
+# Columns that are bookkeeping, not experimental settings (they never split conditions).
+_IGNORED_CONFIG_PREFIXES = (
+    "config.sweep.", "config.gca.positions", "config.data.path", "config.data.cache_dir",
+    "config.data.titles", "config.data.on_bad_line", "config.train.num_devices",
+    "config.eval.batch_size", "config.train.checkpoint_every", "config.model.name",
+    "config.data.format", "config.eval.track_test")
+# Per-replica settings of a program (the sweep axes of orthoalign.sweep).
+_REPLICA_SETTINGS = ("learning_rate", "weight_decay", "gate_init")
+# Marks a blank cell in condition keys and labels.
+_BLANK = "—"
+
+
+def _positions(value: Any) -> list[int] | None:
+  """gca_positions cell (list, tuple, array, JSON string, None/NaN) -> list of ints or None."""
+  if value is None:
+    return None
+  if isinstance(value, str):
+    try:
+      value = json.loads(value.replace("(", "[").replace(")", "]"))
+    except json.JSONDecodeError:
+      return None
+  if isinstance(value, float) and math.isnan(value):
+    return None
+  if np.isscalar(value):
+    return [int(value)]
+  return [int(p) for p in value]
+
+
+def variant_of(positions: Sequence[int] | str | None) -> str:
+  """GCA positions -> the paper's variant name (Table 1 caption, paper.md §1.1).
+
+  [] -> "plain", [0] -> "early", [0, i, ...] -> "stack", anything else -> "gca[i,j]" (e.g. [1] ->
+  "gca[1]"). Accepts a list/tuple/array or its JSON text; None/NaN -> "plain" is *not* assumed:
+  it returns "unknown".
+  """
+  pos = _positions(positions)
+  if pos is None:
+    return "unknown"
+  pos = sorted(set(pos))
+  if not pos:
+    return "plain"
+  if pos == [0]:
+    return "early"
+  if pos[0] == 0:
+    return "stack"
+  return "gca[" + ",".join(str(p) for p in pos) + "]"
+
+
+def add_variant(df: pd.DataFrame) -> pd.DataFrame:
+  """A copy of df with a `variant` column from `gca_positions` (or `config.gca.positions`).
+
+  Raises:
+    DataError: if neither column exists.
+  """
+  for col in ("gca_positions", "config.gca.positions"):
+    if col in df.columns:
+      out = df.copy()
+      out["variant"] = [variant_of(v) for v in df[col]]
+      return out
+  raise DataError("expected a gca_positions or config.gca.positions column", key="gca_positions")
+
+
+def with_variant(df: pd.DataFrame) -> pd.DataFrame:
+  """df itself if it has a `variant` column, else `add_variant(df)`."""
+  return df if "variant" in df.columns else add_variant(df)
+
+
+def variant_sort_key(variant: str) -> tuple[int, str]:
+  """Sort key: plain, early, stack, then the other variants by name."""
+  if variant in VARIANT_ORDER:
+    return (VARIANT_ORDER.index(variant), variant)
+  return (len(VARIANT_ORDER), variant)
+
+
+def as_key(value: Any) -> str:
+  """A hashable, readable group key for any cell (lists -> JSON, NaN/None -> "—", floats -> %g)."""
+  if isinstance(value, (list, tuple, np.ndarray)):
+    return json.dumps([_jsonish(v) for v in value])
+  if value is None or (isinstance(value, float) and math.isnan(value)):
+    return _BLANK
+  if isinstance(value, (float, np.floating)):
+    return f"{float(value):g}"
+  return str(value)
+
+
+def _jsonish(v: Any) -> Any:
+  return v.item() if isinstance(v, np.generic) else v
+
+
+def _is_gca_only(col: str) -> bool:
+  """Settings that mean nothing for a plain baseline (so they are blanked for its rows)."""
+  return col.startswith("config.gca.") or col == "gate_init"
+
+
+def _variant_axes(df: pd.DataFrame) -> list[str]:
+  """axis.* columns that merely name the variant (one-to-one with it): not extra settings."""
+  out = []
+  for c in (c for c in df.columns if c.startswith("axis.")):
+    keys = df[c].map(as_key)
+    pair = pd.DataFrame({"a": keys, "v": df["variant"]})
+    if pair.groupby("a")["v"].nunique().max() == 1 and pair.groupby("v")["a"].nunique().max() == 1:
+      out.append(c)
+  return out
+
+
+def setting_columns(df: pd.DataFrame) -> list[str]:
+  """Columns (besides model, dataset, variant, seed) that split the runs into conditions.
+
+  With grid `axis.*` columns, those that vary (except the axis that only names the variant);
+  otherwise the varying `config.*` keys minus bookkeeping ones. Per-replica sweep settings
+  (learning_rate, weight_decay, gate_init) are added when they vary. Settings that only apply to
+  GCA (config.gca.*, gate_init) are ignored for plain rows.
+  """
+  df = with_variant(df)
+  axes = [c for c in df.columns if c.startswith("axis.")]
+  if axes:
+    skip = set(_variant_axes(df))
+    cands = [c for c in axes if c not in skip]
+  else:
+    cands = [c for c in df.columns if c.startswith("config.")
+             and not c.startswith(_IGNORED_CONFIG_PREFIXES)]
+  cands += [c for c in _REPLICA_SETTINGS if c in df.columns]
+  out = []
+  for c in cands:
+    keys = df[c].map(as_key)
+    if _is_gca_only(c):
+      keys = keys[df["variant"] != "plain"]
+    if keys.nunique() > 1:
+      out.append(c)
+  return out
+
+
+def width_of(df: pd.DataFrame) -> pd.Series:
+  """The model width per row: config.model.hidden_size (LLM4CDSR) or config.model.d_embed (ABXI)."""
+  out = pd.Series(np.nan, index=df.index, dtype=object)
+  for c in WIDTH_COLUMNS:
+    if c in df.columns:
+      out = out.where(out.notna(), df[c])
+  return out
+
+
+def short_name(col: str) -> str:
+  """A setting column without its "axis." or "config." prefix."""
+  for prefix in ("axis.", "config."):
+    if col.startswith(prefix):
+      return col[len(prefix):]
+  return col
+
+
+def add_conditions(df: pd.DataFrame, settings: Sequence[str]) -> pd.DataFrame:
+  """A copy of df with `setting` (a readable label of the condition) and `_k:<col>` key columns.
+
+  GCA-only settings are blanked ("—") on plain rows and left out of their label.
+  """
+  df = df.copy()
+  labels = []
+  for c in settings:
+    keys = df[c].map(as_key)
+    if _is_gca_only(c):
+      keys = keys.where(df["variant"] != "plain", _BLANK)
+    df[f"_k:{c}"] = keys
+  for i in range(len(df)):
+    parts = [f"{short_name(c)}={df[f'_k:{c}'].iloc[i]}" for c in settings
+             if df[f"_k:{c}"].iloc[i] != _BLANK]
+    labels.append(", ".join(parts))
+  df["setting"] = labels
+  return df
+
+
+def condition_columns(settings: Sequence[str]) -> list[str]:
+  """The group-by columns of an `add_conditions` frame: model, dataset, variant, `_k:<setting>`."""
+  return ["model", "dataset", "variant"] + [f"_k:{c}" for c in settings]
+
+
+def sorted_rows(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+  """Stable sort by `cols`, variants in the paper's order (plain, early, stack, others).
+
+  Other columns sort naturally ("hidden=64" before "hidden=128"); the index is reset.
+  """
+  if frame.empty:
+    return frame
+  return frame.sort_values(
+      list(cols), kind="stable",
+      key=lambda s: s.map(variant_sort_key) if s.name == "variant" else s.map(_natural_key)
+  ).reset_index(drop=True)
+
+
+def _natural_key(value: Any) -> tuple:
+  """Sort key that orders "hidden=64" before "hidden=128" (digit runs compare as numbers)."""
+  parts = re.split(r"(\d+(?:\.\d+)?)", as_key(value))
+  return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts))
+
+
+def require_columns(df: pd.DataFrame, cols: Iterable[str]) -> None:
+  """Raises DataError (naming the first missing column as key) unless df has every column."""
+  missing = [c for c in cols if c not in df.columns]
+  if missing:
+    raise DataError(f"expected column(s) {missing} in the runs frame", key=missing[0])

@@ -1,0 +1,132 @@
+"""Parameter counts of a config without training, and parameter matching for the scaling experiment.
+
+The paper's Figure 3 (reference/paper.md §4) compares baseline + GCA with bigger baselines of about
+the same total parameter count. The paper does not say which dimension it grew; orthoalign grows
+the feed-forward width (GROW_KEYS): it leaves the embedding tables, the sequence length and the
+number of attention blocks -- and so the model's structure -- as they are, and it moves the count
+in small steps, so a target can be met within 1 %. (An unverified secondary source, cited in
+paper.md §4.1, says the paper added the extra parameters to the FFNs.) Counts include frozen
+tables, as the paper's do (`sum(p.numel() for p in model.parameters())` in the baselines' code).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from orthoalign import config_lib
+from orthoalign import models
+from orthoalign.data import load as data_load
+
+# Per baseline: the config key that parameter matching grows, and its smallest value.
+GROW_KEYS = {
+    "llm4cdsr": ("model.ffn_size", 1),    # inner width of the SASRec blocks' FFNs (0 = hidden)
+    "abxi": ("model.d_ffn", 1),           # SwiGLU width of the FFN and the three projectors
+}
+
+
+@functools.lru_cache(maxsize=8)
+def _dataset(data_json: str) -> Any:
+  return data_load.load(ml_collections.ConfigDict(json.loads(data_json)))
+
+
+def _key(tree: Any) -> str:
+  return json.dumps(tree, sort_keys=True, default=list)
+
+
+def count(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  """(total, trainable) parameters of one replica of `config`'s model, without initialising it.
+
+  Total = trainable + frozen tables (e.g. LLM4CDSR's frozen text-embedding tables). Loads the
+  dataset (cached per data config) and builds the model; nothing is compiled or trained.
+
+  Raises:
+    ConfigError: for an invalid config (see config_lib.validate).
+  """
+  return _count(_key(config.to_dict()))
+
+
+@functools.lru_cache(maxsize=256)
+def _count(config_json: str) -> tuple[int, int]:
+  config = ml_collections.ConfigDict(json.loads(config_json))
+  config_lib.validate(config)
+  ds = _dataset(_key(config.data.to_dict()))
+  task = models.get_builder(config.model.name)(ds, config)
+  shapes = jax.eval_shape(task.init_params, jax.random.key(0))
+  trainable = int(sum(np.prod(s.shape) for s in jax.tree.leaves(shapes)))
+  frozen = int(sum(np.size(x) for x in jax.tree.leaves(task.frozen)))
+  return trainable + frozen, trainable
+
+
+@dataclasses.dataclass(frozen=True)
+class Match:
+  """The result of `match`: the grown key's value and the counts it gives."""
+  key: str
+  value: int
+  target: int
+  total: int
+  trainable: int
+
+  @property
+  def rel_error(self) -> float:
+    return (self.total - self.target) / self.target
+
+  def to_dict(self) -> dict[str, Any]:
+    return {**dataclasses.asdict(self), "rel_error": self.rel_error}
+
+
+def with_values(config: ml_collections.ConfigDict, updates: dict[str, Any]) -> ml_collections.ConfigDict:
+  """A copy of `config` with dotted keys set, e.g. {"model.ffn_size": 96, "gca.positions": ()}."""
+  out = ml_collections.ConfigDict(config.to_dict())
+  for key, value in updates.items():
+    node = out
+    *parents, leaf = key.split(".")
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return out
+
+
+def match(config: ml_collections.ConfigDict, target_total: int, key: str | None = None,
+          max_value: int = 1 << 20) -> Match:
+  """The value of `key` (default GROW_KEYS[model]) whose total count is nearest to `target_total`.
+
+  The count is affine in a feed-forward width, so two counts predict the value; the prediction and
+  its neighbours are then counted for real and the nearest is returned (ties: the smaller value).
+  The result is within one step of the target; check `rel_error` (the scaling grids require
+  |rel_error| <= 1 % and say so where a target is unreachable, e.g. below the smallest width).
+
+  Args:
+    config: the baseline's config (GCA positions as wanted for the counted model, usually none).
+    target_total: the total parameter count to reach (frozen tables included).
+    key: the integer config key to grow; default per model (GROW_KEYS).
+    max_value: the largest value considered.
+
+  Raises:
+    ConfigError: for a model without a default key, or a key that is not an int in the config.
+  """
+  if key is None:
+    if config.model.name not in GROW_KEYS:
+      raise config_lib.ConfigError(f"parameter matching: no default key to grow for model.name="
+                                   f"{config.model.name!r}; pass key=")
+    key, low = GROW_KEYS[config.model.name]
+  else:
+    low = 1
+  if not isinstance(config_lib.get(config, key), int):
+    raise config_lib.ConfigError(f"parameter matching grows config key {key}, which must be an int "
+                                 f"(is {config_lib.get(config, key)!r})")
+  at = lambda value: count(with_values(config, {key: value}))
+
+  c0, c1 = at(low)[0], at(low + 1)[0]
+  slope = max(c1 - c0, 1)
+  guess = int(np.clip(round(low + (target_total - c0) / slope), low, max_value))
+  candidates = [v for v in (guess - 1, guess, guess + 1) if low <= v <= max_value]
+  best = min(candidates, key=lambda v: (abs(at(v)[0] - target_total), v))
+  total, trainable = at(best)
+  return Match(key=key, value=best, target=int(target_total), total=total, trainable=trainable)

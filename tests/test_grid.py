@@ -1,0 +1,178 @@
+"""Grid expansion, the override flags' round trip through ml_collections, and the dry run."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+from absl import flags
+from ml_collections import config_flags
+import pytest
+
+from orthoalign import config_lib
+from orthoalign import grid as grid_cli
+from orthoalign.experiments import commands
+from orthoalign.experiments import expand
+
+EXAMPLE = "tests/grids/example.py"
+
+
+def write_grid(tmp_path, body: str, name: str = "g.py") -> str:
+  path = tmp_path / name
+  path.write_text("from configs import tiny\n"
+                  "from orthoalign.experiments.expand import Grid\n\n"
+                  "def get_config():\n  return tiny.get_config()\n\n" + textwrap.dedent(body))
+  return str(path)
+
+
+def test_example_product_union_and_replica_folding():
+  points = expand.expand(EXAMPLE)
+  assert [p.name for p in points] == [
+      "gca=plain_hidden=16", "gca=plain_hidden=32", "gca=early_hidden=16", "gca=early_hidden=32",
+      "gca=stack_hidden=16", "gca=stack_hidden=32", "gca=early_act=tanh"]
+  first = points[0]
+  assert first.overrides == {"gca.positions": (), "model.hidden_size": 16}
+  # Seeds and learning rates are replicas of one program, not separate runs.
+  assert first.replicas == {"sweep.seeds": (0, 1, 2), "sweep.learning_rates": (1e-3, 1e-4)}
+  assert first.axes == {"gca": "plain", "hidden": "16"}
+  assert first.config.model.hidden_size == 16 and first.config.sweep.seeds == (0, 1, 2)
+  last = points[-1]
+  # A scalar is a fixed setting: applied, but not part of the name.
+  assert last.overrides == {"gca.positions": (0,), "gca.act": "tanh", "train.max_epochs": 2}
+  assert last.config.train.max_epochs == 2 and last.config.gca.act == "tanh"
+  assert [p.name for p in expand.expand(EXAMPLE)] == [p.name for p in points]   # stable
+
+
+def test_labels_and_sanitising():
+  assert expand.label(64) == "64"
+  assert expand.label(1e-4) == "0.0001" and expand.label(1e-5) == "1e-05"
+  assert expand.label((0, 1, 2)) == "0-1-2" and expand.label(()) == "none"
+  assert expand.label(True) == "true" and expand.label("a b/c") == "a_b_c"
+  assert expand.sanitise("x=1+2,y/z") == "x=1+2_y_z"
+
+
+def test_default_short_names_plain_dict_and_main(tmp_path):
+  path = write_grid(tmp_path, """
+      def get_grid():
+        return {"model.hidden_size": [16, 32], "gca.act": {"Tanh fn": "tanh"}}
+      """)
+  assert [p.name for p in expand.expand(path)] == ["hidden_size=16_act=Tanh_fn",
+                                                   "hidden_size=32_act=Tanh_fn"]
+  path = write_grid(tmp_path, """
+      def get_grid():
+        return [{"seed": [0, 1]}]
+      """)
+  (point,) = expand.expand(path)
+  assert point.name == "main" and point.replicas == {"sweep.seeds": (0, 1)} and not point.overrides
+
+
+def test_single_value_replica_axis_sets_the_plain_key(tmp_path):
+  path = write_grid(tmp_path, """
+      def get_grid():
+        return {"train.learning_rate": [0.01], "seed": [3]}
+      """)
+  (point,) = expand.expand(path)
+  assert point.overrides == {"train.learning_rate": 0.01}
+  assert point.replicas == {"sweep.seeds": (3,)}        # seed has no plain key
+  assert point.config.train.learning_rate == 0.01
+
+
+def test_identical_duplicates_merge_and_conflicts_raise(tmp_path):
+  path = write_grid(tmp_path, """
+      def get_grid():
+        return [{"model.hidden_size": [16, 32]}, {"model.hidden_size": [32]}]
+      """)
+  assert [p.name for p in expand.expand(path)] == ["hidden_size=16", "hidden_size=32"]
+  path = write_grid(tmp_path, """
+      def get_grid():
+        return [{"gca.positions": {"x": (0,)}}, {"gca.positions": {"x": (1,)}}]
+      """)
+  with pytest.raises(config_lib.ConfigError, match=r"two different runs are named 'positions=x'"):
+    expand.expand(path)
+
+
+@pytest.mark.parametrize("body, match", [
+    ('{"model.hiden_size": [16]}', r"g\.py: unknown config key 'model\.hiden_size'.*hidden_size"),
+    ('{"model.hidden_size": ["big"]}', r"g\.py: config key model\.hidden_size='big': expected a int"),
+    ('{"model.hidden_size": [True]}', r"config key model\.hidden_size=True: expected a int"),
+    ('{"gca": [1]}', r"config key 'gca' is a ConfigDict"),
+    ('{"gca.act": ["bogus"]}', r"run act=bogus: config key gca\.act='bogus' is invalid"),
+    ('{"model.hidden_size": []}', r"axis 'model\.hidden_size' has no values"),
+    ('[{"model.dropout": [0.1]}, {"gca.dropout": [0.1]}]', r"both have the short name 'dropout'"),
+    ('42', r"get_grid\(\) returned a int"),
+    ('{"x": 1/0}', r"g\.py, line 8: get_grid\(\) raised ZeroDivisionError"),
+])
+def test_grid_errors_name_the_file_and_key(tmp_path, body, match):
+  path = write_grid(tmp_path, f"def get_grid():\n  return {body}\n")
+  with pytest.raises(config_lib.ConfigError, match=match):
+    expand.expand(path)
+
+
+def test_missing_file_and_functions(tmp_path):
+  with pytest.raises(config_lib.ConfigError, match="does not exist"):
+    expand.expand(str(tmp_path / "nope.py"))
+  (tmp_path / "h.py").write_text("def get_config():\n  return None\n")
+  with pytest.raises(config_lib.ConfigError, match=r"h\.py has no get_grid\(\)"):
+    expand.expand(str(tmp_path / "h.py"))
+
+
+def _parse(config_path: str, args: list[str]):
+  """Parses --config flags as orthoalign.main does (a fresh FlagValues)."""
+  argv = ["prog", f"--config={config_path}", *args]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True,
+                                  sys_argv=argv)
+  values(argv)
+  return values.config
+
+
+@pytest.mark.parametrize("key, value", [
+    ("tup", (0, 1, 2)), ("tup", ()), ("tup", (5,)), ("ftup", (1e-4, 0.5, 3e-10)), ("ftup", ()),
+    ("s", "tanh"), ("s", "a b,c=(1)"), ("b", True), ("b", False), ("f", 1e-4), ("f", 0.1),
+    ("f", 2.5e-7), ("i", -3), ("stup", ("x", "y z"))])
+def test_override_round_trip_through_ml_collections(tmp_path, key, value):
+  config_path = tmp_path / "c.py"
+  config_path.write_text("import ml_collections\n\ndef get_config():\n  return ml_collections."
+                         "ConfigDict(dict(tup=(9,), ftup=(), s='', b=False, f=1.0, i=0, stup=()))\n")
+  parsed = _parse(str(config_path), [f"--config.{key}={commands.format_value(value)}"])
+  assert parsed[key] == value and type(parsed[key]) is type(value)
+
+
+def test_point_flags_reproduce_the_expanded_config():
+  for point in expand.expand(EXAMPLE):
+    parsed = _parse(EXAMPLE, commands.config_flags(point))
+    assert parsed.to_dict() == point.config.to_dict(), point.name
+
+
+def test_dry_run_writes_grid_json_and_prints_commands(tmp_path, capsys):
+  root = str(tmp_path / "runs")
+  assert grid_cli.run([f"--grid={EXAMPLE}", f"--root={root}", "--dry-run", "--only=early"]) == 0
+  out = capsys.readouterr().out.splitlines()
+  assert out[0].startswith(f"[grid] {EXAMPLE}: 7 runs, 3 selected")
+  assert len(out) == 4 and all("-m orthoalign.main --config=tests/grids/example.py" in l for l in out[1:])
+  assert f"--workdir={root}/gca=early_hidden=16 '--config.gca.positions=(0,)'" in out[1]
+  with open(os.path.join(root, "grid.json")) as f:
+    written = json.load(f)
+  assert written["name"] == "example" and written["grid"] == EXAMPLE
+  assert len(written["runs"]) == 7 and not os.path.exists(os.path.join(root, "gca=plain_hidden=16"))
+  run = written["runs"][6]
+  assert run["name"] == run["workdir"] == "gca=early_act=tanh"
+  assert run["axes"] == {"gca": "early", "act": "tanh"}
+  assert run["replicas"] == {"sweep.seeds": [0, 1, 2], "sweep.learning_rates": [1e-3, 1e-4]}
+  assert run["command"] == out[3] and run["command"].startswith(f"cd {os.getcwd()} && ")
+
+
+def test_cli_errors_print_error_without_traceback(tmp_path, capsys, monkeypatch):
+  path = write_grid(tmp_path, 'def get_grid():\n  return {"model.nope": [1]}\n')
+  monkeypatch.setattr("sys.argv", ["grid", f"--grid={path}", f"--root={tmp_path}/r"])
+  with pytest.raises(SystemExit) as e:
+    grid_cli.main()
+  assert e.value.code == 1
+  err = capsys.readouterr().err
+  assert err.startswith("error: grid file ") and "unknown config key 'model.nope'" in err
+  assert "Traceback" not in err
+  monkeypatch.setattr("sys.argv", ["grid", f"--grid={EXAMPLE}", f"--root={tmp_path}/r", "--only=zzz"])
+  with pytest.raises(SystemExit):
+    grid_cli.main()
+  assert "--only='zzz' matches none of the runs" in capsys.readouterr().err
