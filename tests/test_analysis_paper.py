@@ -374,6 +374,12 @@ def test_grid_report_end_to_end(tmp_path, capsys):
     assert (out / png).stat().st_size > 5000 and f"]({png})" in text
   assert (out / "table1.tex").read_text().count("\\begin{tabular}") == 4
   assert "gca=early_hidden=64" in text and "| 3 |" in text
+  # Alignment over training: the one GCA program with a history; mean over cells and 3 replicas
+  # of 0.4/e (A) and 0.3/e + 0.01 r (B): 0.355 at epoch 1, 0.0925 at epoch 4.
+  assert "## Alignment over training" in text
+  assert "| gca=early_hidden=64 | 1–4 | 0.3550 → 0.0925 |" in text
+  assert "fell in 1 of 1 programs" in text
+  assert (out / "trajectory_gca=early_hidden=64.png").stat().st_size > 5000
 
 
 def test_grid_report_skips_what_the_grid_lacks(tmp_path):
@@ -413,3 +419,24 @@ def test_package_exports_load_lazily():
           "try:\n  a.paper\nexcept AttributeError:\n  pass\nelse:\n  raise AssertionError\n")
   subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(
       os.path.abspath(__file__))))
+
+
+def test_trajectory_summary_first_and_last_epoch(tmp_path):
+  _write_history(tmp_path / "r", _history_rows(epochs=4, replicas=2))
+  t = history.trajectory_summary(results.load_histories([tmp_path / "r"]))
+  row = t.iloc[0]
+  # Mean over cells (A: 0.4/e; B: 0.3/e + 0.01 r) and replicas r = 0, 1.
+  assert row["cos_first"] == pytest.approx((0.4 + 0.305) / 2)
+  assert row["cos_last"] == pytest.approx((0.1 + 0.08) / 2)
+  assert row["alpha_first"] == pytest.approx(0.51) and row["alpha_last"] == pytest.approx(0.54)
+  assert row["cos_drop"] > 0 and (row["first_epoch"], row["last_epoch"]) == (1, 4)
+
+
+def test_label_datasets_keeps_data_variants_apart():
+  df = pd.DataFrame({"dataset": ["synthetic"] * 3, "config.data.synthetic.cross_strength": [0.0, 1.0, 1.0],
+                     "config.data.path": ["a", "b", "c"], "config.data.format": ["synthetic"] * 3})
+  out = variants.label_datasets(df)
+  assert list(out["dataset"]) == ["synthetic (cross_strength=0.0)", "synthetic (cross_strength=1.0)",
+                                  "synthetic (cross_strength=1.0)"]
+  same = variants.label_datasets(df.iloc[1:])
+  assert list(same["dataset"]) == ["synthetic", "synthetic"]

@@ -176,3 +176,78 @@ def test_cli_errors_print_error_without_traceback(tmp_path, capsys, monkeypatch)
   with pytest.raises(SystemExit):
     grid_cli.main()
   assert "--only='zzz' matches none of the runs" in capsys.readouterr().err
+
+
+def test_set_applies_to_every_run_without_renaming(tmp_path):
+  path = write_grid(tmp_path, """
+      def get_grid():
+        return {"gca.positions": {"plain": (), "early": (0,)}, "seed": (0, 1, 2)}
+      """)
+  points, meta = expand.expand_with_meta(path, ["train.max_epochs=2", "sweep.seeds=(5,6)",
+                                                "gca.act=tanh", "eval.track_test=true"])
+  assert [p.name for p in points] == ["positions=plain", "positions=early"] and meta == {}
+  for p in points:
+    assert p.config.train.max_epochs == 2 and p.config.gca.act == "tanh"
+    assert p.config.eval.track_test is True
+    assert p.config.sweep.seeds == (5, 6)          # --set wins over the grid's replica axis
+    assert p.flags()["train.max_epochs"] == 2
+
+
+@pytest.mark.parametrize("item,match", [
+    ("train.max_epochs", "expected KEY=VALUE"),
+    ("train.max_epoch=2", "unknown config key 'train.max_epoch'"),
+    ("train.max_epochs=two", "expected a int like the default"),
+    ("eval.track_test=maybe", "expected a bool"),
+])
+def test_set_errors_name_the_key(tmp_path, item, match):
+  path = write_grid(tmp_path, "def get_grid():\n  return {'seed': (0,)}\n")
+  with pytest.raises(config_lib.ConfigError, match=match):
+    expand.expand_with_meta(path, [item])
+
+
+def test_grid_meta_reaches_grid_json(tmp_path):
+  path = write_grid(tmp_path, """
+      def get_grid():
+        return Grid(blocks=[{"seed": (0,)}], meta={"note": {"unit": 3}})
+      """)
+  root = tmp_path / "root"
+  assert grid_cli.run([f"--grid={path}", f"--root={root}", "--dry-run"]) == 0
+  with open(root / "grid.json") as f:
+    assert json.load(f)["meta"] == {"note": {"unit": 3}}
+
+
+# The project's own grid files: each expands (its configs validate) into the programs its docstring
+# names. Real-data grids read ../shared/data; scaling grids count parameters model by model.
+GRIDS = {
+    "synthetic_table1_llm4cdsr": 6, "synthetic_correlation_llm4cdsr": 16,
+    "table1_abxi_afk": 3, "table1_llm4cdsr_fk": 3, "table1_llm4cdsr_afk": 3,
+    "correlation_abxi_afk": 48, "correlation_llm4cdsr_fk": 48,
+}
+
+
+@pytest.mark.parametrize("name,programs", sorted(GRIDS.items()))
+def test_project_grids_expand(name, programs):
+  from tests.conftest import require_data
+  if not name.startswith("synthetic"):
+    require_data("abxi-afk" if "afk" in name else "llmcdsr-food-kitchen")
+  points = expand.expand(f"configs/grids/{name}.py")
+  assert len(points) == programs
+  runs = sum(len(p.config.sweep.seeds) * max(len(p.config.sweep.gate_inits), 1) for p in points)
+  assert runs >= (48 if "correlation" in name else 15 if "table1" in name else 1)
+
+
+def test_synthetic_scaling_grid_expands_with_matched_sizes():
+  points, meta = expand.expand_with_meta("configs/grids/synthetic_scaling_llm4cdsr.py")
+  plain = [p for p in points if p.axes["gca"] == "plain"]
+  assert len(plain) >= 4 + 2 and len(points) - len(plain) == 4
+  assert all(abs(m["rel_error"]) <= 0.01 for m in meta["scaling"]["matches"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["scaling_abxi_afk", "scaling_llm4cdsr_fk"])
+def test_real_data_scaling_grids_expand(name):
+  from tests.conftest import require_data
+  require_data("abxi-afk" if "afk" in name else "llmcdsr-food-kitchen")
+  points, meta = expand.expand_with_meta(f"configs/grids/{name}.py")
+  assert len(points) == 10
+  assert all(abs(m["rel_error"]) <= 0.01 for m in meta["scaling"]["matches"])

@@ -6,8 +6,8 @@ r"""The orthogonality-performance correlation (the paper's Figure 2) on syntheti
       --out=docs/results/synthetic/correlation_llm4cdsr
 
 GCA variants as the paper describes them (reference/paper.md §2.4): position GCA[0] or GCA[0,1]
-x gate activation sigmoid / tanh x LayerNorm none / post x hidden size 32 / 64 = 16 programs;
-each trains 3 seeds x 2 gate initialisations (-1, +1) as 6 replicas: 96 runs. Every run records
+x gate activation sigmoid / tanh x LayerNorm none / post x hidden size 16 / 32 = 16 programs;
+each trains 2 seeds x 2 gate initialisations (-1, +1) as 4 replicas: 64 runs. Every run records
 test metrics per epoch (eval.track_test) so the paper's best-test-epoch reading can be compared
 with best-validation selection. GCA unit: the bare cross-attention cell (gca.ffn = 0).
 """
@@ -27,7 +27,7 @@ def get_grid():
       "gca.positions": {"0": (0,), "0-1": (0, 1)},
       "gca.act": ("sigmoid", "tanh"),
       "gca.layernorm": ("none", "post"),
-      "model.hidden_size": (32, 64),
-      "seed": (0, 1, 2),
+      "model.hidden_size": (16, 32),
+      "seed": (0, 1),
       "gca.gate_init": (-1.0, 1.0),
   }], names={"gca.positions": "gca", "gca.layernorm": "ln", "model.hidden_size": "hidden"})

@@ -20,7 +20,8 @@ import re
 import matplotlib
 
 matplotlib.use("Agg")  # files only: never open a window (also on machines without a display)
-import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
+import matplotlib.pyplot as plt
+import matplotlib.ticker  # noqa: E402  (must follow the backend choice)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -231,5 +232,6 @@ def trajectory_figure(workdir_or_frame: str | os.PathLike[str] | pd.DataFrame,
       ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center")
   axes[0].set_title("Orthogonal alignment over training (validation inputs)")
   axes[-1].set_xlabel("epoch")
+  axes[-1].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
   _save(fig, out, return_fig, written)
   return written

@@ -51,3 +51,49 @@ def trajectory(workdir: str | os.PathLike[str] | pd.DataFrame, stat: str = "abs_
   mean.insert(1, "replica", "mean")
   out["replica"] = out["replica"].astype(object)
   return pd.concat([out, mean], ignore_index=True)
+
+
+def trajectory_summary(histories: pd.DataFrame, stat: str = "abs_mean_cos") -> pd.DataFrame:
+  """Per program: the alignment statistic and gate α at its first and last validated epoch.
+
+  Args:
+    histories: a `results.load_histories` frame (any number of programs, column `run`).
+    stat: the alignment statistic, averaged over the program's cells and replicas.
+
+  Returns:
+    One row per run: run, first_epoch, last_epoch, cos_first, cos_last, alpha_first, alpha_last,
+    cos_drop (cos_first - cos_last; positive = X′ became more orthogonal to X).
+  """
+  rows = []
+  for run, h in histories.groupby("run", sort=False):
+    t = trajectory(h, stat)
+    if t.empty:
+      continue
+    mean = t[t["replica"].astype(str) == "mean"].sort_values("epoch")
+    cos = [c for c in mean.columns if c.startswith("cos/")]
+    alpha = [c for c in mean.columns if c.startswith("alpha/")]
+    if not cos:
+      continue
+    first, last = mean.iloc[0], mean.iloc[-1]
+    rows.append({"run": run, "first_epoch": int(first["epoch"]), "last_epoch": int(last["epoch"]),
+                 "cos_first": float(first[cos].mean()), "cos_last": float(last[cos].mean()),
+                 "alpha_first": float(first[alpha].mean()) if alpha else float("nan"),
+                 "alpha_last": float(last[alpha].mean()) if alpha else float("nan")})
+  out = pd.DataFrame(rows, columns=["run", "first_epoch", "last_epoch", "cos_first", "cos_last",
+                                    "alpha_first", "alpha_last"])
+  out["cos_drop"] = out["cos_first"] - out["cos_last"]
+  return out
+
+
+def trajectory_summary_markdown(t: pd.DataFrame) -> str:
+  """Markdown of `trajectory_summary`, with the share of programs whose |cos| fell."""
+  if t.empty:
+    return "(no GCA cells in these histories)"
+  lines = ["| run | epochs | \\|cos(X, X′)\\| first → last | α first → last |", "|---|---|---|---|"]
+  for _, r in t.iterrows():
+    lines.append(f"| {r['run']} | {r['first_epoch']}–{r['last_epoch']} | {r['cos_first']:.4f} → "
+                 f"{r['cos_last']:.4f} | {r['alpha_first']:.3f} → {r['alpha_last']:.3f} |")
+  fell = int((t["cos_drop"] > 0).sum())
+  lines += ["", f"|cos(X, X′)| fell in {fell} of {len(t)} programs (median change "
+            f"{-t['cos_drop'].median():+.4f})."]
+  return "\n".join(lines)

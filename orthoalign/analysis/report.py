@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 from orthoalign.analysis import alignment
 from orthoalign.analysis import correlations
+from orthoalign.analysis import history
 from orthoalign.analysis import results
 from orthoalign.analysis import scaling_curves
 from orthoalign.analysis import tables
@@ -86,7 +87,7 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
   if df.empty:
     parts += ["No finished runs yet.", ""]
     return "\n".join(parts)
-  df = variants.add_variant(df)
+  df = variants.add_variant(variants.label_datasets(df))
   present = set(df["variant"])
 
   def table1_section() -> list[str]:
@@ -143,6 +144,21 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
             alignment.alignment_markdown(a)] + [
                 _link(out, p) for p in figures.alignment_boxplots(df, out)] + [""]
 
+  def trajectory_section() -> list[str]:
+    h = grid.histories
+    names = list(dict.fromkeys(df.loc[df["variant"] != "plain", "run"]))
+    if h is None or not names:
+      return ["(skipped: needs GCA runs with history.jsonl)", ""]
+    t = history.trajectory_summary(h[h["run"].isin(names)])
+    body = ["|cos(X, X′)| (`abs_mean_cos`, validation inputs, mean over cells and replicas) and "
+            "gate α at the first and the last validated epoch of every GCA program ('as training "
+            "goes by, cos(X, X′) goes to zero', paper.md §2.1):", "",
+            history.trajectory_summary_markdown(t), ""]
+    for name in names[:4]:           # figures for the first few programs; the table has them all
+      paths = figures.trajectory_figure(h[h["run"] == name], os.path.join(out, f"trajectory_{name}.png"))
+      body += [f"{name}:", ""] + [_link(out, p) for p in paths] + [""]
+    return body
+
   def runs_section() -> list[str]:
     by = "grid.run" if "grid.run" in df.columns else "run"
     return [results.run_table(df, by=by), "", "Test, sampled protocol, per run:", "",
@@ -152,6 +168,7 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
   _section(parts, "Orthogonality vs. accuracy", correlation_section)
   _section(parts, "Scaling and parameter efficiency", scaling_section)
   _section(parts, "Alignment summary", alignment_section)
+  _section(parts, "Alignment over training", trajectory_section)
   _section(parts, "Runs", runs_section)
   return "\n".join(parts)
 

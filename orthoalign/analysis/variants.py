@@ -83,6 +83,23 @@ def add_variant(df: pd.DataFrame) -> pd.DataFrame:
   raise DataError("expected a gca_positions or config.gca.positions column", key="gca_positions")
 
 
+def label_datasets(df: pd.DataFrame) -> pd.DataFrame:
+  """A copy whose `dataset` names the data settings that vary between rows of the same dataset.
+
+  The synthetic generator's runs are all named "synthetic"; a grid over its cross-domain strength
+  holds two datasets: "synthetic (cross_strength=0.0)" and "synthetic (cross_strength=1.0)". Every
+  analysis that groups by dataset (Table 1, correlation, scaling, Figure 8) then keeps them apart.
+  """
+  out = df.copy()
+  keys = [c for c in out.columns if c.startswith("config.data.") and not c.startswith(
+      _IGNORED_CONFIG_PREFIXES) and out[c].astype(str).nunique(dropna=False) > 1]
+  if keys:
+    suffix = out[keys].astype(str).apply(
+        lambda r: ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in r.items()), axis=1)
+    out["dataset"] = out["dataset"].astype(str) + " (" + suffix + ")"
+  return out
+
+
 def with_variant(df: pd.DataFrame) -> pd.DataFrame:
   """df itself if it has a `variant` column, else `add_variant(df)`."""
   return df if "variant" in df.columns else add_variant(df)

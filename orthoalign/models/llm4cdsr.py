@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from typing import Any
 
 import flax.linen as nn
@@ -341,8 +342,21 @@ def _pca(x: np.ndarray, dim: int) -> np.ndarray:
   return (x @ vt[:dim].T).astype(np.float32)
 
 
+# PCA tables per dataset object and table sizes: parameter matching builds the same model at many
+# FFN widths, and an SVD of a large catalog's text embeddings takes seconds.
+_TABLES: "weakref.WeakKeyDictionary[dataset_lib.CDSRDataset, dict]" = weakref.WeakKeyDictionary()
+
+
 def frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
   """Item tables as LLM4CDSR's notebooks make them: joint PCA (global) and per-domain PCA (local)."""
+  key = (bool(cfg.global_emb), int(cfg.global_dim), bool(cfg.local_emb), int(cfg.hidden_size))
+  cached = _TABLES.setdefault(ds, {})
+  if key not in cached:
+    cached[key] = _frozen_tables(ds, cfg)
+  return cached[key]
+
+
+def _frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
   out = {}
   emb = ds.item_text_emb
   if emb is None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from orthoalign import config_lib
 from orthoalign import models
+from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
 
 # Per baseline: the config key that parameter matching grows, and its smallest value.
@@ -31,9 +32,23 @@ GROW_KEYS = {
 }
 
 
+# Users kept for counting: a model's parameters depend on the item catalog (and its text), never on
+# the users, so counting builds the model on a few users instead of assembling every window.
+_COUNT_USERS = 64
+
+
 @functools.lru_cache(maxsize=8)
-def _dataset(data_json: str) -> Any:
-  return data_load.load(ml_collections.ConfigDict(json.loads(data_json)))
+def _dataset(data_json: str) -> dataset_lib.CDSRDataset:
+  """The configured dataset's catalog and item text with a few users spread over its user range."""
+  ds = data_load.load(ml_collections.ConfigDict(json.loads(data_json)))
+  users = np.unique(np.linspace(0, ds.num_users - 1, min(_COUNT_USERS, ds.num_users)).astype(int))
+  span = lambda a, u: None if a is None else a[ds.offsets[u]:ds.offsets[u + 1]]
+  pick = lambda a: None if a is None else a[users]
+  return dataset_lib.CDSRDataset.from_sequences(
+      ds.name, ds.num_items_a, ds.num_items_b, [ds.sequence(u) for u in users],
+      timestamps=None if ds.timestamps is None else [span(ds.timestamps, u) for u in users],
+      item_text_emb=ds.item_text_emb, user_ids=pick(ds.user_ids), user_split=pick(ds.user_split),
+      item_keys=ds.item_keys, item_titles=ds.item_titles)
 
 
 def _key(tree: Any) -> str:
@@ -44,7 +59,8 @@ def count(config: ml_collections.ConfigDict) -> tuple[int, int]:
   """(total, trainable) parameters of one replica of `config`'s model, without initialising it.
 
   Total = trainable + frozen tables (e.g. LLM4CDSR's frozen text-embedding tables). Loads the
-  dataset (cached per data config) and builds the model; nothing is compiled or trained.
+  dataset (cached per data config) and builds the model on its catalog with a few of its users
+  (the counts do not depend on the users); nothing is compiled or trained.
 
   Raises:
     ConfigError: for an invalid config (see config_lib.validate).
