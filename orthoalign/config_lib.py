@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Mapping
 
@@ -68,6 +69,25 @@ def get(config: ml_collections.ConfigDict, dotted: str) -> Any:
   return node
 
 
+def parent_of(config: ml_collections.ConfigDict, key: str, where: str = "") -> ml_collections.ConfigDict:
+  """The ConfigDict holding dotted `key`'s last part, which must exist.
+
+  Raises:
+    ConfigError: an unknown key, naming the valid keys at the level where it goes wrong (and
+      `where`, e.g. the flag or file that named it).
+  """
+  node: Any = config
+  parts = key.split(".")
+  for depth, part in enumerate(parts):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      parent = ".".join(parts[:depth]) or "<root>"
+      valid = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+      raise ConfigError(f"unknown config key {key!r}{where}; valid keys under {parent}: {valid}")
+    if depth < len(parts) - 1:
+      node = node[part]
+  return node
+
+
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   """{"a": {"b": 1}} -> {"a.b": 1}; tuples become lists (JSON-friendly)."""
   out: dict[str, Any] = {}
@@ -111,7 +131,12 @@ def check_overrides(argv: list[str]) -> None:
   """
   spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
   overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
-  if spec is None or not overrides:
+  if spec is None:
+    return
+  if not overrides:
+    path = spec.partition(":")[0]
+    if not os.path.isfile(path):
+      raise ConfigError(f"--config={spec}: no such config file {path!r}")
     return
   config = _load_config_file(spec)
   seen: set[str] = set()
@@ -121,15 +146,7 @@ def check_overrides(argv: list[str]) -> None:
       # absl treats repeated --config.<tuple key> flags as a multi-flag and concatenates them.
       raise ConfigError(f"config key {key} is given twice; give each --config.<key> once")
     seen.add(key)
-    node: Any = config
-    parts = key.split(".")
-    for depth, part in enumerate(parts):
-      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-        parent = ".".join(parts[:depth]) or "<root>"
-        valid = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
-        raise ConfigError(f"unknown config key {key!r} (in --config.{item}); valid keys under "
-                          f"{parent}: {valid}")
-      node = node[part]
+    node = parent_of(config, key, f" (in --config.{item})")[key.rsplit(".", 1)[-1]]
     if not has_value or isinstance(node, ml_collections.ConfigDict):
       continue
     expected = type(node)

@@ -305,7 +305,7 @@ def test_figures_have_the_papers_panels(tmp_path):
   figures.plt.close(fig)
 
   (path, fig), = figures.alignment_boxplots(_table1_frame(), tmp_path, return_fig=True)
-  assert [ax.get_title() for ax in fig.axes] == ["|cos(X, Y)|", "|cos(X, X′)|"]
+  assert [ax.get_title() for ax in fig.axes] == ["mean |cos(X, Y)|", "mean |cos(X, X′)|"]
   figures.plt.close(fig)
 
   _write_history(tmp_path / "run1", _history_rows())

@@ -94,8 +94,8 @@ def test_identical_duplicates_merge_and_conflicts_raise(tmp_path):
 
 @pytest.mark.parametrize("body, match", [
     ('{"model.hiden_size": [16]}', r"g\.py: unknown config key 'model\.hiden_size'.*hidden_size"),
-    ('{"model.hidden_size": ["big"]}', r"g\.py: config key model\.hidden_size='big': expected a int"),
-    ('{"model.hidden_size": [True]}', r"config key model\.hidden_size=True: expected a int"),
+    ('{"model.hidden_size": ["big"]}', r"g\.py: config key model\.hidden_size='big': expected a value of type int"),
+    ('{"model.hidden_size": [True]}', r"config key model\.hidden_size=True: expected a value of type int"),
     ('{"gca": [1]}', r"config key 'gca' is a ConfigDict"),
     ('{"gca.act": ["bogus"]}', r"run act=bogus: config key gca\.act='bogus' is invalid"),
     ('{"model.hidden_size": []}', r"axis 'model\.hidden_size' has no values"),
@@ -193,11 +193,17 @@ def test_set_applies_to_every_run_without_renaming(tmp_path):
     assert p.flags()["train.max_epochs"] == 2
 
 
+def test_set_refuses_a_run_axis(tmp_path):
+  path = write_grid(tmp_path, "def get_grid():\n  return {'gca.positions': {'plain': (), 'early': (0,)}}\n")
+  with pytest.raises(config_lib.ConfigError, match=r"--set gca.positions: .* is an axis .* --only"):
+    expand.expand_with_meta(path, ["gca.positions=(0,)"])
+
+
 @pytest.mark.parametrize("item,match", [
     ("train.max_epochs", "expected KEY=VALUE"),
     ("train.max_epoch=2", "unknown config key 'train.max_epoch'"),
-    ("train.max_epochs=two", "expected a int like the default"),
-    ("eval.track_test=maybe", "expected a bool"),
+    ("train.max_epochs=two", "expected a value of type int like the default"),
+    ("eval.track_test=maybe", "expected a value of type bool"),
 ])
 def test_set_errors_name_the_key(tmp_path, item, match):
   path = write_grid(tmp_path, "def get_grid():\n  return {'seed': (0,)}\n")

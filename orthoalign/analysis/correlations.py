@@ -58,6 +58,12 @@ def correlation_points(df: pd.DataFrame, stat: str = "abs_mean_cos", position: i
     raise DataError(f"epoch='best_test' needs per-epoch test/{protocol}/<domain>/{metric} in "
                     "history.jsonl: train with --config.eval.track_test=True and pass "
                     "histories=load_histories(...)", key="histories")
+  known = {c.split("/")[2] for c in df.columns if c.startswith("align/") and c.count("/") == 2}
+  if known and stat not in known:
+    raise DataError(f"no alignment statistic {stat!r}; the runs have {sorted(known)}", key="stat")
+  if not any(c.startswith("test/") and c.endswith(f"/{metric}") for c in df.columns):
+    raise DataError(f"no test metric {metric!r} in the runs (e.g. ndcg@10, hr@10, mrr, auc)",
+                    key="metric")
   parts = []
   for d in results.DOMAINS:
     xcol = f"align/gca{position}_{d}/{stat}"

@@ -106,7 +106,7 @@ def correlation_figure(df: pd.DataFrame, out: str | os.PathLike[str], stat: str 
               bbox=dict(boxstyle="round", facecolor="white", alpha=0.6, edgecolor="0.7"))
     sel = "best test epoch (paper's choice)" if epoch == "best_test" else "best validation epoch"
     fig.suptitle(f"{model}: orthogonality vs. {formatting.metric_label(metric)} "
-                 f"(GCA[{position}], {sel})")
+                 f"(cell at GCA position {position}, {sel})")
     _save(fig, os.path.join(os.fspath(out), f"correlation_{_slug(model)}.png"), return_fig, written)
   return written
 
@@ -170,7 +170,8 @@ def alignment_boxplots(df: pd.DataFrame, out: str | os.PathLike[str],
   groups = sorted({(m, d) for m, d in zip(vals["model"], vals["dataset"])})
   labels = [f"{m}\n{d}" for m, d in groups]
   fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.6 * len(groups) * 2), 4.0))
-  for ax, st, title in ((axes[0], xy_stat, "|cos(X, Y)|"), (axes[1], xx_stat, "|cos(X, X′)|")):
+  for ax, st in ((axes[0], xy_stat), (axes[1], xx_stat)):
+    title = alignment.STAT_LABELS.get(st, st)
     data = [vals[(vals["model"] == m) & (vals["dataset"] == d) & (vals["stat"] == st)]["value"]
             .to_numpy() for m, d in groups]
     ax.boxplot([x if x.size else np.array([np.nan]) for x in data], tick_labels=labels,
@@ -179,7 +180,7 @@ def alignment_boxplots(df: pd.DataFrame, out: str | os.PathLike[str],
     ax.set_ylabel(alignment.STAT_LABELS.get(st, st))
     ax.grid(alpha=0.3, axis="y")
     ax.tick_params(axis="x", labelsize=8)
-  fig.suptitle("Alignment of GCA inputs and outputs (pooled over cells, domains, seeds)")
+  fig.suptitle("GCA alignment, pooled over cells, domains, seeds", fontsize=10)
   _save(fig, os.path.join(os.fspath(out), "alignment_boxplots.png"), return_fig, written)
   return written
 

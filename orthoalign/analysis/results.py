@@ -106,9 +106,11 @@ class Grid:
     meta: grid.json as read.
     df: one row per replica of every finished run, with `axis.<name>` columns (the run's axis
       labels, as text) and `grid.run` (the run's name); empty if no run has finished.
-    histories: history.jsonl rows of finished runs that have one (None if none has).
+    histories: history.jsonl rows of finished runs that have one (`load_histories` columns: run,
+      replica, epoch, train/*, valid/*, align/*, test/*), None if none has.
     missing: (run name, reason) of runs that are not (successfully) finished, plus
-      ("(histories)", reason) when the histories could not be read.
+      ("(history of <run>)", reason) for each run whose history.jsonl could not be read (its
+      results still count).
   """
 
   root: str
@@ -119,7 +121,7 @@ class Grid:
 
   def missing_runs(self) -> list[str]:
     """Names of listed runs that are not in `df` (not the history remark)."""
-    return [n for n, _ in self.missing if n != "(histories)"]
+    return [n for n, _ in self.missing if not n.startswith("(history")]
 
 
 def load_grid(root: str | os.PathLike[str]) -> Grid:
@@ -159,13 +161,14 @@ def load_grid(root: str | os.PathLike[str]) -> Grid:
     frames.append(one)
     workdirs.append(workdir)
   df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-  histories = None
-  with_history = [w for w in workdirs if os.path.isfile(os.path.join(w, "history.jsonl"))]
-  if with_history:
-    try:
-      histories = load_histories(with_history)
-    except DataError as e:
-      missing.append(("(histories)", str(e)))
+  parts = []
+  for w in workdirs:                   # one unreadable history leaves the others in
+    if os.path.isfile(os.path.join(w, "history.jsonl")):
+      try:
+        parts.append(load_histories([w]))
+      except DataError as e:
+        missing.append((f"(history of {os.path.basename(w)})", str(e)))
+  histories = pd.concat(parts, ignore_index=True) if parts else None
   return Grid(root, meta, df, histories, missing)
 
 

@@ -160,23 +160,18 @@ def _choices(key: str, spec: Any, path: str) -> tuple[list[tuple[str, Any]], boo
 
 def _set(config: ml_collections.ConfigDict, key: str, value: Any, path: str) -> Any:
   """Sets a dotted key that must exist; returns the value as stored (lists become tuples)."""
-  node: Any = config
+  try:
+    node = config_lib.parent_of(config, key)
+  except ConfigError as e:
+    raise ConfigError(f"grid file {path}: {e}") from None
   parts = key.split(".")
-  for depth, part in enumerate(parts):
-    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-      parent = ".".join(parts[:depth]) or "<root>"
-      valid = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
-      raise ConfigError(f"grid file {path}: unknown config key {key!r}; valid keys under {parent}: "
-                        f"{valid}")
-    if depth < len(parts) - 1:
-      node = node[part]
   default = node[parts[-1]]
   if not isinstance(default, FLAG_TYPES):
     raise ConfigError(f"grid file {path}: config key {key!r} is a {type(default).__name__}; a grid "
                       "can only set keys whose default is a bool, int, float, str or tuple (the "
                       "types ml_collections parses from --config flags)")
-  expected = (f"grid file {path}: config key {key}={value!r}: expected a {type(default).__name__} "
-              f"like its default {default!r}")
+  expected = (f"grid file {path}: config key {key}={value!r}: expected a value of type "
+              f"{type(default).__name__} like its default {default!r}")
   if isinstance(value, bool) != isinstance(default, bool):   # ConfigDict stores True in an int key
     raise ConfigError(expected)
   try:
@@ -226,9 +221,9 @@ def parse_sets(base: ml_collections.ConfigDict, sets: Sequence[str], path: str) 
     if not eq or not key:
       raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.max_epochs=3")
     try:
-      default = config_lib.get(base, key)
-    except (KeyError, AttributeError):
-      raise ConfigError(f"--set {item!r}: unknown config key {key!r} in {path}") from None
+      default = config_lib.parent_of(base, key)[key.rsplit(".", 1)[-1]]
+    except ConfigError as e:
+      raise ConfigError(f"--set {item!r}: {e} (grid file {path})") from None
     try:
       if isinstance(default, bool):
         if raw.lower() not in ("true", "false", "1", "0"):
@@ -242,8 +237,8 @@ def parse_sets(base: ml_collections.ConfigDict, sets: Sequence[str], path: str) 
       else:
         value = raw
     except (ValueError, SyntaxError):
-      raise ConfigError(f"--set {item!r}: expected a {type(default).__name__} like the default "
-                        f"{default!r}") from None
+      raise ConfigError(f"--set {item!r}: expected a value of type {type(default).__name__} like "
+                        f"the default {default!r}") from None
     out[key] = value
   return out
 
@@ -278,6 +273,9 @@ def expand_with_meta(path: str, sets: Sequence[str] = ()) -> tuple[list[Point], 
         if short_of.setdefault(short, key) != key:
           raise ConfigError(f"grid file {path}: axes {short_of[short]!r} and {key!r} both have the "
                             f"short name {short!r}; set distinct ones with Grid(names={{...}})")
+        if key in extra:                   # the runs would keep names that no longer hold
+          raise ConfigError(f"--set {key}: {key} is an axis of grid file {path} (it names the "
+                            "runs); pick runs with --only, or change the grid file")
         run_axes.append((key, short, pairs))
       else:
         fixed[key] = pairs[0][1]
