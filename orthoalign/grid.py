@@ -103,6 +103,14 @@ def _status(root: str) -> int:
   return 0
 
 
+def _replicas(point: expand.Point) -> int:
+  """Models one program trains: the product of its sweep lists (an empty list counts once)."""
+  n = 1
+  for key, values in config_lib.flatten(point.config.sweep.to_dict(), "sweep.").items():
+    n *= max(len(values), 1) if isinstance(values, list) else 1
+  return n
+
+
 def run(argv: Sequence[str]) -> int:
   """The CLI without sys.exit: returns the exit status; raises ConfigError/DataError."""
   args = _parser().parse_args(argv)
@@ -119,7 +127,9 @@ def run(argv: Sequence[str]) -> int:
   if not selected:
     raise config_lib.ConfigError(f"--only={args.only!r} matches none of the runs "
                                  f"{[p.name for p in points]}")
-  print(f"[grid] {args.grid}: {len(points)} runs, {len(selected)} selected; "
+  n_models = sum(_replicas(p) for p in points)
+  print(f"[grid] {args.grid}: {len(points)} programs ({n_models} runs as replicas), "
+        f"{len(selected)} selected; "
         f"{os.path.join(args.root, status_lib.GRID_JSON)} written")
   if args.dry_run:
     for p in selected:

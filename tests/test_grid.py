@@ -149,7 +149,7 @@ def test_dry_run_writes_grid_json_and_prints_commands(tmp_path, capsys):
   root = str(tmp_path / "runs")
   assert grid_cli.run([f"--grid={EXAMPLE}", f"--root={root}", "--dry-run", "--only=early"]) == 0
   out = capsys.readouterr().out.splitlines()
-  assert out[0].startswith(f"[grid] {EXAMPLE}: 7 runs, 3 selected")
+  assert out[0].startswith(f"[grid] {EXAMPLE}: 7 programs (42 runs as replicas), 3 selected")
   assert len(out) == 4 and all("-m orthoalign.main --config=tests/grids/example.py" in l for l in out[1:])
   assert f"--workdir={root}/gca=early_hidden=16 '--config.gca.positions=(0,)'" in out[1]
   with open(os.path.join(root, "grid.json")) as f:

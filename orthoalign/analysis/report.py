@@ -76,8 +76,8 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
         axes[k].append(str(v))
   parts += ["## Grid", "", f"- name: {meta.get('name', '—')}", f"- grid file: "
             f"`{meta.get('grid', '—')}`", f"- root: `{grid.root}`",
-            f"- runs: {len(runs)} listed, {len(runs) - len(grid.missing_runs())} finished"
-            + (f", {len(df)} trained models (replicas)" if len(df) else "")]
+            f"- programs (workdirs): {len(runs)} listed, {len(runs) - len(grid.missing_runs())} "
+            "finished" + (f", holding {len(df)} runs (replicas)" if len(df) else "")]
   parts += [f"- axis `{k}`: {', '.join(v)}" for k, v in axes.items()]
   parts.append("")
   if grid.missing:
