@@ -21,6 +21,9 @@ def atomic_write_binary(path: str | os.PathLike[str], write: Callable[[BinaryIO]
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o666 & ~umask)     # mkstemp's 0600 would make results unreadable to others
   try:
     with os.fdopen(fd, "wb") as f:
       write(f)

@@ -428,7 +428,7 @@ def test_trajectory_summary_first_and_last_epoch(tmp_path):
   # Mean over cells (A: 0.4/e; B: 0.3/e + 0.01 r) and replicas r = 0, 1.
   assert row["cos_first"] == pytest.approx((0.4 + 0.305) / 2)
   assert row["cos_last"] == pytest.approx((0.1 + 0.08) / 2)
-  assert row["alpha_first"] == pytest.approx(0.51) and row["alpha_last"] == pytest.approx(0.54)
+  assert row["alpha_first"] == pytest.approx((0.51, 0.51)) and row["alpha_last"] == pytest.approx((0.54, 0.54))
   assert row["cos_drop"] > 0 and (row["first_epoch"], row["last_epoch"]) == (1, 4)
 
 
@@ -440,3 +440,13 @@ def test_label_datasets_keeps_data_variants_apart():
                                   "synthetic (cross_strength=1.0)"]
   same = variants.label_datasets(df.iloc[1:])
   assert list(same["dataset"]) == ["synthetic", "synthetic"]
+
+
+def test_report_lists_the_scaling_grids_parameter_matching():
+  meta = {"meta": {"scaling": {"unit_params": 8450, "grown_key": "model.ffn_size", "matches": [
+      {"matched_to": "early@model.ffn_size=32", "target": 94242, "value": 54, "total": 94372,
+       "trainable": 55844, "rel_error": 130 / 94242}]}}}
+  text = "\n".join(report._matching(meta))
+  assert "GCA unit: 8,450 parameters per GCA position" in text and "`model.ffn_size`" in text
+  assert "| early@model.ffn_size=32 | 94,242 | 54 | 94,372 | 55,844 | +0.14 % |" in text
+  assert report._matching({"meta": {}}) == []

@@ -61,8 +61,10 @@ def trajectory_summary(histories: pd.DataFrame, stat: str = "abs_mean_cos") -> p
     stat: the alignment statistic, averaged over the program's cells and replicas.
 
   Returns:
-    One row per run: run, first_epoch, last_epoch, cos_first, cos_last, alpha_first, alpha_last,
-    cos_drop (cos_first - cos_last; positive = X′ became more orthogonal to X).
+    One row per run: run, first_epoch, last_epoch, cos_first, cos_last (mean over cells and
+    replicas), alpha_first, alpha_last (each a (min, max) over replicas of the cells' mean gate:
+    replicas may start from different gate inits, so their mean would say little), cos_drop
+    (cos_first - cos_last; positive = X′ became more orthogonal to X).
   """
   rows = []
   for run, h in histories.groupby("run", sort=False):
@@ -75,10 +77,17 @@ def trajectory_summary(histories: pd.DataFrame, stat: str = "abs_mean_cos") -> p
     if not cos:
       continue
     first, last = mean.iloc[0], mean.iloc[-1]
+    per_replica = t[t["replica"].astype(str) != "mean"]
+
+    def alpha_range(epoch: int) -> tuple[float, float]:
+      if not alpha:
+        return (float("nan"), float("nan"))
+      values = per_replica[per_replica["epoch"] == epoch][alpha].mean(axis=1)
+      return (float(values.min()), float(values.max()))
+
     rows.append({"run": run, "first_epoch": int(first["epoch"]), "last_epoch": int(last["epoch"]),
                  "cos_first": float(first[cos].mean()), "cos_last": float(last[cos].mean()),
-                 "alpha_first": float(first[alpha].mean()) if alpha else float("nan"),
-                 "alpha_last": float(last[alpha].mean()) if alpha else float("nan")})
+                 "alpha_first": alpha_range(first["epoch"]), "alpha_last": alpha_range(last["epoch"])})
   out = pd.DataFrame(rows, columns=["run", "first_epoch", "last_epoch", "cos_first", "cos_last",
                                     "alpha_first", "alpha_last"])
   out["cos_drop"] = out["cos_first"] - out["cos_last"]
@@ -89,10 +98,12 @@ def trajectory_summary_markdown(t: pd.DataFrame) -> str:
   """Markdown of `trajectory_summary`, with the share of programs whose |cos| fell."""
   if t.empty:
     return "(no GCA cells in these histories)"
-  lines = ["| run | epochs | \\|cos(X, X′)\\| first → last | α first → last |", "|---|---|---|---|"]
+  lines = ["| run | epochs | \\|cos(X, X′)\\| first → last | α over replicas, first → last |",
+           "|---|---|---|---|"]
+  span = lambda lo_hi: f"{lo_hi[0]:.3f}" if lo_hi[0] == lo_hi[1] else f"[{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"
   for _, r in t.iterrows():
     lines.append(f"| {r['run']} | {r['first_epoch']}–{r['last_epoch']} | {r['cos_first']:.4f} → "
-                 f"{r['cos_last']:.4f} | {r['alpha_first']:.3f} → {r['alpha_last']:.3f} |")
+                 f"{r['cos_last']:.4f} | {span(r['alpha_first'])} → {span(r['alpha_last'])} |")
   fell = int((t["cos_drop"] > 0).sum())
   lines += ["", f"|cos(X, X′)| fell in {fell} of {len(t)} programs (median change "
             f"{-t['cos_drop'].median():+.4f})."]

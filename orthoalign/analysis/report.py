@@ -60,6 +60,22 @@ def _link(out: str, path: str) -> str:
   return f"![{os.path.splitext(os.path.basename(rel))[0]}]({rel})"
 
 
+def _matching(meta: dict) -> list[str]:
+  """The scaling grid's parameter matching (grid.json meta.scaling), as markdown lines."""
+  scaling = (meta.get("meta") or {}).get("scaling")
+  if not scaling:
+    return []
+  lines = [f"GCA unit: {scaling['unit_params']:,} parameters per GCA position (both directions). "
+           f"Baseline sizes matched by growing `{scaling['grown_key']}` "
+           f"(orthoalign/models/param_count.py):", "",
+           "| matched to | target (total) | width | achieved (total) | trainable | error |",
+           "|---|---|---|---|---|---|"]
+  for m in scaling["matches"]:
+    lines.append(f"| {m['matched_to']} | {m['target']:,} | {m['value']} | {m['total']:,} | "
+                 f"{m['trainable']:,} | {100 * m['rel_error']:+.2f} % |")
+  return lines + [""]
+
+
 def render_grid(grid: results.Grid, out: str, title: str | None = None, note: str = "") -> str:
   """Writes figures (and table1.tex) into `out` and returns the README markdown."""
   from orthoalign.analysis import figures  # matplotlib only when figures are drawn
@@ -133,7 +149,7 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
     s = scaling_curves.scaling(df)
     return ["Test NDCG@10 against total parameters (Figure 3, paper.md §4).", "",
             scaling_curves.scaling_markdown(s)] + [
-                _link(out, p) for p in figures.scaling_figure(df, out)] + [""]
+                _link(out, p) for p in figures.scaling_figure(df, out)] + [""] + _matching(meta)
 
   def alignment_section() -> list[str]:
     a = alignment.alignment_summary(df)
