@@ -1,9 +1,10 @@
-r"""Base config: every key orthoalign reads, with its default. Experiments import and override it.
+r"""Base config: the keys every model shares (data, GCA, training, evaluation, replicas), with defaults.
 
-Run (the plain LLM4CDSR defaults on the embedded synthetic data):
-  python -m orthoalign.main --config=configs/base.py --workdir=/tmp/orthoalign/base
-
-Override any key on the command line, e.g. `--config.train.max_epochs=5`
+A model's own keys live in its config file, which imports this one: configs/llm4cdsr.py,
+configs/abxi.py. Run one of those, e.g.
+  python -m orthoalign.main --config=configs/llm4cdsr.py --workdir=/tmp/orthoalign/llm4cdsr
+(this file alone names a model but none of its keys: orthoalign.main stops with an error naming
+the first missing one). Override any key on the command line, e.g. `--config.train.max_epochs=5`
 `--config.gca.positions='(0,)'` `--config.sweep.seeds='(0,1,2)'`.
 """
 

@@ -60,6 +60,49 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("seeds", "learning_rates", "weight_decays", "gate_inits"):
     if key not in config.sweep:
       raise ConfigError(f"config key sweep.{key} is missing")
+  for seed in config.sweep.seeds:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+      raise ConfigError(f"config key sweep.seeds={tuple(config.sweep.seeds)}: seeds must be ints in "
+                        f"[0, 2**32); {seed!r} is not")
+  check_int(config, "gca.heads", 1)
+  if not 0.0 <= config.gca.dropout < 1.0:
+    raise ConfigError(f"config key gca.dropout={config.gca.dropout!r} must be in [0, 1)")
+  models.validate(config)
+
+
+def require(config: ml_collections.ConfigDict, keys: tuple[str, ...], who: str) -> None:
+  """Raises ConfigError naming the first of `keys` (dotted) that `config` lacks; `who` reads them."""
+  for key in keys:
+    try:
+      parent_of(config, key)
+    except ConfigError:
+      raise ConfigError(f"config key {key} is missing; {who} reads it (start from that model's "
+                        f"config file, e.g. configs/{who.lower()}.py)") from None
+
+
+def check_int(config: ml_collections.ConfigDict, key: str, low: int, high: int | None = None) -> int:
+  """The int at `key`, which must lie in [low, high]; ConfigError naming the key otherwise."""
+  value = get(config, key)
+  if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+      high is not None and value > high):
+    bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+    raise ConfigError(f"config key {key}={value!r} must be an int {bound}")
+  return value
+
+
+def check_divides(config: ml_collections.ConfigDict, key: str, width_key: str) -> None:
+  """Attention heads must divide the width they split."""
+  if get(config, width_key) % get(config, key):
+    raise ConfigError(f"config key {key}={get(config, key)} must divide {width_key}="
+                      f"{get(config, width_key)} (each head gets an equal share of the width)")
+
+
+def check_positions(config: ml_collections.ConfigDict, allowed: tuple[int, ...], where: str) -> None:
+  """gca.positions must be insertion points the model has."""
+  bad = [p for p in config.gca.positions if p not in allowed]
+  if bad:
+    raise ConfigError(f"config key gca.positions={tuple(config.gca.positions)}: {where} has GCA "
+                      f"positions {list(allowed)}; {bad} is not one of them")
 
 
 def get(config: ml_collections.ConfigDict, dotted: str) -> Any:

@@ -5,15 +5,16 @@ import sys
 
 import pytest
 
-from configs import base, llm4cdsr, tiny
+from configs import abxi, base, llm4cdsr, llm4cdsr_fk, synthetic_small, tiny
 from orthoalign import config_lib
 from orthoalign import sweep
 
 
-@pytest.mark.parametrize("module", [base, llm4cdsr, tiny])
+@pytest.mark.parametrize("module", [base, llm4cdsr, tiny, abxi, synthetic_small, llm4cdsr_fk])
 def test_configs_validate(module):
   config = module.get_config()
-  config_lib.validate(config)
+  if module is not base:                   # base.py holds the shared keys only (no model keys)
+    config_lib.validate(config)
   for key in ("model.name", "data.format", "data.path", "train.batch_size", "train.max_epochs",
               "train.eval_every", "train.early_stop_patience", "eval.num_negatives", "sweep.seeds",
               "gca.positions"):
@@ -81,3 +82,32 @@ def test_main_reports_unknown_key_without_traceback(tmp_path):
                         capture_output=True, text=True, timeout=120)
   assert proc.returncode == 2
   assert "unknown config key 'gca.gat'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("config_file,key,value,match", [
+    ("tiny", "gca.positions", (5,), r"gca.positions=\(5,\): LLM4CDSR with model.num_blocks=2 has GCA positions \[0, 1, 2\]"),
+    ("tiny", "gca.heads", 3, r"gca.heads=3 must divide model.hidden_size=16"),
+    ("tiny", "sweep.seeds", (0, -1), r"sweep.seeds=\(0, -1\): seeds must be ints in \[0, 2\*\*32\)"),
+    ("tiny", "gca.kv", "mixed", r"gca.kv='mixed': LLM4CDSR's cells read the other domain's stream"),
+    ("tiny", "model.num_heads", 3, r"model.num_heads=3 must divide model.hidden_size=16"),
+    ("abxi", "gca.positions", (3,), r"gca.positions=\(3,\): ABXI has GCA positions \[0, 1, 2\]"),
+    ("abxi", "model.max_len", 4, r"model.max_len=4 must be an int >= 5"),
+    ("abxi", "model.eval_domain_seq", "both", r"model.eval_domain_seq='both'; valid choices"),
+])
+def test_models_validate_their_keys_before_tracing(config_file, key, value, match):
+  """Config mistakes only a model can judge raise ConfigError (one line), not a tracing error."""
+  import importlib
+  config = importlib.import_module(f"configs.{config_file}").get_config()
+  node = config
+  *parents, leaf = key.split(".")
+  for part in parents:
+    node = node[part]
+  node[leaf] = value
+  with pytest.raises(config_lib.ConfigError, match=match):
+    config_lib.validate(config)
+
+
+def test_base_config_names_the_first_missing_model_key():
+  from configs import base
+  with pytest.raises(config_lib.ConfigError, match=r"model.hidden_size is missing; LLM4CDSR reads it"):
+    config_lib.validate(base.get_config())

@@ -23,6 +23,18 @@ def replica_hparams(name: str) -> tuple[str, ...]:
   return tuple(getattr(importlib.import_module(_BUILDERS[name]), "REPLICA_HPARAMS", ()))
 
 
+def validate(config) -> None:
+  """The model's own config checks (`validate(config)` in its module), before anything is traced.
+
+  Raises:
+    ConfigError: naming the key, its value and what the model allows.
+  """
+  if config.model.name in _BUILDERS:
+    check = getattr(importlib.import_module(_BUILDERS[config.model.name]), "validate", None)
+    if check is not None:
+      check(config)
+
+
 def get_builder(name: str) -> Callable:
   """Returns the `build(dataset, config) -> Task` function of a registered model."""
   if name not in _BUILDERS:

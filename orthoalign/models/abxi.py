@@ -60,6 +60,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from orthoalign import config_lib
 from orthoalign.data import abxi_windows
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
@@ -393,6 +394,35 @@ def make_module(num_items_a: int, num_items_b: int, model_cfg: Any,
               d_ffn=int(model_cfg.d_ffn), rd=int(model_cfg.rd), ri=int(model_cfg.ri),
               dropout=float(model_cfg.dropout), gca_positions=tuple(gca_positions), gca_kv=gca_kv,
               gca=dict(gca or {}))
+
+
+_KEYS = ("model.d_embed", "model.n_head", "model.d_ffn", "model.dropout", "model.temp", "model.n_neg",
+         "model.max_len", "model.rd", "model.ri", "model.neg_b_off_by_one")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """ABXI's config checks, before anything is built or traced.
+
+  Raises:
+    ConfigError: a missing model key, GCA positions other than 0/1/2, heads that do not divide
+      d_embed, an unknown gca.kv / neg_scoring / eval_domain_seq, or a window shorter than 5.
+  """
+  config_lib.require(config, _KEYS, "ABXI")
+  m = config.model
+  for key in ("model.d_embed", "model.n_head", "model.d_ffn", "model.n_neg", "model.rd", "model.ri"):
+    config_lib.check_int(config, key, 1)
+  config_lib.check_int(config, "model.max_len", 5)       # windows are max_len - 3 long
+  config_lib.check_divides(config, "model.n_head", "model.d_embed")
+  config_lib.check_divides(config, "gca.heads", "model.d_embed")
+  config_lib.check_positions(config, GCA_POSITIONS, "ABXI")
+  for key, choices in (("gca.kv", GCA_KV), ("model.neg_scoring", ("auto", "gather", "catalog")),
+                       ("model.eval_domain_seq", ("inplace", "compact"))):
+    *_, leaf = key.split(".")
+    node = config.gca if key.startswith("gca.") else m
+    if leaf in node and node[leaf] not in choices:
+      raise config_lib.ConfigError(f"config key {key}={node[leaf]!r}; valid choices: {list(choices)}")
+  if not 0.0 <= m.dropout < 1.0:
+    raise config_lib.ConfigError(f"config key model.dropout={m.dropout!r} must be in [0, 1)")
 
 
 def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:

@@ -378,6 +378,39 @@ def _frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict) 
   return out
 
 
+_KEYS = ("model.hidden_size", "model.num_blocks", "model.num_heads", "model.dropout", "model.max_len",
+         "model.global_emb", "model.global_dim", "model.local_emb", "model.freeze_emb", "model.alpha",
+         "model.beta", "model.tau", "model.tau_reg", "model.causal_self_attention",
+         "model.mixed_neg_domain", "model.independent_negatives", "model.neg_exclusive_upper")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """LLM4CDSR's config checks, before anything is built or traced.
+
+  Raises:
+    ConfigError: a missing model key, GCA positions outside 0..num_blocks, heads that do not divide
+      the width, a GCA cell reading the mixed stream, or an out-of-range value (naming the key).
+  """
+  config_lib.require(config, _KEYS, "LLM4CDSR")
+  m = config.model
+  for key in ("model.hidden_size", "model.num_blocks", "model.num_heads", "model.max_len"):
+    config_lib.check_int(config, key, 1)
+  if "ffn_size" in m:
+    config_lib.check_int(config, "model.ffn_size", 0)
+  config_lib.check_divides(config, "model.num_heads", "model.hidden_size")
+  config_lib.check_divides(config, "gca.heads", "model.hidden_size")
+  config_lib.check_positions(config, tuple(range(m.num_blocks + 1)),
+                             f"LLM4CDSR with model.num_blocks={m.num_blocks}")
+  if config.gca.kv != "other":
+    raise config_lib.ConfigError(f"config key gca.kv={config.gca.kv!r}: LLM4CDSR's cells read the "
+                                 "other domain's stream; valid choices: ['other']")
+  if m.mixed_neg_domain not in ("input", "target"):
+    raise config_lib.ConfigError(f"config key model.mixed_neg_domain={m.mixed_neg_domain!r}; valid "
+                                 "choices: ['input', 'target']")
+  if not 0.0 <= m.dropout < 1.0:
+    raise config_lib.ConfigError(f"config key model.dropout={m.dropout!r} must be in [0, 1)")
+
+
 def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
   """Builds the LLM4CDSR task (module, frozen tables, device arrays) for one dataset and config."""
   m = config.model
