@@ -257,3 +257,13 @@ def test_real_data_scaling_grids_expand(name):
   points, meta = expand.expand_with_meta(f"configs/grids/{name}.py")
   assert len(points) == 10
   assert all(abs(m["rel_error"]) <= 0.01 for m in meta["scaling"]["matches"])
+
+
+def test_status_reads_a_hand_written_grid_json(tmp_path, capsys):
+  (tmp_path / "grid.json").write_text('{"runs": [{"name": "a"}, {"workdir": "b"}]}')
+  assert grid_cli.run([f"--root={tmp_path}", "--status"]) == 0
+  out = capsys.readouterr().out
+  assert "a    pending" in out and "b    pending" in out
+  (tmp_path / "grid.json").write_text('{"runs": [3]}')
+  with pytest.raises(Exception, match=r"runs\[0\]: expected an object with a 'name'"):
+    grid_cli.run([f"--root={tmp_path}", "--status"])

@@ -36,6 +36,13 @@ def read_grid(root: str | os.PathLike[str]) -> dict[str, Any]:
     raise DataError(f"expected a JSON object ({e.msg})", path=path, line=e.lineno) from e
   if not isinstance(meta, dict) or not isinstance(meta.get("runs"), list):
     raise DataError("expected a list of runs", path=path, key="runs")
+  for i, run in enumerate(meta["runs"]):
+    if not isinstance(run, dict) or not isinstance(run.get("name", run.get("workdir")), str):
+      raise DataError("expected an object with a 'name' (and 'workdir')", path=path,
+                      key=f"runs[{i}]")
+    run.setdefault("name", run.get("workdir"))
+    run.setdefault("workdir", run["name"])     # the runner names each workdir after its run
+    run.setdefault("axes", {})
   return meta
 
 
