@@ -62,8 +62,13 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
   atomic_write_text(path, json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 
+def jsonl_text(rows: Iterable[Mapping[str, Any]]) -> str:
+  """JSON lines: one sorted-key object per row, numpy values made plain (NaN/inf -> null)."""
+  return "".join(json.dumps(jsonable(r), sort_keys=True) + "\n" for r in rows)
+
+
 def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> None:
-  atomic_write_text(path, "".join(json.dumps(jsonable(r), sort_keys=True) + "\n" for r in rows))
+  atomic_write_text(path, jsonl_text(rows))
 
 
 def format_duration(seconds: float) -> str:

@@ -101,11 +101,7 @@ def with_values(config: ml_collections.ConfigDict, updates: dict[str, Any]) -> m
   """A copy of `config` with dotted keys set, e.g. {"model.ffn_size": 96, "gca.positions": ()}."""
   out = ml_collections.ConfigDict(config.to_dict())
   for key, value in updates.items():
-    node = out
-    *parents, leaf = key.split(".")
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
+    config_lib.parent_of(out, key)[key.rsplit(".", 1)[-1]] = value
   return out
 
 

@@ -47,7 +47,6 @@ class History:
   def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
     if not self._chief:
       return
-    text = "".join(json.dumps(fileio.jsonable(dict(r)), sort_keys=True) + "\n" for r in rows)
     with open(self.path, "a", encoding="utf-8") as f:
-      f.write(text)
+      f.write(fileio.jsonl_text(rows))
       f.flush()
