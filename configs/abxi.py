@@ -27,30 +27,9 @@ from configs import base
 
 
 def get_config():
-  config = base.get_config()
+  config = base.get_config("abxi")   # model keys: orthoalign/models/abxi.py default_config
   config.data.format = "abxi"
   config.data.path = "../shared/data/abxi-afk"
-
-  m = config.model
-  m.name = "abxi"
-  m.d_embed = 256
-  m.n_head = 2
-  m.d_ffn = 680
-  m.dropout = 0.5
-  m.temp = 0.75
-  m.n_neg = 128
-  m.max_len = 50
-  # Dataset-dependent LoRA ranks (demo.sh): afk 16/64, abe 64/64, amb 4/4.
-  m.rd = 16
-  m.ri = 64
-  # Quirk of v2 (default = original behaviour; see models/abxi.py): id nA may be a B negative.
-  m.neg_b_off_by_one = True
-  # Evaluation domain sequences: "inplace" = the original trainer (seq_x with the other domain's
-  # items zeroed), "compact" = the own-domain history left-padded (see data/abxi_windows.py).
-  m.eval_domain_seq = "inplace"
-  # How negative logits are computed (same numbers): "gather" their embeddings (less compute, CPU),
-  # "catalog" = score all items then pick (less memory, GPU/TPU), "auto" = by backend.
-  m.neg_scoring = "auto"
 
   config.train.batch_size = 256
   config.train.learning_rate = 1e-4
@@ -67,7 +46,6 @@ def get_config():
   config.eval.batch_size = 1024
   config.sweep.seeds = (3407,)
   # InfoNCE temperatures as replicas: e.g. --config.sweep.model.temp='(0.5,0.75,1.0)'.
-  config.sweep.model.update(temp=())
 
   config.gca.positions = ()          # plain ABXI
   return config

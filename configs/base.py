@@ -1,17 +1,21 @@
-r"""Base config: the keys every model shares (data, GCA, training, evaluation, replicas), with defaults.
+r"""Base config: every key of a run, with the defaults; a model's own keys come from its module.
 
-A model's own keys live in its config file, which imports this one: configs/llm4cdsr.py,
-configs/abxi.py. Run one of those, e.g.
-  python -m orthoalign.main --config=configs/llm4cdsr.py --workdir=/tmp/orthoalign/llm4cdsr
-(this file alone names a model but none of its keys: orthoalign.main stops with an error naming
-the first missing one). Override any key on the command line, e.g. `--config.train.max_epochs=5`
-`--config.gca.positions='(0,)'` `--config.sweep.seeds='(0,1,2)'`.
+  python -m orthoalign.main --config=configs/base.py:abxi --workdir=/tmp/orthoalign/base_abxi \
+      --config.train.max_epochs=3
+
+runs a model (the part after ':'; default llm4cdsr) with its faithful defaults
+(`default_config()` in orthoalign/models/<name>.py) on the embedded synthetic data. The tuned
+configs import this one: configs/llm4cdsr.py, configs/abxi.py. Override any key on the command line,
+e.g. `--config.train.max_epochs=5` `--config.gca.positions='(0,)'` `--config.sweep.seeds='(0,1,2)'`;
+a key the chosen model does not have is refused, naming the valid keys.
 """
 
 import ml_collections
 
+from orthoalign import models
 
-def get_config() -> ml_collections.ConfigDict:
+
+def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
   config.data = ml_collections.ConfigDict()
@@ -35,9 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
       max_length=60, overlap_share=0.8, cross_strength=1.0, latent_dim=16, text_dim=128,
       text_noise=0.5, seed=0))
 
-  config.model = ml_collections.ConfigDict()
-  # Baseline name (orthoalign.models registry).
-  config.model.name = "llm4cdsr"
+  # The model's keys and defaults are its module's (orthoalign/models/<name>.py: default_config).
+  config.model = models.default_config(model)
 
   config.gca = ml_collections.ConfigDict()
   # GCA insertion points: 0 = right after embedding + position, i = after backbone block i; () = baseline.
@@ -107,5 +110,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.sweep.gate_inits = ()
   # Per model: `sweep.model.<k>` lists values of a shape-keeping model hyperparameter (loss weights,
   # temperatures; the model's REPLICA_HPARAMS), e.g. --config.sweep.model.alpha='(0.0,0.1,0.5)'.
-  config.sweep.model = ml_collections.ConfigDict()
+  config.sweep.model = ml_collections.ConfigDict({k: () for k in models.replica_hparams(model)})
   return config

@@ -12,7 +12,7 @@ The plain baseline, and GCA_stack (GCA[0] plus after each of the two blocks):
       --config.gca.positions='(0,1,2)'
 Five seeds as replicas of one compiled program: --config.sweep.seeds='(0,1,2,3,4)'.
 
-Original settings kept (reference/baselines.md §2.4): hidden 128, 2 blocks, 1 head, dropout 0.5,
+Original settings kept (the model's defaults, reference/baselines.md §2.4): hidden 128, 2 blocks, 1 head, dropout 0.5,
 Adam lr 1e-3, batch 128, 100 sampled negatives, selection by overall validation NDCG@10, alpha = beta
 = 0.1 (Cloth-Sport), frozen text tables (global PCA <= 1024 d, local PCA 128 d). Changed for the
 embedded data: max_len 40 (synthetic sequences average 20 items; upstream 200), at most 30 epochs
@@ -23,33 +23,9 @@ from configs import base
 
 
 def get_config():
-  config = base.get_config()
-  m = config.model
-  m.name = "llm4cdsr"
-  m.hidden_size = 128
-  m.num_blocks = 2
-  m.num_heads = 1
-  m.dropout = 0.5
-  # Inner width of the blocks' feed-forward layers; 0 = hidden_size (the original). Grown by
-  # parameter matching (orthoalign/models/param_count.py) for the scaling experiment.
-  m.ffn_size = 0
-  m.max_len = 40
-  # Frozen text tables: mixed path via a joint PCA (<= global_dim) + adapter; domain paths via
-  # per-domain PCA to hidden_size. Off = trainable ID embeddings ("w/o LLM").
-  m.global_emb = True
-  m.global_dim = 1024
-  m.local_emb = True
-  m.freeze_emb = True
-  # Auxiliary losses: alpha * item regularisation, beta * user guidance; their temperatures.
-  m.alpha = 0.1
-  m.beta = 0.1
-  m.tau = 1.0
-  m.tau_reg = 1.0
-  # Quirks of the original code (defaults = original behaviour; see models/llm4cdsr.py).
-  m.causal_self_attention = False
-  m.mixed_neg_domain = "input"
-  m.independent_negatives = True
-  m.neg_exclusive_upper = True
+  config = base.get_config("llm4cdsr")   # model keys: orthoalign/models/llm4cdsr.py default_config
+  # Synthetic sequences average 20 items (upstream 200 for Amazon).
+  config.model.max_len = 40
 
   config.train.batch_size = 128
   config.train.learning_rate = 1e-3
@@ -60,7 +36,6 @@ def get_config():
   # (llmcdsr, or data.titles) set data.text_emb to "tfidf" or "minilm" for the frozen text tables.
   config.sweep.seeds = (42,)
   # Loss weights and temperatures as replicas: e.g. --config.sweep.model.alpha='(0.0,0.1,0.5)'.
-  config.sweep.model.update(alpha=(), beta=(), tau=(), tau_reg=())
   # GCA_early: one position right after the embedding + position layer.
   config.gca.positions = (0,)
   return config

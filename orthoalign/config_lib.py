@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import Any, Mapping
 
+from absl import flags
 import ml_collections
+from ml_collections.config_flags import tuple_parser
 
+from orthoalign import errors
 from orthoalign import models
 from orthoalign.data import load as data_load
 from orthoalign.models import gca as gca_lib
@@ -17,8 +21,13 @@ METRIC_RE = re.compile(r"^valid/(sampled|full)/(A|B|all)/(ndcg@(1|5|10)|hr@(1|5|
 RESUMABLE_CHANGES = ("train.max_epochs", "train.early_stop_patience")
 
 
-class ConfigError(ValueError):
-  """A config value is invalid; the message names the key and the valid choices."""
+ConfigError = errors.ConfigError           # defined with the other errors users see as one line
+
+# How a `--config.<key>=text` flag parses its text, by the type of the key's current value
+# (ml_collections' own parsers); other types keep the text. `parse_value` applies them.
+_PARSERS: dict[type, flags.ArgumentParser] = {
+    bool: flags.BooleanParser(), int: flags.IntegerParser(), float: flags.FloatParser(),
+    tuple: tuple_parser.TupleParser(), list: tuple_parser.TupleParser()}
 
 
 def _choice(key: str, value: Any, choices: tuple[Any, ...]) -> None:
@@ -105,11 +114,13 @@ def check_positions(config: ml_collections.ConfigDict, allowed: tuple[int, ...],
                       f"positions {list(allowed)}; {bad} is not one of them")
 
 
-def get(config: ml_collections.ConfigDict, dotted: str) -> Any:
-  node: Any = config
-  for part in dotted.split("."):
-    node = node[part]
-  return node
+def get(config: ml_collections.ConfigDict, dotted: str, where: str = "") -> Any:
+  """The value at dotted key `dotted` ("train.max_epochs"), which must exist.
+
+  Raises:
+    ConfigError: an unknown key, naming the valid keys where it goes wrong (see `parent_of`).
+  """
+  return parent_of(config, dotted, where)[dotted.rsplit(".", 1)[-1]]
 
 
 def parent_of(config: ml_collections.ConfigDict, key: str, where: str = "") -> ml_collections.ConfigDict:
@@ -149,11 +160,31 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
   return [k for k in keys if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)]
 
 
+def parse_value(key: str, text: str, default: Any, where: str = "") -> Any:
+  """Command-line `text` as a value of the type of `default`, `key`'s current value.
+
+  Parses the way ml_collections parses `--config.<key>=text`: bools true/false/t/f/1/0 (any case),
+  ints and floats as Python numbers (ints also 0x..), tuples as Python literals ('(0,1)'; a single
+  value becomes a 1-tuple; a list default gets a list), anything else as the text itself.
+
+  Raises:
+    ConfigError: the text does not parse as that type; names the key, the text, the type and the
+      default (and `where`, e.g. the flag that gave it).
+  """
+  parser = _PARSERS.get(type(default))
+  if parser is None:
+    return text
+  try:
+    value = parser.parse(text)
+  except (TypeError, ValueError):
+    raise ConfigError(f"config key {key}={text!r}{where}: expected a value of type "
+                      f"{type(default).__name__} (default {default!r})") from None
+  return list(value) if isinstance(default, list) else value
+
+
 def _load_config_file(spec: str) -> ml_collections.ConfigDict:
   """Loads `path[:arg]` the way ml_collections' config_file flag does (for pre-checking overrides)."""
   import importlib.util
-  import os
-  import sys
   path, _, arg = spec.partition(":")
   if not os.path.isfile(path):
     raise ConfigError(f"--config={spec}: no such config file {path!r}")
@@ -189,30 +220,16 @@ def check_overrides(argv: list[str]) -> None:
       # absl treats repeated --config.<tuple key> flags as a multi-flag and concatenates them.
       raise ConfigError(f"config key {key} is given twice; give each --config.<key> once")
     seen.add(key)
-    node = parent_of(config, key, f" (in --config.{item})")[key.rsplit(".", 1)[-1]]
-    if not has_value or isinstance(node, ml_collections.ConfigDict):
-      continue
-    expected = type(node)
-    try:
-      if expected is bool:
-        if raw.lower() not in ("true", "false", "1", "0"):
-          raise ValueError
-      elif expected is int:
-        int(raw)
-      elif expected is float:
-        float(raw)
-    except ValueError:
-      raise ConfigError(f"config key {key}={raw!r}: expected a value of type {expected.__name__} "
-                        f"(default {node!r})") from None
+    node = get(config, key, f" (in --config.{item})")
+    if has_value and not isinstance(node, ml_collections.ConfigDict):
+      parse_value(key, raw, node)
 
 
 def parse_flags_checked(argv: list[str]) -> list[str]:
-  """absl `flags_parser` for entry points: check --config.* overrides, then parse as usual."""
-  import sys
-  from absl import flags
-  try:
-    check_overrides(argv)
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  """absl `flags_parser` for entry points: check --config.* overrides, then parse as usual.
+
+  A bad override prints one line `error: ...` and exits with status 1.
+  """
+  if errors.cli_main(check_overrides)(argv):
+    sys.exit(1)
   return flags.FLAGS(argv)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any, Sequence
 
 from absl import app
@@ -25,7 +24,8 @@ import ml_collections
 
 from orthoalign import compile_cache
 from orthoalign import config_lib
-from orthoalign.data import errors
+from orthoalign import errors
+from orthoalign.metrics import table
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import loop
 from orthoalign.train import writers
@@ -39,7 +39,7 @@ EVAL_KEYS = ("eval.", "model.eval_domain_seq")
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> list[str]:
-  """Applies "key=value" strings (value parsed as the key's current type); returns the keys."""
+  """Applies "key=value" strings (parsed as --config.<key> flags are); returns the keys."""
   keys = []
   for item in overrides:
     key, sep, text = item.partition("=")
@@ -49,17 +49,9 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str])
       raise config_lib.ConfigError(
           f"--set {key}: only evaluation settings may change ({', '.join(EVAL_KEYS)}*); the "
           "parameters were trained under the rest")
-    try:
-      old = config_lib.get(config, key)
-    except (KeyError, AttributeError):
-      raise config_lib.ConfigError(f"--set {key}: no such key in the run's config") from None
-    try:
-      value = text.lower() in ("1", "true") if isinstance(old, bool) else type(old)(text)
-    except (TypeError, ValueError):
-      raise config_lib.ConfigError(
-          f"--set {key}={text!r}: expected a {type(old).__name__}") from None
-    parent, _, leaf = key.rpartition(".")
-    config_lib.get(config, parent)[leaf] = value
+    where = f" (in --set {item})"
+    node, leaf = config_lib.parent_of(config, key, where), key.rsplit(".", 1)[-1]
+    node[leaf] = config_lib.parse_value(key, text, node[leaf], where)
     keys.append(key)
   return keys
 
@@ -93,29 +85,17 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-  metrics = ("hr@5", "hr@10", "ndcg@10", "mrr", "auc")
-  lines = [f"{'rep':>3} {'seed':>5} {'split':>5} {'proto':>7} {'dom':>3} "
-           + " ".join(f"{m:>8}" for m in metrics)]
-  for row in rows:
-    for split in ("valid", "test"):
-      for proto in ("sampled", "full"):
-        for dom in ("A", "B", "all"):
-          vals = (row.get(f"{split}/{proto}/{dom}/{m}", float("nan")) for m in metrics)
-          lines.append(f"{row['replica']:>3} {row['seed']:>5} {split:>5} {proto:>7} {dom:>3} "
-                       + " ".join(f"{v:>8.4f}" for v in vals))
-  return "\n".join(lines)
+  """Per replica, split, protocol and domain: HR@5, HR@10, NDCG@10, MRR and AUC."""
+  return table.replica_table(rows, ("hr@5", "hr@10", "ndcg@10", "mrr", "auc"), splits=("valid", "test"))
 
 
+@errors.cli_main
 def main(argv: list[str]) -> None:
   compile_cache.enable()
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  try:
-    rows = evaluate(_WORKDIR.value, _SET.value)
-  except (config_lib.ConfigError, errors.DataError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  rows = evaluate(_WORKDIR.value, _SET.value)
   print(f"best parameters of {_WORKDIR.value} (checkpoint of epoch {rows[0]['checkpoint_epoch']}), "
         f"overrides: {rows[0]['overrides'] or 'none'}")
   print(format_rows(rows), flush=True)

@@ -21,6 +21,7 @@ import time
 from typing import Any, Sequence
 
 from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign import fileio
 from orthoalign.data import cli
 from orthoalign.data.errors import DataError
@@ -143,11 +144,9 @@ def run(argv: Sequence[str]) -> int:
 
 
 def main() -> None:
+  """The CLI: exits with run()'s status; 1 after a one-line error (see orthoalign.errors)."""
   try:
-    sys.exit(run(sys.argv[1:]))
-  except (config_lib.ConfigError, DataError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(errors.cli_main(run)(sys.argv[1:]))
   except KeyboardInterrupt:
     sys.exit(130)
 

@@ -7,8 +7,6 @@ Re-running the same command in the same workdir resumes from its latest checkpoi
 
 from __future__ import annotations
 
-import sys
-
 from absl import app
 from absl import flags
 from absl import logging
@@ -17,7 +15,7 @@ from ml_collections import config_flags
 
 from orthoalign import compile_cache
 from orthoalign import config_lib
-from orthoalign.data import errors
+from orthoalign import errors
 from orthoalign.train import loop
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (get_config()).",
@@ -26,17 +24,13 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+@errors.cli_main
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)   # orbax is chatty at INFO; our progress goes to stdout
   compile_cache.enable()
-  try:
-    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (config_lib.ConfigError, loop.TrainingDiverged, errors.DataError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
-
+  loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -37,13 +37,6 @@ SWEEPABLE = {
 }
 
 
-def _get(config: ml_collections.ConfigDict, path: str) -> Any:
-  node = config
-  for part in path.split("."):
-    node = node[part]
-  return node
-
-
 def replica_axes(config: ml_collections.ConfigDict) -> dict[str, str]:
   """Config keys that can be replicas of one compiled program -> their sweep list's dotted path.
 
@@ -67,7 +60,7 @@ def replicas(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
     if not values:
       if fallback is None:
         raise ValueError(f"sweep.{key} must list at least one value")
-      values = (_get(config, fallback),)
+      values = (config_lib.get(config, fallback),)
     axes.append((field, values))
   model_lists = config.sweep.get("model") or {}
   unknown = sorted(set(model_lists) - set(models.replica_hparams(config.model.name)))
@@ -76,7 +69,7 @@ def replicas(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
         f"config key sweep.model.{unknown[0]}: {config.model.name} has no replica hyperparameter "
         f"{unknown[0]!r}; valid: {list(models.replica_hparams(config.model.name))}")
   for k in models.replica_hparams(config.model.name):
-    values = tuple(model_lists.get(k) or ()) or (_get(config, f"model.{k}"),)
+    values = tuple(model_lists.get(k) or ()) or (config_lib.get(config, f"model.{k}"),)
     axes.append((f"model.{k}", tuple(float(v) for v in values)))
   return [dict(zip([f for f, _ in axes], combo))
           for combo in itertools.product(*[v for _, v in axes])]

@@ -137,7 +137,7 @@ def test_train_and_eval_windows_by_hand():
   np.testing.assert_array_equal(tr["seq_a"][1], [0, 0, 0, 1, 0])
   np.testing.assert_array_equal(tr["seq_b"][1], [0, 0, 0, 0, 0])   # starts with A: no earlier B
   np.testing.assert_array_equal(tr["hist"][1], [0, 0, 0, 1, 2, 11])
-  np.testing.assert_array_equal(abxi_windows.backward_positions(tr["seq_a"] > 0),
+  np.testing.assert_array_equal(abxi.backward_positions(jnp.asarray(tr["seq_a"] > 0)),
                                 [[0, 0, 2, 1, 0], [0, 0, 0, 1, 0]])
 
   test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), max_len, "compact")

@@ -58,11 +58,7 @@ def test_good_overrides_pass():
 ])
 def test_validate_names_key_and_choices(key, value, message):
   config = llm4cdsr.get_config()
-  node = config
-  *path, last = key.split(".")
-  for p in path:
-    node = node[p]
-  node[last] = value
+  config.update_from_flattened_dict({key: value})
   with pytest.raises(config_lib.ConfigError, match=message):
     config_lib.validate(config)
 
@@ -80,8 +76,9 @@ def test_main_reports_unknown_key_without_traceback(tmp_path):
   proc = subprocess.run([sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py",
                          f"--workdir={tmp_path}", "--config.gca.gat=scalar"],
                         capture_output=True, text=True, timeout=120)
-  assert proc.returncode == 2
-  assert "unknown config key 'gca.gat'" in proc.stderr and "Traceback" not in proc.stderr
+  assert proc.returncode == 1
+  assert proc.stderr.startswith("error: unknown config key 'gca.gat'") and "Traceback" not in proc.stderr
+  assert len(proc.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("config_file,key,value,match", [
@@ -98,16 +95,30 @@ def test_models_validate_their_keys_before_tracing(config_file, key, value, matc
   """Config mistakes only a model can judge raise ConfigError (one line), not a tracing error."""
   import importlib
   config = importlib.import_module(f"configs.{config_file}").get_config()
-  node = config
-  *parents, leaf = key.split(".")
-  for part in parents:
-    node = node[part]
-  node[leaf] = value
+  config.update_from_flattened_dict({key: value})
   with pytest.raises(config_lib.ConfigError, match=match):
     config_lib.validate(config)
 
 
-def test_base_config_names_the_first_missing_model_key():
+def test_base_config_takes_each_models_keys_from_its_module():
+  """configs/base.py:<model> is a complete config with the model's own defaults (its docstring
+  command runs), and a model's keys are refused for another model."""
   from configs import base
+  from orthoalign import models
+  for name in models.names():
+    config = base.get_config(name)
+    config_lib.validate(config)
+    assert config.model.to_dict() == models.default_config(name).to_dict()
+  assert "hidden_size" in base.get_config().model and "d_embed" not in base.get_config().model
+  with pytest.raises(config_lib.ConfigError, match="not a known model"):
+    base.get_config("sasrec")
+
+
+def test_a_missing_model_key_is_named():
+  from configs import base
+  config = base.get_config("llm4cdsr")
+  del config.model["hidden_size"]
   with pytest.raises(config_lib.ConfigError, match=r"model.hidden_size is missing; LLM4CDSR reads it"):
-    config_lib.validate(base.get_config())
+    config_lib.validate(config)
+
+

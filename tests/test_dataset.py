@@ -302,3 +302,44 @@ def test_user_level_split():
   np.testing.assert_array_equal(test.target_domain, [1, 0])
   with pytest.raises(DataError, match="user_split"):
     dataset_lib.CDSRDataset.from_sequences("bad", 5, 4, seqs, user_split=[0, 1, 2, 7])
+
+
+def test_overlapped_users():
+  from orthoalign.data.dataset import overlapped_users
+  flags = overlapped_users(toy())
+  np.testing.assert_array_equal(flags, [True, False, False, False])
+  assert flags.dtype == np.bool_
+  assert int(flags.sum()) == toy().summary()['overlapped_users']
+  # A single item of the other domain, anywhere in the sequence (target included), counts.
+  ds = CDSRDataset.from_sequences('o', 4, 3, [np.array([1, 2, 7]), np.array([5]),
+                                              np.array([6, 3])])
+  np.testing.assert_array_equal(overlapped_users(ds), [True, False, True])
+  empty = CDSRDataset.from_sequences('e', 4, 3, [])
+  assert overlapped_users(empty).shape == (0,)
+
+
+def test_merged_timeline_flag():
+  assert toy().merged_timeline is True
+  ds = toy(merged_timeline=False)
+  assert ds.merged_timeline is False
+  assert CDSRDataset(**toy_arrays(), merged_timeline=np.bool_(False)).merged_timeline is False
+  with pytest.raises(DataError, match="dataset 'toy', merged_timeline: expected a bool, got 0"):
+    toy(merged_timeline=0)
+
+
+def test_user_in_train():
+  from orthoalign.data.dataset import USER_TEST, USER_TRAIN, USER_VALID
+  split = [USER_TRAIN, USER_TRAIN, USER_VALID, USER_TEST]
+  ds = toy(user_split=split, user_in_train=[0, 0, 0, 1])
+  np.testing.assert_array_equal(ds.user_in_train, [False, False, False, True])
+  assert ds.user_in_train.dtype == np.bool_ and not ds.user_in_train.flags.writeable
+  with pytest.raises(DataError, match='user_in_train: set without a user_split'):
+    toy(user_in_train=[False] * 4)
+  with pytest.raises(DataError, match=r'user_in_train: shape \(3,\); expected \[4\]'):
+    toy(user_split=split, user_in_train=[False] * 3)
+  with pytest.raises(DataError, match='user_in_train: True for training user 1'):
+    toy(user_split=split, user_in_train=[False, True, False, False])
+  with pytest.raises(DataError, match=r'user_in_train: expected bools \(or integers 0/1\)'):
+    toy(user_split=split, user_in_train=[0, 0, 2, 0])
+  with pytest.raises(DataError, match='user_in_train: expected bools, got dtype float64'):
+    toy(user_split=split, user_in_train=[0.0, 0.0, 1.0, 0.0])

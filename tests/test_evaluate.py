@@ -42,10 +42,25 @@ def test_protocol_override_changes_the_metrics(trained):
 
 @pytest.mark.parametrize("override,message", [
     ("model.d_embed=8", "only evaluation settings may change"),
-    ("eval.num_negatives=many", "expected a int"),
-    ("eval.nope=1", "no such key"),
+    ("eval.num_negatives=many", r"eval.num_negatives='many' \(in --set eval.num_negatives=many\): "
+     "expected a value of type int"),
+    ("eval.nope=1", r"unknown config key 'eval.nope' \(in --set eval.nope=1\); valid keys under eval"),
     ("eval.batch_size", "expected key=value"),
 ])
 def test_bad_overrides_name_the_key(trained, override, message):
   with pytest.raises(config_lib.ConfigError, match=message):
     evaluate.evaluate(trained[0], [override])
+
+
+def test_set_parses_values_like_config_flags():
+  """--set values parse as --config.<key> flags do (config_lib.parse_value), without a run."""
+  import ml_collections
+  config = ml_collections.ConfigDict({"eval": {"num_negatives": 99, "exact": False, "ks": (1, 5)},
+                                      "model": {"eval_domain_seq": "full", "d_embed": 8}})
+  keys = evaluate.apply_overrides(config, ["eval.num_negatives=0x10", "eval.exact=t",
+                                           "eval.ks=(1,10)", "model.eval_domain_seq=compact"])
+  assert keys == ["eval.num_negatives", "eval.exact", "eval.ks", "model.eval_domain_seq"]
+  assert (config.eval.num_negatives, config.eval.exact, config.eval.ks) == (16, True, (1, 10))
+  assert config.model.eval_domain_seq == "compact"
+  with pytest.raises(config_lib.ConfigError, match="eval.exact='yes'.*expected a value of type bool"):
+    evaluate.apply_overrides(config, ["eval.exact=yes"])  # was silently False

@@ -202,7 +202,7 @@ def test_set_refuses_a_run_axis(tmp_path):
 @pytest.mark.parametrize("item,match", [
     ("train.max_epochs", "expected KEY=VALUE"),
     ("train.max_epoch=2", "unknown config key 'train.max_epoch'"),
-    ("train.max_epochs=two", "expected a value of type int like the default"),
+    ("train.max_epochs=two", r"train.max_epochs=.two. \(in --set.*expected a value of type int"),
     ("eval.track_test=maybe", "expected a value of type bool"),
 ])
 def test_set_errors_name_the_key(tmp_path, item, match):
@@ -257,6 +257,18 @@ def test_real_data_scaling_grids_expand(name):
   points, meta = expand.expand_with_meta(f"configs/grids/{name}.py")
   assert len(points) == 10
   assert all(abs(m["rel_error"]) <= 0.01 for m in meta["scaling"]["matches"])
+
+
+def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
+  """`python -m orthoalign.grid ... | head`: the reader leaves; no BrokenPipeError traceback."""
+  import subprocess
+  import sys
+  proc = subprocess.Popen([sys.executable, "-m", "orthoalign.grid", f"--grid={EXAMPLE}",
+                           f"--root={tmp_path}", "--dry-run"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+  proc.stdout.close()                      # the reader is gone before the grid prints
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 1 and err == b"", err.decode()
 
 
 def test_status_reads_a_hand_written_grid_json(tmp_path, capsys):

@@ -115,3 +115,64 @@ def test_main_job_config_on_real_data_builds():
   task = llm4cdsr.build(data_load.load(cfg.data), cfg)
   assert task.frozen == {}                      # no titles: trainable ID embeddings
   assert task.eval_data["test"]["cand"].shape == (7144, 101)
+
+
+IMVAE_TRAIN = ('user_id,seq_d1,seq_d2,domain_id\n'
+               '1,"[4, 2]","[9]",0\n2,[],"[9, 3]",1\n3,"[2]","[3, 9]",1\n')
+IMVAE_TEST = 'user_id,seq_d1,seq_d2,domain_id\n1,"[4]","[3]",0\n7,"[2]","[9]",1\n'
+
+
+def _config_with(data_cfg):
+  cfg = base.get_config()
+  cfg.data = data_cfg
+  return cfg
+
+
+def imvae_folder(tmp_path):
+  folder = tmp_path / "imvae-toy"
+  folder.mkdir()
+  (folder / "toy_train.csv").write_text(IMVAE_TRAIN)
+  (folder / "toy_test_csu.csv").write_text(IMVAE_TEST)
+  return folder
+
+
+def test_imvae_format_through_cache(tmp_path, capsys):
+  folder = imvae_folder(tmp_path)
+  (folder / "README.md").write_text("not a source")
+  cfg = data_config("imvae", folder, cache_dir=str(tmp_path / "c"))
+  config_lib.validate(_config_with(cfg))
+  ds = data_load.load(cfg)
+  assert ds.merged_timeline is False and ds.num_users == 5
+  np.testing.assert_array_equal(ds.user_in_train, [0, 0, 0, 1, 0])
+  [folder_name] = os.listdir(tmp_path / "c")
+  manifest = store.load_dataset(tmp_path / "c" / folder_name)[1]
+  # The two CSVs only (not the README).
+  assert [os.path.basename(s["path"]) for s in manifest["sources"]] == ["toy_train.csv",
+                                                                        "toy_test_csu.csv"]
+  assert manifest["params"]["reader_options"] == {"valid_fraction": 0.1, "valid_seed": 0}
+  capsys.readouterr()
+  again = data_load.load(cfg)
+  assert "loaded cached" in capsys.readouterr().err and again.merged_timeline is False
+  # Reader options change the cache key; a 0.5 carve moves one of the two eligible ids.
+  carved = data_load.load_path("imvae", str(folder), cache_dir=str(tmp_path / "c"),
+                               reader_options={"valid_fraction": 0.5, "valid_seed": 1})
+  assert "rebuilding" in capsys.readouterr().err
+  assert np.sum(carved.user_split == 1) == 1
+
+
+def test_reader_options_are_checked(tmp_path):
+  folder = imvae_folder(tmp_path)
+  with pytest.raises(DataError, match=r"data.reader_options: unknown option\(s\) \['seed'\] for "
+                     r"format 'imvae'; valid: \['valid_fraction', 'valid_seed'\]"):
+    data_load.load_path("imvae", str(folder), reader_options={"seed": 1})
+  with pytest.raises(DataError, match=r"unknown option\(s\) \['valid_seed'\] for format 'abxi'"):
+    data_load.load_path("abxi", str(folder), reader_options={"valid_seed": 1})
+
+
+def test_imvae_real_folder_through_config(tmp_path):
+  path = require_data("imvae-phone-elec")
+  cfg = data_config("imvae", path, cache_dir=str(tmp_path))
+  config_lib.validate(_config_with(cfg))
+  ds = data_load.load(cfg)
+  assert ds.num_users == 16092 + 4024 and ds.merged_timeline is False
+  assert int(ds.user_in_train.sum()) == 312

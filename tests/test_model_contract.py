@@ -14,6 +14,7 @@ import pytest
 
 from configs import tiny
 from configs import tiny_abxi
+from orthoalign import config_lib
 from orthoalign import models
 from orthoalign.data import load as data_load
 from orthoalign.models import param_count
@@ -39,8 +40,24 @@ ZERO_AT_INIT = {"abxi": tuple(f"['{m}']['mat_A']" for m in ("dlora_a", "dlora_b"
                                                               "ilora_a", "ilora_b"))}
 
 
+# Per model, for the no-future-leakage check: the config changes that make it causal, and its token
+# streams as {module output key: [(input id key, time key or None = index among valid tokens,
+# id kind: "global" or the domain "a"/"b" of local ids)]}; the output's tokens follow the first input.
+# EXEMPTION: LLM4CDSR's faithful default (model.causal_self_attention=False) lets a position attend
+# to later items, as the original code does (models/llm4cdsr.py); it is checked with the flag on,
+# and `test_llm4cdsr_default_does_see_the_future` shows the check can fail.
+CAUSAL = {
+    "llm4cdsr": (lambda c: c.model.update(causal_self_attention=True, dropout=0.0),
+                 {"f_m": [("seq", None, "global")], "f_a": [("seq_a", "time_a", "a")],
+                  "f_b": [("seq_b", "time_b", "b")]}),
+    "abxi": (lambda c: c.model.update(dropout=0.0),
+             {"h": [("seq_x", "time_x", "global"), ("seq_a", "time_a", "global"),
+                    ("seq_b", "time_b", "global")]}),
+}
+
+
 def test_every_registered_model_has_a_contract_config():
-  assert set(CONFIGS) == set(models.names())
+  assert set(CONFIGS) == set(models.names()) == set(CAUSAL)
 
 
 @functools.lru_cache(maxsize=None)
@@ -139,3 +156,112 @@ def test_one_trace_per_epoch_program(name, monkeypatch):
     state, metrics = run.epoch_fn(state, run.train_data, run.frozen, run.epoch_arg(epoch))
     assert np.all(np.isfinite(jax.device_get(metrics["loss"])))
   assert len(traces) == 1
+
+
+def _times(ids, time):
+  """Merged-sequence time per token; without a time array, the index among the valid tokens."""
+  if time is not None:
+    return np.asarray(time)
+  valid = np.asarray(ids) > 0
+  return np.where(valid, np.cumsum(valid, axis=1) - 1, -1)
+
+
+def _other_item(ids, kind, na, nb):
+  """A different item of the same domain for every non-padding id (padding stays 0)."""
+  ids = np.asarray(ids)
+  if kind == "a":
+    new = ids % na + 1
+  elif kind == "b":
+    new = ids % nb + 1
+  else:
+    new = np.where(ids <= na, ids % na + 1, na + (ids - na) % nb + 1)
+  return np.where(ids > 0, new, 0).astype(ids.dtype)
+
+
+def _future_changed(name, config_change):
+  """(max |change| of outputs before the cut, max |change| after it) when items at time >= cut change."""
+  config = CONFIGS[name]()
+  config_change(config)
+  task = models.get_builder(name)(data_load.load(config.data), config)
+  _, streams = CAUSAL[name]
+  params = task.init_params(jax.random.key(0))
+  batch = {k: np.asarray(v[:16]) for k, v in task.train_data.items()}
+  batch["row_valid"] = np.ones(16, bool)
+  first = {key: specs[0] for key, specs in streams.items()}
+  # Cut each row at half its (first stream's) valid length.
+  cut = np.asarray([max(1, int((np.asarray(batch[ids][r]) > 0).sum()) // 2)
+                    for r, (ids, _, _) in enumerate([next(iter(first.values()))] * 16)])
+  changed = dict(batch)
+  for specs in streams.values():
+    for ids, time_key, kind in specs:
+      future = _times(batch[ids], batch.get(time_key) if time_key else None) >= cut[:, None]
+      changed[ids] = np.where(future, _other_item(batch[ids], kind, task.num_items_a,
+                                                  task.num_items_b), batch[ids])
+  apply = lambda b: task.module.apply({"params": params, **task.frozen}, jax.tree.map(jnp.asarray, b),
+                                      train=True, rngs={"dropout": jax.random.key(2)})
+  before, after = apply(batch), apply(changed)
+  past_diff = future_diff = 0.0
+  for key, (ids, time_key, _) in first.items():
+    t = _times(batch[ids], batch.get(time_key) if time_key else None)
+    diff = np.abs(np.asarray(before[key]) - np.asarray(after[key])).max(-1)
+    past = (t >= 0) & (t < cut[:, None])
+    past_diff = max(past_diff, float(diff[past].max()))
+    future_diff = max(future_diff, float(diff[t >= cut[:, None]].max()))
+  return past_diff, future_diff
+
+
+@pytest.mark.parametrize("name", sorted(CAUSAL))
+def test_no_future_leakage(name):
+  """Changing the items at merged time >= t leaves every token state before t unchanged (and does
+  change the later ones, so the probe reaches the model)."""
+  past, future = _future_changed(name, CAUSAL[name][0])
+  assert past < 1e-6 and future > 1e-3, (past, future)
+
+
+def test_llm4cdsr_default_does_see_the_future():
+  """The exemption above is real: with the original's bidirectional self-attention, earlier
+  positions change when later items do."""
+  past, _ = _future_changed("llm4cdsr", lambda c: c.model.update(dropout=0.0))
+  assert past > 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_replica_equals_standalone_run(name):
+  """Replica 1 of a two-replica program (seeds 0, 1) trains as a standalone seed-1 run.
+
+  vmap batches the float32 matmuls differently, and Adam turns a last-bit difference of a gradient
+  near zero into up to one step of size lr, so single weights may differ by ~lr: compared are the
+  epoch losses (rtol 1e-4), the parameter tree as a whole (relative L2 distance < 1e-3; replica 0,
+  another seed, is at ~1) and the validation metric sums (rtol = atol = 1e-3).
+  """
+  def trained(seeds):
+    config = CONFIGS[name]()
+    config.sweep.seeds = seeds
+    run = loop.setup(config)
+    state, losses = run.state, []
+    for epoch in (1, 2):
+      state, metrics = run.epoch_fn(state, run.train_data, run.frozen, run.epoch_arg(epoch))
+      losses.append(metrics["loss"])
+    sums = run.eval_fn(state.params, run.frozen, run.eval_data["valid"])
+    return jax.device_get((state.params, np.stack(losses, 1), sums))
+
+  def distance(a, b):
+    sq = lambda t: sum(float(np.sum(np.square(x))) for x in jax.tree.leaves(t))
+    return (sq(jax.tree.map(np.subtract, a, b)) / sq(a)) ** 0.5
+
+  (pair, pair_loss, pair_sums), (alone, alone_loss, alone_sums) = trained((0, 1)), trained((1,))
+  replica = lambda tree, r: jax.tree.map(lambda x: x[r], tree)
+  np.testing.assert_allclose(alone_loss[0], pair_loss[1], rtol=1e-4)
+  assert distance(replica(alone, 0), replica(pair, 1)) < 1e-3
+  assert distance(replica(alone, 0), replica(pair, 0)) > 0.1
+  for key in alone_sums:
+    np.testing.assert_allclose(np.asarray(alone_sums[key])[0], np.asarray(pair_sums[key])[1],
+                               rtol=1e-3, atol=1e-3, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["abxi", "llm4cdsr"])
+def test_models_with_a_mixed_stream_refuse_data_without_a_merged_timeline(name):
+  config = CONFIGS[name]()
+  ds = dataclasses.replace(data_load.load(config.data), merged_timeline=False)
+  with pytest.raises(config_lib.ConfigError, match="needs a merged timeline"):
+    models.get_builder(name)(ds, config)

@@ -410,3 +410,51 @@ def test_check_is_fast_on_many_users():
   elapsed = time.perf_counter() - start
   print(f'leak check, 50k users x 100 negatives: {elapsed * 1000:.0f} ms')
   assert elapsed < 3.0
+
+
+def _rewrite_npz(out_dir, edit) -> None:
+  """Applies `edit` to the stored arrays and fixes the manifest's recorded size."""
+  path = out_dir / 'dataset.npz'
+  with np.load(path) as npz:
+    arrays = dict(npz)
+  edit(arrays)
+  np.savez(path, **arrays)
+  manifest = json.loads((out_dir / 'manifest.json').read_text())
+  manifest['files']['dataset.npz']['bytes'] = path.stat().st_size
+  (out_dir / 'manifest.json').write_text(json.dumps(manifest))
+
+
+def test_round_trip_merged_timeline_and_user_in_train(tmp_path):
+  ds = CDSRDataset.from_sequences(
+      'open-world', 4, 3, [np.array(s) for s in TOY_SEQS],
+      user_split=np.array([USER_TRAIN, USER_TRAIN, USER_VALID, USER_TEST]),
+      user_in_train=[False, False, False, True], merged_timeline=False)
+  manifest = store.save_dataset(ds, tmp_path)
+  loaded, _ = store.load_dataset(tmp_path)
+  assert loaded.merged_timeline is False
+  np.testing.assert_array_equal(loaded.user_in_train, [False, False, False, True])
+  assert loaded.user_in_train.dtype == np.bool_
+  assert manifest['statistics']['merged_timeline'] is False
+  assert manifest['statistics']['held_out_in_train'] == {'valid': 0, 'test': 1}
+  # The default (merged) round-trips too, and a dataset without user_in_train stores none.
+  store.save_dataset(full_toy(), tmp_path / 'merged')
+  loaded, _ = store.load_dataset(tmp_path / 'merged')
+  assert loaded.merged_timeline is True and loaded.user_in_train is None
+  with np.load(tmp_path / 'merged' / 'dataset.npz', allow_pickle=False) as npz:
+    assert 'user_in_train' not in npz.files and bool(npz['merged_timeline'])
+
+
+def test_stores_without_merged_timeline_load_as_merged(tmp_path):
+  """Stores written before the field existed have no `merged_timeline` member."""
+  store.save_dataset(user_level(), tmp_path)
+  _rewrite_npz(tmp_path, lambda arrays: arrays.pop('merged_timeline'))
+  loaded, _ = store.load_dataset(tmp_path)
+  assert loaded.merged_timeline is True
+
+
+def test_malformed_merged_timeline_is_named(tmp_path):
+  store.save_dataset(user_level(), tmp_path)
+  _rewrite_npz(tmp_path, lambda arrays: arrays.update(merged_timeline=np.array([1, 0])))
+  with pytest.raises(DataError, match=r'dataset.npz: merged_timeline is int64 \(2,\); expected '
+                     'a 0-d bool'):
+    store.load_dataset(tmp_path)

@@ -20,12 +20,7 @@ def run(workdir, **overrides):
   cfg = tiny.get_config()
   cfg.gca.positions = (0,)
   cfg.train.num_devices = 1
-  for key, value in overrides.items():
-    node = cfg
-    *path, last = key.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = value
+  cfg.update_from_flattened_dict(overrides)
   return loop.train_and_evaluate(cfg, str(workdir))
 
 

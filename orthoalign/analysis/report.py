@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from orthoalign import errors
 from orthoalign.analysis import alignment
 from orthoalign.analysis import correlations
 from orthoalign.analysis import history
@@ -189,7 +190,9 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
   return "\n".join(parts)
 
 
+@errors.cli_main
 def main(argv: Sequence[str] | None = None) -> int:
+  """Runs the CLI; returns the exit status (1 after a one-line error)."""
   parser = cli.Parser(prog="python -m orthoalign.analysis.report", description=__doc__.split("\n")[0])
   parser.add_argument("workdirs", nargs="*", help="run folders holding results.jsonl")
   parser.add_argument("--grid", default=None, help="grid folder holding grid.json (grid mode)")
@@ -200,19 +203,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if bool(args.grid) == bool(args.workdirs):
     parser.error("give either run folders or --grid=ROOT")
-  try:
-    if args.grid:
-      out = args.out or os.path.join(args.grid, "report")
-      os.makedirs(out, exist_ok=True)
-      text = render_grid(results.load_grid(args.grid), out, args.title, args.note)
-      atomic_write_text(os.path.join(out, "README.md"), text)
-    else:
-      text = render(args.workdirs, args.title or "Results", args.note)
-      if args.out:
-        atomic_write_text(args.out, text)
-  except DataError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  if args.grid:
+    out = args.out or os.path.join(args.grid, "report")
+    os.makedirs(out, exist_ok=True)
+    text = render_grid(results.load_grid(args.grid), out, args.title, args.note)
+    atomic_write_text(os.path.join(out, "README.md"), text)
+  else:
+    text = render(args.workdirs, args.title or "Results", args.note)
+    if args.out:
+      atomic_write_text(args.out, text)
   print(text)
   return 0
 

@@ -20,6 +20,7 @@ import pandas as pd
 from orthoalign.analysis import formatting
 from orthoalign.data.errors import DataError
 from orthoalign.experiments import status
+from orthoalign.metrics import table
 
 DOMAINS = ("A", "B")
 RANK_METRICS = ("hr@5", "hr@10", "ndcg@1", "ndcg@10", "mrr", "auc")
@@ -191,23 +192,23 @@ def mean_std(df: pd.DataFrame, columns: Sequence[str], by: str = "run") -> pd.Da
 def metric_table(df: pd.DataFrame, split: str = "test", protocol: str = "sampled",
                  metrics: Sequence[str] = RANK_METRICS, by: str = "run") -> str:
   """Markdown: one row per run and domain, mean ± std over its replicas."""
-  cols = [f"{split}/{protocol}/{d}/{m}" for d in DOMAINS for m in metrics]
+  cols = [table.metric_key(split, protocol, d, m) for d in DOMAINS for m in metrics]
   stats = mean_std(df, cols, by)
-  lines = ["| run | domain | n | " + " | ".join(m.upper().replace("@", "@") for m in metrics) + " |",
-           "|---|---|---|" + "---|" * len(metrics)]
+  present = set(stats.columns.get_level_values(0))
+  rows = []
   for run in stats.index:
     for d in DOMAINS:
       cells = []
       n = 0
       for m in metrics:
-        c = f"{split}/{protocol}/{d}/{m}"
-        if c in stats.columns.get_level_values(0):
+        c = table.metric_key(split, protocol, d, m)
+        if c in present:
           cells.append(formatting.mean_std(stats.loc[run, (c, "mean")], stats.loc[run, (c, "std")]))
           n = int(stats.loc[run, (c, "n")])
         else:
           cells.append("—")
-      lines.append(f"| {run} | {d} | {n} | " + " | ".join(cells) + " |")
-  return "\n".join(lines)
+      rows.append([run, d, n, *cells])
+  return table.render(["run", "domain", "n", *(m.upper() for m in metrics)], rows, markdown=True)
 
 
 def alignment_table(df: pd.DataFrame, stats: Sequence[str] = ALIGN_STATS, by: str = "run") -> str:
@@ -217,26 +218,26 @@ def alignment_table(df: pd.DataFrame, stats: Sequence[str] = ALIGN_STATS, by: st
     return "(no GCA cells in these runs)"
   cols = [f"align/{cell}/{s}" for cell in cells for s in stats]
   agg = mean_std(df, cols, by)
-  lines = ["| run | cell | " + " | ".join(stats) + " |", "|---|---|" + "---|" * len(stats)]
+  present = set(agg.columns.get_level_values(0))
+  rows = []
   for run in agg.index:
     for cell in cells:
       vals = [formatting.mean_std(agg.loc[run, (f"align/{cell}/{s}", "mean")],
                                   agg.loc[run, (f"align/{cell}/{s}", "std")])
-              if f"align/{cell}/{s}" in agg.columns.get_level_values(0) else "—" for s in stats]
-      if all(v == "—" for v in vals):
-        continue
-      lines.append(f"| {run} | {cell} | " + " | ".join(vals) + " |")
-  return "\n".join(lines)
+              if f"align/{cell}/{s}" in present else "—" for s in stats]
+      if any(v != "—" for v in vals):
+        rows.append([run, cell, *vals])
+  return table.render(["run", "cell", *stats], rows, markdown=True)
 
 
 def run_table(df: pd.DataFrame, by: str = "run") -> str:
   """Markdown: per run, parameter counts, best epochs, wall time, speed and hardware."""
-  lines = ["| run | replicas | params (total) | params (trainable) | best epoch (mean) | wall time (s) | "
-           "steps/s | backend × devices |", "|---|---|---|---|---|---|---|---|"]
+  rows = []
   for run, g in df.groupby(by, sort=False):
     first = g.iloc[0]
-    lines.append(f"| {run} | {len(g)} | {int(first['params/total']):,} | "
-                 f"{int(first['params/trainable']):,} | {g['best_epoch'].mean():.1f} | "
-                 f"{first['wall_time_s']:.0f} | {first['steps_per_s']:.1f} | "
-                 f"{first['backend']} × {int(first['num_devices'])} |")
-  return "\n".join(lines)
+    rows.append([run, len(g), f"{int(first['params/total']):,}", f"{int(first['params/trainable']):,}",
+                 f"{g['best_epoch'].mean():.1f}", f"{first['wall_time_s']:.0f}",
+                 f"{first['steps_per_s']:.1f}", f"{first['backend']} × {int(first['num_devices'])}"])
+  return table.render(["run", "replicas", "params (total)", "params (trainable)",
+                       "best epoch (mean)", "wall time (s)", "steps/s", "backend × devices"],
+                      rows, markdown=True)

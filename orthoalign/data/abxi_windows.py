@@ -32,22 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from orthoalign.data import dataset as dataset_lib
-
-
-def trim(values: np.ndarray, length: int, fill: int = 0) -> np.ndarray:
-  """The last `length` entries of `values`, left-padded with `fill` (ABXI's `trim_seq`)."""
-  values = np.asarray(values)
-  out = np.full(length, fill, np.int32)
-  tail = values[-length:] if len(values) else values
-  if len(tail):
-    out[length - len(tail):] = tail
-  return out
-
-
-def backward_positions(valid: np.ndarray) -> np.ndarray:
-  """ABXI's positions `flip(cumsum(flip(mask))) * mask`: most recent valid token = 1, padding = 0."""
-  v = np.asarray(valid).astype(np.int32)
-  return np.flip(np.cumsum(np.flip(v, -1), -1), -1) * v
+from orthoalign.data import windows
 
 
 def aligned_domain_sequences(inputs: np.ndarray, targets: np.ndarray,
@@ -81,11 +66,6 @@ def aligned_domain_sequences(inputs: np.ndarray, targets: np.ndarray,
   return out[0], out[1]
 
 
-def _stack(rows: dict[str, list[np.ndarray]], length: int) -> dict[str, np.ndarray]:
-  return {k: np.stack(v).astype(np.int32) if v else np.zeros((0, length), np.int32)
-          for k, v in rows.items()}
-
-
 def train_windows(ds: dataset_lib.CDSRDataset, max_len: int) -> dict[str, np.ndarray]:
   """Seq2seq training arrays, one row per user whose train part has >= 2 items.
 
@@ -112,15 +92,15 @@ def train_windows(ds: dataset_lib.CDSRDataset, max_len: int) -> dict[str, np.nda
     inputs, targets = part[:-1], part[1:]
     seq_a, seq_b = aligned_domain_sequences(inputs, targets, na)
     time = np.arange(len(inputs))
-    rows["seq_x"].append(trim(inputs, length))
-    rows["seq_a"].append(trim(seq_a, length))
-    rows["seq_b"].append(trim(seq_b, length))
-    rows["target"].append(trim(targets, length))
-    rows["time_x"].append(trim(time, length, fill=-1))
-    rows["time_a"].append(trim(np.where(seq_a > 0, time, -1), length, fill=-1))
-    rows["time_b"].append(trim(np.where(seq_b > 0, time, -1), length, fill=-1))
-    rows["hist"].append(trim(np.sort(part), width))
-  out = _stack(rows, length)
+    rows["seq_x"].append(windows.right_align(inputs, length))
+    rows["seq_a"].append(windows.right_align(seq_a, length))
+    rows["seq_b"].append(windows.right_align(seq_b, length))
+    rows["target"].append(windows.right_align(targets, length))
+    rows["time_x"].append(windows.right_align(time, length, fill=-1))
+    rows["time_a"].append(windows.right_align(np.where(seq_a > 0, time, -1), length, fill=-1))
+    rows["time_b"].append(windows.right_align(np.where(seq_b > 0, time, -1), length, fill=-1))
+    rows["hist"].append(windows.right_align(np.sort(part), width))
+  out = windows.stack_rows(rows, length)
   out["user"] = users.astype(np.int32)
   return out
 
@@ -156,7 +136,7 @@ def eval_windows(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit,
     start = max(0, len(full) - max_len)            # the original's cut to the last len_max items
     inputs = full[start:n]
     time = np.arange(len(inputs))
-    seq_x, time_x = trim(inputs, length), trim(time, length, fill=-1)
+    seq_x, time_x = windows.right_align(inputs, length), windows.right_align(time, length, fill=-1)
     rows["seq_x"].append(seq_x)
     rows["time_x"].append(time_x)
     for name, lo, hi in (("a", 1, na), ("b", na + 1, np.inf)):
@@ -166,15 +146,15 @@ def eval_windows(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit,
         t = np.where(in_dom, time_x, -1)
       else:
         in_dom = (inputs >= lo) & (inputs <= hi)
-        rows[f"seq_{name}"].append(trim(inputs[in_dom], length))
-        t = trim(time[in_dom], length, fill=-1)
+        rows[f"seq_{name}"].append(windows.right_align(inputs[in_dom], length))
+        t = windows.right_align(time[in_dom], length, fill=-1)
       rows[f"time_{name}"].append(t)
       q = t.copy()
       if q[-1] >= 0:
         q[-1] = len(inputs) - 1
       rows[f"qtime_{name}"].append(q)
-    rows["hist"].append(trim(np.sort(full[:n]), width))
-  out = _stack(rows, length)
+    rows["hist"].append(windows.right_align(np.sort(full[:n]), width))
+  out = windows.stack_rows(rows, length)
   out["target"] = split.targets.astype(np.int32)
   out["domain"] = split.target_domain.astype(np.int32)
   out["user"] = split.users.astype(np.int32)

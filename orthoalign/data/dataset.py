@@ -53,6 +53,21 @@ def _int_array(value: Any, field: str, dtype: type[np.integer]) -> np.ndarray:
   return view
 
 
+def _bool_array(value: Any, field: str) -> np.ndarray:
+  """Returns a read-only 1-D bool view of `value` (bools, or integers 0/1)."""
+  arr = np.asarray(value)
+  if arr.ndim != 1:
+    raise DataError(f'expected a 1-D array, got shape {arr.shape}', key=field)
+  if arr.size and arr.dtype != np.bool_:
+    if not np.issubdtype(arr.dtype, np.integer):
+      raise DataError(f'expected bools, got dtype {arr.dtype}', key=field)
+    if not np.all((arr == 0) | (arr == 1)):
+      raise DataError('expected bools (or integers 0/1)', key=field)
+  view = arr.astype(np.bool_).view()
+  view.flags.writeable = False
+  return view
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class CDSRDataset:
   """All users' interaction sequences over two item domains, in CSR layout.
@@ -77,6 +92,17 @@ class CDSRDataset:
       id, as Python strings (object array); row 0 = ''.
     item_titles: optional [nA+nB+1] item titles by global id, as Python
       strings (object array); '' = no title (row 0 = '').
+    merged_timeline: True (default) when each user's sequence is one
+      time-ordered timeline across both domains. False when the source has
+      only separate per-domain lists that cannot be interleaved (the IM-VAE /
+      AMID CSVs): the sequence is then a concatenation of per-domain lists,
+      the order ACROSS domains carries no meaning, and models that read the
+      cross-domain order (ABXI, LLM4CDSR) must not use the dataset.
+    user_in_train: optional bool [U], only with a `user_split`: True for a
+      held-out (USER_VALID / USER_TEST) user whose original user id also owns
+      USER_TRAIN rows, i.e. the model trains on the same person; always False
+      for USER_TRAIN users. Lets results be reported separately for seen and
+      unseen held-out users. None = not recorded.
 
   Arrays are converted to the dtypes above and made read-only on construction;
   `validate()` runs in `__post_init__`, so an instance is always consistent.
@@ -94,6 +120,8 @@ class CDSRDataset:
   user_split: np.ndarray | None = None
   item_keys: np.ndarray | None = None
   item_titles: np.ndarray | None = None
+  merged_timeline: bool = True
+  user_in_train: np.ndarray | None = None
 
   def __post_init__(self):
     set_ = lambda field, value: object.__setattr__(self, field, value)
@@ -104,6 +132,10 @@ class CDSRDataset:
       if value < 1:
         raise self._error(f'expected >= 1 items, got {value}', field)
       set_(field, int(value))
+    if not isinstance(self.merged_timeline, (bool, np.bool_)):
+      raise self._error(f'expected a bool, got {self.merged_timeline!r}',
+                        'merged_timeline')
+    set_('merged_timeline', bool(self.merged_timeline))
     if self.num_items_a + self.num_items_b > _INT32.max:
       raise self._error('nA + nB does not fit int32 ids', 'num_items')
     try:
@@ -114,6 +146,8 @@ class CDSRDataset:
         set_('timestamps', _int_array(self.timestamps, 'timestamps', np.int64))
       if self.user_split is not None:
         set_('user_split', _int_array(self.user_split, 'user_split', np.int8))
+      if self.user_in_train is not None:
+        set_('user_in_train', _bool_array(self.user_in_train, 'user_in_train'))
     except DataError as e:
       raise self._error(e.detail, e.key) from None
     if self.item_text_emb is not None:
@@ -258,6 +292,21 @@ class CDSRDataset:
             f'{USER_TRAIN} (train), {USER_VALID} (valid) or {USER_TEST} (test)',
             'user_split')
 
+    if self.user_in_train is not None:
+      if self.user_split is None:
+        raise self._error('set without a user_split; expected it only for '
+                          'user-level splits', 'user_in_train')
+      if self.user_in_train.shape[0] != self.num_users:
+        raise self._error(
+            f'shape {self.user_in_train.shape}; expected [{self.num_users}]',
+            'user_in_train')
+      bad = self.user_in_train & (self.user_split == USER_TRAIN)
+      if np.any(bad):
+        u = int(np.argmax(bad))
+        raise self._error(
+            f'True for training user {u}; expected True only for held-out '
+            '(valid / test) users', 'user_in_train')
+
   @property
   def num_users(self) -> int:
     return self.offsets.shape[0] - 1
@@ -353,6 +402,8 @@ class CDSRDataset:
       user_split: Any = None,
       item_keys: Any = None,
       item_titles: Any = None,
+      merged_timeline: bool = True,
+      user_in_train: Any = None,
   ) -> 'CDSRDataset':
     """Builds a dataset from per-user global-id sequences.
 
@@ -367,6 +418,10 @@ class CDSRDataset:
       user_split: optional [U] USER_TRAIN / USER_VALID / USER_TEST codes.
       item_keys: optional [nA+nB+1] original item ids by global id.
       item_titles: optional [nA+nB+1] titles by global id ('' = none).
+      merged_timeline: False when the sequences are concatenated per-domain
+        lists rather than one cross-domain timeline.
+      user_in_train: optional bool [U] (needs `user_split`): held-out users
+        whose original id also owns training rows.
 
     Returns:
       A validated `CDSRDataset`; `domains` is derived from the id ranges.
@@ -409,7 +464,29 @@ class CDSRDataset:
         user_split=None if user_split is None else np.asarray(user_split),
         item_keys=item_keys,
         item_titles=item_titles,
+        merged_timeline=merged_timeline,
+        user_in_train=(None if user_in_train is None
+                       else np.asarray(user_in_train)),
     )
+
+
+def overlapped_users(ds: CDSRDataset) -> np.ndarray:
+  """Which users have items of both domains in their whole sequence.
+
+  Counts the user's full sequence (history and evaluation targets alike), the
+  same rule as `CDSRDataset.summary()['overlapped_users']`.
+
+  Args:
+    ds: the dataset.
+
+  Returns:
+    bool [U]; True where user u has at least one domain-A and one domain-B
+    item. Non-overlapped (single-domain) users are False.
+  """
+  if not ds.num_users:
+    return np.zeros(0, np.bool_)
+  num_b = np.add.reduceat(ds.domains.astype(np.int64), ds.offsets[:-1])
+  return (num_b > 0) & (num_b < ds.lengths)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,6 @@ timeout. Sources and checksums: ../shared/reference/downloads.md.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import http.client
 import json
 import os
@@ -31,7 +30,9 @@ from typing import Any
 import tqdm
 
 import orthoalign
+from orthoalign import errors
 from orthoalign.data import cli
+from orthoalign.data import store
 from orthoalign.data.errors import DataError
 from orthoalign.fileio import write_json
 
@@ -40,7 +41,6 @@ PART_SUFFIX = '.part'
 DEFAULT_TIMEOUT = 60.0  # Seconds per connect and per socket read.
 DEFAULT_RETRIES = 3
 _CHUNK = 1 << 16
-_HASH_CHUNK = 1 << 20
 _CONTENT_RANGE = re.compile(r'bytes (\d+)-(\d+)/(\d+|\*)')
 
 
@@ -171,14 +171,6 @@ REGISTRY: dict[str, RemoteDataset] = _build_registry()
 
 class _Interrupted(Exception):
   """A transfer stopped early; the .part file keeps what arrived and can be resumed."""
-
-
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(_HASH_CHUNK), b''):
-      digest.update(chunk)
-  return digest.hexdigest()
 
 
 def _read_pins(out: str) -> dict[str, Any]:
@@ -325,7 +317,7 @@ def fetch(
     os.unlink(part)
     raise DataError(f'{size} bytes; expected {expected_bytes}; the partial file was deleted',
                     key=url)
-  sha = _sha256(part)
+  sha = store.sha256_file(part)
   for want, source in ((expected_sha256, 'the registry'),
                        ((pinned or {}).get('sha256'), f'the pin in {PINS_FILE}')):
     if want is not None and sha != want:
@@ -421,13 +413,14 @@ def _verify_existing(dest: str, file: RemoteFile, pin: dict[str, Any] | None) ->
     # another data set's file of the same name): nothing vouches for it.
     raise DataError(f'exists but has no published checksum and no pin in {PINS_FILE}, so it '
                     'cannot be verified; delete it to download again', path=dest)
-  sha = _sha256(dest)
+  sha = store.sha256_file(dest)
   if sha != want:
     raise DataError(f'sha256 {sha} does not match {want}; delete it to download again', path=dest)
   return sha
 
 
 
+@errors.cli_main(also=(OSError,))
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status."""
   parser = cli.Parser(prog='python -m orthoalign.data.download',
@@ -446,17 +439,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for spec in REGISTRY.values():
       print(f'{spec.name:<48} {spec.description}')
     return 0
-  try:
-    if not args.name:
-      raise DataError(f'give a data set name; valid names: {", ".join(sorted(REGISTRY))}',
-                      key='name')
-    if not args.out:
-      raise DataError('give --out=DIR', key='--out')
-    download(args.name, args.out, base_url=args.base_url, timeout=args.timeout,
-             retries=args.retries, progress=not args.no_progress)
-  except (DataError, OSError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+  if not args.name:
+    raise DataError(f'give a data set name; valid names: {", ".join(sorted(REGISTRY))}',
+                    key='name')
+  if not args.out:
+    raise DataError('give --out=DIR', key='--out')
+  download(args.name, args.out, base_url=args.base_url, timeout=args.timeout,
+           retries=args.retries, progress=not args.no_progress)
   return 0
 
 

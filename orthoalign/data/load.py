@@ -5,6 +5,8 @@ Formats (`data.format`):
   abxi       ABXI's preprocessed files (folder with *_preprocessed.txt, map_item_50.txt, map_user_50.txt)
   llmcdsr    LLMCDSR's files (folder with train_A/B/overlap, valid, test, num.txt, item_set_*, text_*)
   handled    LLM4CDSR's handled pickle + id_map.json (folder holding one *.pkl and id_map.json)
+  imvae      IM-VAE / AMID open-world CSVs (folder with one <pair>_train.csv, one <pair>_test_csu.csv);
+             reader options (`data.reader_options`): valid_fraction (0.1), valid_seed (0)
   prepared   a folder written by `python -m orthoalign.data.prepare` (or `store.save_dataset`)
 
 Every file-based format is read once and cached as .npz + manifest under
@@ -20,6 +22,7 @@ import glob
 import hashlib
 import os
 import weakref
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
@@ -48,6 +51,16 @@ def _read_llmcdsr(path: str, bad: badlines.BadLines) -> CDSRDataset:
   return llmcdsr.read_llmcdsr(path, bad)
 
 
+def _read_imvae(path: str, bad: badlines.BadLines, **options: Any) -> CDSRDataset:
+  from orthoalign.data.readers import imvae
+  return imvae.read_imvae(path, bad, **options)
+
+
+def _imvae_defaults() -> dict[str, Any]:
+  from orthoalign.data.readers import imvae
+  return {"valid_fraction": imvae.DEFAULT_VALID_FRACTION, "valid_seed": imvae.DEFAULT_VALID_SEED}
+
+
 def _handled_files(path: str) -> tuple[str, str]:
   pickles = sorted(glob.glob(os.path.join(path, "*.pkl")))
   id_map = os.path.join(path, "id_map.json")
@@ -67,11 +80,25 @@ def _read_prepared(path: str, bad: badlines.BadLines) -> CDSRDataset:
   return store.load_dataset(path)[0]
 
 
-# format -> reader(path, bad) -> CDSRDataset
-READERS: dict[str, Callable[[str, badlines.BadLines], CDSRDataset]] = {
+# format -> reader(path, bad, **reader_options) -> CDSRDataset
+READERS: dict[str, Callable[..., CDSRDataset]] = {
     "abxi": _read_abxi, "llmcdsr": _read_llmcdsr, "handled": _read_handled, "prepared": _read_prepared,
+    "imvae": _read_imvae,
 }
 FORMATS = ("synthetic",) + tuple(READERS)
+# format -> () -> {reader option: default}, for the readers that take options.
+READER_OPTIONS: dict[str, Callable[[], dict[str, Any]]] = {"imvae": _imvae_defaults}
+
+
+def _reader_options(fmt: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+  """The format's reader options with defaults filled in; DataError for an unknown key."""
+  resolved = READER_OPTIONS[fmt]() if fmt in READER_OPTIONS else {}
+  unknown = sorted(set(options or {}) - set(resolved))
+  if unknown:
+    raise DataError(f"unknown option(s) {unknown} for format {fmt!r}; valid: {sorted(resolved)}",
+                    key="data.reader_options")
+  resolved.update(options or {})
+  return resolved
 
 
 def _source_files(fmt: str, path: str) -> list[str]:
@@ -79,6 +106,9 @@ def _source_files(fmt: str, path: str) -> list[str]:
     return list(_handled_files(path))
   if fmt == "prepared":
     return [os.path.join(path, store.MANIFEST_FILE), os.path.join(path, store.DATASET_FILE)]
+  if fmt == "imvae":
+    from orthoalign.data.readers import imvae
+    return [str(f) for f in imvae.find_files(path)]
   return sorted(f for f in glob.glob(os.path.join(path, "*")) if os.path.isfile(f)
                 and not os.path.basename(f).startswith((".", "README")))
 
@@ -115,10 +145,16 @@ def attach_text_emb(ds: CDSRDataset, method: str, dim: int) -> CDSRDataset:
 
 
 def load_path(fmt: str, path: str, *, on_bad_line: str = "error", cache_dir: str | None = None,
-              titles: tuple[str, ...] = (), text_emb: str = "none", text_dim: int = 384) -> CDSRDataset:
-  """Loads a file-based dataset through the cache (see the module docstring)."""
+              titles: tuple[str, ...] = (), text_emb: str = "none", text_dim: int = 384,
+              reader_options: Mapping[str, Any] | None = None) -> CDSRDataset:
+  """Loads a file-based dataset through the cache (see the module docstring).
+
+  `reader_options` go to the format's reader (only `imvae` takes any: valid_fraction, valid_seed)
+  and, with their defaults filled in, into the cache params, so changing one rebuilds the cache.
+  """
   if fmt not in READERS:
     raise DataError(f"expected one of {list(FORMATS)}, got {fmt!r}", key="data.format")
+  options = _reader_options(fmt, reader_options)
   if text_emb not in TEXT_METHODS:
     raise DataError(f"expected one of {list(TEXT_METHODS)}, got {text_emb!r}", key="data.text_emb")
   if not path or not os.path.isdir(path):
@@ -130,26 +166,30 @@ def load_path(fmt: str, path: str, *, on_bad_line: str = "error", cache_dir: str
   titles = tuple(os.path.abspath(t) for t in titles)
 
   def build() -> CDSRDataset:
-    ds = READERS[fmt](path, bad)
+    ds = READERS[fmt](path, bad, **options)
     bad.print_summary()
     ds = attach_titles(ds, titles)
     return attach_text_emb(ds, text_emb, text_dim)
 
   ds = store.cached(out_dir, sources=_source_files(fmt, path) + list(titles), recipe=f"read:{fmt}",
-                    params={"on_bad_line": on_bad_line, "text_emb": text_emb, "text_dim": text_dim},
+                    params={"on_bad_line": on_bad_line, "text_emb": text_emb, "text_dim": text_dim,
+                            **({"reader_options": options} if options else {})},
                     build=build, bad_lines_report=bad)
   _STORE_DIRS[ds] = out_dir
   return ds
 
 
 def load(data_cfg: Any) -> CDSRDataset:
-  """Loads (or generates) the dataset `config.data` names."""
+  """Loads (or generates) the dataset `config.data` names (`data.reader_options` is optional)."""
   fmt = data_cfg.format
   if fmt == "synthetic":
     return synthetic.generate(synthetic.from_config_dict(data_cfg.synthetic))
+  options = data_cfg.get("reader_options", None)  # Optional; a dict or a ConfigDict.
+  options = options.to_dict() if hasattr(options, "to_dict") else dict(options or {})
   return load_path(fmt, data_cfg.path, on_bad_line=data_cfg.get("on_bad_line", "error"),
                    cache_dir=data_cfg.get("cache_dir") or None, titles=tuple(data_cfg.get("titles", ())),
-                   text_emb=data_cfg.get("text_emb", "none"), text_dim=data_cfg.get("text_dim", 384))
+                   text_emb=data_cfg.get("text_emb", "none"), text_dim=data_cfg.get("text_dim", 384),
+                   reader_options=options)
 
 
 def candidates(ds: CDSRDataset, split: str, num_negatives: int, seed: int) -> np.ndarray:

@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from orthoalign import errors
 from orthoalign.data import recipes
 from orthoalign.data.badlines import POLICIES, BadLines
 from orthoalign.data import cli
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
+@errors.cli_main(also=(OSError,))   # OSError: e.g. the output folder is not writable
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI.
 
@@ -79,33 +81,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv: arguments without the program name; None = sys.argv[1:].
 
   Returns:
-    Exit status: 0 on success, 1 on bad input (argparse exits 2 on bad
-    usage).
+    Exit status: 0 on success, 1 on bad input (bad usage exits with
+    status 1 too, through SystemExit).
   """
   args = _parser().parse_args(argv)
-  try:
-    recipe = recipes.get_recipe(args.recipe)
-    params = recipe.resolve_params(parse_params(args.param))
-    bad = BadLines(args.on_bad_line)
-    name = args.name or os.path.basename(os.path.normpath(args.out))
-    ds = recipe.run(args.domain_a, args.domain_b, params, bad,
-                    titles_a=args.meta_a, titles_b=args.meta_b, name=name)
-    # Imported here so that a broken store cannot stop `--help`.
-    from orthoalign.data import store  # pylint: disable=g-import-not-at-top
-    sources = [p for p in (args.domain_a, args.domain_b, args.meta_a,
-                           args.meta_b) if p is not None]
-    store.save_dataset(ds, args.out, manifest_extra={
-        'recipe': recipe.name,
-        'params': params,
-        'sources': sources,
-        'bad_lines': bad.report(),
-    })
-  except DataError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
-  except OSError as e:  # E.g. the output folder is not writable.
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+  recipe = recipes.get_recipe(args.recipe)
+  params = recipe.resolve_params(parse_params(args.param))
+  bad = BadLines(args.on_bad_line)
+  name = args.name or os.path.basename(os.path.normpath(args.out))
+  ds = recipe.run(args.domain_a, args.domain_b, params, bad,
+                  titles_a=args.meta_a, titles_b=args.meta_b, name=name)
+  # Imported here so that a broken store cannot stop `--help`.
+  from orthoalign.data import store  # pylint: disable=g-import-not-at-top
+  sources = [p for p in (args.domain_a, args.domain_b, args.meta_a,
+                         args.meta_b) if p is not None]
+  store.save_dataset(ds, args.out, manifest_extra={
+      'recipe': recipe.name,
+      'params': params,
+      'sources': sources,
+      'bad_lines': bad.report(),
+  })
   print(json.dumps(ds.summary(), indent=2))
   print(f'wrote {args.out}', file=sys.stderr)
   if bad.total:

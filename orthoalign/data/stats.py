@@ -4,8 +4,9 @@
   python -m orthoalign.data.stats --format=synthetic --json
 
 Prints users (overlapped / A-only / B-only), items and interactions per domain, sequence-length
-percentiles, the domain-switch rate and the valid/test targets per domain. `loaders()` maps each
-`--format` of `orthoalign.data.load` to a callable(path) -> CDSRDataset.
+percentiles, the domain-switch rate, whether each sequence is one merged cross-domain timeline,
+the held-out users also seen in training (when recorded) and the valid/test targets per domain.
+`loaders()` maps each `--format` of `orthoalign.data.load` to a callable(path) -> CDSRDataset.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from orthoalign import errors
 from orthoalign.data import synthetic
 from orthoalign.data.dataset import (
   SPLITS,
@@ -45,8 +47,10 @@ def target_counts(ds: CDSRDataset) -> dict[str, dict[str, int]]:
 def compute(ds: CDSRDataset) -> dict[str, Any]:
   """Returns `ds.summary()` plus length percentiles, the split protocol and target counts.
 
-  Added keys: length (min, p25, p50, p75, p95, max, mean), split ('leave-one-out' or
-  'user-level'), split_users (user-level only: train/valid/test user counts), targets (see
+  Added keys: length (min, p25, p50, p75, p95, max, mean), merged_timeline (bool, see
+  `CDSRDataset.merged_timeline`), split ('leave-one-out' or 'user-level'), split_users (user-level
+  only: train/valid/test user counts), held_out_in_train (only when `ds.user_in_train` is set:
+  {'valid': n, 'test': n} held-out users whose id also has training rows), targets (see
   `target_counts`). Values are plain Python numbers, ready for JSON.
   """
   out = ds.summary()
@@ -59,12 +63,17 @@ def compute(ds: CDSRDataset) -> dict[str, Any]:
   else:
     length = {k: 0 for k in ('min', *(f'p{q}' for q in PERCENTILES), 'max', 'mean')}
   out['length'] = length
+  out['merged_timeline'] = ds.merged_timeline
   if ds.user_split is None:
     out['split'] = 'leave-one-out'
   else:
     out['split'] = 'user-level'
     out['split_users'] = {name: int(np.sum(ds.user_split == code)) for name, code in
                           (('train', USER_TRAIN), ('valid', USER_VALID), ('test', USER_TEST))}
+    if ds.user_in_train is not None:
+      out['held_out_in_train'] = {
+          name: int(np.sum(ds.user_in_train & (ds.user_split == code)))
+          for name, code in (('valid', USER_VALID), ('test', USER_TEST))}
   out['targets'] = target_counts(ds)
   return out
 
@@ -84,10 +93,19 @@ def format_text(stats: dict[str, Any]) -> str:
                       f"mean {length['mean']:.2f}")),
       ('domain switch', f"{stats['domain_switch_rate']:.3f} of adjacent same-user pairs"),
   ]
+  if stats.get('merged_timeline', True):
+    lines.append(('timeline', 'merged (one cross-domain sequence per user)'))
+  else:
+    lines.append(('timeline', 'NOT merged: per-domain lists concatenated (cross-domain order and '
+                              'domain switch mean nothing)'))
   split = stats['split']
   if 'split_users' in stats:
     split += ' (' + ', '.join(f'{k} {v:,}' for k, v in stats['split_users'].items()) + ' users)'
   lines.append(('split', split))
+  if 'held_out_in_train' in stats:
+    seen = stats['held_out_in_train']
+    lines.append(('in training', (f"valid {seen['valid']:,}, test {seen['test']:,} held-out users "
+                                  'also have training rows')))
   for name, c in stats['targets'].items():
     lines.append((f'{name} targets', f"A {c['A']:,}, B {c['B']:,} (total {c['total']:,})"))
   width = max(len(k) for k, _ in lines) + 1
@@ -110,6 +128,7 @@ _NO_PATH = ('synthetic',)
 
 
 
+@errors.cli_main(also=(OSError,))
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status."""
   parser = cli.Parser(prog='python -m orthoalign.data.stats', description=__doc__.split('\n')[0])
@@ -119,17 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--path', default=None, help='input folder or file (unused by synthetic)')
   parser.add_argument('--json', action='store_true', help='print one JSON object instead')
   args = parser.parse_args(argv)
-  try:
-    loader = formats.get(args.format)
-    if loader is None:
-      raise DataError(f'unknown format {args.format!r}; valid formats: {", ".join(sorted(formats))}',
-                      key='--format')
-    if args.path is None and args.format not in _NO_PATH:
-      raise DataError(f'--format={args.format} needs --path', key='--path')
-    stats = compute(loader(args.path))
-  except (DataError, OSError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+  loader = formats.get(args.format)
+  if loader is None:
+    raise DataError(f'unknown format {args.format!r}; valid formats: {", ".join(sorted(formats))}',
+                    key='--format')
+  if args.path is None and args.format not in _NO_PATH:
+    raise DataError(f'--format={args.format} needs --path', key='--path')
+  stats = compute(loader(args.path))
   print(json.dumps(stats, indent=2) if args.json else format_text(stats))
   return 0
 

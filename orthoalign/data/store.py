@@ -44,7 +44,8 @@ FORMAT_VERSION = 1
 DATASET_FILE = 'dataset.npz'
 MANIFEST_FILE = 'manifest.json'
 _REQUIRED = ('offsets', 'items', 'domains')
-_OPTIONAL = ('timestamps', 'item_text_emb', 'user_ids', 'user_split', 'item_keys', 'item_titles')
+_OPTIONAL = ('timestamps', 'item_text_emb', 'user_ids', 'user_split', 'item_keys', 'item_titles',
+             'user_in_train')
 # Manifest keys that `save_dataset` computes; manifest_extra may not override them.
 _RESERVED = ('format_version', 'orthoalign_version', 'name', 'created', 'statistics', 'files',
              'content_sha256')
@@ -85,6 +86,8 @@ def _storable(ds: CDSRDataset) -> dict[str, np.ndarray]:
       'name': np.array(ds.name, dtype=str),
       'num_items_a': np.array(ds.num_items_a, np.int64),
       'num_items_b': np.array(ds.num_items_b, np.int64),
+      # 0-d bool; stores written before the field existed lack it and load as True.
+      'merged_timeline': np.array(ds.merged_timeline, np.bool_),
   }
   for field in _REQUIRED + _OPTIONAL:
     value = getattr(ds, field)
@@ -270,11 +273,16 @@ def load_dataset(out_dir: str | os.PathLike[str]) -> tuple[CDSRDataset, dict[str
   if int(arrays['format_version']) != FORMAT_VERSION:
     raise DataError(f'format_version {int(arrays["format_version"])}; expected {FORMAT_VERSION}',
                     path=npz_path)
+  merged = arrays.get('merged_timeline', np.array(True))  # Absent in older stores: merged.
+  if merged.shape != () or merged.dtype != np.bool_:
+    raise DataError(f'merged_timeline is {merged.dtype} {merged.shape}; expected a 0-d bool',
+                    path=npz_path)
   try:
     ds = CDSRDataset(
         name=str(arrays['name']),
         num_items_a=int(arrays['num_items_a']),
         num_items_b=int(arrays['num_items_b']),
+        merged_timeline=bool(merged),
         **{k: arrays[k] for k in _REQUIRED},
         **{k: arrays.get(k) for k in _OPTIONAL},
     )

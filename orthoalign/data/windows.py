@@ -16,23 +16,33 @@ import numpy as np
 from orthoalign.data import dataset as dataset_lib
 
 
-def _right_align(values: np.ndarray, length: int, fill: int = 0) -> np.ndarray:
-  out = np.full(length, fill, values.dtype if values.size else np.int32)
-  if values.size:
-    out[length - len(values):] = values
+def right_align(values: np.ndarray, length: int, fill: int = 0) -> np.ndarray:
+  """int32 [length]: the last `length` entries of `values`, left-padded with `fill` (ABXI's
+  `trim_seq`; LLM4CDSR's windows likewise keep the most recent items)."""
+  values = np.asarray(values)
+  out = np.full(length, fill, np.int32)
+  tail = values[-length:] if len(values) else values
+  if len(tail):
+    out[length - len(tail):] = tail
   return out
+
+
+def stack_rows(rows: dict[str, list[np.ndarray]], length: int) -> dict[str, np.ndarray]:
+  """{key: int32 [N, ...]} from per-row lists; [0, length] arrays when there are no rows."""
+  return {k: np.stack(v).astype(np.int32) if v else np.zeros((0, length), np.int32)
+          for k, v in rows.items()}
 
 
 def _positions(n: int, length: int) -> np.ndarray:
   """Ascending positions 1..n (1 = oldest item in the window), right-aligned, 0 = padding."""
-  return _right_align(np.arange(1, n + 1, dtype=np.int32), length)
+  return right_align(np.arange(1, n + 1, dtype=np.int32), length)
 
 
 def _stream(items: np.ndarray, times: np.ndarray, length: int, offset: int) -> dict[str, np.ndarray]:
   """Input arrays of one stream: ids (shifted by -offset for domain-local ids), positions, times."""
   ids = np.where(items > 0, items - offset, 0).astype(np.int32)
-  return dict(seq=_right_align(ids, length), positions=_positions(len(items), length),
-              time=_right_align(times.astype(np.int32), length, fill=-1))
+  return dict(seq=right_align(ids, length), positions=_positions(len(items), length),
+              time=right_align(times.astype(np.int32), length, fill=-1))
 
 
 def train_windows(ds: dataset_lib.CDSRDataset, max_len: int,
@@ -59,10 +69,10 @@ def train_windows(ds: dataset_lib.CDSRDataset, max_len: int,
     w = prefix[-(L + 1):]
     dom = (w > na).astype(np.int8)
     n_mix = len(w) - 1
-    rows["seq"].append(_right_align(w[:-1], L))
-    rows["pos"].append(_right_align(w[1:], L))
+    rows["seq"].append(right_align(w[:-1], L))
+    rows["pos"].append(right_align(w[1:], L))
     rows["positions"].append(_positions(n_mix, L))
-    rows["in_dom"].append(_right_align(dom[:-1].astype(np.int32), L, fill=-1))
+    rows["in_dom"].append(right_align(dom[:-1].astype(np.int32), L, fill=-1))
     for d, name, offset in ((0, "a", 0), (1, "b", na)):
       idx = np.nonzero(dom == d)[0]                      # window indices of this domain's items
       stream = _stream(w[idx[:-1]], idx[:-1], L, offset)
@@ -70,13 +80,12 @@ def train_windows(ds: dataset_lib.CDSRDataset, max_len: int,
       rows[f"positions_{name}"].append(stream["positions"])
       rows[f"time_{name}"].append(stream["time"])
       tgt = w[idx[1:]]
-      rows[f"pos_{name}"].append(_right_align(np.where(tgt > 0, tgt - offset, 0).astype(np.int32), L))
+      rows[f"pos_{name}"].append(right_align(np.where(tgt > 0, tgt - offset, 0).astype(np.int32), L))
       # The mixed position predicting window item i is (L - n_mix) + i - 1.
-      rows[f"mix_idx_{name}"].append(_right_align((L - n_mix + idx[1:] - 1).astype(np.int32), L,
+      rows[f"mix_idx_{name}"].append(right_align((L - n_mix + idx[1:] - 1).astype(np.int32), L,
                                                   fill=-1))
-    rows["hist"].append(_right_align(np.sort(prefix), h))
-  out = {k: np.stack(v).astype(np.int32) if v else np.zeros((0, L), np.int32)
-         for k, v in rows.items()}
+    rows["hist"].append(right_align(np.sort(prefix), h))
+  out = stack_rows(rows, L)
   out["user"] = users.astype(np.int32)
   return out
 
@@ -102,7 +111,7 @@ def eval_windows(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit,
     prefix = ds.sequence(u)[:n]
     w = prefix[-L:]
     dom = (w > na)
-    rows["seq"].append(_right_align(w, L))
+    rows["seq"].append(right_align(w, L))
     rows["positions"].append(_positions(len(w), L))
     for d, name, offset in ((False, "a", 0), (True, "b", na)):
       idx = np.nonzero(dom == d)[0]
@@ -110,10 +119,25 @@ def eval_windows(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit,
       rows[f"seq_{name}"].append(stream["seq"])
       rows[f"positions_{name}"].append(stream["positions"])
       rows[f"time_{name}"].append(stream["time"])
-    rows["hist"].append(_right_align(np.sort(prefix), h))
-  out = {k: np.stack(v).astype(np.int32) if v else np.zeros((0, L), np.int32)
-         for k, v in rows.items()}
+    rows["hist"].append(right_align(np.sort(prefix), h))
+  out = stack_rows(rows, L)
   out["target"] = split.targets.astype(np.int32)
   out["domain"] = split.target_domain.astype(np.int32)
   out["user"] = split.users.astype(np.int32)
   return out
+
+
+def mean_text_profiles(item_text_emb: np.ndarray, hist: np.ndarray) -> np.ndarray:
+  """User profile vectors: the mean text embedding of each user's training items.
+
+  orthoalign's substitute for LLM4CDSR's LLM-written user profiles (not available here).
+
+  Args:
+    item_text_emb: float [nA + nB + 1, D] text embedding per global item id (row 0 = padding).
+    hist: int [U, H] each user's training items (global ids, 0 = padding), e.g. `train_windows`'s.
+
+  Returns:
+    float32 [U, D]; zeros for a user without items.
+  """
+  counts = np.maximum((hist > 0).sum(1, keepdims=True), 1)
+  return (item_text_emb[hist].sum(1) / counts).astype(np.float32)

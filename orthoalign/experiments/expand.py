@@ -19,7 +19,6 @@ list sets that key in every run without naming it.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import importlib.util
 import itertools
@@ -210,7 +209,8 @@ def expand(path: str) -> list[Point]:
 def parse_sets(base: ml_collections.ConfigDict, sets: Sequence[str], path: str) -> dict[str, Any]:
   """`KEY=VALUE` strings (the grid CLI's --set) -> {key: value typed like the key's default}.
 
-  Tuples are Python literals ('(0,1)'), bools true/false, everything else as its default's type.
+  Parsed as `--config.<key>` flags are (config_lib.parse_value): tuples as Python literals ('(0,1)'),
+  bools true/false, everything else as its default's type.
 
   Raises:
     ConfigError: not KEY=VALUE, an unknown key, or a value that is not of the default's type.
@@ -224,21 +224,7 @@ def parse_sets(base: ml_collections.ConfigDict, sets: Sequence[str], path: str) 
       default = config_lib.parent_of(base, key)[key.rsplit(".", 1)[-1]]
     except ConfigError as e:
       raise ConfigError(f"--set {item!r}: {e} (grid file {path})") from None
-    try:
-      if isinstance(default, bool):
-        if raw.lower() not in ("true", "false", "1", "0"):
-          raise ValueError(raw)
-        value = raw.lower() in ("true", "1")
-      elif isinstance(default, tuple):
-        value = ast.literal_eval(raw)
-        value = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-      elif isinstance(default, (int, float)):
-        value = type(default)(ast.literal_eval(raw))
-      else:
-        value = raw
-    except (ValueError, SyntaxError):
-      raise ConfigError(f"--set {item!r}: expected a value of type {type(default).__name__} like "
-                        f"the default {default!r}") from None
+    value = config_lib.parse_value(key, raw, default, f" (in --set, grid file {path})")
     out[key] = value
   return out
 

@@ -1,4 +1,4 @@
-"""Model registry: `model.name` -> a builder `(dataset, config) -> Task`."""
+"""Model registry: `model.name` -> its module (default_config, validate, build; see models/task.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,19 @@ def replica_hparams(name: str) -> tuple[str, ...]:
   if name not in _BUILDERS:
     return ()
   return tuple(getattr(importlib.import_module(_BUILDERS[name]), "REPLICA_HPARAMS", ()))
+
+
+def default_config(name: str):
+  """The `model.*` ConfigDict of a registered model, with its documented defaults.
+
+  Raises:
+    ConfigError: an unknown model name.
+  """
+  if name not in _BUILDERS:
+    from orthoalign import config_lib   # config_lib imports this registry
+    raise config_lib.ConfigError(f"config key model.name={name!r} is not a known model; valid "
+                                 f"choices: {list(names())}")
+  return importlib.import_module(_BUILDERS[name]).default_config()
 
 
 def validate(config) -> None:

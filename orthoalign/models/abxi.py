@@ -63,7 +63,6 @@ import numpy as np
 from orthoalign import config_lib
 from orthoalign.data import abxi_windows
 from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import load as data_load
 from orthoalign.data import negatives
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import layers
@@ -135,7 +134,7 @@ class CausalSelfAttention(nn.Module):
   @nn.compact
   def __call__(self, h: Array) -> Array:
     if self.d % self.heads:
-      raise ValueError(f"model.n_head={self.heads} must divide model.d_embed={self.d}")
+      raise config_lib.ConfigError(f"model.n_head={self.heads} must divide model.d_embed={self.d}")
     w_in = self.param("in_proj_kernel", nn.initializers.xavier_uniform(), (self.d, 3 * self.d))
     b_in = self.param("in_proj_bias", nn.initializers.zeros, (3 * self.d,))
     qkv = h @ w_in + b_in
@@ -190,13 +189,12 @@ class ABXI(nn.Module):
     self.norm_own = {s: _layer_norm(f"norm_{s}2{s}") for s in ("a", "b")}
     self.drop = nn.Dropout(self.dropout)
     bad = [p for p in self.gca_positions if p not in GCA_POSITIONS]
-    if bad:
-      raise ValueError(f"gca.positions={list(self.gca_positions)}: ABXI has positions 0 (after the "
-                       "embedding), 1 (after the attention block) and 2 (after the FFN/LoRA stage)")
-    if self.gca_kv not in GCA_KV:
-      raise ValueError(f"gca.kv={self.gca_kv!r}; expected one of {list(GCA_KV)}")
-    self.cells = {f"gca{p}_{q}": gca_lib.GatedCrossAttention(d, name=f"gca{p}_{q}", **self.gca)
-                  for p in self.gca_positions for q in ("A", "B")}
+    if bad or self.gca_kv not in GCA_KV:   # `validate` names these for configs; this guards direct use
+      raise config_lib.ConfigError(
+          f"gca.positions={list(self.gca_positions)}, gca.kv={self.gca_kv!r}: ABXI has positions "
+          f"{list(GCA_POSITIONS)} (after the embedding, the attention block, the FFN/LoRA stage) "
+          f"and kv {list(GCA_KV)}")
+    self.cells = gca_lib.make_cells(d, self.gca_positions, self.gca)
 
   def _dropout(self, h: Array, train: bool) -> Array:
     return self.drop(h, deterministic=not train)
@@ -204,13 +202,12 @@ class ABXI(nn.Module):
   def _cross(self, p: int, h: dict[str, Array], valid: dict[str, Array], batch: dict[str, Array],
              train: bool, cells: dict[str, Any]) -> None:
     """Applies the two cells of GCA position p to h["a"] and h["b"] (in place, simultaneously)."""
-    new = {}
-    for q, own, other in (("A", "a", "b"), ("B", "b", "a")):
-      kv = other if self.gca_kv == "other" else "x"
-      qtime = batch.get(f"qtime_{own}", batch[f"time_{own}"])
-      new[own], cells[f"gca{p}_{q}"] = self.cells[f"gca{p}_{q}"](
-          h[own], h[kv], qtime, batch[f"time_{kv}"], valid[own], valid[kv], train=train)
-    h.update(new)
+    # Queries may carry their own times (evaluation reads the last position only).
+    query = {s: (h[s], batch.get(f"qtime_{s}", batch[f"time_{s}"]), valid[s]) for s in ("a", "b")}
+    kv = {own: (h[k], batch[f"time_{k}"], valid[k])
+          for own, k in (("a", "b" if self.gca_kv == "other" else "x"),
+                         ("b", "a" if self.gca_kv == "other" else "x"))}
+    h.update(gca_lib.apply_position(self.cells, p, query, kv, train=train, out=cells))
 
   def __call__(self, batch: dict[str, Array], *, train: bool) -> dict[str, Any]:
     """Encodes a batch.
@@ -380,8 +377,6 @@ def eval_fn(module: ABXI, params: Any, frozen: Any, table: Array,
 
 def _catalog_scoring(mode: str) -> bool:
   """model.neg_scoring: "gather" (CPU-friendly), "catalog" (accelerator-friendly) or "auto"."""
-  if mode not in ("auto", "gather", "catalog"):
-    raise ValueError(f"model.neg_scoring={mode!r}; expected one of ['auto', 'gather', 'catalog']")
   return mode == "catalog" or (mode == "auto" and jax.default_backend() != "cpu")
 
 
@@ -396,8 +391,33 @@ def make_module(num_items_a: int, num_items_b: int, model_cfg: Any,
               gca=dict(gca or {}))
 
 
-_KEYS = ("model.d_embed", "model.n_head", "model.d_ffn", "model.dropout", "model.temp", "model.n_neg",
-         "model.max_len", "model.rd", "model.ri", "model.neg_b_off_by_one")
+def default_config() -> ml_collections.ConfigDict:
+  """ABXI's `model.*` keys with the v2.1 defaults for Food-Kitchen (reference/baselines.md §1.3)."""
+  m = ml_collections.ConfigDict()
+  m.name = "abxi"
+  m.d_embed = 256
+  m.n_head = 2
+  m.d_ffn = 680
+  m.dropout = 0.5
+  m.temp = 0.75
+  m.n_neg = 128
+  m.max_len = 50
+  # Dataset-dependent LoRA ranks (demo.sh): afk 16/64, abe 64/64, amb 4/4.
+  m.rd = 16
+  m.ri = 64
+  # Quirk of v2 (default = original behaviour; see the module docstring): id nA may be a B negative.
+  m.neg_b_off_by_one = True
+  # Evaluation domain sequences: "inplace" = the original trainer (seq_x with the other domain's
+  # items zeroed), "compact" = the own-domain history left-padded (see data/abxi_windows.py).
+  m.eval_domain_seq = "inplace"
+  # How negative logits are computed (same numbers): "gather" their embeddings (less compute, CPU),
+  # "catalog" = score all items then pick (less memory, GPU/TPU), "auto" = by backend.
+  m.neg_scoring = "auto"
+  return m
+
+
+_KEYS = tuple(f"model.{k}" for k in default_config()
+              if k not in ("name", "eval_domain_seq", "neg_scoring"))
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -428,42 +448,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
   """Builds the ABXI task (module, training and evaluation arrays) for one dataset and config."""
   m = config.model
-  if m.max_len < 5:
-    raise ValueError(f"model.max_len={m.max_len} must be >= 5 (windows are max_len - 3 long)")
+  task_lib.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
   if m.n_neg > min(ds.num_items_a, ds.num_items_b):
-    raise ValueError(f"model.n_neg={m.n_neg}: ABXI draws that many distinct negatives per domain, "
-                     f"but the domains have {ds.num_items_a} (A) and {ds.num_items_b} (B) items")
-  gca_cfg = dict(config.gca)
-  positions = tuple(int(p) for p in gca_cfg.pop("positions"))
-  kv = gca_cfg.pop("kv", "other")
-  module = make_module(ds.num_items_a, ds.num_items_b, m, positions, kv, gca_cfg)
+    raise config_lib.ConfigError(
+        f"config key model.n_neg={m.n_neg}: ABXI draws that many distinct negatives per domain, "
+        f"but the domains have {ds.num_items_a} (A) and {ds.num_items_b} (B) items")
+  gca = task_lib.gca_settings(config)
+  module = make_module(ds.num_items_a, ds.num_items_b, m, gca.positions, gca.kv, gca.cell)
   hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, n_neg=int(m.n_neg),
              temp=float(m.temp), neg_b_off_by_one=bool(m.neg_b_off_by_one),
              catalog_scoring=_catalog_scoring(m.get("neg_scoring", "auto")))
-
-  train = abxi_windows.train_windows(ds, m.max_len)
-  eval_data = {}
-  for split_name in ("valid", "test"):
-    split = dataset_lib.eval_split(ds, split_name)
-    # A config without the key predates it: such runs were evaluated with the compact layout.
-    arrays = abxi_windows.eval_windows(ds, split, m.max_len, m.get("eval_domain_seq", "compact"))
-    cand = data_load.candidates(ds, split_name, config.eval.num_negatives, config.eval.candidate_seed)
-    arrays["cand"] = cand.astype(np.int32)
-    eval_data[split_name] = arrays
-
-  sample_batch = {k: v[:1] for k, v in train.items()}
-
-  def init_params(rng: Array) -> Any:
-    return module.init({"params": rng, "dropout": rng}, sample_batch, train=True)["params"]
-
-  def tables_fn(params: Any, frozen: Any) -> Array:
-    return params["ei"]
-
-  return task_lib.Task(
-      name="abxi", init_params=init_params, frozen={}, train_data=train, eval_data=eval_data,
+  # A saved config without the key predates it: such runs were evaluated with the compact layout.
+  layout = m.get("eval_domain_seq", "compact")
+  return task_lib.assemble(
+      ds, config, module=module, train_data=abxi_windows.train_windows(ds, m.max_len),
+      eval_windows=lambda d, split: abxi_windows.eval_windows(d, split, m.max_len, layout),
       loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
-      tables_fn=tables_fn,
       eval_fn=lambda p, f, t, b: eval_fn(module, p, f, t, b),
-      num_items_a=ds.num_items_a, num_items_b=ds.num_items_b,
-      cell_names=tuple(f"gca{p}_{q}" for p in sorted(positions) for q in ("A", "B")),
-      hparams={"temp": hp.temp})
+      tables_fn=lambda p, f: p["ei"], hparams={"temp": hp.temp})

@@ -128,6 +128,46 @@ class GatedCrossAttention(nn.Module):
                      alpha=alpha_mean, alpha_sum=jnp.sum(alpha_tok * w), alpha_count=jnp.sum(w))
 
 
+def cell_names(positions: tuple[int, ...] | list[int]) -> tuple[str, ...]:
+  """Names of the cells of GCA positions, two per position: ("gca0_A", "gca0_B", "gca1_A", ...)."""
+  return tuple(f"gca{p}_{q}" for p in sorted(positions) for q in ("A", "B"))
+
+
+def make_cells(d: int, positions: tuple[int, ...], cell: dict[str, Any]) -> dict[str, GatedCrossAttention]:
+  """The cells of GCA positions at width d (call from a module's setup); `cell` = gca.* settings."""
+  return {name: GatedCrossAttention(d, name=name, **cell) for name in cell_names(positions)}
+
+
+# One stream a cell reads: (features [B, L, d], merged-sequence times int [B, L], valid bool [B, L]).
+Stream = tuple[Array, Array, Array]
+
+
+def apply_position(cells: dict[str, GatedCrossAttention], p: int, query: dict[str, Stream],
+                   key_value: dict[str, Stream], *, train: bool,
+                   out: dict[str, Any]) -> dict[str, Array]:
+  """Applies both cells of GCA position p simultaneously: A (stream "a") and B (stream "b").
+
+  Args:
+    cells: `make_cells` output.
+    p: the position.
+    query: {"a": stream, "b": stream}, the streams the cells update.
+    key_value: {"a": the stream the A cell attends to, "b": the one the B cell attends to} (the other
+      domain's stream, or a mixed stream).
+    train: enables dropout.
+    out: receives each cell's intermediates under its name.
+
+  Returns:
+    {"a": new A features, "b": new B features}, each [B, L, d].
+  """
+  new = {}
+  for q, own in (("A", "a"), ("B", "b")):
+    x, x_time, x_valid = query[own]
+    y, y_time, y_valid = key_value[own]
+    new[own], out[f"gca{p}_{q}"] = cells[f"gca{p}_{q}"](x, y, x_time, y_time, x_valid, y_valid,
+                                                        train=train)
+  return new
+
+
 def unit_params(d: int, ffn: int = 0, gate: str = "scalar", layernorm: str = "none") -> int:
   """Parameters of one GCA position (two cells, A<-B and B<-A) at width d; see GatedCrossAttention."""
   attn = 4 * (d * d + d)

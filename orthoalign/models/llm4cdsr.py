@@ -90,11 +90,10 @@ class LLM4CDSR(nn.Module):
     self.last_ln = {s: nn.LayerNorm(epsilon=1e-8, name=f"last_ln_{s}") for s in ("m", "a", "b")}
     self.emb_dropout = nn.Dropout(self.dropout)
     bad = [p for p in self.gca_positions if not 0 <= p <= self.num_blocks]
-    if bad:
-      raise ValueError(f"gca.positions={list(self.gca_positions)}: LLM4CDSR has positions "
-                       f"0..{self.num_blocks} (0 = after the embedding, i = after block i)")
-    self.cells = {f"gca{p}_{q}": gca_lib.GatedCrossAttention(self.hidden, name=f"gca{p}_{q}", **self.gca)
-                  for p in self.gca_positions for q in ("A", "B")}
+    if bad:   # `validate` names this for configs; this guards direct use of the module
+      raise config_lib.ConfigError(f"gca.positions={list(self.gca_positions)}: LLM4CDSR has "
+                                   f"positions 0..{self.num_blocks} (0 = after the embedding, i = after block i)")
+    self.cells = gca_lib.make_cells(self.hidden, self.gca_positions, self.gca)
     if self.user_dim:
       self.user_adapter = [layers.torch_dense(self.user_dim // 2, self.user_dim, name="user_adapter_0"),
                            layers.torch_dense(self.hidden, self.user_dim // 2, name="user_adapter_1")]
@@ -145,13 +144,12 @@ class LLM4CDSR(nn.Module):
     e = e * math.sqrt(scale) + self.pos_emb[stream](positions)
     return self.emb_dropout(e, deterministic=not train) * (ids > 0)[..., None]
 
-  def _cross(self, p: int, h_a: Array, h_b: Array, batch: dict[str, Array], train: bool,
-             cells: dict[str, Any]) -> tuple[Array, Array]:
-    va, vb = batch["seq_a"] > 0, batch["seq_b"] > 0
-    ta, tb = batch["time_a"], batch["time_b"]
-    new_a, cells[f"gca{p}_A"] = self.cells[f"gca{p}_A"](h_a, h_b, ta, tb, va, vb, train=train)
-    new_b, cells[f"gca{p}_B"] = self.cells[f"gca{p}_B"](h_b, h_a, tb, ta, vb, va, train=train)
-    return new_a, new_b
+  def _cross(self, p: int, h: dict[str, Array], batch: dict[str, Array], train: bool,
+             cells: dict[str, Any]) -> None:
+    """GCA position p: the A stream queries B and B queries A (h["a"], h["b"] updated in place)."""
+    streams = {s: (h[s], batch[f"time_{s}"], batch[f"seq_{s}"] > 0) for s in ("a", "b")}
+    h.update(gca_lib.apply_position(self.cells, p, streams, {"a": streams["b"], "b": streams["a"]},
+                                    train=train, out=cells))
 
   def __call__(self, batch: dict[str, Array], *, train: bool) -> dict[str, Any]:
     """Encodes the three streams.
@@ -165,12 +163,12 @@ class LLM4CDSR(nn.Module):
     valid = {"m": batch["seq"] > 0, "a": batch["seq_a"] > 0, "b": batch["seq_b"] > 0}
     cells: dict[str, Any] = {}
     if 0 in self.gca_positions:
-      h["a"], h["b"] = self._cross(0, h["a"], h["b"], batch, train, cells)
+      self._cross(0, h, batch, train, cells)
     for i in range(self.num_blocks):
       for s in h:
         h[s] = self.blocks[s][i](h[s], valid[s], train=train)
       if i + 1 in self.gca_positions:
-        h["a"], h["b"] = self._cross(i + 1, h["a"], h["b"], batch, train, cells)
+        self._cross(i + 1, h, batch, train, cells)
     out = {f"f_{s}": self.last_ln[s](h[s]) for s in h}
     out["cells"] = cells
     return out
@@ -378,10 +376,40 @@ def _frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict) 
   return out
 
 
-_KEYS = ("model.hidden_size", "model.num_blocks", "model.num_heads", "model.dropout", "model.max_len",
-         "model.global_emb", "model.global_dim", "model.local_emb", "model.freeze_emb", "model.alpha",
-         "model.beta", "model.tau", "model.tau_reg", "model.causal_self_attention",
-         "model.mixed_neg_domain", "model.independent_negatives", "model.neg_exclusive_upper")
+def default_config() -> ml_collections.ConfigDict:
+  """LLM4CDSR's `model.*` keys with the upstream defaults (reference/baselines.md §2.4)."""
+  m = ml_collections.ConfigDict()
+  m.name = "llm4cdsr"
+  m.hidden_size = 128
+  m.num_blocks = 2
+  m.num_heads = 1
+  m.dropout = 0.5
+  # Inner width of the blocks' feed-forward layers; 0 = hidden_size (the original). Grown by
+  # parameter matching (orthoalign/models/param_count.py) for the scaling experiment.
+  m.ffn_size = 0
+  m.max_len = 200
+  # Frozen text tables: mixed path via a joint PCA (<= global_dim) + adapter; domain paths via
+  # per-domain PCA to hidden_size. Off = trainable ID embeddings ("w/o LLM"). Without item text
+  # (e.g. ABXI's files) the model falls back to ID embeddings.
+  m.global_emb = True
+  m.global_dim = 1024
+  m.local_emb = True
+  m.freeze_emb = True
+  # Auxiliary losses: alpha * item regularisation, beta * user guidance, and their temperatures.
+  # 0.1 / 0.1 as upstream's Amazon Cloth-Sport script (its Elec-Phone script: 1 / 1).
+  m.alpha = 0.1
+  m.beta = 0.1
+  m.tau = 1.0
+  m.tau_reg = 1.0
+  # Quirks of the original code (defaults = original behaviour; see the module docstring).
+  m.causal_self_attention = False
+  m.mixed_neg_domain = "input"
+  m.independent_negatives = True
+  m.neg_exclusive_upper = True
+  return m
+
+
+_KEYS = tuple(f"model.{k}" for k in default_config() if k not in ("name", "ffn_size"))
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -414,10 +442,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
   """Builds the LLM4CDSR task (module, frozen tables, device arrays) for one dataset and config."""
   m = config.model
+  task_lib.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
   tables = frozen_tables(ds, m)
   use_text = ds.item_text_emb is not None
   global_dim = tables["global_table"].shape[1] if "global_table" in tables else 0
-  local_emb = "table_a" in tables
   train = windows.train_windows(ds, m.max_len)
   swept = config.sweep.get("model") or {}
   # A term exists in the program when any replica gives it a non-zero weight.
@@ -425,50 +453,26 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   beta = max((abs(float(v)) for v in (m.beta, *(swept.get("beta") or ()))), default=0.0)
   beta = beta if use_text else 0.0
   if beta:
-    # Substitute for the GPT user profiles: mean text embedding of the user's training items.
-    emb = ds.item_text_emb
-    hist = train["hist"]
-    counts = np.maximum((hist > 0).sum(1, keepdims=True), 1)
-    train["user_profile"] = (emb[hist].sum(1) / counts).astype(np.float32)
-  user_dim = ds.item_text_emb.shape[1] if beta else 0
-  frozen = {"frozen": {k: v for k, v in tables.items()
-                       if k != "global_table" or m.freeze_emb}} if tables else {}
-  if frozen and not frozen["frozen"]:
-    frozen = {}
-  gca_cfg = dict(config.gca)
-  positions = tuple(int(p) for p in gca_cfg.pop("positions"))
-  if gca_cfg.pop("kv", "other") != "other":
-    raise config_lib.ConfigError("config key gca.kv: LLM4CDSR's cells read the other domain's "
-                                 "stream; valid choices: ['other']")
+    train["user_profile"] = windows.mean_text_profiles(ds.item_text_emb, train["hist"])
+  frozen = {k: v for k, v in tables.items() if k != "global_table" or m.freeze_emb}
+  gca = task_lib.gca_settings(config)
   module = LLM4CDSR(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, hidden=m.hidden_size,
                     num_blocks=m.num_blocks, num_heads=m.num_heads, dropout=m.dropout, max_len=m.max_len,
-                    global_dim=global_dim, freeze_global=m.freeze_emb, local_emb=local_emb,
-                    user_dim=user_dim, causal=m.causal_self_attention,
-                    ffn_size=int(m.get("ffn_size", 0)), gca_positions=positions,
-                    gca=gca_cfg)
+                    global_dim=global_dim, freeze_global=m.freeze_emb, local_emb="table_a" in tables,
+                    user_dim=ds.item_text_emb.shape[1] if beta else 0, causal=m.causal_self_attention,
+                    ffn_size=int(m.get("ffn_size", 0)), gca_positions=gca.positions, gca=gca.cell)
   hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, alpha=float(m.alpha),
              beta=float(m.beta) if use_text else 0.0, tau=float(m.tau), tau_reg=float(m.tau_reg),
              reg_term=alpha > 0, user_term=beta > 0,
              mixed_neg_domain=m.mixed_neg_domain, independent_negatives=m.independent_negatives,
              neg_exclusive_upper=m.neg_exclusive_upper)
-  if hp.mixed_neg_domain not in ("input", "target"):
-    raise ValueError(f"model.mixed_neg_domain={hp.mixed_neg_domain!r}; expected 'input' or 'target'")
 
-  eval_data = {}
-  for split_name in ("valid", "test"):
-    split = dataset_lib.eval_split(ds, split_name)
-    arrays = windows.eval_windows(ds, split, m.max_len)
+  def cand_dom(split_name: str) -> dict[str, np.ndarray]:
     seed = config.eval.candidate_seed
-    cand = data_load.candidates(ds, split_name, config.eval.num_negatives, seed)
-    if hp.independent_negatives:
-      # The original draws the domain stream's candidates independently; freeze a second set.
-      cand_dom = data_load.candidates(ds, split_name, config.eval.num_negatives, seed + 1000)
-    else:
-      cand_dom = cand
-    arrays["cand"] = cand.astype(np.int32)
-    arrays["cand_dom"] = np.where(cand_dom > ds.num_items_a, cand_dom - ds.num_items_a,
-                                  cand_dom).astype(np.int32)
-    eval_data[split_name] = arrays
+    # The original draws the domain stream's candidates independently; freeze a second set.
+    cand = data_load.candidates(ds, split_name, config.eval.num_negatives,
+                                seed + 1000 if hp.independent_negatives else seed)
+    return {"cand_dom": np.where(cand > ds.num_items_a, cand - ds.num_items_a, cand).astype(np.int32)}
 
   sample_batch = {k: v[:1] for k, v in train.items()}
   sample_batch["row_valid"] = np.ones((1,), bool)
@@ -481,14 +485,11 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
       params = {**params, "item_emb_llm": jnp.asarray(tables["global_table"])}
     return params
 
-  def tables_fn(params: Any, frozen_vars: Any) -> Any:
-    return module.apply({"params": params, **frozen_vars}, method=LLM4CDSR.item_tables)
-
-  return task_lib.Task(
-      name="llm4cdsr", init_params=init_params, frozen=frozen, train_data=train, eval_data=eval_data,
+  return task_lib.assemble(
+      ds, config, module=module, train_data=train,
+      eval_windows=lambda d, split: windows.eval_windows(d, split, m.max_len), extra_eval=cand_dom,
       loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
-      tables_fn=tables_fn,
       eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
-      num_items_a=ds.num_items_a, num_items_b=ds.num_items_b,
-      cell_names=tuple(f"gca{p}_{q}" for p in sorted(positions) for q in ("A", "B")),
+      tables_fn=lambda p, f: module.apply({"params": p, **f}, method=LLM4CDSR.item_tables),
+      frozen={"frozen": frozen} if frozen else {}, init_params=init_params,
       hparams={"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg})

@@ -1,9 +1,17 @@
-"""What a baseline hands to the generic trainer: a `Task`.
+"""What a baseline hands to the generic trainer: a `Task`, and the skeleton that assembles one.
 
-A model file (e.g. `models/llm4cdsr.py`) turns a dataset + config into a Task: pure functions for
-init / loss / evaluation scores plus the host arrays they read. The trainer in `orthoalign.train`
-knows nothing model-specific: it stacks replicas, shards batches, scans epochs and turns eval
-scores into ranks, metrics and alignment statistics.
+A baseline is one model module (`models/<name>.py`) plus its config file. The module defines, in
+the spirit of RecML's four-method task (reference/style-review.md):
+
+  default_config()      its `model.*` keys with their documented defaults;
+  validate(config)      its config checks, raising ConfigError before anything is traced;
+  build(ds, config)     module + loss + scores + its window layout, handed to `assemble` below;
+  REPLICA_HPARAMS       the shape-keeping `model.*` keys replicas may vary (optional).
+
+`assemble` does the rest every baseline shares: evaluation arrays with the frozen candidates
+(`data/eval_inputs.py`), parameter init, GCA cell names, the Task. The trainer in
+`orthoalign.train` knows nothing model-specific: it stacks replicas, shards batches, scans epochs
+and turns eval scores into ranks, metrics and alignment statistics.
 """
 
 from __future__ import annotations
@@ -11,9 +19,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+import flax.linen as nn
 import flax.struct
 import jax
+import ml_collections
 import numpy as np
+
+from orthoalign.data import dataset as dataset_lib
+from orthoalign.data import eval_inputs
+from orthoalign.models import gca as gca_lib
 
 Array = jax.Array
 
@@ -53,6 +67,8 @@ class Task:
     cell_names: GCA cells the model reports, e.g. ("gca0_A", "gca0_B").
     hparams: {name: config value} of the shape-keeping hyperparameters the loss reads as arrays
       (e.g. LLM4CDSR's loss weights), so that replicas of one program may differ in them.
+    module: the model's Flax module, whose `__call__(batch, train=...)` returns its named
+      intermediates (for inspection: tests, analysis); the trainer never calls it directly.
   """
   name: str
   init_params: Callable[[Array], Any]
@@ -66,3 +82,81 @@ class Task:
   num_items_b: int
   cell_names: tuple[str, ...] = ()
   hparams: dict[str, float] = dataclasses.field(default_factory=dict)
+  module: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GCASettings:
+  """`config.gca` split into what a model module reads.
+
+  Attributes:
+    positions: insertion points, sorted.
+    kv: the stream the cells attend to ("other" or "mixed").
+    cell: keyword arguments of every `gca.GatedCrossAttention` cell.
+  """
+  positions: tuple[int, ...]
+  kv: str
+  cell: dict[str, Any]
+
+
+def require_merged_timeline(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict,
+                            reason: str) -> None:
+  """Refuses a dataset without a merged timeline (e.g. the open-world CSVs) for a model that needs one.
+
+  Raises:
+    ConfigError: naming the model, the dataset and why the model needs the timeline.
+  """
+  if not ds.merged_timeline:
+    from orthoalign import config_lib   # config_lib imports the model registry
+    raise config_lib.ConfigError(
+        f"config key model.name={config.model.name!r} needs a merged timeline of both domains "
+        f"({reason}), but dataset {ds.name!r} (data.format={config.data.format!r}) has none: its "
+        "domain lists cannot be interleaved. Use a model with per-domain encoders (cdsrnp) or data "
+        "with timestamps.")
+
+
+def gca_settings(config: ml_collections.ConfigDict) -> GCASettings:
+  cell = dict(config.gca)
+  positions = tuple(sorted(int(p) for p in cell.pop("positions")))
+  return GCASettings(positions=positions, kv=cell.pop("kv", "other"), cell=cell)
+
+
+def assemble(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict, *, module: nn.Module,
+             train_data: dict[str, np.ndarray], eval_windows: eval_inputs.WindowsFn,
+             loss_fn: Callable[..., tuple[Array, dict[str, Array]]],
+             eval_fn: Callable[..., EvalOutputs], tables_fn: Callable[..., Any],
+             frozen: Any = None, init_params: Callable[[Array], Any] | None = None,
+             hparams: dict[str, float] | None = None,
+             extra_eval: Callable[[str], dict[str, np.ndarray]] | None = None) -> Task:
+  """The Task of a baseline: what every model's `build` shares.
+
+  Args:
+    ds: the dataset.
+    config: the run's config (model.name, gca.positions and eval.* are read here).
+    module: the model's Flax module.
+    train_data: host training arrays (one row per training sequence).
+    eval_windows: (dataset, split) -> the model's evaluation windows of the split.
+    loss_fn, eval_fn, tables_fn: as in `Task`, already bound to the module.
+    frozen: non-trainable variable collections ({} = none).
+    init_params: rng -> params; default `module.init(...)["params"]` on the first training row with
+      `train=True`.
+    hparams: the model's replica hyperparameters and their config values (see `Task.hparams`).
+    extra_eval: more evaluation arrays per split (see `eval_inputs.eval_inputs`).
+
+  Returns:
+    The Task.
+  """
+  if init_params is None:
+    sample = {k: v[:1] for k, v in train_data.items()}
+    sample["row_valid"] = np.ones((1,), bool)
+
+    def init_params(rng: Array) -> Any:
+      return module.init({"params": rng, "dropout": rng}, sample, train=True)["params"]
+
+  return Task(
+      name=config.model.name, init_params=init_params, frozen=frozen or {}, train_data=train_data,
+      eval_data=eval_inputs.eval_inputs(ds, config.eval, eval_windows, extra_eval),
+      loss_fn=loss_fn, tables_fn=tables_fn, eval_fn=eval_fn,
+      num_items_a=ds.num_items_a, num_items_b=ds.num_items_b,
+      cell_names=gca_lib.cell_names(config.gca.positions), hparams=dict(hparams or {}),
+      module=module)

@@ -24,11 +24,13 @@ import numpy as np
 
 import orthoalign
 from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign import models
 from orthoalign import sweep
 from orthoalign.data import load as data_load
 from orthoalign.metrics import alignment
 from orthoalign.metrics import ranking
+from orthoalign.metrics import table
 from orthoalign.models import task as task_lib
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import history as history_lib
@@ -38,8 +40,7 @@ from orthoalign.train import step as step_lib
 from orthoalign.train import writers
 
 
-class TrainingDiverged(FloatingPointError):
-  """The loss became NaN/inf; the last good checkpoint is kept."""
+TrainingDiverged = errors.TrainingDiverged     # the loss became NaN/inf; a one-line user error
 
 
 @dataclasses.dataclass
@@ -366,26 +367,19 @@ def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict)
   """A readable summary: per replica and domain, the test metrics; per GCA cell, |cos| and alpha."""
   n = config.eval.num_negatives
   lines = [f"\nTest results at each replica's best validation epoch ({config.train.select_metric})",
-           f"protocol: sampled = target vs {n} negatives from its domain; full = whole domain catalog"]
-  head = f"{'rep':>3} {'seed':>5} {'lr':>8} {'best':>4} {'proto':>7} {'dom':>3} " + " ".join(
-      f"{m:>8}" for m in ("NDCG@1", "NDCG@10", "HR@10", "MRR", "AUC"))
-  lines.append(head)
-  for row in rows:
-    for proto in ("sampled", "full"):
-      for dom in ("A", "B", "all"):
-        vals = [row.get(f"test/{proto}/{dom}/{m}", math.nan) for m in ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc")]
-        lines.append(f"{row['replica']:>3} {row['seed']:>5} {row['learning_rate']:>8.2g} "
-                     f"{row['best_epoch']:>4} {proto:>7} {dom:>3} " + " ".join(f"{v:>8.4f}" for v in vals))
+           f"protocol: sampled = target vs {n} negatives from its domain; full = whole domain catalog",
+           table.replica_table(rows, ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc"), columns=(
+               ("lr", 8, lambda row: f"{row['learning_rate']:.2g}"),
+               ("best", 4, lambda row: row["best_epoch"])))]
   cells = sorted({k.split("/")[1] for row in rows for k in row if k.startswith("align/")})
   if cells:
     lines.append("\nOrthogonal alignment at the best epoch (validation inputs): |mean cos(X,X')|, "
                  "mean |cos(X,X')|, |mean cos(X,Y)|, gate alpha")
-    lines.append(f"{'rep':>3} {'cell':>8} {'|cos|':>8} {'mean|cos|':>9} {'|cosXY|':>8} {'alpha':>8}")
-    for row in rows:
-      for c in cells:
-        g = lambda s: row.get(f"align/{c}/{s}", math.nan)
-        lines.append(f"{row['replica']:>3} {c:>8} {g('abs_mean_cos'):>8.4f} {g('mean_abs_cos'):>9.4f} "
-                     f"{g('xy_abs_mean_cos'):>8.4f} {g('alpha'):>8.4f}")
+    stats = ("abs_mean_cos", "mean_abs_cos", "xy_abs_mean_cos", "alpha")
+    lines.append(table.render(
+        ("rep", "cell", "|cos|", "mean|cos|", "|cosXY|", "alpha"),
+        [[row["replica"], c, *(row.get(f"align/{c}/{s}", math.nan) for s in stats)]
+         for row in rows for c in cells], widths=(3, 8, 8, 9, 8, 8)))
   else:
     lines.append("\n(no GCA cells: gca.positions is empty, the plain baseline)")
   lines.append(f"\nparams: {rows[0]['params/total']:,} total, {rows[0]['params/trainable']:,} trainable | "

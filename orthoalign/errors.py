@@ -1,0 +1,87 @@
+"""The errors a user sees as one line, and the entry points' handler that prints them.
+
+The project has one error type for config mistakes (`ConfigError`) and one for data mistakes
+(`orthoalign.data.errors.DataError`); with `TrainingDiverged` (the loss became NaN/inf: a
+learning rate or the data to change) they are `USER_ERRORS`. Every entry point wraps its `main` in
+`cli_main`, which prints such an error as one line `error: <message>` on stderr and returns exit
+status 1, never a traceback; any other exception is a bug and keeps its traceback.
+
+Light on purpose (no JAX, no numpy): the data CLIs import it too.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Any, Callable, TypeVar
+
+from orthoalign.data.errors import DataError
+
+__all__ = ["ConfigError", "DataError", "TrainingDiverged", "USER_ERRORS", "cli_main", "message"]
+
+_Main = TypeVar("_Main", bound=Callable[..., Any])
+
+
+class ConfigError(ValueError):
+  """A config value is invalid; the message names the key and the valid choices."""
+
+
+class TrainingDiverged(FloatingPointError):
+  """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, TrainingDiverged)
+
+
+def message(error: BaseException) -> str:
+  """`error: <message>`, on one line (a line break in the message becomes a space)."""
+  return "error: " + " ".join(str(error).splitlines())
+
+
+def _stdout_to_devnull() -> None:
+  """Points fd 1 at /dev/null so that the interpreter's last flush of stdout cannot fail again."""
+  try:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+  except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (a test's)
+    pass
+
+
+def cli_main(main: _Main | None = None, *,
+             also: tuple[type[Exception], ...] = ()) -> _Main | Callable[[_Main], _Main]:
+  """Decorates an entry point's `main`: user errors become one line on stderr and exit status 1.
+
+    @errors.cli_main
+    def main(argv): ...
+
+    @errors.cli_main(also=(OSError,))     # the data CLIs: an unreadable file is the user's too
+    def main(argv=None) -> int: ...
+
+  The wrapped function returns `main`'s own return value (absl's `app.run` and `sys.exit` take it
+  as the exit status), or 1 after printing `message(e)` for an error of `USER_ERRORS + also`. When
+  the reader of stdout goes away (`... | head`), it stops quietly with status 1 instead of a
+  BrokenPipeError traceback. Other exceptions, SystemExit and KeyboardInterrupt pass through.
+
+  Args:
+    main: the entry point; omitted when `also` is given (then this returns the decorator).
+    also: further exception types the entry point reports the same way.
+  """
+  if main is None:
+    return functools.partial(cli_main, also=also)
+  caught = USER_ERRORS + tuple(also)
+
+  @functools.wraps(main)
+  def wrapped(*args: Any, **kwargs: Any) -> Any:
+    try:
+      status = main(*args, **kwargs)
+      sys.stdout.flush()             # a broken pipe shows at this flush at the latest
+      return status
+    except BrokenPipeError:
+      _stdout_to_devnull()
+      return 1
+    except caught as e:
+      print(message(e), file=sys.stderr, flush=True)
+      return 1
+
+  return wrapped
