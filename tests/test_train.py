@@ -53,6 +53,19 @@ def test_outputs(baseline):
     assert needle in table
 
 
+def test_metrics_per_user_group_partition_the_test_users(baseline):
+  """overlapped + non-overlapped cases are all cases, and the all-users metric is their
+  case-weighted mean (data/eval_inputs.py user groups)."""
+  _, rows = baseline
+  row = rows[0]
+  n = {g: row[f"test/{g}/sampled/all/count"] for g in ("overlapped", "non-overlapped")}
+  assert n["overlapped"] > 0 and n["non-overlapped"] > 0
+  for key in ("sampled/all/ndcg@10", "full/all/mrr", "sampled/all/auc"):
+    mixed = sum(n[g] * row[f"test/{g}/{key}"] for g in n) / sum(n.values())
+    assert mixed == pytest.approx(row[f"test/{key}"], rel=1e-5), key
+  assert "non-overlapped" in loop.results_table(rows, tiny.get_config())
+
+
 def test_replica_equals_standalone_run(baseline, tmp_path):
   """Replica 1 (seed 1) of the R=2 run vs a standalone seed-1 run: equal within rtol = atol = 1e-4.
 

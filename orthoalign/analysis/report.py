@@ -113,9 +113,14 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
     t = tables.table1(df)
     tex = "\n".join(tables.table1_latex(t, p) for p in t.protocols)
     atomic_write_text(os.path.join(out, "table1.tex"), tex)
-    return ["Test metrics at each run's best validation epoch (paper.md §3.1). LaTeX: "
+    body = ["Test metrics at each run's best validation epoch (paper.md §3.1). LaTeX: "
             "[table1.tex](table1.tex) (all metrics).", "",
             tables.table1_markdown(t, paired_metrics=("ndcg@1", "ndcg@10", "auc"))]
+    for group in tables.user_groups(df):
+      body += [f"#### By user group: {group}", "",
+               tables.table1_markdown(tables.table1(df, ("sampled",), group=group),
+                                      paired_metrics=("ndcg@10",))]
+    return body
 
   def correlation_section() -> list[str]:
     pts = correlations.correlation_points(df)

@@ -17,6 +17,7 @@ from orthoalign.analysis import formatting
 from orthoalign.analysis import results
 from orthoalign.analysis import stats
 from orthoalign.analysis import variants
+from orthoalign.metrics import table as table_lib
 
 TABLE1_METRICS = ("ndcg@1", "ndcg@10", "auc", "hr@10", "mrr")
 WILCOXON_FOOTNOTE = (
@@ -38,16 +39,18 @@ class Table1:
       (columns n, mean_diff, ci_low, ci_high, t_stat, t_p, wilcoxon_p, wilcoxon_min_p, plus
       `control`, the plain condition it was compared with).
     metrics, protocols: what was requested (for the renderers' column order).
+    group: the user group the metrics are of ("" = all test users; e.g. "non-overlapped").
   """
 
   summary: pd.DataFrame
   paired: pd.DataFrame
   metrics: tuple[str, ...]
   protocols: tuple[str, ...]
+  group: str = ""
 
 
 def table1(df: pd.DataFrame, protocols: Sequence[str] = ("sampled", "full"),
-           metrics: Sequence[str] = TABLE1_METRICS) -> Table1:
+           metrics: Sequence[str] = TABLE1_METRICS, group: str = "") -> Table1:
   """Table 1 (paper.md §3.1): baseline, +GCA_early, +GCA_stack, mean ± std over seeds.
 
   Conditions are (model, dataset, variant) plus any setting that varies between runs
@@ -61,6 +64,8 @@ def table1(df: pd.DataFrame, protocols: Sequence[str] = ("sampled", "full"),
     df: `load_runs` frame (optionally with `axis.*` columns).
     protocols: "sampled" and/or "full".
     metrics: metric names as in the results columns.
+    group: a user group ("overlapped", "non-overlapped", ...; `user_groups`): the metrics of that
+      group's test users; "" = all.
 
   Returns:
     A `Table1`.
@@ -73,7 +78,7 @@ def table1(df: pd.DataFrame, protocols: Sequence[str] = ("sampled", "full"),
   settings = variants.setting_columns(df)
   df = variants.add_conditions(df, settings)
   gcols = variants.condition_columns(settings)
-  metric_cols = [(p, d, m, f"test/{p}/{d}/{m}")
+  metric_cols = [(p, d, m, table_lib.metric_key("test", p, d, m, group))
                  for p in protocols for d in results.DOMAINS for m in metrics]
   metric_cols = [t for t in metric_cols if t[3] in df.columns]
   rows = []
@@ -89,7 +94,12 @@ def table1(df: pd.DataFrame, protocols: Sequence[str] = ("sampled", "full"),
       pd.DataFrame(rows, columns=_CONDITION + ["protocol", "domain", "metric", "mean", "std", "n"]),
       _CONDITION)
   paired = _paired(df, settings, gcols, metric_cols)
-  return Table1(summary, paired, tuple(metrics), tuple(protocols))
+  return Table1(summary, paired, tuple(metrics), tuple(protocols), group)
+
+
+def user_groups(df: pd.DataFrame) -> list[str]:
+  """The user groups whose test metrics the runs report (train.loop.finalize_split)."""
+  return table_lib.user_groups([{c: None for c in df.columns}], "test")
 
 
 def _paired(df: pd.DataFrame, settings: Sequence[str], gcols: Sequence[str],
@@ -161,8 +171,9 @@ def table1_markdown(t: Table1, protocols: Sequence[str] | None = None,
     s, cols = _summary_wide(t, protocol)
     if s.empty:
       continue
-    parts += [f"**Test, {protocol} protocol** (mean ± std over seeds, each at its best validation "
-              "epoch)", "",
+    who = f", {t.group} users" if t.group else ""
+    parts += [f"**Test{who}, {protocol} protocol** (mean ± std over seeds, each at its best "
+              "validation epoch)", "",
               "| model | dataset | variant | setting | n | "
               + " | ".join(f"{formatting.metric_label(m)} {d}" for m, d in cols) + " |",
               "|---|---|---|---|---|" + "---|" * len(cols)]
@@ -177,8 +188,8 @@ def table1_markdown(t: Table1, protocols: Sequence[str] | None = None,
     if pr.empty:
       parts += ["(no GCA variant has a plain baseline with matching seeds)", ""]
       continue
-    parts += [f"**Paired difference to the plain baseline, {protocol} protocol** (same seeds; "
-              "treated − baseline)", "",
+    parts += [f"**Paired difference to the plain baseline{who}, {protocol} protocol** (same "
+              "seeds; treated − baseline)", "",
               "| model | dataset | variant | setting | vs. baseline | domain | metric | n | Δ mean | "
               "95 % CI | t-test p | Wilcoxon p (min) |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -19,9 +19,22 @@ DOMAINS = ("A", "B", "all")
 METRIC_WIDTH = 8                     # columns of a metric in text tables (0.1234 and its name)
 
 
-def metric_key(split: str, protocol: str, domain: str, metric: str) -> str:
-  """The key of a result row: metric_key("test", "sampled", "A", "ndcg@10") -> "test/sampled/A/ndcg@10"."""
-  return f"{split}/{protocol}/{domain}/{metric}"
+def metric_key(split: str, protocol: str, domain: str, metric: str, group: str = "") -> str:
+  """The key of a result row: metric_key("test", "sampled", "A", "ndcg@10") -> "test/sampled/A/ndcg@10";
+  with a user group (data/eval_inputs.py): "test/overlapped/sampled/A/ndcg@10"."""
+  return f"{split}/{group + '/' if group else ''}{protocol}/{domain}/{metric}"
+
+
+def user_groups(rows: Iterable[Mapping[str, Any]], split: str = "test") -> list[str]:
+  """The user groups with cases in `split` among result rows (data/eval_inputs.py's first)."""
+  out: list[str] = []
+  for row in rows:
+    for key in row:
+      parts = key.split("/")
+      if len(parts) == 5 and parts[0] == split and parts[4] == "count" and parts[1] not in out:
+        out.append(parts[1])
+  known = ("overlapped", "non-overlapped", "seen", "unseen")
+  return sorted(out, key=lambda g: (known.index(g) if g in known else len(known), g))
 
 
 def _cell(value: Any, float_format: str) -> str:
@@ -93,3 +106,32 @@ def replica_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
           lines.append(ids + ([split] if len(splits) > 1 else []) + [proto, dom] + [
               row.get(metric_key(split, proto, dom, m), math.nan) for m in metrics])
   return render(header, lines, widths=widths)
+
+
+def group_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], split: str = "test",
+                domains: Sequence[str] = DOMAINS) -> str:
+  """Text table of ranking metrics per user group: one line per replica, group, protocol and domain.
+
+  Args:
+    rows: result rows with "<split>/<group>/<protocol>/<domain>/<metric>" keys and the group's
+      "<split>/<group>/sampled/all/count" (train.loop.finalize_split).
+    metrics: metric names, e.g. ("ndcg@10", "auc").
+    split: the split to show.
+    domains: the domains to show.
+
+  Returns:
+    The table (see `render`), or "" when the rows hold no user group.
+  """
+  groups = user_groups(rows, split)
+  if not groups:
+    return ""
+  lines = []
+  for row in rows:
+    for group in groups:
+      n = row.get(metric_key(split, "sampled", "all", "count", group))
+      for proto in PROTOCOLS:
+        for dom in domains:
+          lines.append([row["replica"], group, "-" if n is None else int(n), proto, dom, *(
+              row.get(metric_key(split, proto, dom, m, group), math.nan) for m in metrics)])
+  return render(["rep", "group", "cases", "proto", "dom", *(m.upper() for m in metrics)], lines,
+                widths=[3, 14, 5, 7, 3, *([METRIC_WIDTH] * len(metrics))])

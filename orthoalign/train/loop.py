@@ -129,12 +129,21 @@ def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int,
 
 
 def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str, float]:
-  """Replica r's sums -> flat metric dict ("<split>/<protocol>/<dom>/<metric>", "align/<cell>/<stat>")."""
+  """Replica r's sums -> flat metric dict: "<split>/<protocol>/<dom>/<metric>", the same per user
+  group with cases in the split, "<split>/<group>/<protocol>/<dom>/<metric>" (plus its number of
+  cases, "<split>/<group>/sampled/all/count"), and "align/<cell>/<stat>"."""
   one = {k: np.asarray(v)[r] for k, v in sums.items()}
   out = {}
-  for protocol in ("sampled", "full"):
-    part = {k[len(protocol) + 1:]: v for k, v in one.items() if k.startswith(protocol + "/")}
-    out.update({f"{split}/{protocol}/{k}": v for k, v in ranking.finalize(part).items()})
+  groups = sorted({k.split("/")[0] for k in one if k.count("/") == 3 and not k.startswith("align/")})
+  for prefix in ("", *(g + "/" for g in groups)):
+    for protocol in ("sampled", "full"):
+      head = f"{prefix}{protocol}/"
+      part = {k[len(head):]: v for k, v in one.items() if k.startswith(head)}
+      if prefix and not float(part["all/count"]):
+        continue                                   # no case of this group in the split
+      out.update({f"{split}/{head}{k}": v for k, v in ranking.finalize(part).items()})
+      if prefix and protocol == "sampled":
+        out[f"{split}/{head}all/count"] = float(part["all/count"])
   cells = sorted({k.split("/")[1] for k in one if k.startswith("align/")})
   for cell in cells:
     part = {k.split("/", 2)[2]: v for k, v in one.items() if k.startswith(f"align/{cell}/")}
@@ -371,6 +380,9 @@ def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict)
            table.replica_table(rows, ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc"), columns=(
                ("lr", 8, lambda row: f"{row['learning_rate']:.2g}"),
                ("best", 4, lambda row: row["best_epoch"])))]
+  groups = table.group_table(rows, ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc"), domains=("all",))
+  if groups:
+    lines += ["\nThe same by user group (overlapped = the user has items of both domains; docs/metrics.md)", groups]
   cells = sorted({k.split("/")[1] for row in rows for k in row if k.startswith("align/")})
   if cells:
     lines.append("\nOrthogonal alignment at the best epoch (validation inputs): |mean cos(X,X')|, "

@@ -88,8 +88,11 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
     mesh: device mesh (batches are split over it).
 
   Returns:
-    Additive sums keyed "sampled/<dom>/<metric>", "full/<dom>/<metric>" (with "<dom>/count") and
-    "align/<cell>/<sum>"; the host divides them (ranking.finalize / alignment.finalize_alignment).
+    Additive sums keyed "sampled/<dom>/<metric>", "full/<dom>/<metric>" (with "<dom>/count"), the
+    same per user group "<group>/<protocol>/<dom>/..." and "align/<cell>/<sum>"; the host divides
+    them (ranking.finalize / alignment.finalize_alignment). Alignment statistics are not split by
+    group: a query token with nothing to attend to (e.g. every token of a non-overlapped user) is
+    outside the cell's x_mask, so they are statistics of tokens that saw the other stream.
   """
   tables = task.tables_fn(params, frozen)
   n_items = task.num_items_a + task.num_items_b
@@ -99,14 +102,18 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
     out = task.eval_fn(params, frozen, tables, batch)
     w = batch["weight"]
     sums = {}
-    rank, n_neg = ranking.sampled_rank(out.sampled_scores)
-    per = ranking.metrics_from_rank(rank, n_neg)
-    sums.update({f"sampled/{k}": v for k, v in ranking.domain_sums(per, batch["domain"], w).items()})
+    per = {"sampled": ranking.metrics_from_rank(*ranking.sampled_rank(out.sampled_scores))}
     mask = _full_mask(batch, task.num_items_a, n_items)
     target_score = jnp.take_along_axis(out.full_scores, batch["target"][:, None], 1)[:, 0]
-    rank, n_neg = ranking.full_rank(target_score, out.full_scores, mask)
-    per = ranking.metrics_from_rank(rank, n_neg)
-    sums.update({f"full/{k}": v for k, v in ranking.domain_sums(per, batch["domain"], w).items()})
+    per["full"] = ranking.metrics_from_rank(*ranking.full_rank(target_score, out.full_scores, mask))
+    # Every metric for all cases, then per user group ("group/<name>" arrays, data/eval_inputs.py).
+    weights = {"": w}
+    weights.update({key.split("/", 1)[1] + "/": jnp.where(batch[key], w, 0.0)
+                    for key in batch if key.startswith("group/")})
+    for prefix, weight in weights.items():
+      for protocol, metrics in per.items():
+        sums.update({f"{prefix}{protocol}/{k}": v
+                     for k, v in ranking.domain_sums(metrics, batch["domain"], weight).items()})
     rows = (w > 0)[:, None]
     for name, cell in out.cells.items():
       stats = alignment.alignment_sums(cell["x"], cell["x_prime"], cell["y"], cell["x_mask"] & rows,
