@@ -33,6 +33,8 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   # Item text embeddings from titles: "none", "tfidf" (light fallback) or "minilm" (the `text` extra).
   config.data.text_emb = "none"
   config.data.text_dim = 384
+  # Options of the format's reader, e.g. imvae's valid_fraction / valid_seed (docs/data.md).
+  config.data.reader_options = ml_collections.ConfigDict()
   # Parameters of the synthetic CDSR generator (orthoalign.data.synthetic.SyntheticConfig).
   config.data.synthetic = ml_collections.ConfigDict(dict(
       num_users=2000, num_items_a=400, num_items_b=400, mean_length=20.0, min_length=5,

@@ -14,6 +14,7 @@ import pytest
 
 from configs import tiny
 from configs import tiny_abxi
+from configs import tiny_cdsrnp
 from orthoalign import config_lib
 from orthoalign import models
 from orthoalign.data import load as data_load
@@ -32,6 +33,7 @@ def _with_gca(config):
 CONFIGS = {
     "llm4cdsr": lambda: _with_gca(tiny.get_config()),
     "abxi": lambda: _with_gca(tiny_abxi.get_config()),
+    "cdsrnp": lambda: _with_gca(tiny_cdsrnp.get_config()),
 }
 
 
@@ -53,6 +55,8 @@ CAUSAL = {
     "abxi": (lambda c: c.model.update(dropout=0.0),
              {"h": [("seq_x", "time_x", "global"), ("seq_a", "time_a", "global"),
                     ("seq_b", "time_b", "global")]}),
+    "cdsrnp": (lambda c: c.model.update(dropout=0.0),
+               {"h_a": [("seq_a", "time_a", "a")], "h_b": [("seq_b", "time_b", "b")]}),
 }
 
 

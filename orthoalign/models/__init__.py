@@ -7,6 +7,7 @@ from typing import Callable
 
 _BUILDERS = {
     "abxi": "orthoalign.models.abxi",
+    "cdsrnp": "orthoalign.models.cdsrnp",
     "llm4cdsr": "orthoalign.models.llm4cdsr",
 }
 

@@ -29,6 +29,7 @@ from orthoalign.data import load as data_load
 GROW_KEYS = {
     "llm4cdsr": ("model.ffn_size", 1),    # inner width of the SASRec blocks' FFNs (0 = hidden)
     "abxi": ("model.d_ffn", 1),           # SwiGLU width of the FFN and the three projectors
+    "cdsrnp": ("model.ffn_size", 1),      # inner width of the domain encoders' FFNs (0 = hidden)
 }
 
 
