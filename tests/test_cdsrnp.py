@@ -5,11 +5,13 @@ import types
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from configs import cdsrnp as cdsrnp_config
 from configs import tiny_cdsrnp
+from conftest import require_data
 from orthoalign import config_lib
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import domain_windows
@@ -448,3 +450,28 @@ def test_query_rows_of_one_person_do_not_feed_each_others_posterior():
 
   np.testing.assert_allclose(kl([5, 5]), 0.0, atol=1e-5)    # one person: each posterior = prior
   assert np.all(kl([5, 6]) > 1e-7)                          # two people read each other's pair
+
+
+@pytest.mark.parametrize("name,fmt,negatives", [("imvae-phone-elec", "imvae", 999),
+                                                ("llmcdsr-food-kitchen", "llmcdsr", 100),
+                                                ("abxi-afk", "abxi", 999)])
+def test_builds_on_the_real_datasets(name, fmt, negatives, tmp_path):
+  """configs/cdsrnp.py's data and the two other real sets: support sets of overlapped training
+  users, user groups in every split, and (open-world data) the seen / unseen groups."""
+  path = require_data(name)
+  config = cdsrnp_config.get_config()
+  config.data.update(format=fmt, path=str(path), cache_dir=str(tmp_path))
+  if fmt != "imvae":
+    config.data.reader_options = ml_collections.ConfigDict()
+  config.eval.num_negatives = negatives
+  ds = data_load.load(config.data)
+  task = cdsrnp.build(ds, config)
+  assert 0 < task.train_data["overlapped"].mean() <= 1
+  for split in task.eval_data.values():
+    ov, nov = split["group/overlapped"], split["group/non-overlapped"]
+    assert np.all(ov ^ nov) and split["cand"].shape[1] == negatives + 1
+  test = task.eval_data["test"]
+  if fmt == "imvae":
+    assert test["group/non-overlapped"].sum() > 1000 and test["group/seen"].sum() == 312
+  if fmt == "llmcdsr":
+    assert not test["group/non-overlapped"].any()     # its held-out users are all overlapped
