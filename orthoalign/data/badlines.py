@@ -26,6 +26,21 @@ class BadLines:
     self.max_examples = max_examples
     self.counts: collections.Counter[str] = collections.Counter()
     self.examples: list[str] = []
+    # Unencodable characters (lone surrogates) replaced by U+FFFD, per file (see data.textio).
+    self.replaced: collections.Counter[str] = collections.Counter()
+
+  def note_replaced(self, path: Any, count: int, line: int | None = None) -> None:
+    """Counts `count` characters of `path` replaced by U+FFFD (any policy) and logs a warning.
+
+    The first replacement of each file is logged; the total goes into `report()` / `summary()`.
+    """
+    if count <= 0:
+      return
+    key = str(path) if path is not None else "<memory>"
+    if key not in self.replaced:
+      from orthoalign.data import textio  # pylint: disable=g-import-not-at-top
+      textio.warn_replaced(key, count, line)
+    self.replaced[key] += count
 
   def handle(self, error: DataError) -> None:
     """Raises `error` under "error"; records it under "skip"."""
@@ -41,14 +56,21 @@ class BadLines:
 
   def report(self) -> dict[str, Any]:
     return {"policy": self.policy, "skipped": self.total, "per_file": dict(self.counts),
-            "examples": list(self.examples)}
+            "examples": list(self.examples),
+            "replaced_characters": sum(self.replaced.values()),
+            "replaced_per_file": dict(self.replaced)}
 
   def summary(self) -> str:
-    if not self.total:
-      return "no bad lines"
-    files = ", ".join(f"{path}: {n}" for path, n in sorted(self.counts.items()))
-    return f"skipped {self.total} bad line(s) ({files}); first: {self.examples[0]}"
+    parts = []
+    if self.total:
+      files = ", ".join(f"{path}: {n}" for path, n in sorted(self.counts.items()))
+      parts.append(f"skipped {self.total} bad line(s) ({files}); first: {self.examples[0]}")
+    if self.replaced:
+      files = ", ".join(f"{path}: {n}" for path, n in sorted(self.replaced.items()))
+      parts.append(f"replaced {sum(self.replaced.values())} unencodable character(s) with "
+                   f"U+FFFD ({files})")
+    return "; ".join(parts) or "no bad lines"
 
   def print_summary(self, file=sys.stderr) -> None:
-    if self.total:
+    if self.total or self.replaced:
       print(f"warning: {self.summary()}", file=file)

@@ -7,7 +7,7 @@
       [--param k_i=10 --param max_len=50] [--on-bad-line=error|skip]
 
 Writes `dataset.npz` + `manifest.json` (recipe, resolved params, source files
-with sha256, bad-line report) through `orthoalign.data.store`, then prints the
+with sha256, bad-line report, duplicate rows found / dropped) through `orthoalign.data.store`, then prints the
 dataset summary. Bad input ends with one line `error: <what and where>` and
 exit status 1.
 """
@@ -89,8 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   params = recipe.resolve_params(parse_params(args.param))
   bad = BadLines(args.on_bad_line)
   name = args.name or os.path.basename(os.path.normpath(args.out))
+  report: dict = {}
   ds = recipe.run(args.domain_a, args.domain_b, params, bad,
-                  titles_a=args.meta_a, titles_b=args.meta_b, name=name)
+                  titles_a=args.meta_a, titles_b=args.meta_b, name=name,
+                  report=report)
   # Imported here so that a broken store cannot stop `--help`.
   from orthoalign.data import store  # pylint: disable=g-import-not-at-top
   sources = [p for p in (args.domain_a, args.domain_b, args.meta_a,
@@ -100,10 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
       'params': params,
       'sources': sources,
       'bad_lines': bad.report(),
+      # Exact duplicate (user, item, timestamp) rows in the input (before the
+      # recipe's filters) and what the `duplicates` policy did with them;
+      # statistics.duplicate_rows counts those left in the dataset.
+      'duplicates': report.get('duplicates', {}),
   })
   print(json.dumps(ds.summary(), indent=2))
   print(f'wrote {args.out}', file=sys.stderr)
-  if bad.total:
+  if bad.total or bad.replaced:
     bad.print_summary(file=sys.stderr)
   else:
     print('no bad lines', file=sys.stderr)

@@ -67,10 +67,14 @@ class _Columns:
   item: np.ndarray  # int64 item codes.
   ts: np.ndarray  # int64 unix seconds.
   domain: np.ndarray  # int8, 0 = A, 1 = B.
+  # int64 unix MILLISECONDS, the sort key: the 2023 dumps are more precise
+  # than seconds, and sorting on floored seconds would reorder two events of
+  # one second by file / domain order.
+  ts_ms: np.ndarray
 
   def take(self, index: np.ndarray) -> _Columns:
     return _Columns(self.user[index], self.item[index], self.ts[index],
-                    self.domain[index])
+                    self.domain[index], self.ts_ms[index])
 
   def __len__(self) -> int:
     return self.user.shape[0]
@@ -85,28 +89,78 @@ def _read_domains(
 ) -> _Columns:
   """Reads both domain files (A rows first, each in file order)."""
   user, item, ts = array.array('q'), array.array('q'), array.array('q')
+  ts_ms = array.array('q')
   sizes = []
   # Bound methods hoisted out of the per-line loop (it runs ~10^7 times).
   add_user, add_item, add_ts = user.append, item.append, ts.append
+  add_ms = ts_ms.append
   user_code, item_code = users.index.setdefault, items.index.setdefault
   user_index, item_index = users.index, items.index
   for path in paths:
     start = len(user)
     read = 0
-    for record in amazon.read_interactions(path, bad):
+    for record, millis in amazon.read_interactions_ms(path, bad):
       read += 1
       if keep is not None and not keep(record):
         continue
       add_user(user_code(record.user, len(user_index)))
       add_item(item_code(record.item, len(item_index)))
       add_ts(record.timestamp)
+      add_ms(millis)
     sizes.append(len(user) - start)
     _log(f'read {read} interactions from {os.fspath(path)}'
          + (f' ({sizes[-1]} kept)' if keep is not None else ''))
   domain = np.repeat(np.array([0, 1], np.int8), sizes)
   as_array = lambda a: np.frombuffer(a, np.int64) if len(a) else np.zeros(
       0, np.int64)
-  return _Columns(as_array(user), as_array(item), as_array(ts), domain)
+  return _Columns(as_array(user), as_array(item), as_array(ts), domain,
+                  as_array(ts_ms))
+
+
+def _duplicate_rows(cols: _Columns) -> np.ndarray:
+  """bool [len(cols)]: rows repeating an EARLIER row's (user, item, domain,
+  full-precision timestamp); the first of each group is False."""
+  n = len(cols)
+  if not n:
+    return np.zeros(0, bool)
+  order = np.lexsort((np.arange(n), cols.ts_ms, cols.domain, cols.item,
+                      cols.user))
+  same = np.zeros(n, bool)
+  s = order
+  same[1:] = ((cols.user[s][1:] == cols.user[s][:-1]) &
+              (cols.item[s][1:] == cols.item[s][:-1]) &
+              (cols.domain[s][1:] == cols.domain[s][:-1]) &
+              (cols.ts_ms[s][1:] == cols.ts_ms[s][:-1]))
+  out = np.zeros(n, bool)
+  out[order] = same
+  return out
+
+
+def _apply_duplicates(cols: _Columns, policy: str, recipe: str,
+                      report: dict[str, Any] | None) -> _Columns:
+  """Counts exact duplicate rows, then keeps or drops them (`policy`).
+
+  A duplicate repeats an earlier row's user, item, domain and timestamp (to
+  the file's precision). The originals keep them; when they are a user's last
+  two rows, the validation and test targets are the same item, hence the
+  warning.
+  """
+  dup = _duplicate_rows(cols)
+  found = int(dup.sum())
+  if report is not None:
+    report.update(policy=policy, found=found,
+                  dropped=found if policy == 'drop' else 0)
+  if not found:
+    return cols
+  if policy == 'drop':
+    _log(f'{recipe}: dropping {found} exact duplicate (user, item, timestamp) '
+         'row(s) (duplicates=drop)')
+    return cols.take(~dup)
+  _log(f'warning: {recipe}: keeping {found} exact duplicate (user, item, '
+       'timestamp) row(s) as the original does (duplicates=keep); a user '
+       'whose last two rows repeat gets the same validation and test target. '
+       'Pass --param duplicates=drop to remove them.')
+  return cols
 
 
 def _describe(step: str, cols: _Columns) -> None:
@@ -200,12 +254,14 @@ def _run_abxi(
     bad: BadLines,
     titles: tuple[PathLike | None, PathLike | None],
     name: str,
+    report: dict[str, Any] | None = None,
 ) -> CDSRDataset:
   """ABXI `data/prepare_amazon.py`, step for step (see module docstring)."""
   k_i, k_u, max_len = params['k_i'], params['k_u'], params['max_len']
   users, items = _Interner(), _Interner()
   # read_amazon: ratings are read and dropped, never filtered on.
   cols = _read_domains(paths, bad, users, items)
+  cols = _apply_duplicates(cols, params['duplicates'], 'abxi', report)
   is_a = cols.domain == 0
 
   # 1. ASINs present in both domains go, from both (all rows, before any
@@ -222,7 +278,9 @@ def _run_abxi(
   both = np.intersect1d(cols.user[is_a], cols.user[~is_a])
   cols = cols.take(np.isin(cols.user, both))
   user_rank = _string_rank(cols.user, users.keys)
-  cols = cols.take(np.lexsort((cols.ts, user_rank[cols.user])))
+  # Sorted on full precision (ms): 2023 events of one second keep their
+  # order; whole-second ties behave as before.
+  cols = cols.take(np.lexsort((cols.ts_ms, user_rank[cols.user])))
   _describe('abxi: users in both domains', cols)
 
   # 3. Items with >= k_i interactions, counted over the merged rows.
@@ -261,7 +319,7 @@ def _run_abxi(
     if in_domain is is_a:
       num_a = len(ordered)
   out = _Columns(user_out[user_index], global_id[cols.item], cols.ts,
-                 cols.domain)
+                 cols.domain, cols.ts_ms)
   user_keys = [users.keys[c] for c in user_codes[user_order]]
   return _build(name, out, user_keys, item_keys, num_a, *titles, bad)
 
@@ -299,6 +357,7 @@ def _run_llm4cdsr(
     bad: BadLines,
     titles: tuple[PathLike | None, PathLike | None],
     name: str,
+    report: dict[str, Any] | None = None,
 ) -> CDSRDataset:
   """LLM4CDSR `data/amazon/handle.ipynb`, step for step."""
   user_core, item_core = params['user_core'], params['item_core']
@@ -319,6 +378,7 @@ def _run_llm4cdsr(
   # `item_count[item_id]` over the merged list, so an ASIN listed in both
   # categories pools its counts in the k-core (ids stay per domain below).
   cols = _read_domains(paths, bad, users, items, keep)
+  cols = _apply_duplicates(cols, params['duplicates'], 'llm4cdsr', report)
   _describe('llm4cdsr: ratings and time window', cols)
 
   # Iterative k-core: check_Kcore fails when some count is < core, and each
@@ -358,8 +418,9 @@ def _run_llm4cdsr(
     item_keys.extend(items.keys[c] for c in codes[order])
     if domain == 0:
       num_a = order.size
-  out = _Columns(user_out[cols.user], global_id, cols.ts, cols.domain)
-  out = out.take(np.lexsort((out.ts, out.user)))
+  out = _Columns(user_out[cols.user], global_id, cols.ts, cols.domain,
+                 cols.ts_ms)
+  out = out.take(np.lexsort((out.ts_ms, out.user)))
   user_keys = [users.keys[c] for c in user_codes]
   return _build(name, out, user_keys, item_keys, num_a, *titles, bad)
 
@@ -391,6 +452,16 @@ def _to_int(value: Any) -> int:
         raise ValueError('not an integer') from None
       return int(as_float)
   return int(value)
+
+
+DUPLICATE_POLICIES = ('keep', 'drop')
+
+
+def _duplicate_policy(value: Any) -> str:
+  text = str(value).strip().lower()
+  if text not in DUPLICATE_POLICIES:
+    raise ValueError(f'not one of {list(DUPLICATE_POLICIES)}')
+  return text
 
 
 def _to_float(value: Any) -> float:
@@ -459,6 +530,7 @@ class Recipe:
       titles_b: PathLike | None = None,
       *,
       name: str | None = None,
+      report: dict[str, Any] | None = None,
   ) -> CDSRDataset:
     """Runs the recipe on two raw domain files.
 
@@ -470,6 +542,8 @@ class Recipe:
       titles_a: optional domain-A metadata file (amazon.META_FORMATS).
       titles_b: optional domain-B metadata file.
       name: dataset name; default the recipe name.
+      report: if given, filled with {'duplicates': {'policy', 'found',
+        'dropped'}}: exact duplicate (user, item, timestamp) rows read.
 
     Returns:
       The merged dataset with timestamps, user_ids, item_keys and (with
@@ -479,13 +553,21 @@ class Recipe:
       DataError: bad input, bad parameters, or nothing left after filters.
     """
     resolved = self.resolve_params(params)
-    return self._impl((domain_a, domain_b), resolved, bad or BadLines(),
-                      (titles_a, titles_b), name or self.name)
+    duplicates: dict[str, Any] = {}
+    ds = self._impl((domain_a, domain_b), resolved, bad or BadLines(),
+                    (titles_a, titles_b), name or self.name, duplicates)
+    if report is not None:
+      report['duplicates'] = duplicates
+    return ds
 
   __call__ = run
 
 
 _NON_NEGATIVE_INT = 'an integer >= 0'
+_DUPLICATES = Param(
+    'keep', _duplicate_policy,
+    'keep or drop: exact duplicate (user, item, timestamp) rows; keep (as the '
+    'original, with a warning) or drop all but the first')
 
 RECIPES: dict[str, Recipe] = {
     'abxi': Recipe(
@@ -498,6 +580,7 @@ RECIPES: dict[str, Recipe] = {
                          'k_u interactions in each domain', 0),
             'max_len': Param(50, _to_int, 'an integer >= 1: keep each '
                              "user's last max_len interactions", 1),
+            'duplicates': _DUPLICATES,
         },
         _impl=_run_abxi,
     ),
@@ -514,6 +597,7 @@ RECIPES: dict[str, Recipe] = {
             'item_core': Param(3, _to_int, _NON_NEGATIVE_INT, 0),
             'rating_score': Param(0.0, _to_float,
                                   'a number: drop ratings <= rating_score'),
+            'duplicates': _DUPLICATES,
         },
         _impl=_run_llm4cdsr,
     ),

@@ -44,6 +44,25 @@ def target_counts(ds: CDSRDataset) -> dict[str, dict[str, int]]:
   return counts
 
 
+def duplicate_rows(ds: CDSRDataset) -> int | None:
+  """Rows repeating an earlier row of the same user: same item AND timestamp.
+
+  Such exact duplicates usually come from the raw dumps (the baselines'
+  originals keep them); when they are a user's last two rows, the validation
+  and test targets are the same item. None when the dataset has no
+  timestamps (a repeated item without times may be a genuine re-purchase).
+  """
+  if ds.timestamps is None:
+    return None
+  n = ds.num_interactions
+  if not n:
+    return 0
+  user = np.repeat(np.arange(ds.num_users), ds.lengths)
+  order = np.lexsort((ds.timestamps, ds.items, user))
+  u, i, t = user[order], ds.items[order], ds.timestamps[order]
+  return int(np.sum((u[1:] == u[:-1]) & (i[1:] == i[:-1]) & (t[1:] == t[:-1])))
+
+
 def compute(ds: CDSRDataset) -> dict[str, Any]:
   """Returns `ds.summary()` plus length percentiles, the split protocol and target counts.
 
@@ -51,9 +70,13 @@ def compute(ds: CDSRDataset) -> dict[str, Any]:
   `CDSRDataset.merged_timeline`), split ('leave-one-out' or 'user-level'), split_users (user-level
   only: train/valid/test user counts), held_out_in_train (only when `ds.user_in_train` is set:
   {'valid': n, 'test': n} held-out users whose id also has training rows), targets (see
-  `target_counts`). Values are plain Python numbers, ready for JSON.
+  `target_counts`), duplicate_rows (only with timestamps: see `duplicate_rows`). Values are
+  plain Python numbers, ready for JSON.
   """
   out = ds.summary()
+  duplicates = duplicate_rows(ds)
+  if duplicates is not None:
+    out['duplicate_rows'] = duplicates
   lengths = ds.lengths
   if lengths.size:
     length = {'min': int(lengths.min())}
@@ -93,6 +116,9 @@ def format_text(stats: dict[str, Any]) -> str:
                       f"mean {length['mean']:.2f}")),
       ('domain switch', f"{stats['domain_switch_rate']:.3f} of adjacent same-user pairs"),
   ]
+  if 'duplicate_rows' in stats:
+    lines.append(('duplicates', f"{stats['duplicate_rows']:,} rows repeat an earlier row's user, "
+                                'item and timestamp'))
   if stats.get('merged_timeline', True):
     lines.append(('timeline', 'merged (one cross-domain sequence per user)'))
   else:
@@ -145,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.path is None and args.format not in _NO_PATH:
     raise DataError(f'--format={args.format} needs --path', key='--path')
   stats = compute(loader(args.path))
+  if stats.get('duplicate_rows'):
+    print(f"warning: {stats['duplicate_rows']} exact duplicate (user, item, timestamp) row(s); a "
+          "user whose last two rows repeat has the same validation and test target",
+          file=sys.stderr)
   print(json.dumps(stats, indent=2) if args.json else format_text(stats))
   return 0
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from orthoalign.data import dataset as dataset_lib
+from orthoalign.data import textio
 from orthoalign.data.badlines import BadLines
 from orthoalign.data.errors import DataError
 
@@ -79,8 +80,9 @@ def text_lines(path: str | os.PathLike[str],
                bad: BadLines) -> Iterator[tuple[int, str]]:
   """Streams (1-based line number, text) from a UTF-8 file.
 
-  Line ends (LF or CRLF) are removed. A line that is not valid UTF-8 goes to
-  `bad` (raised or counted) and is not yielded.
+  Line ends (LF or CRLF) and a byte-order mark at the start of the file are
+  removed (`textio.clean_line`). A line that is not valid UTF-8 goes to `bad`
+  (raised or counted) and is not yielded.
 
   Args:
     path: the file.
@@ -104,7 +106,7 @@ def text_lines(path: str | os.PathLike[str],
               f'byte 0x{raw[e.start]:02x} at column {e.start + 1} is not '
               'valid UTF-8; expected UTF-8 text', path=path, line=line_no))
           continue
-        yield line_no, text.rstrip('\r\n')
+        yield line_no, textio.clean_line(text, line_no)
   except OSError as e:
     raise DataError(f'cannot read ({e.strerror})', path=path) from None
 
@@ -149,12 +151,17 @@ def json_line(text: str, key: str, occurrence: int = 1) -> int | None:
   return None
 
 
-def read_json_object(path: str | os.PathLike[str]) -> tuple[dict[str, Any],
-                                                              str]:
+def read_json_object(path: str | os.PathLike[str],
+                     bad: BadLines | None = None) -> tuple[dict[str, Any], str]:
   """Reads a UTF-8 JSON file whose top level is an object.
+
+  A byte-order mark is ignored. Lone UTF-16 surrogates ("\\ud800" escapes)
+  in keys or strings are replaced by U+FFFD (`textio.scrub_tree`), counted in
+  `bad` (`BadLines.note_replaced`) and logged.
 
   Args:
     path: the file.
+    bad: where replaced characters are counted; None = only logged.
 
   Returns:
     (the object, the file's text); the text lets callers locate a bad key
@@ -170,12 +177,11 @@ def read_json_object(path: str | os.PathLike[str]) -> tuple[dict[str, Any],
   except OSError as e:
     raise DataError(f'cannot open ({e.strerror})', path=path) from None
   try:
-    text = raw.decode('utf-8')
+    text = textio.decode_text(raw)
   except UnicodeDecodeError as e:
     raise DataError(
         f'byte 0x{raw[e.start]:02x} is not valid UTF-8; expected UTF-8 JSON',
         path=path, line=raw.count(b'\n', 0, e.start) + 1) from None
-  text = text.removeprefix('\ufeff')
   try:
     obj = json.loads(text, object_pairs_hook=_no_duplicates,
                      parse_constant=_reject_constant)
@@ -191,6 +197,14 @@ def read_json_object(path: str | os.PathLike[str]) -> tuple[dict[str, Any],
   if not isinstance(obj, dict):
     raise DataError(f'top level is a JSON {type(obj).__name__}; expected an '
                     'object', path=path, line=1)
+  if textio.may_escape_surrogates(text):
+    obj, replaced = textio.scrub_tree(obj)
+    if replaced:
+      text = textio.scrub(text)[0]  # Keep keys findable by `json_line`.
+      if bad is None:
+        textio.warn_replaced(path, replaced)
+      else:
+        bad.note_replaced(path, replaced)
   return obj, text
 
 
@@ -221,9 +235,10 @@ def _find_preprocessed(folder: pathlib.Path) -> pathlib.Path:
   return matches[0]
 
 
-def _read_item_map(path: pathlib.Path) -> tuple[int, int, np.ndarray]:
+def _read_item_map(path: pathlib.Path,
+                   bad: BadLines | None = None) -> tuple[int, int, np.ndarray]:
   """Reads map_item_50.txt; returns (nA, nB, ASIN by global id)."""
-  obj, text = read_json_object(path)
+  obj, text = read_json_object(path, bad)
   num = len(obj)
   keys = np.full(num + 1, '', dtype=object)
   num_a = 0
@@ -260,9 +275,10 @@ def _read_item_map(path: pathlib.Path) -> tuple[int, int, np.ndarray]:
   return num_a, num - num_a, keys
 
 
-def _read_user_map(path: pathlib.Path) -> dict[int, str]:
+def _read_user_map(path: pathlib.Path,
+                   bad: BadLines | None = None) -> dict[int, str]:
   """Reads map_user_50.txt; returns {user_idx: user name}."""
-  obj, text = read_json_object(path)
+  obj, text = read_json_object(path, bad)
   names: dict[int, str] = {}
   for name, idx in obj.items():
     where = _Where(path, text, name)
@@ -334,9 +350,11 @@ def read_abxi(path: str | os.PathLike[str],
     seq_path = _find_preprocessed(folder)
   else:
     raise DataError('not found; expected an ABXI dataset folder', path=path)
-  num_a, num_b, item_keys = _read_item_map(require_file(folder / ITEM_MAP))
+  num_a, num_b, item_keys = _read_item_map(require_file(folder / ITEM_MAP),
+                                           bad)
   user_map_path = folder / USER_MAP
-  names = _read_user_map(user_map_path) if user_map_path.is_file() else None
+  names = (_read_user_map(user_map_path, bad) if user_map_path.is_file()
+           else None)
 
   sequences, timestamps, users = [], [], []
   first_line: dict[int, int] = {}

@@ -7,7 +7,8 @@ Interactions come out as `Interaction(user, item, rating, timestamp)` records
   'reviews'      2014 / 2018 review JSON lines: reviewerID, asin, overall,
                  unixReviewTime (seconds).
   'reviews2023'  2023 JSONL: user_id, parent_asin, rating, timestamp (in
-                 MILLISECONDS; converted to seconds by floor division).
+                 MILLISECONDS; converted to seconds by floor division, the
+                 full precision kept for sorting by `read_interactions_ms`).
 
 Item titles come out as `{item: title}` from:
 
@@ -19,7 +20,9 @@ Item titles come out as `{item: title}` from:
 Files are read line by line, gzip-compressed or not (detected from the magic
 bytes, not the name), so a multi-GB dump never sits in memory. A malformed line
 goes through `BadLines`; a truncated or corrupt gzip stream is a `DataError`
-naming the file and the last good line.
+naming the file and the last good line. Text follows `orthoalign.data.textio`
+(UTF-8; a byte-order mark and CRLF line ends accepted; lone surrogates in ids
+and titles replaced by U+FFFD and counted).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import Any, NamedTuple
 
 import tqdm
 
+from orthoalign.data import textio
 from orthoalign.data.badlines import BadLines
 from orthoalign.data.errors import DataError
 
@@ -140,9 +144,8 @@ def iter_lines(
                 f'not valid UTF-8 ({e.reason} at byte {e.start} of the line); '
                 'expected UTF-8 text', path=path, line=lineno))
             continue
-          if lineno == 1:
-            text = text.lstrip('\ufeff')  # A byte-order mark is not data.
-          text = text.rstrip('\r\n')
+          # A byte-order mark is not data; LF and CRLF line ends.
+          text = textio.clean_line(text, lineno)
           if text.strip():
             yield lineno, text
       except (EOFError, zlib.error, gzip.BadGzipFile) as e:
@@ -328,7 +331,8 @@ def _parse_csv(text: str) -> Interaction:
                      _as_timestamp(ts, 'timestamp'))
 
 
-def _parse_review(text: str, fmt: str) -> Interaction:
+def _parse_review(text: str, fmt: str) -> tuple[Interaction, int, int]:
+  """Returns (record, timestamp in ms, characters replaced by U+FFFD)."""
   # 2014 review dumps are JSON; a Python-literal line is tolerated like the
   # McAuley-lab loaders do (`ast.literal_eval`, never `eval`).
   obj = _parse_dict(text, literal=fmt == 'reviews')
@@ -340,10 +344,20 @@ def _parse_review(text: str, fmt: str) -> Interaction:
   user_key, item_key, rating_key, ts_key = keys
   ts = _as_timestamp(obj[ts_key], ts_key)
   if fmt == 'reviews2023':
-    ts //= 1000  # 2023 timestamps are in milliseconds.
-  return Interaction(_as_id(obj[user_key], user_key),
-                     _as_id(obj[item_key], item_key),
-                     _as_rating(obj[rating_key], rating_key), ts)
+    # 2023 timestamps are in milliseconds: the record carries floored
+    # seconds, the caller also gets the full precision to sort on.
+    ts_ms, ts = ts, ts // 1000
+  else:
+    ts_ms = ts * 1000
+  user = _as_id(obj[user_key], user_key)
+  item = _as_id(obj[item_key], item_key)
+  replaced = 0
+  if textio.may_escape_surrogates(text):
+    user, n = textio.scrub(user)
+    item, m = textio.scrub(item)
+    replaced = n + m
+  return (Interaction(user, item, _as_rating(obj[rating_key], rating_key),
+                      ts), ts_ms, replaced)
 
 
 def _check_format(fmt: str, known: dict[str, str], path: str) -> None:
@@ -375,6 +389,31 @@ def read_interactions(
     DataError: unreadable, undetectable, truncated file, or a bad line under
       the "error" policy (naming file, line and what was expected).
   """
+  for record, _ in read_interactions_ms(path, bad, fmt=fmt,
+                                        progress=progress):
+    yield record
+
+
+def read_interactions_ms(
+    path: str | os.PathLike[str],
+    bad: BadLines,
+    *,
+    fmt: str | None = None,
+    progress: bool = True,
+) -> collections.abc.Iterator[tuple[Interaction, int]]:
+  """`read_interactions`, each record with its full-precision time in ms.
+
+  Sort on the second element: the 2023 dumps give milliseconds, and the
+  record's floored seconds would tie two events of one second (which then
+  fall back to file and domain order). Other formats give whole seconds
+  (a fractional one is a bad line), i.e. seconds * 1000.
+
+  Ids holding lone UTF-16 surrogates (a JSON "\\ud800" escape) get U+FFFD
+  instead, counted by `bad.note_replaced`.
+
+  Yields:
+    (`Interaction` with timestamp in seconds, timestamp in milliseconds).
+  """
   path = os.fspath(path)
   if fmt is None:
     fmt = detect_interaction_format(path)
@@ -383,12 +422,15 @@ def read_interactions(
     try:
       if fmt == 'csv':
         record = _parse_csv(text)
+        ts_ms = record.timestamp * 1000
       else:
-        record = _parse_review(text, fmt)
+        record, ts_ms, replaced = _parse_review(text, fmt)
+        if replaced:
+          bad.note_replaced(path, replaced, lineno)
     except _Bad as e:
       bad.handle(DataError(str(e), path=path, line=lineno))
       continue
-    yield record
+    yield record, ts_ms
 
 
 def _meta_prefilter(key: str) -> re.Pattern[str]:
@@ -448,10 +490,19 @@ def read_titles(
     except _Bad as e:
       bad.handle(DataError(str(e), path=path, line=lineno))
       continue
+    escaped = textio.may_escape_surrogates(text)
+    if escaped:
+      item, replaced = textio.scrub(item)
     if item in seen or (wanted is not None and item not in wanted):
       continue
     seen.add(item)
     title = obj.get('title')
     if isinstance(title, str) and title.strip():
+      if escaped:
+        # Lone surrogates cannot be stored or printed: U+FFFD, counted.
+        title, n = textio.scrub(title)
+        replaced += n
       titles[item] = title.strip()
+    if escaped and replaced:
+      bad.note_replaced(path, replaced, lineno)
   return titles

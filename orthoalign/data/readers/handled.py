@@ -363,8 +363,8 @@ def _json_int(value: Any) -> int | None:
 class _IdMap:
   """The parts of id_map.json the reader needs, checked."""
 
-  def __init__(self, path: pathlib.Path):
-    obj, text = abxi.read_json_object(path)
+  def __init__(self, path: pathlib.Path, bad: BadLines | None = None):
+    obj, text = abxi.read_json_object(path, bad)
 
     def fail(detail: str, key: str) -> DataError:
       # A missing key has no line: point at the object that should hold it.
@@ -495,7 +495,7 @@ def read_handled(pickle_path: str | os.PathLike[str],
   """
   bad = BadLines() if bad is None else bad
   pickle_path = pathlib.Path(pickle_path)
-  id_map = _IdMap(pathlib.Path(id_map_path))
+  id_map = _IdMap(pathlib.Path(id_map_path), bad)
   obj = safe_load_pickle(pickle_path)
   if not (isinstance(obj, (tuple, list)) and len(obj) == 2 and
           all(isinstance(x, dict) for x in obj)):

@@ -164,7 +164,7 @@ def _read_rows(path: pathlib.Path, bad: BadLines) -> list[tuple[int, list[int], 
     if not text.strip():
       continue
     if not header_seen:
-      header = tuple(f.strip() for f in next(csv.reader([text.removeprefix('\ufeff')])))
+      header = tuple(f.strip() for f in next(csv.reader([text])))
       if header != HEADER:
         raise DataError(f'header {abxi.show(text)}; expected {",".join(HEADER)}', path=path,
                         line=line_no)

@@ -70,9 +70,10 @@ def _read_counts(path: pathlib.Path, expected: int,
   return counts
 
 
-def _read_item_set(path: pathlib.Path, count: int) -> np.ndarray:
+def _read_item_set(path: pathlib.Path, count: int,
+                   bad: BadLines | None = None) -> np.ndarray:
   """Reads {ASIN: local id}; returns the ASIN of each local id 0..count-1."""
-  obj, text = abxi.read_json_object(path)
+  obj, text = abxi.read_json_object(path, bad)
   if len(obj) != count:
     raise DataError(f'{len(obj)} items but {NUM_FILE} says {count}; expected '
                     'them equal', path=path)
@@ -93,9 +94,10 @@ def _read_item_set(path: pathlib.Path, count: int) -> np.ndarray:
   return keys
 
 
-def _read_titles(path: pathlib.Path, keys: np.ndarray) -> np.ndarray:
+def _read_titles(path: pathlib.Path, keys: np.ndarray,
+                 bad: BadLines | None = None) -> np.ndarray:
   """Returns the title of each ASIN in `keys` ('' where the file has none)."""
-  obj, text = abxi.read_json_object(path)
+  obj, text = abxi.read_json_object(path, bad)
   titles = np.full(len(keys), '', dtype=object)
   for i, asin in enumerate(keys):
     title = obj.get(asin)
@@ -171,11 +173,11 @@ def read_llmcdsr(path: str | os.PathLike[str],
   instance_path = abxi.require_file(folder / INSTANCE_FILE)
   instances = _read_counts(instance_path, 3,
                            'users in train_A, train_B, train_overlap')
-  keys = [_read_item_set(abxi.require_file(folder / name), count)
+  keys = [_read_item_set(abxi.require_file(folder / name), count, bad)
           for name, count in zip(ITEM_SET_FILES, (num_a, num_b))]
   titles = None
   if any((folder / name).is_file() for name in TEXT_FILES):
-    titles = [_read_titles(folder / name, k) if (folder / name).is_file()
+    titles = [_read_titles(folder / name, k, bad) if (folder / name).is_file()
               else np.full(len(k), '', dtype=object)
               for name, k in zip(TEXT_FILES, keys)]
 
