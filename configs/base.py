@@ -102,6 +102,10 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   # Also evaluate the test split at every validation (into history.jsonl, not used for selection):
   # needed for the paper's "best test epoch" reading of Figure 2 (analysis.correlations.correlation).
   config.eval.track_test = False
+  # How a negative scoring exactly as the target is counted in the ranking metrics
+  # (docs/metrics.md): "pessimistic" (against the target; orthoalign's rule), "optimistic" (for it:
+  # LLM4CDSR's and ABXI's originals) or "expected" (exact mean over random tie-breaking).
+  config.eval.ties = "pessimistic"
 
   config.sweep = ml_collections.ConfigDict()
   # Replicas trained together in one program: the product of these lists. Empty = the single value

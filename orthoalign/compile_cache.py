@@ -16,6 +16,8 @@ import os
 
 import jax
 
+from orthoalign import errors
+from orthoalign import fileio
 from orthoalign.data import load as data_load
 
 ENV = "ORTHOALIGN_COMPILE_CACHE"
@@ -36,6 +38,9 @@ def enable(path: str | None = None) -> str | None:
   A folder already set through JAX's own `jax_compilation_cache_dir` (flag or environment, e.g. by
   the tests) is kept. Every program is cached, however short its compilation: CPU runs compile many
   sub-second programs (evaluation, initialisation) whose sum still matters.
+
+  Raises:
+    ConfigError: the folder cannot be written (its path and the variable that sets it named).
   """
   current = jax.config.jax_compilation_cache_dir
   if current:
@@ -43,7 +48,11 @@ def enable(path: str | None = None) -> str | None:
   path = path or default_dir()
   if path is None:
     return None
-  os.makedirs(path, exist_ok=True)
+  try:
+    fileio.writable_dir(path, "the JAX compilation cache", errors.ConfigError)
+  except errors.ConfigError as e:
+    raise errors.ConfigError(f"{e} (set another folder with {ENV}=<folder>, or {ENV}=off; the "
+                             "folder defaults to $ORTHOALIGN_CACHE/jax-compile)") from None
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

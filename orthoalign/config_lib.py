@@ -14,11 +14,16 @@ from ml_collections.config_flags import tuple_parser
 from orthoalign import errors
 from orthoalign import models
 from orthoalign.data import load as data_load
+from orthoalign.metrics import ranking
 from orthoalign.models import gca as gca_lib
 
 METRIC_RE = re.compile(r"^valid/(sampled|full)/(A|B|all)/(ndcg@(1|5|10)|hr@(1|5|10)|mrr|auc)$")
 # Keys that may change between a run and its resumption (they do not change what was computed).
 RESUMABLE_CHANGES = ("train.max_epochs", "train.early_stop_patience")
+# Keys added after runs were written, with the value that reproduces what those runs did: a saved
+# config without the key equals one with this value (resumption and grid skip checks).
+ADDED_KEYS = {"eval.ties": "pessimistic", "model.ffn_size": 0, "gca.ffn": 0,
+              "eval.track_test": False, "model.reg_pool": "history", "model.missing_text": "zero"}
 
 
 ConfigError = errors.ConfigError           # defined with the other errors users see as one line
@@ -44,6 +49,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.data.format != "synthetic" and not config.data.path:
     raise ConfigError(f"config key data.path is empty; data.format={config.data.format!r} needs "
                       "the folder of its files, e.g. --config.data.path=../shared/data/abxi-afk")
+  # .get: the config.json of a run from before the key existed means today's (pessimistic) rule.
+  _choice("eval.ties", config.eval.get("ties", "pessimistic"), ranking.TIES)
   _choice("gca.gate", config.gca.gate, gca_lib.GATES)
   _choice("gca.act", config.gca.act, gca_lib.ACTS)
   _choice("gca.kv", config.gca.kv, ("other", "mixed"))
@@ -157,7 +164,8 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
   """Dotted keys whose values differ between two flattened configs (ignoring RESUMABLE_CHANGES)."""
   keys = sorted(set(old) | set(new))
-  return [k for k in keys if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)]
+  return [k for k in keys if k not in RESUMABLE_CHANGES
+          and old.get(k, ADDED_KEYS.get(k)) != new.get(k, ADDED_KEYS.get(k))]
 
 
 def parse_value(key: str, text: str, default: Any, where: str = "") -> Any:

@@ -36,6 +36,33 @@ def atomic_write_binary(path: str | os.PathLike[str], write: Callable[[BinaryIO]
     raise
 
 
+def writable_dir(path: str | os.PathLike[str], what: str,
+                 error: Callable[[str], Exception] = OSError) -> str:
+  """Creates folder `path` (with its parents) and checks that a file can be written in it.
+
+  Args:
+    path: the folder.
+    what: what is to be written there, for the message ("checkpoints", "the dataset cache").
+    error: the exception type raised (the callers pass the project's one-line user errors).
+
+  Returns:
+    `path` as a string.
+
+  Raises:
+    `error("cannot write <what> to <path>: <reason>")` when the folder cannot be made (a path
+    through a regular file, a read-only file system) or a file in it cannot be created.
+  """
+  path = os.fspath(path)
+  try:
+    os.makedirs(path, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=path, prefix=".tmp-write-check-")
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as e:
+    raise error(f"cannot write {what} to {path}: {e.strerror or e}") from None
+  return path
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
   atomic_write_binary(path, lambda f: f.write(text.encode("utf-8")))
 

@@ -122,3 +122,9 @@ def test_a_missing_model_key_is_named():
     config_lib.validate(config)
 
 
+
+
+def test_a_key_added_later_matches_its_old_behaviour_on_resume():
+  old = {"train.max_epochs": 3}                       # a config.json written before eval.ties
+  assert config_lib.differences(old, {"train.max_epochs": 3, "eval.ties": "pessimistic"}) == []
+  assert config_lib.differences(old, {"train.max_epochs": 3, "eval.ties": "expected"}) == ["eval.ties"]

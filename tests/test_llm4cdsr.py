@@ -1,4 +1,6 @@
-"""LLM4CDSR: loss against a direct numpy computation, quirk flags, causality, sampling, counts."""
+"""LLM4CDSR: loss against numpy, quirk flags, causality, sampling, counts, text-less items, configs."""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +8,9 @@ import numpy as np
 import pytest
 
 from configs import llm4cdsr as llm4cdsr_config
+from configs import llm4cdsr_afk as llm4cdsr_afk_config
+from configs import llm4cdsr_fk as llm4cdsr_fk_config
+from orthoalign import config_lib
 from orthoalign.data import synthetic
 from orthoalign.models import llm4cdsr
 from orthoalign.train import state as state_lib
@@ -185,3 +190,114 @@ def test_id_embedding_mode_without_text():
   assert not any(k.startswith("adapter") for k in params)
   loss, metrics = task.loss_fn(params, task.frozen, _batch(task, np.arange(8)), jax.random.key(0))
   assert np.isfinite(float(loss)) and "reg_loss" in metrics
+
+
+def _without_text(cfg, n_a=2, n_b=2):
+  """The small synthetic dataset with the most frequent n_a A and n_b B items' text zeroed (global ids)."""
+  ds = synthetic.generate(synthetic.from_config_dict(cfg.data.synthetic))
+  items = np.concatenate([ds.sequence(u) for u in range(ds.num_users)])
+  counts = np.bincount(items, minlength=ds.num_items_a + ds.num_items_b + 1)
+  na = ds.num_items_a
+  top_a = np.argsort(-counts[1:na + 1])[:n_a] + 1
+  top_b = np.argsort(-counts[na + 1:])[:n_b] + na + 1
+  emb = ds.item_text_emb.copy()
+  emb[np.concatenate([top_a, top_b])] = 0.0
+  return dataclasses.replace(ds, item_text_emb=emb), top_a, top_b
+
+
+def test_missing_text_learned_gives_each_item_its_own_trainable_row():
+  cfg = small_config(missing_text="learned")
+  ds, top_a, top_b = _without_text(cfg)
+  task = llm4cdsr.build(ds, cfg)
+  na = ds.num_items_a
+  params = task.init_params(jax.random.key(0))
+  assert params["missing_text_m"].shape == (4, 16)
+  assert params["missing_text_a"].shape == (2, 16) and params["missing_text_b"].shape == (2, 16)
+  assert set(k for k in task.frozen["frozen"] if k.startswith("missing")) == {
+      "missing_index_m", "missing_index_a", "missing_index_b"}
+  mix_t, a_t, b_t = jax.device_get(task.tables_fn(params, task.frozen))
+  assert not np.allclose(mix_t[top_a[0]], mix_t[top_a[1]])
+  assert not np.allclose(mix_t[top_b[0]], mix_t[top_b[1]])
+  assert not np.allclose(a_t[top_a[0]], a_t[top_a[1]])
+  assert not np.allclose(b_t[top_b[0] - na], b_t[top_b[1] - na])
+  # Items with text keep their frozen vectors exactly.
+  cfg0 = small_config(missing_text="zero")
+  task0 = llm4cdsr.build(ds, cfg0)
+  p0 = {k: v for k, v in params.items() if not k.startswith("missing_text")}
+  mix0, a0, _ = jax.device_get(task0.tables_fn(p0, task0.frozen))
+  has = np.ones(na + 1, bool); has[top_a] = False; has[0] = False
+  np.testing.assert_array_equal(a_t[has], a0[has])
+  np.testing.assert_array_equal(mix_t[1:na + 1][has[1:]], mix0[1:na + 1][has[1:]])
+  # Gradients reach every new row (the items are the most frequent ones, so the loss sees them).
+  batch = _batch(task, np.arange(len(task.train_data["seq"])))
+  grads = jax.grad(lambda p: task.loss_fn(p, task.frozen, batch, jax.random.key(3))[0])(params)
+  for name in ("missing_text_m", "missing_text_a", "missing_text_b"):
+    assert np.all(np.abs(np.asarray(grads[name])).sum(-1) > 0), name
+
+
+def test_missing_text_zero_keeps_the_shared_row_and_the_old_program():
+  cfg = small_config(missing_text="zero", reg_pool="history")
+  ds, top_a, _ = _without_text(cfg)
+  task = llm4cdsr.build(ds, cfg)
+  params = task.init_params(jax.random.key(0))
+  assert not any(k.startswith("missing") for k in params)
+  assert not any(k.startswith("missing") for k in task.frozen["frozen"])
+  mix_t, a_t, _ = jax.device_get(task.tables_fn(params, task.frozen))
+  np.testing.assert_array_equal(mix_t[top_a[0]], mix_t[top_a[1]])    # indistinguishable
+  np.testing.assert_array_equal(a_t[top_a[0]], a_t[top_a[1]])
+  # A config saved before the keys existed builds the same program (the legacy values).
+  legacy = small_config()
+  del legacy.model["missing_text"], legacy.model["reg_pool"]
+  llm4cdsr.validate(legacy)
+  task_legacy = llm4cdsr.build(ds, legacy)
+  batch = _batch(task, np.arange(16))
+  a = task.loss_fn(params, task.frozen, batch, jax.random.key(5))[0]
+  b = task_legacy.loss_fn(params, task_legacy.frozen, batch, jax.random.key(5))[0]
+  assert float(a) == float(b)
+
+
+def test_missing_text_without_missing_items_adds_nothing():
+  cfg = small_config()          # default "learned"; the synthetic data has text for every item
+  _, task = build(cfg)
+  assert not any(k.startswith("missing") for k in task.init_params(jax.random.key(0)))
+  assert not any(k.startswith("missing") for k in task.frozen["frozen"])
+
+
+def test_reg_pool_inputs_leaves_out_one_occurrence_of_the_last_item():
+  hist = jnp.array([[0, 0, 2, 5, 5, 9], [0, 1, 3, 4, 4, 4], [0, 0, 0, 0, 6, 8]])
+  pos = jnp.zeros((3, 4), jnp.int32).at[:, -1].set(jnp.array([5, 3, 8]))
+  batch = {"hist": hist, "pos": pos}
+  np.testing.assert_array_equal(llm4cdsr.reg_pool_mask(batch, "history"), np.asarray(hist) > 0)
+  got = np.asarray(llm4cdsr.reg_pool_mask(batch, "inputs"))
+  np.testing.assert_array_equal(got, [[0, 0, 1, 0, 1, 1], [0, 1, 0, 1, 1, 1], [0, 0, 0, 0, 1, 0]])
+
+
+def test_reg_pool_flag_changes_only_the_regularisation_term():
+  cfg = small_config(reg_pool="inputs")
+  _, task = build(cfg)
+  _, task_h = build(small_config(reg_pool="history"))
+  params = task.init_params(jax.random.key(0))
+  batch = _batch(task, np.arange(32))
+  _, m_in = task.loss_fn(params, task.frozen, batch, jax.random.key(2))
+  _, m_h = task_h.loss_fn(params, task_h.frozen, batch, jax.random.key(2))
+  assert float(m_in["rec_loss"]) == float(m_h["rec_loss"])
+  assert float(m_in["reg_loss"]) != float(m_h["reg_loss"])
+
+
+def test_invalid_choices_are_refused():
+  for key in ("missing_text", "reg_pool"):
+    cfg = small_config(**{key: "bogus"})
+    with pytest.raises(config_lib.ConfigError, match=f"model.{key}"):
+      llm4cdsr.validate(cfg)
+
+
+@pytest.mark.parametrize("module", [llm4cdsr_afk_config, llm4cdsr_fk_config])
+def test_real_data_configs_have_the_upstream_schedule(module):
+  cfg = module.get_config()
+  config_lib.validate(cfg)
+  assert (cfg.model.max_len, cfg.train.max_epochs, cfg.train.early_stop_patience) == (200, 200, 20)
+  assert (cfg.model.alpha, cfg.model.beta, cfg.eval.num_negatives) == (0.1, 0.1, 100)
+  assert tuple(cfg.gca.positions) == ()
+  assert (cfg.model.missing_text, cfg.model.reg_pool) == ("learned", "inputs")
+  if module is llm4cdsr_afk_config:
+    assert (cfg.data.format, cfg.data.text_emb) == ("abxi", "none")

@@ -6,18 +6,17 @@ r"""Table 1 for LLM4CDSR on ABXI's Food-Kitchen files (abxi-afk, ID embeddings) 
 
 abxi-afk has no item text, so LLM4CDSR runs "w/o LLM" (trainable ID embeddings; the user-guidance
 loss needs text and is off); add `--set data.titles=...` with LLMCDSR's title files for text
-tables (docs/data.md). Upstream schedule as configs/llm4cdsr_fk.py (max_len 200, 200 epochs,
-patience 20); ABXI's evaluation protocol (999 sampled negatives) so the numbers sit beside ABXI's.
+tables (docs/data.md). configs/llm4cdsr_afk.py (the upstream schedule: max_len 200, 200 epochs,
+patience 20), with ABXI's evaluation protocol (999 sampled negatives) so the numbers sit beside ABXI's.
 GCA_early = GCA[0], GCA_stack = GCA[0,1,2]; GCA unit: bare cross-attention (gca.ffn = 0).
 """
 
-from configs import llm4cdsr_fk
+from configs import llm4cdsr_afk
 from orthoalign.experiments.expand import Grid
 
 
 def get_config():
-  config = llm4cdsr_fk.get_config()
-  config.data.update(format="abxi", path="../shared/data/abxi-afk", text_emb="none")
+  config = llm4cdsr_afk.get_config()
   config.eval.num_negatives = 999
   return config
 

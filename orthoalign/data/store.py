@@ -37,7 +37,7 @@ from orthoalign.data.candidates import sample_candidates
 from orthoalign.data.checks import check_no_leakage
 from orthoalign.data.dataset import SPLITS, CDSRDataset, eval_split
 from orthoalign.data.errors import DataError
-from orthoalign.fileio import atomic_write_binary, jsonable as _jsonable, write_json
+from orthoalign.fileio import atomic_write_binary, jsonable as _jsonable, writable_dir, write_json
 
 # Bump whenever the npz keys, dtypes or meaning change: older stores are then rebuilt by `cached`.
 FORMAT_VERSION = 1
@@ -182,7 +182,8 @@ def save_dataset(
     The manifest as written.
 
   Raises:
-    DataError: if an array cannot be stored without pickle, or a source cannot be read.
+    DataError: if an array cannot be stored without pickle, a source cannot be read, or the
+      folder cannot be written.
     ValueError: if manifest_extra tries to override a computed key.
   """
   out_dir = os.fspath(out_dir)
@@ -198,7 +199,7 @@ def save_dataset(
   arrays = _storable(ds)
   content = _content_sha256(arrays)
   statistics = stats_lib.compute(ds)  # Everything that can fail runs before the first write.
-  os.makedirs(out_dir, exist_ok=True)
+  writable_dir(out_dir, 'the dataset store', DataError)
 
   npz_path = os.path.join(out_dir, DATASET_FILE)
   old_content = None
@@ -206,11 +207,14 @@ def save_dataset(
     old_content = _read_manifest(out_dir).get('content_sha256')
   except DataError:
     pass
-  if old_content != content:
-    # Candidates were drawn against the old content; they go before the npz changes.
-    for path in glob.glob(os.path.join(glob.escape(out_dir), _CANDIDATES_GLOB)):
-      os.unlink(path)
-  atomic_write_binary(npz_path, lambda f: np.savez(f, **arrays))
+  try:
+    if old_content != content:
+      # Candidates were drawn against the old content; they go before the npz changes.
+      for path in glob.glob(os.path.join(glob.escape(out_dir), _CANDIDATES_GLOB)):
+        os.unlink(path)
+    atomic_write_binary(npz_path, lambda f: np.savez(f, **arrays))
+  except OSError as e:
+    raise DataError(f'cannot write the dataset store: {e.strerror or e}', path=npz_path) from None
 
   manifest = {
       'format_version': FORMAT_VERSION,
@@ -227,8 +231,16 @@ def save_dataset(
       **extra,
   }
   manifest = _jsonable(manifest)
-  write_json(os.path.join(out_dir, MANIFEST_FILE), manifest)
+  _write_manifest(out_dir, manifest)
   return manifest
+
+
+def _write_manifest(out_dir: str, manifest: dict[str, Any]) -> None:
+  path = os.path.join(out_dir, MANIFEST_FILE)
+  try:
+    write_json(path, manifest)
+  except OSError as e:
+    raise DataError(f'cannot write the dataset store: {e.strerror or e}', path=path) from None
 
 
 def load_dataset(out_dir: str | os.PathLike[str]) -> tuple[CDSRDataset, dict[str, Any]]:
@@ -391,13 +403,16 @@ def cached(
         note = ''
         if touched:
           manifest['sources'] = infos
-          write_json(os.path.join(out_dir, MANIFEST_FILE), manifest)
+          _write_manifest(out_dir, manifest)
           note = f' ({len(touched)} source(s) touched, content unchanged)'
         print(f'loaded cached dataset {ds.name!r} from {out_dir} (recipe {recipe}, '
               f'{ds.num_users:,} users, {ds.num_interactions:,} interactions){note}',
               file=sys.stderr)
         return ds
   print(f'rebuilding dataset in {out_dir} because {reason}', file=sys.stderr)
+  # Before the (possibly long) build: a cache folder that cannot be written is one clear error.
+  writable_dir(out_dir, 'the dataset cache (config data.cache_dir, default $ORTHOALIGN_CACHE or '
+               '~/.cache/orthoalign)', DataError)
   infos = [source_info(s) for s in sources]  # Before build: a source edited meanwhile re-triggers.
   ds = build()
   check_no_leakage(ds)  # Same guarantee as a load from the store.
@@ -438,7 +453,8 @@ def candidates(
     Read-only int32 [E, 1+N]; column 0 is the target.
 
   Raises:
-    DataError: if a stored file is corrupt or no longer fits `ds` (delete it to resample).
+    DataError: if a stored file is corrupt or no longer fits `ds` (delete it to resample), or
+      a new one cannot be written.
   """
   if split not in SPLITS:
     raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
@@ -462,6 +478,9 @@ def candidates(
   else:
     cands = sample_candidates(ds, eval_split(ds, split), num_negatives, seed)
     check_no_leakage(ds, {split: cands})
-    atomic_write_binary(path, lambda f: np.save(f, cands, allow_pickle=False))
+    try:
+      atomic_write_binary(path, lambda f: np.save(f, cands, allow_pickle=False))
+    except OSError as e:
+      raise DataError(f'cannot write the frozen candidates: {e.strerror or e}', path=path) from None
   cands.flags.writeable = False
   return cands

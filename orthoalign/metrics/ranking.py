@@ -1,10 +1,18 @@
 """Ranking metrics under the "one rank per test case" protocol.
 
-Every metric of a test case is a function of a single 0-based rank of the
-held-out target among its negatives. Ties count against the target
-(pessimistic): a model that scores everything equal gets the worst rank, never
-a lucky one. A NaN score on either side also counts against the target, so a
-numerically broken model cannot look good.
+Every metric of a test case is a function of the 0-based rank of the held-out
+target among its negatives. A tie between the target and a negative is resolved
+by a rule (`TIES`, `config.eval.ties`), computed from two counts per case: h,
+the negatives scoring strictly higher, and e, those scoring exactly equal:
+
+- 'pessimistic' (default): rank h + e; ties count against the target, so a
+  model that scores everything equal gets the worst rank, never a lucky one.
+- 'optimistic': rank h; what a stable sort with the target first gives.
+- 'expected': each metric's expectation when ties are broken uniformly at
+  random, i.e. the mean of the metric over ranks h, h+1, ..., h+e (exact).
+
+A NaN score on either side counts against the target under every rule (it is
+in h, never in e), so a numerically broken model cannot look good.
 
 The device-side functions are pure `jax.numpy`, have static shapes and no
 Python control flow on traced values, so they run inside jitted / vmapped eval
@@ -13,15 +21,22 @@ adds those up over batches and divides once at the end (`finalize`).
 """
 
 from collections.abc import Mapping, Sequence
+import math
 from typing import Any
 
 import jax
+import jax.scipy.special
 import jax.numpy as jnp
 import numpy as np
 
 KS = (1, 5, 10)
 DOMAINS = ('A', 'B', 'all')
+TIES = ('pessimistic', 'optimistic', 'expected')
 _COUNT = 'count'
+# Below this first harmonic index the expected MRR uses digamma differences;
+# from it on an Euler-Maclaurin form that keeps float32 precision (see
+# `_mean_reciprocal`).
+_HARMONIC_SWITCH = 16.0
 
 
 def _rank_against(
@@ -46,6 +61,42 @@ def _rank_against(
   return rank, num_negatives
 
 
+def _counts_against(
+    target: jax.Array, negatives: jax.Array, mask: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Counts masked negatives above and tied with the target.
+
+  Args:
+    target: [..., 1] target scores, broadcastable against `negatives`.
+    negatives: [..., N] negative scores.
+    mask: bool [..., N], True for negatives that count.
+
+  Returns:
+    (higher, equal, num_negatives), int32 [...]. higher + equal is exactly the
+    pessimistic rank of `_rank_against`; a NaN on either side is in `higher`.
+  """
+  against = jnp.logical_not(negatives < target) & mask
+  equal = (negatives == target) & mask          # False whenever a NaN is involved
+  higher = against & jnp.logical_not(equal)
+  return (jnp.sum(higher, axis=-1, dtype=jnp.int32),
+          jnp.sum(equal, axis=-1, dtype=jnp.int32),
+          jnp.sum(mask, axis=-1, dtype=jnp.int32))
+
+
+def _sampled_parts(
+    scores: jax.Array, valid: jax.Array | None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(target [..., 1], negatives [..., N], mask bool [..., N]) of sampled scores."""
+  target = scores[..., :1]
+  negatives = scores[..., 1:]
+  if valid is None:
+    mask = jnp.ones(negatives.shape, dtype=bool)
+  else:
+    mask = jnp.broadcast_to(jnp.asarray(valid, dtype=bool)[..., 1:],
+                            negatives.shape)
+  return target, negatives, mask
+
+
 def sampled_rank(
     scores: jax.Array, valid: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
@@ -59,14 +110,23 @@ def sampled_rank(
   Returns:
     (rank, num_negatives), int32 [...]; rank = #{j>=1 valid: s_j >= s_0}.
   """
-  target = scores[..., :1]
-  negatives = scores[..., 1:]
-  if valid is None:
-    mask = jnp.ones(negatives.shape, dtype=bool)
-  else:
-    mask = jnp.broadcast_to(jnp.asarray(valid, dtype=bool)[..., 1:],
-                            negatives.shape)
-  return _rank_against(target, negatives, mask)
+  return _rank_against(*_sampled_parts(scores, valid))
+
+
+def sampled_counts(
+    scores: jax.Array, valid: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Negatives above and tied with the target among sampled negatives.
+
+  Args:
+    scores: [..., 1+N] scores; column 0 is the target, columns 1.. negatives.
+    valid: optional bool [..., 1+N] as in `sampled_rank`.
+
+  Returns:
+    (higher, equal, num_negatives), int32 [...]: higher = #{j>=1 valid:
+    not s_j <= s_0} (NaN included), equal = #{j>=1 valid: s_j == s_0}.
+  """
+  return _counts_against(*_sampled_parts(scores, valid))
 
 
 def full_rank(
@@ -86,6 +146,23 @@ def full_rank(
   """
   mask = jnp.asarray(candidate_mask, dtype=bool)
   return _rank_against(target_score[..., None], item_scores, mask)
+
+
+def full_counts(
+    target_score: jax.Array, item_scores: jax.Array, candidate_mask: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Items above and tied with the target among all candidate items.
+
+  Args:
+    target_score: [B] score of the target item.
+    item_scores: [B, N_items] scores of every item.
+    candidate_mask: bool [B, N_items] as in `full_rank`.
+
+  Returns:
+    (higher, equal, num_negatives), int32 [B], as in `sampled_counts`.
+  """
+  mask = jnp.asarray(candidate_mask, dtype=bool)
+  return _counts_against(target_score[..., None], item_scores, mask)
 
 
 def metrics_from_rank(
@@ -118,6 +195,88 @@ def metrics_from_rank(
   # and keep the division away from 0 so neither branch produces NaN.
   out['auc'] = jnp.where(
       num_f > 0, (num_f - rank_f) / jnp.maximum(num_f, 1.0), 0.0)
+  return out
+
+
+def _mean_reciprocal(higher: jax.Array, equal: jax.Array) -> jax.Array:
+  """Mean of 1/(r+1) over r = h..h+e, i.e. (H(h+e+1) - H(h)) / (e+1).
+
+  Args:
+    higher: float32 [...] h >= 0.
+    equal: float32 [...] e >= 0.
+
+  Returns:
+    float32 [...]. e == 0 gives exactly 1/(h+1). Small h uses digamma
+    differences (H(n) = digamma(n+1) + euler_gamma); from h+1 >=
+    _HARMONIC_SWITCH the sum of 1/m over m = a..b is taken as
+    log((b+1/2)/(a-1/2)) - (1/(a-1/2)^2 - 1/(b+1/2)^2)/24 (Euler-Maclaurin,
+    relative error < 1e-6 there), which, unlike a difference of two large
+    digammas, keeps float32 precision far down the ranking.
+  """
+  a = higher + 1.0                      # first and last reciprocal index
+  b = higher + equal + 1.0
+  n = equal + 1.0
+  small = jax.scipy.special.digamma(b + 1.0) - jax.scipy.special.digamma(a)
+  lo = jnp.maximum(a, _HARMONIC_SWITCH) - 0.5   # keeps the unused branch finite
+  hi = b + (lo + 0.5 - a) + 0.5
+  large = jnp.log1p(n / lo) - (1.0 / lo**2 - 1.0 / hi**2) / 24.0
+  mean = jnp.where(a < _HARMONIC_SWITCH, small, large) / n
+  return jnp.where(equal > 0, mean, 1.0 / a)
+
+
+def metrics_from_counts(
+    higher: jax.Array,
+    equal: jax.Array,
+    num_negatives: jax.Array,
+    ties: str = 'pessimistic',
+    ks: Sequence[int] = KS,
+) -> dict[str, jax.Array]:
+  """Per-case metrics under a tie rule, plus whether the case has a tie.
+
+  Args:
+    higher: int [...] negatives scoring strictly above the target (NaN too).
+    equal: int [...] negatives scoring exactly as the target.
+    num_negatives: int [...] number of negatives.
+    ties: static rule, one of `TIES`: 'pessimistic' = metrics_from_rank(h+e),
+      'optimistic' = metrics_from_rank(h), 'expected' = the mean of each
+      metric over ranks h..h+e (uniformly random tie-breaking), in closed
+      form: ndcg@k = sum_{r<k, h<=r<=h+e} 1/log2(r+2) / (e+1), hr@k =
+      #{r<k: h<=r<=h+e} / (e+1), mrr = (H(h+e+1) - H(h)) / (e+1),
+      auc = (N - h - e/2) / N (a tie counts 1/2).
+    ks: static cut-offs for NDCG@k and HR@k.
+
+  Returns:
+    float32 [...] arrays: those of `metrics_from_rank` and 'tie_share' =
+    [e > 0] (its mean is the share of cases with at least one tie).
+
+  Raises:
+    ValueError: an unknown rule.
+  """
+  if ties not in TIES:
+    raise ValueError(f'unknown tie rule {ties!r}; valid choices: {list(TIES)}')
+  higher = jnp.asarray(higher)
+  equal = jnp.asarray(equal)
+  if ties == 'pessimistic':
+    out = metrics_from_rank(higher + equal, num_negatives, ks)
+  elif ties == 'optimistic':
+    out = metrics_from_rank(higher, num_negatives, ks)
+  else:
+    h = higher.astype(jnp.float32)
+    e = equal.astype(jnp.float32)
+    num_f = jnp.asarray(num_negatives).astype(jnp.float32)
+    n = e + 1.0
+    out = {}
+    for k in ks:
+      dcg = jnp.zeros(h.shape, jnp.float32)
+      for r in range(k):                       # static: only ranks < k count
+        inside = (h <= r) & (r <= h + e)
+        dcg = dcg + jnp.where(inside, 1.0 / math.log2(r + 2), 0.0)
+      out[f'ndcg@{k}'] = dcg / n
+      out[f'hr@{k}'] = jnp.clip(jnp.minimum(h + e, k - 1.0) - h + 1.0, 0.0) / n
+    out['mrr'] = _mean_reciprocal(h, e)
+    out['auc'] = jnp.where(
+        num_f > 0, (num_f - h - 0.5 * e) / jnp.maximum(num_f, 1.0), 0.0)
+  out['tie_share'] = (equal > 0).astype(jnp.float32)
   return out
 
 

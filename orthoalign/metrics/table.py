@@ -17,6 +17,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 PROTOCOLS = ("sampled", "full")
 DOMAINS = ("A", "B", "all")
 METRIC_WIDTH = 8                     # columns of a metric in text tables (0.1234 and its name)
+# config.eval.ties -> how a negative scoring exactly as the target counts (metrics/ranking.py).
+TIE_RULES = {"pessimistic": "a tie counts against the target",
+             "optimistic": "a tie counts for the target",
+             "expected": "mean over random tie-breaking"}
 
 
 def metric_key(split: str, protocol: str, domain: str, metric: str, group: str = "") -> str:

@@ -14,6 +14,34 @@ Quirks of the original, each a flag whose default is the original behaviour:
     training and in the sampled evaluation protocol.
   * `neg_exclusive_upper=True`: `random_neq(l, r)` never returns the last item of a domain
     (training negatives only; evaluation candidates are orthoalign's frozen sets).
+  * `reg_pool="inputs"`: the alpha (item-regularisation) loss draws its A and B item from the
+    user's training prefix *without its last item* (upstream `CDSRRegSeq2SeqDatasetUser` takes
+    `data[index][:-1]`, i.e. only items that are also inputs). `"history"` draws from the whole
+    training prefix, which is what orthoalign did before the flag existed (and what a config saved
+    without the key still gets). Default: upstream's, as for every quirk here; the difference is one
+    item per user (users whose only B or only A item is the last one lose their alpha pair).
+
+Upstream differences that are not quirks of its code:
+  * `missing_text="learned"` (default): upstream has an LLM embedding for every item, so it never
+    meets an item without text. Here titles can be missing (abxi-afk with LLMCDSR's titles: about a
+    third of the Food items), and every such item gets the same all-zero text row, hence the same
+    frozen mixed and domain vectors: the model cannot tell them apart. "learned" gives each item
+    without text its own trainable row (xavier-normal, as the "w/o LLM" ID embeddings), added to its
+    frozen vector only where text is missing: after the adapter on the mixed path (width hidden,
+    frozen global table only; an unfrozen table is trainable per row anyway) and on each domain's
+    frozen local table. "zero" keeps the shared zero row (orthoalign's behaviour before the key; a
+    saved config without the key gets it). Items are "without text" where `ds.item_text_emb` has an
+    all-zero row (orthoalign/data/text_emb.py writes exactly that for a blank title); `build` prints
+    how many per domain. With "learned" the frozen collection also holds int32 row maps
+    (missing_index_{m,a,b}, one entry per item), which the frozen/total parameter counts include.
+  * Validation (and test) negatives: upstream redraws its 100 sampled negatives with Python `random`
+    on every evaluation pass, so they change every epoch and every run; orthoalign freezes one set
+    per split (`eval.candidate_seed`), shared by all epochs and seeds (no flag: the frozen sets make
+    model selection and seeds comparable).
+  * User-profile window (beta loss): upstream summarises, per k-means cluster of item embeddings,
+    the titles of the last 15 items of the user's sequence without its last (test) item, so the
+    validation target is inside the profile, and embeds GPT summaries with ada-002; here the profile
+    is the mean text embedding of all the user's *training* items (validation target excluded).
 
 Deviations (named): weight decay is decoupled (AdamW; the original's default is 0, so Adam); the
 user-guidance loss reuses the training forward pass instead of a second dropout-resampled pass; user
@@ -61,6 +89,9 @@ class LLM4CDSR(nn.Module):
   user_dim: int = 0            # width of user profile vectors for the beta loss; 0 = no user adapter
   causal: bool = False
   ffn_size: int = 0            # inner width of the blocks' feed-forward layers; 0 = hidden (original)
+  # Items without text with their own trainable row (model.missing_text="learned"), per table: mixed,
+  # A, B. 0 = none: no rows, no row map. The row maps are frozen ("missing_index_{m,a,b}").
+  missing_rows: tuple[int, int, int] = (0, 0, 0)
   gca_positions: tuple[int, ...] = ()
   gca: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -82,6 +113,14 @@ class LLM4CDSR(nn.Module):
     else:
       self.item_emb_a = self.param("item_emb_a", layers.xavier_normal, (self.num_items_a + 1, self.hidden))
       self.item_emb_b = self.param("item_emb_b", layers.xavier_normal, (self.num_items_b + 1, self.hidden))
+    sizes = {"m": n, "a": self.num_items_a, "b": self.num_items_b}
+    index, extra = {}, {}
+    for s, k in zip(("m", "a", "b"), self.missing_rows):
+      if k:   # row map: item id -> its row in missing_text_<s> (-1 = has text, and padding)
+        index[s] = self.variable("frozen", f"missing_index_{s}",
+                                 lambda size: -jnp.ones(size, jnp.int32), (sizes[s] + 1,))
+        extra[s] = self.param(f"missing_text_{s}", layers.xavier_normal, (k, self.hidden))
+    self.missing_index, self.missing_emb = index, extra
     self.pos_emb = {s: nn.Embed(self.max_len + 1, self.hidden, embedding_init=layers.xavier_normal,
                                 name=f"pos_emb_{s}") for s in ("m", "a", "b")}
     self.blocks = {s: [layers.SASRecBlock(self.hidden, self.num_heads, self.dropout, self.causal,
@@ -99,19 +138,29 @@ class LLM4CDSR(nn.Module):
                            layers.torch_dense(self.hidden, self.user_dim // 2, name="user_adapter_1")]
 
   # -- item vectors ---------------------------------------------------------------------------
+  def _add_missing(self, h: Array, ids: Array, table: str) -> Array:
+    """h [..., d] plus each text-less item's own trainable row (model.missing_text="learned")."""
+    if table not in self.missing_index:
+      return h
+    row = self.missing_index[table].value[ids]                          # int32 [...], -1 = has text
+    extra = self.missing_emb[table][jnp.maximum(row, 0)]
+    return h + jnp.where((row >= 0)[..., None], extra, 0.0)
+
   def mix_items(self, ids: Array) -> Array:
-    """Mixed-path item vectors (also the mixed path's input embedding before scaling)."""
+    """Mixed-path item vectors [..., d] for global ids [...] (the input embedding before scaling)."""
     if not self.global_dim:
       return self.item_emb[ids]
     table = self.global_table.value if self.freeze_global else self.global_param
     h = table[ids]
     for dense in self.adapter:
       h = dense(h)
-    return h
+    return self._add_missing(h, ids, "m")
 
   def domain_items(self, ids: Array, domain: str) -> Array:
+    """Domain-path item vectors [..., d] for local ids [...] of `domain` ("a" or "b")."""
     if self.local_emb:
-      return (self.table_a if domain == "a" else self.table_b).value[ids]
+      h = (self.table_a if domain == "a" else self.table_b).value[ids]
+      return self._add_missing(h, ids, domain)
     return (self.item_emb_a if domain == "a" else self.item_emb_b)[ids]
 
   def item_tables(self) -> tuple[Array, Array, Array]:
@@ -227,6 +276,7 @@ class Hyper:
   neg_exclusive_upper: bool
   reg_term: bool = True
   user_term: bool = True
+  reg_pool: str = "history"      # "inputs" (upstream) or "history"; see the module docstring
 
 
 def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> dict[str, Array]:
@@ -254,6 +304,23 @@ def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> di
 
 def _target_domain(pos: Array, na: int) -> Array:
   return jnp.where(pos > na, 1, 0)
+
+
+def reg_pool_mask(batch: dict[str, Array], pool: str) -> Array:
+  """bool [B, H]: the entries of batch["hist"] the alpha loss may draw its items from.
+
+  "history": every item of the training prefix. "inputs" (upstream): the prefix without its last
+  item, which is the last mixed target `pos[:, -1]` (windows are right-aligned); one occurrence is
+  left out, so an item the user also bought earlier stays in the pool, as upstream's `[:-1]`.
+  """
+  hist = batch["hist"]
+  valid = hist > 0
+  if pool == "history":
+    return valid
+  hit = valid & (hist == batch["pos"][:, -1:])
+  first = jnp.argmax(hit, axis=-1)
+  drop = hit & (jnp.arange(hist.shape[1])[None, :] == first[:, None])
+  return valid & ~drop
 
 
 def loss_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, batch: dict[str, Array],
@@ -287,8 +354,9 @@ def loss_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, batch: dict[s
   metrics = {"rec_loss": rec}
   if hp.reg_term:
     hist = batch["hist"]
-    is_a = (hist > 0) & (hist <= hp.num_items_a)
-    is_b = hist > hp.num_items_a
+    pool = reg_pool_mask(batch, hp.reg_pool)
+    is_a = pool & (hist <= hp.num_items_a)
+    is_b = pool & (hist > hp.num_items_a)
     ka, kb = jax.random.split(r_reg)
     reg_a, found_a = negatives.sample_from_rows(ka, hist, is_a)
     reg_b, found_b = negatives.sample_from_rows(kb, hist, is_b)
@@ -354,6 +422,31 @@ def frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict) -
   return cached[key]
 
 
+def missing_text_index(ds: dataset_lib.CDSRDataset) -> dict[str, np.ndarray]:
+  """Row maps of the items without text, the first time per dataset printing how many per domain.
+
+  An item is without text where `ds.item_text_emb` has an all-zero row (text_emb.py's row for a
+  blank title). Returns {"m": int32 [nA+nB+1] by global id, "a": [nA+1], "b": [nB+1] by local id}:
+  the item's row in that table's trainable rows (0, 1, ... in id order), -1 where it has text and for
+  padding (id 0); {} when the dataset has no text embeddings.
+  """
+  cached = _TABLES.setdefault(ds, {})
+  if "missing" not in cached:
+    out = {}
+    if ds.item_text_emb is not None:
+      na = ds.num_items_a
+      missing = ~np.any(ds.item_text_emb[1:] != 0, axis=1)
+      for name, part in (("m", missing), ("a", missing[:na]), ("b", missing[na:])):
+        index = np.full(len(part) + 1, -1, np.int32)
+        index[1:][part] = np.arange(int(part.sum()), dtype=np.int32)
+        out[name] = index
+      print(f"LLM4CDSR: items without text (all-zero text embedding): A {int(missing[:na].sum())} / "
+            f"{na}, B {int(missing[na:].sum())} / {ds.num_items_b} (model.missing_text: 'learned' = "
+            "own trainable rows, 'zero' = one shared frozen row)", flush=True)
+    cached["missing"] = out
+  return cached["missing"]
+
+
 def _frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
   out = {}
   emb = ds.item_text_emb
@@ -406,10 +499,20 @@ def default_config() -> ml_collections.ConfigDict:
   m.mixed_neg_domain = "input"
   m.independent_negatives = True
   m.neg_exclusive_upper = True
+  # Alpha-loss item pool: "inputs" = the training prefix without its last item (upstream), "history"
+  # = the whole training prefix (orthoalign before this key). See the module docstring.
+  m.reg_pool = "inputs"
+  # Items without text in the frozen tables: "learned" = each its own trainable row (upstream has
+  # text for every item, so none of its items shares a vector), "zero" = all share the zero text row
+  # (orthoalign before this key). See the module docstring.
+  m.missing_text = "learned"
   return m
 
 
-_KEYS = tuple(f"model.{k}" for k in default_config() if k not in ("name", "ffn_size"))
+# Keys a config saved before them may lack, and the value that reproduces such a run.
+_LEGACY = {k: config_lib.ADDED_KEYS[f"model.{k}"] for k in ("ffn_size", "reg_pool", "missing_text")}
+_KEYS = tuple(f"model.{k}" for k in default_config() if k != "name" and k not in _LEGACY)
+_CHOICES = {"reg_pool": ("inputs", "history"), "missing_text": ("learned", "zero")}
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -432,6 +535,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.gca.kv != "other":
     raise config_lib.ConfigError(f"config key gca.kv={config.gca.kv!r}: LLM4CDSR's cells read the "
                                  "other domain's stream; valid choices: ['other']")
+  for key, choices in _CHOICES.items():
+    value = m.get(key, _LEGACY[key])
+    if value not in choices:
+      raise config_lib.ConfigError(f"config key model.{key}={value!r}; valid choices: {list(choices)}")
   if m.mixed_neg_domain not in ("input", "target"):
     raise config_lib.ConfigError(f"config key model.mixed_neg_domain={m.mixed_neg_domain!r}; valid "
                                  "choices: ['input', 'target']")
@@ -455,17 +562,30 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   if beta:
     train["user_profile"] = windows.mean_text_profiles(ds.item_text_emb, train["hist"])
   frozen = {k: v for k, v in tables.items() if k != "global_table" or m.freeze_emb}
+  missing = missing_text_index(ds) if use_text else {}
+  missing_rows = [0, 0, 0]
+  if m.get("missing_text", _LEGACY["missing_text"]) == "learned":
+    # Frozen-table paths only: the mixed path when its global table is frozen, the domain paths when
+    # they read the local tables (an unfrozen table or ID embeddings are trainable per item anyway).
+    uses = {"m": global_dim and m.freeze_emb, "a": "table_a" in tables, "b": "table_b" in tables}
+    for i, name in enumerate(("m", "a", "b")):
+      k = int((missing[name] >= 0).sum()) if name in missing else 0
+      if uses[name] and k:
+        missing_rows[i] = k
+        frozen[f"missing_index_{name}"] = missing[name]
   gca = task_lib.gca_settings(config)
   module = LLM4CDSR(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, hidden=m.hidden_size,
                     num_blocks=m.num_blocks, num_heads=m.num_heads, dropout=m.dropout, max_len=m.max_len,
                     global_dim=global_dim, freeze_global=m.freeze_emb, local_emb="table_a" in tables,
                     user_dim=ds.item_text_emb.shape[1] if beta else 0, causal=m.causal_self_attention,
-                    ffn_size=int(m.get("ffn_size", 0)), gca_positions=gca.positions, gca=gca.cell)
+                    ffn_size=int(m.get("ffn_size", 0)), missing_rows=tuple(missing_rows),
+                    gca_positions=gca.positions, gca=gca.cell)
   hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, alpha=float(m.alpha),
              beta=float(m.beta) if use_text else 0.0, tau=float(m.tau), tau_reg=float(m.tau_reg),
              reg_term=alpha > 0, user_term=beta > 0,
              mixed_neg_domain=m.mixed_neg_domain, independent_negatives=m.independent_negatives,
-             neg_exclusive_upper=m.neg_exclusive_upper)
+             neg_exclusive_upper=m.neg_exclusive_upper,
+             reg_pool=m.get("reg_pool", _LEGACY["reg_pool"]))
 
   def cand_dom(split_name: str) -> dict[str, np.ndarray]:
     seed = config.eval.candidate_seed

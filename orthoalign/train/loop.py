@@ -131,7 +131,9 @@ def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int,
 def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str, float]:
   """Replica r's sums -> flat metric dict: "<split>/<protocol>/<dom>/<metric>", the same per user
   group with cases in the split, "<split>/<group>/<protocol>/<dom>/<metric>" (plus its number of
-  cases, "<split>/<group>/sampled/all/count"), and "align/<cell>/<stat>"."""
+  cases, "<split>/<group>/sampled/all/count"), and "align/<cell>/<stat>". The metrics follow the
+  evaluation's tie rule (config.eval.ties, recorded in the row's config) and include "tie_share",
+  the share of cases with at least one negative tied with the target."""
   one = {k: np.asarray(v)[r] for k, v in sums.items()}
   out = {}
   groups = sorted({k.split("/")[0] for k in one if k.count("/") == 3 and not k.startswith("align/")})
@@ -155,8 +157,12 @@ def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str,
 
 
 def _prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Writes config.json; on resumption refuses a config that would change what was computed."""
-  os.makedirs(workdir, exist_ok=True)
+  """Writes config.json; on resumption refuses a config that would change what was computed.
+
+  Raises:
+    ConfigError: the config differs from the workdir's, or the workdir cannot be written.
+  """
+  writers.writable_dir(workdir, "the run's outputs (--workdir)", errors.ConfigError)
   path = os.path.join(workdir, "config.json")
   new = config_lib.flatten(config.to_dict())
   if os.path.exists(path) and os.path.isdir(os.path.join(workdir, "checkpoints")):
@@ -167,7 +173,10 @@ def _prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
       raise config_lib.ConfigError(
           f"{workdir} holds a run with a different config (keys: {', '.join(diff)}); resume with the "
           "same config or use a new --workdir")
-  writers.write_json(path, config.to_dict())
+  try:
+    writers.write_json(path, config.to_dict())
+  except OSError as e:
+    raise errors.ConfigError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _param_counts(task: task_lib.Task, state: state_lib.TrainState) -> tuple[int, int]:
@@ -225,7 +234,8 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   epoch_fn = jax.jit(jax.vmap(functools.partial(step_lib.train_epoch, task=task, tx=tx, batch_size=bs,
                                                 mesh=mesh), in_axes=(0, None, None, None)),
                      donate_argnums=0)
-  eval_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=task, mesh=mesh),
+  eval_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=task, mesh=mesh,
+                                               ties=config.eval.get("ties", "pessimistic")),
                              in_axes=(0, None, None)))
   return Run(ds=ds, task=task, reps=reps, mesh=mesh, repl=repl,
              steps=step_lib.steps_per_epoch(n_train, bs), train_data=train_data, eval_data=eval_data,
@@ -259,12 +269,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   ckpt = checkpoint_lib.Checkpointer(workdir)
   tracker = Tracker.new(num_r)
   start = 1
-  latest = ckpt.latest_epoch()
-  if latest is not None:
-    state, best, meta = ckpt.restore(latest, state, best)
-    tracker = Tracker(**meta["tracker"])
+  latest = None
+  restored = ckpt.restore_latest(state, best)
+  if restored is not None:
+    for line in restored.skipped:
+      print(f"warning: {line}", flush=True)
+    state, best, latest = restored.state, restored.best, restored.epoch
+    tracker = Tracker(**restored.meta["tracker"])
     start = latest + 1
-    print(f"Resumed from {workdir}/checkpoints at epoch {latest}", flush=True)
+    print(f"Resumed from {ckpt.directory} at epoch {latest}", flush=True)
   history = history_lib.History(workdir, latest)
 
   t0 = time.time()
@@ -276,7 +289,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   cache = jax.config.jax_compilation_cache_dir or "off"
   print(f"compiled in {compile_s:.1f}s (train epoch {train_compile_s:.1f}s, evaluation "
         f"{compile_s - train_compile_s:.1f}s; persistent cache: {cache})", flush=True)
-  writer = writers.ScalarWriter(os.path.join(workdir, "tb"))
+  # On resumption TensorBoard hides what the interrupted run wrote from epoch `start` on.
+  writer = writers.ScalarWriter(os.path.join(workdir, "tb"),
+                                purge_step=None if latest is None else start)
   tc = config.train
   key, patience = tc.select_metric, tc.early_stop_patience
   max_epochs, every = tc.max_epochs, tc.eval_every
@@ -287,10 +302,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     for epoch in range(start, max_epochs + 1):
       if all(tracker.stopped):
         break
-      t_epoch = time.time()
       lrs = base_lrs * warmup_factor(epoch, tc.warmup_epochs, tc.warmup_start_factor) * np.asarray(
           tracker.lr_scale, np.float32)
       state = _set_learning_rates(state, jax.device_put(lrs, repl))
+      # Training time starts here: not the compilation of the update above (the first epoch of a
+      # process), nor a restored state still arriving on the device.
+      jax.block_until_ready(state)
+      t_epoch = time.time()
       state, metrics = compiled(state, train_data, frozen, epoch_arg(epoch))
       metrics = jax.device_get(metrics)
       dt = time.time() - t_epoch
@@ -375,9 +393,12 @@ def _short(key: str) -> str:
 def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict) -> str:
   """A readable summary: per replica and domain, the test metrics; per GCA cell, |cos| and alpha."""
   n = config.eval.num_negatives
+  ties = config.eval.get("ties", "pessimistic")
   lines = [f"\nTest results at each replica's best validation epoch ({config.train.select_metric})",
            f"protocol: sampled = target vs {n} negatives from its domain; full = whole domain catalog",
-           table.replica_table(rows, ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc"), columns=(
+           f"ties: {ties} ({table.TIE_RULES.get(ties, '?')}); TIE_SHARE = share of cases with a "
+           "negative scoring exactly as the target",
+           table.replica_table(rows, ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc", "tie_share"), columns=(
                ("lr", 8, lambda row: f"{row['learning_rate']:.2g}"),
                ("best", 4, lambda row: row["best_epoch"])))]
   groups = table.group_table(rows, ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc"), domains=("all",))

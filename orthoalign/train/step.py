@@ -77,7 +77,7 @@ def _full_mask(batch: dict[str, Array], num_items_a: int, num_items: int) -> Arr
 
 
 def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib.Task,
-             mesh: Mesh) -> dict[str, Array]:
+             mesh: Mesh, ties: str = "pessimistic") -> dict[str, Array]:
   """Sums of ranking metrics and alignment statistics over all eval cases of one split.
 
   Args:
@@ -86,9 +86,14 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
     data: eval arrays reshaped to [num_batches, eval_batch, ...] plus "weight" (0 for padding rows).
     task: the model's Task.
     mesh: device mesh (batches are split over it).
+    ties: static tie rule of the ranking metrics (`config.eval.ties`, ranking.TIES): the target's
+      rank among negatives scoring exactly as it is counted pessimistically (all tied negatives
+      ahead), optimistically (none) or as the exact expectation of random tie-breaking. NaN
+      scores count against the target under every rule.
 
   Returns:
-    Additive sums keyed "sampled/<dom>/<metric>", "full/<dom>/<metric>" (with "<dom>/count"), the
+    Additive sums keyed "sampled/<dom>/<metric>", "full/<dom>/<metric>" (with "<dom>/count"; the
+    metrics include "tie_share", the share of cases with at least one negative tied), the
     same per user group "<group>/<protocol>/<dom>/..." and "align/<cell>/<sum>"; the host divides
     them (ranking.finalize / alignment.finalize_alignment). Alignment statistics are not split by
     group: a query token with nothing to attend to (e.g. every token of a non-overlapped user) is
@@ -102,10 +107,12 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
     out = task.eval_fn(params, frozen, tables, batch)
     w = batch["weight"]
     sums = {}
-    per = {"sampled": ranking.metrics_from_rank(*ranking.sampled_rank(out.sampled_scores))}
+    per = {"sampled": ranking.metrics_from_counts(*ranking.sampled_counts(out.sampled_scores),
+                                                  ties=ties)}
     mask = _full_mask(batch, task.num_items_a, n_items)
     target_score = jnp.take_along_axis(out.full_scores, batch["target"][:, None], 1)[:, 0]
-    per["full"] = ranking.metrics_from_rank(*ranking.full_rank(target_score, out.full_scores, mask))
+    per["full"] = ranking.metrics_from_counts(
+        *ranking.full_counts(target_score, out.full_scores, mask), ties=ties)
     # Every metric for all cases, then per user group ("group/<name>" arrays, data/eval_inputs.py).
     weights = {"": w}
     weights.update({key.split("/", 1)[1] + "/": jnp.where(batch[key], w, 0.0)

@@ -8,18 +8,30 @@ from typing import Mapping
 
 import jax
 
+from orthoalign.errors import ConfigError
 from orthoalign.fileio import atomic_write_text, jsonable, write_json, write_jsonl  # noqa: F401
-from orthoalign.fileio import format_duration  # noqa: F401
+from orthoalign.fileio import format_duration, writable_dir  # noqa: F401
 
 
 class ScalarWriter:
   """TensorBoard event files via tensorboardX (no TensorFlow); only process 0 writes."""
 
-  def __init__(self, logdir: str):
+  def __init__(self, logdir: str, purge_step: int | None = None):
+    """Opens a new event file in `logdir`.
+
+    Args:
+      logdir: the folder of the event files.
+      purge_step: on resumption, the first epoch to be run again: TensorBoard then hides the
+        points of that epoch and later ones that the interrupted run had written, so the replayed
+        epochs are not shown twice.
+    """
     self._tb = None
     if jax.process_index() == 0:
       import tensorboardX  # imported lazily: only the chief needs it
-      self._tb = tensorboardX.SummaryWriter(logdir)
+      try:
+        self._tb = tensorboardX.SummaryWriter(logdir, purge_step=purge_step)
+      except OSError as e:
+        raise ConfigError(f"cannot write TensorBoard events to {logdir}: {e.strerror or e}") from None
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     if self._tb is None:
