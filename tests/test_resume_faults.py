@@ -173,6 +173,7 @@ def test_resume_purges_replayed_epochs_from_tensorboard(tmp_path, monkeypatch):
   assert len(points) == len(set(points))
 
 
+@pytest.mark.slow       # ~40 s: two runs and a 12 s injected delay
 def test_steps_per_s_counts_only_training_time(tmp_path, monkeypatch):
   """The restart's own work (here a slow first learning-rate update, as its compilation on a cold
   cache) is no training time: train_time_s and steps_per_s only count the epochs' programs."""
