@@ -215,11 +215,8 @@ def check_overrides(argv: list[str]) -> None:
   overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
   if spec is None:
     return
-  if not overrides:
-    path = spec.partition(":")[0]
-    if not os.path.isfile(path):
-      raise ConfigError(f"--config={spec}: no such config file {path!r}")
-    return
+  # Loaded even without overrides: a get_config that raises ConfigError (e.g. an unknown model in
+  # `configs/base.py:<model>`) is then one line, not ml_collections' wrapped traceback.
   config = _load_config_file(spec)
   seen: set[str] = set()
   for item in overrides:

@@ -32,3 +32,19 @@ jax.config.update("jax_compilation_cache_dir",
                   os.path.join(os.environ.get("TMPDIR", "/tmp"), "orthoalign-test-jax-cache"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def tiny_config(**overrides):
+  """configs/tiny.py with GCA_early on one device, plus dotted-key overrides."""
+  from configs import tiny
+  cfg = tiny.get_config()
+  cfg.gca.positions = (0,)
+  cfg.train.num_devices = 1
+  cfg.update_from_flattened_dict(overrides)
+  return cfg
+
+
+def tiny_run(workdir, **overrides):
+  """Trains `tiny_config(**overrides)` in `workdir`; returns the result rows."""
+  from orthoalign.train import loop
+  return loop.train_and_evaluate(tiny_config(**overrides), str(workdir))

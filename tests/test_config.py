@@ -112,6 +112,8 @@ def test_base_config_takes_each_models_keys_from_its_module():
   assert "hidden_size" in base.get_config().model and "d_embed" not in base.get_config().model
   with pytest.raises(config_lib.ConfigError, match="not a known model"):
     base.get_config("sasrec")
+  with pytest.raises(config_lib.ConfigError, match="not a known model"):   # before absl parses
+    config_lib.check_overrides(["--config=configs/base.py:sasrec"])
 
 
 def test_a_missing_model_key_is_named():

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
+from conftest import tiny_run
 from orthoalign import compile_cache
 from orthoalign import errors
 from orthoalign.data import store
@@ -31,12 +32,7 @@ METRICS = ("train/loss", "valid/sampled/all/ndcg@10", "test/sampled/A/ndcg@10", 
 TIMING_KEYS = ("compile_s", "wall_time_s", "train_time_s", "steps_per_s")
 
 
-def run(workdir, **overrides):
-  cfg = tiny.get_config()
-  cfg.gca.positions = (0,)
-  cfg.train.num_devices = 1
-  cfg.update_from_flattened_dict(overrides)
-  return loop.train_and_evaluate(cfg, str(workdir))
+run = tiny_run
 
 
 class Killed(Exception):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
+from conftest import tiny_config
 from orthoalign import config_lib
 from orthoalign.metrics import ranking
 from orthoalign.train import loop
@@ -208,12 +209,7 @@ def test_config_validates_the_rule():
   config_lib.validate(cfg)
 
 
-def _tiny(**overrides):
-  cfg = tiny.get_config()
-  cfg.gca.positions = (0,)
-  cfg.train.num_devices = 1
-  cfg.update_from_flattened_dict(overrides)
-  return cfg
+_tiny = tiny_config
 
 
 def test_evaluate_applies_the_rule():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
+from conftest import tiny_run
 from orthoalign.train import loop
 from orthoalign.train import step as step_lib
 
@@ -16,12 +17,7 @@ METRICS = ("train/loss", "train/rec_loss", "valid/sampled/all/ndcg@10", "test/sa
            "test/sampled/all/auc", "align/gca0_A/abs_mean_cos", "align/gca0_B/alpha")
 
 
-def run(workdir, **overrides):
-  cfg = tiny.get_config()
-  cfg.gca.positions = (0,)
-  cfg.train.num_devices = 1
-  cfg.update_from_flattened_dict(overrides)
-  return loop.train_and_evaluate(cfg, str(workdir))
+run = tiny_run
 
 
 @pytest.fixture(scope="module")

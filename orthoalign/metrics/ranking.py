@@ -39,28 +39,6 @@ _COUNT = 'count'
 _HARMONIC_SWITCH = 16.0
 
 
-def _rank_against(
-    target: jax.Array, negatives: jax.Array, mask: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-  """Counts masked negatives that are not strictly below the target.
-
-  Args:
-    target: [..., 1] target scores, broadcastable against `negatives`.
-    negatives: [..., N] negative scores.
-    mask: bool [..., N], True for negatives that count.
-
-  Returns:
-    (rank, num_negatives), both int32 [...].
-  """
-  # `not (s_j < s_0)` rather than `s_j >= s_0`: identical for ordinary numbers
-  # (ties count against the target) but a NaN on either side also counts
-  # against the target instead of silently giving it rank 0.
-  against = jnp.logical_not(negatives < target) & mask
-  rank = jnp.sum(against, axis=-1, dtype=jnp.int32)
-  num_negatives = jnp.sum(mask, axis=-1, dtype=jnp.int32)
-  return rank, num_negatives
-
-
 def _counts_against(
     target: jax.Array, negatives: jax.Array, mask: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -72,9 +50,12 @@ def _counts_against(
     mask: bool [..., N], True for negatives that count.
 
   Returns:
-    (higher, equal, num_negatives), int32 [...]. higher + equal is exactly the
-    pessimistic rank of `_rank_against`; a NaN on either side is in `higher`.
+    (higher, equal, num_negatives), int32 [...]. higher + equal is the
+    pessimistic rank; a NaN on either side is in `higher`.
   """
+  # `not (s_j < s_0)` rather than `s_j >= s_0`: identical for ordinary numbers
+  # (ties count against the target) but a NaN on either side also counts
+  # against the target instead of silently giving it rank 0.
   against = jnp.logical_not(negatives < target) & mask
   equal = (negatives == target) & mask          # False whenever a NaN is involved
   higher = against & jnp.logical_not(equal)
@@ -110,7 +91,8 @@ def sampled_rank(
   Returns:
     (rank, num_negatives), int32 [...]; rank = #{j>=1 valid: s_j >= s_0}.
   """
-  return _rank_against(*_sampled_parts(scores, valid))
+  higher, equal, num_negatives = sampled_counts(scores, valid)
+  return higher + equal, num_negatives
 
 
 def sampled_counts(
@@ -144,8 +126,8 @@ def full_rank(
   Returns:
     (rank, num_negatives), int32 [B].
   """
-  mask = jnp.asarray(candidate_mask, dtype=bool)
-  return _rank_against(target_score[..., None], item_scores, mask)
+  higher, equal, num_negatives = full_counts(target_score, item_scores, candidate_mask)
+  return higher + equal, num_negatives
 
 
 def full_counts(

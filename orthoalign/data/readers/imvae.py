@@ -209,12 +209,12 @@ def _valid_rows(train_uids: np.ndarray, test_uids: np.ndarray, valid_fraction: f
 
 def _check_params(valid_fraction: Any, valid_seed: Any) -> tuple[float, int]:
   if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)):
-    raise DataError(f'expected a number in [0, 1), got {valid_fraction!r}', key='valid_fraction')
+    raise DataError(f'expected a number in [0, 1), got {valid_fraction!r}', key='data.reader_options.valid_fraction')
   if not 0 <= valid_fraction < 1:
-    raise DataError(f'{valid_fraction} is outside [0, 1)', key='valid_fraction')
+    raise DataError(f'{valid_fraction} is outside [0, 1)', key='data.reader_options.valid_fraction')
   if isinstance(valid_seed, bool) or not isinstance(valid_seed, (int, np.integer)) or (
       valid_seed < 0):
-    raise DataError(f'expected a non-negative int, got {valid_seed!r}', key='valid_seed')
+    raise DataError(f'expected a non-negative int, got {valid_seed!r}', key='data.reader_options.valid_seed')
   return float(valid_fraction), int(valid_seed)
 
 
