@@ -23,7 +23,9 @@ RESUMABLE_CHANGES = ("train.max_epochs", "train.early_stop_patience")
 # Keys added after runs were written, with the value that reproduces what those runs did: a saved
 # config without the key equals one with this value (resumption and grid skip checks).
 ADDED_KEYS = {"eval.ties": "pessimistic", "model.ffn_size": 0, "gca.ffn": 0,
-              "eval.track_test": False, "model.reg_pool": "history", "model.missing_text": "zero"}
+              "eval.track_test": False, "model.reg_pool": "history", "model.missing_text": "zero",
+              "model.llm_emb_dir": "none", "model.llm_emb_file": "itm_emb_np",
+              "model.user_emb_file": "usr_profile_emb"}
 
 
 ConfigError = errors.ConfigError           # defined with the other errors users see as one line

@@ -4,7 +4,10 @@ Formats (`data.format`):
   synthetic  the embedded generator (`data.synthetic.*`; no path)
   abxi       ABXI's preprocessed files (folder with *_preprocessed.txt, map_item_50.txt, map_user_50.txt)
   llmcdsr    LLMCDSR's files (folder with train_A/B/overlap, valid, test, num.txt, item_set_*, text_*)
-  handled    LLM4CDSR's handled pickle + id_map.json (folder holding one *.pkl and id_map.json)
+  handled    LLM4CDSR's handled pickle + id_map.json (an upstream data/<ds>/handled/ folder); reader
+             option inter_file (upstream's --inter_file) where it holds several interaction
+             pickles. The authors' embedding pickles beside them are read by the LLM4CDSR model
+             (readers/llm4cdsr_tables.py), not here.
   imvae      IM-VAE / AMID open-world CSVs (folder with one <pair>_train.csv, one <pair>_test_csu.csv);
              reader options (`data.reader_options`): valid_fraction (0.1), valid_seed (0)
   prepared   a folder written by `python -m orthoalign.data.prepare` (or `store.save_dataset`)
@@ -61,18 +64,37 @@ def _imvae_defaults() -> dict[str, Any]:
   return {"valid_fraction": imvae.DEFAULT_VALID_FRACTION, "valid_seed": imvae.DEFAULT_VALID_SEED}
 
 
-def _handled_files(path: str) -> tuple[str, str]:
-  pickles = sorted(glob.glob(os.path.join(path, "*.pkl")))
+# Other pickles the authors' handled folders hold beside the interaction pickle: embedding tables
+# (readers/llm4cdsr_tables.py), their caches, titles, graphs and the cold-start split.
+_HANDLED_AUX_PREFIXES = ("itm_emb", "item_emb", "usr_", "user_", "title_", "adj")
+
+
+def _handled_files(path: str, inter_file: str = "") -> tuple[str, str]:
+  """The interaction pickle and id_map.json of a handled folder; DataError if not exactly one."""
   id_map = os.path.join(path, "id_map.json")
+  if inter_file:
+    pickles = [os.path.join(path, f"{inter_file}.pkl")]
+    if not os.path.isfile(pickles[0]):
+      raise DataError(f"data.reader_options.inter_file={inter_file!r}: no {inter_file}.pkl in the "
+                      "folder", path=path)
+  else:
+    pickles = sorted(f for f in glob.glob(os.path.join(path, "*.pkl"))
+                     if not os.path.basename(f).startswith(_HANDLED_AUX_PREFIXES)
+                     and not f.endswith("_cold.pkl"))
+    if len(pickles) > 1:
+      raise DataError(f"several interaction pickles {[os.path.basename(f) for f in pickles]}; name "
+                      "one with --config.data.reader_options.inter_file=<name without .pkl> "
+                      "(upstream's --inter_file)", path=path)
   if len(pickles) != 1 or not os.path.isfile(id_map):
-    raise DataError(f"expected exactly one *.pkl and an id_map.json, found {len(pickles)} pickle(s)"
-                    f"{'' if os.path.isfile(id_map) else ' and no id_map.json'}", path=path)
+    raise DataError(f"expected exactly one interaction *.pkl and an id_map.json, found "
+                    f"{len(pickles)} pickle(s){'' if os.path.isfile(id_map) else ' and no id_map.json'}",
+                    path=path)
   return pickles[0], id_map
 
 
-def _read_handled(path: str, bad: badlines.BadLines) -> CDSRDataset:
+def _read_handled(path: str, bad: badlines.BadLines, inter_file: str = "") -> CDSRDataset:
   from orthoalign.data.readers import handled
-  return handled.read_handled(*_handled_files(path), bad)
+  return handled.read_handled(*_handled_files(path, inter_file), bad)
 
 
 def _read_prepared(path: str, bad: badlines.BadLines) -> CDSRDataset:
@@ -87,7 +109,8 @@ READERS: dict[str, Callable[..., CDSRDataset]] = {
 }
 FORMATS = ("synthetic",) + tuple(READERS)
 # format -> () -> {reader option: default}, for the readers that take options.
-READER_OPTIONS: dict[str, Callable[[], dict[str, Any]]] = {"imvae": _imvae_defaults}
+READER_OPTIONS: dict[str, Callable[[], dict[str, Any]]] = {"imvae": _imvae_defaults,
+                                                            "handled": lambda: {"inter_file": ""}}
 
 
 def _reader_options(fmt: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -101,9 +124,9 @@ def _reader_options(fmt: str, options: Mapping[str, Any] | None) -> dict[str, An
   return resolved
 
 
-def _source_files(fmt: str, path: str) -> list[str]:
+def _source_files(fmt: str, path: str, options: Mapping[str, Any]) -> list[str]:
   if fmt == "handled":
-    return list(_handled_files(path))
+    return list(_handled_files(path, **options))
   if fmt == "prepared":
     return [os.path.join(path, store.MANIFEST_FILE), os.path.join(path, store.DATASET_FILE)]
   if fmt == "imvae":
@@ -149,7 +172,8 @@ def load_path(fmt: str, path: str, *, on_bad_line: str = "error", cache_dir: str
               reader_options: Mapping[str, Any] | None = None) -> CDSRDataset:
   """Loads a file-based dataset through the cache (see the module docstring).
 
-  `reader_options` go to the format's reader (only `imvae` takes any: valid_fraction, valid_seed)
+  `reader_options` go to the format's reader (`imvae`: valid_fraction, valid_seed; `handled`:
+  inter_file, the interaction pickle's name where the folder holds several)
   and, with their defaults filled in, into the cache params, so changing one rebuilds the cache.
   """
   if fmt not in READERS:
@@ -171,7 +195,7 @@ def load_path(fmt: str, path: str, *, on_bad_line: str = "error", cache_dir: str
     ds = attach_titles(ds, titles)
     return attach_text_emb(ds, text_emb, text_dim)
 
-  ds = store.cached(out_dir, sources=_source_files(fmt, path) + list(titles), recipe=f"read:{fmt}",
+  ds = store.cached(out_dir, sources=_source_files(fmt, path, options) + list(titles), recipe=f"read:{fmt}",
                     params={"on_bad_line": on_bad_line, "text_emb": text_emb, "text_dim": text_dim,
                             **({"reader_options": options} if options else {})},
                     build=build, bad_lines_report=bad)

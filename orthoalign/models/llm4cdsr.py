@@ -38,21 +38,30 @@ Upstream differences that are not quirks of its code:
     on every evaluation pass, so they change every epoch and every run; orthoalign freezes one set
     per split (`eval.candidate_seed`), shared by all epochs and seeds (no flag: the frozen sets make
     model selection and seeds comparable).
+  * Item tables and user profiles: with the authors' pickles (`<llm_emb_file>_all.pkl`,
+    `_A_pca128.pkl`, `_B_pca128.pkl`, `<user_emb_file>.pkl`, read through the restricted unpickler
+    by orthoalign/data/readers/llm4cdsr_tables.py) the model runs on the authors' inputs:
+    `model.llm_emb_dir="auto"` finds them in a `handled` data folder, a path names another folder,
+    "none" ignores them. Their global table keeps its own width (model.global_dim is not applied)
+    and their local width must equal model.hidden_size, as upstream requires. Without them,
+    orthoalign substitutes PCA tables of its title embeddings (`data.text_emb`) and, for the user
+    profiles, the mean title embedding of the user's training items; `build` prints which.
   * User-profile window (beta loss): upstream summarises, per k-means cluster of item embeddings,
     the titles of the last 15 items of the user's sequence without its last (test) item, so the
-    validation target is inside the profile, and embeds GPT summaries with ada-002; here the profile
-    is the mean text embedding of all the user's *training* items (validation target excluded).
+    validation target is inside the profile, and embeds GPT summaries with ada-002; the substitute
+    profile is the mean text embedding of all the user's *training* items (validation target
+    excluded). With the authors' file the profile is theirs, window included.
 
 Deviations (named): weight decay is decoupled (AdamW; the original's default is 0, so Adam); the
-user-guidance loss reuses the training forward pass instead of a second dropout-resampled pass; user
-profile embeddings (GPT summaries upstream) are replaced by the mean text embedding of the user's
-training items; with no text embeddings the unused 1024->512->128 adapter is not created.
+user-guidance loss reuses the training forward pass instead of a second dropout-resampled pass; with
+no item tables the unused 1024->512->128 adapter is not created.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import weakref
 from typing import Any
 
@@ -67,6 +76,7 @@ from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
 from orthoalign.data import negatives
 from orthoalign.data import windows
+from orthoalign.data.readers import llm4cdsr_tables
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import layers
 from orthoalign.models import task as task_lib
@@ -413,29 +423,75 @@ def _pca(x: np.ndarray, dim: int) -> np.ndarray:
 _TABLES: "weakref.WeakKeyDictionary[dataset_lib.CDSRDataset, dict]" = weakref.WeakKeyDictionary()
 
 
-def frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
-  """Item tables as LLM4CDSR's notebooks make them: joint PCA (global) and per-domain PCA (local)."""
-  key = (bool(cfg.global_emb), int(cfg.global_dim), bool(cfg.local_emb), int(cfg.hidden_size))
+def author_tables(ds: dataset_lib.CDSRDataset,
+                  config: ml_collections.ConfigDict) -> llm4cdsr_tables.AuthorTables | None:
+  """The authors' embedding pickles when `model.llm_emb_dir` finds them, else None.
+
+  "auto" looks in the data folder of a `handled` dataset (where upstream keeps them), "none" never
+  looks, anything else is a folder that must hold them. Read once per dataset and folder.
+
+  Raises:
+    ConfigError: model.llm_emb_dir names a folder without the authors' item files.
+    DataError: a file is present but malformed (readers/llm4cdsr_tables.py).
+  """
+  m = config.model
+  where = m.get("llm_emb_dir", _LEGACY["llm_emb_dir"])
+  if where == "none" or (where == "auto" and config.data.format != "handled"):
+    return None
+  folder = os.path.abspath(config.data.path if where == "auto" else where)
+  item_file = m.get("llm_emb_file", _LEGACY["llm_emb_file"])
+  user_file = m.get("user_emb_file", _LEGACY["user_emb_file"])
   cached = _TABLES.setdefault(ds, {})
+  key = ("author", folder, item_file, user_file)
   if key not in cached:
-    cached[key] = _frozen_tables(ds, cfg)
+    tables = llm4cdsr_tables.load(folder, np.diff(ds.offsets), ds.num_items_a, ds.num_items_b,
+                                  item_file, user_file)
+    if tables is None and where != "auto":
+      raise config_lib.ConfigError(
+          f"config key model.llm_emb_dir={where!r}: no {list(llm4cdsr_tables.item_file_names(item_file))} "
+          "there (model.llm_emb_file names them); 'auto' = the handled data folder, 'none' = "
+          "orthoalign's substitutes")
+    cached[key] = tables
   return cached[key]
 
 
-def missing_text_index(ds: dataset_lib.CDSRDataset) -> dict[str, np.ndarray]:
+def frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict,
+                  author: llm4cdsr_tables.AuthorTables | None = None) -> dict[str, np.ndarray]:
+  """Item tables: the authors' (`author`) or made as their notebooks do, by joint PCA (global) and
+  per-domain PCA (local) of `ds.item_text_emb`. float32, row 0 = padding (zeros)."""
+  key = (bool(cfg.global_emb), int(cfg.global_dim), bool(cfg.local_emb), int(cfg.hidden_size),
+         author.folder if author else None)
+  cached = _TABLES.setdefault(ds, {})
+  if key not in cached:
+    cached[key] = _frozen_tables(ds, cfg, author)
+  return cached[key]
+
+
+def _text_rows(ds: dataset_lib.CDSRDataset,
+               author: llm4cdsr_tables.AuthorTables | None) -> np.ndarray | None:
+  """[nA+nB+1, D] rows by global id that say which items have text, or None."""
+  if author is not None:
+    return np.concatenate([np.zeros((1, author.item_all.shape[1]), np.float32), author.item_all])
+  return ds.item_text_emb
+
+
+def missing_text_index(ds: dataset_lib.CDSRDataset,
+                       author: llm4cdsr_tables.AuthorTables | None = None) -> dict[str, np.ndarray]:
   """Row maps of the items without text, the first time per dataset printing how many per domain.
 
-  An item is without text where `ds.item_text_emb` has an all-zero row (text_emb.py's row for a
-  blank title). Returns {"m": int32 [nA+nB+1] by global id, "a": [nA+1], "b": [nB+1] by local id}:
-  the item's row in that table's trainable rows (0, 1, ... in id order), -1 where it has text and for
-  padding (id 0); {} when the dataset has no text embeddings.
+  An item is without text where its text row (the authors' joint table, else `ds.item_text_emb`)
+  is all zero (text_emb.py's row for a blank title). Returns {"m": int32 [nA+nB+1] by global id,
+  "a": [nA+1], "b": [nB+1] by local id}: the item's row in that table's trainable rows (0, 1, ... in
+  id order), -1 where it has text and for padding (id 0); {} when there is no text at all.
   """
   cached = _TABLES.setdefault(ds, {})
-  if "missing" not in cached:
+  key = ("missing", author.folder if author else None)
+  if key not in cached:
     out = {}
-    if ds.item_text_emb is not None:
+    rows = _text_rows(ds, author)
+    if rows is not None:
       na = ds.num_items_a
-      missing = ~np.any(ds.item_text_emb[1:] != 0, axis=1)
+      missing = ~np.any(rows[1:] != 0, axis=1)
       for name, part in (("m", missing), ("a", missing[:na]), ("b", missing[na:])):
         index = np.full(len(part) + 1, -1, np.int32)
         index[1:][part] = np.arange(int(part.sum()), dtype=np.int32)
@@ -443,12 +499,25 @@ def missing_text_index(ds: dataset_lib.CDSRDataset) -> dict[str, np.ndarray]:
       print(f"LLM4CDSR: items without text (all-zero text embedding): A {int(missing[:na].sum())} / "
             f"{na}, B {int(missing[na:].sum())} / {ds.num_items_b} (model.missing_text: 'learned' = "
             "own trainable rows, 'zero' = one shared frozen row)", flush=True)
-    cached["missing"] = out
-  return cached["missing"]
+    cached[key] = out
+  return cached[key]
 
 
-def _frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+def _frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict,
+                   author: llm4cdsr_tables.AuthorTables | None) -> dict[str, np.ndarray]:
   out = {}
+  pad = lambda x: np.concatenate([np.zeros((1, x.shape[1]), np.float32), x])
+  if author is not None:   # upstream's tables as they are: its global width is the file's
+    if cfg.global_emb:
+      out["global_table"] = pad(author.item_all)
+    if cfg.local_emb:
+      if author.item_a.shape[1] != cfg.hidden_size:
+        raise config_lib.ConfigError(
+            f"config key model.hidden_size={cfg.hidden_size}: with the authors' local tables it must "
+            f"equal their width, {author.item_a.shape[1]} ({author.files[1]}), as upstream requires; "
+            "or set --config.model.local_emb=False")
+      out["table_a"], out["table_b"] = pad(author.item_a), pad(author.item_b)
+    return out
   emb = ds.item_text_emb
   if emb is None:
     return out
@@ -456,7 +525,7 @@ def _frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict) 
   items = emb[1:]
   if cfg.global_emb:
     g = min(cfg.global_dim, items.shape[1], items.shape[0])
-    out["global_table"] = np.concatenate([np.zeros((1, g), np.float32), _pca(items, g)])
+    out["global_table"] = pad(_pca(items, g))
   if cfg.local_emb:
     d = cfg.hidden_size
     for name, part in (("table_a", items[:na]), ("table_b", items[na:])):
@@ -465,8 +534,26 @@ def _frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict) 
             f"model.local_emb needs item text embeddings of at least model.hidden_size={d} dims and "
             f"items per domain (got {part.shape[1]} dims, {part.shape[0]} items); set "
             f"--config.model.local_emb=False or a smaller model.hidden_size")
-      out[name] = np.concatenate([np.zeros((1, d), np.float32), _pca(part, d)])
+      out[name] = pad(_pca(part, d))
   return out
+
+
+def _report_inputs(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict,
+                   author: llm4cdsr_tables.AuthorTables | None, profiles: str) -> None:
+  """Prints, once per dataset and source, where the item tables and user profiles come from."""
+  cached = _TABLES.setdefault(ds, {})
+  key = ("reported", author.folder if author else None, profiles)
+  if key in cached:
+    return
+  cached[key] = True
+  if author is not None:
+    items = f"the authors' files in {author.folder}: {author.describe()}"
+  elif ds.item_text_emb is not None:
+    items = (f"PCA of orthoalign's title embeddings (data.text_emb={config.data.text_emb}), the "
+             "substitute for the authors' LLM tables (model.llm_emb_dir: none found)")
+  else:
+    items = "none: trainable ID embeddings (no item text and no authors' files)"
+  print(f"LLM4CDSR: item tables = {items}; user profiles (beta loss) = {profiles}", flush=True)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -506,11 +593,18 @@ def default_config() -> ml_collections.ConfigDict:
   # text for every item, so none of its items shares a vector), "zero" = all share the zero text row
   # (orthoalign before this key). See the module docstring.
   m.missing_text = "learned"
+  # The authors' embedding pickles (orthoalign/data/readers/llm4cdsr_tables.py): "auto" = read them
+  # from a handled data folder when there, "none" = never (orthoalign's substitutes), or a folder.
+  # The file names as upstream's --llm_emb_file / --user_emb_file ("item_emb" for its Douban data).
+  m.llm_emb_dir = "auto"
+  m.llm_emb_file = "itm_emb_np"
+  m.user_emb_file = "usr_profile_emb"
   return m
 
 
 # Keys a config saved before them may lack, and the value that reproduces such a run.
-_LEGACY = {k: config_lib.ADDED_KEYS[f"model.{k}"] for k in ("ffn_size", "reg_pool", "missing_text")}
+_LEGACY = {k: config_lib.ADDED_KEYS[f"model.{k}"] for k in (
+    "ffn_size", "reg_pool", "missing_text", "llm_emb_dir", "llm_emb_file", "user_emb_file")}
 _KEYS = tuple(f"model.{k}" for k in default_config() if k != "name" and k not in _LEGACY)
 _CHOICES = {"reg_pool": ("inputs", "history"), "missing_text": ("learned", "zero")}
 
@@ -542,6 +636,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if m.mixed_neg_domain not in ("input", "target"):
     raise config_lib.ConfigError(f"config key model.mixed_neg_domain={m.mixed_neg_domain!r}; valid "
                                  "choices: ['input', 'target']")
+  for key in ("llm_emb_dir", "llm_emb_file", "user_emb_file"):
+    value = m.get(key, _LEGACY[key])
+    if not isinstance(value, str) or not value:
+      raise config_lib.ConfigError(f"config key model.{key}={value!r}; expected a non-empty string"
+                                   + (" ('auto', 'none' or a folder)" if key == "llm_emb_dir" else ""))
   if not 0.0 <= m.dropout < 1.0:
     raise config_lib.ConfigError(f"config key model.dropout={m.dropout!r} must be in [0, 1)")
 
@@ -550,19 +649,30 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   """Builds the LLM4CDSR task (module, frozen tables, device arrays) for one dataset and config."""
   m = config.model
   task_lib.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
-  tables = frozen_tables(ds, m)
-  use_text = ds.item_text_emb is not None
+  author = author_tables(ds, config)
+  tables = frozen_tables(ds, m, author)
   global_dim = tables["global_table"].shape[1] if "global_table" in tables else 0
   train = windows.train_windows(ds, m.max_len)
   swept = config.sweep.get("model") or {}
   # A term exists in the program when any replica gives it a non-zero weight.
   alpha = max((abs(float(v)) for v in (m.alpha, *(swept.get("alpha") or ()))), default=0.0)
   beta = max((abs(float(v)) for v in (m.beta, *(swept.get("beta") or ()))), default=0.0)
-  beta = beta if use_text else 0.0
+  if author is not None and author.users is not None:
+    profiles, source = author.users[train["user"]], f"the authors' {author.files[3]}"
+  elif ds.item_text_emb is not None:
+    profiles, source = None, ("mean title embedding of the user's training items (substitute for "
+                              "the authors' GPT profiles)")
+  else:
+    profiles, source = None, "none (no text): the beta loss is off"
+  _report_inputs(ds, config, author, source)
+  if beta and profiles is None and ds.item_text_emb is not None:
+    profiles = windows.mean_text_profiles(ds.item_text_emb, train["hist"])
+  use_profiles = profiles is not None
+  beta = beta if use_profiles else 0.0
   if beta:
-    train["user_profile"] = windows.mean_text_profiles(ds.item_text_emb, train["hist"])
+    train["user_profile"] = profiles
   frozen = {k: v for k, v in tables.items() if k != "global_table" or m.freeze_emb}
-  missing = missing_text_index(ds) if use_text else {}
+  missing = missing_text_index(ds, author)
   missing_rows = [0, 0, 0]
   if m.get("missing_text", _LEGACY["missing_text"]) == "learned":
     # Frozen-table paths only: the mixed path when its global table is frozen, the domain paths when
@@ -577,11 +687,11 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   module = LLM4CDSR(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, hidden=m.hidden_size,
                     num_blocks=m.num_blocks, num_heads=m.num_heads, dropout=m.dropout, max_len=m.max_len,
                     global_dim=global_dim, freeze_global=m.freeze_emb, local_emb="table_a" in tables,
-                    user_dim=ds.item_text_emb.shape[1] if beta else 0, causal=m.causal_self_attention,
+                    user_dim=profiles.shape[1] if beta else 0, causal=m.causal_self_attention,
                     ffn_size=int(m.get("ffn_size", 0)), missing_rows=tuple(missing_rows),
                     gca_positions=gca.positions, gca=gca.cell)
   hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, alpha=float(m.alpha),
-             beta=float(m.beta) if use_text else 0.0, tau=float(m.tau), tau_reg=float(m.tau_reg),
+             beta=float(m.beta) if use_profiles else 0.0, tau=float(m.tau), tau_reg=float(m.tau_reg),
              reg_term=alpha > 0, user_term=beta > 0,
              mixed_neg_domain=m.mixed_neg_domain, independent_negatives=m.independent_negatives,
              neg_exclusive_upper=m.neg_exclusive_upper,

@@ -310,8 +310,9 @@ def _prescan(data: bytes) -> None:
                     f'{len(data) - pos} remain')
 
 
-def _unpickle(data: bytes, path: pathlib.Path) -> Any:
-  """`safe_load_pickle` on bytes; `path` only names the file in errors."""
+def _unpickle(data: bytes, path: pathlib.Path,
+              expected: str = '(inter_seq, domain_seq) of numpy arrays') -> Any:
+  """`safe_load_pickle` on bytes; `path` and `expected` only word errors."""
   try:
     _prescan(data)
     return _resolve(_RestrictedUnpickler(data, path).load(), set())
@@ -321,11 +322,12 @@ def _unpickle(data: bytes, path: pathlib.Path) -> Any:
     # Corrupt bytes surface as almost any exception type from pickle; all of
     # them mean the same thing to the caller.
     raise DataError(f'not a valid pickle ({type(e).__name__}: {e}); expected '
-                    '(inter_seq, domain_seq) of numpy arrays',
-                    path=path) from None
+                    f'{expected}', path=path) from None
 
 
-def safe_load_pickle(path: str | os.PathLike[str]) -> Any:
+def safe_load_pickle(path: str | os.PathLike[str],
+                     expected: str = '(inter_seq, domain_seq) of numpy arrays'
+                     ) -> Any:
   """Loads a pickle that may hold only builtins and numpy arrays.
 
   Arrays must have plain numeric dtypes (bool, int, uint, float); they are
@@ -334,6 +336,7 @@ def safe_load_pickle(path: str | os.PathLike[str]) -> Any:
 
   Args:
     path: the pickle file.
+    expected: what the file should hold, for the message of a corrupt one.
 
   Returns:
     The unpickled object.
@@ -347,7 +350,7 @@ def safe_load_pickle(path: str | os.PathLike[str]) -> Any:
     data = path.read_bytes()
   except OSError as e:
     raise DataError(f'cannot open ({e.strerror})', path=path) from None
-  return _unpickle(data, path)
+  return _unpickle(data, path, expected)
 
 
 def _json_int(value: Any) -> int | None:
