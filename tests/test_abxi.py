@@ -266,11 +266,17 @@ def test_shapes_and_eval_outputs():
 
 def test_eval_slicing_matches_full_sequence_pass():
   """At evaluation the post-attention stages are position-wise: running them on the last slot only
-  (plain ABXI) equals running them everywhere and taking the last slot (needed by GCA[2])."""
+  (plain ABXI) equals running them everywhere and taking the last slot (needed by GCA[2]). A closed
+  GCA[2] cell is the identity also on in-place padding slots, which hold LayerNorm biases there
+  (issue 11 fault 7: the cell used to zero them)."""
   cfg = small_config()
   ds, task = build(cfg)
   params = task.init_params(jax.random.key(0))
-  batch = {k: jnp.asarray(v[:6]) for k, v in task.eval_data["test"].items()}
+  # Trained-like weights: non-zero biases put LayerNorm biases into in-place padding slots.
+  rng = iter(jax.random.split(jax.random.key(2), 256))
+  params = jax.tree_util.tree_map(lambda x: x + 0.05 * jax.random.normal(next(rng), x.shape), params)
+  batch = {k: jnp.asarray(v) for k, v in task.eval_data["test"].items()}
+  assert batch["group/switch"].any()    # in-place: switch cases end their target stream in padding
   plain = module_for(ds, cfg).apply({"params": params}, batch, train=False)["h"]
   # GCA[2] with its gate closed: tanh(0) = 0 makes the cell the identity.
   gca_mod = abxi.make_module(ds.num_items_a, ds.num_items_b, cfg.model, (2,), "other",
@@ -280,6 +286,36 @@ def test_eval_slicing_matches_full_sequence_pass():
   gca_params = {**gca_params, **params}
   full = gca_mod.apply({"params": gca_params}, batch, train=False)["h"]
   np.testing.assert_allclose(plain, full, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("position", abxi.GCA_POSITIONS)
+def test_gca_cannot_reach_inplace_switch_cases(position):
+  """Issue 11 fault 7. In ABXI's in-place evaluation layout a switch case (last input item from the
+  other domain) ends its target-domain stream in a padding slot, which the original encoder fills
+  with LayerNorm biases only; GCA cells leave padding queries as they are, so nothing a cell learns
+  reaches such a case. With the compact layout the slot is the stream's last own item, which the
+  cell updates. Stay cases are reached under both."""
+  changed = {}
+  for layout in ("inplace", "compact"):
+    cfg = small_config(eval_domain_seq=layout)
+    cfg.gca.positions = (position,)
+    _, task = build(cfg)
+    params = task.init_params(jax.random.key(0))
+    rng = iter(jax.random.split(jax.random.key(1), 64))
+    moved = {k: jax.tree_util.tree_map(lambda x: x + 0.5 * jax.random.normal(next(rng), x.shape), v)
+             if k.startswith("gca") else v for k, v in params.items()}
+    ev = task.eval_data["test"]
+    batch = {k: jnp.asarray(v) for k, v in ev.items()}
+    scores = [np.asarray(task.eval_fn(p, task.frozen, task.tables_fn(p, task.frozen), batch)
+                         .sampled_scores) for p in (params, moved)]
+    changed[layout] = ~np.all(np.isclose(*scores, rtol=1e-6, atol=1e-6), axis=1)
+    switch, stay = ev["group/switch"], ev["group/stay"]
+  assert switch.sum() >= 10 and stay.sum() >= 10
+  assert not changed["inplace"][switch].any()
+  # Under the causal cross-mask a case is reached only where its stream has seen an other-domain
+  # item (not, e.g., for a user with one domain): most cases, and the same stay cases in both layouts.
+  np.testing.assert_array_equal(changed["inplace"][stay], changed["compact"][stay])
+  assert changed["inplace"][stay].mean() > 0.5 and changed["compact"][switch].mean() > 0.5
 
 
 def _reference_forward(p, batch, na, heads, evaluation=False):

@@ -30,10 +30,12 @@ def _apply(cell, args, params=None):
 def test_tanh_zero_init_is_identity_and_sigmoid_is_half():
   args = _inputs()
   (out, aux), _ = _apply(gca.GatedCrossAttention(D, heads=2, act="tanh"), args)
-  np.testing.assert_allclose(out, args[0] * args[4][..., None], atol=1e-6)
+  np.testing.assert_allclose(out, args[0], atol=1e-6)            # the identity, padding included
   assert float(aux["alpha"]) == 0.0
   (out, aux), _ = _apply(gca.GatedCrossAttention(D, act="sigmoid"), args)
-  np.testing.assert_allclose(out, (aux["x"] + 0.5 * aux["x_prime"]) * args[4][..., None], atol=1e-6)
+  valid = args[4][..., None]
+  np.testing.assert_allclose(out, np.where(valid, aux["x"] + 0.5 * aux["x_prime"], args[0]), atol=1e-6)
+  assert not np.all(args[0][~args[4]] == 0)    # the padding queries here are not zero vectors
   assert abs(float(aux["alpha"]) - 0.5) < 1e-6
 
 

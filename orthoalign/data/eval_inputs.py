@@ -10,6 +10,13 @@ User groups (bool arrays "group/<name>"; the trainer reports every metric per gr
                                 (`dataset.overlapped_users`, the field's user-level definition);
   seen / unseen                 only where the dataset records it (`CDSRDataset.user_in_train`,
                                 the open-world CSVs): the held-out user also has training rows.
+Case groups (the same reporting), only on a merged timeline (`CDSRDataset.merged_timeline`):
+  switch / stay                 the target's domain differs from / equals the domain of the last
+                                input item (a case without input items is in neither). A switch
+                                case is where cross-domain transfer has to carry the prediction;
+                                with ABXI's in-place evaluation layout it is also the case whose
+                                target-domain stream ends in padding, which GCA cells leave as it
+                                is (models/abxi.py, docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ def eval_inputs(ds: dataset_lib.CDSRDataset, eval_cfg: Any, windows_fn: WindowsF
     split = dataset_lib.eval_split(ds, name)
     arrays = dict(windows_fn(ds, split))
     arrays.update(user_groups(ds, split.users, overlapped))
+    arrays.update(case_groups(ds, split))
     arrays["cand"] = data_load.candidates(ds, name, eval_cfg.num_negatives,
                                           eval_cfg.candidate_seed).astype(np.int32)
     if extra is not None:
@@ -66,3 +74,16 @@ def user_groups(ds: dataset_lib.CDSRDataset, users: np.ndarray,
     seen = ds.user_in_train[users].astype(bool)
     groups.update({"group/seen": seen, "group/unseen": ~seen})
   return groups
+
+
+def case_groups(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit) -> dict[str, np.ndarray]:
+  """{"group/switch", "group/stay": bool [E]}: target domain != / == the last input item's domain.
+
+  Empty ({}) without a merged timeline: there the order across domains is unknown.
+  """
+  if not ds.merged_timeline:
+    return {}
+  has_input = split.input_len > 0
+  last = ds.domains[ds.offsets[split.users] + np.maximum(split.input_len, 1) - 1]
+  same = last == split.target_domain
+  return {"group/switch": has_input & ~same, "group/stay": has_input & same}

@@ -37,7 +37,7 @@ def user_groups(rows: Iterable[Mapping[str, Any]], split: str = "test") -> list[
       parts = key.split("/")
       if len(parts) == 5 and parts[0] == split and parts[4] == "count" and parts[1] not in out:
         out.append(parts[1])
-  known = ("overlapped", "non-overlapped", "seen", "unseen")
+  known = ("overlapped", "non-overlapped", "seen", "unseen", "switch", "stay")
   return sorted(out, key=lambda g: (known.index(g) if g in known else len(known), g))
 
 

@@ -34,6 +34,13 @@ Quirks of the original, flags whose defaults are the v2.1 behaviour:
     seq_a's last slot is padding, its attention output is masked to 0 and the A stream reaches the
     final mix only as LayerNorm biases (likewise for B). "compact" gives each stream the prefix's
     own-domain items, left-padded, as reference/baselines.md describes the evaluation inputs.
+    With GCA this matters more: a cell leaves padding queries as they are (models/gca.py), so in
+    place, a *switch* case (last input from the other domain: 36.7 % of abxi-afk's test cases) gets
+    nothing from any GCA cell: the stream it is scored on never queried the other domain. This is
+    kept as the faithful default, since the slot holds no item to query with; the metrics are
+    reported per case group `switch` / `stay` (data/eval_inputs.py), `build` prints the share,
+    and `compact` (or `python -m orthoalign.evaluate --set=model.eval_domain_seq=compact`) lets GCA
+    reach every case whose own stream has seen the other domain.
 
 Deviations (named):
   * Training negatives are drawn on device (`negatives.sample_distinct_excluding`: vectorised
@@ -460,9 +467,17 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
              catalog_scoring=_catalog_scoring(m.get("neg_scoring", "auto")))
   # A saved config without the key predates it: such runs were evaluated with the compact layout.
   layout = m.get("eval_domain_seq", "compact")
-  return task_lib.assemble(
+  task = task_lib.assemble(
       ds, config, module=module, train_data=abxi_windows.train_windows(ds, m.max_len),
       eval_windows=lambda d, split: abxi_windows.eval_windows(d, split, m.max_len, layout),
       loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
       eval_fn=lambda p, f, t, b: eval_fn(module, p, f, t, b),
       tables_fn=lambda p, f: p["ei"], hparams={"temp": hp.temp})
+  if gca.positions and layout == "inplace":
+    switch = task.eval_data["test"].get("group/switch")
+    if switch is not None and len(switch):
+      print(f"ABXI: in-place evaluation layout (model.eval_domain_seq): {int(switch.sum())} of "
+            f"{len(switch)} test cases ({switch.mean():.1%}) are switch cases, whose target-domain "
+            "stream ends in padding; the GCA cells cannot reach them (metrics per group 'switch' / "
+            "'stay'; the compact layout gives that slot the stream's last own item)", flush=True)
+  return task

@@ -78,7 +78,8 @@ class GatedCrossAttention(nn.Module):
 
     Returns:
       (out [B, Lq, d], intermediates) with intermediates x, x_prime, y, x_mask (valid queries that saw
-      at least one key), y_mask and alpha (the mean gate value over valid queries).
+      at least one key), y_mask and alpha (the mean gate value over valid queries). Padding queries
+      (x_valid False) come out unchanged, out = x.
     """
     if self.d % self.heads:
       raise ValueError(f"gca.heads={self.heads} must divide the model width {self.d}")
@@ -118,7 +119,9 @@ class GatedCrossAttention(nn.Module):
     out = x + alpha * x_prime
     if self.layernorm == "post":
       out = nn.LayerNorm(name="post_ln")(out)
-    out = out * x_valid[..., None]
+    # A padding query is left as it is (not zeroed): where a backbone keeps a non-zero vector in a
+    # padding slot (ABXI's in-place evaluation layout after its FFN stage) the cell is the identity.
+    out = jnp.where(x_valid[..., None], out, x)
 
     x_mask = x_valid & saw_key
     alpha_tok = jnp.broadcast_to(jnp.mean(alpha, axis=-1) if jnp.ndim(alpha) else alpha, x_valid.shape)

@@ -403,7 +403,8 @@ def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict)
                ("best", 4, lambda row: row["best_epoch"])))]
   groups = table.group_table(rows, ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc"), domains=("all",))
   if groups:
-    lines += ["\nThe same by user group (overlapped = the user has items of both domains; docs/metrics.md)", groups]
+    lines += ["\nThe same by user and case group (overlapped = the user has items of both domains; switch "
+              "= the target's domain differs from the last input's; docs/metrics.md)", groups]
   cells = sorted({k.split("/")[1] for row in rows for k in row if k.startswith("align/")})
   if cells:
     lines.append("\nOrthogonal alignment at the best epoch (validation inputs): |mean cos(X,X')|, "
