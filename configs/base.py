@@ -96,6 +96,9 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   # Negatives per evaluation case (sampled protocol); full-catalog ranking is always computed too.
   config.eval.num_negatives = 100
+  # Further sampled protocols, each its own frozen candidate set: N -> metrics "sampled<N>" (items
+  # scored as in full ranking), e.g. (999,) to report a 100-negative baseline the 999 way too.
+  config.eval.extra_negatives = ()
   # Seed of the frozen candidate sets (the split name is mixed in, so valid and test differ).
   config.eval.candidate_seed = 0
   config.eval.batch_size = 128

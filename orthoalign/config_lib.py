@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 from typing import Any, Mapping
 
@@ -14,15 +13,15 @@ from ml_collections.config_flags import tuple_parser
 from orthoalign import errors
 from orthoalign import models
 from orthoalign.data import load as data_load
+from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
 from orthoalign.models import gca as gca_lib
 
-METRIC_RE = re.compile(r"^valid/(sampled|full)/(A|B|all)/(ndcg@(1|5|10)|hr@(1|5|10)|mrr|auc)$")
 # Keys that may change between a run and its resumption (they do not change what was computed).
 RESUMABLE_CHANGES = ("train.max_epochs", "train.early_stop_patience")
 # Keys added after runs were written, with the value that reproduces what those runs did: a saved
 # config without the key equals one with this value (resumption and grid skip checks).
-ADDED_KEYS = {"eval.ties": "pessimistic", "model.ffn_size": 0, "gca.ffn": 0,
+ADDED_KEYS = {"eval.ties": "pessimistic", "eval.extra_negatives": (), "model.ffn_size": 0, "gca.ffn": 0,
               "eval.track_test": False, "model.reg_pool": "history", "model.missing_text": "zero",
               "model.llm_emb_dir": "none", "model.llm_emb_file": "itm_emb_np",
               "model.user_emb_file": "usr_profile_emb"}
@@ -68,10 +67,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = get(config, key)
     if not isinstance(value, int) or value <= 0:
       raise ConfigError(f"config key {key}={value!r} must be a positive int")
-  if not all(METRIC_RE.match(k) for k in config.train.select_metric.split("+")):
-    raise ConfigError(f"config key train.select_metric={config.train.select_metric!r}; expected "
-                      "valid/<sampled|full>/<A|B|all>/<ndcg@1|5|10, hr@1|5|10, mrr, auc>, or a "
-                      "'+'-joined sum of such keys")
+  extra = config.eval.get("extra_negatives", ADDED_KEYS["eval.extra_negatives"])
+  if (not isinstance(extra, (tuple, list)) or len(set(extra)) != len(extra)
+      or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in extra)):
+    raise ConfigError(f"config key eval.extra_negatives={extra!r}; expected a tuple of distinct "
+                      "positive ints (each N adds the protocol sampled<N>), e.g. '(999,)'")
+  declared = keys.protocols(config.eval)
+  for term in config.train.select_metric.split("+"):
+    match = keys.SELECT_RE.match(term)
+    if not match or match.group(1) not in declared:
+      raise ConfigError(f"config key train.select_metric={config.train.select_metric!r}; expected "
+                        f"valid/<{'|'.join(declared)}>/<A|B|all>/<ndcg@1|5|10, hr@1|5|10, mrr, auc> "
+                        "(a protocol this config evaluates: eval.extra_negatives declares "
+                        "sampled<N>), or a '+'-joined sum of such keys")
   for key in ("train.warmup_epochs", "train.plateau_patience", "gca.ffn"):
     if not isinstance(get(config, key), int) or get(config, key) < 0:
       raise ConfigError(f"config key {key}={get(config, key)!r} must be an int >= 0")

@@ -51,7 +51,13 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str])
           "parameters were trained under the rest")
     where = f" (in --set {item})"
     node, leaf = config_lib.parent_of(config, key, where), key.rsplit(".", 1)[-1]
-    node[leaf] = config_lib.parse_value(key, text, node[leaf], where)
+    if leaf in node:
+      current = node[leaf]
+    elif key in config_lib.ADDED_KEYS:      # a run saved before the key existed
+      current = config_lib.ADDED_KEYS[key]
+    else:
+      raise config_lib.ConfigError(f"--set {key}: the run's config has no such key{where}")
+    node[leaf] = config_lib.parse_value(key, text, current, where)
     keys.append(key)
   return keys
 

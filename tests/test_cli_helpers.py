@@ -13,6 +13,7 @@ import pytest
 from orthoalign import config_lib
 from orthoalign import errors
 from orthoalign.data.errors import DataError
+from orthoalign.metrics import keys
 from orthoalign.metrics import table
 
 
@@ -89,8 +90,8 @@ def test_render_text_and_markdown():
 
 def test_replica_table_lines():
   row = {"replica": 0, "seed": 3407, "learning_rate": 1e-3,
-         **{table.metric_key(s, p, d, "mrr"): 0.25 for s in ("valid", "test")
-            for p in table.PROTOCOLS for d in table.DOMAINS}}
+         **{keys.metric_key(s, p, d, "mrr"): 0.25 for s in ("valid", "test")
+            for p in ("sampled", "full") for d in keys.DOMAINS}}
   lines = table.replica_table([row], ("mrr", "auc")).splitlines()
   assert lines[0] == "rep  seed   proto dom      MRR      AUC"
   assert lines[1] == "  0  3407 sampled   A   0.2500      nan" and len(lines) == 1 + 6

@@ -1,4 +1,4 @@
-r"""Checks orthoalign's LLM4CDSR against the authors' PyTorch code: same weights, same batch, float64.
+r"""Checks orthoalign's LLM4CDSR against the authors' PyTorch code: same weights and batch, float64.
 
   python tools/compare_llm4cdsr_original.py --original=/path/to/liuqidong07/LLM4CDSR-pytorch \
       --data=../shared/data/llmcdsr-food-kitchen
@@ -19,11 +19,11 @@ with orthoalign's), orthoalign's negatives and alpha-pool draws (checked to lie 
 sampling support), and the same user-profile vectors.
 
 Compared: on 64 training rows, the rec, alpha (item-regularisation) and beta (user-guidance)
-losses, the total loss and the gradient of every trainable tensor; on 512 test users, the mixed-path,
-domain-path and total scores of the 1 + 100 frozen candidates and the ranks (the original trainer's
-argsort(argsort(-logits))[:, 0] vs orthoalign's pessimistic rank; ties are counted). Prints the
-largest differences; exits 1 if any exceeds 1e-9 (relative for gradients), an input or draw
-differs from the original's, or a rank differs.
+losses, the total loss and the gradient of every trainable tensor; on 256 test users, the
+mixed-path, domain-path and total scores of the 1 + 100 frozen candidates and the ranks (the
+original trainer's argsort(argsort(-logits))[:, 0] vs orthoalign's pessimistic rank; ties are
+counted). Prints the largest differences; exits 1 if any exceeds 1e-9 (relative for gradients), an
+input or draw differs from the original's, or a rank differs.
 """
 
 import argparse
@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 _TRAIN_ROWS = 64
-_EVAL_USERS = 512
+_EVAL_USERS = 256
 _DATASET = "fk"                      # the folder name the original's data/<dataset>/handled wants
 _LLM_FILE, _USER_FILE = "itm_emb", "usr_profile_emb"
 
@@ -87,8 +87,14 @@ def main() -> int:
       failures.append(what)
 
   # -- inputs: the original's dataset classes on the same sequences (local ids + domain flags) ---
-  rows = np.random.default_rng(0).choice(len(task.train_data["user"]), _TRAIN_ROWS, replace=False)
-  rows.sort()
+  # Half the rows from users with both domains among their inputs, so the alpha loss has pairs.
+  hist, last = task.train_data["hist"], task.train_data["pos"][:, -1]
+  both = ((((hist > 0) & (hist <= na)).sum(1) > (last <= na))
+          & ((hist > na).sum(1) > (last > na)))
+  pick = np.random.default_rng(0)
+  rows = np.sort(np.concatenate([
+      pick.choice(np.nonzero(both)[0], _TRAIN_ROWS // 2, replace=False),
+      pick.choice(np.nonzero(~both)[0], _TRAIN_ROWS - _TRAIN_ROWS // 2, replace=False)]))
   batch = {k: jnp.asarray(v[rows]) for k, v in task.train_data.items()}
   batch["user_profile"] = batch["user_profile"].astype(jnp.float64)
   batch["row_valid"] = jnp.ones(_TRAIN_ROWS, bool)
@@ -134,8 +140,8 @@ def main() -> int:
 
   # -- orthoalign: loss and gradients through task.loss_fn; its draws, reproduced for torch ---
   rng = jax.random.key(3)
-  (loss, metrics), grads = jax.value_and_grad(
-      lambda p: task.loss_fn(p, frozen, batch, rng), has_aux=True)(params)
+  (loss, metrics), grads = jax.jit(jax.value_and_grad(
+      lambda p: task.loss_fn(p, frozen, batch, rng), has_aux=True))(params)
   hp = llm4cdsr.Hyper(
       num_items_a=na, num_items_b=nb, alpha=m.alpha, beta=m.beta, tau=m.tau, tau_reg=m.tau_reg,
       mixed_neg_domain=m.mixed_neg_domain, independent_negatives=m.independent_negatives,
@@ -177,8 +183,8 @@ def main() -> int:
   state.update(frozen_names(tables, np.asarray(batch["user_profile"])))
   model.load_state_dict({k: torch.tensor(v) for k, v in state.items()}, strict=True)
   trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-  print(f"trainable parameters: original {sum(p.numel() for p in model.parameters() if p.requires_grad):,}"
-        f" in {len(trainable)} tensors, orthoalign "
+  count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+  print(f"trainable parameters: original {count:,} in {len(trainable)} tensors, orthoalign "
         f"{sum(x.size for x in jax.tree_util.tree_leaves(params)):,} in "
         f"{len(jax.tree_util.tree_leaves(params))} tensors")
   ref = torch_names(jax.tree_util.tree_map(np.asarray, grads))
@@ -218,17 +224,21 @@ def main() -> int:
   print(f"  (largest in {worst})")
 
   # -- evaluation: the original's predict on the frozen candidates -----------------------------
-  t_tables = task.tables_fn(params, frozen)
-  out = task.eval_fn(params, frozen, t_tables, ev)
-  scores = np.asarray(out.sampled_scores)
-  enc = task.module.apply({"params": params, **frozen}, ev, train=False)
-  mix_t, a_t, b_t = (np.asarray(t) for t in t_tables)
-  f_m = np.asarray(enc["f_m"][:, -1])
-  f_dom = np.where(is_b[:, None], np.asarray(enc["f_b"][:, -1]), np.asarray(enc["f_a"][:, -1]))
-  mixed = np.einsum("bd,bcd->bc", f_m, mix_t[cand])
-  dom_rows = np.where(is_b[:, None, None], b_t[np.minimum(cand_dom, nb)],
-                      a_t[np.minimum(cand_dom, na)])
-  domain = np.einsum("bd,bcd->bc", f_dom, dom_rows)
+
+  @jax.jit
+  def evaluate(params, ev):
+    """eval_fn's sampled scores, and its two paths' parts from the module's final features."""
+    t_tables = task.tables_fn(params, frozen)
+    enc = task.module.apply({"params": params, **frozen}, ev, train=False)
+    mix_t, a_t, b_t = t_tables
+    f_dom = jnp.where(is_b[:, None], enc["f_b"][:, -1], enc["f_a"][:, -1])
+    dom_rows = jnp.where(is_b[:, None, None], b_t[jnp.minimum(cand_dom, nb)],
+                         a_t[jnp.minimum(cand_dom, na)])
+    return (task.eval_fn(params, frozen, t_tables, ev).sampled_scores,
+            jnp.einsum("bd,bcd->bc", enc["f_m"][:, -1], mix_t[cand]),
+            jnp.einsum("bd,bcd->bc", f_dom, dom_rows))
+
+  scores, mixed, domain = (np.asarray(x) for x in evaluate(params, ev))
   e_batch = {k: tensor(v) for k, v in e_in.items()}
   e_batch["neg"] = tensor(cand[:, 1:])
   for name, sel in (("A", ~is_b), ("B", is_b)):           # other-domain rows: any valid id
@@ -241,9 +251,10 @@ def main() -> int:
     logits = model.predict(**e_batch)
     rank_t = torch.argsort(torch.argsort(-logits))[:, 0].numpy()
     logits = logits.numpy()
-    mixed_t = _path_scores(model, e_batch, "AB", "", "")
-    dom_t = np.where(is_b[:, None], _path_scores(model, e_batch, "B", "B", "B"),
-                     _path_scores(model, e_batch, "A", "A", "A"))
+    mixed_t = _path_scores(model, e_batch, "AB", "", np.ones_like(is_b))
+    dom_t = np.zeros_like(mixed_t)
+    dom_t[~is_b] = _path_scores(model, e_batch, "A", "A", ~is_b)
+    dom_t[is_b] = _path_scores(model, e_batch, "B", "B", is_b)
   report("evaluation mixed-path scores: max |difference|", np.abs(mixed_t - mixed).max())
   report("evaluation domain-path scores: max |difference|", np.abs(dom_t - domain).max())
   report("evaluation scores (eval_fn vs predict): max |difference|", np.abs(logits - scores).max())
@@ -300,10 +311,13 @@ def _outside_support(seqs: list[np.ndarray], t_in: dict[str, np.ndarray],
   return bad
 
 
-def _path_scores(model: Any, batch: dict[str, Any], domain: str, seq: str, cand: str) -> np.ndarray:
-  """One path's candidate scores, as the original's `predict` computes them before summing."""
-  feats = model.log2feats(batch[f"seq{seq}"], batch[f"positions{seq}"], domain=domain)[:, -1, :]
-  items = model._get_embedding(batch[f"item_indices{cand}"], domain=domain)
+def _path_scores(model: Any, batch: dict[str, Any], domain: str, suffix: str,
+                 rows: np.ndarray) -> np.ndarray:
+  """One path's candidate scores of `rows`, as the original's `predict` computes them."""
+  sel = lambda x: x[np.nonzero(rows)[0]]
+  feats = model.log2feats(sel(batch[f"seq{suffix}"]), sel(batch[f"positions{suffix}"]),
+                          domain=domain)[:, -1, :]
+  items = model._get_embedding(sel(batch[f"item_indices{suffix}"]), domain=domain)
   return items.matmul(feats.unsqueeze(-1)).squeeze(-1).numpy()
 
 

@@ -26,6 +26,7 @@ from orthoalign.analysis import variants
 from orthoalign.data import cli
 from orthoalign.data.errors import DataError
 from orthoalign.fileio import atomic_write_text
+from orthoalign.metrics import keys
 
 
 def render(workdirs: Sequence[str], title: str, note: str = "") -> str:
@@ -34,8 +35,14 @@ def render(workdirs: Sequence[str], title: str, note: str = "") -> str:
   if note:
     parts += [note, ""]
   n_neg = df["config.eval.num_negatives"].iloc[0] if "config.eval.num_negatives" in df else "?"
-  for protocol, label in (("sampled", f"sampled protocol: target vs {n_neg} negatives of its domain"),
-                          ("full", "full ranking over the target's domain")):
+  for protocol in keys.row_protocols([{c: None for c in df.columns}], "test"):
+    if protocol == keys.SAMPLED:
+      label = f"sampled protocol: target vs {n_neg} negatives of its domain"
+    elif protocol == keys.FULL:
+      label = "full ranking over the target's domain"
+    else:
+      label = (f"{protocol} protocol: target vs {protocol[len(keys.SAMPLED):]} negatives of its "
+               "domain (own frozen set, items scored as in full ranking)")
     parts += [f"## Test, {label}", "", "Mean ± std over replicas (seeds), each at its best "
               "validation epoch.", "", results.metric_table(df, "test", protocol), ""]
   parts += ["## Orthogonal alignment at the best epoch (validation inputs)", "",

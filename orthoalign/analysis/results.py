@@ -20,6 +20,7 @@ import pandas as pd
 from orthoalign.analysis import formatting
 from orthoalign.data.errors import DataError
 from orthoalign.experiments import status
+from orthoalign.metrics import keys
 from orthoalign.metrics import table
 
 DOMAINS = ("A", "B")
@@ -192,7 +193,7 @@ def mean_std(df: pd.DataFrame, columns: Sequence[str], by: str = "run") -> pd.Da
 def metric_table(df: pd.DataFrame, split: str = "test", protocol: str = "sampled",
                  metrics: Sequence[str] = RANK_METRICS, by: str = "run") -> str:
   """Markdown: one row per run and domain, mean ± std over its replicas."""
-  cols = [table.metric_key(split, protocol, d, m) for d in DOMAINS for m in metrics]
+  cols = [keys.metric_key(split, protocol, d, m) for d in DOMAINS for m in metrics]
   stats = mean_std(df, cols, by)
   present = set(stats.columns.get_level_values(0))
   rows = []
@@ -201,7 +202,7 @@ def metric_table(df: pd.DataFrame, split: str = "test", protocol: str = "sampled
       cells = []
       n = 0
       for m in metrics:
-        c = table.metric_key(split, protocol, d, m)
+        c = keys.metric_key(split, protocol, d, m)
         if c in present:
           cells.append(formatting.mean_std(stats.loc[run, (c, "mean")], stats.loc[run, (c, "std")]))
           n = int(stats.loc[run, (c, "n")])

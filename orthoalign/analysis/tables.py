@@ -17,7 +17,7 @@ from orthoalign.analysis import formatting
 from orthoalign.analysis import results
 from orthoalign.analysis import stats
 from orthoalign.analysis import variants
-from orthoalign.metrics import table as table_lib
+from orthoalign.metrics import keys
 
 TABLE1_METRICS = ("ndcg@1", "ndcg@10", "auc", "hr@10", "mrr")
 WILCOXON_FOOTNOTE = (
@@ -49,7 +49,7 @@ class Table1:
   group: str = ""
 
 
-def table1(df: pd.DataFrame, protocols: Sequence[str] = ("sampled", "full"),
+def table1(df: pd.DataFrame, protocols: Sequence[str] | None = None,
            metrics: Sequence[str] = TABLE1_METRICS, group: str = "") -> Table1:
   """Table 1 (paper.md §3.1): baseline, +GCA_early, +GCA_stack, mean ± std over seeds.
 
@@ -62,7 +62,7 @@ def table1(df: pd.DataFrame, protocols: Sequence[str] = ("sampled", "full"),
 
   Args:
     df: `load_runs` frame (optionally with `axis.*` columns).
-    protocols: "sampled" and/or "full".
+    protocols: e.g. ("sampled", "full") (metrics/keys.py); None = every protocol the runs hold.
     metrics: metric names as in the results columns.
     group: a user group ("overlapped", "non-overlapped", ...; `user_groups`): the metrics of that
       group's test users; "" = all.
@@ -78,7 +78,9 @@ def table1(df: pd.DataFrame, protocols: Sequence[str] = ("sampled", "full"),
   settings = variants.setting_columns(df)
   df = variants.add_conditions(df, settings)
   gcols = variants.condition_columns(settings)
-  metric_cols = [(p, d, m, table_lib.metric_key("test", p, d, m, group))
+  if protocols is None:
+    protocols = keys.row_protocols([{c: None for c in df.columns}], "test")
+  metric_cols = [(p, d, m, keys.metric_key("test", p, d, m, group))
                  for p in protocols for d in results.DOMAINS for m in metrics]
   metric_cols = [t for t in metric_cols if t[3] in df.columns]
   rows = []
@@ -99,7 +101,7 @@ def table1(df: pd.DataFrame, protocols: Sequence[str] = ("sampled", "full"),
 
 def user_groups(df: pd.DataFrame) -> list[str]:
   """The user groups whose test metrics the runs report (train.loop.finalize_split)."""
-  return table_lib.user_groups([{c: None for c in df.columns}], "test")
+  return keys.row_groups([{c: None for c in df.columns}], "test")
 
 
 def _paired(df: pd.DataFrame, settings: Sequence[str], gcols: Sequence[str],

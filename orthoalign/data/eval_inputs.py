@@ -27,6 +27,7 @@ import numpy as np
 
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
+from orthoalign.metrics import keys
 
 # (dataset, split) -> host arrays with a leading dimension of evaluation cases.
 WindowsFn = Callable[[dataset_lib.CDSRDataset, dataset_lib.EvalSplit], dict[str, np.ndarray]]
@@ -46,7 +47,8 @@ def eval_inputs(ds: dataset_lib.CDSRDataset, eval_cfg: Any, windows_fn: WindowsF
 
   Returns:
     Per split, the windows plus cand: int32 [E, 1 + eval.num_negatives] global ids, column 0 = the
-    target (`data.candidates.sample_candidates`), and the "group/<name>" bool [E] arrays.
+    target (`data.candidates.sample_candidates`), per entry N of `eval.extra_negatives` a
+    "protocol/sampled<N>" int32 [E, 1 + N] of the same kind, and the "group/<name>" bool [E] arrays.
   """
   overlapped = dataset_lib.overlapped_users(ds)
   out = {}
@@ -57,6 +59,9 @@ def eval_inputs(ds: dataset_lib.CDSRDataset, eval_cfg: Any, windows_fn: WindowsF
     arrays.update(case_groups(ds, split))
     arrays["cand"] = data_load.candidates(ds, name, eval_cfg.num_negatives,
                                           eval_cfg.candidate_seed).astype(np.int32)
+    for n in eval_cfg.get("extra_negatives", ()) or ():   # declared protocols (metrics/keys.py)
+      arrays[f"protocol/{keys.extra_protocol(n)}"] = data_load.candidates(
+          ds, name, n, eval_cfg.candidate_seed).astype(np.int32)
     if extra is not None:
       arrays.update(extra(name))
     out[name] = arrays

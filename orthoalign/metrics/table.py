@@ -3,7 +3,7 @@
 `render` lays out a table as right-aligned fixed-width text (terminals, logs) or as markdown
 (reports). `replica_table` is the table the trainer and orthoalign.evaluate print: one line per
 replica, split, protocol and domain, the ranking metrics of each result row (keys
-`<split>/<protocol>/<domain>/<metric>`, see `metric_key`).
+`<split>/<protocol>/<domain>/<metric>`, metrics/keys.py).
 
 Light on purpose (no numpy, no pandas, no JAX): orthoalign.train and orthoalign.analysis import it.
 """
@@ -12,33 +12,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-PROTOCOLS = ("sampled", "full")
-DOMAINS = ("A", "B", "all")
+from orthoalign.metrics import keys
+
 METRIC_WIDTH = 8                     # columns of a metric in text tables (0.1234 and its name)
 # config.eval.ties -> how a negative scoring exactly as the target counts (metrics/ranking.py).
 TIE_RULES = {"pessimistic": "a tie counts against the target",
              "optimistic": "a tie counts for the target",
              "expected": "mean over random tie-breaking"}
-
-
-def metric_key(split: str, protocol: str, domain: str, metric: str, group: str = "") -> str:
-  """The key of a result row: metric_key("test", "sampled", "A", "ndcg@10") -> "test/sampled/A/ndcg@10";
-  with a user group (data/eval_inputs.py): "test/overlapped/sampled/A/ndcg@10"."""
-  return f"{split}/{group + '/' if group else ''}{protocol}/{domain}/{metric}"
-
-
-def user_groups(rows: Iterable[Mapping[str, Any]], split: str = "test") -> list[str]:
-  """The user groups with cases in `split` among result rows (data/eval_inputs.py's first)."""
-  out: list[str] = []
-  for row in rows:
-    for key in row:
-      parts = key.split("/")
-      if len(parts) == 5 and parts[0] == split and parts[4] == "count" and parts[1] not in out:
-        out.append(parts[1])
-  known = ("overlapped", "non-overlapped", "seen", "unseen", "switch", "stay")
-  return sorted(out, key=lambda g: (known.index(g) if g in known else len(known), g))
 
 
 def _cell(value: Any, float_format: str) -> str:
@@ -84,6 +66,8 @@ def replica_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
                   columns: Sequence[tuple[str, int, Callable[[Mapping[str, Any]], Any]]] = ()) -> str:
   """Text table of ranking metrics: one line per result row (replica), split, protocol and domain.
 
+  The protocols are those the rows hold (keys.row_protocols: sampled, sampled<N>..., full).
+
   Args:
     rows: result rows (results.jsonl, orthoalign.evaluate) with `replica`, `seed` and metric keys;
       a missing metric shows as nan.
@@ -102,18 +86,19 @@ def replica_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
   header += ["proto", "dom", *(m.upper() for m in metrics)]
   widths += [7, 3, *([METRIC_WIDTH] * len(metrics))]
   lines = []
+  protocols = {split: keys.row_protocols(rows, split) or [keys.SAMPLED, keys.FULL] for split in splits}
   for row in rows:
     ids = [row["replica"], row["seed"], *(cell(row) for _, _, cell in columns)]
     for split in splits:
-      for proto in PROTOCOLS:
-        for dom in DOMAINS:
+      for proto in protocols[split]:
+        for dom in keys.DOMAINS:
           lines.append(ids + ([split] if len(splits) > 1 else []) + [proto, dom] + [
-              row.get(metric_key(split, proto, dom, m), math.nan) for m in metrics])
+              row.get(keys.metric_key(split, proto, dom, m), math.nan) for m in metrics])
   return render(header, lines, widths=widths)
 
 
 def group_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], split: str = "test",
-                domains: Sequence[str] = DOMAINS) -> str:
+                domains: Sequence[str] = keys.DOMAINS) -> str:
   """Text table of ranking metrics per user group: one line per replica, group, protocol and domain.
 
   Args:
@@ -126,16 +111,17 @@ def group_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], split
   Returns:
     The table (see `render`), or "" when the rows hold no user group.
   """
-  groups = user_groups(rows, split)
+  groups = keys.row_groups(rows, split)
   if not groups:
     return ""
   lines = []
+  protocols = keys.row_protocols(rows, split)
   for row in rows:
     for group in groups:
-      n = row.get(metric_key(split, "sampled", "all", "count", group))
-      for proto in PROTOCOLS:
+      n = row.get(keys.count_key(split, group))
+      for proto in protocols:
         for dom in domains:
           lines.append([row["replica"], group, "-" if n is None else int(n), proto, dom, *(
-              row.get(metric_key(split, proto, dom, m, group), math.nan) for m in metrics)])
+              row.get(keys.metric_key(split, proto, dom, m, group), math.nan) for m in metrics)])
   return render(["rep", "group", "cases", "proto", "dom", *(m.upper() for m in metrics)], lines,
                 widths=[3, 14, 5, 7, 3, *([METRIC_WIDTH] * len(metrics))])

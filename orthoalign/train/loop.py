@@ -29,6 +29,7 @@ from orthoalign import models
 from orthoalign import sweep
 from orthoalign.data import load as data_load
 from orthoalign.metrics import alignment
+from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
 from orthoalign.metrics import table
 from orthoalign.models import task as task_lib
@@ -129,30 +130,33 @@ def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int,
 
 
 def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str, float]:
-  """Replica r's sums -> flat metric dict: "<split>/<protocol>/<dom>/<metric>", the same per user
-  group with cases in the split, "<split>/<group>/<protocol>/<dom>/<metric>" (plus its number of
-  cases, "<split>/<group>/sampled/all/count"), and "align/<cell>/<stat>". The metrics follow the
+  """Replica r's sums -> flat metric dict (metrics/keys.py): "<split>/<protocol>/<dom>/<metric>"
+  per evaluated protocol, the same per user or case group with cases in the split,
+  "<split>/<group>/<protocol>/<dom>/<metric>" (plus its number of cases,
+  "<split>/<group>/sampled/all/count"), and "align/<cell>/<stat>". The metrics follow the
   evaluation's tie rule (config.eval.ties, recorded in the row's config) and include "tie_share",
   the share of cases with at least one negative tied with the target."""
   one = {k: np.asarray(v)[r] for k, v in sums.items()}
   out = {}
-  groups = sorted({k.split("/")[0] for k in one if k.count("/") == 3 and not k.startswith("align/")})
-  for prefix in ("", *(g + "/" for g in groups)):
-    for protocol in ("sampled", "full"):
-      head = f"{prefix}{protocol}/"
-      part = {k[len(head):]: v for k, v in one.items() if k.startswith(head)}
-      if prefix and not float(part["all/count"]):
-        continue                                   # no case of this group in the split
-      out.update({f"{split}/{head}{k}": v for k, v in ranking.finalize(part).items()})
-      if prefix and protocol == "sampled":
-        out[f"{split}/{head}all/count"] = float(part["all/count"])
+  parts: dict[tuple[str, str], dict[str, Any]] = {}
+  for k, v in one.items():
+    if (key := keys.parse(k, with_split=False)) is not None:
+      parts.setdefault((key.group, key.protocol), {})[f"{key.domain}/{key.metric}"] = v
+  for (group, protocol), part in sorted(parts.items(), key=lambda gp: (gp[0][0] != "", gp[0][0],
+                                                                      keys.protocol_order(gp[0][1]))):
+    if group and not float(part["all/count"]):
+      continue                                     # no case of this group in the split
+    out.update({keys.metric_key(split, protocol, *k.split("/"), group=group): v
+                for k, v in ranking.finalize(part).items()})
+    if group and protocol == keys.SAMPLED:
+      out[keys.count_key(split, group)] = float(part["all/count"])
   cells = sorted({k.split("/")[1] for k in one if k.startswith("align/")})
   for cell in cells:
     part = {k.split("/", 2)[2]: v for k, v in one.items() if k.startswith(f"align/{cell}/")}
     stats = alignment.finalize_alignment(part)
     count = float(part["alpha_count"])
     stats["alpha"] = float(part["alpha_sum"]) / count if count else math.nan
-    out.update({f"align/{cell}/{k}": v for k, v in stats.items()})
+    out.update({keys.align_key(cell, k): v for k, v in stats.items()})
   return out
 
 
@@ -395,7 +399,10 @@ def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict)
   n = config.eval.num_negatives
   ties = config.eval.get("ties", "pessimistic")
   lines = [f"\nTest results at each replica's best validation epoch ({config.train.select_metric})",
-           f"protocol: sampled = target vs {n} negatives from its domain; full = whole domain catalog",
+           f"protocol: sampled = target vs {n} negatives from its domain; "
+           + "".join(f"{p} = target vs {p[len(keys.SAMPLED):]} (own frozen set, items scored as in full "
+                     "ranking); " for p in keys.protocols(config.eval)[1:-1])
+           + "full = whole domain catalog",
            f"ties: {ties} ({table.TIE_RULES.get(ties, '?')}); TIE_SHARE = share of cases with a "
            "negative scoring exactly as the target",
            table.replica_table(rows, ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc", "tie_share"), columns=(

@@ -14,6 +14,7 @@ import optax
 from jax.sharding import Mesh
 
 from orthoalign.metrics import alignment
+from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
 from orthoalign.models import task as task_lib
 from orthoalign.train import sharding
@@ -92,9 +93,11 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
       scores count against the target under every rule.
 
   Returns:
-    Additive sums keyed "sampled/<dom>/<metric>", "full/<dom>/<metric>" (with "<dom>/count"; the
-    metrics include "tie_share", the share of cases with at least one negative tied), the
-    same per user group "<group>/<protocol>/<dom>/..." and "align/<cell>/<sum>"; the host divides
+    Additive sums keyed "<protocol>/<dom>/<metric>" (metrics/keys.py without the split; with
+    "<dom>/count"; the metrics include "tie_share", the share of cases with at least one negative
+    tied) for "sampled", each extra "sampled<N>" (a "protocol/sampled<N>" candidate array in the
+    data, scored from the full scores) and "full", the same per user or case group
+    "<group>/<protocol>/<dom>/..." and "align/<cell>/<sum>"; the host divides
     them (ranking.finalize / alignment.finalize_alignment). Alignment statistics are not split by
     group: a query token with nothing to attend to (e.g. every token of a non-overlapped user) is
     outside the cell's x_mask, so they are statistics of tokens that saw the other stream.
@@ -107,26 +110,32 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
     out = task.eval_fn(params, frozen, tables, batch)
     w = batch["weight"]
     sums = {}
-    per = {"sampled": ranking.metrics_from_counts(*ranking.sampled_counts(out.sampled_scores),
-                                                  ties=ties)}
+    per = {keys.SAMPLED: ranking.metrics_from_counts(*ranking.sampled_counts(out.sampled_scores),
+                                                     ties=ties)}
+    for name in sorted(k for k in batch if k.startswith("protocol/")):
+      # Declared extra protocols: their frozen candidates scored as full ranking scores each item.
+      scores = jnp.take_along_axis(out.full_scores, batch[name], 1)
+      per[name.split("/", 1)[1]] = ranking.metrics_from_counts(*ranking.sampled_counts(scores),
+                                                               ties=ties)
     mask = _full_mask(batch, task.num_items_a, n_items)
     target_score = jnp.take_along_axis(out.full_scores, batch["target"][:, None], 1)[:, 0]
-    per["full"] = ranking.metrics_from_counts(
+    per[keys.FULL] = ranking.metrics_from_counts(
         *ranking.full_counts(target_score, out.full_scores, mask), ties=ties)
     # Every metric for all cases, then per user group ("group/<name>" arrays, data/eval_inputs.py).
     weights = {"": w}
-    weights.update({key.split("/", 1)[1] + "/": jnp.where(batch[key], w, 0.0)
+    weights.update({key.split("/", 1)[1]: jnp.where(batch[key], w, 0.0)
                     for key in batch if key.startswith("group/")})
-    for prefix, weight in weights.items():
+    for group, weight in weights.items():
       for protocol, metrics in per.items():
-        sums.update({f"{prefix}{protocol}/{k}": v
-                     for k, v in ranking.domain_sums(metrics, batch["domain"], weight).items()})
+        for k, v in ranking.domain_sums(metrics, batch["domain"], weight).items():
+          dom, metric = k.split("/")
+          sums[keys.metric_key("", protocol, dom, metric, group)] = v
     rows = (w > 0)[:, None]
     for name, cell in out.cells.items():
       stats = alignment.alignment_sums(cell["x"], cell["x_prime"], cell["y"], cell["x_mask"] & rows,
                                        cell["y_mask"] & rows)
       stats["alpha_sum"], stats["alpha_count"] = cell["alpha_sum"], cell["alpha_count"]
-      sums.update({f"align/{name}/{k}": v for k, v in stats.items()})
+      sums.update({keys.align_key(name, k): v for k, v in stats.items()})
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), sums)
 
   first = jax.tree.map(lambda x: x[0], data)

@@ -1,0 +1,115 @@
+"""The names of evaluation protocols and the format of metric keys, in one place.
+
+Result rows (results.jsonl, orthoalign.evaluate), TensorBoard tags, the trainer's tables and the
+analysis all read and write these keys through this module:
+
+  <split>/<protocol>/<domain>/<metric>            test/sampled/A/ndcg@10
+  <split>/<group>/<protocol>/<domain>/<metric>    test/overlapped/full/all/auc (a user or case
+                                                  group, data/eval_inputs.py)
+  <split>/<group>/sampled/all/count               the group's number of cases in the split
+  align/<cell>/<stat>                             GCA alignment statistics (metrics/alignment.py)
+
+split: "valid" | "test"; domain: "A" | "B" | "all" (the target's domain); metric: ndcg@k, hr@k
+(k in 1, 5, 10), mrr, auc, tie_share. Protocols (docs/metrics.md):
+
+  sampled      the target vs `eval.num_negatives` frozen negatives of its domain, scored the
+               model's own way (e.g. LLM4CDSR's independent domain-stream candidates);
+  sampled<N>   one per entry N of `eval.extra_negatives`: the target vs its own frozen set of N
+               negatives, each candidate scored as in full ranking (the model's score of that item);
+  full         every item of the target's domain except the user's history and the target.
+
+Inside the compiled evaluation the sums carry the same keys without the split (`split=""`).
+Light on purpose (no numpy, no JAX): every layer imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Iterable, Mapping
+
+SPLITS = ("valid", "test")
+DOMAINS = ("A", "B", "all")
+SAMPLED, FULL = "sampled", "full"
+COUNT = "count"
+_PROTOCOL = r"sampled(?:[1-9]\d*)?|full"
+PROTOCOL_RE = re.compile(rf"^(?:{_PROTOCOL})$")
+# What `train.select_metric` may name (each term of a '+'-sum).
+SELECT_RE = re.compile(rf"^valid/({_PROTOCOL})/(A|B|all)/(ndcg@(1|5|10)|hr@(1|5|10)|mrr|auc)$")
+
+
+def extra_protocol(num_negatives: int) -> str:
+  """The protocol of an `eval.extra_negatives` entry: 999 -> "sampled999"."""
+  return f"{SAMPLED}{int(num_negatives)}"
+
+
+def protocols(eval_cfg: Any) -> tuple[str, ...]:
+  """The protocols a config evaluates, in report order: sampled, sampled<N>..., full."""
+  extra = tuple(eval_cfg.get("extra_negatives", ()) or ())
+  return (SAMPLED, *(extra_protocol(n) for n in extra), FULL)
+
+
+def metric_key(split: str, protocol: str, domain: str, metric: str, group: str = "") -> str:
+  """metric_key("test", "sampled", "A", "ndcg@10") -> "test/sampled/A/ndcg@10"; with a group,
+  "test/overlapped/sampled/A/ndcg@10"; split "" gives the in-program sum's key."""
+  return "/".join(p for p in (split, group, protocol, domain, metric) if p)
+
+
+def count_key(split: str, group: str) -> str:
+  """The key of a group's number of cases: "test/overlapped/sampled/all/count"."""
+  return metric_key(split, SAMPLED, "all", COUNT, group)
+
+
+def align_key(cell: str, stat: str) -> str:
+  return f"align/{cell}/{stat}"
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricKey:
+  split: str        # "" for an in-program sum
+  group: str        # "" for all cases
+  protocol: str
+  domain: str
+  metric: str
+
+
+def parse(key: str, with_split: bool = True) -> MetricKey | None:
+  """The parts of a ranking-metric key, or None for any other key (align/..., config, timing)."""
+  parts = key.split("/")
+  split = parts.pop(0) if with_split and parts else ""
+  if with_split and split not in SPLITS:
+    return None
+  if len(parts) not in (3, 4):
+    return None
+  group = parts.pop(0) if len(parts) == 4 else ""
+  protocol, domain, metric = parts
+  if not PROTOCOL_RE.match(protocol) or domain not in DOMAINS or group == "align":
+    return None
+  return MetricKey(split, group, protocol, domain, metric)
+
+
+def protocol_order(protocol: str) -> tuple[int, int]:
+  """Sort key of report order: sampled, sampled<N> by N, full."""
+  if protocol == SAMPLED:
+    return (0, 0)
+  if protocol == FULL:
+    return (2, 0)
+  return (1, int(protocol[len(SAMPLED):]))
+
+
+def row_protocols(rows: Iterable[Mapping[str, Any]], split: str = "test") -> list[str]:
+  """The protocols with metrics of `split` among result rows, in report order."""
+  found = {k.protocol for row in rows for key in row if (k := parse(key)) and k.split == split}
+  return sorted(found, key=protocol_order)
+
+
+# User groups first, then case groups (data/eval_inputs.py), then anything else by name.
+_GROUP_ORDER = ("overlapped", "non-overlapped", "seen", "unseen", "switch", "stay")
+
+
+def row_groups(rows: Iterable[Mapping[str, Any]], split: str = "test") -> list[str]:
+  """The groups with cases in `split` among result rows (those with a count key)."""
+  found = {k.group for row in rows for key in row
+           if (k := parse(key)) and k.split == split and k.group and k.metric == COUNT}
+  return sorted(found, key=lambda g: (_GROUP_ORDER.index(g) if g in _GROUP_ORDER
+                                      else len(_GROUP_ORDER), g))
