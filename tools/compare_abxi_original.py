@@ -16,6 +16,7 @@ or a rank differs.
 """
 
 import argparse
+import os
 import sys
 
 import jax
@@ -35,6 +36,8 @@ def main() -> int:
   sys.path.insert(0, args.original)
   from models.ABXI import ABXI as TorchABXI                  # the authors' code
 
+  # The project root, for `configs` when run as `python tools/compare_abxi_original.py`.
+  sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from configs import abxi as abxi_config
   from orthoalign.data import load as data_load
   from orthoalign.models import abxi
