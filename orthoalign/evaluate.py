@@ -28,6 +28,7 @@ from orthoalign import errors
 from orthoalign.metrics import table
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import loop
+from orthoalign.train import results
 from orthoalign.train import writers
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run folder written by orthoalign.main.")
@@ -84,7 +85,7 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]
            "checkpoint_epoch": epoch, "best_epoch": meta["tracker"]["best_epoch"][r],
            "overrides": {k: config_lib.get(config, k) for k in changed}}
     for split, s in sums.items():
-      row.update({k: v for k, v in loop.finalize_split(s, r, split).items()
+      row.update({k: v for k, v in results.finalize_split(s, r, split).items()
                   if not k.startswith("align/") or split == "valid"})
     rows.append(row)
   return rows

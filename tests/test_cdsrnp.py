@@ -18,6 +18,7 @@ from orthoalign.data import domain_windows
 from orthoalign.data import load as data_load
 from orthoalign.models import cdsrnp
 from orthoalign.train import loop
+from orthoalign.train import results
 
 # ---------------------------------------------------------------------------------------------
 # domain_windows
@@ -416,7 +417,7 @@ def test_mixed_encoder_needs_a_merged_timeline():
 
 def _valid_ndcg(run, params):
   sums = jax.device_get(run.eval_fn(params, run.frozen, run.eval_data["valid"]))
-  return loop.finalize_split(sums, 0, "valid")["valid/sampled/all/ndcg@10"]
+  return results.finalize_split(sums, 0, "valid")["valid/sampled/all/ndcg@10"]
 
 
 @pytest.mark.slow       # ~60 s with a cold compilation cache on a busy 2-core CPU (14 s warm)

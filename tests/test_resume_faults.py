@@ -25,11 +25,13 @@ from orthoalign import errors
 from orthoalign.data import store
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import loop
+from orthoalign.train import schedule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ("train/loss", "valid/sampled/all/ndcg@10", "test/sampled/A/ndcg@10", "test/full/B/mrr",
            "align/gca0_A/abs_mean_cos", "best_epoch")
-TIMING_KEYS = ("compile_s", "wall_time_s", "train_time_s", "steps_per_s")
+TIMING_KEYS = ("compile_s", "wall_time_s", "train_time_s", "eval_time_s", "checkpoint_time_s",
+               "steps_per_s")
 
 
 run = tiny_run
@@ -174,7 +176,7 @@ def test_steps_per_s_counts_only_training_time(tmp_path, monkeypatch):
   """The restart's own work (here a slow first learning-rate update, as its compilation on a cold
   cache) is no training time: train_time_s and steps_per_s only count the epochs' programs."""
   run_killed_after(tmp_path, 2, monkeypatch, **{"train.max_epochs": 4})
-  real = loop._set_learning_rates
+  real = schedule.set_learning_rates
   calls = []
 
   def slow_first(state, lrs):
@@ -183,7 +185,7 @@ def test_steps_per_s_counts_only_training_time(tmp_path, monkeypatch):
     calls.append(1)
     return real(state, lrs)
 
-  monkeypatch.setattr(loop, "_set_learning_rates", slow_first)
+  monkeypatch.setattr(schedule, "set_learning_rates", slow_first)
   row = run(tmp_path, **{"train.max_epochs": 4})[0]
   assert calls == [1, 1]
   assert row["train_time_s"] < 12.0

@@ -4,27 +4,27 @@ import math
 
 import pytest
 
-from orthoalign.train import loop
+from orthoalign.train import schedule
 
 
 def test_warmup_matches_torch_linear_lr_stepped_per_epoch():
   # torch.optim.lr_scheduler.LinearLR(start_factor=1e-5, total_iters=10), .step() after each epoch.
-  f = [loop.warmup_factor(e, 10, 1e-5) for e in range(1, 13)]
+  f = [schedule.warmup_factor(e, 10, 1e-5) for e in range(1, 13)]
   assert f[0] == pytest.approx(1e-5)
   assert f[1] == pytest.approx(1e-5 + (1 - 1e-5) * 0.1)
   assert f[9] == pytest.approx(1e-5 + (1 - 1e-5) * 0.9)
   assert f[10] == f[11] == 1.0
-  assert loop.warmup_factor(1, 0, 1e-5) == 1.0
+  assert schedule.warmup_factor(1, 0, 1e-5) == 1.0
 
 
 def test_select_value_sums_keys():
   m = {"valid/sampled/A/mrr": 0.2, "valid/sampled/B/mrr": 0.1}
-  assert loop.select_value(m, "valid/sampled/A/mrr+valid/sampled/B/mrr") == pytest.approx(0.3)
-  assert math.isnan(loop.select_value(m, "valid/sampled/A/mrr+valid/full/B/mrr"))
+  assert schedule.select_value(m, "valid/sampled/A/mrr+valid/sampled/B/mrr") == pytest.approx(0.3)
+  assert math.isnan(schedule.select_value(m, "valid/sampled/A/mrr+valid/full/B/mrr"))
 
 
 def test_plateau_and_early_stopping_per_replica():
-  t = loop.Tracker.new(2)
+  t = schedule.Tracker.new(2)
   key = "k"
   # Replica 0 improves once then stalls; replica 1 keeps improving.
   for epoch in range(1, 9):
@@ -40,6 +40,6 @@ def test_plateau_and_early_stopping_per_replica():
 
 
 def test_nan_metric_is_never_an_improvement():
-  t = loop.Tracker.new(1)
+  t = schedule.Tracker.new(1)
   assert not t.update(1, [{"k": float("nan")}], "k", patience=5)[0]
   assert t.bad_evals == [1]

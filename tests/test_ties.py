@@ -14,6 +14,7 @@ from conftest import tiny_config
 from orthoalign import config_lib
 from orthoalign.metrics import ranking
 from orthoalign.train import loop
+from orthoalign.train import results
 from orthoalign.train import step as step_lib
 
 METRICS = ("ndcg@1", "ndcg@5", "ndcg@10", "hr@1", "hr@5", "hr@10", "mrr", "auc")
@@ -250,7 +251,7 @@ def test_end_to_end_expected(tmp_path):
         for dom in ("A", "B", "all"):
           share = row[f"{split}/{proto}/{dom}/tie_share"]
           assert 0.0 <= share <= 1.0
-  text = loop.results_table(rows, cfg)
+  text = results.results_table(rows, cfg)
   assert "TIE_SHARE" in text and "ties: expected" in text
 
 
@@ -262,5 +263,5 @@ def test_the_trainer_scores_with_the_configured_rule():
     run = loop.setup(_tiny(**{"eval.ties": rule}))
     zeros = jax.tree.map(jnp.zeros_like, run.state.params)
     sums = jax.device_get(run.eval_fn(zeros, run.frozen, run.eval_data["valid"]))
-    ndcg1[rule] = loop.finalize_split(sums, 0, "valid")["valid/sampled/all/ndcg@1"]
+    ndcg1[rule] = results.finalize_split(sums, 0, "valid")["valid/sampled/all/ndcg@1"]
   assert ndcg1 == {"optimistic": 1.0, "pessimistic": 0.0}

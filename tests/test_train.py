@@ -11,6 +11,7 @@ import pytest
 from configs import tiny
 from conftest import tiny_run
 from orthoalign.train import loop
+from orthoalign.train import results
 from orthoalign.train import step as step_lib
 
 METRICS = ("train/loss", "train/rec_loss", "valid/sampled/all/ndcg@10", "test/sampled/A/ndcg@10", "test/full/B/mrr",
@@ -44,7 +45,7 @@ def test_outputs(baseline):
   assert os.listdir(workdir / "tb")
   with open(workdir / "config.json") as f:
     assert json.load(f)["model"]["name"] == "llm4cdsr"
-  table = loop.results_table(rows, tiny.get_config())
+  table = results.results_table(rows, tiny.get_config())
   for needle in ("NDCG@1", "NDCG@10", "HR@10", "MRR", "AUC", "gca0_A", "gca0_B", "alpha"):
     assert needle in table
 
@@ -59,7 +60,7 @@ def test_metrics_per_user_group_partition_the_test_users(baseline):
   for key in ("sampled/all/ndcg@10", "full/all/mrr", "sampled/all/auc"):
     mixed = sum(n[g] * row[f"test/{g}/{key}"] for g in n) / sum(n.values())
     assert mixed == pytest.approx(row[f"test/{key}"], rel=1e-5), key
-  assert "non-overlapped" in loop.results_table(rows, tiny.get_config())
+  assert "non-overlapped" in results.results_table(rows, tiny.get_config())
 
 
 def test_replica_equals_standalone_run(baseline, tmp_path):

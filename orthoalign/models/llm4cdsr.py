@@ -549,8 +549,10 @@ def _report_inputs(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDic
   if author is not None:
     items = f"the authors' files in {author.folder}: {author.describe()}"
   elif ds.item_text_emb is not None:
-    items = (f"PCA of orthoalign's title embeddings (data.text_emb={config.data.text_emb}), the "
-             "substitute for the authors' LLM tables (model.llm_emb_dir: none found)")
+    source = ("synthetic" if config.data.format == "synthetic"
+              else f"data.text_emb={config.data.text_emb}")
+    items = (f"PCA of the dataset's item text embeddings ({source}), the substitute for the "
+             "authors' LLM tables (model.llm_emb_dir: none found)")
   else:
     items = "none: trainable ID embeddings (no item text and no authors' files)"
   print(f"LLM4CDSR: item tables = {items}; user profiles (beta loss) = {profiles}", flush=True)
@@ -660,7 +662,7 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   if author is not None and author.users is not None:
     profiles, source = author.users[train["user"]], f"the authors' {author.files[3]}"
   elif ds.item_text_emb is not None:
-    profiles, source = None, ("mean title embedding of the user's training items (substitute for "
+    profiles, source = None, ("mean text embedding of the user's training items (substitute for "
                               "the authors' GPT profiles)")
   else:
     profiles, source = None, "none (no text): the beta loss is off"

@@ -1,0 +1,111 @@
+"""Multi-process runs on this CPU: 2 processes x 2 CPU devices against 1 process x 4 devices.
+
+Each process is `python -m orthoalign.main ... --distributed=explicit` on localhost (CPU collectives
+over gloo, JAX's default); see orthoalign/train/distributed.py and docs/scaling.md.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.test_resume_faults import TIMING_KEYS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Results of 2 x 2 devices vs 1 x 4: the same program over the same global mesh; cross-process
+# all-reduces may add in another order, so sums can differ in the last bits.
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _env(devices: int) -> dict:
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+             JAX_PLATFORMS="cpu")
+  env.pop("ORTHOALIGN_COORDINATOR_ADDRESS", None)
+  return env
+
+
+def _main(workdir, *extra, epochs=3) -> list[str]:
+  return [sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py", f"--workdir={workdir}",
+          f"--config.train.max_epochs={epochs}", "--config.train.num_devices=0", *extra]
+
+
+def _start_pair(workdir, *extra, heartbeat=10, epochs=3):
+  port = _free_port()
+  return [subprocess.Popen(
+      _main(workdir, "--distributed=explicit", f"--coordinator_address=localhost:{port}",
+            "--num_processes=2", f"--process_id={i}", f"--heartbeat_timeout_s={heartbeat}", *extra,
+            epochs=epochs),
+      cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      for i in range(2)]
+
+
+def _rows(workdir):
+  with open(os.path.join(workdir, "results.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+def _compare(a: dict, b: dict, path=""):
+  skip = set(TIMING_KEYS) | {"run", "num_processes"}
+  assert set(a) == set(b), path
+  for k in a:
+    if k in skip:
+      continue
+    if isinstance(a[k], dict):
+      _compare(a[k], b[k], f"{path}{k}.")
+    elif isinstance(a[k], float):
+      assert a[k] == pytest.approx(b[k], rel=RTOL, abs=ATOL), f"{path}{k}"
+    else:
+      assert a[k] == b[k], f"{path}{k}"
+
+
+@pytest.mark.slow      # ~2 min on 2 cores: three processes compile and train
+def test_two_processes_equal_one_process_over_the_same_devices(tmp_path):
+  one = subprocess.run(_main(tmp_path / "one"), cwd=ROOT, env=_env(4), capture_output=True,
+                       text=True, timeout=600)
+  assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-2000:]
+  procs = _start_pair(tmp_path / "two")
+  outs = [p.communicate(timeout=600)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
+  assert "4 x cpu over 2 processes" in outs[0]
+  assert "epoch 3/3" in outs[0] and "epoch" not in outs[1]      # process 0 alone prints and writes
+  rows_one, rows_two = _rows(tmp_path / "one"), _rows(tmp_path / "two")
+  assert rows_two[0]["num_processes"] == 2 and rows_one[0]["num_processes"] == 1
+  assert rows_two[0]["num_devices"] == rows_one[0]["num_devices"] == 4
+  for a, b in zip(rows_one, rows_two):
+    _compare(a, b)
+
+
+@pytest.mark.slow      # ~1.5 min: two processes compile, then one is killed
+def test_a_lost_process_stops_the_others_with_a_message(tmp_path):
+  procs = _start_pair(tmp_path / "run", heartbeat=5, epochs=100000)
+  # Wait until both train (the first checkpoint), then kill process 1.
+  deadline = time.time() + 300
+  ckpts = tmp_path / "run" / "checkpoints"
+  while (time.time() < deadline and all(p.poll() is None for p in procs)
+         and not (ckpts.is_dir() and any(f.name.isdigit() for f in ckpts.iterdir()))):
+    time.sleep(0.5)
+  assert all(p.poll() is None for p in procs), procs[0].communicate()[0][-3000:]
+  time.sleep(2.0)
+  procs[1].send_signal(signal.SIGKILL)
+  t0 = time.time()
+  try:
+    out = procs[0].communicate(timeout=120)[0]
+  finally:
+    for p in procs:
+      p.kill()
+  # JAX's coordination service aborts the survivor (SIGABRT, not a Python exception) once the lost
+  # process has missed its heartbeats, naming it: nothing hangs, the message says what happened.
+  assert procs[0].returncode != 0
+  assert time.time() - t0 < 60
+  assert "stopped sending heartbeats" in out and "unhealthy" in out, out[-3000:]
