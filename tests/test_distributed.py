@@ -55,35 +55,72 @@ def _rows(workdir):
     return [json.loads(line) for line in f]
 
 
-def _compare(a: dict, b: dict, path=""):
-  skip = set(TIMING_KEYS) | {"run", "num_processes"}
+def _compare(a: dict, b: dict, path="", skip=()):
+  skip = set(TIMING_KEYS) | {"run", "num_processes", "train.num_devices", *skip}
   assert set(a) == set(b), path
   for k in a:
     if k in skip:
       continue
     if isinstance(a[k], dict):
-      _compare(a[k], b[k], f"{path}{k}.")
+      _compare(a[k], b[k], f"{path}{k}.", skip)
     elif isinstance(a[k], float):
       assert a[k] == pytest.approx(b[k], rel=RTOL, abs=ATOL), f"{path}{k}"
     else:
       assert a[k] == b[k], f"{path}{k}"
 
 
-@pytest.mark.slow      # ~2 min on 2 cores: three processes compile and train
-def test_two_processes_equal_one_process_over_the_same_devices(tmp_path):
-  one = subprocess.run(_main(tmp_path / "one"), cwd=ROOT, env=_env(4), capture_output=True,
+def _single(workdir, devices, *extra):
+  one = subprocess.run(_main(workdir, *extra), cwd=ROOT, env=_env(devices), capture_output=True,
                        text=True, timeout=600)
   assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-2000:]
-  procs = _start_pair(tmp_path / "two")
-  outs = [p.communicate(timeout=600)[0] for p in procs]
-  assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
-  assert "4 x cpu over 2 processes" in outs[0]
+  return _rows(workdir)
+
+
+@pytest.mark.slow      # ~5 min on 2 cores: six processes compile and train
+def test_two_processes_equal_one_process_over_the_same_devices(tmp_path):
+  rows_one = _single(tmp_path / "one", 4)
+  # The data-parallel program over 4 devices is the 1-device program (same global batch).
+  rows_dev1 = _single(tmp_path / "dev1", 1)
+  for a, b in zip(rows_one, rows_dev1):
+    _compare(a, b, skip=("num_devices",))
+  # 2 epochs as 2 processes, then the same command with 3 epochs resumes from the multi-process
+  # checkpoint: every process restores, agrees on the epoch, and ends where 1 x 4 devices ends.
+  for epochs in (2, 3):
+    procs = _start_pair(tmp_path / "two", epochs=epochs)
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
+  assert "4 x cpu over 2 processes" in outs[0] and "Resumed from" in outs[0]
   assert "epoch 3/3" in outs[0] and "epoch" not in outs[1]      # process 0 alone prints and writes
-  rows_one, rows_two = _rows(tmp_path / "one"), _rows(tmp_path / "two")
+  rows_two = _rows(tmp_path / "two")
   assert rows_two[0]["num_processes"] == 2 and rows_one[0]["num_processes"] == 1
   assert rows_two[0]["num_devices"] == rows_one[0]["num_devices"] == 4
   for a, b in zip(rows_one, rows_two):
     _compare(a, b)
+
+
+def test_mesh_step_equals_pmap_step():
+  """The trainer's data-parallel form (jit over a ("data",) mesh with NamedSharding) computes what
+  jax.pmap's classic form does (per-device gradients, psum): docs/scaling.md, "Why jax.jit"."""
+  script = """
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+x = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
+y = np.random.default_rng(1).normal(size=(32,)).astype(np.float32)
+w = np.random.default_rng(2).normal(size=(8,)).astype(np.float32)
+loss = lambda w, x, y: jnp.sum((jnp.tanh(x @ w) - y) ** 2)
+mesh = Mesh(np.asarray(jax.devices()), ("data",))
+g_mesh = jax.jit(jax.grad(loss))(jax.device_put(w, NamedSharding(mesh, P())),
+                                 jax.device_put(x, NamedSharding(mesh, P("data"))),
+                                 jax.device_put(y, NamedSharding(mesh, P("data"))))
+assert len(g_mesh.sharding.device_set) == 4 and g_mesh.sharding.is_fully_replicated
+g_pmap = jax.pmap(lambda w, x, y: jax.lax.psum(jax.grad(loss)(w, x, y), "d"), axis_name="d")(
+    np.broadcast_to(w, (4, 8)), x.reshape(4, 8, 8), y.reshape(4, 8))
+np.testing.assert_allclose(np.asarray(g_mesh), np.asarray(g_pmap[0]), rtol=1e-5, atol=1e-6)
+print("equal", float(np.abs(np.asarray(g_mesh) - np.asarray(g_pmap[0])).max()))
+"""
+  out = subprocess.run([sys.executable, "-c", script], env=_env(4), capture_output=True, text=True,
+                       timeout=300)
+  assert out.returncode == 0 and "equal" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
 
 
 @pytest.mark.slow      # ~1.5 min: two processes compile, then one is killed
