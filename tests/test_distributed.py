@@ -146,3 +146,18 @@ def test_a_lost_process_stops_the_others_with_a_message(tmp_path):
   assert procs[0].returncode != 0
   assert time.time() - t0 < 60
   assert "stopped sending heartbeats" in out and "unhealthy" in out, out[-3000:]
+
+
+def test_processes_with_different_configs_stop_with_one_line(tmp_path):
+  port = _free_port()
+  procs = [subprocess.Popen(
+      _main(tmp_path / "run", "--distributed=explicit", f"--coordinator_address=localhost:{port}",
+            "--num_processes=2", f"--process_id={i}", "--heartbeat_timeout_s=5", epochs=2 + i),
+      cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      for i in range(2)]
+  outs = [p.communicate(timeout=300)[0] for p in procs]
+  for i, (p, out) in enumerate(zip(procs, outs)):
+    assert p.returncode == 1, out[-2000:]
+    assert (f"error: the processes disagree on the orthoalign version and config: process(es) [1] "
+            f"differ from process 0 (this is process {i})") in out
+  assert not (tmp_path / "run" / "config.json").exists()       # nothing was written
