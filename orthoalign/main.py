@@ -37,6 +37,8 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Processes in the run.
 _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's rank, 0..num_processes-1.")
 _HEARTBEAT = flags.DEFINE_integer("heartbeat_timeout_s", 0,
                                   "Seconds after which a silent process counts as lost (0 = JAX's default).")
+_INIT_TIMEOUT = flags.DEFINE_integer("initialization_timeout_s", 0,
+                                     "Seconds to wait for every process to join (0 = JAX's default).")
 
 
 @errors.cli_main
@@ -45,7 +47,8 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)   # orbax is chatty at INFO; our progress goes to stdout
   distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
-                         _PROCESS_ID.value, _HEARTBEAT.value)      # before anything uses a device
+                         _PROCESS_ID.value, _HEARTBEAT.value,
+                         _INIT_TIMEOUT.value)                  # before anything uses a device
   distributed.quiet_unless_writer()
   compile_cache.enable()
   loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

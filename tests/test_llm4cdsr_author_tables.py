@@ -45,6 +45,16 @@ def folder(tmp_path_factory):
   return root, tables
 
 
+def _copy(root, tmp_path):
+  """A writable copy of the handled folder's files."""
+  copy = tmp_path / "handled"
+  copy.mkdir()
+  for f in root.iterdir():
+    if f.is_file():
+      (copy / f.name).write_bytes(f.read_bytes())
+  return copy
+
+
 def _config(root, **overrides):
   cfg = tiny_config(**{"data.format": "handled", "data.path": str(root),
                        "data.cache_dir": str(root / "cache")})
@@ -111,11 +121,7 @@ def test_the_local_width_must_equal_hidden_size(folder):
 ])
 def test_malformed_files_are_one_error_naming_the_file(folder, tmp_path, change, message):
   root, tables = folder
-  copy = tmp_path / "handled"
-  copy.mkdir()
-  for f in root.iterdir():
-    if f.is_file():
-      (copy / f.name).write_bytes(f.read_bytes())
+  copy = _copy(root, tmp_path)
   change(copy, tables)
   with pytest.raises(DataError, match=message):
     _build(_config(copy))
@@ -123,11 +129,7 @@ def test_malformed_files_are_one_error_naming_the_file(folder, tmp_path, change,
 
 def test_a_pickle_naming_code_is_refused_without_running_it(folder, tmp_path):
   root, _ = folder
-  copy = tmp_path / "handled"
-  copy.mkdir()
-  for f in root.iterdir():
-    if f.is_file():
-      (copy / f.name).write_bytes(f.read_bytes())
+  copy = _copy(root, tmp_path)
 
   class Evil:
     def __reduce__(self):
@@ -141,11 +143,7 @@ def test_a_pickle_naming_code_is_refused_without_running_it(folder, tmp_path):
 
 def test_several_interaction_pickles_need_inter_file(folder, tmp_path):
   root, _ = folder
-  copy = tmp_path / "handled"
-  copy.mkdir()
-  for f in root.iterdir():
-    if f.is_file():
-      (copy / f.name).write_bytes(f.read_bytes())
+  copy = _copy(root, tmp_path)
   (copy / "amazon_all.pkl").write_bytes((root / "cloth_sport.pkl").read_bytes())
   with pytest.raises(DataError, match=r"several interaction pickles \['amazon_all.pkl', "
                      r"'cloth_sport.pkl'\]; name one with --config.data.reader_options.inter_file"):

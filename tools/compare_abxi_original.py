@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import port_check                    # tools/port_check.py (tools/ is on sys.path)
+
 
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -48,10 +50,7 @@ def main() -> int:
   ds = data_load.load(cfg.data)
   task = abxi.build(ds, cfg)
   na, nb, m = ds.num_items_a, ds.num_items_b, cfg.model
-  leaves, tree = jax.tree_util.tree_flatten(task.init_params(jax.random.key(0)))
-  keys = jax.random.split(jax.random.key(7), len(leaves))
-  params = jax.tree_util.tree_unflatten(tree, [
-      (x + 0.02 * jax.random.normal(k, x.shape)).astype(jnp.float64) for x, k in zip(leaves, keys)])
+  params = port_check.perturbed_float64(task.init_params)
 
   model = TorchABXI(argparse.Namespace(
       bs=cfg.train.batch_size, len_trim=m.max_len - 3, n_head=m.n_head, n_item=na + nb,

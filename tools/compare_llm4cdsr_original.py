@@ -37,6 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import port_check                    # tools/port_check.py (tools/ is on sys.path)
+
 _TRAIN_ROWS = 64
 _EVAL_USERS = 256
 _DATASET = "fk"                      # the folder name the original's data/<dataset>/handled wants
@@ -73,10 +75,7 @@ def main() -> int:
   ds = data_load.load(cfg.data)
   task = llm4cdsr.build(ds, cfg)
   na, nb, m = ds.num_items_a, ds.num_items_b, cfg.model
-  leaves, tree = jax.tree_util.tree_flatten(task.init_params(jax.random.key(0)))
-  keys = jax.random.split(jax.random.key(7), len(leaves))
-  params = jax.tree_util.tree_unflatten(tree, [
-      (x + 0.02 * jax.random.normal(k, x.shape)).astype(jnp.float64) for x, k in zip(leaves, keys)])
+  params = port_check.perturbed_float64(task.init_params)
   frozen = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), task.frozen)
   tables = {k: np.asarray(v) for k, v in frozen["frozen"].items()}
   failures = []

@@ -43,7 +43,8 @@ def _cluster_detected() -> bool:
 
 
 def initialize(mode: str = "auto", coordinator_address: str = "", num_processes: int = 0,
-               process_id: int = -1, heartbeat_timeout_s: int = 0) -> None:
+               process_id: int = -1, heartbeat_timeout_s: int = 0,
+               initialization_timeout_s: int = 0) -> None:
   """Joins the processes of a multi-process run (a no-op for one process).
 
   Args:
@@ -51,7 +52,8 @@ def initialize(mode: str = "auto", coordinator_address: str = "", num_processes:
     coordinator_address: host:port of process 0 (explicit; else from the environment).
     num_processes, process_id: the run's size and this process's rank (explicit).
     heartbeat_timeout_s: seconds after which a silent process counts as lost and the others stop
-      with an error (0 = JAX's default).
+      with an error (0 = JAX's default, 100).
+    initialization_timeout_s: seconds to wait for every process to join (0 = JAX's default, 300).
 
   Raises:
     ConfigError: an unknown mode, explicit settings that are missing or inconsistent, or a
@@ -67,6 +69,8 @@ def initialize(mode: str = "auto", coordinator_address: str = "", num_processes:
   kwargs: dict[str, Any] = {}
   if heartbeat_timeout_s:
     kwargs["heartbeat_timeout_seconds"] = int(heartbeat_timeout_s)
+  if initialization_timeout_s:
+    kwargs["initialization_timeout"] = int(initialization_timeout_s)
   if explicit["coordinator_address"] or mode == "explicit":
     missing = [f"--{k}" for k, v in explicit.items()
                if v in ("", 0, -1) and not (k == "process_id" and v == 0)]
@@ -77,6 +81,10 @@ def initialize(mode: str = "auto", coordinator_address: str = "", num_processes:
       raise errors.ConfigError(f"--process_id={explicit['process_id']} must be in "
                                f"0..{explicit['num_processes'] - 1} (--num_processes)")
     kwargs.update(explicit)
+  # JAX ends a process that waits in vain with a C++ abort and a stack trace: say first what it waits for.
+  print(f"orthoalign: joining a multi-process run ({', '.join(f'{k}={v}' for k, v in kwargs.items()) or 'detected cluster'}); "
+        f"if a process never joins, JAX aborts after initialization_timeout "
+        f"({initialization_timeout_s or 300} s) with DEADLINE_EXCEEDED ... RegisterTask", file=sys.stderr, flush=True)
   try:
     jax.distributed.initialize(**kwargs)
   except Exception as e:   # noqa: BLE001  # the runtime reports a lost coordinator in many types
