@@ -115,6 +115,21 @@ def sync(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
+def raise_together(error: Exception | None, what: str) -> None:
+  """Raises on every process when any process failed at `what`, so none waits for the failed one.
+
+  The failed process re-raises its own error; the others raise a ConfigError pointing to it.
+  """
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    failed = np.asarray(multihost_utils.process_allgather(np.int32(error is not None))).reshape(-1)
+    if error is None and failed.any():
+      raise errors.ConfigError(f"process(es) {np.flatnonzero(failed).tolist()} failed at {what}; "
+                               "their error says why")
+  if error is not None:
+    raise error
+
+
 def agree(value: Any, what: str) -> None:
   """Checks that every process holds the same JSON-able `value`.
 

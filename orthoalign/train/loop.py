@@ -163,9 +163,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   writer_process = distributed.is_writer()
   distributed.agree({"version": orthoalign.__version__, "config": config.to_dict()},
                     "the orthoalign version and config")
+  failure = None
   if writer_process:
-    workdir_lib.prepare(config, workdir)
-  distributed.sync("workdir prepared")
+    try:
+      workdir_lib.prepare(config, workdir)
+    except errors.ConfigError as e:   # e.g. resuming with another config: every process stops
+      failure = e
+  distributed.raise_together(failure, "preparing the workdir")
   run = setup(config)
   ds, task, reps, mesh, repl, steps = run.ds, run.task, run.reps, run.mesh, run.repl, run.steps
   train_data, eval_data, frozen, state = run.train_data, run.eval_data, run.frozen, run.state
