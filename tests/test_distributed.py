@@ -161,3 +161,41 @@ def test_processes_with_different_configs_stop_with_one_line(tmp_path):
     assert (f"error: the processes disagree on the orthoalign version and config: process(es) [1] "
             f"differ from process 0 (this is process {i})") in out
   assert not (tmp_path / "run" / "config.json").exists()       # nothing was written
+
+
+def test_auto_mode_joins_only_detected_clusters(monkeypatch):
+  from orthoalign.train import distributed
+  calls = []
+  monkeypatch.setattr(distributed.jax.distributed, "initialize", lambda **kw: calls.append(kw))
+  for var in ("SLURM_STEP_NUM_TASKS", "TPU_WORKER_HOSTNAMES", *distributed._ENV.values()):
+    monkeypatch.delenv(var, raising=False)
+  distributed.initialize("auto")
+  monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")          # one task (e.g. a grid's submitit job)
+  distributed.initialize("auto")
+  assert calls == []
+  monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")          # an srun step of 4 tasks: JAX detects it
+  distributed.initialize("auto", heartbeat_timeout_s=7)
+  distributed.initialize("off")
+  assert calls == [{"heartbeat_timeout_seconds": 7}]
+
+
+def test_explicit_mode_names_what_is_missing(monkeypatch):
+  from orthoalign import errors
+  from orthoalign.train import distributed
+  monkeypatch.setattr(distributed.jax.distributed, "initialize",
+                      lambda **kw: (_ for _ in ()).throw(RuntimeError("unreachable\nmore")))
+  for var in distributed._ENV.values():
+    monkeypatch.delenv(var, raising=False)
+  with pytest.raises(errors.ConfigError, match="--distributed=explicit needs --coordinator_address, "
+                     "--num_processes"):
+    distributed.initialize("explicit", process_id=0)
+  with pytest.raises(errors.ConfigError, match=r"--process_id=2 must be in 0..1"):
+    distributed.initialize("explicit", "localhost:1", 2, 2)
+  monkeypatch.setenv("ORTHOALIGN_COORDINATOR_ADDRESS", "localhost:1")
+  monkeypatch.setenv("ORTHOALIGN_NUM_PROCESSES", "2")
+  monkeypatch.setenv("ORTHOALIGN_PROCESS_ID", "1")
+  with pytest.raises(errors.ConfigError, match=r"jax.distributed.initialize\(coordinator_address="
+                     r"'localhost:1', num_processes=2, process_id=1\) failed: unreachable$"):
+    distributed.initialize("auto")        # the environment alone makes it explicit
+  with pytest.raises(errors.ConfigError, match="--distributed='pod'"):
+    distributed.initialize("pod")
