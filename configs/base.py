@@ -90,6 +90,9 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 1
   config.train.learning_rate = 1e-3
   config.train.weight_decay = 0.0
+  # Dtype of the training computation: "float32", or "bfloat16" (params, gradients and optimizer
+  # state stay float32; evaluation is float32). Speed and metric effect: docs/benchmarks.md.
+  config.train.compute_dtype = "float32"
   # Devices of the ("data",) mesh; 0 = all visible devices.
   config.train.num_devices = 0
 

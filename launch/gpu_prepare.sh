@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Run HERE (the CPU machine) before the one device call of launch/gpu_abxi.sh: puts the wheels the
-# GPU image lacks (ml-collections, tensorboardX; everything else orthoalign needs is in the image,
-# see /work/.library/device/KINDS.md) into .whl/ and ABXI's Food-Kitchen files into .data/ (both
-# git-ignored; the device call carries them: carry=[".whl", ".data"]).
+# Run HERE (the CPU machine) before the one device call of launch/gpu_abxi.sh or launch/gpu_speed.sh:
+# puts the wheels the GPU image lacks (ml-collections, tensorboardX, submitit; everything else
+# orthoalign needs is in the image, see /work/.library/device/KINDS.md) into .whl/, ABXI's
+# Food-Kitchen files into .data/ and, with ABXI_ORIG=<checkout of DiMarzioBian/ABXI>, its code
+# (no data files) into .orig/abxi (all git-ignored; the device call carries them:
+# carry=[".whl", ".data", ".orig"]).
 set -euo pipefail
 mkdir -p .whl .data
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform any \
-    -d .whl ml-collections tensorboardX
+    -d .whl ml-collections tensorboardX submitit
 rm -rf .data/abxi-afk && cp -r "${DATA:-../shared/data/abxi-afk}" .data/ && chmod -R u+w .data
-ls -l .whl .data/abxi-afk
+if [ -n "${ABXI_ORIG:-}" ]; then
+  rm -rf .orig/abxi && mkdir -p .orig/abxi
+  (cd "$ABXI_ORIG" && find . \( -name '*.py' -o -name '*.sh' \) -exec cp --parents {} "$OLDPWD/.orig/abxi" \;)
+fi
+ls -l .whl .data/abxi-afk; [ -d .orig ] && find .orig -name '*.py' | head -3

@@ -6,6 +6,13 @@ r"""Training-speed benchmark: compile time, steps/s, sequences/s, epoch time, pe
 For each replica count R the same config is set up with sweep.seeds = (0, ..., R-1), one epoch
 program is compiled (timed), then `--epochs` epochs are timed after one warm-up epoch, and one
 validation pass is timed. sequences/s counts training sequences over all replicas.
+
+With --profile it instead reports where one training step's time goes (orthoalign/profiling.py):
+the machine's matmul GFLOP/s and memory GB/s, XLA's FLOPs and bytes of the forward pass, forward
++ backward and the whole step against their measured times, and the share of op time per kind
+of HLO op:
+
+  python -m orthoalign.bench --config=configs/llm4cdsr.py --profile
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from ml_collections import config_flags
 import orthoalign
 from orthoalign import compile_cache
 from orthoalign import config_lib
+from orthoalign import profiling
 from orthoalign.train import loop
 from orthoalign.train import writers
 
@@ -33,6 +41,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_c
 _REPLICAS = flags.DEFINE_list("replicas", ["1", "8"], "Replica counts R to measure.")
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Timed epochs per R (after one warm-up epoch).")
 _OUT = flags.DEFINE_string("out", None, "Write the results as JSON here (atomically).")
+_PROFILE = flags.DEFINE_bool("profile", False, "Profile one training step instead (R = 1).")
 flags.mark_flags_as_required(["config"])
 
 
@@ -75,6 +84,42 @@ def measure(config, replicas: int, epochs: int) -> dict[str, Any]:
           "valid_eval_s": eval_s, "train_sequences": n_train, **_peak_memory()}
 
 
+def profile(config) -> dict[str, Any]:
+  """Prints and returns the roofline figures and the step profile (R = 1)."""
+  config = config.copy_and_resolve_references()
+  config.unlock()
+  config.sweep.update(seeds=(0,), learning_rates=(), weight_decays=(), gate_inits=())
+  peaks = profiling.machine_peaks()
+  print(f"machine: matmul 2048^3 {peaks['matmul_f32_gflops']:.0f} GFLOP/s float32, "
+        f"{peaks['matmul_bf16_gflops']:.0f} GFLOP/s bfloat16; elementwise pass "
+        f"{peaks['stream_gbs']:.1f} GB/s (read + write)", flush=True)
+  run = loop.setup(config)
+  dtype = config.train.get("compute_dtype", "float32")
+  parts = profiling.step_profile(run, config.train.batch_size, dtype)
+  print(f"one training step, batch {config.train.batch_size}, compute dtype {dtype}:")
+  print(f"{'part':<20} {'GFLOP':>8} {'GB':>8} {'ms':>9} {'GFLOP/s':>8} {'GB/s':>7} "
+        f"{'FLOP/B':>7}")
+  for p in parts:
+    print(f"{p['part']:<20} {p['gflop']:8.2f} {p['gbytes']:8.2f} {1e3 * p['seconds']:9.1f} "
+          f"{p['gflops']:8.1f} {p['gbs']:7.1f} {p['gflop'] / max(p['gbytes'], 1e-9):7.1f}")
+  whole = parts[-1]
+  bound = min(peaks["matmul_f32_gflops"],
+              whole["gflop"] / max(whole["gbytes"], 1e-9) * peaks["stream_gbs"])
+  print(f"whole step at {whole['gflops']:.0f} GFLOP/s = {whole['gflops'] / bound:.0%} of the "
+        f"roofline min(matmul peak, FLOP/B x GB/s) = {bound:.0f} GFLOP/s", flush=True)
+  state0 = jax.tree.map(lambda x: x[0], run.state)
+  ops = profiling.op_breakdown(whole["compiled"], (state0, run.train_data, run.frozen))
+  if ops:
+    print(f"op time by kind (whole step; {ops['_op_seconds'] * 1e3:.0f} ms of op time over "
+          f"the runtime's threads per {ops['_wall_seconds'] * 1e3:.0f} ms of wall time):")
+    for k, v in ops.items():
+      if not k.startswith("_"):
+        print(f"  {k:<26} {v:6.1%}")
+  for p in parts:
+    del p["compiled"]
+  return {"peaks": peaks, "step": parts, "ops": ops, "compute_dtype": dtype}
+
+
 def main(argv: list[str]) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -87,6 +132,11 @@ def main(argv: list[str]) -> None:
             "model": config.model.name, "date": time.strftime("%Y-%m-%d"),
             "command": " ".join(["python -m orthoalign.bench"] + sys.argv[1:])}
   print(json.dumps(header), flush=True)
+  if _PROFILE.value:
+    out = {**header, "profile": profile(config)}
+    if _OUT.value:
+      writers.write_json(_OUT.value, out)
+    return
   results = []
   for r in (int(x) for x in _REPLICAS.value):
     row = measure(config, r, _EPOCHS.value)

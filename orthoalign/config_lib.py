@@ -16,6 +16,7 @@ from orthoalign.data import load as data_load
 from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
 from orthoalign.models import gca as gca_lib
+from orthoalign.train import step as step_lib
 
 # Keys that may change between a run and its resumption (they do not change what was computed).
 RESUMABLE_CHANGES = ("train.max_epochs", "train.early_stop_patience")
@@ -24,7 +25,7 @@ RESUMABLE_CHANGES = ("train.max_epochs", "train.early_stop_patience")
 ADDED_KEYS = {"eval.ties": "pessimistic", "eval.extra_negatives": (), "model.ffn_size": 0, "gca.ffn": 0,
               "eval.track_test": False, "model.reg_pool": "history", "model.missing_text": "zero",
               "model.llm_emb_dir": "none", "model.llm_emb_file": "itm_emb_np",
-              "model.user_emb_file": "usr_profile_emb"}
+              "model.user_emb_file": "usr_profile_emb", "train.compute_dtype": "float32"}
 
 
 ConfigError = errors.ConfigError           # defined with the other errors users see as one line
@@ -52,6 +53,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                       "the folder of its files, e.g. --config.data.path=../shared/data/abxi-afk")
   # .get: the config.json of a run from before the key existed means today's (pessimistic) rule.
   _choice("eval.ties", config.eval.get("ties", "pessimistic"), ranking.TIES)
+  _choice("train.compute_dtype", config.train.get("compute_dtype", "float32"), step_lib.COMPUTE_DTYPES)
   _choice("gca.gate", config.gca.gate, gca_lib.GATES)
   _choice("gca.act", config.gca.act, gca_lib.ACTS)
   _choice("gca.kv", config.gca.kv, ("other", "mixed"))

@@ -1,262 +1,201 @@
-r"""Speed of orthoalign's LLM4CDSR against the authors' PyTorch code, same data and sizes.
+r"""Speed of orthoalign's LLM4CDSR and ABXI against the authors' PyTorch code, same data and sizes.
 
-  python tools/bench_against_original.py --original=/tmp/llm4cdsr_orig --max-len=40 --steps=20 \
-      --repeats=3
+  python tools/bench_against_original.py --llm4cdsr=/tmp/llm4cdsr_orig --abxi=/tmp/abxi_orig \
+      --max-lens=40,200 --steps=20 --repeats=3 --e2e-epochs=3
 
-Needs torch (CPU is enough) and a checkout of liuqidong07/LLM4CDSR-pytorch (`models/LLMCDSR.py`,
-`generators/generator.py`); the original code is imported from there at run time, never copied.
+Either model may be left out (at least one is needed); `--original` is an alias of `--llm4cdsr`
+and `--max-len` of `--max-lens`. Needs torch (CPU is enough) and checkouts of
+liuqidong07/LLM4CDSR-pytorch and/or DiMarzioBian/ABXI; the authors' code is imported from there
+at run time, never copied. This file holds the CLI, the alternating timing loop and the tables;
+each model's two sides are built by tools/bench_original_llm4cdsr.py and
+tools/bench_original_abxi.py (data, settings and work of each side in their docstrings), from
+the parts in tools/bench_common.py.
 
-Data: the embedded synthetic data of configs/llm4cdsr.py, written in the original's handled format
-(orthoalign.data.readers.handled.write_handled) into a temporary `data/<name>/handled/` together
-with orthoalign's frozen text tables and user profiles as the pickles the original model reads.
-Both sides train the plain model (`gca.positions=()`, `model.missing_text="zero"`, the original's
-dropout 0.5, Adam lr 1e-3, batch 128, 1 training negative, 1 + 100 evaluation candidates).
+  * LLM4CDSR, at each max_len of `--max-lens`: the embedded synthetic data of configs/llm4cdsr.py
+    (written in the original's handled format), plain model, Adam lr 1e-3, batch 128, 1 training
+    negative, 1 + 100 evaluation candidates.
+  * ABXI, at its len_max 50: ABXI's own Food-Kitchen files (`--abxi-data`, default
+    ../shared/data/abxi-afk), configs/abxi.py = the original's main.py + demo.sh afk settings
+    (AdamW lr 1e-4 wd 3.0, batch 256, 128 + 128 training negatives per position, 1 + 999
+    evaluation candidates, evaluation batch 1024).
 
-Timed, in `--repeats` alternating rounds (original, orthoalign, original, ...):
-  * one training epoch over the same `--steps` x 128 training users (the training users are
-    subsampled so the epoch has that many full batches; capped by the data). Original: its
-    generator's DataLoader over CDSRRegSeq2SeqDatasetUser + forward/backward + Adam step, as its
-    SeqTrainer._train_one_epoch (also reported: the part its trainer itself times, batch in hand
-    to optimizer step). orthoalign: loop.setup's compiled epoch program (compile time reported
-    separately, not in the epoch figure).
-  * one validation pass over the same users. Original: its CDSREvalSeq2SeqDataset loader (batch
-    100, its own 100 negatives per user) + `predict` + the trainer's argsort ranking. orthoalign:
-    run.eval_fn, which also ranks the full catalogue and sums all metrics.
-The original runs with anomaly detection OFF (its main.py switches it on at import; this tool
-never imports main.py) and torch.set_num_threads(N), N = the cores the process may use
-(os.cpu_count() unless narrowed by `taskset`; `--threads` overrides). On a machine shared with
+Timed per model and max_len, in `--repeats` alternating rounds (original train, orthoalign train,
+[original train with anomaly detection], original validation, orthoalign validation):
+  * one training epoch over the same `--steps` full batches of training users (subsampled with a
+    fixed seed; capped by the data). Original: its own DataLoader (negatives drawn there, in numpy)
+    + forward/backward/optimizer step, as its trainer's epoch loop (also reported: the part from
+    batch in hand to optimizer step). orthoalign: loop.setup's epoch program, compiled beforehand
+    (the negatives are drawn on device inside it).
+  * one validation pass over the validation cases of the same users. Original: its evaluation
+    loader + its trainer's ranking. orthoalign: run.eval_fn, which scores the same number of
+    sampled candidates (frozen sets instead of the original's fresh draws), ALSO ranks the full
+    catalogue (LLM4CDSR 800 items here; ABXI 28,095, history masked) and sums all metrics; it pads
+    the cases to a multiple of its evaluation batch.
+  * with `--e2e-epochs=E` (0 = skip), before the rounds: E epochs of (train epoch + validation
+    pass) on each side from a fresh build, construction included: orthoalign's fresh loop.setup
+    (data, model, initialisation) and the compilation of its programs with the persistent
+    compilation cache off (ORTHOALIGN_COMPILE_CACHE=off, jax_enable_compilation_cache False); the
+    original's data objects, model and optimizer. No early stopping, no warm-up schedule (both
+    originals skip validation during warm-up; here every epoch validates on both sides).
+Printed: per model and max_len, seconds min / median / max, ms per step and per sequence, and the
+ratios of medians original / orthoalign; at the end one table of all ratios.
+
+Torch runs with torch.set_num_threads(N), N = the cores the process may use (os.cpu_count() unless
+narrowed by `taskset`; `--threads` overrides), printed. The originals' debug switches: LLM4CDSR's
+main.py switches anomaly detection on at import (never imported here: off, `--also-anomaly` times
+it on too); ABXI's main.py has none (no anomaly detection, deterministic or cudnn flags) and sets
+torch.set_float32_matmul_precision('high'), done here for the ABXI part. On a machine shared with
 other work, N threads on N cores can be far slower for torch than one thread on a pinned core:
-  taskset -c 1 python tools/bench_against_original.py --original=... --steps=20 --repeats=3
+  taskset -c 1 python tools/bench_against_original.py --llm4cdsr=... --steps=20 --repeats=3
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import logging
 import os
-import pickle
 import statistics
 import sys
-import tempfile
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import jax
-import numpy as np
 
-_DATASET = "bench"                   # the folder name the original's data/<dataset>/handled wants
-_INTER_FILE = "cloth_sport"          # its handled interaction pickle (any name; passed as args)
-_LLM_FILE, _USER_FILE = "itm_emb", "usr_profile_emb"
-_BATCH = 128
+_RATIOS = ("train epoch", "step only", "validation", "end-to-end")
 
 
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--original", required=True, help="checkout of liuqidong07/LLM4CDSR-pytorch")
-  parser.add_argument("--max-len", type=int, default=40, help="model.max_len on both sides")
-  parser.add_argument("--steps", type=int, default=20, help="training steps (batches of 128)")
+  parser.add_argument("--llm4cdsr", "--original", dest="llm4cdsr", default="",
+                      help="checkout of liuqidong07/LLM4CDSR-pytorch (omit to skip LLM4CDSR)")
+  parser.add_argument("--abxi", default="", help="checkout of DiMarzioBian/ABXI (omit to skip)")
+  parser.add_argument("--abxi-data", default="../shared/data/abxi-afk",
+                      help="ABXI's afk files (afk_50_preprocessed.txt, map_item_50.txt)")
+  parser.add_argument("--max-lens", "--max-len", dest="max_lens", default="40",
+                      help="LLM4CDSR's model.max_len on both sides, comma-separated")
+  parser.add_argument("--steps", type=int, default=20, help="training steps (full batches)")
   parser.add_argument("--repeats", type=int, default=3, help="alternating rounds")
+  parser.add_argument("--e2e-epochs", type=int, default=0,
+                      help="epochs of the end-to-end figure (fresh build, compile included); 0 = none")
   parser.add_argument("--threads", type=int, default=0,
                       help="torch.set_num_threads; 0 = the cores this process may use")
+  parser.add_argument("--abxi-device", default="cpu",
+                      help="torch device of the original ABXI: cpu or cuda (on a GPU machine)")
   parser.add_argument("--also-anomaly", action="store_true",
-                      help="also time the original's epoch with anomaly detection on (its main.py)")
+                      help="LLM4CDSR: also time the original's epoch with anomaly detection on")
   args = parser.parse_args()
+  if not (args.llm4cdsr or args.abxi):
+    parser.error("give --llm4cdsr=<checkout> and/or --abxi=<checkout>")
+  max_lens = [int(x) for x in args.max_lens.split(",") if x.strip()]
 
+  # orthoalign's programs compile in this process, never loaded from a persistent cache.
+  os.environ["ORTHOALIGN_COMPILE_CACHE"] = "off"
+  jax.config.update("jax_enable_compilation_cache", False)
   import torch                                              # optional dependency
   # The cores this process may run on (`taskset` narrows them); os.cpu_count() ignores that.
   cores = len(os.sched_getaffinity(0))
   threads = args.threads or cores
   torch.set_num_threads(threads)
-  torch.autograd.set_detect_anomaly(False)  # the original's main.py sets True; measure without
-  sys.path.insert(0, os.path.abspath(args.original))
-  from generators import generator as torch_generator       # the authors' code
-  from models import LLMCDSR as torch_llmcdsr
-
+  torch.autograd.set_detect_anomaly(False)
   # The project root, for `configs` when run as `python tools/bench_against_original.py`.
   sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from configs import llm4cdsr as llm4cdsr_config
-  from orthoalign.data.readers import handled
-  from orthoalign.train import loop
+  import bench_original_abxi                                # tools/ is on sys.path
+  import bench_original_llm4cdsr
 
-  cfg = llm4cdsr_config.get_config()
-  cfg.model.max_len = args.max_len
-  cfg.model.missing_text = "zero"           # upstream has no trainable rows for text-less items
-  cfg.gca.positions = ()                    # the plain model: the original has no GCA
-  cfg.train.batch_size = _BATCH
-  m = cfg.model
-
-  # -- orthoalign: setup, then the same subsample of training users on both sides ---------------
-  run = loop.setup(cfg)
-  ds, task = run.ds, run.task
-  n_train = len(task.train_data["user"])
-  steps = min(args.steps, n_train // _BATCH)                # full batches only: same work per step
-  if steps < args.steps:
-    print(f"note: --steps={args.steps} asks for {args.steps * _BATCH} training users; the data "
-          f"has {n_train}, so {steps} steps are timed")
-  rows = np.sort(np.random.default_rng(0).choice(n_train, steps * _BATCH, replace=False))
-  users = np.asarray(task.train_data["user"])[rows]          # 0-based orthoalign user ids
-  train_data = jax.device_put({k: np.asarray(v)[rows] for k, v in task.train_data.items()},
-                              run.repl)
-  valid = task.eval_data["valid"]
-  ev_rows = np.nonzero(np.isin(np.asarray(valid["user"]), users))[0]
-  hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())
-  eval_data = jax.device_put(loop._eval_batches(                # pylint: disable=protected-access
-      {k: np.asarray(v)[ev_rows] for k, v in valid.items()}, cfg.eval.batch_size, hist_width),
-      run.repl)
-  n_eval = len(ev_rows)
-  run = dataclasses.replace(run, train_data=train_data, steps=steps)
-
-  t0 = time.perf_counter()
-  epoch_prog = run.epoch_fn.lower(run.state, train_data, run.frozen, run.epoch_arg(1)).compile()
-  compile_train = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  eval_prog = run.eval_fn.lower(run.state.params, run.frozen, eval_data).compile()
-  compile_eval = time.perf_counter() - t0
-  ours = {"state": run.state, "epoch": 0}
-
-  def ours_train() -> float:
-    ours["epoch"] += 1
-    jax.block_until_ready(ours["state"])
-    t0 = time.perf_counter()
-    ours["state"], metrics = epoch_prog(ours["state"], train_data, run.frozen,
-                                        run.epoch_arg(ours["epoch"]))
-    jax.block_until_ready(metrics)
-    return time.perf_counter() - t0
-
-  def ours_eval() -> float:
-    t0 = time.perf_counter()
-    jax.block_until_ready(eval_prog(ours["state"].params, run.frozen, eval_data))
-    return time.perf_counter() - t0
-
-  # -- the original: handled data + embedding pickles, its generator and model ------------------
-  tables = {k: np.asarray(v, np.float32) for k, v in task.frozen["frozen"].items()}
-  tmp = tempfile.TemporaryDirectory()
-  handled_dir = os.path.join(tmp.name, "data", _DATASET, "handled")
-  os.makedirs(handled_dir)
-  handled.write_handled(ds, os.path.join(handled_dir, _INTER_FILE + ".pkl"),
-                        os.path.join(handled_dir, "id_map.json"))
-  for name, table in ((f"{_LLM_FILE}_all", tables["global_table"]),
-                      (f"{_LLM_FILE}_A_pca128", tables["table_a"]),
-                      (f"{_LLM_FILE}_B_pca128", tables["table_b"])):
-    with open(os.path.join(handled_dir, name + ".pkl"), "wb") as f:
-      pickle.dump(table[1:], f)                             # row i = item i + 1
-  # Its user_id is the index into the training list: profiles in that (subsample) order.
-  profile = np.asarray(task.train_data["user_profile"], np.float32)[rows]
-  with open(os.path.join(handled_dir, _USER_FILE + ".pkl"), "wb") as f:
-    pickle.dump(profile, f)
-  targs = argparse.Namespace(
-      dataset=_DATASET, inter_file=_INTER_FILE, aug_file="", aug_seq=False, aug_seq_len=0,
-      num_workers=0, train_batch_size=_BATCH, max_len=m.max_len, train_neg=1,
-      test_neg=cfg.eval.num_negatives, llm_emb_file=_LLM_FILE, user_emb_file=_USER_FILE,
-      global_emb=True, local_emb=True, freeze_emb=m.freeze_emb, hidden_size=m.hidden_size,
-      dropout_rate=m.dropout, trm_num=m.num_blocks, num_heads=m.num_heads, alpha=m.alpha,
-      beta=m.beta, tau=m.tau, tau_reg=m.tau_reg)
-  logger = logging.getLogger("llm4cdsr_original")
-  cwd = os.getcwd()
-  os.chdir(tmp.name)                                        # the original opens ./data/...
-  try:
-    torch.manual_seed(0)
-    np.random.seed(0)
-    gen = torch_generator.CDSRRegSeq2SeqGeneratorUser(targs, logger, "cpu")
-    keep = [int(u) + 1 for u in users]                      # write_handled: user u -> id u + 1
-    for split in ("train", "valid", "test", "domain_train", "domain_valid", "domain_test"):
-      setattr(gen, split, {u: getattr(gen, split)[u] for u in keep})
-    train_loader = gen.make_trainloader()
-    valid_loader = gen.make_evalloader()
-    model = torch_llmcdsr.LLM4CDSR(len(keep), gen.get_item_num_dict(), "cpu", targs)
-  finally:
-    os.chdir(cwd)
-  optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.learning_rate, weight_decay=0.0)
-  assert len(train_loader) == steps and len(gen.eval_dataset) == n_eval
-  theirs_compute = []
-
-  def theirs_train(anomaly: bool = False) -> float:
-    torch.autograd.set_detect_anomaly(anomaly)
-    model.train()
-    inside = 0.0
-    t0 = time.perf_counter()
-    for batch in train_loader:                              # as SeqTrainer._train_one_epoch
-      t1 = time.perf_counter()
-      loss = model(**dict(zip(gen.train_dataset.var_name, batch)))
-      loss.backward()
-      loss.item()
-      optimizer.step()
-      optimizer.zero_grad()
-      inside += time.perf_counter() - t1
-    torch.autograd.set_detect_anomaly(False)
-    if not anomaly:
-      theirs_compute.append(inside)
-    return time.perf_counter() - t0
-
-  def theirs_eval() -> float:
-    model.eval()
-    t0 = time.perf_counter()
-    ranks = []
-    for batch in valid_loader:                              # as CDSRTrainer.eval
-      inputs = dict(zip(gen.eval_dataset.var_name, batch))
-      with torch.no_grad():
-        for s in ("", "A", "B"):
-          inputs[f"item_indices{s}"] = torch.cat([inputs[f"pos{s}"].unsqueeze(1),
-                                                  inputs[f"neg{s}"]], dim=1)
-        ranks.append(torch.argsort(torch.argsort(-model.predict(**inputs)))[:, 0])
-    torch.cat(ranks)
-    return time.perf_counter() - t0
-
-  print(f"jax {jax.__version__} ({jax.default_backend()}, {jax.device_count()} device) | torch "
+  print(f"jax {jax.__version__} ({jax.default_backend()}, {jax.device_count()} device; persistent "
+        f"compilation cache {'on' if jax.config.jax_enable_compilation_cache else 'off'}) | torch "
         f"{torch.__version__} | torch.set_num_threads({threads}) -> get_num_threads() "
         f"{torch.get_num_threads()}, interop {torch.get_num_interop_threads()} | os.cpu_count() "
         f"{os.cpu_count()}, cores usable by this process {cores} (XLA: its own pool on those) | "
-        f"original anomaly detection: "
-        f"{torch.is_anomaly_enabled()} (its main.py sets True)")
-  n_ours = sum(x.size for x in jax.tree_util.tree_leaves(run.state.params))
-  n_theirs = sum(p.numel() for p in model.parameters() if p.requires_grad)
-  print(f"data: synthetic {ds.num_users} users, {ds.num_items_a}+{ds.num_items_b} items | "
-        f"max_len {m.max_len} | {steps} steps x {_BATCH} = {steps * _BATCH} training users | "
-        f"{n_eval} validation users | trainable parameters: original {n_theirs:,}, orthoalign "
-        f"{n_ours:,}")
-  print(f"orthoalign compile: train epoch {compile_train:.2f}s, evaluation {compile_eval:.2f}s "
-        f"(not in the figures below)")
+        f"anomaly detection {torch.is_anomaly_enabled()}", flush=True)
 
-  times: dict[str, list[float]] = {k: [] for k in ("orig_train", "ours_train", "orig_eval",
-                                                  "ours_eval")}
+  jobs: list[Callable] = []
+  if args.llm4cdsr:
+    jobs += [lambda n=n: bench_original_llm4cdsr.build(args.llm4cdsr, n, args.steps,
+                                                       args.also_anomaly) for n in max_lens]
+  if args.abxi:
+    jobs.append(lambda: bench_original_abxi.build(args.abxi, args.abxi_data, args.steps,
+                                                   args.abxi_device))
+  summary = []
+  for build in jobs:
+    bench = build()
+    try:
+      summary.append(run_bench(bench, args.repeats, args.e2e_epochs))
+    finally:
+      bench.cleanup()
+
+  print(f"\nsummary: ratio of medians, original / orthoalign (> 1: orthoalign faster); "
+        f"{args.repeats} rounds" + (f", end-to-end = {args.e2e_epochs} epochs, compile included"
+                                    if args.e2e_epochs else ""))
+  print(f"{'model':<10} {'max_len':>7} {'steps':>6} " + " ".join(f"{k:>12}" for k in _RATIOS))
+  for model, max_len, steps, ratios in summary:
+    cells = " ".join(f"{ratios[k]:11.2f}x" if k in ratios else f"{'-':>12}" for k in _RATIOS)
+    print(f"{model:<10} {max_len:>7} {steps:>6} {cells}")
+  return 0
+
+
+def run_bench(bench, repeats: int, e2e_epochs: int) -> tuple[str, int, int, dict[str, float]]:
+  """End-to-end figure, alternating rounds, table; returns (model, max_len, steps, ratios)."""
+  ours, theirs = bench.ours, bench.theirs
+  print(f"\n== {bench.model}, max_len {bench.max_len} ==")
+  for line in bench.notes:
+    print(line)
+  e2e: dict[str, float] = {}
+  if e2e_epochs:
+    # Both sides were just built (bench.build_s); their first epochs follow, nothing in between.
+    for key, side in (("theirs", theirs), ("ours", ours)):
+      t0 = time.perf_counter()
+      for _ in range(e2e_epochs):
+        side.train()
+        side.evaluate()
+      e2e[key] = bench.build_s[key] + time.perf_counter() - t0
+    theirs.step_only.clear()                                # only the rounds' epochs below
+    print(f"end-to-end, {e2e_epochs} epochs of (train epoch + validation pass), compile included: "
+          f"original {e2e['theirs']:.2f}s (build {bench.build_s['theirs']:.2f}s), orthoalign "
+          f"{e2e['ours']:.2f}s (setup + compile {bench.build_s['ours']:.2f}s)", flush=True)
+
   rounds: list[tuple[str, Callable[[], float]]] = [
-      ("orig_train", theirs_train), ("ours_train", ours_train),
-      ("orig_eval", theirs_eval), ("ours_eval", ours_eval)]
-  if args.also_anomaly:
-    times["orig_train_anomaly"] = []
-    rounds.insert(2, ("orig_train_anomaly", lambda: theirs_train(anomaly=True)))
-  for r in range(args.repeats):
-    for key, fn in rounds:
-      times[key].append(fn())
-    print(f"round {r + 1}/{args.repeats}: " + "  ".join(f"{k} {v[-1]:.3f}s"
-                                                        for k, v in times.items()), flush=True)
-  tmp.cleanup()
+      ("train epoch, original (loader + step)", theirs.train),
+      ("train epoch, orthoalign", ours.train)]
+  rounds += [(f"train epoch, {name}", fn) for name, fn in theirs.extra.items()]
+  rounds += [("validation pass, original", theirs.evaluate),
+             ("validation pass, orthoalign", ours.evaluate)]
+  times: dict[str, list[float]] = {name: [] for name, _ in rounds}
+  for r in range(repeats):
+    for name, fn in rounds:
+      times[name].append(fn())
+    print(f"round {r + 1}/{repeats}: " + "  ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()),
+          flush=True)
+  times["train epoch, original (step only)"] = list(theirs.step_only)
 
-  seqs = steps * _BATCH
-  table = [("train epoch, original (loader + step)", times["orig_train"], steps, seqs),
-           ("train epoch, original (step only)", theirs_compute, steps, seqs),
-           ("train epoch, orthoalign", times["ours_train"], steps, seqs),
-           ("train epoch, original, anomaly det. on", times.get("orig_train_anomaly", []), steps,
-            seqs),
-           ("validation pass, original", times["orig_eval"], None, n_eval),
-           ("validation pass, orthoalign", times["ours_eval"], None, n_eval)]
-  print(f"\nmax_len={m.max_len}, {args.repeats} rounds; seconds min / median / max; "
-        f"ms per step and per sequence at the median")
-  print(f"{'figure':<40} {'min':>8} {'median':>8} {'max':>8} {'ms/step':>9} {'ms/seq':>8}")
-  for name, v, n_steps, n_seq in table:
-    if not v:                                               # a figure not asked for
-      continue
+  seqs = bench.steps * bench.batch
+  order = ["train epoch, original (loader + step)", "train epoch, original (step only)",
+           "train epoch, orthoalign"] + [f"train epoch, {n}" for n in theirs.extra] + [
+           "validation pass, original", "validation pass, orthoalign"]
+  print(f"\n{bench.model} max_len={bench.max_len}, {bench.steps} steps x {bench.batch}, "
+        f"{repeats} rounds; seconds min / median / max; ms per step and per sequence at the median")
+  print(f"{'figure':<44} {'min':>8} {'median':>8} {'max':>8} {'ms/step':>9} {'ms/seq':>8}")
+  for name in order:
+    v = times[name]
+    n_steps, n_seq = (bench.steps, seqs) if name.startswith("train") else (None, bench.n_eval)
     med = statistics.median(v)
     per_step = f"{1e3 * med / n_steps:9.2f}" if n_steps else f"{'-':>9}"
-    print(f"{name:<40} {min(v):8.3f} {med:8.3f} {max(v):8.3f} {per_step} "
+    print(f"{name:<44} {min(v):8.3f} {med:8.3f} {max(v):8.3f} {per_step} "
           f"{1e3 * med / n_seq:8.3f}")
-  ratio = lambda a, b: statistics.median(a) / statistics.median(b)
-  print(f"ratio of medians, original / orthoalign: train epoch "
-        f"{ratio(times['orig_train'], times['ours_train']):.2f}x (step only "
-        f"{ratio(theirs_compute, times['ours_train']):.2f}x), validation "
-        f"{ratio(times['orig_eval'], times['ours_eval']):.2f}x")
-  return 0
+  for key, who in (("theirs", "original"), ("ours", "orthoalign")):
+    if key in e2e:
+      name = f"{e2e_epochs} epochs, compile included, {who}"
+      print(f"{name:<44} {e2e[key]:8.3f} {e2e[key]:8.3f} {e2e[key]:8.3f} {'-':>9} {'-':>8}")
+
+  ratio = lambda a, b: statistics.median(times[a]) / statistics.median(times[b])
+  ratios = {"train epoch": ratio("train epoch, original (loader + step)", "train epoch, orthoalign"),
+            "step only": ratio("train epoch, original (step only)", "train epoch, orthoalign"),
+            "validation": ratio("validation pass, original", "validation pass, orthoalign")}
+  if e2e:
+    ratios["end-to-end"] = e2e["theirs"] / e2e["ours"]
+  print("ratio of medians, original / orthoalign: " + ", ".join(
+      f"{k} {v:.2f}x" for k, v in ratios.items()) + (
+      f" ({e2e_epochs} epochs, compile included)" if e2e else ""))
+  return bench.model, bench.max_len, bench.steps, ratios
 
 
 if __name__ == "__main__":

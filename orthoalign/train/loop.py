@@ -117,8 +117,9 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   init = jax.jit(jax.vmap(functools.partial(state_lib.init_replica, task, tx)), out_shardings=repl)
   state = init(*[jax.device_put(hp[k], repl) for k in ("seed", "learning_rate", "weight_decay", "gate_init",
                                                         "model")])
-  epoch_fn = jax.jit(jax.vmap(functools.partial(step_lib.train_epoch, task=task, tx=tx, batch_size=bs,
-                                                mesh=mesh), in_axes=(0, None, None, None)),
+  epoch_fn = jax.jit(jax.vmap(functools.partial(
+      step_lib.train_epoch, task=task, tx=tx, batch_size=bs, mesh=mesh,
+      compute_dtype=config.train.get("compute_dtype", "float32")), in_axes=(0, None, None, None)),
                      donate_argnums=0)
   eval_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=task, mesh=mesh,
                                                ties=config.eval.get("ties", "pessimistic")),

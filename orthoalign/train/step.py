@@ -24,11 +24,35 @@ Array = jax.Array
 _SHUFFLE, _STEP = 0, 1      # independent random streams derived from a replica's base key
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def cast_floats(tree: Any, dtype: jnp.dtype) -> Any:
+  """`tree` with every floating-point leaf cast to `dtype` (ints, bools and keys unchanged)."""
+  return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                      tree)
+
+
 def train_step(state: state_lib.TrainState, batch: dict[str, Array], rng: Array, *,
-               task: task_lib.Task, tx: optax.GradientTransformation,
-               frozen: Any) -> tuple[state_lib.TrainState, dict[str, Array]]:
-  """One optimisation step: (state, batch, rng) -> (new state, metrics)."""
-  grad_fn = jax.value_and_grad(task.loss_fn, has_aux=True)
+               task: task_lib.Task, tx: optax.GradientTransformation, frozen: Any,
+               compute_dtype: str = "float32") -> tuple[state_lib.TrainState, dict[str, Array]]:
+  """One optimisation step: (state, batch, rng) -> (new state, metrics).
+
+  With compute_dtype="bfloat16" (config `train.compute_dtype`) the loss is computed from bfloat16
+  copies of the params, the frozen tables and the batch's float inputs, so every matmul, softmax
+  and the loss itself run in bfloat16; the gradient flows back through the casts, so the params,
+  the gradient and the optimizer state stay float32 (mixed precision as in jmp / MaxText's
+  `dtype` with float32 `weight_dtype`). Evaluation is always float32 (ranks are not tied by
+  bfloat16 rounding).
+  """
+  def loss_fn(params, frozen, batch, rng, hparams):
+    if compute_dtype != "float32":
+      dtype = jnp.dtype(compute_dtype)
+      params, frozen, batch = (cast_floats(t, dtype) for t in (params, frozen, batch))
+    loss, metrics = task.loss_fn(params, frozen, batch, rng, hparams)
+    return loss.astype(jnp.float32), cast_floats(metrics, jnp.float32)
+
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
   (_, metrics), grads = grad_fn(state.params, frozen, batch, rng, state.hparams)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
@@ -48,7 +72,8 @@ def gather_batch(data: dict[str, Array], idx: Array) -> dict[str, Array]:
 
 def train_epoch(state: state_lib.TrainState, data: dict[str, Array], frozen: Any, epoch: Array, *,
                 task: task_lib.Task, tx: optax.GradientTransformation, batch_size: int,
-                mesh: Mesh) -> tuple[state_lib.TrainState, dict[str, Array]]:
+                mesh: Mesh, compute_dtype: str = "float32"
+                ) -> tuple[state_lib.TrainState, dict[str, Array]]:
   """A whole epoch on device: shuffle, gather batches, scan train_step. Returns mean metrics."""
   n = next(iter(data.values())).shape[0]
   steps = steps_per_epoch(n, batch_size)
@@ -59,7 +84,8 @@ def train_epoch(state: state_lib.TrainState, data: dict[str, Array], frozen: Any
   def body(state, idx_b):
     batch = sharding.constrain_batch(gather_batch(data, idx_b), mesh)
     rng = jax.random.fold_in(jax.random.fold_in(state.rng, _STEP), state.step)
-    state, metrics = train_step(state, batch, rng, task=task, tx=tx, frozen=frozen)
+    state, metrics = train_step(state, batch, rng, task=task, tx=tx, frozen=frozen,
+                                compute_dtype=compute_dtype)
     return state, metrics
 
   state, metrics = jax.lax.scan(body, state, idx)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One device call of about 6 minutes for issue 13's GPU figures, in priority order; every part
+# writes its results under $OUT as it finishes, so a call cut short still returns the parts done.
+#   1. python -m orthoalign.bench for ABXI on abxi-afk, R = 1 and 5      -> bench_abxi.json
+#   2. the authors' ABXI (DiMarzioBian/ABXI) against orthoalign's on the same card, full epochs
+#      of 28 steps of 256, alternating, 3 rounds (tools/bench_against_original.py)  -> vs_original_abxi.log
+#   3. bfloat16 compute (train.compute_dtype): the ABXI bench at R = 1, and 30 epochs of ABXI in
+#      each dtype for the metric effect                           -> bench_abxi_bf16.json, short_*.log
+#   4. python -m orthoalign.bench for LLM4CDSR (embedded data), R = 1 and 8 -> bench_llm4cdsr.json
+# Prepare on the CPU machine: ABXI_ORIG=/path/to/ABXI-checkout bash launch/gpu_prepare.sh
+# Then:  run(command="bash launch/gpu_speed.sh", carry=[".whl", ".data", ".orig"], timeout_s=450)
+set -uo pipefail
+OUT=${OUT:-/tmp/orthoalign-gpu-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 ORTHOALIGN_CACHE=/tmp/orthoalign-cache
+export JAX_COMPILATION_CACHE_DIR=/tmp/orthoalign-jax-cache
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+data=${DATA:-.data/abxi-afk}
+log="$OUT/speed.log"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$log"
+part() { echo "== $1 ($(date +%T))" | tee -a "$log"; }
+
+part "1. ABXI bench, R = 1, 5"
+timeout 100 python3 -m orthoalign.bench --config=configs/abxi.py --config.data.path="$data" \
+    --replicas=1,5 --epochs=3 --out="$OUT/bench_abxi.json" 2>&1 | tee -a "$log"
+
+part "2. the authors' ABXI on the same card"
+if [ -d .orig/abxi ]; then
+  timeout 100 python3 tools/bench_against_original.py --abxi=.orig/abxi --abxi-data="$data" \
+      --abxi-device=cuda --steps=28 --repeats=3 2>&1 | tee "$OUT/vs_original_abxi.log" >> "$log"
+else
+  echo "skipped: no .orig/abxi (ABXI_ORIG=... bash launch/gpu_prepare.sh)" | tee -a "$log"
+fi
+
+part "3. bfloat16 compute"
+timeout 45 python3 -m orthoalign.bench --config=configs/abxi.py --config.data.path="$data" \
+    --config.train.compute_dtype=bfloat16 --replicas=1 --epochs=3 \
+    --out="$OUT/bench_abxi_bf16.json" 2>&1 | tee -a "$log"
+for dtype in float32 bfloat16; do
+  timeout 35 python3 -m orthoalign.main --config=configs/abxi.py --config.data.path="$data" \
+      --config.train.compute_dtype=$dtype --config.train.max_epochs=30 \
+      --workdir=/tmp/runs/short_$dtype > "$OUT/short_$dtype.log" 2>&1
+  echo "short run $dtype: exit $? (124 = stopped at its budget)" | tee -a "$log"
+  cp /tmp/runs/short_$dtype/results.jsonl "$OUT/short_${dtype}_results.jsonl" 2>/dev/null
+done
+
+part "4. LLM4CDSR bench, R = 1, 8"
+timeout 60 python3 -m orthoalign.bench --config=configs/llm4cdsr.py --replicas=1,8 --epochs=3 \
+    --out="$OUT/bench_llm4cdsr.json" 2>&1 | tee -a "$log"
+part "done"

@@ -1,0 +1,30 @@
+"""orthoalign.profiling: the step's cost parts and the per-op breakdown (figures, not speed)."""
+
+import jax
+
+from orthoalign import profiling
+from orthoalign.train import loop
+from tests.conftest import tiny_config
+
+
+def test_step_profile_parts_and_op_breakdown():
+  run = loop.setup(tiny_config())
+  parts = profiling.step_profile(run, 32, repeats=1)
+  assert [p["part"] for p in parts] == ["forward (loss)", "forward + backward", "whole step"]
+  fwd, bwd, whole = parts
+  # The backward pass roughly doubles the forward FLOPs; the optimizer adds a little more.
+  assert 0 < fwd["gflop"] < bwd["gflop"] <= whole["gflop"]
+  assert all(p["seconds"] > 0 for p in parts)
+  state0 = jax.tree.map(lambda x: x[0], run.state)
+  ops = profiling.op_breakdown(whole["compiled"], (state0, run.train_data, run.frozen), repeats=1)
+  if ops:                                     # the CPU runtime records one event per HLO op
+    shares = {k: v for k, v in ops.items() if not k.startswith("_")}
+    assert abs(sum(shares.values()) - 1) < 1e-6 and "matmul" in shares
+
+
+def test_op_categories():
+  assert profiling._category("ynn_fusion.12") == "matmul"
+  assert profiling._category("dot.3") == "matmul"
+  assert profiling._category("copy_bitcast_fusion.29") == "copy / transpose"
+  assert profiling._category("bitcast_gather_fusion.11") == "gather / scatter"
+  assert profiling._category("add_multiply_fusion.6") == "other fused elementwise"
