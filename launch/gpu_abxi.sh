@@ -7,19 +7,7 @@
 # report, written for whatever finished inside REPRO_BUDGET seconds) and results_<run>.jsonl and
 # history_<run>.jsonl of each finished run.
 set -uo pipefail
-OUT=${OUT:-/tmp/orthoalign-gpu-out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 ORTHOALIGN_CACHE=/tmp/orthoalign-cache
-# The bench's R = 5 programs are the reproduction's: compile them once.
-export JAX_COMPILATION_CACHE_DIR=/tmp/orthoalign-jax-cache
-if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
-fi
-data=${DATA:-.data/abxi-afk}
+source launch/gpu_env.sh          # $OUT, caches, carried wheels, $data
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/bench.log"
 
 # 1. Speed: one compiled epoch program per R, median of 3 timed epochs.

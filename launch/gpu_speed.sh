@@ -10,18 +10,7 @@
 # Prepare on the CPU machine: ABXI_ORIG=/path/to/ABXI-checkout bash launch/gpu_prepare.sh
 # Then:  run(command="bash launch/gpu_speed.sh", carry=[".whl", ".data", ".orig"], timeout_s=450)
 set -uo pipefail
-OUT=${OUT:-/tmp/orthoalign-gpu-out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 ORTHOALIGN_CACHE=/tmp/orthoalign-cache
-export JAX_COMPILATION_CACHE_DIR=/tmp/orthoalign-jax-cache
-if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
-fi
-data=${DATA:-.data/abxi-afk}
+source launch/gpu_env.sh          # $OUT, caches, carried wheels, $data
 log="$OUT/speed.log"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$log"
 part() { echo "== $1 ($(date +%T))" | tee -a "$log"; }

@@ -41,6 +41,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_c
 _REPLICAS = flags.DEFINE_list("replicas", ["1", "8"], "Replica counts R to measure.")
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Timed epochs per R (after one warm-up epoch).")
 _OUT = flags.DEFINE_string("out", None, "Write the results as JSON here (atomically).")
+_TOP_SCOPES = 16
 _PROFILE = flags.DEFINE_bool("profile", False, "Profile one training step instead (R = 1).")
 flags.mark_flags_as_required(["config"])
 
@@ -103,18 +104,20 @@ def profile(config) -> dict[str, Any]:
     print(f"{p['part']:<20} {p['gflop']:8.2f} {p['gbytes']:8.2f} {1e3 * p['seconds']:9.1f} "
           f"{p['gflops']:8.1f} {p['gbs']:7.1f} {p['gflop'] / max(p['gbytes'], 1e-9):7.1f}")
   whole = parts[-1]
-  bound = min(peaks["matmul_f32_gflops"],
-              whole["gflop"] / max(whole["gbytes"], 1e-9) * peaks["stream_gbs"])
-  print(f"whole step at {whole['gflops']:.0f} GFLOP/s = {whole['gflops'] / bound:.0%} of the "
-        f"roofline min(matmul peak, FLOP/B x GB/s) = {bound:.0f} GFLOP/s", flush=True)
+  print(f"whole step: {whole['gflops']:.0f} GFLOP/s = {whole['gflops'] / peaks['matmul_f32_gflops']:.0%}"
+        f" of this machine's float32 matmul rate; {whole['gbs']:.1f} GB/s of XLA's 'bytes accessed'"
+        f" (which counts cache-resident traffic too) against {peaks['stream_gbs']:.1f} GB/s "
+        "streamed", flush=True)
   state0 = jax.tree.map(lambda x: x[0], run.state)
   ops = profiling.op_breakdown(whole["compiled"], (state0, run.train_data, run.frozen))
   if ops:
-    print(f"op time by kind (whole step; {ops['_op_seconds'] * 1e3:.0f} ms of op time over "
-          f"the runtime's threads per {ops['_wall_seconds'] * 1e3:.0f} ms of wall time):")
-    for k, v in ops.items():
-      if not k.startswith("_"):
-        print(f"  {k:<26} {v:6.1%}")
+    print(f"op time (whole step; {ops['seconds']['op'] * 1e3:.0f} ms of op time summed over the "
+          f"runtime's threads per {ops['seconds']['wall'] * 1e3:.0f} ms of wall time), by kind:")
+    for k, v in ops["kind"].items():
+      print(f"  {k:<40} {v:6.1%}")
+    print(f"by model part (Flax module path; top {_TOP_SCOPES}):")
+    for k, v in list(ops["scope"].items())[:_TOP_SCOPES]:
+      print(f"  {k:<40} {v:6.1%}")
   for p in parts:
     del p["compiled"]
   return {"peaks": peaks, "step": parts, "ops": ops, "compute_dtype": dtype}

@@ -9,9 +9,11 @@ Used by `python -m orthoalign.bench --profile`. Three parts:
     FLOPs and bytes and its median time, so the differences give the backward pass and the
     optimizer.
   * `op_breakdown`: the step under `jax.profiler.trace`; the XLA:CPU thunk executor records one
-    event per HLO op, which is grouped into matmuls, copies/transposes, gathers/scatters,
-    reductions, random numbers and other fused elementwise ops. Op time is summed over the
-    runtime's threads, so shares (not sums) compare with the wall time.
+    event per HLO op, which is grouped by kind (matmuls, copies/transposes, gathers/scatters,
+    reductions, random numbers, other fused elementwise ops) and by the part of the model it
+    comes from (the Flax module path in the op's metadata, e.g. "block_m1/ffn", forward or
+    backward). Op time is summed over the runtime's threads, so shares (not sums) compare with
+    the wall time.
 """
 
 from __future__ import annotations
@@ -138,12 +140,42 @@ def _category(op: str) -> str:
   return "other fused elementwise"
 
 
-def op_breakdown(compiled: Any, args: tuple[Any, ...], repeats: int = 3) -> dict[str, float]:
-  """Share of HLO-op time per category while running `compiled(*args)` `repeats` times.
+_OP_NAME = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*?op_name="([^"]*)"')
 
-  Returns {category: share of the summed op time} (shares add up to 1), plus "_op_seconds" (op
-  time summed over threads, per call) and "_wall_seconds" (per call). Empty when the backend
-  records no per-op events.
+
+def _module_kind(part: str) -> str:
+  """A module's name without its instance suffix: block_m1 -> block, gca0_A -> gca, Dense_0 ->
+  Dense, so that the streams' and layers' copies of one block add up."""
+  part = re.sub(r"_[A-Z]$", "", part)
+  return re.sub(r"(_[a-z])?\d+$", "", part).rstrip("_")
+
+
+def _scopes(hlo_text: str, depth: int = 2) -> dict[str, str]:
+  """{HLO instruction name: "<module kinds, first `depth` levels> (forward|backward)"}.
+
+  The path is the op's `op_name` metadata without JAX's wrappers (jit(...), vmap(...),
+  transpose(jvp(...)), ...) and Flax method scopes (LLM4CDSR._cross), each level reduced to its
+  module kind; ops under a transpose(...) wrapper belong to the backward pass.
+  """
+  out = {}
+  for line in hlo_text.splitlines():
+    m = _OP_NAME.match(line)
+    if not m:
+      continue
+    parts = [p for p in m.group(2).split("/") if "(" not in p and "." not in p]
+    path = [_module_kind(p) for p in parts[:-1][:depth]]       # the last part is the primitive
+    where = "backward" if "transpose(" in m.group(2) else "forward"
+    out[m.group(1)] = f"{'/'.join(path) or '(top level)'} ({where})"
+  return out
+
+
+def op_breakdown(compiled: Any, args: tuple[Any, ...], repeats: int = 3
+                 ) -> dict[str, dict[str, float]]:
+  """Share of HLO-op time per kind and per model part while running `compiled(*args)`.
+
+  Returns {"kind": {category: share}, "scope": {module path (forward|backward): share},
+  "seconds": {"op": op time summed over threads per call, "wall": wall time per call}}; shares
+  add up to 1 within "kind" and within "scope". Empty when the backend records no per-op events.
   """
   jax.block_until_ready(compiled(*args))
   with tempfile.TemporaryDirectory() as tmp:
@@ -158,14 +190,17 @@ def op_breakdown(compiled: Any, args: tuple[Any, ...], repeats: int = 3) -> dict
     with gzip.open(paths[0]) as f:
       trace = json.load(f)
   events = trace["traceEvents"] if isinstance(trace, dict) else trace
-  per = collections.Counter()
+  scopes = _scopes(compiled.as_text())
+  kind, scope = collections.Counter(), collections.Counter()
   for e in events:
     op = e.get("args", {}).get("hlo_op") if e.get("ph") == "X" else None
     if op:
-      per[_category(op)] += e.get("dur", 0.0) / 1e6
-  total = sum(per.values())
+      kind[_category(op)] += e.get("dur", 0.0) / 1e6
+      scope[scopes.get(op, "(unattributed)")] += e.get("dur", 0.0) / 1e6
+  total = sum(kind.values())
   if not total:
     return {}
-  return {**{k: v / total for k, v in per.most_common()}, "_op_seconds": total / repeats,
-          "_wall_seconds": wall}
+  share = lambda c: {k: v / total for k, v in c.most_common()}
+  return {"kind": share(kind), "scope": share(scope),
+          "seconds": {"op": total / repeats, "wall": wall}}
 

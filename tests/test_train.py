@@ -205,3 +205,18 @@ def test_track_test_writes_test_metrics_per_epoch(tmp_path):
     history = [json.loads(line) for line in f]
   assert len(history) == 2
   assert all("test/sampled/A/ndcg@10" in h and "test/full/all/mrr" in h for h in history)
+
+
+def test_compile_together_returns_in_order_and_raises():
+  """loop.compile_together compiles jobs in threads: results in job order, errors re-raised."""
+  double, square = jax.jit(lambda x: 2 * x), jax.jit(lambda x: x * x)
+  x = jnp.arange(3.0)
+  (a, ta), (b, tb) = loop.compile_together((double, (x,)), (square, (x,)))
+  np.testing.assert_array_equal(a(x), [0.0, 2.0, 4.0])
+  np.testing.assert_array_equal(b(x), [0.0, 1.0, 4.0])
+  assert ta >= 0 and tb >= 0
+
+  def bad(x):
+    raise ValueError("traced and failed")
+  with pytest.raises(ValueError, match="traced and failed"):
+    loop.compile_together((double, (x,)), (jax.jit(bad), (x,)))

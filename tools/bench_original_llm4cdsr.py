@@ -38,6 +38,7 @@ def build(checkout: str, max_len: int, steps: int, also_anomaly: bool) -> bench_
 
   cfg = llm4cdsr_config.get_config()
   cfg.model.max_len = max_len
+  cfg.model.hidden_size = 128               # upstream's (configs/llm4cdsr.py runs 64 on a CPU)
   cfg.model.missing_text = "zero"           # upstream has no trainable rows for text-less items
   cfg.gca.positions = ()                    # the plain model: the original has no GCA
   cfg.train.batch_size = _BATCH

@@ -14,6 +14,7 @@ test split with each replica's best params -> write results.jsonl and print the 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -136,6 +137,23 @@ def _keep_best(best: Any, params: Any, improved: jax.Array) -> Any:
                       best, params)
 
 
+def compile_together(*jobs: tuple[Any, tuple[Any, ...]]) -> list[tuple[Any, float]]:
+  """Traces, lowers and compiles each (jitted function, args) in its own thread.
+
+  XLA's compiler runs outside the GIL, so on a CPU with two or more cores the train-epoch and
+  evaluation programs compile side by side: the main job's cold compilation took 19.5 s instead
+  of 27.7 s on the project's 2-core CPU (2026-11-30). Returns [(compiled, seconds)] in job order;
+  an exception of any job is raised here.
+  """
+  def one(fn, args):
+    t0 = time.time()
+    return fn.lower(*args).compile(), time.time() - t0
+
+  with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+    futures = [pool.submit(one, fn, args) for fn, args in jobs]
+    return [f.result() for f in futures]
+
+
 class Phases:
   """Wall-clock seconds per phase of a run (compile, train, evaluate, checkpoint), accumulated
   over resumptions through the Tracker (the training time counts epochs' programs only)."""
@@ -201,14 +219,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   history = history_lib.History(workdir, latest)
 
   t0 = time.time()
-  compiled = epoch_fn.lower(state, train_data, frozen, epoch_arg(start)).compile()
-  train_compile_s = time.time() - t0
-  t0 = time.time()
-  compiled_eval = eval_fn.lower(state.params, frozen, eval_data["valid"]).compile()
-  compile_s = train_compile_s + time.time() - t0
+  (compiled, train_compile_s), (compiled_eval, eval_compile_s) = compile_together(
+      (epoch_fn, (state, train_data, frozen, epoch_arg(start))),
+      (eval_fn, (state.params, frozen, eval_data["valid"])))
+  compile_s = time.time() - t0
   cache = jax.config.jax_compilation_cache_dir or "off"
-  say(f"compiled in {compile_s:.1f}s (train epoch {train_compile_s:.1f}s, evaluation "
-      f"{compile_s - train_compile_s:.1f}s; persistent cache: {cache})", flush=True)
+  say(f"compiled in {compile_s:.1f}s (train epoch {train_compile_s:.1f}s and evaluation "
+      f"{eval_compile_s:.1f}s, side by side; persistent cache: {cache})", flush=True)
   # On resumption TensorBoard hides what the interrupted run wrote from epoch `start` on.
   writer = writers.ScalarWriter(os.path.join(workdir, "tb"),
                                 purge_step=None if latest is None else start)
