@@ -89,11 +89,8 @@ def _one_step_fns(run: Any, batch_size: int, compute_dtype: str) -> dict[str, Ca
   def batch_of(data):
     return step_lib.gather_batch(data, rows)
 
-  def loss(params, frozen, batch, rng, hparams):
-    if compute_dtype != "float32":
-      params, frozen, batch = (step_lib.cast_floats(t, jnp.dtype(compute_dtype))
-                               for t in (params, frozen, batch))
-    return task.loss_fn(params, frozen, batch, rng, hparams)[0]
+  loss_fn = step_lib.loss_in(task, compute_dtype)
+  loss = lambda *args: loss_fn(*args)[0]
 
   def forward(state, data, frozen):
     return loss(state.params, frozen, batch_of(data), state.rng, state.hparams)

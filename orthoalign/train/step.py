@@ -33,6 +33,17 @@ def cast_floats(tree: Any, dtype: jnp.dtype) -> Any:
                       tree)
 
 
+def loss_in(task: task_lib.Task, compute_dtype: str) -> Any:
+  """task.loss_fn computed in `compute_dtype`, returning its loss and metrics in float32."""
+  def loss_fn(params, frozen, batch, rng, hparams):
+    if compute_dtype != "float32":
+      dtype = jnp.dtype(compute_dtype)
+      params, frozen, batch = (cast_floats(t, dtype) for t in (params, frozen, batch))
+    loss, metrics = task.loss_fn(params, frozen, batch, rng, hparams)
+    return loss.astype(jnp.float32), cast_floats(metrics, jnp.float32)
+  return loss_fn
+
+
 def train_step(state: state_lib.TrainState, batch: dict[str, Array], rng: Array, *,
                task: task_lib.Task, tx: optax.GradientTransformation, frozen: Any,
                compute_dtype: str = "float32") -> tuple[state_lib.TrainState, dict[str, Array]]:
@@ -45,14 +56,7 @@ def train_step(state: state_lib.TrainState, batch: dict[str, Array], rng: Array,
   `dtype` with float32 `weight_dtype`). Evaluation is always float32 (ranks are not tied by
   bfloat16 rounding).
   """
-  def loss_fn(params, frozen, batch, rng, hparams):
-    if compute_dtype != "float32":
-      dtype = jnp.dtype(compute_dtype)
-      params, frozen, batch = (cast_floats(t, dtype) for t in (params, frozen, batch))
-    loss, metrics = task.loss_fn(params, frozen, batch, rng, hparams)
-    return loss.astype(jnp.float32), cast_floats(metrics, jnp.float32)
-
-  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  grad_fn = jax.value_and_grad(loss_in(task, compute_dtype), has_aux=True)
   (_, metrics), grads = grad_fn(state.params, frozen, batch, rng, state.hparams)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
