@@ -104,8 +104,9 @@ def profile(config) -> dict[str, Any]:
     print(f"{p['part']:<20} {p['gflop']:8.2f} {p['gbytes']:8.2f} {1e3 * p['seconds']:9.1f} "
           f"{p['gflops']:8.1f} {p['gbs']:7.1f} {p['gflop'] / max(p['gbytes'], 1e-9):7.1f}")
   whole = parts[-1]
-  print(f"whole step: {whole['gflops']:.0f} GFLOP/s = {whole['gflops'] / peaks['matmul_f32_gflops']:.0%}"
-        f" of this machine's float32 matmul rate; {whole['gbs']:.1f} GB/s of XLA's 'bytes accessed'"
+  share = whole["gflops"] / peaks["matmul_f32_gflops"]
+  print(f"whole step: {whole['gflops']:.0f} GFLOP/s = {share:.0%} of this machine's float32 "
+        f"matmul rate; {whole['gbs']:.1f} GB/s of XLA's 'bytes accessed'"
         f" (which counts cache-resident traffic too) against {peaks['stream_gbs']:.1f} GB/s "
         "streamed", flush=True)
   state0 = jax.tree.map(lambda x: x[0], run.state)

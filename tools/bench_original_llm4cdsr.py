@@ -5,8 +5,8 @@ imported from its checkout at run time, never copied. Data: the embedded synthet
 configs/llm4cdsr.py, written in the original's handled format (orthoalign.data.readers.handled.
 write_handled) into a temporary `data/<name>/handled/` together with orthoalign's frozen text tables
 and user profiles as the pickles the original model reads. Both sides train the plain model
-(`gca.positions=()`, `model.missing_text="zero"`, the original's dropout 0.5, Adam lr 1e-3, batch
-128, 1 training negative, 1 + 100 evaluation candidates).
+(`gca.positions=()`, `model.missing_text="zero"`, upstream's hidden 128 and dropout 0.5, Adam lr
+1e-3, batch 128, 1 training negative, 1 + 100 evaluation candidates).
 """
 
 from __future__ import annotations

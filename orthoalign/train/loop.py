@@ -142,7 +142,7 @@ def compile_together(*jobs: tuple[Any, tuple[Any, ...]]) -> list[tuple[Any, floa
 
   XLA's compiler runs outside the GIL, so on a CPU with two or more cores the train-epoch and
   evaluation programs compile side by side: the main job's cold compilation took 19.5 s instead
-  of 27.7 s on the project's 2-core CPU (2026-11-30). Returns [(compiled, seconds)] in job order;
+  of 27.7 s on the project's 2-core CPU (2026-12-01). Returns [(compiled, seconds)] in job order;
   an exception of any job is raised here.
   """
   def one(fn, args):
