@@ -40,6 +40,7 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state():
   assert max(moved) > 0
 
 
+@pytest.mark.slow
 def test_bfloat16_trains_end_to_end():
   cfg = tiny_config(**{"train.compute_dtype": "bfloat16", "train.max_epochs": 2})
   run = loop.setup(cfg)
