@@ -15,4 +15,5 @@ if [ -n "${ABXI_ORIG:-}" ]; then
   rm -rf .orig/abxi && mkdir -p .orig/abxi
   (cd "$ABXI_ORIG" && find . \( -name '*.py' -o -name '*.sh' \) -exec cp --parents {} "$OLDPWD/.orig/abxi" \;)
 fi
-ls -l .whl .data/abxi-afk; [ -d .orig ] && find .orig -name '*.py' | head -3
+ls -l .whl .data/abxi-afk
+if [ -d .orig ]; then find .orig -name '*.py' | head -3; fi
