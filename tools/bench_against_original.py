@@ -85,6 +85,10 @@ def main() -> int:
   args = parser.parse_args()
   if not (args.llm4cdsr or args.abxi):
     parser.error("give --llm4cdsr=<checkout> and/or --abxi=<checkout>")
+  for flag, path, needed in (("--llm4cdsr", args.llm4cdsr, "models/LLMCDSR.py"),
+                             ("--abxi", args.abxi, "models/ABXI.py")):
+    if path and not os.path.isfile(os.path.join(path, needed)):
+      parser.error(f"{flag}={path}: expected a checkout holding {needed}")
   max_lens = [int(x) for x in args.max_lens.split(",") if x.strip()]
 
   # orthoalign's programs compile in this process, never loaded from a persistent cache.
