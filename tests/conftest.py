@@ -35,10 +35,11 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def tiny_config(**overrides):
-  """configs/tiny.py with GCA_early on one device, plus dotted-key overrides."""
+  """configs/tiny.py with GCA_early on one device, a checkpoint per epoch, plus dotted-key overrides."""
   from configs import tiny
   cfg = tiny.get_config()
   cfg.gca.positions = (0,)
+  cfg.train.checkpoint_every = 1     # the resumption tests count on one checkpoint per epoch
   cfg.train.num_devices = 1
   cfg.update_from_flattened_dict(overrides)
   return cfg

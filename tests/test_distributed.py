@@ -37,7 +37,8 @@ def _env(devices: int) -> dict:
 
 def _main(workdir, *extra, epochs=3) -> list[str]:
   return [sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py", f"--workdir={workdir}",
-          f"--config.train.max_epochs={epochs}", "--config.train.num_devices=0", *extra]
+          f"--config.train.max_epochs={epochs}", "--config.train.num_devices=0",
+          "--config.train.checkpoint_every=1", *extra]
 
 
 def _start_pair(workdir, *extra, heartbeat=10, epochs=3):

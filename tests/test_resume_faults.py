@@ -255,7 +255,8 @@ def test_unwritable_compile_cache_is_a_config_error(through_file, monkeypatch):
 
 def _cli(workdir, env):
   return subprocess.Popen(
-      [sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py", f"--workdir={workdir}"],
+      [sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py", f"--workdir={workdir}",
+       "--config.train.checkpoint_every=1"],   # resume from every epoch, not only the last
       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
