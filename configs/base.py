@@ -93,8 +93,12 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   # Dtype of the training computation: "float32", or "bfloat16" (params, gradients and optimizer
   # state stay float32; evaluation is float32). Speed and metric effect: docs/benchmarks.md.
   config.train.compute_dtype = "float32"
-  # Devices of the ("data",) mesh; 0 = all visible devices.
+  # Devices of the ("data", "model") mesh; 0 = all visible devices.
   config.train.num_devices = 0
+  # Size of the mesh's "model" axis: item tables, their optimizer moments and the full-ranking
+  # scores are split along the items over this many devices (for catalogues too big for one);
+  # must divide num_devices. 1 = not split. See train/sharding.py.
+  config.train.item_shards = 1
 
   config.eval = ml_collections.ConfigDict()
   # Negatives per evaluation case (sampled protocol); full-catalog ranking is always computed too.

@@ -13,6 +13,11 @@ the machine's matmul GFLOP/s and memory GB/s, XLA's FLOPs and bytes of the forwa
 of HLO op:
 
   python -m orthoalign.bench --config=configs/llm4cdsr.py --profile
+
+With --item_shards it instead measures full-catalogue evaluation with the item tables split over
+k devices (orthoalign/bench_catalogue.py), on a CPU over --cpu_devices fake devices:
+
+  python -m orthoalign.bench --config=configs/bench_catalogue.py --item_shards=1,4 --cpu_devices=4
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ml_collections import config_flags
 
 import orthoalign
 from orthoalign import compile_cache
+from orthoalign import bench_catalogue
 from orthoalign import config_lib
 from orthoalign import profiling
 from orthoalign.train import loop
@@ -43,6 +49,13 @@ _EPOCHS = flags.DEFINE_integer("epochs", 3, "Timed epochs per R (after one warm-
 _OUT = flags.DEFINE_string("out", None, "Write the results as JSON here (atomically).")
 _TOP_SCOPES = 16
 _PROFILE = flags.DEFINE_bool("profile", False, "Profile one training step instead (R = 1).")
+_ITEM_SHARDS = flags.DEFINE_list(
+    "item_shards", [], "Measure full-catalogue evaluation instead, with the item tables split over "
+    "each of these device counts (1 = one device, nothing split).")
+_PASSES = flags.DEFINE_integer("passes", 3, "Timed validation passes per --item_shards value.")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 0, "Fake CPU devices to create (jax_num_cpu_devices) for --item_shards > 1 on "
+    "a CPU; 0 = leave as is. No effect on other backends.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -95,7 +108,7 @@ def profile(config) -> dict[str, Any]:
         f"{peaks['matmul_bf16_gflops']:.0f} GFLOP/s bfloat16; elementwise pass "
         f"{peaks['stream_gbs']:.1f} GB/s (read + write)", flush=True)
   run = loop.setup(config)
-  dtype = config.train.get("compute_dtype", "float32")
+  dtype = config_lib.get_added(config, "train.compute_dtype")
   parts = profiling.step_profile(run, config.train.batch_size, dtype)
   print(f"one training step, batch {config.train.batch_size}, compute dtype {dtype}:")
   print(f"{'part':<20} {'GFLOP':>8} {'GB':>8} {'ms':>9} {'GFLOP/s':>8} {'GB/s':>7} "
@@ -128,6 +141,8 @@ def main(argv: list[str]) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)
   compile_cache.enable()
+  if _CPU_DEVICES.value:   # before the first device is touched
+    jax.config.update("jax_num_cpu_devices", _CPU_DEVICES.value)
   config = _CONFIG.value
   device = jax.devices()[0]
   header = {"orthoalign": orthoalign.__version__, "jax": jax.__version__,
@@ -140,6 +155,22 @@ def main(argv: list[str]) -> None:
     out = {**header, "profile": profile(config)}
     if _OUT.value:
       writers.write_json(_OUT.value, out)
+    return
+  if _ITEM_SHARDS.value:
+    rows, first = [], None
+    for k in (int(x) for x in _ITEM_SHARDS.value):
+      if k > jax.device_count():
+        raise config_lib.ConfigError(f"--item_shards={k} needs {k} devices but {jax.device_count()} "
+                                     "are visible; on a CPU add --cpu_devices=<k>")
+      row, sums = bench_catalogue.measure(config, k, _PASSES.value)
+      if first is None:
+        first = sums
+      else:
+        row["same_sums_as_first"] = not bench_catalogue.same_sums(first, sums)
+      rows.append(row)
+      print(bench_catalogue.line(rows[-1]), flush=True)
+      if _OUT.value:   # after each k: a long run keeps what it measured
+        writers.write_json(_OUT.value, {**header, "catalogue": rows})
     return
   results = []
   for r in (int(x) for x in _REPLICAS.value):

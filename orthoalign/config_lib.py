@@ -25,7 +25,8 @@ RESUMABLE_CHANGES = ("train.max_epochs", "train.early_stop_patience")
 ADDED_KEYS = {"eval.ties": "pessimistic", "eval.extra_negatives": (), "model.ffn_size": 0, "gca.ffn": 0,
               "eval.track_test": False, "model.reg_pool": "history", "model.missing_text": "zero",
               "model.llm_emb_dir": "none", "model.llm_emb_file": "itm_emb_np",
-              "model.user_emb_file": "usr_profile_emb", "train.compute_dtype": "float32"}
+              "model.user_emb_file": "usr_profile_emb", "train.compute_dtype": "float32",
+              "train.item_shards": 1}
 
 
 ConfigError = errors.ConfigError           # defined with the other errors users see as one line
@@ -52,8 +53,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config key data.path is empty; data.format={config.data.format!r} needs "
                       "the folder of its files, e.g. --config.data.path=../shared/data/abxi-afk")
   # .get: the config.json of a run from before the key existed means today's (pessimistic) rule.
-  _choice("eval.ties", config.eval.get("ties", "pessimistic"), ranking.TIES)
-  _choice("train.compute_dtype", config.train.get("compute_dtype", "float32"), step_lib.COMPUTE_DTYPES)
+  _choice("eval.ties", get_added(config, "eval.ties"), ranking.TIES)
+  _choice("train.compute_dtype", get_added(config, "train.compute_dtype"), step_lib.COMPUTE_DTYPES)
+  shards = get_added(config, "train.item_shards")
+  if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+    raise ConfigError(f"config key train.item_shards={shards!r} must be an int >= 1 (1 = item tables "
+                      "not split; k splits them over k devices of train.num_devices)")
   _choice("gca.gate", config.gca.gate, gca_lib.GATES)
   _choice("gca.act", config.gca.act, gca_lib.ACTS)
   _choice("gca.kv", config.gca.kv, ("other", "mixed"))
@@ -131,6 +136,12 @@ def check_positions(config: ml_collections.ConfigDict, allowed: tuple[int, ...],
   if bad:
     raise ConfigError(f"config key gca.positions={tuple(config.gca.positions)}: {where} has GCA "
                       f"positions {list(allowed)}; {bad} is not one of them")
+
+
+def get_added(config: ml_collections.ConfigDict, dotted: str) -> Any:
+  """The value of an `ADDED_KEYS` key, or its default in a config written before the key existed."""
+  section, key = dotted.split(".")
+  return config[section].get(key, ADDED_KEYS[dotted])
 
 
 def get(config: ml_collections.ConfigDict, dotted: str, where: str = "") -> Any:

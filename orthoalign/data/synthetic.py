@@ -55,6 +55,12 @@ class SyntheticConfig:
     sequential_strength: beta, weight of the same-domain transition.
     popularity_std: std of the per-item log-popularity bias.
     seed: everything is a deterministic function of the config.
+    planted: False switches to the light catalogue generator (`_draw_by_popularity`):
+      each next item is drawn by its popularity alone (no tastes, transitions or
+      planted cross-domain signal) and text embeddings are random unit rows, in
+      O(users x max_length + items x text_dim) memory, so that catalogues of
+      millions of items fit (the planted process holds [4096 x items] float64
+      per user block: 32 GiB at 1M items). For speed and memory benchmarks only.
   """
 
   num_users: int = 2000
@@ -73,6 +79,7 @@ class SyntheticConfig:
   sequential_strength: float = 1.0
   popularity_std: float = 0.5
   seed: int = 0
+  planted: bool = True
 
   def __post_init__(self):
     def bad(key: str, expected: str) -> DataError:
@@ -134,6 +141,12 @@ def from_config_dict(d: Mapping[str, Any] | Any) -> SyntheticConfig:
       raise DataError(
           f'unknown key; valid keys are {", ".join(sorted(_FIELDS))}',
           key=f'synthetic config {key!r}')
+    if field.type is bool:
+      if not isinstance(value, (bool, np.bool_)):
+        raise DataError(f'expected True or False, got {value!r}',
+                        key=f'synthetic config {key}')
+      kwargs[key] = bool(value)
+      continue
     is_number = isinstance(value, (int, float, np.integer, np.floating))
     if isinstance(value, (bool, np.bool_)) or not is_number:
       raise DataError(f'expected a number, got {value!r}',
@@ -301,6 +314,41 @@ def _simulate_block(
   return out
 
 
+def _draw_by_popularity(
+    cfg: SyntheticConfig,
+    lengths: np.ndarray,
+    is_b: np.ndarray,
+    param_rng: np.random.Generator,
+    rng: np.random.Generator,
+) -> np.ndarray:
+  """The light process: int32 [U, max_length] local ids (1-based), 0 past the end.
+
+  Each step's item is drawn from its domain by popularity (log-normal weights,
+  log-std `popularity_std`) through an inverse CDF; a draw that repeats an
+  item of the same user and domain is drawn again (whole rounds, vectorised),
+  so items never repeat within a user, as in the planted process.
+  """
+  out = np.zeros((cfg.num_users, cfg.max_length), np.int32)
+  active = np.arange(cfg.max_length)[None, :] < lengths[:, None]
+  for d, n in enumerate((cfg.num_items_a, cfg.num_items_b)):
+    cdf = np.cumsum(np.exp(cfg.popularity_std * param_rng.standard_normal(n)))
+    cdf /= cdf[-1]
+    where = active & (is_b == bool(d))
+    todo = where.copy()
+    while todo.any():
+      draws = np.minimum(np.searchsorted(cdf, rng.random(int(todo.sum())), side='right'), n - 1)
+      out[todo] = draws + 1
+      # A repeat within the user's row (this domain only): keep the first, draw the rest again.
+      ids = np.where(where, out, 0).astype(np.int64)
+      order = np.argsort(ids, axis=1, kind='stable')
+      ranked = np.take_along_axis(ids, order, axis=1)
+      repeat = np.zeros_like(where)
+      dup = (ranked[:, 1:] == ranked[:, :-1]) & (ranked[:, 1:] > 0)
+      np.put_along_axis(repeat, order[:, 1:], dup, axis=1)
+      todo = repeat
+  return out
+
+
 def generate(cfg: SyntheticConfig) -> CDSRDataset:
   """Generates the synthetic dataset described by `cfg`.
 
@@ -315,15 +363,20 @@ def generate(cfg: SyntheticConfig) -> CDSRDataset:
   # Item-side parameters get their own stream so they do not change with
   # num_users or the length settings.
   param_rng = np.random.default_rng(param_seed)
-  doms = _make_domains(cfg, param_rng)
   rng = np.random.default_rng(seq_seed)
+  text_rng = np.random.default_rng(text_seed)
+  if cfg.planted:
+    doms = _make_domains(cfg, param_rng)
   lengths = _lengths(cfg, rng)
   is_b = _domain_plan(cfg, lengths, rng)
 
-  local = np.zeros((cfg.num_users, cfg.max_length), np.int32)
-  for lo in range(0, cfg.num_users, _USER_BLOCK):
-    hi = min(lo + _USER_BLOCK, cfg.num_users)
-    local[lo:hi] = _simulate_block(cfg, doms, lengths[lo:hi], is_b[lo:hi], rng)
+  if cfg.planted:
+    local = np.zeros((cfg.num_users, cfg.max_length), np.int32)
+    for lo in range(0, cfg.num_users, _USER_BLOCK):
+      hi = min(lo + _USER_BLOCK, cfg.num_users)
+      local[lo:hi] = _simulate_block(cfg, doms, lengths[lo:hi], is_b[lo:hi], rng)
+  else:
+    local = _draw_by_popularity(cfg, lengths, is_b, param_rng, rng)
 
   active = np.arange(cfg.max_length)[None, :] < lengths[:, None]
   items = np.where(is_b, local + cfg.num_items_a, local)[active]
@@ -339,12 +392,15 @@ def generate(cfg: SyntheticConfig) -> CDSRDataset:
   csum = np.cumsum(gaps)
   timestamps = csum - np.repeat(csum[offsets[:-1]] - start, lengths)
 
-  text_rng = np.random.default_rng(text_seed)
-  proj = text_rng.standard_normal((cfg.latent_dim, cfg.text_dim)) / math.sqrt(
-      cfg.latent_dim)
-  factors = np.concatenate([doms[0].factors, doms[1].factors])
-  text = factors @ proj + cfg.text_noise * text_rng.standard_normal(
-      (factors.shape[0], cfg.text_dim))
+  if cfg.planted:
+    proj = text_rng.standard_normal((cfg.latent_dim, cfg.text_dim)) / math.sqrt(
+        cfg.latent_dim)
+    factors = np.concatenate([doms[0].factors, doms[1].factors])
+    text = factors @ proj + cfg.text_noise * text_rng.standard_normal(
+        (factors.shape[0], cfg.text_dim))
+  else:
+    text = text_rng.standard_normal(
+        (cfg.num_items_a + cfg.num_items_b, cfg.text_dim), dtype=np.float32)
   # Unit rows, like the sentence-encoder outputs (ada-002, MiniLM) the baselines feed on.
   text /= np.linalg.norm(text, axis=1, keepdims=True)
   text = np.concatenate([np.zeros((1, cfg.text_dim)), text]).astype(np.float32)

@@ -147,6 +147,46 @@ def full_counts(
   return _counts_against(target_score[..., None], item_scores, mask)
 
 
+def catalogue_counts(
+    item_scores: jax.Array, target: jax.Array, lo: jax.Array, hi: jax.Array,
+    seen: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """`full_counts` over a contiguous id range minus the seen items, with no [B, N] mask.
+
+  The negatives of case b are the ids in [lo_b, hi_b] except the target and
+  the ids in `seen[b]`. The counts are taken in two parts: over the whole
+  range minus the target (one comparison and one sum along the item axis, so
+  an item axis sharded over devices gives per-shard partial sums and a small
+  all-reduce, never all scores on one device), then minus the counts over the
+  distinct seen ids in the range (their scores gathered: [B, L]). Integer
+  counts, so the result equals `full_counts` with the explicit mask exactly,
+  under every tie rule (NaN scores included).
+
+  Args:
+    item_scores: [B, N] scores by item id.
+    target: int [B] target ids (in [lo, hi]).
+    lo, hi: int [B] first and last id of the case's candidate range.
+    seen: int [B, L] ids to exclude (any order, repeats and out-of-range ids
+      allowed; e.g. the user's history with 0 as padding).
+
+  Returns:
+    (higher, equal, num_negatives), int32 [B], as in `full_counts`.
+  """
+  ids = jax.lax.broadcasted_iota(jnp.int32, (1, item_scores.shape[-1]), 1)
+  t = target[:, None]
+  target_score = jnp.take_along_axis(item_scores, t, axis=-1)
+  in_range = (ids >= lo[:, None]) & (ids <= hi[:, None]) & (ids != t)
+  h_all, e_all, n_all = _counts_against(target_score, item_scores, in_range)
+  seen = jnp.sort(seen, axis=-1)
+  first = jnp.concatenate(
+      [jnp.ones_like(seen[:, :1], dtype=bool), seen[:, 1:] != seen[:, :-1]], axis=-1)
+  drop = first & (seen >= lo[:, None]) & (seen <= hi[:, None]) & (seen != t)
+  seen_scores = jnp.take_along_axis(
+      item_scores, jnp.clip(seen, 0, item_scores.shape[-1] - 1), axis=-1)
+  h_seen, e_seen, n_seen = _counts_against(target_score, seen_scores, drop)
+  return h_all - h_seen, e_all - e_seen, n_all - n_seen
+
+
 def metrics_from_rank(
     rank: jax.Array, num_negatives: jax.Array, ks: Sequence[int] = KS
 ) -> dict[str, jax.Array]:

@@ -602,8 +602,10 @@ def eval_fn(module: CDSRNP, hp: Hyper, params: Any, frozen: Any, tables: Any,
   score_a = jnp.einsum("bd,bcd->bc", v, w_a[local_a]) + b_a[local_a]
   score_b = jnp.einsum("bd,bcd->bc", v, w_b[local_b]) + b_b[local_b]
   sampled = jnp.where(is_b[:, None], score_b, score_a)
-  # By global id: A local j = global j (0..nA), B local j >= 1 = global nA + j.
-  full = jnp.concatenate([v @ w_a.T + b_a, v @ w_b[1:].T + b_b[1:]], -1)
+  # By global id (A local j = global j, B local j >= 1 = global nA + j): the both-domain table that
+  # `tables_fn` concatenates once per evaluation; the trainer masks the other domain's columns out.
+  w_all, b_all = out_tables["all"]
+  full = v @ w_all.T + b_all
   return task_lib.EvalOutputs(sampled_scores=sampled, full_scores=full, cells=out["cells"])
 
 
@@ -808,7 +810,12 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     variables = {"params": params, **frozen}
     summary = module.apply(variables, {k: jnp.asarray(v) for k, v in eval_support.items()},
                            method=CDSRNP.support_summary)
-    return summary, module.apply(variables, method=CDSRNP.tables)
+    tables = module.apply(variables, method=CDSRNP.tables)
+    (w_a, b_a), (w_b, b_b) = tables["a"], tables["b"]
+    # Concatenated once here, not per batch of scores: keeps the scores' item axis in place when
+    # it is split over devices (train.item_shards).
+    all_ids = (jnp.concatenate([w_a, w_b[1:]]), jnp.concatenate([b_a, b_b[1:]]))
+    return summary, {**tables, "all": all_ids}
 
   return task_lib.assemble(
       ds, config, module=module, train_data=train,

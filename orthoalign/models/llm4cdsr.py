@@ -148,13 +148,30 @@ class LLM4CDSR(nn.Module):
                            layers.torch_dense(self.hidden, self.user_dim // 2, name="user_adapter_1")]
 
   # -- item vectors ---------------------------------------------------------------------------
-  def _add_missing(self, h: Array, ids: Array, table: str) -> Array:
-    """h [..., d] plus each text-less item's own trainable row (model.missing_text="learned")."""
+  def _add_missing(self, h: Array, ids: Array | None, table: str) -> Array:
+    """h [..., d] plus each text-less item's own trainable row (model.missing_text="learned").
+
+    ids None means h is the whole table (every row, in id order).
+    """
     if table not in self.missing_index:
       return h
-    row = self.missing_index[table].value[ids]                          # int32 [...], -1 = has text
+    index = self.missing_index[table].value
+    row = index if ids is None else index[ids]                          # int32 [...], -1 = has text
     extra = self.missing_emb[table][jnp.maximum(row, 0)]
     return h + jnp.where((row >= 0)[..., None], extra, 0.0)
+
+  def mix_table(self) -> Array:
+    """Mixed-path vectors of every item, [nA+nB+1, d]: the adapter applied to the whole table.
+
+    No gather by id: with the catalogue split over devices (train.item_shards) each device
+    adapts its own rows.
+    """
+    if not self.global_dim:
+      return self.item_emb
+    h = self.global_table.value if self.freeze_global else self.global_param
+    for dense in self.adapter:
+      h = dense(h)
+    return self._add_missing(h, None, "m")
 
   def mix_items(self, ids: Array) -> Array:
     """Mixed-path item vectors [..., d] for global ids [...] (the input embedding before scaling).
@@ -170,15 +187,17 @@ class LLM4CDSR(nn.Module):
       return self.item_emb[ids]
     table = self.global_table.value if self.freeze_global else self.global_param
     if ids.size > table.shape[0]:
-      h = table
-      for dense in self.adapter:
-        h = dense(h)
-      h = h[ids]
-    else:
-      h = table[ids]
-      for dense in self.adapter:
-        h = dense(h)
+      return self.mix_table()[ids]
+    h = table[ids]
+    for dense in self.adapter:
+      h = dense(h)
     return self._add_missing(h, ids, "m")
+
+  def domain_table(self, domain: str) -> Array:
+    """Domain-path vectors of every item of `domain` ("a" or "b"), [n+1, d], by local id."""
+    if self.local_emb:
+      return self._add_missing((self.table_a if domain == "a" else self.table_b).value, None, domain)
+    return self.item_emb_a if domain == "a" else self.item_emb_b
 
   def domain_items(self, ids: Array, domain: str) -> Array:
     """Domain-path item vectors [..., d] for local ids [...] of `domain` ("a" or "b")."""
@@ -189,9 +208,7 @@ class LLM4CDSR(nn.Module):
 
   def item_tables(self) -> tuple[Array, Array, Array]:
     """All item vectors: mixed [nA+nB+1, d], A [nA+1, d], B [nB+1, d]."""
-    n = self.num_items_a + self.num_items_b
-    return (self.mix_items(jnp.arange(n + 1)), self.domain_items(jnp.arange(self.num_items_a + 1), "a"),
-            self.domain_items(jnp.arange(self.num_items_b + 1), "b"))
+    return self.mix_table(), self.domain_table("a"), self.domain_table("b")
 
   def user_vectors(self, profile: Array) -> Array:
     h = profile
@@ -396,13 +413,24 @@ def loss_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, batch: dict[s
   return loss, metrics
 
 
+def eval_tables(module: LLM4CDSR, params: Any, frozen: Any) -> tuple[Array, Array, Array, Array]:
+  """Once per evaluation: the mixed, A and B item tables, and the domain-path table by global id.
+
+  Returns (mix [nA+nB+1, d], A [nA+1, d], B [nB+1, d], domain [nA+nB+1, d]); domain row j is A's
+  row j for j <= nA and B's row j - nA above. Concatenating the tables once here, rather than the
+  [cases, items] scores of every batch, keeps the scores' item axis in place when it is split
+  over devices (train.item_shards).
+  """
+  mix_t, a_t, b_t = module.apply({"params": params, **frozen}, method=LLM4CDSR.item_tables)
+  return mix_t, a_t, b_t, jnp.concatenate([a_t, b_t[1:]])
+
+
 def eval_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, tables: Any,
             batch: dict[str, Array]) -> task_lib.EvalOutputs:
   """Scores of the sampled candidates and of the full target-domain catalog for one eval batch."""
   variables = {"params": params, **frozen}
   out = module.apply(variables, batch, train=False)
-  mix_t, a_t, b_t = tables
-  na = hp.num_items_a
+  mix_t, a_t, b_t, dom_t = tables
   is_b = batch["domain"] == 1
   f_m = out["f_m"][:, -1]
   f_dom = jnp.where(is_b[:, None], out["f_b"][:, -1], out["f_a"][:, -1])
@@ -411,12 +439,11 @@ def eval_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, tables: Any,
   dom_vecs = jnp.where(is_b[:, None, None], b_t[jnp.clip(cand_dom, 0, b_t.shape[0] - 1)],
                        a_t[jnp.clip(cand_dom, 0, a_t.shape[0] - 1)])
   sampled = jnp.einsum("bd,bcd->bc", f_m, mix_t[cand]) + jnp.einsum("bd,bcd->bc", f_dom, dom_vecs)
-  # Full ranking over the target's domain: mixed + domain score of the same item, laid out by
-  # global id (A local j = global j; B local j = global nA + j).
-  nb = b_t.shape[0] - 1
-  dom_a = jnp.pad(f_dom @ a_t.T, ((0, 0), (0, nb)))                # [B, nA+nB+1]
-  dom_b = jnp.pad(f_dom @ b_t.T, ((0, 0), (na, 0)))
-  full = f_m @ mix_t.T + jnp.where(is_b[:, None], dom_b, dom_a)
+  # Full ranking over the target's domain: mixed + domain score of each item by global id (A local
+  # j = global j; B local j = global nA + j). The domain part scores every item against the
+  # global-layout table of both domains' rows (`tables_fn`); the trainer masks the other domain
+  # out, so only the target domain's columns are ever read.
+  full = f_m @ mix_t.T + f_dom @ dom_t.T
   return task_lib.EvalOutputs(sampled_scores=sampled, full_scores=full,
                               cells=out["cells"])
 
@@ -736,6 +763,6 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
       eval_windows=lambda d, split: windows.eval_windows(d, split, m.max_len), extra_eval=cand_dom,
       loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
       eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
-      tables_fn=lambda p, f: module.apply({"params": p, **f}, method=LLM4CDSR.item_tables),
+      tables_fn=lambda p, f: eval_tables(module, p, f),
       frozen={"frozen": frozen} if frozen else {}, init_params=init_params,
       hparams={"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg})

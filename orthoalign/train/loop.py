@@ -38,6 +38,7 @@ from orthoalign.models import task as task_lib
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import distributed
 from orthoalign.train import history as history_lib
+from orthoalign.train import item_shards
 from orthoalign.train import results
 from orthoalign.train import schedule
 from orthoalign.train import sharding
@@ -66,9 +67,13 @@ def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int,
   return out
 
 
-def _param_counts(task: task_lib.Task, state: state_lib.TrainState) -> tuple[int, int]:
-  trainable = state_lib.count_params(jax.tree.map(lambda x: x[0], state.params))
-  return trainable + state_lib.count_params(task.frozen), trainable
+def _param_counts(run: "Run") -> tuple[int, int]:
+  """(total, trainable) parameters of one replica, at the model's own (unpadded) shapes."""
+  params = run.shapes.params
+  if params is None:                        # nothing padded: the state has the model's shapes
+    params = jax.tree.map(lambda x: x[0], run.state.params)
+  trainable = state_lib.count_params(params)
+  return trainable + state_lib.count_params(run.shapes.frozen), trainable
 
 
 @dataclasses.dataclass
@@ -86,48 +91,66 @@ class Run:
   state: state_lib.TrainState
   epoch_fn: Any
   eval_fn: Any
+  shapes: item_shards.Padded        # the unpadded shapes of params and frozen tables
+  state_sharding: Any
 
   def epoch_arg(self, epoch: int) -> jax.Array:
     return jax.device_put(np.int32(epoch), self.repl)
 
 
 def setup(config: ml_collections.ConfigDict) -> Run:
-  """Builds data, model and R initialised replicas on the device mesh (shared by main and bench)."""
+  """Builds data, model and R initialised replicas on the device mesh (shared by main and bench).
+
+  With `train.item_shards` = k > 1 the mesh is [devices / k, k] ("data", "model") and every
+  catalogue-sized leaf of the state and the frozen tables is padded to a multiple of k rows
+  (train/item_shards.py) and split over "model"; `Run.task` stays the model's own Task.
+  """
   config_lib.validate(config)
   ds = data_load.load(config.data)
   task = models.get_builder(config.model.name)(ds, config)
   reps = sweep.replicas(config)
   hp = sweep.stacked(reps)
-  mesh = sharding.make_mesh(config.train.num_devices)
+  try:
+    mesh = sharding.make_mesh(config.train.num_devices, config_lib.get_added(config, "train.item_shards"))
+  except ValueError as e:
+    raise config_lib.ConfigError(str(e)) from None
   repl = sharding.replicated(mesh)
   bs, ebs = config.train.batch_size, config.eval.batch_size
+  ways = sharding.data_size(mesh)
   for key, value in (("train.batch_size", bs), ("eval.batch_size", ebs)):
-    if value % mesh.size:
-      raise config_lib.ConfigError(f"config key {key}={value} must be divisible by the {mesh.size} devices")
+    if value % ways:
+      raise config_lib.ConfigError(f"config key {key}={value} must be divisible by the {ways} devices "
+                                   "of the mesh's data axis")
   n_train = len(next(iter(task.train_data.values())))
   if n_train == 0:
     raise config_lib.ConfigError("the dataset has no user with a training sequence of >= 2 items")
 
+  padded = item_shards.pad_task(task, mesh.shape[sharding.MODEL])
+  rows = item_shards.padded_rows(task, mesh.shape[sharding.MODEL])
+  step_task = padded.task
   train_data = jax.device_put(task.train_data, repl)
   # One width for both splits' history so valid and test share one compiled eval program.
   hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())
   eval_data = {s: jax.device_put(_eval_batches(a, ebs, hist_width), repl)
                for s, a in task.eval_data.items()}
-  frozen = jax.device_put(task.frozen, repl)
+  frozen = jax.device_put(step_task.frozen, sharding.item_shardings(step_task.frozen, mesh, rows))
   tx = state_lib.make_optimizer()
-  init = jax.jit(jax.vmap(functools.partial(state_lib.init_replica, task, tx)), out_shardings=repl)
-  state = init(*[jax.device_put(hp[k], repl) for k in ("seed", "learning_rate", "weight_decay", "gate_init",
-                                                        "model")])
+  init_fn = jax.vmap(functools.partial(state_lib.init_replica, step_task, tx))
+  init_args = [jax.device_put(hp[k], repl) for k in ("seed", "learning_rate", "weight_decay", "gate_init",
+                                                      "model")]
+  state_sharding = sharding.item_shardings(jax.eval_shape(init_fn, *init_args), mesh, rows, axis=1)
+  state = jax.jit(init_fn, out_shardings=state_sharding)(*init_args)
   epoch_fn = jax.jit(jax.vmap(functools.partial(
-      step_lib.train_epoch, task=task, tx=tx, batch_size=bs, mesh=mesh,
-      compute_dtype=config.train.get("compute_dtype", "float32")), in_axes=(0, None, None, None)),
-                     donate_argnums=0)
-  eval_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=task, mesh=mesh,
-                                               ties=config.eval.get("ties", "pessimistic")),
+      step_lib.train_epoch, task=step_task, tx=tx, batch_size=bs, mesh=mesh,
+      compute_dtype=config_lib.get_added(config, "train.compute_dtype")), in_axes=(0, None, None, None)),
+                     out_shardings=(state_sharding, repl), donate_argnums=0)
+  eval_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=step_task, mesh=mesh,
+                                               ties=config_lib.get_added(config, "eval.ties")),
                              in_axes=(0, None, None)))
   return Run(ds=ds, task=task, reps=reps, mesh=mesh, repl=repl,
              steps=step_lib.steps_per_epoch(n_train, bs), train_data=train_data, eval_data=eval_data,
-             frozen=frozen, state=state, epoch_fn=epoch_fn, eval_fn=eval_fn)
+             frozen=frozen, state=state, epoch_fn=epoch_fn, eval_fn=eval_fn,
+             shapes=padded, state_sharding=state_sharding)
 
 
 @functools.partial(jax.jit, donate_argnums=0)
@@ -199,8 +222,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
       f"{jax.devices()[0].platform}{distributed.describe()} | model {task.name} | data {ds.name}: "
       f"{ds.num_users} users, {ds.num_items_a}+{ds.num_items_b} items | R={num_r} replicas | "
       f"{steps} steps/epoch", flush=True)
-  best = jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=repl)(state.params)
-  total_params, trainable_params = _param_counts(task, state)
+  best = jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=run.state_sharding.params)(
+      state.params)
+  total_params, trainable_params = _param_counts(run)
 
   ckpt = checkpoint_lib.Checkpointer(workdir)
   tracker = schedule.Tracker.new(num_r)

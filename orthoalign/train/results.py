@@ -8,6 +8,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from orthoalign import config_lib
 from orthoalign.metrics import alignment
 from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
@@ -54,7 +55,7 @@ def short_key(key: str) -> str:
 def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict) -> str:
   """A readable summary: per replica and domain, the test metrics; per GCA cell, |cos| and alpha."""
   n = config.eval.num_negatives
-  ties = config.eval.get("ties", "pessimistic")
+  ties = config_lib.get_added(config, "eval.ties")
   lines = [f"\nTest results at each replica's best validation epoch ({config.train.select_metric})",
            f"protocol: sampled = target vs {n} negatives from its domain; "
            + "".join(f"{p} = target vs {p[len(keys.SAMPLED):]} (own frozen set, items scored as in full "

@@ -96,15 +96,13 @@ def train_epoch(state: state_lib.TrainState, data: dict[str, Array], frozen: Any
   return state, jax.tree.map(jnp.mean, metrics)
 
 
-def _full_mask(batch: dict[str, Array], num_items_a: int, num_items: int) -> Array:
-  """Negatives of the full-ranking protocol: the target's domain minus history and the target."""
-  ids = jnp.arange(num_items + 1)[None, :]
-  is_b = batch["domain"][:, None] == 1
-  in_domain = jnp.where(is_b, ids > num_items_a, (ids >= 1) & (ids <= num_items_a))
-  hist = batch["hist"]
-  rows = jnp.arange(hist.shape[0])[:, None]
-  seen = jnp.zeros((hist.shape[0], num_items + 1), bool).at[rows, hist].set(True)
-  return in_domain & ~seen & (ids != batch["target"][:, None])
+def _full_counts(batch: dict[str, Array], scores: Array, num_items_a: int,
+                 num_items: int) -> tuple[Array, Array, Array]:
+  """Full-ranking counts: negatives are the target's domain minus its history and the target."""
+  is_b = batch["domain"] == 1
+  lo = jnp.where(is_b, num_items_a + 1, 1)
+  hi = jnp.where(is_b, num_items, num_items_a)
+  return ranking.catalogue_counts(scores, batch["target"], lo, hi, batch["hist"])
 
 
 def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib.Task,
@@ -138,19 +136,18 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
   def batch_sums(batch: dict[str, Array]) -> dict[str, Array]:
     batch = sharding.constrain_batch(batch, mesh)
     out = task.eval_fn(params, frozen, tables, batch)
+    full_scores = sharding.constrain_items(out.full_scores, mesh)   # [B, N]: cases x item shards
     w = batch["weight"]
     sums = {}
     per = {keys.SAMPLED: ranking.metrics_from_counts(*ranking.sampled_counts(out.sampled_scores),
                                                      ties=ties)}
     for name in sorted(k for k in batch if k.startswith("protocol/")):
       # Declared extra protocols: their frozen candidates scored as full ranking scores each item.
-      scores = jnp.take_along_axis(out.full_scores, batch[name], 1)
+      scores = jnp.take_along_axis(full_scores, batch[name], 1)
       per[name.split("/", 1)[1]] = ranking.metrics_from_counts(*ranking.sampled_counts(scores),
                                                                ties=ties)
-    mask = _full_mask(batch, task.num_items_a, n_items)
-    target_score = jnp.take_along_axis(out.full_scores, batch["target"][:, None], 1)[:, 0]
     per[keys.FULL] = ranking.metrics_from_counts(
-        *ranking.full_counts(target_score, out.full_scores, mask), ties=ties)
+        *_full_counts(batch, full_scores, task.num_items_a, n_items), ties=ties)
     # Every metric for all cases, then per user group ("group/<name>" arrays, data/eval_inputs.py).
     weights = {"": w}
     weights.update({key.split("/", 1)[1]: jnp.where(batch[key], w, 0.0)
