@@ -215,7 +215,8 @@ def test_missing_text_learned_gives_each_item_its_own_trainable_row():
   assert params["missing_text_a"].shape == (2, 16) and params["missing_text_b"].shape == (2, 16)
   assert set(k for k in task.frozen["frozen"] if k.startswith("missing")) == {
       "missing_index_m", "missing_index_a", "missing_index_b"}
-  mix_t, a_t, b_t = jax.device_get(task.tables_fn(params, task.frozen))
+  mix_t, a_t, b_t, dom_t = jax.device_get(task.tables_fn(params, task.frozen))
+  np.testing.assert_array_equal(dom_t, np.concatenate([a_t, b_t[1:]]))   # by global id
   assert not np.allclose(mix_t[top_a[0]], mix_t[top_a[1]])
   assert not np.allclose(mix_t[top_b[0]], mix_t[top_b[1]])
   assert not np.allclose(a_t[top_a[0]], a_t[top_a[1]])
@@ -224,7 +225,7 @@ def test_missing_text_learned_gives_each_item_its_own_trainable_row():
   cfg0 = small_config(missing_text="zero")
   task0 = llm4cdsr.build(ds, cfg0)
   p0 = {k: v for k, v in params.items() if not k.startswith("missing_text")}
-  mix0, a0, _ = jax.device_get(task0.tables_fn(p0, task0.frozen))
+  mix0, a0, _, _ = jax.device_get(task0.tables_fn(p0, task0.frozen))
   has = np.ones(na + 1, bool); has[top_a] = False; has[0] = False
   np.testing.assert_array_equal(a_t[has], a0[has])
   np.testing.assert_array_equal(mix_t[1:na + 1][has[1:]], mix0[1:na + 1][has[1:]])
@@ -242,7 +243,7 @@ def test_missing_text_zero_keeps_the_shared_row_and_the_old_program():
   params = task.init_params(jax.random.key(0))
   assert not any(k.startswith("missing") for k in params)
   assert not any(k.startswith("missing") for k in task.frozen["frozen"])
-  mix_t, a_t, _ = jax.device_get(task.tables_fn(params, task.frozen))
+  mix_t, a_t, _, _ = jax.device_get(task.tables_fn(params, task.frozen))
   np.testing.assert_array_equal(mix_t[top_a[0]], mix_t[top_a[1]])    # indistinguishable
   np.testing.assert_array_equal(a_t[top_a[0]], a_t[top_a[1]])
   # A config saved before the keys existed builds the same program (the legacy values).
