@@ -7,6 +7,8 @@
 #   3. bfloat16 compute (train.compute_dtype): the ABXI bench at R = 1, and 30 epochs of ABXI in
 #      each dtype for the metric effect                           -> bench_abxi_bf16.json, short_*.log
 #   4. python -m orthoalign.bench for LLM4CDSR (embedded data), R = 1 and 8 -> bench_llm4cdsr.json
+#   5. (issue 14) full-catalogue evaluation with 1M items per domain on the one card
+#      (item_shards=1: a single device has nothing to split it over)  -> bench_catalogue.json
 # Prepare on the CPU machine: ABXI_ORIG=/path/to/ABXI-checkout bash launch/gpu_prepare.sh
 # Then:  run(command="bash launch/gpu_speed.sh", carry=[".whl", ".data", ".orig"], timeout_s=450)
 set -uo pipefail
@@ -42,4 +44,8 @@ done
 part "4. LLM4CDSR bench, R = 1, 8"
 timeout 60 python3 -m orthoalign.bench --config=configs/llm4cdsr.py --replicas=1,8 --epochs=3 \
     --out="$OUT/bench_llm4cdsr.json" 2>&1 | tee -a "$log"
+
+part "5. full-catalogue evaluation, 1M items per domain"
+timeout 60 python3 -m orthoalign.bench --config=configs/bench_catalogue.py --item_shards=1 \
+    --passes=3 --out="$OUT/bench_catalogue.json" 2>&1 | tee -a "$log"
 part "done"

@@ -83,7 +83,7 @@ def machine_peaks(repeats: int = 5) -> dict[str, float]:
 
 def _one_step_fns(run: Any, batch_size: int, compute_dtype: str) -> dict[str, Callable]:
   """Forward, forward+backward and whole-step functions of replica 0 on the first batch."""
-  task, tx = run.task, state_lib.make_optimizer()
+  task, tx = run.padded.task, state_lib.make_optimizer()   # the task the programs run
   rows = jnp.arange(batch_size)
 
   def batch_of(data):

@@ -104,7 +104,7 @@ def test_padding_rows_stay_zero_and_the_model_sees_its_own_shapes():
   assert np.abs(params["item_emb_a"][:, 1:na + 1]).sum() > 0
   spec = state.params["item_emb_a"].sharding.spec
   assert spec == P(None, "model")
-  assert run.shapes.params["item_emb_a"].shape == (na + 1, 16)
+  assert run.padded.params["item_emb_a"].shape == (na + 1, 16)
 
 
 @pytest.mark.slow   # ~1.5 min: two set-ups and compilations per model

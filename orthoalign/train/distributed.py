@@ -2,7 +2,7 @@
 
 One Python process per host (a TPU VM worker, a SLURM task, or one listed by hand) runs the same
 command; `initialize` connects them before anything touches a device, after which `jax.devices()`
-lists every process's devices and the trainer's ("data",) mesh spans them all (train/sharding.py).
+lists every process's devices and the trainer's ("data", "model") mesh spans them all (train/sharding.py).
 CDSR datasets are small: every process reads the whole dataset and places it replicated, each batch
 is split over the global mesh and the state stays replicated, so every process holds the same
 metrics and takes the same decisions; only process 0 writes (`is_writer`).

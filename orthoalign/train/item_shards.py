@@ -39,7 +39,7 @@ class Padded:
   Attributes:
     task: the wrapped Task (init_params, frozen and the three functions act on padded trees).
     params: ShapeDtypeStructs of one replica's unpadded params; None when nothing is padded
-      (multiple 1: tracing the init only for its shapes would cost a CPU run ~0.5 s).
+      (multiple 1: the run takes them from its state rather than trace the init a second time).
     frozen: ShapeDtypeStructs of the unpadded frozen tables.
   """
   task: task_lib.Task

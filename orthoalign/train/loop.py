@@ -69,11 +69,11 @@ def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int,
 
 def _param_counts(run: "Run") -> tuple[int, int]:
   """(total, trainable) parameters of one replica, at the model's own (unpadded) shapes."""
-  params = run.shapes.params
+  params = run.padded.params
   if params is None:                        # nothing padded: the state has the model's shapes
     params = jax.tree.map(lambda x: x[0], run.state.params)
   trainable = state_lib.count_params(params)
-  return trainable + state_lib.count_params(run.shapes.frozen), trainable
+  return trainable + state_lib.count_params(run.padded.frozen), trainable
 
 
 @dataclasses.dataclass
@@ -91,7 +91,7 @@ class Run:
   state: state_lib.TrainState
   epoch_fn: Any
   eval_fn: Any
-  shapes: item_shards.Padded        # the unpadded shapes of params and frozen tables
+  padded: item_shards.Padded        # the Task the programs run; the model's own shapes
   state_sharding: Any
 
   def epoch_arg(self, epoch: int) -> jax.Array:
@@ -138,8 +138,12 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   init_fn = jax.vmap(functools.partial(state_lib.init_replica, step_task, tx))
   init_args = [jax.device_put(hp[k], repl) for k in ("seed", "learning_rate", "weight_decay", "gate_init",
                                                       "model")]
-  state_sharding = sharding.item_shardings(jax.eval_shape(init_fn, *init_args), mesh, rows, axis=1)
-  state = jax.jit(init_fn, out_shardings=state_sharding)(*init_args)
+  if mesh.shape[sharding.MODEL] == 1:     # all replicated: no second trace of the init for shapes
+    state = jax.jit(init_fn, out_shardings=repl)(*init_args)
+    state_sharding = jax.tree.map(lambda x: x.sharding, state)
+  else:                                    # split as it is created: never whole on one device
+    state_sharding = sharding.item_shardings(jax.eval_shape(init_fn, *init_args), mesh, rows, axis=1)
+    state = jax.jit(init_fn, out_shardings=state_sharding)(*init_args)
   epoch_fn = jax.jit(jax.vmap(functools.partial(
       step_lib.train_epoch, task=step_task, tx=tx, batch_size=bs, mesh=mesh,
       compute_dtype=config_lib.get_added(config, "train.compute_dtype")), in_axes=(0, None, None, None)),
@@ -150,7 +154,7 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   return Run(ds=ds, task=task, reps=reps, mesh=mesh, repl=repl,
              steps=step_lib.steps_per_epoch(n_train, bs), train_data=train_data, eval_data=eval_data,
              frozen=frozen, state=state, epoch_fn=epoch_fn, eval_fn=eval_fn,
-             shapes=padded, state_sharding=state_sharding)
+             padded=padded, state_sharding=state_sharding)
 
 
 @functools.partial(jax.jit, donate_argnums=0)
