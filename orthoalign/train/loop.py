@@ -165,19 +165,21 @@ def _keep_best(best: Any, params: Any, improved: jax.Array) -> Any:
 
 
 def compile_together(*jobs: tuple[Any, tuple[Any, ...]]) -> list[tuple[Any, float]]:
-  """Traces, lowers and compiles each (jitted function, args) in its own thread.
+  """Traces and lowers each (jitted function, args) in turn, compiling each in its own thread.
 
-  XLA's compiler runs outside the GIL, so on a CPU with two or more cores the train-epoch and
-  evaluation programs compile side by side: the main job's cold compilation took 19.5 s instead
-  of 27.7 s on the project's 2-core CPU (2026-12-01). Returns [(compiled, seconds)] in job order;
-  an exception of any job is raised here.
+  Tracing and lowering are Python (they hold the GIL), XLA's compilation and the loading of a
+  cached executable are not: so the first program compiles (or loads) while the next is traced.
+  Returns [(compiled, seconds from its trace to its compiled program)] in job order; an
+  exception of any job is raised here. Measured in docs/benchmarks.md.
   """
-  def one(fn, args):
-    t0 = time.time()
-    return fn.lower(*args).compile(), time.time() - t0
+  def compile_one(lowered, t0):
+    return lowered.compile(), time.time() - t0
 
   with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
-    futures = [pool.submit(one, fn, args) for fn, args in jobs]
+    futures = []
+    for fn, args in jobs:
+      t0 = time.time()
+      futures.append(pool.submit(compile_one, fn.lower(*args), t0))
     return [f.result() for f in futures]
 
 

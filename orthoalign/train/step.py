@@ -133,7 +133,7 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
   tables = task.tables_fn(params, frozen)
   n_items = task.num_items_a + task.num_items_b
 
-  def batch_sums(batch: dict[str, Array]) -> dict[str, Array]:
+  def batch_sums(params: Any, frozen: Any, tables: Any, batch: dict[str, Array]) -> dict[str, Array]:
     batch = sharding.constrain_batch(batch, mesh)
     out = task.eval_fn(params, frozen, tables, batch)
     full_scores = sharding.constrain_items(out.full_scores, mesh)   # [B, N]: cases x item shards
@@ -165,11 +165,12 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
       sums.update({keys.align_key(name, k): v for k, v in stats.items()})
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), sums)
 
-  # Per-batch sums as the scan's outputs (batch_sums is traced once: a running-total carry would
-  # need its structure, i.e. a second trace, first), then added up in batch order, as a running
-  # total would: the same float additions in the same order.
-  _, per_batch = jax.lax.scan(lambda c, b: (c, batch_sums(b)), None, data)    # {key: [batches]}
-  leaves, treedef = jax.tree.flatten(per_batch)
-  stacked = jnp.stack(leaves, axis=1)                                         # [batches, keys]
-  total, _ = jax.lax.scan(lambda c, row: (c + row, None), jnp.zeros_like(stacked[0]), stacked)
-  return jax.tree.unflatten(treedef, list(total))
+  # jit: eval_shape below traces batch_sums for the carry's structure, and the scan body's call
+  # then reuses that trace instead of tracing the whole model a second time.
+  batch_sums = jax.jit(batch_sums)
+  first = jax.tree.map(lambda x: x[0], data)
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                       jax.eval_shape(batch_sums, params, frozen, tables, first))
+  sums, _ = jax.lax.scan(lambda c, b: (jax.tree.map(jnp.add, c, batch_sums(params, frozen, tables, b)),
+                                       None), zeros, data)
+  return sums
