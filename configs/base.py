@@ -39,7 +39,7 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   config.data.synthetic = ml_collections.ConfigDict(dict(
       num_users=2000, num_items_a=400, num_items_b=400, mean_length=20.0, min_length=5,
       max_length=60, overlap_share=0.8, cross_strength=1.0, latent_dim=16, text_dim=128,
-      text_noise=0.5, seed=0))
+      text_noise=0.5, seed=0, planted=True))
 
   # The model's keys and defaults are its module's (orthoalign/models/<name>.py: default_config).
   config.model = models.default_config(model)

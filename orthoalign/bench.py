@@ -39,6 +39,7 @@ import orthoalign
 from orthoalign import compile_cache
 from orthoalign import bench_catalogue
 from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign import profiling
 from orthoalign.train import loop
 from orthoalign.train import writers
@@ -50,8 +51,8 @@ _OUT = flags.DEFINE_string("out", None, "Write the results as JSON here (atomica
 _TOP_SCOPES = 16
 _PROFILE = flags.DEFINE_bool("profile", False, "Profile one training step instead (R = 1).")
 _ITEM_SHARDS = flags.DEFINE_list(
-    "item_shards", [], "Measure full-catalogue evaluation instead, with the item tables split over "
-    "each of these device counts (1 = one device, nothing split).")
+    "item_shards", [], "Measure full-catalogue evaluation instead: each value k runs on the first k "
+    "devices with the item tables split over them (1 = one device, nothing split).")
 _PASSES = flags.DEFINE_integer("passes", 3, "Timed validation passes per --item_shards value.")
 _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", 0, "Fake CPU devices to create (jax_num_cpu_devices) for --item_shards > 1 on "
@@ -137,6 +138,7 @@ def profile(config) -> dict[str, Any]:
   return {"peaks": peaks, "step": parts, "ops": ops, "compute_dtype": dtype}
 
 
+@errors.cli_main
 def main(argv: list[str]) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)

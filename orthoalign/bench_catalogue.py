@@ -110,4 +110,4 @@ def line(row: dict[str, Any]) -> str:
   return (f"item_shards={row['item_shards']}  compile {row['compile_s']:.1f}s  validation pass "
           f"{e['median']:.2f}s (min {e['min']:.2f}, max {e['max']:.2f})  MiB per device: state "
           f"{m['state']:.0f} + best {m['best_params']:.0f} + frozen {m['frozen']:.0f} = "
-          f"{m['arrays_total']:.0f}, eval temp {temp}  full NDCG@10 {row['valid_full_ndcg@10']:.4f}{same}")
+          f"{m['arrays_total']:.0f}, eval temp {temp}  full NDCG@10 at init {row['valid_full_ndcg@10']:.4f}{same}")

@@ -26,7 +26,7 @@ ADDED_KEYS = {"eval.ties": "pessimistic", "eval.extra_negatives": (), "model.ffn
               "eval.track_test": False, "model.reg_pool": "history", "model.missing_text": "zero",
               "model.llm_emb_dir": "none", "model.llm_emb_file": "itm_emb_np",
               "model.user_emb_file": "usr_profile_emb", "train.compute_dtype": "float32",
-              "train.item_shards": 1}
+              "train.item_shards": 1, "data.synthetic.planted": True}
 
 
 ConfigError = errors.ConfigError           # defined with the other errors users see as one line
@@ -140,8 +140,10 @@ def check_positions(config: ml_collections.ConfigDict, allowed: tuple[int, ...],
 
 def get_added(config: ml_collections.ConfigDict, dotted: str) -> Any:
   """The value of an `ADDED_KEYS` key, or its default in a config written before the key existed."""
-  section, key = dotted.split(".")
-  return config[section].get(key, ADDED_KEYS[dotted])
+  *sections, key = dotted.split(".")
+  for section in sections:
+    config = config[section]
+  return config.get(key, ADDED_KEYS[dotted])
 
 
 def get(config: ml_collections.ConfigDict, dotted: str, where: str = "") -> Any:

@@ -356,4 +356,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   ckpt.close()
   distributed.sync("results written")
   say(results.results_table(rows, config), flush=True)
+  say(f"results: {os.path.join(workdir, 'results.jsonl')} (per-epoch history, TensorBoard events and "
+      f"checkpoints beside it)", flush=True)
   return rows
