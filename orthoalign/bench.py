@@ -36,8 +36,8 @@ import numpy as np
 from ml_collections import config_flags
 
 import orthoalign
-from orthoalign import compile_cache
 from orthoalign import bench_catalogue
+from orthoalign import compile_cache
 from orthoalign import config_lib
 from orthoalign import errors
 from orthoalign import profiling
