@@ -138,6 +138,18 @@ def profile(config) -> dict[str, Any]:
   return {"peaks": peaks, "step": parts, "ops": ops, "compute_dtype": dtype}
 
 
+def _ints(name: str, values: list[str]) -> list[int]:
+  """The values of a list flag as ints >= 1; ConfigError naming the flag otherwise."""
+  try:
+    out = [int(v) for v in values]
+  except ValueError:
+    out = []
+  if len(out) != len(values) or any(v < 1 for v in out):
+    raise config_lib.ConfigError(f"--{name}={','.join(values)} must be a comma-separated list of "
+                                 f"ints >= 1, e.g. --{name}=1,4")
+  return out
+
+
 @errors.cli_main
 def main(argv: list[str]) -> None:
   del argv
@@ -160,7 +172,7 @@ def main(argv: list[str]) -> None:
     return
   if _ITEM_SHARDS.value:
     rows, first = [], None
-    for k in (int(x) for x in _ITEM_SHARDS.value):
+    for k in _ints("item_shards", _ITEM_SHARDS.value):
       if k > jax.device_count():
         raise config_lib.ConfigError(f"--item_shards={k} needs {k} devices but {jax.device_count()} "
                                      "are visible; on a CPU add --cpu_devices=<k>")
@@ -175,7 +187,7 @@ def main(argv: list[str]) -> None:
         writers.write_json(_OUT.value, {**header, "catalogue": rows})
     return
   results = []
-  for r in (int(x) for x in _REPLICAS.value):
+  for r in _ints("replicas", _REPLICAS.value):
     row = measure(config, r, _EPOCHS.value)
     results.append(row)
     print(f"R={r:>3}  compile {row['compile_s']:.1f}s  epoch {row['epoch_s']:.3f}s "
