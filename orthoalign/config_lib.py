@@ -26,7 +26,8 @@ ADDED_KEYS = {"eval.ties": "pessimistic", "eval.extra_negatives": (), "model.ffn
               "eval.track_test": False, "model.reg_pool": "history", "model.missing_text": "zero",
               "model.llm_emb_dir": "none", "model.llm_emb_file": "itm_emb_np",
               "model.user_emb_file": "usr_profile_emb", "train.compute_dtype": "float32",
-              "train.item_shards": 1, "data.synthetic.planted": True}
+              "train.item_shards": 1, "data.synthetic.planted": True, "train.length_buckets": (),
+              "model.mask_padding_keys": False}
 
 
 ConfigError = errors.ConfigError           # defined with the other errors users see as one line
@@ -59,6 +60,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
     raise ConfigError(f"config key train.item_shards={shards!r} must be an int >= 1 (1 = item tables "
                       "not split; k splits them over k devices of train.num_devices)")
+  _check_length_buckets(config)
   _choice("gca.gate", config.gca.gate, gca_lib.GATES)
   _choice("gca.act", config.gca.act, gca_lib.ACTS)
   _choice("gca.kv", config.gca.kv, ("other", "mixed"))
@@ -101,6 +103,29 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not 0.0 <= config.gca.dropout < 1.0:
     raise ConfigError(f"config key gca.dropout={config.gca.dropout!r} must be in [0, 1)")
   models.validate(config)
+
+
+def _check_length_buckets(config: ml_collections.ConfigDict) -> None:
+  """train.length_buckets: ascending ints in [1, model.max_len), on a model that masks padding."""
+  buckets = get_added(config, "train.length_buckets")
+  if not buckets:
+    return
+  max_len = config.model.get("max_len")
+  if (not isinstance(buckets, (tuple, list))
+      or not all(isinstance(b, int) and not isinstance(b, bool) for b in buckets)
+      or list(buckets) != sorted(set(buckets)) or buckets[0] < 1
+      or (isinstance(max_len, int) and buckets[-1] >= max_len)):
+    raise ConfigError(f"config key train.length_buckets={buckets!r}; expected strictly ascending ints "
+                      f">= 1 and below model.max_len={max_len} (which is always the last bucket), "
+                      "e.g. '(25, 50, 100)', or () for none")
+  if config.model.get("mask_padding_keys") is not True:
+    has_key = "mask_padding_keys" in config.model
+    raise ConfigError(
+        f"config key train.length_buckets={tuple(buckets)} needs model.mask_padding_keys=True: cutting "
+        "padding off a batch must not change the model's outputs, and the baselines' attention lets "
+        "padding act as keys unless masked"
+        + ("" if has_key else f"; model.name={config.model.name!r} has no such key (length buckets "
+           "are built for llm4cdsr)"))
 
 
 def require(config: ml_collections.ConfigDict, keys: tuple[str, ...], who: str) -> None:

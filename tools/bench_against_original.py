@@ -72,6 +72,9 @@ def main() -> int:
                       help="ABXI's afk files (afk_50_preprocessed.txt, map_item_50.txt)")
   parser.add_argument("--max-lens", "--max-len", dest="max_lens", default="40",
                       help="LLM4CDSR's model.max_len on both sides, comma-separated")
+  parser.add_argument("--length-buckets", default="",
+                      help="LLM4CDSR: orthoalign trains in these length buckets with padding masked "
+                           "(e.g. 25,50,100; those below each max_len are used); default: none")
   parser.add_argument("--steps", type=int, default=20, help="training steps (full batches)")
   parser.add_argument("--repeats", type=int, default=3, help="alternating rounds")
   parser.add_argument("--e2e-epochs", type=int, default=0,
@@ -90,6 +93,10 @@ def main() -> int:
     if path and not os.path.isfile(os.path.join(path, needed)):
       parser.error(f"{flag}={path}: expected a checkout holding {needed}")
   max_lens = [int(x) for x in args.max_lens.split(",") if x.strip()]
+  try:
+    buckets = tuple(int(x) for x in args.length_buckets.split(",") if x.strip())
+  except ValueError:
+    parser.error(f"--length-buckets={args.length_buckets}: expected comma-separated ints, e.g. 25,50,100")
 
   # orthoalign's programs compile in this process, never loaded from a persistent cache.
   os.environ["ORTHOALIGN_COMPILE_CACHE"] = "off"
@@ -115,7 +122,7 @@ def main() -> int:
   jobs: list[Callable] = []
   if args.llm4cdsr:
     jobs += [lambda n=n: bench_original_llm4cdsr.build(args.llm4cdsr, n, args.steps,
-                                                       args.also_anomaly) for n in max_lens]
+                                                       args.also_anomaly, buckets) for n in max_lens]
   if args.abxi:
     jobs.append(lambda: bench_original_abxi.build(args.abxi, args.abxi_data, args.steps,
                                                    args.abxi_device))

@@ -72,8 +72,8 @@ def orthoalign_side(cfg: Any, steps_wanted: int) -> Ours:
   steps = min(steps_wanted, n_train // batch)              # full batches only: same work per step
   rows = np.sort(np.random.default_rng(0).choice(n_train, steps * batch, replace=False))
   users = np.asarray(task.train_data["user"])[rows]
-  train_data = jax.device_put({k: np.asarray(v)[rows] for k, v in task.train_data.items()},
-                              run.repl)
+  host = loop.train_arrays(task, loop.bucket_lengths(cfg))
+  train_data = jax.device_put({k: np.asarray(v)[rows] for k, v in host.items()}, run.repl)
   valid = task.eval_data["valid"]
   ev_rows = np.nonzero(np.isin(np.asarray(valid["user"]), users))[0]
   hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())

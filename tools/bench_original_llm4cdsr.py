@@ -28,8 +28,14 @@ _LLM_FILE, _USER_FILE = "itm_emb", "usr_profile_emb"
 _BATCH = 128
 
 
-def build(checkout: str, max_len: int, steps: int, also_anomaly: bool) -> bench_common.Bench:
-  """Both sides at `max_len` over `steps` batches of 128 training users."""
+def build(checkout: str, max_len: int, steps: int, also_anomaly: bool,
+          length_buckets: tuple[int, ...] = ()) -> bench_common.Bench:
+  """Both sides at `max_len` over `steps` batches of 128 training users.
+
+  `length_buckets` (those below max_len are used): orthoalign trains in length buckets with padding
+  masked out of attention (`train.length_buckets`, `model.mask_padding_keys=True`), which the
+  original cannot; without, both sides compute every padded position.
+  """
   import torch                                              # optional dependency
   torch_generator, torch_llmcdsr = bench_common.import_authors(
       checkout, "generators.generator", "models.LLMCDSR")
@@ -42,6 +48,10 @@ def build(checkout: str, max_len: int, steps: int, also_anomaly: bool) -> bench_
   cfg.model.missing_text = "zero"           # upstream has no trainable rows for text-less items
   cfg.gca.positions = ()                    # the plain model: the original has no GCA
   cfg.train.batch_size = _BATCH
+  buckets = tuple(b for b in length_buckets if b < max_len)
+  if buckets:
+    cfg.model.mask_padding_keys = True
+    cfg.train.length_buckets = buckets
   m = cfg.model
   build_s: dict[str, float] = {}
 
@@ -149,8 +159,31 @@ def build(checkout: str, max_len: int, steps: int, also_anomaly: bool) -> bench_
       f"{cfg.eval.batch_size}); orthoalign also ranks the full catalogue "
       f"({ds.num_items_a + ds.num_items_b:,} items) and pads the {n_eval} cases to "
       f"{ours.eval_padded}",
+      (f"orthoalign: length buckets {buckets + (max_len,)} with padding masked out of attention "
+       f"(a different computation from the original's, where padding acts as keys): "
+       f"the windows are {_padding_share(ours):.0%} padding; bucketed batches skip "
+       f"{_cut_share(ours, buckets + (max_len,)):.0%} of all positions"
+       if buckets else f"both sides compute every position; the windows are "
+                       f"{_padding_share(ours):.0%} padding"),
       f"orthoalign compile: train epoch {ours.compile_s['train']:.2f}s, evaluation "
       f"{ours.compile_s['eval']:.2f}s (in the end-to-end figure only)"]
-  return bench_common.Bench(model="LLM4CDSR", max_len=m.max_len, steps=steps, batch=_BATCH,
+  return bench_common.Bench(model="LLM4CDSR" + (" bucketed" if buckets else ""), max_len=m.max_len, steps=steps, batch=_BATCH,
                             n_eval=n_eval, ours=ours.side, theirs=theirs, build_s=build_s,
                             notes=notes, cleanup=tmp.cleanup)
+
+
+def _cut_share(ours: bench_common.Ours, buckets: tuple[int, ...]) -> float:
+  """Share of the epoch's [rows x max_len] window positions that bucketed batches do not compute."""
+  from orthoalign.train import step as step_lib
+  data = {k: np.asarray(v) for k, v in ours.run.train_data.items()}
+  rows, full = data["seq"].shape
+  idx, bucket = step_lib.bucketed_batches(np.arange(rows), data[step_lib.BUCKET_KEY],
+                                          _BATCH, np.int32(0))
+  computed = sum(buckets[b] * idx.shape[1] for b in np.asarray(bucket))
+  return 1.0 - computed / (idx.size * full)
+
+
+def _padding_share(ours: bench_common.Ours) -> float:
+  """Share of the training windows' mixed-stream positions that are padding."""
+  seq = np.asarray(ours.run.train_data["seq"])
+  return float((seq == 0).mean())

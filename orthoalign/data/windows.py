@@ -27,6 +27,45 @@ def right_align(values: np.ndarray, length: int, fill: int = 0) -> np.ndarray:
   return out
 
 
+# The arrays of `train_windows` whose last axis is the window (max_len positions, right-aligned).
+WINDOW_KEYS = ("seq", "pos", "positions", "in_dom", "seq_a", "pos_a", "positions_a", "time_a",
+               "mix_idx_a", "seq_b", "pos_b", "positions_b", "time_b", "mix_idx_b")
+
+
+def window_lengths(train: dict[str, np.ndarray]) -> np.ndarray:
+  """int32 [U]: real (non-padding) positions of each training window's mixed stream.
+
+  The domain streams hold a subset of the mixed window's items, so no stream of a row is longer.
+  """
+  return (train["seq"] > 0).sum(axis=1).astype(np.int32)
+
+
+def crop_windows(batch: dict, length: int) -> dict:
+  """`batch` with every window array cut to its last `length` positions.
+
+  Windows are right-aligned, so a row with at most `length` real positions loses only padding;
+  positions and times are stored per item and do not change, and `mix_idx_*` (indices into the
+  mixed axis) shift by the columns removed (-1 where they fall off). Works on numpy and jax arrays
+  of shape [B, max_len] (other keys pass through).
+
+  Raises:
+    ValueError: `length` is not in [1, max_len].
+  """
+  full = batch["seq"].shape[-1]
+  if not 1 <= length <= full:
+    raise ValueError(f"crop length {length} must be in [1, {full}]")
+  cut = full - length
+  out = dict(batch)
+  for key in WINDOW_KEYS:
+    if key in batch:
+      out[key] = batch[key][..., cut:]
+  for key in ("mix_idx_a", "mix_idx_b"):
+    if key in batch:
+      idx = out[key] - cut
+      out[key] = idx * (idx >= 0) - (idx < 0)     # -1 where the mixed position was cut off
+  return out
+
+
 def stack_rows(rows: dict[str, list[np.ndarray]], length: int) -> dict[str, np.ndarray]:
   """{key: int32 [N, ...]} from per-row lists; [0, length] arrays when there are no rows."""
   return {k: np.stack(v).astype(np.int32) if v else np.zeros((0, length), np.int32)
@@ -60,9 +99,7 @@ def train_windows(ds: dataset_lib.CDSRDataset, max_len: int,
   prefix_len = dataset_lib.train_lengths(ds)
   users = np.nonzero(prefix_len >= min_prefix)[0]
   h = int(prefix_len[users].max()) if len(users) else 1
-  rows: dict[str, list[np.ndarray]] = {k: [] for k in (
-      "seq", "pos", "positions", "in_dom", "seq_a", "pos_a", "positions_a", "time_a", "mix_idx_a",
-      "seq_b", "pos_b", "positions_b", "time_b", "mix_idx_b", "hist")}
+  rows: dict[str, list[np.ndarray]] = {k: [] for k in WINDOW_KEYS + ("hist",)}
   L = max_len
   for u in users:
     prefix = ds.sequence(u)[:prefix_len[u]]

@@ -111,6 +111,9 @@ class SASRecBlock(nn.Module):
 
   `causal=False` reproduces LLM4CDSR, whose causal mask is commented out (and which uses no
   key-padding mask either): position t then sees the items after it during seq2seq training.
+  `mask_padding=True` keeps padding positions (valid False) out of the keys, so the outputs at
+  valid positions do not depend on how much padding a sequence carries (what length buckets need);
+  a query with no valid key gets zero attention output.
   """
   d: int
   heads: int
@@ -118,6 +121,7 @@ class SASRecBlock(nn.Module):
   causal: bool = False
   eps: float = 1e-8
   ffn_inner: int = 0
+  mask_padding: bool = False
 
   @nn.compact
   def __call__(self, x: Array, valid: Array, *, train: bool) -> Array:
@@ -125,6 +129,9 @@ class SASRecBlock(nn.Module):
     if self.causal:
       l = x.shape[1]
       mask = jnp.tril(jnp.ones((l, l), bool))[None, None]
+    if self.mask_padding:
+      keys = valid[:, None, None, :]
+      mask = keys if mask is None else mask & keys
     q = nn.LayerNorm(epsilon=self.eps, name="attn_ln")(x)
     x = q + SelfAttention(self.d, self.heads, self.dropout, name="attn")(q, x, mask, train=train)
     x = nn.LayerNorm(epsilon=self.eps, name="ffn_ln")(x)

@@ -20,6 +20,10 @@ Quirks of the original, each a flag whose default is the original behaviour:
     training prefix, which is what orthoalign did before the flag existed (and what a config saved
     without the key still gets). Default: upstream's, as for every quirk here; the difference is one
     item per user (users whose only B or only A item is the last one lose their alpha pair).
+  * `mask_padding_keys=False`: the self-attention has no key-padding mask, so padding positions
+    (zero embeddings, i.e. the LayerNorm bias after the first norm) act as keys and every output
+    depends on how much padding its sequence carries. True masks them out (GCA cells always do);
+    `train.length_buckets` needs it, because it cuts padding off (orthoalign/train/step.py).
 
 Upstream differences that are not quirks of its code:
   * `missing_text="learned"` (default): upstream has an LLM embedding for every item, so it never
@@ -98,6 +102,7 @@ class LLM4CDSR(nn.Module):
   local_emb: bool = True       # frozen 128-d domain tables; False = trainable ID embeddings
   user_dim: int = 0            # width of user profile vectors for the beta loss; 0 = no user adapter
   causal: bool = False
+  mask_padding_keys: bool = False   # padding out of the self-attention keys (not upstream's)
   ffn_size: int = 0            # inner width of the blocks' feed-forward layers; 0 = hidden (original)
   # Items without text with their own trainable row (model.missing_text="learned"), per table: mixed,
   # A, B. 0 = none: no rows, no row map. The row maps are frozen ("missing_index_{m,a,b}").
@@ -134,7 +139,8 @@ class LLM4CDSR(nn.Module):
     self.pos_emb = {s: nn.Embed(self.max_len + 1, self.hidden, embedding_init=layers.xavier_normal,
                                 name=f"pos_emb_{s}") for s in ("m", "a", "b")}
     self.blocks = {s: [layers.SASRecBlock(self.hidden, self.num_heads, self.dropout, self.causal,
-                                          ffn_inner=self.ffn_size, name=f"block_{s}{i + 1}") for i in range(self.num_blocks)]
+                                          ffn_inner=self.ffn_size, mask_padding=self.mask_padding_keys,
+                                          name=f"block_{s}{i + 1}") for i in range(self.num_blocks)]
                    for s in ("m", "a", "b")}
     self.last_ln = {s: nn.LayerNorm(epsilon=1e-8, name=f"last_ln_{s}") for s in ("m", "a", "b")}
     self.emb_dropout = nn.Dropout(self.dropout)
@@ -626,6 +632,9 @@ def default_config() -> ml_collections.ConfigDict:
   m.tau_reg = 1.0
   # Quirks of the original code (defaults = original behaviour; see the module docstring).
   m.causal_self_attention = False
+  # True keeps padding out of the self-attention keys (upstream lets it act as keys), so that an
+  # output does not depend on the padding around it; needed by train.length_buckets.
+  m.mask_padding_keys = False
   m.mixed_neg_domain = "input"
   m.independent_negatives = True
   m.neg_exclusive_upper = True
@@ -647,7 +656,8 @@ def default_config() -> ml_collections.ConfigDict:
 
 # Keys a config saved before them may lack, and the value that reproduces such a run.
 _LEGACY = {k: config_lib.ADDED_KEYS[f"model.{k}"] for k in (
-    "ffn_size", "reg_pool", "missing_text", "llm_emb_dir", "llm_emb_file", "user_emb_file")}
+    "ffn_size", "reg_pool", "missing_text", "llm_emb_dir", "llm_emb_file", "user_emb_file",
+    "mask_padding_keys")}
 _KEYS = tuple(f"model.{k}" for k in default_config() if k != "name" and k not in _LEGACY)
 _CHOICES = {"reg_pool": ("inputs", "history"), "missing_text": ("learned", "zero")}
 
@@ -731,6 +741,7 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
                     num_blocks=m.num_blocks, num_heads=m.num_heads, dropout=m.dropout, max_len=m.max_len,
                     global_dim=global_dim, freeze_global=m.freeze_emb, local_emb="table_a" in tables,
                     user_dim=profiles.shape[1] if beta else 0, causal=m.causal_self_attention,
+                    mask_padding_keys=bool(m.get("mask_padding_keys", _LEGACY["mask_padding_keys"])),
                     ffn_size=int(m.get("ffn_size", 0)), missing_rows=tuple(missing_rows),
                     gca_positions=gca.positions, gca=gca.cell)
   hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, alpha=float(m.alpha),
@@ -765,4 +776,5 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
       eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
       tables_fn=lambda p, f: eval_tables(module, p, f),
       frozen={"frozen": frozen} if frozen else {}, init_params=init_params,
-      hparams={"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg})
+      hparams={"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg},
+      train_lengths=windows.window_lengths(train), crop_fn=windows.crop_windows)

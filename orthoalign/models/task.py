@@ -69,6 +69,11 @@ class Task:
       (e.g. LLM4CDSR's loss weights), so that replicas of one program may differ in them.
     module: the model's Flax module, whose `__call__(batch, train=...)` returns its named
       intermediates (for inspection: tests, analysis); the trainer never calls it directly.
+    train_lengths: int32 [rows of train_data]: real (non-padding) positions of each training row;
+      with `crop_fn`, what `train.length_buckets` sorts rows by. None = the model has no buckets.
+    crop_fn: (batch, length) -> the batch with its sequence axis cut to the last `length`
+      positions, which must change none of the loss's values for rows of at most `length` real
+      positions (e.g. LLM4CDSR with padding masked out of attention).
   """
   name: str
   init_params: Callable[[Array], Any]
@@ -83,6 +88,8 @@ class Task:
   cell_names: tuple[str, ...] = ()
   hparams: dict[str, float] = dataclasses.field(default_factory=dict)
   module: Any = None
+  train_lengths: np.ndarray | None = None
+  crop_fn: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +134,9 @@ def assemble(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict, *, 
              eval_fn: Callable[..., EvalOutputs], tables_fn: Callable[..., Any],
              frozen: Any = None, init_params: Callable[[Array], Any] | None = None,
              hparams: dict[str, float] | None = None,
-             extra_eval: Callable[[str], dict[str, np.ndarray]] | None = None) -> Task:
+             extra_eval: Callable[[str], dict[str, np.ndarray]] | None = None,
+             train_lengths: np.ndarray | None = None,
+             crop_fn: Callable[[dict[str, Any], int], dict[str, Any]] | None = None) -> Task:
   """The Task of a baseline: what every model's `build` shares.
 
   Args:
@@ -142,6 +151,7 @@ def assemble(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict, *, 
       `train=True`.
     hparams: the model's replica hyperparameters and their config values (see `Task.hparams`).
     extra_eval: more evaluation arrays per split (see `eval_inputs.eval_inputs`).
+    train_lengths, crop_fn: what training in length buckets needs (see `Task`); None = no buckets.
 
   Returns:
     The Task.
@@ -159,4 +169,4 @@ def assemble(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict, *, 
       loss_fn=loss_fn, tables_fn=tables_fn, eval_fn=eval_fn,
       num_items_a=ds.num_items_a, num_items_b=ds.num_items_b,
       cell_names=gca_lib.cell_names(config.gca.positions), hparams=dict(hparams or {}),
-      module=module)
+      module=module, train_lengths=train_lengths, crop_fn=crop_fn)

@@ -76,6 +76,22 @@ def _param_counts(run: "Run") -> tuple[int, int]:
   return trainable + state_lib.count_params(run.padded.frozen), trainable
 
 
+def bucket_lengths(config: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """The lengths a bucketed epoch cuts batches to: train.length_buckets, then model.max_len; ()
+  when training is not bucketed."""
+  buckets = tuple(config_lib.get_added(config, "train.length_buckets"))
+  return buckets + (int(config.model.max_len),) if buckets else ()
+
+
+def train_arrays(task: task_lib.Task, buckets: tuple[int, ...]) -> dict[str, np.ndarray]:
+  """The host arrays of a training epoch: task.train_data, plus each row's length bucket
+  (step.BUCKET_KEY, the index of the shortest of `buckets` that holds the row) when bucketed."""
+  if not buckets:
+    return task.train_data
+  rows = np.searchsorted(np.asarray(buckets), task.train_lengths, side="left")
+  return {**task.train_data, step_lib.BUCKET_KEY: np.minimum(rows, len(buckets) - 1).astype(np.int32)}
+
+
 @dataclasses.dataclass
 class Run:
   """Everything a run needs on device: data, model task, replicas, mesh and compiled functions."""
@@ -128,7 +144,11 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   padded = item_shards.pad_task(task, mesh.shape[sharding.MODEL])
   rows = item_shards.padded_rows(task, mesh.shape[sharding.MODEL])
   step_task = padded.task
-  train_data = jax.device_put(task.train_data, repl)
+  buckets = bucket_lengths(config)
+  if buckets and task.crop_fn is None:
+    raise config_lib.ConfigError(f"config key train.length_buckets={tuple(buckets[:-1])}: model.name="
+                                 f"{config.model.name!r} cannot train in length buckets (its Task has no crop_fn); set the key to ()")
+  train_data = jax.device_put(train_arrays(task, buckets), repl)
   # One width for both splits' history so valid and test share one compiled eval program.
   hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())
   eval_data = {s: jax.device_put(_eval_batches(a, ebs, hist_width), repl)
@@ -146,7 +166,8 @@ def setup(config: ml_collections.ConfigDict) -> Run:
     state = jax.jit(init_fn, out_shardings=state_sharding)(*init_args)
   epoch_fn = jax.jit(jax.vmap(functools.partial(
       step_lib.train_epoch, task=step_task, tx=tx, batch_size=bs, mesh=mesh,
-      compute_dtype=config_lib.get_added(config, "train.compute_dtype")), in_axes=(0, None, None, None)),
+      compute_dtype=config_lib.get_added(config, "train.compute_dtype"), buckets=buckets),
+      in_axes=(0, None, None, None)),
                      out_shardings=(state_sharding, repl), donate_argnums=0)
   eval_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=step_task, mesh=mesh,
                                                ties=config_lib.get_added(config, "eval.ties")),

@@ -6,6 +6,7 @@ the device mesh. Nothing here talks to the host.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -22,6 +23,8 @@ from orthoalign.train import state as state_lib
 
 Array = jax.Array
 _SHUFFLE, _STEP = 0, 1      # independent random streams derived from a replica's base key
+_ORDER_SEED = 2             # the replica-independent order of bucketed batches (bucketed_batches)
+BUCKET_KEY = "length_bucket"    # train data entry: each row's length bucket (train.length_buckets)
 
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -76,24 +79,72 @@ def gather_batch(data: dict[str, Array], idx: Array) -> dict[str, Array]:
 
 def train_epoch(state: state_lib.TrainState, data: dict[str, Array], frozen: Any, epoch: Array, *,
                 task: task_lib.Task, tx: optax.GradientTransformation, batch_size: int,
-                mesh: Mesh, compute_dtype: str = "float32"
+                mesh: Mesh, compute_dtype: str = "float32", buckets: tuple[int, ...] = ()
                 ) -> tuple[state_lib.TrainState, dict[str, Array]]:
-  """A whole epoch on device: shuffle, gather batches, scan train_step. Returns mean metrics."""
+  """A whole epoch on device: shuffle, gather batches, scan train_step. Returns mean metrics.
+
+  With `buckets` (ascending lengths, the last = the full window; config `train.length_buckets`
+  plus model.max_len), data[BUCKET_KEY] holds each row's bucket (the shortest that fits its
+  `task.train_lengths`), batches are drawn by `bucketed_batches` and each step runs the compiled
+  branch of its batch's bucket on the batch cut by `task.crop_fn`: one program, one branch per
+  bucket, no padding beyond the bucket computed.
+  """
+  data = dict(data)
+  row_bucket = data.pop(BUCKET_KEY, None)
   n = next(iter(data.values())).shape[0]
   steps = steps_per_epoch(n, batch_size)
   shuffle_key = jax.random.fold_in(jax.random.fold_in(state.rng, _SHUFFLE), epoch)
   perm = jax.random.permutation(shuffle_key, n)
-  idx = jnp.pad(perm, (0, steps * batch_size - n), constant_values=-1).reshape(steps, batch_size)
 
-  def body(state, idx_b):
-    batch = sharding.constrain_batch(gather_batch(data, idx_b), mesh)
+  def step(state, idx_b, length=None):
+    batch = gather_batch(data, idx_b)
+    if length is not None:
+      batch = task.crop_fn(batch, length)
+    batch = sharding.constrain_batch(batch, mesh)
     rng = jax.random.fold_in(jax.random.fold_in(state.rng, _STEP), state.step)
-    state, metrics = train_step(state, batch, rng, task=task, tx=tx, frozen=frozen,
-                                compute_dtype=compute_dtype)
-    return state, metrics
+    return train_step(state, batch, rng, task=task, tx=tx, frozen=frozen, compute_dtype=compute_dtype)
 
-  state, metrics = jax.lax.scan(body, state, idx)
+  if not buckets:
+    idx = jnp.pad(perm, (0, steps * batch_size - n), constant_values=-1).reshape(steps, batch_size)
+    state, metrics = jax.lax.scan(step, state, idx)
+  else:
+    idx, step_bucket = bucketed_batches(perm, row_bucket, batch_size, epoch)
+    branches = [functools.partial(step, length=length) for length in buckets]
+    # The bucket index does not depend on the replica, so under vmap this stays a conditional
+    # (one branch runs per step) instead of becoming a select over every branch.
+    state, metrics = jax.lax.scan(
+        lambda st, xs: jax.lax.switch(xs[1], branches, st, xs[0]), state, (idx, step_bucket))
   return state, jax.tree.map(jnp.mean, metrics)
+
+
+def bucketed_batches(perm: Array, row_bucket: Array, batch_size: int,
+                     epoch: Array) -> tuple[Array, Array]:
+  """One epoch's batches with rows grouped by length bucket (as tf.data's bucket_by_sequence_length).
+
+  Args:
+    perm: int [N], this replica's shuffled row order.
+    row_bucket: int32 [N], each row's bucket; replica-independent.
+    batch_size: rows per batch B.
+    epoch: int32 scalar, the epoch number.
+
+  Returns:
+    (idx int32 [S, B], bucket int32 [S]) with S = ceil(N / B): rows in `perm` order stably sorted by
+    bucket and cut into batches (-1 marks the padding rows of the last one), each batch's bucket
+    (the largest among its rows: a batch that straddles two buckets runs in the longer), and the
+    batches in a random order drawn from `epoch` alone. The rows of each batch differ between
+    replicas; which bucket comes at which step is the same for all (the price of one compiled
+    branch per step under vmap: a replica-dependent index would run every branch). Every row is
+    in exactly one batch, as without buckets.
+  """
+  n = perm.shape[0]
+  steps = steps_per_epoch(n, batch_size)
+  pad = steps * batch_size - n
+  grouped = perm[jnp.argsort(row_bucket[perm], stable=True)]
+  idx = jnp.pad(grouped, (0, pad), constant_values=-1).reshape(steps, batch_size)
+  # The same grouping seen from the buckets alone: sorted bucket ids, replica-independent.
+  bucket = jnp.pad(jnp.sort(row_bucket), (0, pad)).reshape(steps, batch_size).max(axis=1)
+  order = jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(_ORDER_SEED), epoch), steps)
+  return idx[order], bucket[order].astype(jnp.int32)
 
 
 def _full_counts(batch: dict[str, Array], scores: Array, num_items_a: int,
