@@ -1,5 +1,7 @@
 """Training in length buckets (train.length_buckets) with padding masked (model.mask_padding_keys)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,7 +31,7 @@ def _features(task, batch):
 def test_cutting_padding_changes_no_output_only_when_padding_is_masked(masked):
   task = _task(**{"model.mask_padding_keys": masked})
   length = 4
-  rows = np.nonzero(task.train_lengths <= length)[0][:16]
+  rows = np.nonzero(task.length_fn(task.train_data) <= length)[0][:16]
   assert len(rows) >= 8, "tiny data should have short training windows"
   batch = {k: jnp.asarray(v[rows]) for k, v in task.train_data.items()}
   full, cut = _features(task, batch), _features(task, windows.crop_windows(batch, length))
@@ -43,7 +45,7 @@ def test_cutting_padding_changes_no_output_only_when_padding_is_masked(masked):
 def test_crop_windows_keeps_every_target_and_its_mixed_position():
   task = _task()
   length = 5
-  rows = np.nonzero(task.train_lengths <= length)[0]
+  rows = np.nonzero(task.length_fn(task.train_data) <= length)[0]
   full = {k: v[rows] for k, v in task.train_data.items()}
   cut = windows.crop_windows(full, length)
   assert cut["seq"].shape == (len(rows), length) and cut["hist"].shape == full["hist"].shape
@@ -95,15 +97,32 @@ def test_config_errors_name_the_key():
   config_lib.validate(tiny_config(**{"train.length_buckets": (3, 6), "model.mask_padding_keys": True}))
 
 
-def test_bucketed_epoch_runs_one_branch_per_step_under_vmap():
-  cfg = tiny_config(**{"train.length_buckets": (3, 6), "model.mask_padding_keys": True,
-                       "sweep.seeds": (0, 1)})
+def test_bucketed_programs_run_one_branch_per_batch_and_evaluate_as_unbucketed():
+  # One replica is enough: vmap batches a size-1 axis by the same rules.
+  # Two buckets (4 and max_len 10): each branch is one more trace of the whole step.
+  cfg = tiny_config(**{"train.length_buckets": (4,), "model.mask_padding_keys": True})
   run = loop.setup(cfg)
-  assert np.asarray(run.train_data[step_lib.BUCKET_KEY]).max() == 2
-  jaxpr = jax.make_jaxpr(run.epoch_fn)(run.state, run.train_data, run.frozen, run.epoch_arg(1))
-  conds = [e for e in _eqns(jaxpr.jaxpr) if e.primitive.name == "cond"]
-  # One conditional with a branch per bucket, not a select that runs all three for both replicas.
-  assert [len(e.params["branches"]) for e in conds] == [3]
+  assert np.asarray(run.train_data[step_lib.BUCKET_KEY]).max() == 1
+  valid = run.eval_data["valid"]
+  traced = {name: fn.trace(*args) for name, fn, args in (
+      ("epoch", run.epoch_fn, (run.state, run.train_data, run.frozen, run.epoch_arg(1))),
+      ("eval", run.eval_fn, (run.state.params, run.frozen, valid)))}
+  for name, t in traced.items():
+    conds = [e for e in _eqns(t.jaxpr.jaxpr) if e.primitive.name == "cond"]
+    # One conditional with a branch per bucket, not a select that runs both branches.
+    assert [len(e.params["branches"]) for e in conds] == [2], name
+  # Evaluation: cases ordered by bucket and cut, against all cases at full length.
+  assert np.asarray(valid[step_lib.BUCKET_KEY]).tolist() == sorted(
+      np.asarray(valid[step_lib.BUCKET_KEY]).tolist())
+  hist_width = max(a["hist"].shape[1] for a in run.task.eval_data.values())
+  plain = loop._eval_batches(run.task.eval_data["valid"], cfg.eval.batch_size, hist_width)
+  plain_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=run.padded.task, mesh=run.mesh),
+                              in_axes=(0, None, None)))
+  got = jax.device_get(traced["eval"].lower().compile()(run.state.params, run.frozen, valid))
+  want = jax.device_get(plain_fn(run.state.params, run.frozen, plain))
+  assert got.keys() == want.keys()
+  for key in want:
+    np.testing.assert_allclose(got[key], want[key], rtol=2e-5, atol=1e-5, err_msg=key)
 
 
 @pytest.mark.slow

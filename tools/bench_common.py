@@ -78,8 +78,8 @@ def orthoalign_side(cfg: Any, steps_wanted: int) -> Ours:
   ev_rows = np.nonzero(np.isin(np.asarray(valid["user"]), users))[0]
   hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())
   eval_data = jax.device_put(loop._eval_batches(                # pylint: disable=protected-access
-      {k: np.asarray(v)[ev_rows] for k, v in valid.items()}, cfg.eval.batch_size, hist_width),
-      run.repl)
+      {k: np.asarray(v)[ev_rows] for k, v in valid.items()}, cfg.eval.batch_size, hist_width,
+      loop.bucket_lengths(cfg), task), run.repl)
   run = dataclasses.replace(run, train_data=train_data, steps=steps)
 
   t0 = time.perf_counter()

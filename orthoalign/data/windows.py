@@ -32,12 +32,13 @@ WINDOW_KEYS = ("seq", "pos", "positions", "in_dom", "seq_a", "pos_a", "positions
                "mix_idx_a", "seq_b", "pos_b", "positions_b", "time_b", "mix_idx_b")
 
 
-def window_lengths(train: dict[str, np.ndarray]) -> np.ndarray:
-  """int32 [U]: real (non-padding) positions of each training window's mixed stream.
+def window_lengths(arrays: dict[str, np.ndarray]) -> np.ndarray:
+  """int32 [rows]: real (non-padding) positions of each window's mixed stream, for the arrays of
+  `train_windows` or `eval_windows`.
 
   The domain streams hold a subset of the mixed window's items, so no stream of a row is longer.
   """
-  return (train["seq"] > 0).sum(axis=1).astype(np.int32)
+  return (arrays["seq"] > 0).sum(axis=1).astype(np.int32)
 
 
 def crop_windows(batch: dict, length: int) -> dict:

@@ -777,4 +777,4 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
       tables_fn=lambda p, f: eval_tables(module, p, f),
       frozen={"frozen": frozen} if frozen else {}, init_params=init_params,
       hparams={"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg},
-      train_lengths=windows.window_lengths(train), crop_fn=windows.crop_windows)
+      length_fn=windows.window_lengths, crop_fn=windows.crop_windows)

@@ -69,11 +69,12 @@ class Task:
       (e.g. LLM4CDSR's loss weights), so that replicas of one program may differ in them.
     module: the model's Flax module, whose `__call__(batch, train=...)` returns its named
       intermediates (for inspection: tests, analysis); the trainer never calls it directly.
-    train_lengths: int32 [rows of train_data]: real (non-padding) positions of each training row;
-      with `crop_fn`, what `train.length_buckets` sorts rows by. None = the model has no buckets.
+    length_fn: (arrays) -> int32 [rows]: the real (non-padding) positions of each row of
+      `train_data`- or `eval_data`-like arrays; what `train.length_buckets` groups rows by. None =
+      the model has no length buckets.
     crop_fn: (batch, length) -> the batch with its sequence axis cut to the last `length`
-      positions, which must change none of the loss's values for rows of at most `length` real
-      positions (e.g. LLM4CDSR with padding masked out of attention).
+      positions, which must change none of the loss's or eval_fn's values for rows of at most
+      `length` real positions (e.g. LLM4CDSR with padding masked out of attention).
   """
   name: str
   init_params: Callable[[Array], Any]
@@ -88,7 +89,7 @@ class Task:
   cell_names: tuple[str, ...] = ()
   hparams: dict[str, float] = dataclasses.field(default_factory=dict)
   module: Any = None
-  train_lengths: np.ndarray | None = None
+  length_fn: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None
   crop_fn: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
 
 
@@ -135,7 +136,7 @@ def assemble(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict, *, 
              frozen: Any = None, init_params: Callable[[Array], Any] | None = None,
              hparams: dict[str, float] | None = None,
              extra_eval: Callable[[str], dict[str, np.ndarray]] | None = None,
-             train_lengths: np.ndarray | None = None,
+             length_fn: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
              crop_fn: Callable[[dict[str, Any], int], dict[str, Any]] | None = None) -> Task:
   """The Task of a baseline: what every model's `build` shares.
 
@@ -151,7 +152,7 @@ def assemble(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict, *, 
       `train=True`.
     hparams: the model's replica hyperparameters and their config values (see `Task.hparams`).
     extra_eval: more evaluation arrays per split (see `eval_inputs.eval_inputs`).
-    train_lengths, crop_fn: what training in length buckets needs (see `Task`); None = no buckets.
+    length_fn, crop_fn: what length buckets need (see `Task`); None = no buckets.
 
   Returns:
     The Task.
@@ -169,4 +170,4 @@ def assemble(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict, *, 
       loss_fn=loss_fn, tables_fn=tables_fn, eval_fn=eval_fn,
       num_items_a=ds.num_items_a, num_items_b=ds.num_items_b,
       cell_names=gca_lib.cell_names(config.gca.positions), hparams=dict(hparams or {}),
-      module=module, train_lengths=train_lengths, crop_fn=crop_fn)
+      module=module, length_fn=length_fn, crop_fn=crop_fn)

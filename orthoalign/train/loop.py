@@ -51,11 +51,21 @@ from orthoalign.train import writers
 TrainingDiverged = errors.TrainingDiverged     # the loss became NaN/inf; a one-line user error
 
 
-def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int,
-                  hist_width: int) -> dict[str, np.ndarray]:
-  """Pads eval cases to a multiple of batch_size (weight 0) and reshapes to [batches, batch, ...]."""
+def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int, hist_width: int,
+                  buckets: tuple[int, ...] = (), task: task_lib.Task | None = None
+                  ) -> dict[str, np.ndarray]:
+  """Pads eval cases to a multiple of batch_size (weight 0) and reshapes to [batches, batch, ...].
+
+  With `buckets` (see `bucket_lengths`), the cases are first ordered by length bucket (the sums an
+  evaluation returns do not depend on the order) and step.BUCKET_KEY holds each batch's bucket,
+  the largest among its cases.
+  """
   n = len(arrays["domain"])
   arrays = dict(arrays)
+  if buckets:
+    case_bucket = _row_buckets(task, arrays, buckets)
+    order = np.argsort(case_bucket, kind="stable")
+    arrays = {k: v[order] for k, v in arrays.items()}
   hist = arrays["hist"]
   arrays["hist"] = np.pad(hist, ((0, 0), (hist_width - hist.shape[1], 0)))   # 0-padding stays sorted
   padded = -(-n // batch_size) * batch_size
@@ -64,6 +74,9 @@ def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int,
     pad = np.zeros((padded - n,) + v.shape[1:], v.dtype)
     out[k] = np.concatenate([v, pad]).reshape((padded // batch_size, batch_size) + v.shape[1:])
   out["weight"] = (np.arange(padded) < n).astype(np.float32).reshape(padded // batch_size, batch_size)
+  if buckets:
+    out[step_lib.BUCKET_KEY] = np.pad(case_bucket[order], (0, padded - n)).reshape(
+        padded // batch_size, batch_size).max(axis=1).astype(np.int32)
   return out
 
 
@@ -83,13 +96,19 @@ def bucket_lengths(config: ml_collections.ConfigDict) -> tuple[int, ...]:
   return buckets + (int(config.model.max_len),) if buckets else ()
 
 
+def _row_buckets(task: task_lib.Task, arrays: dict[str, np.ndarray],
+                 buckets: tuple[int, ...]) -> np.ndarray:
+  """int32 [rows]: the index of the shortest of `buckets` that holds each row (task.length_fn)."""
+  rows = np.searchsorted(np.asarray(buckets), task.length_fn(arrays), side="left")
+  return np.minimum(rows, len(buckets) - 1).astype(np.int32)
+
+
 def train_arrays(task: task_lib.Task, buckets: tuple[int, ...]) -> dict[str, np.ndarray]:
   """The host arrays of a training epoch: task.train_data, plus each row's length bucket
-  (step.BUCKET_KEY, the index of the shortest of `buckets` that holds the row) when bucketed."""
+  (step.BUCKET_KEY) when bucketed."""
   if not buckets:
     return task.train_data
-  rows = np.searchsorted(np.asarray(buckets), task.train_lengths, side="left")
-  return {**task.train_data, step_lib.BUCKET_KEY: np.minimum(rows, len(buckets) - 1).astype(np.int32)}
+  return {**task.train_data, step_lib.BUCKET_KEY: _row_buckets(task, task.train_data, buckets)}
 
 
 @dataclasses.dataclass
@@ -145,13 +164,13 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   rows = item_shards.padded_rows(task, mesh.shape[sharding.MODEL])
   step_task = padded.task
   buckets = bucket_lengths(config)
-  if buckets and task.crop_fn is None:
+  if buckets and (task.crop_fn is None or task.length_fn is None):
     raise config_lib.ConfigError(f"config key train.length_buckets={tuple(buckets[:-1])}: model.name="
-                                 f"{config.model.name!r} cannot train in length buckets (its Task has no crop_fn); set the key to ()")
+                                 f"{config.model.name!r} cannot train in length buckets (its Task has no crop_fn or length_fn); set the key to ()")
   train_data = jax.device_put(train_arrays(task, buckets), repl)
   # One width for both splits' history so valid and test share one compiled eval program.
   hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())
-  eval_data = {s: jax.device_put(_eval_batches(a, ebs, hist_width), repl)
+  eval_data = {s: jax.device_put(_eval_batches(a, ebs, hist_width, buckets, task), repl)
                for s, a in task.eval_data.items()}
   frozen = jax.device_put(step_task.frozen, sharding.item_shardings(step_task.frozen, mesh, rows))
   tx = state_lib.make_optimizer()
@@ -170,7 +189,8 @@ def setup(config: ml_collections.ConfigDict) -> Run:
       in_axes=(0, None, None, None)),
                      out_shardings=(state_sharding, repl), donate_argnums=0)
   eval_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=step_task, mesh=mesh,
-                                               ties=config_lib.get_added(config, "eval.ties")),
+                                               ties=config_lib.get_added(config, "eval.ties"),
+                                               buckets=buckets),
                              in_axes=(0, None, None)))
   return Run(ds=ds, task=task, reps=reps, mesh=mesh, repl=repl,
              steps=step_lib.steps_per_epoch(n_train, bs), train_data=train_data, eval_data=eval_data,

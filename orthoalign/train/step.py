@@ -85,7 +85,7 @@ def train_epoch(state: state_lib.TrainState, data: dict[str, Array], frozen: Any
 
   With `buckets` (ascending lengths, the last = the full window; config `train.length_buckets`
   plus model.max_len), data[BUCKET_KEY] holds each row's bucket (the shortest that fits its
-  `task.train_lengths`), batches are drawn by `bucketed_batches` and each step runs the compiled
+  `task.length_fn`), batches are drawn by `bucketed_batches` and each step runs the compiled
   branch of its batch's bucket on the batch cut by `task.crop_fn`: one program, one branch per
   bucket, no padding beyond the bucket computed.
   """
@@ -157,7 +157,8 @@ def _full_counts(batch: dict[str, Array], scores: Array, num_items_a: int,
 
 
 def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib.Task,
-             mesh: Mesh, ties: str = "pessimistic") -> dict[str, Array]:
+             mesh: Mesh, ties: str = "pessimistic", buckets: tuple[int, ...] = ()
+             ) -> dict[str, Array]:
   """Sums of ranking metrics and alignment statistics over all eval cases of one split.
 
   Args:
@@ -170,6 +171,9 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
       rank among negatives scoring exactly as it is counted pessimistically (all tied negatives
       ahead), optimistically (none) or as the exact expectation of random tie-breaking. NaN
       scores count against the target under every rule.
+    buckets: as in `train_epoch`; then data[BUCKET_KEY] int32 [num_batches] is each batch's bucket
+      (the cases ordered by bucket on the host, train/loop.py) and each batch is cut by
+      `task.crop_fn` to its bucket's length before the model sees it.
 
   Returns:
     Additive sums keyed "<protocol>/<dom>/<metric>" (metrics/keys.py without the split; with
@@ -219,9 +223,17 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
   # jit: eval_shape below traces batch_sums for the carry's structure, and the scan body's call
   # then reuses that trace instead of tracing the whole model a second time.
   batch_sums = jax.jit(batch_sums)
+  data = dict(data)
+  batch_bucket = data.pop(BUCKET_KEY, None)
   first = jax.tree.map(lambda x: x[0], data)
   zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
                        jax.eval_shape(batch_sums, params, frozen, tables, first))
-  sums, _ = jax.lax.scan(lambda c, b: (jax.tree.map(jnp.add, c, batch_sums(params, frozen, tables, b)),
-                                       None), zeros, data)
+  add = lambda carry, batch: jax.tree.map(jnp.add, carry, batch_sums(params, frozen, tables, batch))
+  if not buckets:
+    sums, _ = jax.lax.scan(lambda c, b: (add(c, b), None), zeros, data)
+    return sums
+  # As in train_epoch: the bucket does not depend on the replica, so one branch runs per batch.
+  branches = [lambda c, b, length=length: add(c, task.crop_fn(b, length)) for length in buckets]
+  sums, _ = jax.lax.scan(lambda c, xs: (jax.lax.switch(xs[1], branches, c, xs[0]), None), zeros,
+                         (data, batch_bucket))
   return sums
