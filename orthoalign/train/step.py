@@ -24,7 +24,8 @@ from orthoalign.train import state as state_lib
 Array = jax.Array
 _SHUFFLE, _STEP = 0, 1      # independent random streams derived from a replica's base key
 _ORDER_SEED = 2             # the replica-independent order of bucketed batches (bucketed_batches)
-BUCKET_KEY = "length_bucket"    # train data entry: each row's length bucket (train.length_buckets)
+# With train.length_buckets: the train data's bucket per row, the eval data's per batch.
+BUCKET_KEY = "length_bucket"
 
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
