@@ -76,6 +76,11 @@ def test_bucketed_batches_hold_every_row_once_in_a_bucket_that_fits_it():
     own = np.where(idx >= 0, np.asarray(row_bucket)[np.maximum(idx, 0)], -1)
     assert (own.max(axis=1) <= bucket).all()                   # the batch's cut fits all its rows
     assert (np.bincount(bucket, minlength=3) >= np.ceil(np.bincount(row_bucket) / batch) - 1).all()
+  lengths = jnp.asarray(rng.integers(1, 30, n), jnp.int32)
+  weights = np.asarray(step_lib.token_weights(results[0][0], lengths))
+  tokens = np.where(results[0][0] >= 0, np.asarray(lengths)[np.maximum(results[0][0], 0)], 0).sum(1)
+  np.testing.assert_allclose(weights.mean(), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(weights, tokens / tokens.mean(), rtol=1e-6)
   (idx0, b0), (idx1, b1), (_, b2) = results
   np.testing.assert_array_equal(b0, b1)                  # which bucket runs when: same per replica
   assert not np.array_equal(np.asarray(idx0), np.asarray(idx1))   # the rows in it: not
@@ -102,7 +107,8 @@ def test_bucketed_programs_run_one_branch_per_batch_and_evaluate_as_unbucketed()
   # Two buckets (4 and max_len 10): each branch is one more trace of the whole step.
   cfg = tiny_config(**{"train.length_buckets": (4,), "model.mask_padding_keys": True})
   run = loop.setup(cfg)
-  assert np.asarray(run.train_data[step_lib.BUCKET_KEY]).max() == 1
+  lengths = np.asarray(run.train_data[step_lib.LENGTH_KEY])
+  np.testing.assert_array_equal(step_lib.length_bucket(lengths, (4, 10)), lengths > 4)
   valid = run.eval_data["valid"]
   traced = {name: fn.trace(*args) for name, fn, args in (
       ("epoch", run.epoch_fn, (run.state, run.train_data, run.frozen, run.epoch_arg(1))),

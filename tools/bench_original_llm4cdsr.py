@@ -177,7 +177,8 @@ def _cut_share(ours: bench_common.Ours, buckets: tuple[int, ...]) -> float:
   from orthoalign.train import step as step_lib
   data = {k: np.asarray(v) for k, v in ours.run.train_data.items()}
   rows, full = data["seq"].shape
-  idx, bucket = step_lib.bucketed_batches(np.arange(rows), data[step_lib.BUCKET_KEY],
+  row_bucket = step_lib.length_bucket(data[step_lib.LENGTH_KEY], buckets)
+  idx, bucket = step_lib.bucketed_batches(np.arange(rows), row_bucket,
                                           _BATCH, np.int32(0))
   computed = sum(buckets[b] * idx.shape[1] for b in np.asarray(bucket))
   return 1.0 - computed / (idx.size * full)

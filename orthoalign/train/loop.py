@@ -63,7 +63,7 @@ def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int, hist_width: in
   n = len(arrays["domain"])
   arrays = dict(arrays)
   if buckets:
-    case_bucket = _row_buckets(task, arrays, buckets)
+    case_bucket = np.asarray(step_lib.length_bucket(task.length_fn(arrays), buckets))
     order = np.argsort(case_bucket, kind="stable")
     arrays = {k: v[order] for k, v in arrays.items()}
   hist = arrays["hist"]
@@ -96,19 +96,12 @@ def bucket_lengths(config: ml_collections.ConfigDict) -> tuple[int, ...]:
   return buckets + (int(config.model.max_len),) if buckets else ()
 
 
-def _row_buckets(task: task_lib.Task, arrays: dict[str, np.ndarray],
-                 buckets: tuple[int, ...]) -> np.ndarray:
-  """int32 [rows]: the index of the shortest of `buckets` that holds each row (task.length_fn)."""
-  rows = np.searchsorted(np.asarray(buckets), task.length_fn(arrays), side="left")
-  return np.minimum(rows, len(buckets) - 1).astype(np.int32)
-
-
 def train_arrays(task: task_lib.Task, buckets: tuple[int, ...]) -> dict[str, np.ndarray]:
-  """The host arrays of a training epoch: task.train_data, plus each row's length bucket
-  (step.BUCKET_KEY) when bucketed."""
+  """The host arrays of a training epoch: task.train_data, plus each row's real length
+  (step.LENGTH_KEY, from task.length_fn) when bucketed."""
   if not buckets:
     return task.train_data
-  return {**task.train_data, step_lib.BUCKET_KEY: _row_buckets(task, task.train_data, buckets)}
+  return {**task.train_data, step_lib.LENGTH_KEY: task.length_fn(task.train_data).astype(np.int32)}
 
 
 @dataclasses.dataclass

@@ -24,7 +24,8 @@ from orthoalign.train import state as state_lib
 Array = jax.Array
 _SHUFFLE, _STEP = 0, 1      # independent random streams derived from a replica's base key
 _ORDER_SEED = 2             # the replica-independent order of bucketed batches (bucketed_batches)
-# With train.length_buckets: the train data's bucket per row, the eval data's per batch.
+# With train.length_buckets: the train data's real length per row, the eval data's bucket per batch.
+LENGTH_KEY = "row_length"
 BUCKET_KEY = "length_bucket"
 
 
@@ -50,7 +51,8 @@ def loss_in(task: task_lib.Task, compute_dtype: str) -> Any:
 
 def train_step(state: state_lib.TrainState, batch: dict[str, Array], rng: Array, *,
                task: task_lib.Task, tx: optax.GradientTransformation, frozen: Any,
-               compute_dtype: str = "float32") -> tuple[state_lib.TrainState, dict[str, Array]]:
+               compute_dtype: str = "float32", loss_scale: Array | None = None
+               ) -> tuple[state_lib.TrainState, dict[str, Array]]:
   """One optimisation step: (state, batch, rng) -> (new state, metrics).
 
   With compute_dtype="bfloat16" (config `train.compute_dtype`) the loss is computed from bfloat16
@@ -59,8 +61,16 @@ def train_step(state: state_lib.TrainState, batch: dict[str, Array], rng: Array,
   the gradient and the optimizer state stay float32 (mixed precision as in jmp / MaxText's
   `dtype` with float32 `weight_dtype`). Evaluation is always float32 (ranks are not tied by
   bfloat16 rounding).
+
+  `loss_scale` (float32 scalar) multiplies the loss the gradient is taken of (the metrics stay
+  unscaled); `train_epoch` uses it to weight length-bucketed batches by their tokens.
   """
-  grad_fn = jax.value_and_grad(loss_in(task, compute_dtype), has_aux=True)
+  loss_fn = loss_in(task, compute_dtype)
+  if loss_scale is not None:
+    def scaled(*args):
+      loss, metrics = loss_fn(*args)
+      return loss * loss_scale, metrics
+  grad_fn = jax.value_and_grad(loss_fn if loss_scale is None else scaled, has_aux=True)
   (_, metrics), grads = grad_fn(state.params, frozen, batch, rng, state.hparams)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
@@ -85,37 +95,57 @@ def train_epoch(state: state_lib.TrainState, data: dict[str, Array], frozen: Any
   """A whole epoch on device: shuffle, gather batches, scan train_step. Returns mean metrics.
 
   With `buckets` (ascending lengths, the last = the full window; config `train.length_buckets`
-  plus model.max_len), data[BUCKET_KEY] holds each row's bucket (the shortest that fits its
-  `task.length_fn`), batches are drawn by `bucketed_batches` and each step runs the compiled
-  branch of its batch's bucket on the batch cut by `task.crop_fn`: one program, one branch per
-  bucket, no padding beyond the bucket computed.
+  plus model.max_len), data[LENGTH_KEY] holds each row's real length (`task.length_fn`), a row's
+  bucket is the shortest that holds it, batches are drawn by `bucketed_batches` and each step runs
+  the compiled branch of its batch's bucket on the batch cut by `task.crop_fn`: one program, one
+  branch per bucket, no padding beyond the bucket computed. Each batch's loss is scaled by its
+  tokens (the sum of its rows' lengths) over the epoch's mean per batch: the losses are means over
+  a batch's tokens, and without the scale a batch of short rows would weigh each of its tokens
+  more than a mixed batch does.
   """
   data = dict(data)
-  row_bucket = data.pop(BUCKET_KEY, None)
+  lengths = data.pop(LENGTH_KEY, None)
   n = next(iter(data.values())).shape[0]
   steps = steps_per_epoch(n, batch_size)
   shuffle_key = jax.random.fold_in(jax.random.fold_in(state.rng, _SHUFFLE), epoch)
   perm = jax.random.permutation(shuffle_key, n)
 
-  def step(state, idx_b, length=None):
+  def step(state, idx_b, scale=None, length=None):
     batch = gather_batch(data, idx_b)
     if length is not None:
       batch = task.crop_fn(batch, length)
     batch = sharding.constrain_batch(batch, mesh)
     rng = jax.random.fold_in(jax.random.fold_in(state.rng, _STEP), state.step)
-    return train_step(state, batch, rng, task=task, tx=tx, frozen=frozen, compute_dtype=compute_dtype)
+    return train_step(state, batch, rng, task=task, tx=tx, frozen=frozen, compute_dtype=compute_dtype,
+                      loss_scale=scale)
 
   if not buckets:
     idx = jnp.pad(perm, (0, steps * batch_size - n), constant_values=-1).reshape(steps, batch_size)
     state, metrics = jax.lax.scan(step, state, idx)
   else:
-    idx, step_bucket = bucketed_batches(perm, row_bucket, batch_size, epoch)
+    idx, step_bucket = bucketed_batches(perm, length_bucket(lengths, buckets), batch_size, epoch)
+    scale = token_weights(idx, lengths)
     branches = [functools.partial(step, length=length) for length in buckets]
     # The bucket index does not depend on the replica, so under vmap this stays a conditional
     # (one branch runs per step) instead of becoming a select over every branch.
     state, metrics = jax.lax.scan(
-        lambda st, xs: jax.lax.switch(xs[1], branches, st, xs[0]), state, (idx, step_bucket))
+        lambda st, xs: jax.lax.switch(xs[1], branches, st, xs[0], xs[2]), state,
+        (idx, step_bucket, scale))
   return state, jax.tree.map(jnp.mean, metrics)
+
+
+def length_bucket(lengths: Array, buckets: tuple[int, ...]) -> Array:
+  """int32, shape of `lengths`: the index of the shortest of `buckets` that holds each length (the
+  last bucket for longer ones). Used on the host (numpy in) and in the epoch program alike."""
+  rows = jnp.searchsorted(jnp.asarray(buckets), jnp.asarray(lengths), side="left")
+  return jnp.minimum(rows, len(buckets) - 1).astype(jnp.int32)
+
+
+def token_weights(idx: Array, lengths: Array) -> Array:
+  """float32 [S]: each batch's tokens (the sum of its rows' `lengths`; idx -1 = padding row) over
+  the mean per batch, so that the weights average 1 over the epoch."""
+  tokens = jnp.where(idx >= 0, lengths[jnp.maximum(idx, 0)], 0).sum(axis=1).astype(jnp.float32)
+  return tokens / jnp.maximum(tokens.mean(), 1.0)
 
 
 def bucketed_batches(perm: Array, row_bucket: Array, batch_size: int,
