@@ -167,7 +167,8 @@ def build(checkout: str, max_len: int, steps: int, also_anomaly: bool,
                        f"{_padding_share(ours):.0%} padding"),
       f"orthoalign compile: train epoch {ours.compile_s['train']:.2f}s, evaluation "
       f"{ours.compile_s['eval']:.2f}s (in the end-to-end figure only)"]
-  return bench_common.Bench(model="LLM4CDSR" + (" bucketed" if buckets else ""), max_len=m.max_len, steps=steps, batch=_BATCH,
+  return bench_common.Bench(model="LLM4CDSR" + (" bucketed" if buckets else ""), max_len=m.max_len,
+                            steps=steps, batch=_BATCH,
                             n_eval=n_eval, ours=ours.side, theirs=theirs, build_s=build_s,
                             notes=notes, cleanup=tmp.cleanup)
 

@@ -158,8 +158,9 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   step_task = padded.task
   buckets = bucket_lengths(config)
   if buckets and (task.crop_fn is None or task.length_fn is None):
-    raise config_lib.ConfigError(f"config key train.length_buckets={tuple(buckets[:-1])}: model.name="
-                                 f"{config.model.name!r} cannot train in length buckets (its Task has no crop_fn or length_fn); set the key to ()")
+    raise config_lib.ConfigError(
+        f"config key train.length_buckets={tuple(buckets[:-1])}: model.name={config.model.name!r} "
+        "cannot train in length buckets (its Task has no crop_fn or length_fn); set the key to ()")
   train_data = jax.device_put(train_arrays(task, buckets), repl)
   # One width for both splits' history so valid and test share one compiled eval program.
   hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())
