@@ -96,7 +96,8 @@ def main() -> int:
   try:
     buckets = tuple(int(x) for x in args.length_buckets.split(",") if x.strip())
   except ValueError:
-    parser.error(f"--length-buckets={args.length_buckets}: expected comma-separated ints, e.g. 25,50,100")
+    parser.error(f"--length-buckets={args.length_buckets}: expected comma-separated ints, "
+                 "e.g. 25,50,100")
 
   # orthoalign's programs compile in this process, never loaded from a persistent cache.
   os.environ["ORTHOALIGN_COMPILE_CACHE"] = "off"
