@@ -176,11 +176,11 @@ def main(argv: list[str]) -> None:
       if k > jax.device_count():
         raise config_lib.ConfigError(f"--item_shards={k} needs {k} devices but {jax.device_count()} "
                                      "are visible; on a CPU add --cpu_devices=<k>")
-      row, sums = bench_catalogue.measure(config, k, _PASSES.value)
+      row, sums, _ = bench_catalogue.measure(config, k, _PASSES.value)
       if first is None:
         first = sums
       else:
-        row["same_sums_as_first"] = not bench_catalogue.same_sums(first, sums)
+        row["sums_agree_with_first"] = not bench_catalogue.sums_differ(first, sums)
       rows.append(row)
       print(bench_catalogue.line(rows[-1]), flush=True)
       if _OUT.value:   # after each k: a long run keeps what it measured

@@ -13,6 +13,15 @@ os.environ["ORTHOALIGN_CACHE"] = tempfile.mkdtemp(prefix="orthoalign-test-cache-
 # Must happen before any device is touched; single-device tests select devices[:1] themselves.
 jax.config.update("jax_num_cpu_devices", 4)
 
+# The same tests on a GPU or TPU: float32 matmuls in full float32 (not TF32 or bfloat16 passes), so
+# comparisons with numpy references hold, and reductions without atomics (e.g. the scatter-add of
+# an embedding gradient), so a resumed run equals an uninterrupted one bit for bit. No effect on a
+# CPU. Appended to any XLA_FLAGS given (e.g. --xla_cpu_max_isa=AVX2), and inherited by the
+# subprocesses the tests start.
+jax.config.update("jax_default_matmul_precision", "highest")
+os.environ["XLA_FLAGS"] = " ".join(
+    filter(None, [os.environ.get("XLA_FLAGS"), "--xla_gpu_deterministic_ops=true"]))
+
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -527,6 +527,7 @@ def test_config_validates_and_documents_its_command():
                               "--config.model.rd=64", "--config.sweep.seeds=(3407,0,1,2,3)"])
 
 
+@pytest.mark.smoke
 def test_trains_end_to_end_through_the_generic_loop(tmp_path):
   cfg = small_config()
   cfg.gca.positions = (0,)

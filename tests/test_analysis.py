@@ -36,6 +36,7 @@ def test_mean_std_over_replicas(tmp_path):
   assert "| abxi | A | 3 | 0.2100 ± 0.0100 |" in table
 
 
+@pytest.mark.smoke
 def test_report_end_to_end(tmp_path, capsys):
   _write_run(tmp_path / "abxi", [3407, 0], 0.2)
   _write_run(tmp_path / "abxi_gca_early", [3407, 0], 0.25)

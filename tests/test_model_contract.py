@@ -88,6 +88,7 @@ def test_init_is_finite_and_counted(name):
                                        trainable)
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_finite_loss_and_a_gradient_for_every_trainable_leaf(name):
   _, task = _task(name)

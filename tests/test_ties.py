@@ -264,4 +264,5 @@ def test_the_trainer_scores_with_the_configured_rule():
     zeros = jax.tree.map(jnp.zeros_like, run.state.params)
     sums = jax.device_get(run.eval_fn(zeros, run.frozen, run.eval_data["valid"]))
     ndcg1[rule] = results.finalize_split(sums, 0, "valid")["valid/sampled/all/ndcg@1"]
-  assert ndcg1 == {"optimistic": 1.0, "pessimistic": 0.0}
+  # 1 / log2(2) in the compiled program: exact here, within a rounding on another backend.
+  assert ndcg1 == {"optimistic": pytest.approx(1.0, rel=1e-6), "pessimistic": 0.0}

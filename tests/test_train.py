@@ -94,6 +94,7 @@ def test_data_parallel_matches_single_device(tmp_path):
     np.testing.assert_allclose(four[key], one[key], rtol=1e-4, atol=1e-4, err_msg=key)
 
 
+@pytest.mark.smoke
 def test_resume_after_interruption_gives_identical_results(tmp_path, monkeypatch):
   full = run(tmp_path / "full", **{"train.max_epochs": 4})[0]
   real_epoch = step_lib.train_epoch

@@ -178,9 +178,12 @@ def bucketed_batches(perm: Array, row_bucket: Array, batch_size: int,
   return idx[order], bucket[order].astype(jnp.int32)
 
 
-def _full_counts(batch: dict[str, Array], scores: Array, num_items_a: int,
+def full_counts(batch: dict[str, Array], scores: Array, num_items_a: int,
                  num_items: int) -> tuple[Array, Array, Array]:
-  """Full-ranking counts: negatives are the target's domain minus its history and the target."""
+  """Full-ranking counts of one batch, (higher, equal, num_negatives) int32 [B] (ranking.py).
+
+  The negatives of a case are the items of the target's domain minus its history and the target.
+  """
   is_b = batch["domain"] == 1
   lo = jnp.where(is_b, num_items_a + 1, 1)
   hi = jnp.where(is_b, num_items, num_items_a)
@@ -233,7 +236,7 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
       per[name.split("/", 1)[1]] = ranking.metrics_from_counts(*ranking.sampled_counts(scores),
                                                                ties=ties)
     per[keys.FULL] = ranking.metrics_from_counts(
-        *_full_counts(batch, full_scores, task.num_items_a, n_items), ties=ties)
+        *full_counts(batch, full_scores, task.num_items_a, n_items), ties=ties)
     # Every metric for all cases, then per user group ("group/<name>" arrays, data/eval_inputs.py).
     weights = {"": w}
     weights.update({key.split("/", 1)[1]: jnp.where(batch[key], w, 0.0)
