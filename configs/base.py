@@ -67,6 +67,13 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   # Feed-forward block on the cross-attention output (expansion factor; 0 = none), to give the GCA
   # unit the size the paper's parameter counts imply (models/gca.py).
   config.gca.ffn = 0
+  # Intervention on the cell (not in the paper; models/gca.py): "none", "orthogonal" (add only the
+  # part of X' orthogonal to X), "parallel" (only its projection onto X) or "shuffled" (Y from
+  # another user of the batch).
+  config.gca.intervention = "none"
+  # Weight w of w * mean cos^2(X, X') added to the training loss (0 = none; w < 0 rewards
+  # alignment); sweepable through sweep.orth_penalties.
+  config.gca.orth_penalty = 0.0
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 128
@@ -129,6 +136,7 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   config.sweep.learning_rates = ()
   config.sweep.weight_decays = ()
   config.sweep.gate_inits = ()
+  config.sweep.orth_penalties = ()
   # Per model: `sweep.model.<k>` lists values of a shape-keeping model hyperparameter (loss weights,
   # temperatures; the model's REPLICA_HPARAMS), e.g. --config.sweep.model.alpha='(0.0,0.1,0.5)'.
   config.sweep.model = ml_collections.ConfigDict({k: () for k in models.replica_hparams(model)})

@@ -116,13 +116,13 @@ def _sum_bound(key: str, sums: dict[str, np.ndarray]) -> tuple[float, float] | N
   """
   total = lambda k: float(np.sum(np.abs(np.asarray(sums[k], np.float64))))
   prefix, _, name = key.rpartition("/")
-  if name in ("count", "xy_count", "alpha_count"):
+  if name.endswith("count"):
     return None
-  if key.startswith("align/"):
-    xy = "xy_" if name.startswith("xy_") else ""
-    count = "alpha_count" if name == "alpha_sum" else f"{xy}count"
-    magnitude = f"{prefix}/{xy}abs_cos_sum" if name.endswith("cos_sum") else key
-    return total(f"{prefix}/{count}"), total(magnitude)
+  if name == "alpha_sum":
+    return total(f"{prefix}/alpha_count"), total(key)
+  if key.startswith("align/"):   # [xy_|pre_]cos_sum and [xy_|pre_]abs_cos_sum
+    stem = name[:-len("cos_sum")].removesuffix("abs_")
+    return total(f"{prefix}/{stem}count"), total(f"{prefix}/{stem}abs_cos_sum")
   return total(f"{prefix}/count"), total(key)
 
 

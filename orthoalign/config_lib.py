@@ -27,7 +27,8 @@ ADDED_KEYS = {"eval.ties": "pessimistic", "eval.extra_negatives": (), "model.ffn
               "model.llm_emb_dir": "none", "model.llm_emb_file": "itm_emb_np",
               "model.user_emb_file": "usr_profile_emb", "train.compute_dtype": "float32",
               "train.item_shards": 1, "data.synthetic.planted": True, "train.length_buckets": (),
-              "model.mask_padding_keys": False}
+              "model.mask_padding_keys": False, "gca.intervention": "none", "gca.orth_penalty": 0.0,
+              "sweep.orth_penalties": ()}
 
 
 ConfigError = errors.ConfigError           # defined with the other errors users see as one line
@@ -71,6 +72,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                       "e.g. --config.gca.positions='(0,)'")
   if len(set(positions)) != len(positions):
     raise ConfigError(f"config key gca.positions={positions!r} lists a position twice")
+  _check_interventions(config)
   for key in ("train.batch_size", "train.max_epochs", "train.eval_every", "eval.num_negatives",
               "eval.batch_size", "train.early_stop_patience", "train.checkpoint_every"):
     value = get(config, key)
@@ -103,6 +105,32 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not 0.0 <= config.gca.dropout < 1.0:
     raise ConfigError(f"config key gca.dropout={config.gca.dropout!r} must be in [0, 1)")
   models.validate(config)
+
+
+def _check_interventions(config: ml_collections.ConfigDict) -> None:
+  """gca.intervention and gca.orth_penalty / sweep.orth_penalties: known values, on GCA cells."""
+  intervention = get_added(config, "gca.intervention")
+  _choice("gca.intervention", intervention, gca_lib.INTERVENTIONS)
+  penalty = get_added(config, "gca.orth_penalty")
+  penalties = get_added(config, "sweep.orth_penalties")
+  if isinstance(penalty, bool) or not isinstance(penalty, (int, float)):
+    raise ConfigError(f"config key gca.orth_penalty={penalty!r} must be a number (0 = no penalty)")
+  if (not isinstance(penalties, (tuple, list))
+      or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in penalties)):
+    raise ConfigError(f"config key sweep.orth_penalties={penalties!r} must be a tuple of numbers, "
+                      "e.g. '(0.0,0.1,-0.1)'")
+  if not config.gca.positions:
+    for key, value, off in (("gca.intervention", intervention, "none"),
+                            ("gca.orth_penalty", penalty, 0.0),
+                            ("sweep.orth_penalties", tuple(penalties), ())):
+      if value != off:
+        raise ConfigError(f"config key {key}={value!r} acts on GCA cells, but gca.positions=() "
+                          "configures none; set e.g. --config.gca.positions='(0,)'")
+  if intervention == "shuffled":
+    for key in ("train.batch_size", "eval.batch_size"):
+      if get(config, key) == 1:
+        raise ConfigError(f"config key gca.intervention='shuffled' takes Y from another row of "
+                          f"the batch, but {key}=1 has no other row; use a batch of >= 2")
 
 
 def _check_length_buckets(config: ml_collections.ConfigDict) -> None:

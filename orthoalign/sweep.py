@@ -19,6 +19,7 @@ import numpy as np
 
 from orthoalign import config_lib
 from orthoalign import models
+from orthoalign.models import gca as gca_lib
 
 # Replica axes every model has: config key -> the sweep list that makes it a replica axis.
 COMMON_AXES = {
@@ -26,6 +27,7 @@ COMMON_AXES = {
     "train.learning_rate": "sweep.learning_rates",
     "train.weight_decay": "sweep.weight_decays",
     "gca.gate_init": "sweep.gate_inits",
+    "gca.orth_penalty": "sweep.orth_penalties",
 }
 
 # sweep key -> (replica field, config fallback path)
@@ -62,6 +64,9 @@ def replicas(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
         raise ValueError(f"sweep.{key} must list at least one value")
       values = (config_lib.get(config, fallback),)
     axes.append((field, values))
+  penalties = gca_lib.orth_penalties(config)
+  if penalties:   # only then: a run without the penalty keeps its state's structure (checkpoints)
+    axes.append(("gca.orth_penalty", penalties))
   model_lists = config.sweep.get("model") or {}
   unknown = sorted(set(model_lists) - set(models.replica_hparams(config.model.name)))
   if unknown:
@@ -76,11 +81,17 @@ def replicas(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
 
 
 def stacked(reps: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-  """Replica hyperparameters as arrays with a leading replica axis ("model": {k: [R]})."""
+  """Replica hyperparameters as arrays with a leading replica axis ("model": {k: [R]}).
+
+  gca.orth_penalty, where the run sets one, goes with the model's hyperparameters (it enters the
+  model's loss, `gca.orth_penalty_loss`) as "model": {gca.ORTH_PENALTY: [R]}.
+  """
   model_keys = [k for k in reps[0] if k.startswith("model.")]
+  model = {k[len("model."):]: np.asarray([r[k] for r in reps], np.float32) for k in model_keys}
+  if "gca.orth_penalty" in reps[0]:
+    model[gca_lib.ORTH_PENALTY] = np.asarray([r["gca.orth_penalty"] for r in reps], np.float32)
   return {"seed": np.asarray([r["seed"] for r in reps], np.uint32),
           "learning_rate": np.asarray([r["learning_rate"] for r in reps], np.float32),
           "weight_decay": np.asarray([r["weight_decay"] for r in reps], np.float32),
           "gate_init": np.asarray([r["gate_init"] for r in reps], np.float32),
-          "model": {k[len("model."):]: np.asarray([r[k] for r in reps], np.float32)
-                    for k in model_keys}}
+          "model": model}

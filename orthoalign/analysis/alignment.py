@@ -16,7 +16,10 @@ from orthoalign.analysis import variants
 
 ALIGNMENT_STATS = ("mean_abs_cos", "abs_mean_cos", "xy_mean_abs_cos")
 STAT_LABELS = {"mean_abs_cos": "mean |cos(X, X′)|", "abs_mean_cos": "|mean cos(X, X′)|",
-               "xy_mean_abs_cos": "mean |cos(X, Y)|", "xy_abs_mean_cos": "|mean cos(X, Y)|"}
+               "xy_mean_abs_cos": "mean |cos(X, Y)|", "xy_abs_mean_cos": "|mean cos(X, Y)|",
+               # X' before an orthogonal or parallel intervention (gca.intervention)
+               "pre_mean_abs_cos": "mean |cos(X, X′ before the intervention)|",
+               "pre_abs_mean_cos": "|mean cos(X, X′ before the intervention)|"}
 _VALUE_COLUMNS = ["model", "dataset", "variant", "run", "replica", "cell", "stat", "value"]
 
 

@@ -17,6 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 
 
+# Prefix of the statistics of X' before an intervention (models/gca.py), beside those of the X' added.
+PRE = 'pre_'
+
+
 def _as_float(x: jax.Array) -> jax.Array:
   """Upcasts to at least float32 so bf16 activations do not lose the sums."""
   x = jnp.asarray(x)
@@ -108,7 +112,9 @@ def finalize_alignment(sums: Mapping[str, Any]) -> dict[str, float]:
 
   Returns:
     'mean_cos' (signed mean of c), 'abs_mean_cos' (|mean_cos|), 'mean_abs_cos'
-    (mean of |c|) and the same three with an 'xy_' prefix; nan when the
+    (mean of |c|) and the same three with an 'xy_' prefix; where `sums` has
+    them (a cell with an orthogonal or parallel intervention), the same three
+    with a 'pre_' prefix, of the X' before the intervention; nan when the
     corresponding count is 0.
   """
 
@@ -116,7 +122,7 @@ def finalize_alignment(sums: Mapping[str, Any]) -> dict[str, float]:
     return float(np.sum(np.asarray(sums[key], np.float64)))
 
   out = {}
-  for prefix in ('', 'xy_'):
+  for prefix in ('', 'xy_') + ((PRE,) if f'{PRE}count' in sums else ()):
     count = total(f'{prefix}count')
     if count > 0:
       mean_cos = total(f'{prefix}cos_sum') / count

@@ -366,7 +366,8 @@ def loss_fn(module: ABXI, hp: Hyper, params: Any, frozen: Any, batch: dict[str, 
   loss_a = domain_loss(per_pos, (target > 0) & (target <= na), batch["row_valid"])
   loss_b = domain_loss(per_pos, target > na, batch["row_valid"])
   loss = loss_a + loss_b
-  return loss, {"loss": loss, "loss_a": loss_a, "loss_b": loss_b}
+  return gca_lib.orth_penalty_loss(loss, {"loss": loss, "loss_a": loss_a, "loss_b": loss_b},
+                                   out["cells"], hparams)
 
 
 def eval_fn(module: ABXI, params: Any, frozen: Any, table: Array,

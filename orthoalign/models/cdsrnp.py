@@ -584,7 +584,7 @@ def loss_fn(module: CDSRNP, hp: Hyper, pool: dict[str, np.ndarray], params: Any,
   loss = rec + beta * kl
   metrics.update(rec_loss=rec, kl=kl, loss=loss,
                  support_used=jnp.sum(support_ok.astype(jnp.float32)))
-  return loss, metrics
+  return gca_lib.orth_penalty_loss(loss, metrics, out["cells"], hparams)
 
 
 def eval_fn(module: CDSRNP, hp: Hyper, params: Any, frozen: Any, tables: Any,

@@ -7,6 +7,19 @@ cross-mask are unknown in the paper, so each is a config field (`gca.*`).
 
 The cell returns its input X, the raw cross-attention output X' (before the gate) and Y so that the
 train/eval step can compute the orthogonal-alignment statistics in the same compiled program.
+
+Interventions (`gca.intervention`, not in the paper; they test its claim that GCA helps *because*
+X' is orthogonal to X): per query token t, with p_t = (<x'_t, x_t> / <x_t, x_t>) x_t the projection
+of X' onto X,
+  orthogonal: X'_t <- x'_t - p_t   (only the part of X' orthogonal to X is added)
+  parallel:   X'_t <- p_t          (only the "residual alignment" part is added)
+  shuffled:   Y <- Y of the next row of the batch (rolled by one row), with its own padding mask and
+              no causal cross-mask (its times are another user's): is it the user's *own* other-domain
+              history that helps?
+Gradients flow through the projection. The statistics are those of the X' that is added; the X'
+before an orthogonal or parallel intervention is returned too ("x_prime_pre") and reported beside
+them (`pre_*` statistics, docs/metrics.md). `orth_penalty_loss` is the optional penalty w * mean
+cos^2(X, X') (`gca.orth_penalty`).
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ from orthoalign.models import layers
 Array = jax.Array
 
 GATES = ("scalar", "vector", "input")
+INTERVENTIONS = ("none", "orthogonal", "parallel", "shuffled")
 ACTS = ("sigmoid", "tanh", "none")
 LAYERNORMS = ("none", "pre", "post")
 
@@ -53,6 +67,7 @@ class GatedCrossAttention(nn.Module):
       0.47M for CDSRNP (e = 0); reference/paper.md §1.3. The paper does not describe the unit's
       layers, so this block is an inference, named as such. X' (the statistics' X') is then the
       whole unit's output before the gate.
+    intervention: "none", "orthogonal", "parallel" or "shuffled" (module docstring).
   """
   d: int
   heads: int = 1
@@ -63,6 +78,7 @@ class GatedCrossAttention(nn.Module):
   causal: bool = True
   dropout: float = 0.0
   ffn: int = 0
+  intervention: str = "none"
 
   @nn.compact
   def __call__(self, x: Array, y: Array, x_time: Array, y_time: Array, x_valid: Array,
@@ -77,12 +93,22 @@ class GatedCrossAttention(nn.Module):
       train: enables dropout.
 
     Returns:
-      (out [B, Lq, d], intermediates) with intermediates x, x_prime, y, x_mask (valid queries that saw
-      at least one key), y_mask and alpha (the mean gate value over valid queries). Padding queries
-      (x_valid False) come out unchanged, out = x.
+      (out [B, Lq, d], intermediates) with intermediates x, x_prime (the X' added), y (the keys and
+      values attended to), x_mask (valid queries that saw at least one key), y_mask, alpha (the
+      mean gate value over valid queries), and x_prime_pre (X' before an orthogonal or parallel
+      intervention, only then). Padding queries (x_valid False) come out unchanged, out = x.
+
+    Raises:
+      ValueError: heads that do not divide d, an unknown intervention.
     """
     if self.d % self.heads:
       raise ValueError(f"gca.heads={self.heads} must divide the model width {self.d}")
+    if self.intervention not in INTERVENTIONS:
+      raise ValueError(f"gca.intervention={self.intervention!r}; expected one of {INTERVENTIONS}")
+    causal = self.causal
+    if self.intervention == "shuffled":
+      y, y_valid = jnp.roll(y, 1, axis=0), jnp.roll(y_valid, 1, axis=0)
+      causal = False
     x_in = nn.LayerNorm(name="pre_ln")(x) if self.layernorm == "pre" else x
     q = layers.split_heads(nn.Dense(self.d, kernel_init=layers.xavier_normal, name="query")(x_in),
                            self.heads)
@@ -91,7 +117,7 @@ class GatedCrossAttention(nn.Module):
     v = layers.split_heads(nn.Dense(self.d, kernel_init=layers.xavier_normal, name="value")(y),
                            self.heads)
     mask = y_valid[:, None, None, :]
-    if self.causal:
+    if causal:
       mask = mask & (y_time[:, None, None, :] <= x_time[:, None, :, None])
     probs, has_key = layers.attention_probs(q, k, mask)
     probs = nn.Dropout(self.dropout, deterministic=not train)(probs)
@@ -103,6 +129,11 @@ class GatedCrossAttention(nn.Module):
     saw_key = has_key[:, 0, :, 0]
     # A query with nothing to attend to gets no cross-attention update (not the output bias).
     x_prime = x_prime * saw_key[..., None]
+    extra = {}
+    if self.intervention in ("orthogonal", "parallel"):
+      extra["x_prime_pre"] = x_prime
+      parallel = project_onto(x_prime, x)
+      x_prime = x_prime - parallel if self.intervention == "orthogonal" else parallel
 
     act = _activation(self.act)
     if self.gate == "scalar":
@@ -128,7 +159,72 @@ class GatedCrossAttention(nn.Module):
     w = x_mask.astype(x.dtype)
     alpha_mean = jnp.sum(alpha_tok * w) / jnp.maximum(jnp.sum(w), 1.0)
     return out, dict(x=x, x_prime=x_prime, y=y, x_mask=x_mask, y_mask=y_valid,
-                     alpha=alpha_mean, alpha_sum=jnp.sum(alpha_tok * w), alpha_count=jnp.sum(w))
+                     alpha=alpha_mean, alpha_sum=jnp.sum(alpha_tok * w), alpha_count=jnp.sum(w),
+                     **extra)
+
+
+def project_onto(v: Array, x: Array, eps: float = 1e-12) -> Array:
+  """Per token, the projection (<v, x> / <x, x>) x of v onto x; [..., d] -> [..., d], same dtype.
+
+  A zero x gives a zero projection (the denominator is floored at eps); differentiable.
+  """
+  coef = jnp.sum(v * x, axis=-1, keepdims=True) / jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True),
+                                                              eps)
+  return coef * x
+
+
+def mean_cos2(cells: dict[str, dict[str, Array]]) -> Array:
+  """Mean of cos^2(x_t, x'_t) over every cell's valid query tokens (x_mask), float32 scalar.
+
+  The X' is the one added (after any intervention); 0 when no token counts. Differentiable.
+  """
+  total, count = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)
+  for cell in cells.values():
+    x, xp = cell["x"].astype(jnp.float32), cell["x_prime"].astype(jnp.float32)
+    dot = jnp.sum(x * xp, -1)
+    norms = jnp.maximum(jnp.sum(x * x, -1) * jnp.sum(xp * xp, -1), 1e-16)
+    w = cell["x_mask"].astype(jnp.float32)
+    total += jnp.sum(w * dot * dot / norms)
+    count += jnp.sum(w)
+  return total / jnp.maximum(count, 1.0)
+
+
+# The replica hyperparameter that carries gca.orth_penalty into a model's loss (Task.hparams).
+ORTH_PENALTY = "orth_penalty"
+
+
+def orth_penalties(config: Any) -> tuple[float, ...]:
+  """The gca.orth_penalty weights of a run's replicas; () when the loss has no penalty term.
+
+  sweep.orth_penalties where it lists values, else (gca.orth_penalty,) where that is not 0 (either
+  key may be absent from the config of a run written before they existed).
+  """
+  listed = tuple(config.sweep.get("orth_penalties", ()) or ())
+  if listed:
+    return tuple(float(w) for w in listed)
+  weight = config.gca.get("orth_penalty", 0.0)
+  return (float(weight),) if weight != 0 else ()
+
+
+def orth_penalty_loss(loss: Array, metrics: dict[str, Array], cells: dict[str, dict[str, Array]],
+                      hparams: dict[str, Array] | None) -> tuple[Array, dict[str, Array]]:
+  """Adds gca.orth_penalty's w * mean cos^2(X, X') to a model's training loss, where it is set.
+
+  Args:
+    loss: the model's loss (scalar).
+    metrics: its training metrics; "loss" is updated and "orth_cos2" (the mean cos^2) added.
+    cells: the forward pass's cell intermediates.
+    hparams: the replica's hyperparameters; without ORTH_PENALTY (the run sets no penalty) loss and
+      metrics are returned unchanged. w < 0 rewards alignment.
+
+  Returns:
+    (loss, metrics).
+  """
+  if not hparams or ORTH_PENALTY not in hparams or not cells:
+    return loss, metrics
+  cos2 = mean_cos2(cells)
+  loss = loss + hparams[ORTH_PENALTY] * cos2
+  return loss, {**metrics, "loss": loss, "orth_cos2": cos2}
 
 
 def cell_names(positions: tuple[int, ...] | list[int]) -> tuple[str, ...]:

@@ -416,7 +416,7 @@ def loss_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, batch: dict[s
     loss = loss + h["beta"] * guide
     metrics["user_loss"] = guide
   metrics["loss"] = loss
-  return loss, metrics
+  return gca_lib.orth_penalty_loss(loss, metrics, out["cells"], hparams)
 
 
 def eval_tables(module: LLM4CDSR, params: Any, frozen: Any) -> tuple[Array, Array, Array, Array]:

@@ -123,8 +123,18 @@ def require_merged_timeline(ds: dataset_lib.CDSRDataset, config: ml_collections.
         "with timestamps.")
 
 
+def _with_penalty(hparams: dict[str, float] | None, config: ml_collections.ConfigDict
+                  ) -> dict[str, float]:
+  """The model's replica hyperparameters, plus gca.orth_penalty's weight where the run sets one."""
+  out = dict(hparams or {})
+  if gca_lib.orth_penalties(config):
+    out[gca_lib.ORTH_PENALTY] = float(config.gca.get("orth_penalty", 0.0))
+  return out
+
+
 def gca_settings(config: ml_collections.ConfigDict) -> GCASettings:
   cell = dict(config.gca)
+  cell.pop("orth_penalty", None)          # a loss term, not a cell setting
   positions = tuple(sorted(int(p) for p in cell.pop("positions")))
   return GCASettings(positions=positions, kv=cell.pop("kv", "other"), cell=cell)
 
@@ -169,5 +179,5 @@ def assemble(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict, *, 
       eval_data=eval_inputs.eval_inputs(ds, config.eval, eval_windows, extra_eval),
       loss_fn=loss_fn, tables_fn=tables_fn, eval_fn=eval_fn,
       num_items_a=ds.num_items_a, num_items_b=ds.num_items_b,
-      cell_names=gca_lib.cell_names(config.gca.positions), hparams=dict(hparams or {}),
+      cell_names=gca_lib.cell_names(config.gca.positions), hparams=_with_penalty(hparams, config),
       module=module, length_fn=length_fn, crop_fn=crop_fn)

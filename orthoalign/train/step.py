@@ -248,8 +248,11 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
           sums[keys.metric_key("", protocol, dom, metric, group)] = v
     rows = (w > 0)[:, None]
     for name, cell in out.cells.items():
-      stats = alignment.alignment_sums(cell["x"], cell["x_prime"], cell["y"], cell["x_mask"] & rows,
-                                       cell["y_mask"] & rows)
+      masks = (cell["x_mask"] & rows, cell["y_mask"] & rows)
+      stats = alignment.alignment_sums(cell["x"], cell["x_prime"], cell["y"], *masks)
+      if "x_prime_pre" in cell:   # X' before an orthogonal or parallel intervention (models/gca.py)
+        pre = alignment.alignment_sums(cell["x"], cell["x_prime_pre"], cell["y"], *masks)
+        stats.update({alignment.PRE + k: pre[k] for k in ("cos_sum", "abs_cos_sum", "count")})
       stats["alpha_sum"], stats["alpha_count"] = cell["alpha_sum"], cell["alpha_count"]
       sums.update({keys.align_key(name, k): v for k, v in stats.items()})
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), sums)
