@@ -52,7 +52,7 @@ def test_good_overrides_pass():
 @pytest.mark.parametrize("key,value,message", [
     ("gca.gate", "matrix", r"gca.gate='matrix' is invalid; valid choices: \['scalar', 'vector', 'input'\]"),
     ("gca.act", "relu", "valid choices"),
-    ("model.name", "sasrec", "valid choices: .*llm4cdsr"),
+    ("model.name", "bert4rec", "valid choices: .*llm4cdsr"),
     ("train.select_metric", "valid/sampled/C/ndcg@10", "train.select_metric"),
     ("gca.positions", (0, 0), "twice"),
 ])
@@ -111,9 +111,9 @@ def test_base_config_takes_each_models_keys_from_its_module():
     assert config.model.to_dict() == models.default_config(name).to_dict()
   assert "hidden_size" in base.get_config().model and "d_embed" not in base.get_config().model
   with pytest.raises(config_lib.ConfigError, match="not a known model"):
-    base.get_config("sasrec")
+    base.get_config("bert4rec")
   with pytest.raises(config_lib.ConfigError, match="not a known model"):   # before absl parses
-    config_lib.check_overrides(["--config=configs/base.py:sasrec"])
+    config_lib.check_overrides(["--config=configs/base.py:bert4rec"])
 
 
 def test_a_missing_model_key_is_named():

@@ -135,7 +135,7 @@ def test_padding_rows_stay_zero_and_the_model_sees_its_own_shapes():
 
 
 @pytest.mark.slow   # ~1.5 min: two set-ups and compilations per model
-@pytest.mark.parametrize("name", ["tiny_abxi", "tiny_cdsrnp"])
+@pytest.mark.parametrize("name", ["tiny_abxi", "tiny_cdsrnp", "tiny_sasrec"])
 def test_sharded_evaluation_equals_unsharded_other_models(name):
   import importlib
   config = importlib.import_module(f"configs.{name}").get_config()

@@ -15,6 +15,7 @@ import pytest
 from configs import tiny
 from configs import tiny_abxi
 from configs import tiny_cdsrnp
+from configs import tiny_sasrec
 from orthoalign import config_lib
 from orthoalign import models
 from orthoalign.data import load as data_load
@@ -34,6 +35,7 @@ CONFIGS = {
     "llm4cdsr": lambda: _with_gca(tiny.get_config()),
     "abxi": lambda: _with_gca(tiny_abxi.get_config()),
     "cdsrnp": lambda: _with_gca(tiny_cdsrnp.get_config()),
+    "sasrec": lambda: _with_gca(tiny_sasrec.get_config()),
 }
 
 
@@ -57,6 +59,8 @@ CAUSAL = {
                     ("seq_b", "time_b", "global")]}),
     "cdsrnp": (lambda c: c.model.update(dropout=0.0),
                {"h_a": [("seq_a", "time_a", "a")], "h_b": [("seq_b", "time_b", "b")]}),
+    "sasrec": (lambda c: c.model.update(dropout=0.0),
+               {"f_a": [("seq_a", "time_a", "a")], "f_b": [("seq_b", "time_b", "b")]}),
 }
 
 

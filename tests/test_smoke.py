@@ -26,7 +26,7 @@ def _main(config, workdir, env):
 
 @pytest.mark.slow
 @pytest.mark.smoke
-@pytest.mark.parametrize("config", ["tiny", "tiny_abxi", "tiny_cdsrnp"])
+@pytest.mark.parametrize("config", ["tiny", "tiny_abxi", "tiny_cdsrnp", "tiny_sasrec"])
 def test_entry_point_trains_evaluates_and_reruns_each_model(config, tmp_path):
   # The suite's persistent compilation cache (conftest.py), shared with the subprocesses.
   env = {**os.environ, "ORTHOALIGN_COMPILE_CACHE": jax.config.jax_compilation_cache_dir,

@@ -9,6 +9,7 @@ _BUILDERS = {
     "abxi": "orthoalign.models.abxi",
     "cdsrnp": "orthoalign.models.cdsrnp",
     "llm4cdsr": "orthoalign.models.llm4cdsr",
+    "sasrec": "orthoalign.models.sasrec",
 }
 
 

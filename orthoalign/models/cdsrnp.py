@@ -274,13 +274,7 @@ class CDSRNP(nn.Module):
   def _cross(self, p: int, h: dict[str, Array], rows: dict[str, Array], train: bool,
              cells: dict[str, Any]) -> None:
     """GCA position p: A queries B and B queries A (simultaneously), in place."""
-    valid = {s: rows[f"seq_{s}"] > 0 for s in ("a", "b")}
-    streams = {s: (h[s], rows[f"time_{s}"], valid[s]) for s in ("a", "b")}
-    new = gca_lib.apply_position(self.cells, p, streams, {s: streams[_OTHER[s]] for s in streams},
-                                 train=train, out=cells)
-    for s in ("a", "b"):
-      # A row without any key keeps its stream exactly (also under gca.layernorm="post").
-      h[s] = jnp.where(jnp.any(valid[_OTHER[s]], -1)[:, None, None], new[s], h[s])
+    h.update(gca_lib.exchange(self.cells, p, h, rows, train=train, out=cells))
 
   def encode(self, rows: dict[str, Array], *,
              train: bool) -> tuple[dict[str, Array], dict[str, Any]]:

@@ -267,6 +267,31 @@ def apply_position(cells: dict[str, GatedCrossAttention], p: int, query: dict[st
   return new
 
 
+def exchange(cells: dict[str, GatedCrossAttention], p: int, h: dict[str, Array],
+             rows: dict[str, Array], *, train: bool, out: dict[str, Any]) -> dict[str, Array]:
+  """GCA position p between two per-domain streams: A queries B and B queries A, simultaneously.
+
+  Args:
+    cells: `make_cells` output.
+    p: the position.
+    h: {"a": [B, La, d], "b": [B, Lb, d]} the streams' features.
+    rows: the windows' "seq_a"/"seq_b" (0 = padding) and "time_a"/"time_b" (merged-sequence times;
+      data/domain_windows.py).
+    train: enables dropout.
+    out: receives each cell's intermediates under its name.
+
+  Returns:
+    {"a", "b"}: the new features. A row with no token in the other domain keeps its stream exactly
+    (also under gca.layernorm="post").
+  """
+  valid = {s: rows[f"seq_{s}"] > 0 for s in ("a", "b")}
+  streams = {s: (h[s], rows[f"time_{s}"], valid[s]) for s in ("a", "b")}
+  other = {"a": "b", "b": "a"}
+  new = apply_position(cells, p, streams, {s: streams[other[s]] for s in streams}, train=train,
+                       out=out)
+  return {s: jnp.where(jnp.any(valid[other[s]], -1)[:, None, None], new[s], h[s]) for s in new}
+
+
 def unit_params(d: int, ffn: int = 0, gate: str = "scalar", layernorm: str = "none") -> int:
   """Parameters of one GCA position (two cells, A<-B and B<-A) at width d; see GatedCrossAttention."""
   attn = 4 * (d * d + d)

@@ -90,11 +90,13 @@ class PointWiseFeedForward(nn.Module):
   """SASRec's conv1x1 -> dropout -> ReLU -> conv1x1 -> dropout, plus residual.
 
   `inner` is the hidden width (0 = d, SASRec's and LLM4CDSR's); a wider one grows the baseline for
-  parameter-matched comparisons (orthoalign/models/param_count.py).
+  parameter-matched comparisons (orthoalign/models/param_count.py). `residual=False` leaves out
+  the "+ x" (a textbook pre-LN block adds its own).
   """
   d: int
   dropout: float
   inner: int = 0
+  residual: bool = True
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
@@ -103,7 +105,7 @@ class PointWiseFeedForward(nn.Module):
     h = nn.relu(nn.Dropout(self.dropout, deterministic=not train)(h))
     h = torch_dense(self.d, inner, name="conv2")(h)
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
-    return h + x
+    return h + x if self.residual else h
 
 
 class SASRecBlock(nn.Module):
@@ -113,7 +115,9 @@ class SASRecBlock(nn.Module):
   key-padding mask either): position t then sees the items after it during seq2seq training.
   `mask_padding=True` keeps padding positions (valid False) out of the keys, so the outputs at
   valid positions do not depend on how much padding a sequence carries (what length buckets need);
-  a query with no valid key gets zero attention output.
+  a query with no valid key gets zero attention output. `pre_ln=True` is the textbook pre-LN
+  block instead, x = x + MHA(LN(x)); x = x + FFN(LN(x)), as pmixer/SASRec.pytorch's later
+  `--norm_first`.
   """
   d: int
   heads: int
@@ -122,6 +126,7 @@ class SASRecBlock(nn.Module):
   eps: float = 1e-8
   ffn_inner: int = 0
   mask_padding: bool = False
+  pre_ln: bool = False
 
   @nn.compact
   def __call__(self, x: Array, valid: Array, *, train: bool) -> Array:
@@ -133,7 +138,13 @@ class SASRecBlock(nn.Module):
       keys = valid[:, None, None, :]
       mask = keys if mask is None else mask & keys
     q = nn.LayerNorm(epsilon=self.eps, name="attn_ln")(x)
-    x = q + SelfAttention(self.d, self.heads, self.dropout, name="attn")(q, x, mask, train=train)
-    x = nn.LayerNorm(epsilon=self.eps, name="ffn_ln")(x)
-    x = PointWiseFeedForward(self.d, self.dropout, self.ffn_inner, name="ffn")(x, train=train)
+    attn = SelfAttention(self.d, self.heads, self.dropout, name="attn")
+    ffn = PointWiseFeedForward(self.d, self.dropout, self.ffn_inner, residual=not self.pre_ln,
+                               name="ffn")
+    if self.pre_ln:
+      x = x + attn(q, q, mask, train=train)
+      x = x + ffn(nn.LayerNorm(epsilon=self.eps, name="ffn_ln")(x), train=train)
+    else:
+      x = q + attn(q, x, mask, train=train)
+      x = ffn(nn.LayerNorm(epsilon=self.eps, name="ffn_ln")(x), train=train)
     return x * valid[..., None]

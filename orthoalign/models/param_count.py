@@ -30,6 +30,7 @@ GROW_KEYS = {
     "llm4cdsr": ("model.ffn_size", 1),    # inner width of the SASRec blocks' FFNs (0 = hidden)
     "abxi": ("model.d_ffn", 1),           # SwiGLU width of the FFN and the three projectors
     "cdsrnp": ("model.ffn_size", 1),      # inner width of the domain encoders' FFNs (0 = hidden)
+    "sasrec": ("model.ffn_size", 1),      # inner width of the SASRec blocks' FFNs (0 = hidden)
 }
 
 
