@@ -145,10 +145,6 @@ class SASRec(nn.Module):
         h.update(gca_lib.exchange(self.cells, i + 1, h, rows, train=train, out=cells))
     return {**{f"f_{s}": self.last_ln[s](h[s]) for s in self.names()}, "cells": cells}
 
-  def tables(self) -> dict[str, Array]:
-    """The item tables by stream name."""
-    return dict(self.item_emb)
-
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
