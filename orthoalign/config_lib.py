@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from typing import Any, Mapping
@@ -113,12 +114,13 @@ def _check_interventions(config: ml_collections.ConfigDict) -> None:
   _choice("gca.intervention", intervention, gca_lib.INTERVENTIONS)
   penalty = get_added(config, "gca.orth_penalty")
   penalties = get_added(config, "sweep.orth_penalties")
-  if isinstance(penalty, bool) or not isinstance(penalty, (int, float)):
-    raise ConfigError(f"config key gca.orth_penalty={penalty!r} must be a number (0 = no penalty)")
-  if (not isinstance(penalties, (tuple, list))
-      or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in penalties)):
-    raise ConfigError(f"config key sweep.orth_penalties={penalties!r} must be a tuple of numbers, "
-                      "e.g. '(0.0,0.1,-0.1)'")
+  number = lambda w: isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+  if not number(penalty):
+    raise ConfigError(f"config key gca.orth_penalty={penalty!r} must be a finite number "
+                      "(0 = no penalty)")
+  if not isinstance(penalties, (tuple, list)) or not all(number(w) for w in penalties):
+    raise ConfigError(f"config key sweep.orth_penalties={penalties!r} must be a tuple of finite "
+                      "numbers, e.g. '(0.0,0.1,-0.1)'")
   if not config.gca.positions:
     for key, value, off in (("gca.intervention", intervention, "none"),
                             ("gca.orth_penalty", penalty, 0.0),

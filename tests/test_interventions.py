@@ -138,6 +138,8 @@ def test_no_penalty_leaves_loss_and_metrics_alone():
     ({"gca.intervention": "shuffled", "train.batch_size": 1}, "train.batch_size=1 has no other row"),
     ({"gca.intervention": "shuffled", "eval.batch_size": 1}, "eval.batch_size=1 has no other row"),
     ({"sweep.orth_penalties": (0.0, "x")}, r"sweep.orth_penalties=\(0.0, 'x'\) must be a tuple of"),
+    ({"sweep.orth_penalties": (0.0, float("inf"))}, r"must be a tuple of finite numbers"),
+    ({"gca.orth_penalty": float("nan")}, r"gca.orth_penalty=nan must be a finite number"),
 ])
 def test_config_errors_name_the_key(overrides, match):
   with pytest.raises(config_lib.ConfigError, match=match):

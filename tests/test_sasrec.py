@@ -90,7 +90,8 @@ def test_flags_change_the_computation():
     ({"model.positions": "time"}, "model.positions='time'; valid choices"),
     ({"gca.positions": (3,)}, "SASRec with model.num_blocks=1 has GCA positions \\[0, 1\\]"),
     ({"gca.kv": "mixed"}, "gca.kv='mixed': SASRec's cells read the other domain's stream"),
-    ({"model.l2_emb": -1.0}, "model.l2_emb=-1.0 must be a number >= 0"),
+    ({"model.l2_emb": -1.0}, "model.l2_emb=-1.0 must be a finite number >= 0"),
+    ({"model.l2_emb": float("nan")}, "model.l2_emb=nan must be a finite number >= 0"),
 ])
 def test_config_errors_name_the_key(overrides, match):
   config = tiny_sasrec.get_config()

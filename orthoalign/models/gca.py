@@ -13,7 +13,8 @@ X' is orthogonal to X): per query token t, with p_t = (<x'_t, x_t> / <x_t, x_t>)
 of X' onto X,
   orthogonal: X'_t <- x'_t - p_t   (only the part of X' orthogonal to X is added)
   parallel:   X'_t <- p_t          (only the "residual alignment" part is added)
-  shuffled:   Y <- Y of the next row of the batch (rolled by one row), with its own padding mask and
+  shuffled:   Y <- Y of the previous row of the batch (row i reads row i - 1, row 0 the last row:
+              the batch rolled by one row), with that row's padding mask and
               no causal cross-mask (its times are another user's): is it the user's *own* other-domain
               history that helps?
 Gradients flow through the projection. The statistics are those of the X' that is added; the X'

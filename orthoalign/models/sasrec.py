@@ -27,8 +27,10 @@ CDSR code copies (LLM4CDSR's and CDSRNP's encoders here are the same block, laye
   * "mixed": one SASRec over the merged timeline (data/windows.py) with one table of both domains'
     items (global ids); negatives from the whole catalogue. No second stream, so no GCA cell.
 
-Flags whose defaults reproduce 72ba89d: `model.positions` ("slot"; "item" = 1..n over the valid
-items, 0 on padding, as pmixer's 2024 code and data/domain_windows.py), `model.pre_ln` (False;
+Flags whose defaults reproduce 72ba89d: `model.positions` ("slot"; "item" = orthoalign's own
+per-item index 1..n, 1 = the oldest item kept, 0 on padding, as data/domain_windows.py gives it;
+pmixer's later code gives a valid slot its slot index + 1 instead, which agrees with "item" only
+on a full window), `model.pre_ln` (False;
 True = the textbook pre-LN block, pmixer's later `--norm_first`).
 
 Deviations, named:
@@ -254,7 +256,7 @@ def default_config() -> ml_collections.ConfigDict:
   # comparisons grow it (models/param_count.py).
   m.ffn_size = 0
   # Position index: "slot" (0..L-1 of the padded window, pmixer 72ba89d) or "item" (1..n over the
-  # valid items, 0 on padding).
+  # valid items, 1 = the oldest kept, 0 on padding; orthoalign's own).
   m.positions = "slot"
   # Textbook pre-LN blocks (x + MHA(LN x), x + FFN(LN x)) instead of pmixer's Q = LN(x); Q + MHA.
   m.pre_ln = False
@@ -298,8 +300,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise config_lib.ConfigError(f"config key model.pre_ln={m.pre_ln!r} must be True or False")
   if not 0.0 <= m.dropout < 1.0:
     raise config_lib.ConfigError(f"config key model.dropout={m.dropout!r} must be in [0, 1)")
-  if isinstance(m.l2_emb, bool) or not isinstance(m.l2_emb, (int, float)) or m.l2_emb < 0:
-    raise config_lib.ConfigError(f"config key model.l2_emb={m.l2_emb!r} must be a number >= 0")
+  if (isinstance(m.l2_emb, bool) or not isinstance(m.l2_emb, (int, float))
+      or not math.isfinite(m.l2_emb) or m.l2_emb < 0):
+    raise config_lib.ConfigError(f"config key model.l2_emb={m.l2_emb!r} must be a finite number >= 0")
 
 
 def make_module(ds: dataset_lib.CDSRDataset, m: Any, gca_positions: tuple[int, ...] = (),
