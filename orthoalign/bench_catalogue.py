@@ -183,8 +183,9 @@ def case_counts(run: loop.Run, split: str = "valid", replica: int = 0) -> dict[s
     Host arrays over the split's real cases (batch padding removed): "<protocol>/higher" and
     "<protocol>/equal" int32 [cases] for protocol "sampled" and "full" (ranking.py), and
     "<protocol>/gap" float32 [cases]: min over the case's negatives of |s_j - s_target| divided by
-    the largest |score| of the case, the distance to a tie relative to the scores' scale. For
-    "full" the history items are counted as negatives here, so the gap can only be smaller.
+    the largest |score| of the case, the distance to a tie relative to the scores' scale (inf
+    where every score is exactly 0: such ties are exact in any program). For "full" the history
+    items are counted as negatives here, so the gap can only be smaller.
 
   Raises:
     ValueError: the run evaluates in length buckets.
@@ -199,7 +200,9 @@ def case_counts(run: loop.Run, split: str = "valid", replica: int = 0) -> dict[s
     scale = jnp.max(jnp.where(mask, jnp.abs(scores), 0.0), axis=-1, keepdims=True)
     scale = jnp.maximum(scale, jnp.abs(target_score))
     dist = jnp.where(mask, jnp.abs(scores - target_score), jnp.inf)
-    return jnp.min(dist, axis=-1) / jnp.maximum(scale[..., 0], jnp.finfo(jnp.float32).tiny)
+    # All scores exactly 0 (e.g. an empty stream of an untrained model): ties no rounding can break.
+    return jnp.where(scale[..., 0] > 0, jnp.min(dist, axis=-1) / jnp.maximum(
+        scale[..., 0], jnp.finfo(jnp.float32).tiny), jnp.inf)
 
   @jax.jit
   def per_batch(params, frozen, batch):
