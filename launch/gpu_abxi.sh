@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One device call (under 10 minutes on one H100) for ABXI: the benchmark (R = 1 and R = 5) and the
+# One GPU job (planned for under 10 minutes on one H100) for ABXI: the benchmark (R = 1 and R = 5) and the
 # full Food-Kitchen reproduction (launch/repro_abxi_afk.sh: 3 models x 5 seeds, to early stop).
-# Prepare with `bash launch/gpu_prepare.sh` on the CPU machine, then run on the device machine:
-#   run(command="bash launch/gpu_abxi.sh", carry=[".whl", ".data"], timeout_s=600)
+# Prepare with `bash launch/gpu_prepare.sh` on a machine with network access, then, on the GPU
+# machine, from the project root with .whl/ and .data/ copied along:
+#   OUT=<results folder> bash launch/gpu_abxi.sh
 # What comes back under $OUT: bench_abxi.json, bench.log, repro.log, table1_abxi_afk/ (the grid's
 # report, written for whatever finished inside REPRO_BUDGET seconds) and results_<run>.jsonl and
 # history_<run>.jsonl of each finished run.

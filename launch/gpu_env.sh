@@ -1,5 +1,5 @@
-# Sourced by the device-machine scripts (launch/gpu_*.sh): $OUT, caches, the carried wheels
-# (.whl/, from launch/gpu_prepare.sh) on PYTHONPATH, and $data, the carried abxi-afk folder.
+# Sourced by the GPU-machine scripts (launch/gpu_*.sh): $OUT, caches, the copied wheels
+# (.whl/, from launch/gpu_prepare.sh) on PYTHONPATH, and $data, the copied abxi-afk folder.
 OUT=${OUT:-/tmp/orthoalign-gpu-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 ORTHOALIGN_CACHE=/tmp/orthoalign-cache

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Run HERE (the CPU machine) before the one device call of launch/gpu_abxi.sh or launch/gpu_speed.sh:
-# puts the wheels the GPU image lacks (ml-collections, tensorboardX, submitit; everything else
-# orthoalign needs is in the image, see /work/.library/device/KINDS.md) into .whl/, ABXI's
+# Run on a machine with network access before launch/gpu_abxi.sh or launch/gpu_speed.sh runs on a
+# GPU machine without it: puts the wheels a JAX GPU image may lack (ml-collections, tensorboardX,
+# submitit) into .whl/, ABXI's
 # Food-Kitchen files into .data/ and, with ABXI_ORIG=<checkout of DiMarzioBian/ABXI>, its code
-# (no data files) into .orig/abxi (all git-ignored; the device call carries them:
-# carry=[".whl", ".data", ".orig"]).
+# (no data files) into .orig/abxi (all git-ignored; copy them along to the GPU machine).
 set -euo pipefail
 mkdir -p .whl .data
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

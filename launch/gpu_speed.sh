@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call of about 6 minutes for issue 13's GPU figures, in priority order; every part
+# One GPU job of about 6 minutes for orthoalign's GPU figures, in priority order; every part
 # writes its results under $OUT as it finishes, so a call cut short still returns the parts done.
 #   1. python -m orthoalign.bench for ABXI on abxi-afk, R = 1 and 5      -> bench_abxi.json
 #   2. the authors' ABXI (DiMarzioBian/ABXI) against orthoalign's on the same card, full epochs
@@ -7,10 +7,11 @@
 #   3. bfloat16 compute (train.compute_dtype): the ABXI bench at R = 1, and 30 epochs of ABXI in
 #      each dtype for the metric effect                           -> bench_abxi_bf16.json, short_*.log
 #   4. python -m orthoalign.bench for LLM4CDSR (embedded data), R = 1 and 8 -> bench_llm4cdsr.json
-#   5. (issue 14) full-catalogue evaluation with 1M items per domain on the one card
+#   5. full-catalogue evaluation with 1M items per domain on the one card
 #      (item_shards=1: a single device has nothing to split it over)  -> bench_catalogue.json
-# Prepare on the CPU machine: ABXI_ORIG=/path/to/ABXI-checkout bash launch/gpu_prepare.sh
-# Then:  run(command="bash launch/gpu_speed.sh", carry=[".whl", ".data", ".orig"], timeout_s=450)
+# Prepare on a machine with network access: ABXI_ORIG=/path/to/ABXI-checkout bash launch/gpu_prepare.sh
+# Then, on the GPU machine, from the project root with .whl/, .data/ and .orig/ copied along:
+#   OUT=<results folder> bash launch/gpu_speed.sh
 set -uo pipefail
 source launch/gpu_env.sh          # $OUT, caches, carried wheels, $data
 log="$OUT/speed.log"

@@ -1,8 +1,8 @@
 """SASRec, the single-domain floor of CDSR papers, per domain ("dual") or on the merged timeline.
 
 Faithful to the PyTorch port pmixer/SASRec.pytorch at 72ba89d (2021-06-09, `model.py` and
-`main.py`; Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018), the version most
-CDSR code copies (LLM4CDSR's and CDSRNP's encoders here are the same block, layers.SASRecBlock):
+`main.py`; Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018): the block of
+layers.SASRecBlock, which LLM4CDSR's and CDSRNP's encoders here use too:
   * inputs E[item] * sqrt(d) + P[slot], slot = 0..L-1 of the left-padded window (padding slots
     included, `model.positions="slot"`), embedding dropout, then padding tokens zeroed;
   * `model.num_blocks` blocks Q = LN(x); x = Q + MHA(Q, x, x) (causal mask, no key-padding mask);
