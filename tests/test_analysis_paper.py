@@ -137,6 +137,72 @@ def test_table1_matches_on_settings_the_baselines_vary():
   assert set(pa["control"]) == {"model.hidden_size=64", "model.hidden_size=128"}
 
 
+def _intervention_rows():
+  """plain / early / early+orthogonal / early+shuffled x 4 seeds, as the orthogonality grids."""
+  rows = []
+  for seed in range(4):
+    base = 0.1 + 0.01 * seed
+    for run, positions, x_prime, gain, cos in (
+        ("plain", [], None, 0.0, None), ("early", [0], "none", 0.02, 0.3),
+        ("orth", [0], "orthogonal", 0.02 - 0.001 * (seed + 1), 0.001),
+        ("shuf", [0], "shuffled", -0.01, 0.2)):
+      row = _row(run, "sasrec", "afk", positions, seed, 100, base + gain, 0.2, replica=seed,
+                 cos=cos)
+      if x_prime is not None:
+        row["config"]["gca.intervention"] = x_prime
+        for d in ("A", "B"):
+          row[f"align/gca0_{d}/pre_abs_mean_cos"] = 0.3
+      rows.append(row)
+  return rows
+
+
+def _intervention_frame():
+  return _frame(_intervention_rows())
+
+
+def test_interventions_pair_with_the_same_cell_without_them():
+  pr = tables.interventions(_intervention_frame(), protocols=("sampled",), metrics=("ndcg@10",))
+  pr = pr[pr["domain"] == "A"].set_index("setting")
+  assert sorted(pr.index) == ["gca.intervention=orthogonal", "gca.intervention=shuffled"]
+  orth = pr.loc["gca.intervention=orthogonal"]
+  assert orth["control"] == "gca.intervention=none" and orth["n"] == 4
+  assert orth["mean_diff"] == pytest.approx(-0.0025)       # mean of -(1..4)/1000
+  assert orth["ci_high"] < 0
+  assert pr.loc["gca.intervention=shuffled", "mean_diff"] == pytest.approx(-0.03)
+  # Table 1 still compares every GCA condition with the plain baseline.
+  t = tables.table1(_intervention_frame(), protocols=("sampled",), metrics=("ndcg@10",))
+  assert len(t.paired[t.paired["domain"] == "A"]) == 3
+  # No intervention anywhere: nothing to pair.
+  assert tables.interventions(_table1_frame()).empty
+
+
+def test_alignment_by_condition_keeps_interventions_apart():
+  a = alignment.alignment_by_condition(_intervention_frame())
+  got = a.set_index(["setting", "stat"])["mean"]
+  assert got[("gca.intervention=orthogonal", "abs_mean_cos")] == pytest.approx(0.001)
+  assert got[("gca.intervention=orthogonal", "pre_abs_mean_cos")] == pytest.approx(0.3)
+  assert got[("gca.intervention=none", "abs_mean_cos")] == pytest.approx(0.3)
+  assert "plain" not in set(a["variant"])
+  md = alignment.alignment_by_condition_markdown(a)
+  assert "before the intervention" in md and "0.0010 ± 0.0000" in md
+
+
+def test_grid_report_has_an_intervention_section(tmp_path):
+  root = tmp_path / "g"
+  runs = []
+  for run in ("plain", "early", "orth", "shuf"):
+    _write_workdir(root / run, [r for r in _intervention_rows() if r["run"] == run])
+    runs.append({"name": run, "workdir": run, "axes": {"gca": run}})
+  (root / "grid.json").write_text(json.dumps({"name": "interventions", "runs": runs}))
+  out = tmp_path / "out"
+  assert report.main([f"--grid={root}", f"--out={out}"]) == 0
+  text = (out / "README.md").read_text()
+  section = text.split("## Interventions on the GCA cell")[1].split("\n## ")[0]
+  # The grid axis "gca" names the condition, so it labels the rows.
+  assert "| sasrec | afk | +GCA_early | gca=orth | gca=early | A | NDCG@10 | 4 | -0.0025 |" in section
+  assert "before the intervention" in section
+
+
 def _corr_frame():
   rng = np.random.default_rng(0)
   rows = []

@@ -229,6 +229,7 @@ GRIDS = {
     "synthetic_table1_llm4cdsr": 6, "synthetic_correlation_llm4cdsr": 16,
     "table1_abxi_afk": 3, "table1_llm4cdsr_fk": 3, "table1_llm4cdsr_afk": 3,
     "correlation_abxi_afk": 48, "correlation_llm4cdsr_fk": 48,
+    "orthogonality_sasrec_afk": 6, "synthetic_orthogonality_sasrec": 12, "mixed_sasrec_afk": 1,
 }
 
 
@@ -240,7 +241,21 @@ def test_project_grids_expand(name, programs):
   points = expand.expand(f"configs/grids/{name}.py")
   assert len(points) == programs
   runs = sum(len(p.config.sweep.seeds) * max(len(p.config.sweep.gate_inits), 1) for p in points)
-  assert runs >= (48 if "correlation" in name else 15 if "table1" in name else 1)
+  assert runs >= (48 if "correlation" in name else 15 if "table1" in name
+                  else 30 if "orthogonality" in name else 5 if "mixed" in name else 1)
+
+
+@pytest.mark.parametrize("name", ["orthogonality_sasrec_afk", "synthetic_orthogonality_sasrec"])
+def test_orthogonality_grids_hold_the_six_variants(name):
+  from tests.conftest import require_data
+  if not name.startswith("synthetic"):
+    require_data("abxi-afk")
+  points = expand.expand(f"configs/grids/{name}.py")
+  variants = {(tuple(p.config.gca.positions), p.config.gca.intervention) for p in points}
+  assert variants == {((), "none"), ((0,), "none"), ((0, 1, 2), "none"), ((0,), "orthogonal"),
+                      ((0,), "parallel"), ((0,), "shuffled")}
+  assert {p.config.model.streams for p in points} == {"dual"}
+  assert all(p.config.sweep.seeds == (0, 1, 2, 3, 4) for p in points)
 
 
 def test_synthetic_scaling_grid_expands_with_matched_sizes():

@@ -86,3 +86,56 @@ def alignment_markdown(a: pd.DataFrame) -> str:
                  + f"{_md(STAT_LABELS.get(r['stat'], r['stat']))} | {r['n']} | {r['median']:.4f} | "
                  f"[{r['q1']:.4f}, {r['q3']:.4f}] | [{r['min']:.4f}, {r['max']:.4f}] |")
   return "\n".join(lines) + "\n"
+
+
+def alignment_by_condition(df: pd.DataFrame,
+                           stats_: Sequence[str] = ("abs_mean_cos", "pre_abs_mean_cos")
+                           ) -> pd.DataFrame:
+  """Each condition's alignment statistics: per run the mean over its cells, then mean ± std.
+
+  Conditions are those of Table 1 (`variants.setting_columns`), so GCA_early with and without an
+  intervention (gca.intervention) are separate rows, unlike `alignment_summary`'s variants.
+
+  Returns:
+    Columns model, dataset, variant, setting, stat, n (runs), mean, std; GCA conditions only.
+  """
+  df = variants.with_variant(df)
+  settings = variants.setting_columns(df)
+  df = variants.add_conditions(df, settings).reset_index(drop=True)
+  df["_row"] = df.index
+  cols = ["model", "dataset", "variant", "setting", "stat", "n", "mean", "std"]
+  rows = []
+  for st in stats_:
+    picked = [c for c in df.columns
+              if c.startswith("align/") and c.count("/") == 2 and c.split("/")[2] == st]
+    if not picked:
+      continue
+    per_run = df[picked].apply(pd.to_numeric, errors="coerce").mean(axis=1)
+    for key, g in df.groupby(variants.condition_columns(settings), sort=False, dropna=False):
+      v = per_run[g["_row"]].dropna()
+      if len(v):
+        rows.append({"model": g["model"].iloc[0], "dataset": g["dataset"].iloc[0],
+                     "variant": g["variant"].iloc[0], "setting": g["setting"].iloc[0],
+                     "stat": st, "n": len(v), "mean": v.mean(),
+                     "std": v.std(ddof=1) if len(v) > 1 else float("nan")})
+  out = pd.DataFrame(rows, columns=cols)
+  return variants.sorted_rows(out, ["model", "dataset", "variant", "setting", "stat"])
+
+
+def alignment_by_condition_markdown(a: pd.DataFrame) -> str:
+  """Markdown of `alignment_by_condition`: one row per condition, one column per statistic."""
+  if a.empty:
+    return "(no GCA cells in these runs)\n"
+  st = list(dict.fromkeys(a["stat"]))
+  lines = ["| model | dataset | variant | setting | n | "
+           + " | ".join(_md(STAT_LABELS.get(s, s)) for s in st) + " |",
+           "|---|---|---|---|---|" + "---|" * len(st)]
+  for (model, dataset, variant, setting), g in a.groupby(
+      ["model", "dataset", "variant", "setting"], sort=False):
+    cells = []
+    for s in st:
+      r = g[g["stat"] == s]
+      cells.append(formatting.mean_std(r["mean"].iloc[0], r["std"].iloc[0]) if len(r) else "—")
+    lines.append(f"| {model} | {dataset} | {formatting.variant_label(variant)} | "
+                 f"{setting or '—'} | {int(g['n'].max())} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"

@@ -129,6 +129,20 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
                                       paired_metrics=("ndcg@10",))]
     return body
 
+  def intervention_section() -> list[str]:
+    pr = tables.interventions(df, metrics=("ndcg@10", "auc"))
+    if pr.empty:
+      return ["(skipped: no run with gca.intervention has a matching run without it)", ""]
+    return ["Each intervention on the GCA cell (`gca.intervention`: X′ replaced by its part "
+            "orthogonal to X, by its part along X, or computed from another user's other-domain "
+            "history) against the same cell without it, over matching seeds (test; treated − "
+            "untouched).", "", *tables.paired_markdown(pr), "",
+            f"Note: {tables.WILCOXON_FOOTNOTE}", "",
+            "Alignment of the X′ added and of X′ before the intervention (mean over cells per "
+            "run, then mean ± std over runs; best validation epoch, validation inputs; "
+            "docs/metrics.md):", "",
+            alignment.alignment_by_condition_markdown(alignment.alignment_by_condition(df))]
+
   def correlation_section() -> list[str]:
     pts = correlations.correlation_points(df)
     n_runs = len(pts[["run", "replica"]].drop_duplicates()) if not pts.empty else 0
@@ -194,6 +208,8 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
             results.metric_table(df, "test", "sampled", by=by), ""]
 
   _section(parts, "Table 1: baseline vs. GCA", table1_section)
+  if tables.INTERVENTION in df.columns and (df[tables.INTERVENTION].fillna("none") != "none").any():
+    _section(parts, "Interventions on the GCA cell", intervention_section)
   _section(parts, "Orthogonality vs. accuracy", correlation_section)
   _section(parts, "Scaling and parameter efficiency", scaling_section)
   _section(parts, "Alignment summary", alignment_section)

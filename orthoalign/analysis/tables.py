@@ -107,8 +107,6 @@ def user_groups(df: pd.DataFrame) -> list[str]:
 def _paired(df: pd.DataFrame, settings: Sequence[str], gcols: Sequence[str],
             metric_cols: Sequence[tuple[str, str, str, str]]) -> pd.DataFrame:
   """`Table1.paired` of an `add_conditions` frame (see `table1`)."""
-  columns = _CONDITION + ["control", "protocol", "domain", "metric", "n", "mean_diff", "ci_low",
-                          "ci_high", "t_stat", "t_p", "wilcoxon_p", "wilcoxon_min_p"]
   rows = []
   plain_all = df[df["variant"] == "plain"]
   for key, g in df[df["variant"] != "plain"].groupby(gcols, sort=False, dropna=False):
@@ -121,19 +119,95 @@ def _paired(df: pd.DataFrame, settings: Sequence[str], gcols: Sequence[str],
       k = f"_k:{c}"
       if plain[k].nunique() > 1:  # a setting the plain runs vary: match on it
         plain = plain[plain[k] == base[k]]
-    control = "; ".join(sorted(set(plain["setting"]))) or "—"
-    for p, d, m, col in metric_cols:
-      t = pd.to_numeric(g[col], errors="coerce").groupby(g["seed"]).mean()
-      c = pd.to_numeric(plain[col], errors="coerce").groupby(plain["seed"]).mean()
-      both = pd.concat({"t": t, "c": c}, axis=1, join="inner")
-      res = stats.paired_comparison(both["t"].to_numpy(), both["c"].to_numpy())
-      rows.append({"model": base["model"], "dataset": base["dataset"], "variant": base["variant"],
-                   "setting": g["setting"].iloc[0], "control": control, "protocol": p,
-                   "domain": d, "metric": m, "n": res.n, "mean_diff": res.mean_diff,
-                   "ci_low": res.ci95[0], "ci_high": res.ci95[1], "t_stat": res.t_stat,
-                   "t_p": res.t_p, "wilcoxon_p": res.wilcoxon_p,
-                   "wilcoxon_min_p": res.wilcoxon_min_p})
-  return variants.sorted_rows(pd.DataFrame(rows, columns=columns), _CONDITION)
+    rows += _paired_rows(g, plain, base, metric_cols)
+  return variants.sorted_rows(pd.DataFrame(rows, columns=_PAIRED_COLUMNS), _CONDITION)
+
+
+_PAIRED_COLUMNS = _CONDITION + ["control", "protocol", "domain", "metric", "n", "mean_diff",
+                                "ci_low", "ci_high", "t_stat", "t_p", "wilcoxon_p",
+                                "wilcoxon_min_p"]
+
+
+def _paired_rows(treated: pd.DataFrame, control: pd.DataFrame, base: dict,
+                 metric_cols: Sequence[tuple[str, str, str, str]]) -> list[dict]:
+  """One paired-comparison row per metric column: `treated` − `control` over matching seeds."""
+  label = "; ".join(sorted(set(control["setting"]))) or "—"
+  rows = []
+  for p, d, m, col in metric_cols:
+    t = pd.to_numeric(treated[col], errors="coerce").groupby(treated["seed"]).mean()
+    c = pd.to_numeric(control[col], errors="coerce").groupby(control["seed"]).mean()
+    both = pd.concat({"t": t, "c": c}, axis=1, join="inner")
+    res = stats.paired_comparison(both["t"].to_numpy(), both["c"].to_numpy())
+    rows.append({"model": base["model"], "dataset": base["dataset"], "variant": base["variant"],
+                 "setting": treated["setting"].iloc[0], "control": label, "protocol": p,
+                 "domain": d, "metric": m, "n": res.n, "mean_diff": res.mean_diff,
+                 "ci_low": res.ci95[0], "ci_high": res.ci95[1], "t_stat": res.t_stat,
+                 "t_p": res.t_p, "wilcoxon_p": res.wilcoxon_p,
+                 "wilcoxon_min_p": res.wilcoxon_min_p})
+  return rows
+
+
+INTERVENTION = "config.gca.intervention"
+
+
+def _intervention_settings(df: pd.DataFrame, settings: Sequence[str]) -> list[str]:
+  """The setting columns that only name the intervention (one-to-one with it on GCA rows)."""
+  gca = df[df["variant"] != "plain"]
+  out = []
+  for c in settings:
+    pair = pd.DataFrame({"a": gca[c].map(variants.as_key), "i": gca[INTERVENTION].astype(str)})
+    if c == INTERVENTION or (pair.groupby("a")["i"].nunique().max() == 1
+                             and pair.groupby("i")["a"].nunique().max() == 1):
+      out.append(c)
+  return out
+
+
+def interventions(df: pd.DataFrame, protocols: Sequence[str] | None = None,
+                  metrics: Sequence[str] = TABLE1_METRICS, group: str = "") -> pd.DataFrame:
+  """Each intervention on the GCA cell paired with the same cell without it.
+
+  A run with `gca.intervention` = orthogonal / parallel / shuffled (models/gca.py) is compared
+  with the runs of the same model, dataset, GCA variant and every other setting whose
+  intervention is "none", over matching seeds: did replacing X′ by its orthogonal part (or its
+  part along X, or the other-domain history by another user's) cost accuracy?
+
+  Args:
+    df: `load_runs` frame (optionally with `axis.*` columns) holding `config.gca.intervention`.
+    protocols, metrics, group: as `table1`.
+
+  Returns:
+    `Table1.paired`'s columns (`control` names the condition compared with); empty when no run
+    has an intervention or none has a matching "none" run.
+
+  Raises:
+    DataError: if model, dataset, seed or the GCA positions are missing.
+  """
+  df = variants.with_variant(df)
+  variants.require_columns(df, ("model", "dataset", "seed"))
+  if INTERVENTION not in df.columns:
+    return pd.DataFrame(columns=_PAIRED_COLUMNS)
+  df = df.assign(**{INTERVENTION: df[INTERVENTION].fillna("none")})
+  settings = variants.setting_columns(df)
+  df = variants.add_conditions(df, settings)
+  gcols = variants.condition_columns(settings)
+  match = [f"_k:{c}" for c in settings if c not in _intervention_settings(df, settings)]
+  if protocols is None:
+    protocols = keys.row_protocols([{c: None for c in df.columns}], "test")
+  metric_cols = [(p, d, m, keys.metric_key("test", p, d, m, group))
+                 for p in protocols for d in results.DOMAINS for m in metrics]
+  metric_cols = [t for t in metric_cols if t[3] in df.columns]
+  gca = df[df["variant"] != "plain"]
+  none = gca[gca[INTERVENTION] == "none"]
+  rows = []
+  for key, g in gca[gca[INTERVENTION] != "none"].groupby(gcols, sort=False, dropna=False):
+    base = dict(zip(gcols, key))
+    same = (none["model"] == base["model"]) & (none["dataset"] == base["dataset"]) & (
+        none["variant"] == base["variant"])
+    for k in match:
+      same &= none[k] == base[k]
+    if same.any():
+      rows += _paired_rows(g, none[same], base, metric_cols)
+  return variants.sorted_rows(pd.DataFrame(rows, columns=_PAIRED_COLUMNS), _CONDITION)
 
 
 def _summary_wide(t: Table1, protocol: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
@@ -191,19 +265,24 @@ def table1_markdown(t: Table1, protocols: Sequence[str] | None = None,
       parts += ["(no GCA variant has a plain baseline with matching seeds)", ""]
       continue
     parts += [f"**Paired difference to the plain baseline{who}, {protocol} protocol** (same "
-              "seeds; treated − baseline)", "",
-              "| model | dataset | variant | setting | vs. baseline | domain | metric | n | Δ mean | "
-              "95 % CI | t-test p | Wilcoxon p (min) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for _, r in pr.iterrows():
-      parts.append(
-          f"| {r['model']} | {r['dataset']} | {formatting.variant_label(r['variant'])} | "
-          f"{r['setting'] or '—'} | {r['control']} | {r['domain']} | "
-          f"{formatting.metric_label(r['metric'])} | {r['n']} | "
-          f"{formatting.number(r['mean_diff'])} | {_ci(r)} | {formatting.p_value(r['t_p'])} | "
-          f"{formatting.p_value(r['wilcoxon_p'])} ({formatting.p_value(r['wilcoxon_min_p'])}) |")
+              "seeds; treated − baseline)", "", *paired_markdown(pr)]
     parts += ["", f"Note: {WILCOXON_FOOTNOTE}", ""]
   return "\n".join(parts).rstrip() + "\n"
+
+
+def paired_markdown(pr: pd.DataFrame) -> list[str]:
+  """The rows of a paired-comparison frame (`Table1.paired`, `interventions`) as markdown lines."""
+  lines = ["| model | dataset | variant | setting | vs. | domain | metric | n | Δ mean | "
+           "95 % CI | t-test p | Wilcoxon p (min) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  for _, r in pr.iterrows():
+    lines.append(
+        f"| {r['model']} | {r['dataset']} | {formatting.variant_label(r['variant'])} | "
+        f"{r['setting'] or '—'} | {r['control']} | {r['domain']} | "
+        f"{formatting.metric_label(r['metric'])} | {r['n']} | "
+        f"{formatting.number(r['mean_diff'])} | {_ci(r)} | {formatting.p_value(r['t_p'])} | "
+        f"{formatting.p_value(r['wilcoxon_p'])} ({formatting.p_value(r['wilcoxon_min_p'])}) |")
+  return lines
 
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#",
