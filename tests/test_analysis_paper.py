@@ -201,6 +201,11 @@ def test_grid_report_has_an_intervention_section(tmp_path):
   # The grid axis "gca" names the condition, so it labels the rows.
   assert "| sasrec | afk | +GCA_early | gca=orth | gca=early | A | NDCG@10 | 4 | -0.0025 |" in section
   assert "before the intervention" in section
+  assert "**sampled protocol**" in section and "**full protocol**" in section
+  # The paper's analyses read the untouched cells only: 8 runs (early x 4 seeds x 2 domains).
+  corr = text.split("## Orthogonality vs. accuracy")[1].split("\n## ")[0]
+  assert "Runs with an intervention on the GCA cell (8) are left out" in corr
+  assert "| sasrec | A | 4 |" in corr
 
 
 def _corr_frame():

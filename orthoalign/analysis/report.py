@@ -129,42 +129,55 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
                                       paired_metrics=("ndcg@10",))]
     return body
 
+  # Runs whose cell has an intervention: their X′ is set by it, so the paper's analyses (the
+  # correlation, the pooled alignment) leave them out; their own section compares them.
+  touched = tables.intervened(df)
+  untouched = df[~touched]
+  left_out = ([f"Runs with an intervention on the GCA cell ({int(touched.sum())}) are left out "
+               "here: the intervention sets their X′ (see 'Interventions on the GCA cell').", ""]
+              if touched.any() else [])
+
   def intervention_section() -> list[str]:
     pr = tables.interventions(df, metrics=("ndcg@10", "auc"))
     if pr.empty:
       return ["(skipped: no run with gca.intervention has a matching run without it)", ""]
-    return ["Each intervention on the GCA cell (`gca.intervention`: X′ replaced by its part "
+    body = ["Each intervention on the GCA cell (`gca.intervention`: X′ replaced by its part "
             "orthogonal to X, by its part along X, or computed from another user's other-domain "
-            "history) against the same cell without it, over matching seeds (test; treated − "
-            "untouched).", "", *tables.paired_markdown(pr), "",
-            f"Note: {tables.WILCOXON_FOOTNOTE}", "",
-            "Alignment of the X′ added and of X′ before the intervention (mean over cells per "
-            "run, then mean ± std over runs; best validation epoch, validation inputs; "
-            "docs/metrics.md):", "",
-            alignment.alignment_by_condition_markdown(alignment.alignment_by_condition(df))]
+            "history) against the same cell without it, over matching seeds (test, each run at "
+            "its best validation epoch; treated − untouched).", ""]
+    for protocol in dict.fromkeys(pr["protocol"]):
+      body += [f"**{protocol} protocol**", "",
+               *tables.paired_markdown(pr[pr["protocol"] == protocol]), ""]
+    return body + [
+        f"Note: {tables.WILCOXON_FOOTNOTE}", "",
+        "Alignment of the X′ added and of X′ before the intervention (mean over cells per run, "
+        "then mean ± std over runs; best validation epoch, validation inputs; docs/metrics.md):",
+        "", alignment.alignment_by_condition_markdown(alignment.alignment_by_condition(df))]
 
   def correlation_section() -> list[str]:
-    pts = correlations.correlation_points(df)
+    runs = untouched
+    pts = correlations.correlation_points(runs)
     n_runs = len(pts[["run", "replica"]].drop_duplicates()) if not pts.empty else 0
     if n_runs < 3:
       return [f"(skipped: needs ≥ 3 GCA runs with a GCA[0] cell, has {n_runs})", ""]
-    body = ["Orthogonality, \\|cos(X, X′)\\| (`abs_mean_cos` of cell gca0_<domain>), against test "
-            "NDCG@10 per model and domain (Figure 2, paper.md §2.2).", "",
-            correlations.correlation_markdown(correlations.correlation(df))]
-    widths = variants.width_of(df).dropna().nunique()
+    body = left_out + [
+        "Orthogonality, \\|cos(X, X′)\\| (`abs_mean_cos` of cell gca0_<domain>), against test "
+        "NDCG@10 per model and domain (Figure 2, paper.md §2.2).", "",
+        correlations.correlation_markdown(correlations.correlation(runs))]
+    widths = variants.width_of(runs).dropna().nunique()
     if widths > 1:
       body += ["Stratified by model width (|cos| of unrelated d-dim vectors shrinks like 1/√d):",
-               "", correlations.correlation_markdown(correlations.correlation(df, by=("width",)))]
-    body += [_link(out, p) for p in figures.correlation_figure(df, out)] + [""]
+               "", correlations.correlation_markdown(correlations.correlation(runs, by=("width",)))]
+    body += [_link(out, p) for p in figures.correlation_figure(runs, out)] + [""]
     h = grid.histories
     if h is not None and any(c.startswith("test/") for c in h.columns):
       try:
-        c = correlations.correlation(df, epoch="best_test", histories=h)
+        c = correlations.correlation(runs, epoch="best_test", histories=h)
         body += ["**Paper's selection** (each point at its best *test* epoch, paper.md §2.1: "
                  "selected on the test set, so optimistic):", "",
                  correlations.correlation_markdown(c)]
         body += [_link(out, p) for p in figures.correlation_figure(
-            df, os.path.join(out, "best_test"), epoch="best_test", histories=h)] + [""]
+            runs, os.path.join(out, "best_test"), epoch="best_test", histories=h)] + [""]
       except DataError as e:
         body += [f"(best-test selection skipped: {e})", ""]
     return body
@@ -179,13 +192,13 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
                 _link(out, p) for p in figures.scaling_figure(df, out)] + [""] + _matching(meta)
 
   def alignment_section() -> list[str]:
-    a = alignment.alignment_summary(df)
+    a = alignment.alignment_summary(untouched)
     if a.empty:
       return ["(skipped: no GCA cells in these runs)", ""]
-    return ["Pooled over GCA cells, domains and replicas, at the best validation epoch "
-            "(validation inputs; Figure 8, paper.md §2.1).", "",
-            alignment.alignment_markdown(a)] + [
-                _link(out, p) for p in figures.alignment_boxplots(df, out)] + [""]
+    return left_out + [
+        "Pooled over GCA cells, domains and replicas, at the best validation epoch (validation "
+        "inputs; Figure 8, paper.md §2.1).", "", alignment.alignment_markdown(a)] + [
+                _link(out, p) for p in figures.alignment_boxplots(untouched, out)] + [""]
 
   def trajectory_section() -> list[str]:
     h = grid.histories

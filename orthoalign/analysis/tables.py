@@ -150,6 +150,13 @@ def _paired_rows(treated: pd.DataFrame, control: pd.DataFrame, base: dict,
 INTERVENTION = "config.gca.intervention"
 
 
+def intervened(df: pd.DataFrame) -> pd.Series:
+  """Per row: True where the run's GCA cell has an intervention (gca.intervention not "none")."""
+  if INTERVENTION not in df.columns:
+    return pd.Series(False, index=df.index)
+  return df[INTERVENTION].fillna("none").astype(str) != "none"
+
+
 def _intervention_settings(df: pd.DataFrame, settings: Sequence[str]) -> list[str]:
   """The setting columns that only name the intervention (one-to-one with it on GCA rows)."""
   gca = df[df["variant"] != "plain"]
