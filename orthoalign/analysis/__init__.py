@@ -7,10 +7,12 @@ a function is asked for. Modules:
 - `results`: `load_runs` (results.jsonl), `load_histories` (history.jsonl), `load_grid` (a grid's
   finished runs), markdown tables of mean ± std over replicas.
 - `variants`: GCA variants and experimental conditions of a runs frame.
-- `tables`: Table 1 (`table1`, `table1_markdown`, `table1_latex`).
+- `tables`: Table 1 (`table1`, `table1_markdown`, `table1_latex`) and the interventions on the
+  cell paired with the untouched cell (`interventions`).
 - `correlations`: Figure 2, orthogonality against accuracy (`correlation`).
 - `scaling_curves`: Figure 3, accuracy against parameters (`scaling`).
-- `alignment`: Figure 8, the alignment statistics pooled (`alignment_summary`).
+- `alignment`: Figure 8, the alignment statistics pooled (`alignment_summary`) or per condition
+  (`alignment_by_condition`).
 - `history`: per-epoch trajectories (`trajectory`).
 - `figures`: PNG writers (`correlation_figure`, `scaling_figure`, `alignment_boxplots`,
   `trajectory_figure`).
@@ -28,9 +30,11 @@ _EXPORTS = {
     "load_histories": "results",
     "load_grid": "results",
     "table1": "tables",
+    "interventions": "tables",
     "correlation": "correlations",
     "scaling": "scaling_curves",
     "alignment_summary": "alignment",
+    "alignment_by_condition": "alignment",
     "trajectory": "history",
     "correlation_figure": "figures",
     "scaling_figure": "figures",
