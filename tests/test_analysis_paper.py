@@ -384,6 +384,13 @@ def test_figures_have_the_papers_panels(tmp_path):
                                            return_fig=True)
   assert len(fig.axes) == 3 and fig.axes[1].get_ylabel() == "α (gate)"
   figures.plt.close(fig)
+  # A cell another program of the grid has (all NaN here) is neither drawn nor listed.
+  t = pd.DataFrame({"replica": [0, 0, "mean", "mean"], "epoch": [1, 2, 1, 2],
+                    "cos/gca0_A": [0.2, 0.1, 0.2, 0.1], "cos/gca1_A": [np.nan] * 4,
+                    "alpha/gca0_A": [0.5, 0.4, 0.5, 0.4], "valid/A": [0.1, 0.2, 0.1, 0.2]})
+  (_, fig), = figures.trajectory_figure(t, tmp_path / "traj2.png", return_fig=True)
+  assert [x.get_text() for x in fig.axes[0].get_legend().get_texts()] == ["gca0_A"]
+  figures.plt.close(fig)
   for name in ("correlation_abxi.png", "scaling_abxi_fk.png", "alignment_boxplots.png",
                "traj.png"):
     data = (tmp_path / name).read_bytes()

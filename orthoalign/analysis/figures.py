@@ -217,7 +217,8 @@ def trajectory_figure(workdir_or_frame: str | os.PathLike[str] | pd.DataFrame,
             ("valid/", f"validation {formatting.metric_label(metric)}"))
   is_mean = t["replica"].astype(str) == "mean"
   for ax, (prefix, label) in zip(axes, panels):
-    cols = [c for c in t.columns if c.startswith(prefix)]
+    # A grid's histories frame has every program's cells; plot (and list) only this run's.
+    cols = [c for c in t.columns if c.startswith(prefix) and t[c].notna().any()]
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     for i, c in enumerate(cols):
