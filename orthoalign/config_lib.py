@@ -41,6 +41,12 @@ _PARSERS: dict[type, flags.ArgumentParser] = {
     tuple: tuple_parser.TupleParser(), list: tuple_parser.TupleParser()}
 
 
+def is_finite_number(value: Any) -> bool:
+  """True for an int or float (not a bool) that is neither NaN nor infinite."""
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
 def _choice(key: str, value: Any, choices: tuple[Any, ...]) -> None:
   if value not in choices:
     raise ConfigError(f"config key {key}={value!r} is invalid; valid choices: {list(choices)}")
@@ -114,11 +120,10 @@ def _check_interventions(config: ml_collections.ConfigDict) -> None:
   _choice("gca.intervention", intervention, gca_lib.INTERVENTIONS)
   penalty = get_added(config, "gca.orth_penalty")
   penalties = get_added(config, "sweep.orth_penalties")
-  number = lambda w: isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
-  if not number(penalty):
+  if not is_finite_number(penalty):
     raise ConfigError(f"config key gca.orth_penalty={penalty!r} must be a finite number "
                       "(0 = no penalty)")
-  if not isinstance(penalties, (tuple, list)) or not all(number(w) for w in penalties):
+  if not isinstance(penalties, (tuple, list)) or not all(is_finite_number(w) for w in penalties):
     raise ConfigError(f"config key sweep.orth_penalties={penalties!r} must be a tuple of finite "
                       "numbers, e.g. '(0.0,0.1,-0.1)'")
   if not config.gca.positions:

@@ -1,8 +1,9 @@
 r"""SASRec-mixed on Food-Kitchen (abxi-afk): the merged-timeline reference row beside SASRec-dual.
 
   python -m orthoalign.grid --grid=configs/grids/mixed_sasrec_afk.py --root=runs/mixed_sasrec_afk
-  python -m orthoalign.analysis.report --grid=runs/mixed_sasrec_afk \
-      --out=docs/results/orthogonality/mixed_sasrec_afk
+
+Its runs sit beside SASRec-dual's on one page (docs/results/orthogonality/README.md gives the
+report command that writes docs/results/orthogonality/backbones_afk.md).
 
 One SASRec over the merged timeline (model.streams = mixed: it sees both domains, so it needs no
 GCA cell and has none), at the size, schedule and protocol of configs/grids/orthogonality_sasrec_afk.py

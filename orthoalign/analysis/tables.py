@@ -78,11 +78,7 @@ def table1(df: pd.DataFrame, protocols: Sequence[str] | None = None,
   settings = variants.setting_columns(df)
   df = variants.add_conditions(df, settings)
   gcols = variants.condition_columns(settings)
-  if protocols is None:
-    protocols = keys.row_protocols([{c: None for c in df.columns}], "test")
-  metric_cols = [(p, d, m, keys.metric_key("test", p, d, m, group))
-                 for p in protocols for d in results.DOMAINS for m in metrics]
-  metric_cols = [t for t in metric_cols if t[3] in df.columns]
+  protocols, metric_cols = _metric_columns(df, protocols, metrics, group)
   rows = []
   for key, g in df.groupby(gcols, sort=False, dropna=False):
     base = dict(zip(gcols, key))
@@ -97,6 +93,17 @@ def table1(df: pd.DataFrame, protocols: Sequence[str] | None = None,
       _CONDITION)
   paired = _paired(df, settings, gcols, metric_cols)
   return Table1(summary, paired, tuple(metrics), tuple(protocols), group)
+
+
+def _metric_columns(df: pd.DataFrame, protocols: Sequence[str] | None, metrics: Sequence[str],
+                    group: str) -> tuple[Sequence[str], list[tuple[str, str, str, str]]]:
+  """The protocols (None = every one the runs hold) and the test metric columns df has, as
+  (protocol, domain, metric, column) in protocol, domain, metric order."""
+  if protocols is None:
+    protocols = keys.row_protocols([{c: None for c in df.columns}], "test")
+  cols = [(p, d, m, keys.metric_key("test", p, d, m, group))
+          for p in protocols for d in results.DOMAINS for m in metrics]
+  return protocols, [t for t in cols if t[3] in df.columns]
 
 
 def user_groups(df: pd.DataFrame) -> list[str]:
@@ -198,11 +205,7 @@ def interventions(df: pd.DataFrame, protocols: Sequence[str] | None = None,
   df = variants.add_conditions(df, settings)
   gcols = variants.condition_columns(settings)
   match = [f"_k:{c}" for c in settings if c not in _intervention_settings(df, settings)]
-  if protocols is None:
-    protocols = keys.row_protocols([{c: None for c in df.columns}], "test")
-  metric_cols = [(p, d, m, keys.metric_key("test", p, d, m, group))
-                 for p in protocols for d in results.DOMAINS for m in metrics]
-  metric_cols = [t for t in metric_cols if t[3] in df.columns]
+  protocols, metric_cols = _metric_columns(df, protocols, metrics, group)
   gca = df[df["variant"] != "plain"]
   none = gca[gca[INTERVENTION] == "none"]
   rows = []

@@ -300,8 +300,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise config_lib.ConfigError(f"config key model.pre_ln={m.pre_ln!r} must be True or False")
   if not 0.0 <= m.dropout < 1.0:
     raise config_lib.ConfigError(f"config key model.dropout={m.dropout!r} must be in [0, 1)")
-  if (isinstance(m.l2_emb, bool) or not isinstance(m.l2_emb, (int, float))
-      or not math.isfinite(m.l2_emb) or m.l2_emb < 0):
+  if not config_lib.is_finite_number(m.l2_emb) or m.l2_emb < 0:
     raise config_lib.ConfigError(f"config key model.l2_emb={m.l2_emb!r} must be a finite number >= 0")
 
 
