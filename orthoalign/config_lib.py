@@ -47,6 +47,74 @@ def is_finite_number(value: Any) -> bool:
           and math.isfinite(value))
 
 
+# What a number may be: (its lowest value or None for none, whether that value is excluded).
+ANY = (None, False)
+NON_NEGATIVE = (0.0, False)
+POSITIVE = (0.0, True)
+_SEED_LIMIT = 2**32              # numpy's and JAX's seeds are uint32
+
+
+def _describe(bound: tuple[float | None, bool], integer: bool) -> str:
+  low, open_low = bound
+  kind = "an int" if integer else "a finite number"
+  return kind if low is None else f"{kind} {'>' if open_low else '>='} {low:g}"
+
+
+def _number_ok(value: Any, bound: tuple[float | None, bool], integer: bool) -> bool:
+  if integer and (isinstance(value, bool) or not isinstance(value, int)):
+    return False
+  if not is_finite_number(value):
+    return False
+  low, open_low = bound
+  return low is None or value > low or (value == low and not open_low)
+
+
+def check_number(config: ml_collections.ConfigDict, key: str,
+                 bound: tuple[float | None, bool] = ANY) -> None:
+  """The value at dotted `key` must be a finite number within `bound` (ANY, NON_NEGATIVE, POSITIVE).
+
+  Raises:
+    ConfigError: naming the key, the value and what it must be.
+  """
+  value = get(config, key)
+  if not _number_ok(value, bound, False):
+    raise ConfigError(f"config key {key}={value!r} must be {_describe(bound, False)}")
+
+
+def check_number_list(key: str, values: Any, bound: tuple[float | None, bool] = ANY, *,
+                      integer: bool = False, high: int | None = None, at_least: int = 0,
+                      what: str = "") -> None:
+  """Every element of a list-valued key is a number within `bound` (and below `high`), no value
+  twice (two equal values of a sweep list train identical replicas), at least `at_least` of them.
+
+  Args:
+    key: the dotted key, for the message.
+    values: its value (a tuple or list).
+    bound: ANY, NON_NEGATIVE or POSITIVE.
+    integer: the elements must be ints.
+    high: an exclusive upper limit.
+    at_least: the fewest elements.
+    what: what the values are, for the message ("learning rates").
+
+  Raises:
+    ConfigError: naming the key, the offending element and what every element must be.
+  """
+  must = _describe(bound, integer) + ("" if high is None else f" below {high}")
+  example = f"; {what}" if what else ""
+  if not isinstance(values, (tuple, list)):
+    raise ConfigError(f"config key {key}={values!r} must be a tuple, each element {must}{example}")
+  for i, v in enumerate(values):
+    if not _number_ok(v, bound, integer) or (high is not None and v >= high):
+      raise ConfigError(f"config key {key}={tuple(values)!r}: element {i} ({v!r}) is not "
+                        f"{must}{example}")
+  twice = sorted({v for v in values if list(values).count(v) > 1}, key=str)
+  if twice:
+    raise ConfigError(f"config key {key}={tuple(values)!r} lists {twice[0]!r} twice; replicas with "
+                      "equal values would train the same model")
+  if len(values) < at_least:
+    raise ConfigError(f"config key {key}={tuple(values)!r} must list at least {at_least} value(s)")
+
+
 def _choice(key: str, value: Any, choices: tuple[Any, ...]) -> None:
   if value not in choices:
     raise ConfigError(f"config key {key}={value!r} is invalid; valid choices: {list(choices)}")
@@ -64,6 +132,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   # .get: the config.json of a run from before the key existed means today's (pessimistic) rule.
   _choice("eval.ties", get_added(config, "eval.ties"), ranking.TIES)
   _choice("train.compute_dtype", get_added(config, "train.compute_dtype"), step_lib.COMPUTE_DTYPES)
+  check_int(config, "train.num_devices", 0)
   shards = get_added(config, "train.item_shards")
   if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
     raise ConfigError(f"config key train.item_shards={shards!r} must be an int >= 1 (1 = item tables "
@@ -91,6 +160,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config key eval.extra_negatives={extra!r}; expected a tuple of distinct "
                       "positive ints (each N adds the protocol sampled<N>), e.g. '(999,)'")
   declared = keys.protocols(config.eval)
+  if not isinstance(config.train.select_metric, str):
+    raise ConfigError(f"config key train.select_metric={config.train.select_metric!r} must be a "
+                      "metric key, e.g. 'valid/sampled/all/ndcg@10'")
   for term in config.train.select_metric.split("+"):
     match = keys.SELECT_RE.match(term)
     if not match or match.group(1) not in declared:
@@ -101,17 +173,52 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("train.warmup_epochs", "train.plateau_patience", "gca.ffn"):
     if not isinstance(get(config, key), int) or get(config, key) < 0:
       raise ConfigError(f"config key {key}={get(config, key)!r} must be an int >= 0")
+  _check_sweep(config)
+  check_int(config, "gca.heads", 1)
+  check_fraction(config, "gca.dropout")
+  check_int(config, "eval.candidate_seed", 0, _SEED_LIMIT - 1)
+  for key in ("train.warmup_start_factor", "train.plateau_factor"):
+    value = get(config, key)
+    if not is_finite_number(value) or not 0 < value <= 1:
+      raise ConfigError(f"config key {key}={value!r} must be a number in (0, 1]")
+  titles = config.data.titles
+  if not isinstance(titles, (tuple, list)) or not all(isinstance(t, str) and t for t in titles):
+    raise ConfigError(f"config key data.titles={titles!r} must be a tuple of file paths (JSON "
+                      "files {item id: title}), e.g. '(\"titles.json\",)'")
+  models.validate(config)
+
+
+def _check_sweep(config: ml_collections.ConfigDict) -> None:
+  """Every sweep list, element by element, and the single values they replace when empty."""
   for key in ("seeds", "learning_rates", "weight_decays", "gate_inits"):
     if key not in config.sweep:
       raise ConfigError(f"config key sweep.{key} is missing")
-  for seed in config.sweep.seeds:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-      raise ConfigError(f"config key sweep.seeds={tuple(config.sweep.seeds)}: seeds must be ints in "
-                        f"[0, 2**32); {seed!r} is not")
-  check_int(config, "gca.heads", 1)
-  if not 0.0 <= config.gca.dropout < 1.0:
-    raise ConfigError(f"config key gca.dropout={config.gca.dropout!r} must be in [0, 1)")
-  models.validate(config)
+  check_number_list("sweep.seeds", config.sweep.seeds, NON_NEGATIVE, integer=True,
+                    high=_SEED_LIMIT, at_least=1, what="each seed trains one replica")
+  for key, bound, what in (("learning_rate", POSITIVE, "train"), ("weight_decay", NON_NEGATIVE,
+                                                                  "train")):
+    check_number(config, f"{what}.{key}", bound)
+    check_number_list(f"sweep.{key}s", config.sweep[f"{key}s"], bound)
+  check_number(config, "gca.gate_init")
+  check_number_list("sweep.gate_inits", config.sweep.gate_inits,
+                    what="initial gate pre-activations")
+  model_lists = config.sweep.get("model") or {}
+  bounds = models.replica_bounds(config.model.name)
+  unknown = sorted(set(model_lists) - set(bounds))
+  if unknown:
+    raise ConfigError(f"config key sweep.model.{unknown[0]}: {config.model.name} has no replica "
+                      f"hyperparameter {unknown[0]!r}; valid: {list(bounds)}")
+  for k, bound in bounds.items():
+    if k in config.model:
+      check_number(config, f"model.{k}", bound)
+    check_number_list(f"sweep.model.{k}", model_lists.get(k, ()), bound)
+
+
+def check_fraction(config: ml_collections.ConfigDict, key: str) -> None:
+  """A dropout rate: a number in [0, 1)."""
+  value = get(config, key)
+  if not is_finite_number(value) or not 0.0 <= value < 1.0:
+    raise ConfigError(f"config key {key}={value!r} must be a number in [0, 1)")
 
 
 def _check_interventions(config: ml_collections.ConfigDict) -> None:
@@ -123,9 +230,7 @@ def _check_interventions(config: ml_collections.ConfigDict) -> None:
   if not is_finite_number(penalty):
     raise ConfigError(f"config key gca.orth_penalty={penalty!r} must be a finite number "
                       "(0 = no penalty)")
-  if not isinstance(penalties, (tuple, list)) or not all(is_finite_number(w) for w in penalties):
-    raise ConfigError(f"config key sweep.orth_penalties={penalties!r} must be a tuple of finite "
-                      "numbers, e.g. '(0.0,0.1,-0.1)'")
+  check_number_list("sweep.orth_penalties", penalties, what="e.g. '(0.0,0.1,-0.1)'")
   if not config.gca.positions:
     for key, value, off in (("gca.intervention", intervention, "none"),
                             ("gca.orth_penalty", penalty, 0.0),
@@ -190,12 +295,14 @@ def check_divides(config: ml_collections.ConfigDict, key: str, width_key: str) -
                       f"{get(config, width_key)} (each head gets an equal share of the width)")
 
 
-def check_positions(config: ml_collections.ConfigDict, allowed: tuple[int, ...], where: str) -> None:
-  """gca.positions must be insertion points the model has."""
+def check_positions(config: ml_collections.ConfigDict, allowed: tuple[int, ...] | range,
+                    where: str) -> None:
+  """gca.positions must be insertion points the model has (a range for 0..num_blocks)."""
   bad = [p for p in config.gca.positions if p not in allowed]
   if bad:
+    have = (f"{allowed.start}..{allowed.stop - 1}" if len(allowed) > 8 else str(list(allowed)))
     raise ConfigError(f"config key gca.positions={tuple(config.gca.positions)}: {where} has GCA "
-                      f"positions {list(allowed)}; {bad} is not one of them")
+                      f"positions {have}; {bad} is not one of them")
 
 
 def get_added(config: ml_collections.ConfigDict, dotted: str) -> Any:

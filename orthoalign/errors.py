@@ -2,9 +2,12 @@
 
 The project has one error type for config mistakes (`ConfigError`) and one for data mistakes
 (`orthoalign.data.errors.DataError`); with `TrainingDiverged` (the loss became NaN/inf: a
-learning rate or the data to change) they are `USER_ERRORS`. Every entry point wraps its `main` in
-`cli_main`, which prints such an error as one line `error: <message>` on stderr and returns exit
-status 1, never a traceback; any other exception is a bug and keeps its traceback.
+learning rate or the data to change) and `RunInUse` (another process works in the run folder) they
+are `USER_ERRORS`. Every entry point wraps its `main` in `cli_main`, which prints such an error as
+one line `error: <message>` on stderr and returns exit status 1, never a traceback; Ctrl-C
+(`KeyboardInterrupt`, or its subclass `Interrupted` that says where a run stopped) is one line
+`interrupted: ...` and exit status 130. Any other exception is a bug and keeps its traceback
+(also under ORTHOALIGN_TRACEBACK=1, which shows the traceback of user errors too).
 
 Light on purpose (no JAX, no numpy): the data CLIs import it too.
 """
@@ -18,7 +21,8 @@ from typing import Any, Callable, TypeVar
 
 from orthoalign.data.errors import DataError
 
-__all__ = ["ConfigError", "DataError", "TrainingDiverged", "USER_ERRORS", "cli_main", "message"]
+__all__ = ["ConfigError", "DataError", "Interrupted", "RunInUse", "TrainingDiverged", "USER_ERRORS",
+           "cli_main", "message"]
 
 _Main = TypeVar("_Main", bound=Callable[..., Any])
 
@@ -31,7 +35,17 @@ class TrainingDiverged(FloatingPointError):
   """The loss became NaN/inf; the last good checkpoint is kept."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, TrainingDiverged)
+class RunInUse(RuntimeError):
+  """Another process holds the run folder's lock (orthoalign/run_lock.py); the message names it."""
+
+
+class Interrupted(KeyboardInterrupt):
+  """Ctrl-C, with a message saying where the run stopped and how it resumes."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, TrainingDiverged, RunInUse)
+# Exit status of a process stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED_STATUS = 130
 
 
 def message(error: BaseException) -> str:
@@ -61,7 +75,9 @@ def cli_main(main: _Main | None = None, *,
   The wrapped function returns `main`'s own return value (absl's `app.run` and `sys.exit` take it
   as the exit status), or 1 after printing `message(e)` for an error of `USER_ERRORS + also`. When
   the reader of stdout goes away (`... | head`), it stops quietly with status 1 instead of a
-  BrokenPipeError traceback. Other exceptions, SystemExit and KeyboardInterrupt pass through.
+  BrokenPipeError traceback. Ctrl-C prints one line `interrupted: ...` (an `Interrupted` error's
+  message says where the run stopped) and returns 130. Other exceptions and SystemExit pass
+  through; ORTHOALIGN_TRACEBACK=1 lets the user errors through too (with their traceback).
 
   Args:
     main: the entry point; omitted when `also` is given (then this returns the decorator).
@@ -80,7 +96,15 @@ def cli_main(main: _Main | None = None, *,
     except BrokenPipeError:
       _stdout_to_devnull()
       return 1
+    except KeyboardInterrupt as e:
+      if os.environ.get("ORTHOALIGN_TRACEBACK") == "1":
+        raise
+      text = " ".join(str(e).splitlines()) or "stopped by Ctrl-C"
+      print(f"interrupted: {text}", file=sys.stderr, flush=True)
+      return INTERRUPTED_STATUS
     except caught as e:
+      if os.environ.get("ORTHOALIGN_TRACEBACK") == "1":
+        raise
       print(message(e), file=sys.stderr, flush=True)
       return 1
 

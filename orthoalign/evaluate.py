@@ -7,7 +7,8 @@ Rebuilds the run from its config.json, applies the `--set key=value` overrides (
 and model.eval_domain_seq only: they change what is measured, never the parameters), restores
 every replica's best parameters from the newest checkpoint and evaluates the valid and test splits.
 Prints one line per replica, split, protocol and domain; --out writes one JSON row per replica
-(atomically). Without overrides it reproduces the test metrics of the run's results.jsonl.
+(atomically). Without overrides it reproduces the test metrics of the run's results.jsonl. It
+holds the run folder's lock while it reads the checkpoint: not while the run trains there.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import ml_collections
 from orthoalign import compile_cache
 from orthoalign import config_lib
 from orthoalign import errors
+from orthoalign import run_lock
 from orthoalign.metrics import table
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import loop
@@ -71,13 +73,14 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]
   with open(path, encoding="utf-8") as f:
     config = ml_collections.ConfigDict(json.load(f))
   changed = apply_overrides(config, overrides)
-  ckpt = checkpoint_lib.Checkpointer(workdir)
-  epoch = ckpt.latest_epoch()
-  if epoch is None:
-    raise errors.DataError("no checkpoint yet", path=os.path.join(workdir, "checkpoints"))
-  run = loop.setup(config)
-  _, best, meta = ckpt.restore(epoch, run.state, run.state.params)
-  ckpt.close()
+  with run_lock.acquire(workdir, "evaluation"):      # not while a run trains or writes there
+    ckpt = checkpoint_lib.Checkpointer(workdir)
+    epoch = ckpt.latest_epoch()
+    if epoch is None:
+      raise errors.DataError("no checkpoint yet", path=os.path.join(workdir, "checkpoints"))
+    run = loop.setup(config)
+    _, best, meta = ckpt.restore(epoch, run.state, run.state.params)
+    ckpt.close()
   sums = {s: jax.device_get(run.eval_fn(best, run.frozen, run.eval_data[s])) for s in ("valid", "test")}
   rows = []
   for r, rep in enumerate(run.reps):

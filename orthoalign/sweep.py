@@ -67,12 +67,7 @@ def replicas(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
   penalties = gca_lib.orth_penalties(config)
   if penalties:   # only then: a run without the penalty keeps its state's structure (checkpoints)
     axes.append(("gca.orth_penalty", penalties))
-  model_lists = config.sweep.get("model") or {}
-  unknown = sorted(set(model_lists) - set(models.replica_hparams(config.model.name)))
-  if unknown:
-    raise config_lib.ConfigError(
-        f"config key sweep.model.{unknown[0]}: {config.model.name} has no replica hyperparameter "
-        f"{unknown[0]!r}; valid: {list(models.replica_hparams(config.model.name))}")
+  model_lists = config.sweep.get("model") or {}      # checked by config_lib.validate
   for k in models.replica_hparams(config.model.name):
     values = tuple(model_lists.get(k) or ()) or (config_lib.get(config, f"model.{k}"),)
     axes.append((f"model.{k}", tuple(float(v) for v in values)))

@@ -529,3 +529,169 @@ def test_report_lists_the_scaling_grids_parameter_matching():
   assert "GCA unit: 8,450 parameters per GCA position" in text and "`model.ffn_size`" in text
   assert "| early@model.ffn_size=32 | 94,242 | 54 | 94,372 | 55,844 | +0.14 % |" in text
   assert report._matching({"meta": {}}) == []
+
+
+def _alpha_sweep_rows(intervention=False):
+  """Two LLM4CDSR programs (plain, early) run with --config.sweep.model.alpha='(0.0,0.1,0.5)' and
+  seeds 0-2: rows carry each replica's alpha at top level (`model.alpha`); the flattened config
+  holds the sweep list and the unswept default model.alpha=0.1."""
+  rows = []
+  programs = [("plain", [], "none"), ("early", [0], "none")]
+  if intervention:
+    programs.append(("orth", [0], "orthogonal"))
+  for run, positions, x_prime in programs:
+    replica = 0
+    for seed in range(3):
+      for alpha in (0.0, 0.1, 0.5):
+        gain = 0.01 * len(positions) - (0.002 if x_prime != "none" else 0.0)
+        row = _row(run, "llm4cdsr", "fk", positions, seed, 100, 0.1 + alpha / 10 + gain
+                   + 0.01 * (seed - 1), 0.2, replica=replica, cos=0.1 + alpha,
+                   **{"model.alpha": alpha, "model.beta": 1.0, "model.tau": 1.0,
+                      "model.tau_reg": 1.0})
+        row["config"].update({"sweep.model.alpha": [0.0, 0.1, 0.5], "sweep.seeds": [0, 1, 2],
+                              "model.alpha": 0.1, "model.beta": 1.0,
+                              "gca.intervention": x_prime})
+        rows.append(row)
+        replica += 1
+  return rows
+
+
+def test_a_swept_model_hyperparameter_separates_conditions(tmp_path):
+  for run in ("plain", "early"):
+    _write_workdir(tmp_path / run, [r for r in _alpha_sweep_rows() if r["run"] == run])
+  df = results.load_runs([tmp_path / "plain", tmp_path / "early"])
+  assert variants.setting_columns(df) == ["model.alpha"]
+  t = tables.table1(df, protocols=("sampled",), metrics=("ndcg@10",))
+  s = t.summary[t.summary["domain"] == "A"].set_index(["variant", "setting"])
+  assert len(s) == 6 and set(s["n"]) == {3}
+  early = s.loc[("early", "model.alpha=0.5")]
+  assert early["mean"] == pytest.approx(0.1 + 0.05 + 0.01 + 0.1)      # + 0.1: ndcg@10's offset
+  assert early["std"] == pytest.approx(0.01)
+  # Each alpha is paired with the plain replicas of the same alpha and seeds.
+  pa = t.paired[t.paired["domain"] == "A"]
+  assert sorted(pa["setting"]) == ["model.alpha=0", "model.alpha=0.1", "model.alpha=0.5"]
+  assert list(pa["setting"]) == list(pa["control"]) and set(pa["n"]) == {3}
+  assert list(pa["mean_diff"]) == [pytest.approx(0.01)] * 3
+  # The same in grid mode, where the axes name the variant only.
+  root = tmp_path
+  (root / "grid.json").write_text(json.dumps({"name": "alpha", "runs": [
+      {"name": r, "workdir": r, "axes": {"gca": r}} for r in ("plain", "early")]}))
+  g = results.load_grid(root).df
+  assert variants.setting_columns(g) == ["model.alpha"]
+  assert set(tables.table1(g, protocols=("sampled",), metrics=("ndcg@10",)).summary["n"]) == {3}
+
+
+def test_a_swept_model_hyperparameter_in_interventions_and_alignment():
+  df = _frame(_alpha_sweep_rows(intervention=True))
+  pr = tables.interventions(df, protocols=("sampled",), metrics=("ndcg@10",))
+  pr = pr[pr["domain"] == "A"]
+  # Each orthogonal alpha against the untouched cell of the same alpha: 3 rows of 3 seeds.
+  assert len(pr) == 3 and set(pr["n"]) == {3}
+  assert list(pr["mean_diff"]) == [pytest.approx(-0.002)] * 3
+  assert all(s.startswith("gca.intervention=orthogonal, model.alpha=") for s in pr["setting"])
+  assert [c.split(", ")[1] for c in pr["control"]] == [s.split(", ")[1] for s in pr["setting"]]
+  a = alignment.alignment_by_condition(df, ("abs_mean_cos",))
+  got = a.set_index("setting")
+  assert len(a) == 6 and set(a["n"]) == {3}
+  assert got.loc["gca.intervention=none, model.alpha=0.5", "mean"] == pytest.approx(0.6)
+  assert got.loc["gca.intervention=none, model.alpha=0.5", "std"] == pytest.approx(0.0)
+  # A replica column that only repeats a varying config key adds no second label.
+  same = _frame([_row("p", "m", "d", [], s, 1, 0.1, 0.1, learning_rate=lr,
+                      config={"train.learning_rate": lr, "gca.positions": []})
+                 for s in range(2) for lr in (1e-3, 2e-3)])
+  assert variants.setting_columns(same) == ["learning_rate"]
+  # Rows from before the replica column existed still split on the config value.
+  old = _frame([_row("p", "m", "d", [], s, 1, 0.1, 0.1,
+                     config={"model.alpha": a, "gca.positions": []}, **{"model.alpha": np.nan})
+                for s in range(2) for a in (0.1, 0.5)])
+  assert variants.setting_columns(old) == ["config.model.alpha"]
+
+
+def _budget_grid(tmp_path, max_epochs=1, epochs=1, best=(1, 1), patience=20, history_epochs=1):
+  """A plain and an early program of 2 replicas, trained `epochs` of `max_epochs` epochs."""
+  root = tmp_path / "budget"
+  runs = []
+  for gca, positions in (("plain", []), ("early", [0])):
+    rows = [_row(gca, "sasrec", "afk", positions, seed, 100 + len(positions),
+                 0.1 + 0.01 * seed + 0.01 * len(positions), 0.2, replica=seed,
+                 cos=0.1 + 0.02 * seed, epochs_trained=epochs, best_epoch=best[seed])
+            for seed in range(2)]
+    for r in rows:
+      r["config"].update({"train.max_epochs": max_epochs, "train.early_stop_patience": patience,
+                          "train.eval_every": 1, "train.warmup_epochs": 0})
+    _write_workdir(root / f"gca={gca}", rows)
+    _write_history(root / f"gca={gca}", _history_rows(epochs=history_epochs))
+    runs.append({"name": f"gca={gca}", "workdir": f"gca={gca}", "axes": {"gca": gca}})
+  (root / "grid.json").write_text(json.dumps({"name": "budget", "runs": runs}))
+  return root
+
+
+def test_report_says_where_it_wrote(tmp_path, capsys):
+  root = _budget_grid(tmp_path, max_epochs=50, epochs=30, best=(20, 22), patience=8,
+                      history_epochs=4)
+  out = tmp_path / "rep"
+  assert report.main([f"--grid={root}", f"--out={out}"]) == 0
+  last = capsys.readouterr().out.rstrip("\n").splitlines()[-1]
+  assert last == f"report written: {out / 'README.md'} (figures and table1.tex in {out})"
+  _write_workdir(tmp_path / "one", [_row("one", "m", "d", [], 0, 1, 0.1, 0.1)])
+  assert report.main([str(tmp_path / "one"), f"--out={tmp_path / 'one.md'}"]) == 0
+  assert capsys.readouterr().out.rstrip("\n").splitlines()[-1] == (
+      f"report written: {tmp_path / 'one.md'}")
+  assert report.main([str(tmp_path / "one")]) == 0
+  assert "report written" not in capsys.readouterr().out      # nothing written: nothing claimed
+
+
+def test_report_flags_runs_cut_short_at_max_epochs(tmp_path, capsys):
+  # --set train.max_epochs=1: no replica could early-stop (patience 20).
+  root = _budget_grid(tmp_path, max_epochs=1, epochs=1, best=(1, 1), patience=20)
+  out = tmp_path / "rep"
+  assert report.main([f"--grid={root}", f"--out={out}"]) == 0
+  stdout = capsys.readouterr().out
+  text = (out / "README.md").read_text()
+  warning = ("**Warning: 2 of 2 programs cut short at max_epochs=1 (no early stop)**: gca=early, "
+             "gca=plain")
+  assert warning in text and text.index(warning) < text.index("## Table 1")
+  tail = stdout.rstrip("\n").splitlines()[-2]
+  assert tail.startswith("warning: 2 of 2 programs cut short at max_epochs=1 (no early stop): ")
+  # Per program: which replicas had not early-stopped.
+  cut = results.cut_short(results.load_grid(root).df)
+  assert list(cut["program"]) == ["gca=early", "gca=plain"]
+  assert list(cut["not_stopped"]) == [2, 2] and list(cut["replicas"]) == [2, 2]
+  assert list(cut["max_epochs"]) == [1, 1]
+
+
+def test_report_does_not_flag_runs_that_early_stopped(tmp_path, capsys):
+  # Stopped before max_epochs; or at max_epochs = 30 with both replicas' last 8 evaluations
+  # (best epochs 20, 22) not improving: early stopping ended them, not the cap.
+  for kw in (dict(max_epochs=50, epochs=30, best=(20, 22), patience=8),
+             dict(max_epochs=30, epochs=30, best=(20, 22), patience=8)):
+    root = _budget_grid(tmp_path / str(kw["max_epochs"]), history_epochs=4, **kw)
+    assert results.cut_short(results.load_grid(root).df).empty
+    assert report.main([f"--grid={root}", f"--out={tmp_path / 'rep'}"]) == 0
+    assert "cut short" not in capsys.readouterr().out
+  # One replica still improving 3 evaluations before the cap: flagged.
+  root = _budget_grid(tmp_path / "x", max_epochs=30, epochs=30, best=(20, 27), patience=8)
+  cut = results.cut_short(results.load_grid(root).df)
+  assert list(cut["not_stopped"]) == [1, 1]
+  # Rows without the bookkeeping columns (older results) are not judged.
+  assert results.cut_short(_table1_frame()).empty
+
+
+def test_report_skips_trajectories_of_single_epoch_runs(tmp_path, capsys):
+  root = _budget_grid(tmp_path, max_epochs=1, epochs=1, best=(1, 1), history_epochs=1)
+  out = tmp_path / "rep"
+  assert report.main([f"--grid={root}", f"--out={out}"]) == 0
+  text = (out / "README.md").read_text()
+  section = text.split("## Alignment over training")[1].split("\n## ")[0]
+  assert "trajectory figures skipped: no program has ≥ 2 validated epochs" in section
+  assert not list(out.glob("trajectory*.png"))
+  assert figures.trajectory_figure(root / "gca=early", tmp_path / "t.png") == []
+
+
+def test_trajectory_figure_draws_only_panels_with_data(tmp_path):
+  t = pd.DataFrame({"replica": [0, 0, "mean", "mean"], "epoch": [1, 2, 1, 2],
+                    "valid/A": [0.1, 0.2, 0.1, 0.2]})      # a plain program: no GCA cell
+  (_, fig), = figures.trajectory_figure(t, tmp_path / "plain.png", return_fig=True)
+  assert len(fig.axes) == 1 and fig.axes[0].get_ylabel() == "validation NDCG@10"
+  assert not any(x.get_text() == "not logged" for ax in fig.axes for x in ax.texts)
+  figures.plt.close(fig)

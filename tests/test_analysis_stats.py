@@ -123,3 +123,55 @@ def test_efficiency_ratio_bounds_and_nonmonotone():
   ratio, bound = stats.efficiency_ratio([1, 2, 3, 4], [0.10, 0.20, 0.12, 0.30], 1.0, 0.15)
   assert (ratio, bound) == (pytest.approx(1.5), "=")
   assert math.isnan(stats.efficiency_ratio([], [], 1.0, 0.1)[0])
+
+
+def _scipy_bootstrap_ci(x, y, n_boot, seed, fn):
+  """The same resamples as stats.correlation, each scored by scipy (which NaNs a constant side by
+  testing its values for equality), skipping the resamples with a constant side."""
+  x, y = np.asarray(x, float), np.asarray(y, float)
+  idx = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
+  vals = [fn(x[i], y[i]).statistic for i in idx
+          if not (np.all(x[i] == x[i][0]) or np.all(y[i] == y[i][0]))]
+  return tuple(np.percentile(vals, [2.5, 97.5]))
+
+
+def test_bootstrap_skips_resamples_with_a_constant_side_whose_mean_is_inexact():
+  # Resample (0.1, 0.1, 0.1): its mean is not exactly 0.1 in float, so a variance test saw a
+  # non-constant side and scored r ≈ 0 (the CI was (-4e-16, 1.0)).
+  x, y = [0.1, 0.7, 0.1], [0.2, 0.9, 0.4]
+  c = stats.correlation(x, y, n_boot=2000, seed=0)
+  assert c.pearson_ci[0] == pytest.approx(0.9608, abs=1e-3)
+  assert c.pearson_ci == pytest.approx(_scipy_bootstrap_ci(x, y, 2000, 0, sps.pearsonr))
+  assert c.spearman_ci == pytest.approx(_scipy_bootstrap_ci(x, y, 2000, 0, sps.spearmanr))
+  assert -1.0 <= c.pearson_ci[0] <= c.pearson_ci[1] <= 1.0       # rounding never leaves [-1, 1]
+  # A constant y side that is inexact too (mean of 0.7s), more points, other seeds.
+  rng = np.random.default_rng(5)
+  for seed in range(3):
+    x = rng.choice([0.1, 0.3, 0.7], 6)
+    y = np.where(rng.random(6) < 0.5, 0.7, 0.1) + (x > 0.5) * 0.2
+    c = stats.correlation(x, y, n_boot=400, seed=seed)
+    if not np.isfinite(c.pearson_r):
+      continue
+    assert c.pearson_ci == pytest.approx(_scipy_bootstrap_ci(x, y, 400, seed, sps.pearsonr))
+    assert c.spearman_ci == pytest.approx(_scipy_bootstrap_ci(x, y, 400, seed, sps.spearmanr))
+
+
+def test_partial_correlation_is_nan_when_the_covariates_explain_a_side():
+  # x is a function of the category: its residual is rounding noise, whose "r" means nothing.
+  y = np.array([0.2, 0.5, 0.9, 0.4, 0.3, 0.1, 0.6, 0.8])
+  pc = stats.partial_correlation([0.1, 0.1, 0.7, 0.7, 0.3, 0.3, 0.9, 0.9], y,
+                                 {"w": np.array(list("aabbccdd"))})
+  assert pc.n == 8 and pc.k == 3 and math.isnan(pc.r) and math.isnan(pc.p)
+  # x linear in a numeric covariate (0.1 steps, not exact in float).
+  pc = stats.partial_correlation(0.3 + 0.1 * np.arange(8), y, [np.arange(8.0)])
+  assert math.isnan(pc.r) and math.isnan(pc.p)
+  # y explained instead of x.
+  assert math.isnan(stats.partial_correlation(y, [0.1, 0.1, 0.7, 0.7, 0.3, 0.3, 0.9, 0.9],
+                                              {"w": np.array(list("aabbccdd"))}).r)
+
+
+def test_paired_comparison_identical_differences_have_no_spread():
+  # Every difference is exactly 0.1, but their mean is not: a variance test gave a finite t.
+  res = stats.paired_comparison([0.2, 0.2, 0.2], [0.1, 0.1, 0.1])
+  assert res.t_stat == math.inf and res.t_p == 0.0
+  assert res.ci95 == (res.mean_diff, res.mean_diff)

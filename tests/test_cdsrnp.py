@@ -397,7 +397,7 @@ def test_config_validates_and_documents_its_command():
   assert "python -m orthoalign.main --config=configs/cdsrnp.py" in cdsrnp_config.__doc__
   assert "specification-level reimplementation" in config.model.label
   assert "SPECIFICATION-LEVEL REIMPLEMENTATION" in cdsrnp.__doc__
-  assert config.model.name == "cdsrnp" and tuple(config.sweep.model) == cdsrnp.REPLICA_HPARAMS
+  assert config.model.name == "cdsrnp" and tuple(config.sweep.model) == tuple(cdsrnp.REPLICA_HPARAMS)
   for key, value, allowed in (("model.adapt", "mlp", "attention"), ("model.latent", "both", "shared"),
                               ("gca.positions", (3,), "0, 1, 2"), ("gca.kv", "mixed", "other"),
                               ("model.support_size", 0, ">= 1")):

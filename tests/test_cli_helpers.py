@@ -21,12 +21,14 @@ def test_the_user_errors_are_the_projects_types():
   from orthoalign.train import loop
   assert config_lib.ConfigError is errors.ConfigError and errors.DataError is DataError
   assert loop.TrainingDiverged is errors.TrainingDiverged
-  assert set(errors.USER_ERRORS) == {errors.ConfigError, DataError, errors.TrainingDiverged}
+  assert set(errors.USER_ERRORS) == {errors.ConfigError, DataError, errors.TrainingDiverged,
+                                     errors.RunInUse}
 
 
 @pytest.mark.parametrize("error", [errors.ConfigError("config key a.b=1 must be\nan int"),
                                    DataError("bad line", path="x.csv", line=3),
-                                   errors.TrainingDiverged("loss became nan")])
+                                   errors.TrainingDiverged("loss became nan"),
+                                   errors.RunInUse("runs/x is in use by process 1")])
 def test_cli_main_prints_a_user_error_as_one_line(error, capsys):
   @errors.cli_main
   def main(argv):
@@ -128,3 +130,27 @@ def test_parse_value_refuses(default, text):
   with pytest.raises(config_lib.ConfigError, match=re.escape(
       f"config key k={text!r} (in y): expected a value of type {type(default).__name__} (default")):
     config_lib.parse_value("k", text, default, " (in y)")
+
+
+@pytest.mark.parametrize("interrupt,line", [
+    (KeyboardInterrupt(), "interrupted: stopped by Ctrl-C"),
+    (errors.Interrupted("stopped runs/x in epoch 3 of 9; the same command resumes from epoch 3"),
+     "interrupted: stopped runs/x in epoch 3 of 9; the same command resumes from epoch 3")])
+def test_cli_main_answers_ctrl_c_with_one_line_and_status_130(interrupt, line, capsys):
+  @errors.cli_main
+  def main(argv):
+    raise interrupt
+
+  assert main([]) == 130
+  assert capsys.readouterr().err == line + "\n"
+
+
+def test_orthoalign_traceback_lets_user_errors_through(monkeypatch):
+  monkeypatch.setenv("ORTHOALIGN_TRACEBACK", "1")
+
+  @errors.cli_main
+  def main(argv):
+    raise errors.ConfigError("config key a=1")
+
+  with pytest.raises(errors.ConfigError):
+    main([])

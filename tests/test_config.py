@@ -1,5 +1,7 @@
 """Configs: every file loads and validates; bad overrides stop with a message naming the key."""
 
+import os
+import re
 import subprocess
 import sys
 
@@ -84,7 +86,7 @@ def test_main_reports_unknown_key_without_traceback(tmp_path):
 @pytest.mark.parametrize("config_file,key,value,match", [
     ("tiny", "gca.positions", (5,), r"gca.positions=\(5,\): LLM4CDSR with model.num_blocks=2 has GCA positions \[0, 1, 2\]"),
     ("tiny", "gca.heads", 3, r"gca.heads=3 must divide model.hidden_size=16"),
-    ("tiny", "sweep.seeds", (0, -1), r"sweep.seeds=\(0, -1\): seeds must be ints in \[0, 2\*\*32\)"),
+    ("tiny", "sweep.seeds", (0, -1), r"sweep.seeds=\(0, -1\): element 1 \(-1\) is not an int >= 0 below 4294967296"),
     ("tiny", "gca.kv", "mixed", r"gca.kv='mixed': LLM4CDSR's cells read the other domain's stream"),
     ("tiny", "model.num_heads", 3, r"model.num_heads=3 must divide model.hidden_size=16"),
     ("abxi", "gca.positions", (3,), r"gca.positions=\(3,\): ABXI has GCA positions \[0, 1, 2\]"),
@@ -98,6 +100,73 @@ def test_models_validate_their_keys_before_tracing(config_file, key, value, matc
   config.update_from_flattened_dict({key: value})
   with pytest.raises(config_lib.ConfigError, match=match):
     config_lib.validate(config)
+
+
+def _config_files():
+  import glob
+  return sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob("configs/*.py")
+                if not p.endswith("__init__.py"))
+
+
+@pytest.mark.parametrize("config_file", _config_files())
+def test_every_element_of_every_list_valued_key_is_checked(config_file):
+  """A non-numeric entry in sweep.learning_rates (or any list) gave a 27-line traceback after
+  config.json was written; every list-valued key of every config now refuses a wrong element."""
+  import importlib
+  base = importlib.import_module(f"configs.{config_file}").get_config()
+  lists = {k: v for k, v in config_lib.flatten(base.to_dict()).items() if isinstance(v, list)}
+  assert "sweep.learning_rates" in lists and "gca.positions" in lists
+  for key, value in lists.items():
+    wrong = (3,) if key == "data.titles" else ("x",)      # file paths are the only text lists
+    config = importlib.import_module(f"configs.{config_file}").get_config()
+    config.update_from_flattened_dict({key: tuple(value) + wrong})
+    with pytest.raises(config_lib.ConfigError, match=re.escape(f"config key {key}=")):
+      config_lib.validate(config)
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("sweep.learning_rates", (1e-3, 0.0), r"element 1 \(0.0\) is not a finite number > 0"),
+    ("sweep.learning_rates", (1e-3, float("nan")), r"element 1 \(nan\)"),
+    ("train.learning_rate", -1e-3, r"train.learning_rate=-0.001 must be a finite number > 0"),
+    ("sweep.weight_decays", (-0.1,), r"element 0 \(-0.1\) is not a finite number >= 0"),
+    ("sweep.gate_inits", (0.0, "0.5"), r"element 1 \('0.5'\) is not a finite number"),
+    ("sweep.seeds", (), r"sweep.seeds=\(\) must list at least 1 value"),
+    ("sweep.seeds", (1, 2, 1), r"sweep.seeds=\(1, 2, 1\) lists 1 twice"),
+    ("sweep.seeds", (2**32,), r"element 0 \(4294967296\) is not an int >= 0 below"),
+    ("sweep.model.tau", (1.0, 0.0), r"sweep.model.tau=\(1.0, 0.0\): element 1 \(0.0\) is not a "
+                                    r"finite number > 0"),
+    ("sweep.model.alpha", (0.0, -0.5), r"element 1 \(-0.5\) is not a finite number >= 0"),
+    ("model.tau_reg", 0.0, r"model.tau_reg=0.0 must be a finite number > 0"),
+    ("eval.candidate_seed", -1, r"eval.candidate_seed=-1 must be an int in \[0, 4294967295\]"),
+    ("train.plateau_factor", 0.0, r"train.plateau_factor=0.0 must be a number in \(0, 1\]"),
+    ("gca.dropout", "0.1", r"gca.dropout='0.1' must be a number in \[0, 1\)"),
+    ("train.select_metric", 3, r"train.select_metric=3 must be a metric key"),
+])
+def test_values_that_make_no_sense_for_their_axis_are_refused(key, value, match):
+  config = llm4cdsr.get_config()
+  with config.ignore_type():
+    config.update_from_flattened_dict({key: value})
+  with pytest.raises(config_lib.ConfigError, match=match):
+    config_lib.validate(config)
+
+
+def test_abxi_temperature_sweep_is_checked_per_element():
+  from configs import abxi
+  config = abxi.get_config()
+  config.sweep.model.temp = (0.5, -1.0)
+  with pytest.raises(config_lib.ConfigError, match=r"sweep.model.temp=.*element 1 \(-1.0\)"):
+    config_lib.validate(config)
+
+
+def test_cli_refuses_a_bad_list_element_before_writing_anything(tmp_path):
+  workdir = tmp_path / "run"
+  proc = subprocess.run([sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py",
+                         f"--workdir={workdir}", "--config.sweep.learning_rates=(0.1,'x')"],
+                        capture_output=True, text=True, timeout=120)
+  lines = proc.stderr.splitlines()
+  assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+  assert lines[0].startswith("error: config key sweep.learning_rates=(0.1, 'x'): element 1")
+  assert not workdir.exists()
 
 
 def test_base_config_takes_each_models_keys_from_its_module():

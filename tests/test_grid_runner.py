@@ -17,6 +17,7 @@ import time
 import pytest
 
 from orthoalign import grid as grid_cli
+from orthoalign import run_lock
 from orthoalign.experiments import expand
 from orthoalign.experiments import job
 from orthoalign.experiments import local
@@ -61,6 +62,9 @@ def test_failure_is_isolated_and_rerun_skips_finished(grid3, monkeypatch):
   text = open(log).read()
   assert text.startswith("\n=== [grid] attempt ") and "error: fake failure" in text
   assert "exit status 3" in text and f"log: {log}" in out.getvalue()
+  # The run adopted the runner's lock (a second lock would have failed it), which the runner freed.
+  assert open(os.path.join(root, "hidden_size=16", "lock.txt")).read().startswith("adopted")
+  assert not job.locked(os.path.join(root, "hidden_size=16"))
   lines = [l for l in out.getvalue().splitlines() if l.startswith("[grid] ") and " done, " in l]
   assert all(re.fullmatch(r"\[grid\] \d/3 done, \d running, \d failed, \d pending(, ETA .+)?", l)
              for l in lines), lines
@@ -99,13 +103,13 @@ def test_children_get_the_training_command(grid3):
 
 def test_a_locked_run_is_not_trained(grid3):
   points, root, path = grid3
-  holder = job.try_lock(os.path.join(root, "hidden_size=32"))      # "another runner"
+  holder = run_lock.acquire(os.path.join(root, "hidden_size=32"))   # "another runner"
   try:
     assert status_lib.run_status(os.path.join(root, "hidden_size=32")) == "running"
     outcomes = local.run(points, root, path, parallel=3, entry=FAKE, out=io.StringIO(), poll_s=0.02,
                          devices=[])
   finally:
-    holder.close()
+    holder.release()
   assert [o.status for o in outcomes] == ["done", "running elsewhere", "done"]
   assert calls(root, "hidden_size=32") == 0
   assert status_lib.run_status(os.path.join(root, "hidden_size=32")) == "pending"
@@ -311,3 +315,47 @@ def test_real_grid_trains_skips_and_resumes(tmp_path, compile_cache, capsys):
     ex = slurm.executor(slurm.folder(root), slurm.Resources(), "tiny", cluster="debug")
     assert slurm.submit(ex, [train])[0].result() == "done" and job.finished(workdir)
     assert "Resumed from" in open(os.path.join(workdir, "log.txt")).read()
+
+
+def _columns(table: str) -> dict[str, list[str]]:
+  """status.summary text -> {run: [status, wall, metric or log]} (columns are 2+ spaces apart)."""
+  lines = table.splitlines()
+  return {c[0]: c[1:] for c in (re.split(r"\s{2,}", l.strip()) for l in lines[1:])}
+
+
+def test_status_names_only_log_files_that_exist(grid3, monkeypatch):
+  points, root, path = grid3
+  monkeypatch.setenv("FAKE_FAIL", "hidden_size=32")
+  local.run(points[1:2], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
+  os.makedirs(os.path.join(root, "hidden_size=64"))        # a workdir, but no attempt yet
+  rows = status_lib.statuses(root)
+  assert [r["status"] for r in rows] == ["pending", "failed", "pending"]
+  assert [r["log"] for r in rows] == [None, os.path.join(root, "hidden_size=32", "log.txt"), None]
+  cols = _columns(status_lib.summary(rows))
+  assert cols["hidden_size=32"][2] == os.path.join(root, "hidden_size=32", "log.txt")
+  for name in ("hidden_size=16", "hidden_size=64"):
+    assert cols[name][2] == "-" and "log.txt" not in " ".join(cols[name])
+
+
+def test_status_and_runner_report_the_same_wall_time(grid3):
+  points, root, path = grid3
+  outcomes = local.run(points[:2], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02,
+                       devices=[])
+  for p in points[:2]:                     # the trainer's own wall time, unlike the attempt's
+    results_path = os.path.join(root, p.name, "results.jsonl")
+    rows = [dict(json.loads(l), wall_time_s=500.0) for l in open(results_path)]
+    open(results_path, "w").write("".join(json.dumps(r) + "\n" for r in rows))
+  runner = status_lib.summary(local.summary_rows(outcomes))
+  status = status_lib.summary(status_lib.statuses(root))
+  header = re.split(r"\s{2,}", runner.splitlines()[0])
+  assert header[2] == "wall (last attempt)"
+  assert re.split(r"\s{2,}", status.splitlines()[0]) == header
+  attempt = json.load(open(os.path.join(root, "hidden_size=16", job.ATTEMPT)))
+  expected = status_lib.format_duration(attempt["wall_s"])
+  assert _columns(runner)["hidden_size=16"][1] == _columns(status)["hidden_size=16"][1] == expected
+  assert _columns(status)["hidden_size=64"][1] == "-"          # never attempted
+  # Re-run: the runner's "done (earlier)" rows give the same number as --status.
+  again = local.run(points[:2], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
+  runner = _columns(status_lib.summary(local.summary_rows(again)))
+  assert runner["hidden_size=16"][:2] == ["done (earlier)", expected]
+  assert runner["hidden_size=32"][1] == _columns(status)["hidden_size=32"][1]

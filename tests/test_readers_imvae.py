@@ -228,7 +228,7 @@ def test_load_through_cache(tmp_path, capsys):
   folder = write_pair(tmp_path / 'data')
   cache = str(tmp_path / 'cache')
   ds = data_load.load_path('imvae', str(folder), cache_dir=cache)
-  assert 'rebuilding' in capsys.readouterr().err
+  assert 'building dataset' in capsys.readouterr().err
   again = data_load.load_path('imvae', str(folder), cache_dir=cache)
   assert 'loaded cached' in capsys.readouterr().err
   assert again.merged_timeline is False

@@ -22,6 +22,7 @@ from configs import tiny
 from conftest import tiny_run
 from orthoalign import compile_cache
 from orthoalign import errors
+from orthoalign import run_lock
 from orthoalign.data import store
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import loop
@@ -83,6 +84,80 @@ def test_incomplete_newest_checkpoint_falls_back_to_the_previous_one(full, tmp_p
     np.testing.assert_allclose(resumed[key], full[key], rtol=1e-6, atol=1e-7, err_msg=key)
   assert sorted(os.listdir(ckpts)) == ["4"]
   assert len(os.listdir(tmp_path / checkpoint_lib.INCOMPLETE_DIR)) == 1   # moved aside, not lost
+
+
+def test_ctrl_c_is_one_line_saying_where_the_same_command_resumes(full, tmp_path, monkeypatch,
+                                                                  capsys):
+  """Ctrl-C printed a 40-line KeyboardInterrupt traceback; now one line, status 130, and the
+  resumed run ends as the uninterrupted one."""
+  real, calls = schedule.set_learning_rates, []
+
+  def interrupted_in_epoch_3(state, lrs):
+    calls.append(1)
+    if len(calls) == 3:
+      raise KeyboardInterrupt
+    return real(state, lrs)
+
+  monkeypatch.setattr(schedule, "set_learning_rates", interrupted_in_epoch_3)
+  status = errors.cli_main(lambda: run(tmp_path, **{"train.max_epochs": 4}))()
+  monkeypatch.undo()
+  assert status == errors.INTERRUPTED_STATUS
+  assert capsys.readouterr().err.splitlines() == [
+      f"interrupted: stopped {tmp_path} in epoch 3 of 4; the checkpoint of epoch 2 is kept: the "
+      "same command resumes from epoch 3"]
+  assert run_lock.holder(str(tmp_path)) == {} and not run_lock.locked(str(tmp_path))
+  resumed = run(tmp_path, **{"train.max_epochs": 4})[0]
+  assert "at epoch 2" in capsys.readouterr().out
+  for key in METRICS:
+    np.testing.assert_allclose(resumed[key], full[key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+def test_ctrl_c_before_the_first_epoch_is_one_line(tmp_path, monkeypatch, capsys):
+  def interrupted(config):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(loop, "setup", interrupted)
+  assert errors.cli_main(lambda: run(tmp_path))() == errors.INTERRUPTED_STATUS
+  assert capsys.readouterr().err.splitlines() == [
+      f"interrupted: stopped {tmp_path} before its first epoch here; no checkpoint was saved yet: "
+      "the same command starts the run afresh"]
+
+
+def test_rerunning_a_finished_run_keeps_its_records(tmp_path, capsys):
+  """A rerun rewrote results.jsonl with its own few seconds as wall_time_s; now the finished
+  run's results stay as written, and a raised max_epochs still trains on."""
+  first = run(tmp_path, **{"train.max_epochs": 2})[0]
+  written = (tmp_path / "results.jsonl").read_bytes()
+  out = capsys.readouterr().out
+  assert "early-stopped 0/1 replicas" in out                # it said "stopped 0/1"
+  assert "none found" not in out and "model.llm_emb_dir='auto' uses the authors' tables" in out
+  again = run(tmp_path, **{"train.max_epochs": 2})[0]
+  assert (tmp_path / "results.jsonl").read_bytes() == written
+  assert "finished at epoch 2 earlier" in capsys.readouterr().out
+  assert again["wall_time_s"] == pytest.approx(first["wall_time_s"])
+  longer = run(tmp_path, **{"train.max_epochs": 3})[0]
+  assert longer["epochs_trained"] == 3 and longer["wall_time_s"] > first["wall_time_s"]
+  assert longer["compile_s"] > first["compile_s"]          # both processes' compilations
+
+
+def test_wall_time_accumulates_over_resumptions(tmp_path, monkeypatch):
+  """After a resume wall_time_s (44 s) was smaller than train_time_s (66 s): it counted the last
+  process only. The first process's clock jumps a day inside its first evaluation."""
+  day, jumped = 86400.0, []
+  monkeypatch.setattr(loop, "time", types.SimpleNamespace(time=lambda: time.time() + sum(jumped)))
+  real = loop.results.finalize_split
+
+  def slow_first_evaluation(*args, **kwargs):
+    if not jumped:
+      jumped.append(day)
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(loop.results, "finalize_split", slow_first_evaluation)
+  run_killed_after(tmp_path, 2, monkeypatch, **{"train.max_epochs": 4})   # undoes the patches
+  row = run(tmp_path, **{"train.max_epochs": 4})[0]
+  assert row["eval_time_s"] > day
+  parts = ("compile_s", "train_time_s", "eval_time_s", "checkpoint_time_s")
+  assert row["wall_time_s"] >= sum(row[k] for k in parts), {k: row[k] for k in parts}
 
 
 def _tiny_trees():

@@ -256,7 +256,8 @@ def test_cached_reuse_and_invalidation(tmp_path, capsys):
     return capsys.readouterr().err
 
   err = run()
-  assert err.startswith('rebuilding') and 'no readable manifest.json' in err
+  # The first build said "rebuilding ... no readable manifest.json", as if the cache were broken.
+  assert err.startswith('building dataset') and 'not cached yet (first use' in err
   assert build.calls == 1
   err = run()
   assert err.startswith('loaded cached') and build.calls == 1
@@ -293,10 +294,14 @@ def test_cached_first_build_and_bad_lines(tmp_path, capsys):
   ds = store.cached(tmp_path / 'store', sources=[src], recipe='r', params={}, build=build,
                     bad_lines_report=bad)
   err = capsys.readouterr().err
-  assert err.startswith('rebuilding') and 'no readable manifest.json' in err
+  assert err.startswith('building dataset') and 'not cached yet' in err
   assert ds.name == 'toy'
   manifest = json.loads((tmp_path / 'store' / 'manifest.json').read_text())
   assert manifest['bad_lines']['skipped'] == 1
+  (tmp_path / 'store' / 'manifest.json').write_text('{not json')
+  store.cached(tmp_path / 'store', sources=[src], recipe='r', params={}, build=build)
+  err = capsys.readouterr().err
+  assert err.startswith('rebuilding dataset in') and 'manifest.json is unreadable' in err
 
 
 def test_cached_rebuilds_unusable_store_and_missing_source(tmp_path, capsys):

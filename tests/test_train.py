@@ -138,6 +138,22 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2"]
 
 
+def test_nan_loss_before_any_checkpoint_says_so(tmp_path, monkeypatch):
+  """It said "the last good checkpoint (epoch None)"."""
+  real = step_lib.train_epoch
+
+  def poisoned(state, data, frozen, epoch, **kw):
+    state, metrics = real(state, data, frozen, epoch, **kw)
+    metrics["loss"] = jnp.full_like(metrics["loss"], jnp.nan)
+    return state, metrics
+
+  monkeypatch.setattr(step_lib, "train_epoch", poisoned)
+  with pytest.raises(loop.TrainingDiverged) as info:
+    run(tmp_path, **{"train.max_epochs": 1})
+  assert "epoch 1" in str(info.value) and "no checkpoint was saved before it" in str(info.value)
+  assert "None" not in str(info.value)
+
+
 def test_schedule_warmup_plateau_and_sparse_checkpoints(tmp_path):
   rows = run(tmp_path, **{"train.max_epochs": 4, "train.warmup_epochs": 2, "train.plateau_patience": 1,
                           "train.checkpoint_every": 3,

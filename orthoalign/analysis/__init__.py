@@ -5,7 +5,8 @@ The researcher-facing functions are importable from here; each is loaded on firs
 a function is asked for. Modules:
 
 - `results`: `load_runs` (results.jsonl), `load_histories` (history.jsonl), `load_grid` (a grid's
-  finished runs), markdown tables of mean ± std over replicas.
+  finished runs), markdown tables of mean ± std over replicas, `cut_short` (programs stopped by
+  train.max_epochs before early stopping).
 - `variants`: GCA variants and experimental conditions of a runs frame.
 - `tables`: Table 1 (`table1`, `table1_markdown`, `table1_latex`) and the interventions on the
   cell paired with the untouched cell (`interventions`).

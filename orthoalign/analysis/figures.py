@@ -191,7 +191,8 @@ def trajectory_figure(workdir_or_frame: str | os.PathLike[str] | pd.DataFrame,
                       return_fig: bool = False) -> list:
   """|cos(X, X′)| per cell, α per cell and validation metric against epoch, one panel each.
 
-  Thin lines are replicas, thick lines their mean.
+  Thin lines are replicas, thick lines their mean. Only the panels with values are drawn (a plain
+  program has no cos or α panel).
 
   Args:
     workdir_or_frame: a run folder (with history.jsonl), a `load_histories` frame or a
@@ -199,7 +200,8 @@ def trajectory_figure(workdir_or_frame: str | os.PathLike[str] | pd.DataFrame,
     out: the PNG path to write (a folder gets `trajectory.png`).
 
   Returns:
-    [path] (or [(path, Figure)]); [] when there is nothing to plot.
+    [path] (or [(path, Figure)]); [] when there is nothing to plot: fewer than 2 validated epochs
+    (`history.validated_epochs`; one point is no trajectory) or no values at all.
   """
   t = workdir_or_frame
   if not (isinstance(t, pd.DataFrame) and "replica" in t.columns
@@ -207,18 +209,25 @@ def trajectory_figure(workdir_or_frame: str | os.PathLike[str] | pd.DataFrame,
                   for c in t.columns)):
     t = history.trajectory(t, stat, metric, protocol)
   written: list = []
-  if t.empty:
+  if history.validated_epochs(t) < 2:
+    return written
+  panels = []
+  for prefix, label in (("cos/", _STAT_AXIS.get(stat, stat)), ("alpha/", "α (gate)"),
+                        ("valid/", f"validation {formatting.metric_label(metric)}")):
+    # A grid's histories frame has every program's cells; plot (and list) only this run's.
+    cols = [c for c in t.columns if c.startswith(prefix) and t[c].notna().any()]
+    if cols:
+      panels.append((label, cols))
+  if not panels:
     return written
   out = os.fspath(out)
   if os.path.isdir(out) or not out.lower().endswith(".png"):
     out = os.path.join(out, "trajectory.png")
-  fig, axes = plt.subplots(3, 1, figsize=(6.4, 7.5), sharex=True)
-  panels = (("cos/", _STAT_AXIS.get(stat, stat)), ("alpha/", "α (gate)"),
-            ("valid/", f"validation {formatting.metric_label(metric)}"))
+  fig, axes = plt.subplots(len(panels), 1, figsize=(6.4, 2.5 * len(panels)), sharex=True,
+                           squeeze=False)
+  axes = axes[:, 0]
   is_mean = t["replica"].astype(str) == "mean"
-  for ax, (prefix, label) in zip(axes, panels):
-    # A grid's histories frame has every program's cells; plot (and list) only this run's.
-    cols = [c for c in t.columns if c.startswith(prefix) and t[c].notna().any()]
+  for ax, (label, cols) in zip(axes, panels):
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     for i, c in enumerate(cols):
@@ -228,10 +237,7 @@ def trajectory_figure(workdir_or_frame: str | os.PathLike[str] | pd.DataFrame,
         ax.plot(g["epoch"], g[c], color=color, alpha=0.3, linewidth=0.8)
       m = t[is_mean & t[c].notna()]
       ax.plot(m["epoch"], m[c], color=color, linewidth=2.0, label=c.split("/", 1)[1])
-    if cols:
-      ax.legend(fontsize=8)
-    else:
-      ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center")
+    ax.legend(fontsize=8)
   axes[0].set_title("Orthogonal alignment over training (validation inputs)")
   axes[-1].set_xlabel("epoch")
   axes[-1].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

@@ -53,6 +53,11 @@ def trajectory(workdir: str | os.PathLike[str] | pd.DataFrame, stat: str = "abs_
   return pd.concat([out, mean], ignore_index=True)
 
 
+def validated_epochs(t: pd.DataFrame) -> int:
+  """Distinct epochs with a value in a `trajectory` frame (0 for an empty one)."""
+  return int(t["epoch"].nunique()) if "epoch" in t.columns and not t.empty else 0
+
+
 def trajectory_summary(histories: pd.DataFrame, stat: str = "abs_mean_cos") -> pd.DataFrame:
   """Per program: the alignment statistic and gate α at its first and last validated epoch.
 
@@ -104,7 +109,15 @@ def trajectory_summary_markdown(t: pd.DataFrame) -> str:
   for _, r in t.iterrows():
     lines.append(f"| {r['run']} | {r['first_epoch']}–{r['last_epoch']} | {r['cos_first']:.4f} → "
                  f"{r['cos_last']:.4f} | {span(r['alpha_first'])} → {span(r['alpha_last'])} |")
-  fell = int((t["cos_drop"] > 0).sum())
-  lines += ["", f"|cos(X, X′)| fell in {fell} of {len(t)} programs (median change "
-            f"{-t['cos_drop'].median():+.4f})."]
+  # A program validated once has no change to count.
+  moved = t[t["last_epoch"] > t["first_epoch"]]
+  single = len(t) - len(moved)
+  note = (f" ({single} program{'s' if single > 1 else ''} validated at a single epoch not "
+          "counted)" if single else "")
+  if moved.empty:
+    lines += ["", "No program has ≥ 2 validated epochs: no change of |cos(X, X′)| to report."]
+  else:
+    fell = int((moved["cos_drop"] > 0).sum())
+    lines += ["", f"|cos(X, X′)| fell in {fell} of {len(moved)} programs (median change "
+              f"{-moved['cos_drop'].median():+.4f}){note}."]
   return "\n".join(lines)

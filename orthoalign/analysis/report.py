@@ -7,6 +7,11 @@ Runs given one by one (markdown to --out, a file):
 A grid (ROOT/grid.json from the grid runner, one workdir per run; --out is a folder that gets
 README.md, the figures and table1.tex):
   python -m orthoalign.analysis.report --grid=runs/grids/corr --out=docs/results/corr
+
+The markdown goes to stdout too. Programs that stopped at train.max_epochs before early stopping
+ended them (`results.cut_short`) get a warning under the title and a "warning: ..." line after the
+markdown; the last line names the file written ("report written: PATH", in grid mode with the
+folder of the figures), and is left out when nothing was written (run folders without --out).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import os
 import sys
 from typing import Callable, Sequence
+
+import pandas as pd
 
 from orthoalign import errors
 from orthoalign.analysis import alignment
@@ -30,10 +37,16 @@ from orthoalign.metrics import keys
 
 
 def render(workdirs: Sequence[str], title: str, note: str = "") -> str:
-  df = results.load_runs(workdirs)
+  """The markdown report of run folders (`render_runs` of their `results.load_runs` frame)."""
+  return render_runs(results.load_runs(workdirs), title, note)
+
+
+def render_runs(df: pd.DataFrame, title: str, note: str = "") -> str:
+  """The markdown report of a `results.load_runs` frame: test metrics, alignment, runs."""
   parts = [f"# {title}", ""]
   if note:
     parts += [note, ""]
+  parts += _cut_short_markdown(df)
   n_neg = df["config.eval.num_negatives"].iloc[0] if "config.eval.num_negatives" in df else "?"
   for protocol in keys.row_protocols([{c: None for c in df.columns}], "test"):
     if protocol == keys.SAMPLED:
@@ -48,6 +61,35 @@ def render(workdirs: Sequence[str], title: str, note: str = "") -> str:
   parts += ["## Orthogonal alignment at the best epoch (validation inputs)", "",
             results.alignment_table(df), "", "## Runs", "", results.run_table(df), ""]
   return "\n".join(parts)
+
+
+_CUT_SHORT_NOTE = (
+    "Their test metrics are of models that may still have been improving: a program is cut "
+    "short when it trained train.max_epochs epochs while some replica had not early-stopped "
+    "(fewer than train.early_stop_patience validations after its best epoch; "
+    "`orthoalign.analysis.results.cut_short`).")
+
+
+def warnings_of(df: pd.DataFrame) -> list[tuple[str, str]]:
+  """The report's warnings about these runs: (headline, details) pairs.
+
+  Today only `results.cut_short_warnings`: programs stopped by train.max_epochs.
+  """
+  if df.empty:
+    return []
+  by = "grid.run" if "grid.run" in df.columns else "run"
+  return results.cut_short_warnings(df, int(df[by].nunique()))
+
+
+def _cut_short_markdown(df: pd.DataFrame) -> list[str]:
+  """The warnings as bold markdown lines under the title, and what they mean ([] if none)."""
+  warnings = warnings_of(df)
+  if not warnings:
+    return []
+  out = []
+  for head, details in warnings:
+    out += [f"**Warning: {head}**: {details}", ""]
+  return out + [_CUT_SHORT_NOTE, ""]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,6 +146,7 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
             "finished" + (f", holding {len(df)} runs (replicas)" if len(df) else "")]
   parts += [f"- axis `{k}`: {', '.join(v)}" for k, v in axes.items()]
   parts.append("")
+  parts += _cut_short_markdown(df)
   if grid.missing:
     parts += ["### Not included", "", "| run | why |", "|---|---|"]
     parts += [f"| {n} | {why} |" for n, why in grid.missing]
@@ -210,7 +253,12 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
             "gate α at the first and the last validated epoch of every GCA program ('as training "
             "goes by, cos(X, X′) goes to zero', paper.md §2.1):", "",
             history.trajectory_summary_markdown(t), ""]
-    for name in names[:4]:           # figures for the first few programs; the table has them all
+    # One validated epoch is a point, not a trajectory: such programs get no figure.
+    drawn = [n for n in names
+             if history.validated_epochs(history.trajectory(h[h["run"] == n])) >= 2]
+    if not drawn:
+      return body + ["(trajectory figures skipped: no program has ≥ 2 validated epochs)", ""]
+    for name in drawn[:4]:           # figures for the first few programs; the table has them all
       paths = figures.trajectory_figure(h[h["run"] == name], os.path.join(out, f"trajectory_{name}.png"))
       body += [f"{name}:", ""] + [_link(out, p) for p in paths] + [""]
     return body
@@ -247,13 +295,25 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.grid:
     out = args.out or os.path.join(args.grid, "report")
     os.makedirs(out, exist_ok=True)
-    text = render_grid(results.load_grid(args.grid), out, args.title, args.note)
-    atomic_write_text(os.path.join(out, "README.md"), text)
+    grid = results.load_grid(args.grid)
+    text = render_grid(grid, out, args.title, args.note)
+    path = os.path.join(out, "README.md")
+    atomic_write_text(path, text)
+    written = f"report written: {path} (figures and table1.tex in {out})"
+    df = grid.df
   else:
-    text = render(args.workdirs, args.title or "Results", args.note)
+    df = results.load_runs(args.workdirs)
+    text = render_runs(df, args.title or "Results", args.note)
+    written = None
     if args.out:
       atomic_write_text(args.out, text)
+      written = f"report written: {args.out}"
   print(text)
+  # Repeated after the markdown, where a terminal shows them.
+  for head, details in warnings_of(df):
+    print(f"warning: {head}: {details}")
+  if written:
+    print(written)
   return 0
 
 

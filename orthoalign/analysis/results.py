@@ -3,6 +3,7 @@
 Loaders: `load_runs` (results.jsonl: one row per trained model at its best validation epoch),
 `load_histories` (history.jsonl: one row per epoch) and `load_grid` (every finished run of a grid
 the grid runner wrote, with its axes). Tables: `metric_table`, `alignment_table`, `run_table`.
+Checks: `cut_short` (programs stopped by train.max_epochs rather than by early stopping).
 
 Vocabulary: a *run* is one trained model (one replica row); a *program* is one workdir (column
 `run`, which may hold several replicas).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -180,6 +182,91 @@ def _run_status(workdir: str) -> str:
     return status.run_status(workdir)
   except Exception:  # noqa: BLE001  (an unknown marker format must not stop the report)
     return "unfinished or failed"
+
+
+_CUT_SHORT_COLUMNS = ["program", "max_epochs", "epochs_trained", "patience", "replicas",
+                      "not_stopped"]
+
+
+def _evaluations_after(best: int, last: int, every: int, warmup: int, max_epochs: int) -> int:
+  """Validations after epoch `best` up to `last` (train.loop: epochs past the warm-up that are a
+  multiple of train.eval_every, and the last epoch)."""
+  return sum(1 for e in range(best + 1, last + 1)
+             if e > warmup and (e % every == 0 or e == max_epochs))
+
+
+def cut_short(df: pd.DataFrame) -> pd.DataFrame:
+  """Programs that ended because they reached train.max_epochs, not by early stopping.
+
+  The rule (e.g. for a grid run with `--set train.max_epochs=1`): a program is cut short when its
+  epochs_trained equals its train.max_epochs and at least one replica had not early-stopped. A
+  replica has early-stopped when the validations after its best epoch number at least
+  train.early_stop_patience (at least 1), as `train.schedule.Tracker` counts them: every
+  train.eval_every-th epoch past train.warmup_epochs, and the last epoch. The metrics of such a
+  replica are of a model that may still have been improving.
+
+  Args:
+    df: `load_runs` / `load_grid` frame; programs are `grid.run` (grid) or `run`.
+
+  Returns:
+    One row per cut-short program, sorted by name: program, max_epochs, epochs_trained, patience,
+    replicas, not_stopped (replicas that had not early-stopped). Empty when the rows lack
+    epochs_trained, best_epoch, config.train.max_epochs or config.train.early_stop_patience
+    (results written before those existed are not judged).
+  """
+  need = ("epochs_trained", "best_epoch", "config.train.max_epochs",
+          "config.train.early_stop_patience")
+  if df.empty or any(c not in df.columns for c in need):
+    return pd.DataFrame(columns=_CUT_SHORT_COLUMNS)
+  by = "grid.run" if "grid.run" in df.columns else "run"
+
+  def num(col: str, default: float = math.nan) -> pd.Series:
+    """The column as floats; `default` where it is absent or blank (NaN rows are not judged)."""
+    if col not in df.columns:
+      return pd.Series(default, index=df.index, dtype=float)
+    return pd.to_numeric(df[col], errors="coerce").fillna(default)
+
+  runs = pd.DataFrame({
+      "program": df[by].astype(str), "last": num("epochs_trained"), "best": num("best_epoch"),
+      "max": num("config.train.max_epochs"), "patience": num("config.train.early_stop_patience"),
+      "every": num("config.train.eval_every", 1), "warmup": num("config.train.warmup_epochs", 0)})
+  runs = runs.dropna()
+  rows = []
+  for program, g in runs.groupby("program", sort=True):
+    at_cap = g[g["last"] >= g["max"]]
+    if at_cap.empty:
+      continue
+    stopped = [_evaluations_after(int(r.best), int(r.last), max(int(r.every), 1), int(r.warmup),
+                                  int(r.max)) >= max(int(r.patience), 1)
+               for r in at_cap.itertuples()]
+    if all(stopped):
+      continue
+    rows.append({"program": program, "max_epochs": int(at_cap["max"].iloc[0]),
+                 "epochs_trained": int(at_cap["last"].iloc[0]),
+                 "patience": int(at_cap["patience"].iloc[0]), "replicas": len(g),
+                 "not_stopped": len(stopped) - sum(stopped)})
+  return pd.DataFrame(rows, columns=_CUT_SHORT_COLUMNS)
+
+
+def cut_short_warnings(df: pd.DataFrame, programs: int | None = None) -> list[tuple[str, str]]:
+  """The `cut_short` programs as (headline, details) per max_epochs value ([] if none).
+
+  E.g. ("2 of 6 programs cut short at max_epochs=1 (no early stop)", "gca=early, gca=plain (4 of
+  4 replicas had not early-stopped; patience 20)"). `programs` is the total count of programs
+  (default: those in df).
+  """
+  cut = cut_short(df)
+  if cut.empty:
+    return []
+  by = "grid.run" if "grid.run" in df.columns else "run"
+  total = programs if programs is not None else df[by].nunique()
+  out = []
+  for max_epochs, g in cut.groupby("max_epochs", sort=True):
+    patience = ", ".join(str(p) for p in sorted(set(g["patience"])))
+    out.append((f"{len(g)} of {total} programs cut short at max_epochs={max_epochs} (no early "
+                "stop)", f"{', '.join(g['program'])} ({int(g['not_stopped'].sum())} of "
+                f"{int(g['replicas'].sum())} replicas had not early-stopped; patience {patience})"))
+  return out
 
 
 def mean_std(df: pd.DataFrame, columns: Sequence[str], by: str = "run") -> pd.DataFrame:

@@ -81,7 +81,9 @@ def paired_comparison(treated: Sequence[float], control: Sequence[float]) -> Pai
   min_p = min(1.0, 2.0 / 2.0**nonzero) if nonzero else 1.0
   if n < 2:
     return PairedComparison(n, mean, (_NAN, _NAN), _NAN, _NAN, _NAN, min_p if n else _NAN)
-  sd = float(d.std(ddof=1))
+  # Identical differences have no spread, tested by equality: their std is rounding noise when
+  # their mean is inexact (three 0.1s), which would make t finite and huge instead of ±inf.
+  sd = 0.0 if np.all(d == d[0]) else float(d.std(ddof=1))
   se = sd / math.sqrt(n)
   half = float(sps.t.ppf(0.975, n - 1)) * se
   if se == 0.0:
@@ -120,14 +122,28 @@ class Correlation:
   spearman_ci: tuple[float, float]
 
 
+def _constant_rows(a: np.ndarray) -> np.ndarray:
+  """[k, n] -> bool [k]: rows whose values are all identical.
+
+  Tested by equality, not by a variance near 0: centring a constant row whose mean is not exactly
+  representable (three 0.1s average to 0.10000000000000002) leaves rounding noise, which would
+  score as a correlation (r ≈ 0 or ±1) instead of none.
+  """
+  return np.all(a == a[:, :1], axis=1)
+
+
 def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """Pearson r of each row pair of a, b: [k, n] -> [k] (NaN for constant rows)."""
+  """Pearson r of each row pair of a, b: [k, n] -> [k], clipped to [-1, 1].
+
+  NaN where a row of either side is constant (`_constant_rows`).
+  """
+  skip = _constant_rows(a) | _constant_rows(b)
   a = a - a.mean(axis=1, keepdims=True)
   b = b - b.mean(axis=1, keepdims=True)
   den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
   with np.errstate(invalid="ignore", divide="ignore"):
-    r = (a * b).sum(axis=1) / den
-  return np.where(den > 0, r, np.nan)
+    r = np.clip((a * b).sum(axis=1) / den, -1.0, 1.0)
+  return np.where(~skip & (den > 0), r, np.nan)
 
 
 def _ci(values: np.ndarray) -> tuple[float, float]:
@@ -144,8 +160,9 @@ def correlation(x: Sequence[float], y: Sequence[float], n_boot: int = 2000,
 
   The paper prints Pearson's r per baseline and domain (paper.md §2.2); Spearman's ρ is the
   rank-based check recommended in §2.3. CIs resample the (x, y) pairs with replacement `n_boot`
-  times from `numpy.random.default_rng(seed)`, so they are reproducible; resamples with a constant
-  side are skipped.
+  times from `numpy.random.default_rng(seed)`, so they are reproducible; resamples in which either
+  side's values are all identical (no correlation defined) are skipped, for Pearson and Spearman
+  alike, and the percentiles are taken over the rest.
 
   Args:
     x: shape [n], e.g. |cos(X, X′)| per run.
@@ -170,6 +187,8 @@ def correlation(x: Sequence[float], y: Sequence[float], n_boot: int = 2000,
   if n_boot > 0:
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     bx, by = x[idx], y[idx]
+    keep = ~(_constant_rows(bx) | _constant_rows(by))
+    bx, by = bx[keep], by[keep]
     p_ci = _ci(_rowwise_pearson(bx, by))
     s_ci = _ci(_rowwise_pearson(sps.rankdata(bx, axis=1), sps.rankdata(by, axis=1)))
   return Correlation(n, float(pr.statistic), float(pr.pvalue), p_ci, float(sr.statistic),
@@ -232,8 +251,9 @@ def partial_correlation(x: Sequence[float], y: Sequence[float],
       categories rather than as a linear effect.
 
   Returns:
-    A `PartialCorrelation`; r and p are NaN when fewer than k + 3 complete rows remain or a
-    residual is constant.
+    A `PartialCorrelation`; r and p are NaN when fewer than k + 3 complete rows remain, when x or
+    y is constant, or when the covariates explain x or y entirely (its residual is at the
+    rounding level of the fit, `_RESIDUAL_RTOL`: such a residual's "correlation" is noise).
 
   Raises:
     DataError: on length mismatches.
@@ -245,6 +265,13 @@ def partial_correlation(x: Sequence[float], y: Sequence[float],
   z = _design(covariates, x.size, categorical)
   keep = np.isfinite(x) & np.isfinite(y) & np.all(np.isfinite(z), axis=1)
   x, y, z = x[keep], y[keep], z[keep]
+  # Covariates centred and scaled (the residuals are the same): raw columns such as parameter
+  # counts (~1e7) next to the intercept would make the fit ill-conditioned, and its rounding noise
+  # could pass for a residual.
+  if z.size:
+    z = z - z.mean(axis=0)
+    scale = np.abs(z).max(axis=0)
+    z = z / np.where(scale > 0, scale, 1.0)
   # Levels absent after dropping rows (or duplicated columns) would make lstsq rank-deficient;
   # lstsq copes, but the degrees of freedom must count only independent columns.
   design = np.column_stack([np.ones(x.size), z])
@@ -253,16 +280,37 @@ def partial_correlation(x: Sequence[float], y: Sequence[float],
   dof = n - 2 - k
   if dof < 1:
     return PartialCorrelation(n, _NAN, _NAN, k)
-  rx = x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
-  ry = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+  rx, ry = _residual(design, x), _residual(design, y)
+  if rx is None or ry is None:
+    return PartialCorrelation(n, _NAN, _NAN, k)
   r = float(_rowwise_pearson(rx[None], ry[None])[0])
   if not np.isfinite(r):
     return PartialCorrelation(n, _NAN, _NAN, k)
-  r = max(-1.0, min(1.0, r))
   if abs(r) == 1.0:
     return PartialCorrelation(n, r, 0.0, k)
   t = r * math.sqrt(dof / (1.0 - r * r))
   return PartialCorrelation(n, r, float(2.0 * sps.t.sf(abs(t), dof)), k)
+
+
+# A residual below this fraction of its variable's spread (‖v − mean v‖) is the fit's rounding
+# noise: the covariates explain the variable (the noise of a well-conditioned least-squares fit is
+# ~1e-15 of it).
+_RESIDUAL_RTOL = 1e-9
+
+
+def _residual(design: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+  """v minus its least-squares fit on `design` ([n, p]), or None when nothing is left of v.
+
+  None when v is constant (its values all identical) or when the residual is rounding noise
+  (‖residual‖ <= `_RESIDUAL_RTOL` · ‖v − mean v‖).
+  """
+  if v.size == 0 or np.all(v == v[0]):
+    return None
+  centred = v - v.mean()              # the design holds the intercept: same residual, less noise
+  res = centred - design @ np.linalg.lstsq(design, centred, rcond=None)[0]
+  if np.linalg.norm(res) <= _RESIDUAL_RTOL * np.linalg.norm(centred):
+    return None
+  return res
 
 
 class LinearFit(NamedTuple):

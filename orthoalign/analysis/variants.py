@@ -27,8 +27,15 @@ _IGNORED_CONFIG_PREFIXES = (
     "config.data.titles", "config.data.on_bad_line", "config.train.num_devices",
     "config.eval.batch_size", "config.train.checkpoint_every", "config.model.name",
     "config.data.format", "config.eval.track_test")
-# Per-replica settings of a program (the sweep axes of orthoalign.sweep).
-_REPLICA_SETTINGS = ("learning_rate", "weight_decay", "gate_init")
+# Per-replica settings of a program (the sweep axes of orthoalign.sweep) at the top level of a
+# results row -> the config key they replace (its value is only their fallback).
+_REPLICA_SETTINGS = {"learning_rate": "config.train.learning_rate",
+                     "weight_decay": "config.train.weight_decay",
+                     "gate_init": "config.gca.gate_init"}
+# Config sections: a top-level results column named "<section>.<key>" is a per-replica setting
+# (e.g. `model.alpha` from --config.sweep.model.alpha, `gca.orth_penalty`), replacing
+# config.<section>.<key>.
+_CONFIG_SECTIONS = ("model", "gca", "train", "data", "eval")
 # Marks a blank cell in condition keys and labels.
 _BLANK = "—"
 
@@ -129,7 +136,22 @@ def _jsonish(v: Any) -> Any:
 
 def _is_gca_only(col: str) -> bool:
   """Settings that mean nothing for a plain baseline (so they are blanked for its rows)."""
-  return col.startswith("config.gca.") or col == "gate_init"
+  return col.startswith(("config.gca.", "gca.")) or col == "gate_init"
+
+
+def replica_setting_columns(df: pd.DataFrame) -> dict[str, str]:
+  """Per-replica hyperparameter columns of a runs frame -> the config column each replaces.
+
+  Results rows carry each replica's hyperparameters at the top level (train.loop): learning_rate,
+  weight_decay, gate_init, and `<section>.<key>` for every other replica axis (the model's
+  `sweep.model.<k>` as `model.<k>`, `gca.orth_penalty`). The config column holds only the value
+  used when the sweep lists none.
+  """
+  out = {c: f for c, f in _REPLICA_SETTINGS.items() if c in df.columns}
+  for c in df.columns:
+    if "/" not in c and c.split(".", 1)[0] in _CONFIG_SECTIONS and "." in c:
+      out[c] = f"config.{c}"
+  return out
 
 
 def _variant_axes(df: pd.DataFrame) -> list[str]:
@@ -146,28 +168,67 @@ def _variant_axes(df: pd.DataFrame) -> list[str]:
 def setting_columns(df: pd.DataFrame) -> list[str]:
   """Columns (besides model, dataset, variant, seed) that split the runs into conditions.
 
-  With grid `axis.*` columns, those that vary (except the axis that only names the variant);
-  otherwise the varying `config.*` keys minus bookkeeping ones. Per-replica sweep settings
-  (learning_rate, weight_decay, gate_init) are added when they vary. Settings that only apply to
-  GCA (config.gca.*, gate_init) are ignored for plain rows.
+  Every setting that varies between runs separates conditions; seed, replica and run names never
+  do. In order:
+  - with grid `axis.*` columns, those that vary (except the axis that only names the variant);
+    otherwise the varying `config.*` keys minus bookkeeping ones (`_IGNORED_CONFIG_PREFIXES`);
+  - per-replica hyperparameters (`replica_setting_columns`: learning_rate, weight_decay,
+    gate_init, `model.<k>` of a `sweep.model.<k>` sweep, `gca.orth_penalty`), then the config
+    keys they fall back on;
+  - with axes, the other varying `config.*` keys (e.g. a `--set` given to some runs only).
+  A column of the last two kinds is added only where it splits runs that the columns before it
+  (and model, dataset, variant) leave together, so that a value an axis already names is not
+  listed twice. Settings that only apply to GCA (config.gca.*, gca.*, gate_init) are ignored for
+  plain rows.
   """
   df = with_variant(df)
+  replica = replica_setting_columns(df)
+  configs = [c for c in df.columns if c.startswith("config.")
+             and not c.startswith(_IGNORED_CONFIG_PREFIXES)]
+  # A replica column's config fallback only counts where the replica column does not tell the
+  # runs apart already (rows from before the column existed).
+  fallbacks = [c for c in configs if c in set(replica.values())]
+  configs = [c for c in configs if c not in fallbacks]
   axes = [c for c in df.columns if c.startswith("axis.")]
   if axes:
     skip = set(_variant_axes(df))
-    cands = [c for c in axes if c not in skip]
+    primary = [c for c in axes if c not in skip]
+    extra = list(replica) + fallbacks + configs
   else:
-    cands = [c for c in df.columns if c.startswith("config.")
-             and not c.startswith(_IGNORED_CONFIG_PREFIXES)]
-  cands += [c for c in _REPLICA_SETTINGS if c in df.columns]
-  out = []
-  for c in cands:
-    keys = df[c].map(as_key)
-    if _is_gca_only(c):
-      keys = keys[df["variant"] != "plain"]
-    if keys.nunique() > 1:
+    primary, extra = configs, list(replica) + fallbacks
+  out = [c for c in primary if _varies(df, c)]
+  for c in extra:
+    if _splits(df, out, c):
       out.append(c)
   return out
+
+
+def _setting_keys(df: pd.DataFrame, col: str) -> pd.Series:
+  """`as_key` of a setting column; on plain rows "—" for GCA-only settings."""
+  keys = df[col].map(as_key)
+  return keys.where(df["variant"] != "plain", _BLANK) if _is_gca_only(col) else keys
+
+
+def _varies(df: pd.DataFrame, col: str) -> bool:
+  """Whether `col` takes several values (on GCA rows only, for a GCA-only setting)."""
+  keys = df[col].map(as_key)
+  if _is_gca_only(col):
+    keys = keys[df["variant"] != "plain"]
+  return keys.nunique() > 1
+
+
+def _splits(df: pd.DataFrame, settings: Sequence[str], col: str) -> bool:
+  """Whether `col` takes several values within one (model, dataset, variant, settings) group."""
+  if not _varies(df, col):
+    return False
+  keys = _setting_keys(df, col)
+  groups = [df[c].map(as_key) for c in ("model", "dataset", "variant") if c in df.columns]
+  groups += [_setting_keys(df, c) for c in settings]
+  if not groups:
+    return True
+  frame = pd.DataFrame({f"g{i}": g.to_numpy() for i, g in enumerate(groups)})
+  frame["_v"] = keys.to_numpy()
+  return bool(frame.groupby(list(frame.columns[:-1]), dropna=False)["_v"].nunique().max() > 1)
 
 
 def width_of(df: pd.DataFrame) -> pd.Series:

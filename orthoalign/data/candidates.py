@@ -85,6 +85,10 @@ def _draws_needed(eligible: np.ndarray, n_d: int, n: int) -> np.ndarray:
       np.int64)
 
 
+class TooFewItems(DataError):
+  """A user's target domain has fewer eligible items than the negatives asked for."""
+
+
 def sample_candidates(
     ds: CDSRDataset, split: EvalSplit, num_negatives: int, seed: int
 ) -> np.ndarray:
@@ -107,7 +111,7 @@ def sample_candidates(
     distinct negatives from the target's domain, none in the user's sequence.
 
   Raises:
-    DataError: if some user's target domain has fewer than N eligible items.
+    TooFewItems: if some user's target domain has fewer than N eligible items.
   """
   if num_negatives < 0:
     raise ValueError(f'num_negatives must be >= 0, got {num_negatives}')
@@ -145,10 +149,10 @@ def _sample_domain(
   short = eligible < n
   if np.any(short):
     i = int(np.argmax(short))
-    raise DataError(
+    raise TooFewItems(
         f'target domain {name} has {n_d} items, {h_count[i]} of them in the '
         f"user's sequence, leaving {eligible[i]} eligible; expected >= {n} "
-        'negatives (lower num_negatives)', key=f'user {users[i]}')
+        'negatives', key=f'user {users[i]}')
 
   needed = _draws_needed(eligible, n_d, n)
   # Group cases of similar need so that one heavy user does not inflate the

@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from orthoalign import errors
+from orthoalign.data import candidates as candidates_lib
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
 from orthoalign.metrics import keys
@@ -57,15 +59,26 @@ def eval_inputs(ds: dataset_lib.CDSRDataset, eval_cfg: Any, windows_fn: WindowsF
     arrays = dict(windows_fn(ds, split))
     arrays.update(user_groups(ds, split.users, overlapped))
     arrays.update(case_groups(ds, split))
-    arrays["cand"] = data_load.candidates(ds, name, eval_cfg.num_negatives,
-                                          eval_cfg.candidate_seed).astype(np.int32)
-    for n in eval_cfg.get("extra_negatives", ()) or ():   # declared protocols (metrics/keys.py)
-      arrays[f"protocol/{keys.extra_protocol(n)}"] = data_load.candidates(
-          ds, name, n, eval_cfg.candidate_seed).astype(np.int32)
+    arrays["cand"] = _candidates(ds, name, eval_cfg.num_negatives, eval_cfg.candidate_seed,
+                                 f"eval.num_negatives={eval_cfg.num_negatives}")
+    extra_negatives = tuple(eval_cfg.get("extra_negatives", ()) or ())
+    for n in extra_negatives:                              # declared protocols (metrics/keys.py)
+      arrays[f"protocol/{keys.extra_protocol(n)}"] = _candidates(
+          ds, name, n, eval_cfg.candidate_seed, f"eval.extra_negatives={extra_negatives} ({n})")
     if extra is not None:
       arrays.update(extra(name))
     out[name] = arrays
   return out
+
+
+def _candidates(ds: dataset_lib.CDSRDataset, split: str, n: int, seed: int,
+                setting: str) -> np.ndarray:
+  """int32 [E, 1 + n] frozen candidates; a domain too small for n negatives names `setting`."""
+  try:
+    return data_load.candidates(ds, split, n, seed).astype(np.int32)
+  except candidates_lib.TooFewItems as e:
+    raise errors.ConfigError(f"config key {setting}: asks for more negatives than a user's target "
+                             f"domain has ({e}); lower that number") from None
 
 
 def user_groups(ds: dataset_lib.CDSRDataset, users: np.ndarray,

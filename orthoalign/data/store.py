@@ -369,7 +369,7 @@ def cached(
   params, the same source paths, and each source has its recorded size and mtime. A source whose
   size or mtime moved is re-hashed: same sha256 -> reused (the manifest's mtime is refreshed),
   different -> rebuilt. Prints one line to stderr: 'loaded cached ...' or 'rebuilding ... because
-  <reason>'.
+  <reason>' ('building ...' on first use).
 
   Args:
     out_dir: the store folder.
@@ -386,12 +386,15 @@ def cached(
   out_dir = os.fspath(out_dir)
   sources = [os.path.abspath(s) for s in sources]
   params = json.loads(json.dumps(_jsonable(params)))  # Compare as the manifest will store them.
-  reason = None
+  reason, first_use = None, False
   try:
     manifest = _read_manifest(out_dir)
   except DataError:
     manifest = None
-    reason = f'there is no readable {MANIFEST_FILE} in {out_dir}'
+    # A first use is the common case: say so, so that it does not read as a broken cache.
+    first_use = not os.path.exists(os.path.join(out_dir, MANIFEST_FILE))
+    reason = ('it is not cached yet (first use of these files and settings)' if first_use
+              else f'its {MANIFEST_FILE} is unreadable')
   if manifest is not None:
     reason, infos, touched = _stale_reason(manifest, sources, recipe, params)
     if reason is None:
@@ -409,7 +412,8 @@ def cached(
               f'{ds.num_users:,} users, {ds.num_interactions:,} interactions){note}',
               file=sys.stderr)
         return ds
-  print(f'rebuilding dataset in {out_dir} because {reason}', file=sys.stderr)
+  print(f'{"building" if first_use else "rebuilding"} dataset in {out_dir} because {reason}',
+        file=sys.stderr)
   # Before the (possibly long) build: a cache folder that cannot be written is one clear error.
   writable_dir(out_dir, 'the dataset cache (config data.cache_dir, default $ORTHOALIGN_CACHE or '
                '~/.cache/orthoalign)', DataError)

@@ -2,15 +2,14 @@
 
 Shared by the local pool and the SLURM callable, so both train through the same code path. Files in
 `<root>/<name>/` besides what orthoalign.main writes:
-  .lock         flock held while an attempt trains: two runners never train the same run.
+  .lock         the run's lock (orthoalign/run_lock.py), taken here and handed to the child, so
+                two runners, or a runner and a hand-started command, never train the same run.
   log.txt       the child's stdout and stderr, appended, with a header line per attempt.
   attempt.json  the latest attempt: status (running/done/failed/interrupted), return code, times.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import shlex
 import signal
@@ -20,10 +19,10 @@ import time
 from typing import IO, Mapping, Sequence
 
 from orthoalign import fileio
+from orthoalign import run_lock
 
 RESULTS = "results.jsonl"
 LOG = "log.txt"
-LOCK = ".lock"
 ATTEMPT = "attempt.json"
 
 
@@ -32,35 +31,8 @@ def finished(workdir: str) -> bool:
   return os.path.isfile(os.path.join(workdir, RESULTS))
 
 
-def try_lock(workdir: str) -> IO[bytes] | None:
-  """Takes the workdir's lock without waiting; None if another process holds it.
-
-  A file system without flock support (some NFS mounts) gives an unlocked handle: runs still work,
-  only the protection against two runners is lost.
-  """
-  os.makedirs(workdir, exist_ok=True)
-  handle = open(os.path.join(workdir, LOCK), "ab")
-  try:
-    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-  except OSError as e:
-    if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-      handle.close()
-      return None
-    if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
-      handle.close()
-      raise
-  return handle
-
-
-def locked(workdir: str) -> bool:
-  """Whether some process holds the workdir's lock (i.e. trains it now)."""
-  if not os.path.isfile(os.path.join(workdir, LOCK)):
-    return False
-  handle = try_lock(workdir)
-  if handle is None:
-    return True
-  handle.close()
-  return False
+# Whether some process holds the workdir's lock (i.e. trains it now).
+locked = run_lock.locked
 
 
 class Attempt:
@@ -81,12 +53,12 @@ class Attempt:
     self.started = 0.0
     self.wall_s = 0.0
     self.interrupted = False               # stopped by us (Ctrl-C, preemption), not failed
-    self._lock: IO[bytes] | None = None
+    self._lock: run_lock.RunLock | None = None
     self._log: IO[bytes] | None = None
 
   def start(self) -> str:
     """Returns "started", "done" (finished already) or "running elsewhere" (locked)."""
-    self._lock = try_lock(self.workdir)
+    self._lock = run_lock.try_acquire(self.workdir)
     if self._lock is None:
       return "running elsewhere"
     if finished(self.workdir):            # another runner may have finished it since we looked
@@ -98,9 +70,14 @@ class Attempt:
     self._log.write(f"\n=== [grid] attempt {time.strftime('%Y-%m-%d %H:%M:%S')} on "
                     f"{socket.gethostname()} {env_note}: {shlex.join(self.argv)}\n".encode())
     self._log.flush()
-    # A new session: Ctrl-C reaches only the runner, which then stops the children itself.
-    self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env={**os.environ, **self.env},
-                                 stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+    # A new session: Ctrl-C reaches only the runner, which then stops the children itself. The
+    # child inherits the locked descriptor and adopts it: the run is never unlocked in between.
+    fd = self._lock.fileno()
+    self.proc = subprocess.Popen(self.argv, cwd=self.cwd,
+                                 env={**os.environ, **self.env, run_lock.ENV_FD: str(fd)},
+                                 stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+                                 pass_fds=(fd,))
+    self._lock.record(shlex.join(self.argv), pid=self.proc.pid)
     self._record("running")
     return "started"
 
@@ -148,5 +125,5 @@ class Attempt:
         "env": self.env, "log": self.log_path})
 
   def _release(self) -> None:
-    self._lock.close()                   # closing the handle drops the flock
+    self._lock.release()
     self._lock = None

@@ -178,14 +178,7 @@ def run(points: Sequence[expand.Point], root: str, grid_path: str, *, parallel: 
 
 
 def summary_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
-  """Outcomes as rows of status.summary (finished-earlier runs read their wall time from results)."""
-  rows = []
-  for o in outcomes:
-    wall = o.wall_s or _results_wall(o.workdir)
-    status = {"skipped": "done (earlier)"}.get(o.status, o.status)
-    rows.append({"name": o.name, "workdir": o.workdir, "status": status, "wall_s": wall})
-  return rows
-
-
-def _results_wall(workdir: str) -> float:
-  return status_lib.metric_mean(workdir, "wall_time_s") or 0.0
+  """Outcomes as rows of status.summary, which reads each run's wall time (its last attempt) from
+  attempt.json, as `grid --status` does."""
+  return [{"name": o.name, "workdir": o.workdir,
+           "status": {"skipped": "done (earlier)"}.get(o.status, o.status)} for o in outcomes]

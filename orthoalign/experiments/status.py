@@ -81,33 +81,68 @@ def table(rows: Sequence[Sequence[str]]) -> str:
   return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
+# The wall-time column: the grid runner's own measure of a run (job.Attempt.wall_s), from
+# starting the training command to its exit, compile and data loading included. Not results.jsonl's
+# wall_time_s, which the trainer measures from inside the run.
+WALL_HEADER = "wall (last attempt)"
+_ENDED = ("done", "failed", "interrupted")
+
+
+def attempt_wall_s(workdir: str) -> float | None:
+  """Seconds the workdir's last training attempt took, from its attempt.json (job.Attempt).
+
+  None when there is no record (never attempted, or trained outside the grid runner) or the
+  attempt has not ended (its record then holds only the start).
+  """
+  try:
+    with open(os.path.join(workdir, job.ATTEMPT), encoding="utf-8") as f:
+      record = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if not isinstance(record, dict) or record.get("status") not in _ENDED:
+    return None
+  wall = record.get("wall_s")
+  return float(wall) if isinstance(wall, (int, float)) else None
+
+
+def log_path(workdir: str) -> str | None:
+  """The workdir's log.txt if it exists (the runner creates it when an attempt starts)."""
+  path = os.path.join(workdir, job.LOG)
+  return path if os.path.isfile(path) else None
+
+
 def summary(rows: Sequence[dict[str, Any]], metric: str = METRIC) -> str:
   """Table of runs: name, status, wall time, then the metric (finished) or the log (others).
 
-  Each row: {"name", "status", "workdir", optional "wall_s"}.
+  Each row: {"name", "status", "workdir"}. The wall time is read from the workdir
+  (`attempt_wall_s`, column `WALL_HEADER`) for `statuses` and the grid runner's rows alike, so
+  both report the same quantity; a row's own "wall_s" is not used. "-" where a run has no ended
+  attempt, or (last column) no metric and no log file yet.
   """
-  out = [["run", "status", "wall", f"{metric} (mean) / log"]]
+  out = [["run", "status", WALL_HEADER, f"{metric} (mean) / log"]]
   for r in rows:
     value = metric_mean(r["workdir"], metric) if r["status"].startswith("done") else None
-    wall = r.get("wall_s")
-    out.append([r["name"], r["status"], format_duration(wall) if wall else "-",
-                f"{value:.4f}" if value is not None else os.path.join(r["workdir"], job.LOG)])
+    wall = attempt_wall_s(r["workdir"])
+    last = f"{value:.4f}" if value is not None else log_path(r["workdir"]) or "-"
+    out.append([r["name"], r["status"], format_duration(wall) if wall is not None else "-", last])
   return table(out)
 
 
 def statuses(root: str) -> list[dict[str, Any]]:
-  """Every run of the grid at `root`: {"name", "workdir", "status", "log", "axes", "wall_s"}."""
+  """Every run of the grid at `root`: {"name", "workdir", "status", "log", "axes", "wall_s"}.
+
+  "log" is the run's log.txt, None until an attempt has created it; "wall_s" is
+  `attempt_wall_s` (None without an ended attempt).
+  """
   rows = []
   for run in read_grid(root)["runs"]:
     workdir = os.path.join(root, run["workdir"])
-    state = run_status(workdir)
-    rows.append({"name": run["name"], "workdir": workdir, "status": state,
-                 "log": os.path.join(workdir, job.LOG), "axes": run["axes"],
-                 "wall_s": metric_mean(workdir, "wall_time_s") if state == "done" else None})
+    rows.append({"name": run["name"], "workdir": workdir, "status": run_status(workdir),
+                 "log": log_path(workdir), "axes": run["axes"],
+                 "wall_s": attempt_wall_s(workdir)})
   return rows
 
 
 def unfinished(root: str) -> list[dict[str, Any]]:
   """The runs of the grid at `root` without results (failed, running, interrupted, pending)."""
   return [r for r in statuses(root) if r["status"] != "done"]
-

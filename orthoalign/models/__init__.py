@@ -25,6 +25,14 @@ def replica_hparams(name: str) -> tuple[str, ...]:
   return tuple(getattr(importlib.import_module(_BUILDERS[name]), "REPLICA_HPARAMS", ()))
 
 
+def replica_bounds(name: str) -> dict[str, tuple[float | None, bool]]:
+  """REPLICA_HPARAMS with the values each may take (config_lib.ANY / NON_NEGATIVE / POSITIVE)."""
+  if name not in _BUILDERS:
+    return {}
+  declared = getattr(importlib.import_module(_BUILDERS[name]), "REPLICA_HPARAMS", {})
+  return dict(declared) if isinstance(declared, dict) else {k: (None, False) for k in declared}
+
+
 def default_config(name: str):
   """The `model.*` ConfigDict of a registered model, with its documented defaults.
 

@@ -276,8 +276,9 @@ class ABXI(nn.Module):
 # Loss
 
 
-# Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>).
-REPLICA_HPARAMS = ("temp",)
+# Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>),
+# with the values they may take: the InfoNCE temperature divides the logits.
+REPLICA_HPARAMS = {"temp": config_lib.POSITIVE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -449,8 +450,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     node = config.gca if key.startswith("gca.") else m
     if leaf in node and node[leaf] not in choices:
       raise config_lib.ConfigError(f"config key {key}={node[leaf]!r}; valid choices: {list(choices)}")
-  if not 0.0 <= m.dropout < 1.0:
-    raise config_lib.ConfigError(f"config key model.dropout={m.dropout!r} must be in [0, 1)")
+  config_lib.check_fraction(config, "model.dropout")
 
 
 def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:

@@ -495,8 +495,9 @@ class CDSRNP(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # Loss
 
-# Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>).
-REPLICA_HPARAMS = ("beta",)
+# Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>),
+# with the values they may take: beta weighs a loss term.
+REPLICA_HPARAMS = {"beta": config_lib.NON_NEGATIVE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -681,7 +682,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     config_lib.check_int(config, key, 0)
   config_lib.check_divides(config, "model.num_heads", "model.hidden_size")
   config_lib.check_divides(config, "gca.heads", "model.hidden_size")
-  config_lib.check_positions(config, tuple(range(m.num_blocks + 1)),
+  config_lib.check_positions(config, range(m.num_blocks + 1),
                              f"CDSRNP with model.num_blocks={m.num_blocks}")
   if config.gca.kv != "other":
     raise config_lib.ConfigError(f"config key gca.kv={config.gca.kv!r}: CDSRNP's cells read the "
@@ -694,12 +695,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("mixed_encoder", "posterior_single_domain"):
     if not isinstance(m[key], bool):
       raise config_lib.ConfigError(f"config key model.{key}={m[key]!r} must be True or False")
-  if not 0.0 <= m.dropout < 1.0:
-    raise config_lib.ConfigError(f"config key model.dropout={m.dropout!r} must be in [0, 1)")
-  if not m.memory_tau > 0:
-    raise config_lib.ConfigError(f"config key model.memory_tau={m.memory_tau!r} must be > 0")
-  if not m.beta >= 0:
-    raise config_lib.ConfigError(f"config key model.beta={m.beta!r} must be >= 0")
+  config_lib.check_fraction(config, "model.dropout")
+  config_lib.check_number(config, "model.memory_tau", config_lib.POSITIVE)
 
 
 def make_module(ds: dataset_lib.CDSRDataset, m: Any, gca_positions: tuple[int, ...] = (),

@@ -299,8 +299,10 @@ def _bce_pair(pos_logit: Array, neg_logit: Array, mask: Array) -> Array:
 
 
 # Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>): the
-# loss reads them as arrays from the replica's state, not from Hyper.
-REPLICA_HPARAMS = ("alpha", "beta", "tau", "tau_reg")
+# loss reads them as arrays from the replica's state, not from Hyper. Loss weights are >= 0, the
+# temperatures divide logits (> 0).
+REPLICA_HPARAMS = {"alpha": config_lib.NON_NEGATIVE, "beta": config_lib.NON_NEGATIVE,
+                   "tau": config_lib.POSITIVE, "tau_reg": config_lib.POSITIVE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -577,7 +579,7 @@ def _frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict,
     d = cfg.hidden_size
     for name, part in (("table_a", items[:na]), ("table_b", items[na:])):
       if min(part.shape) < d:
-        raise ValueError(
+        raise config_lib.ConfigError(
             f"model.local_emb needs item text embeddings of at least model.hidden_size={d} dims and "
             f"items per domain (got {part.shape[1]} dims, {part.shape[0]} items); set "
             f"--config.model.local_emb=False or a smaller model.hidden_size")
@@ -598,8 +600,12 @@ def _report_inputs(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDic
   elif ds.item_text_emb is not None:
     source = ("synthetic" if config.data.format == "synthetic"
               else f"data.text_emb={config.data.text_emb}")
+    where = config.model.get("llm_emb_dir", _LEGACY["llm_emb_dir"])
+    why = ("model.llm_emb_dir='none'" if where == "none" else
+           "model.llm_emb_dir='auto' uses the authors' tables only where their data folder has "
+           "them")
     items = (f"PCA of the dataset's item text embeddings ({source}), the substitute for the "
-             "authors' LLM tables (model.llm_emb_dir: none found)")
+             f"authors' LLM tables ({why})")
   else:
     items = "none: trainable ID embeddings (no item text and no authors' files)"
   print(f"LLM4CDSR: item tables = {items}; user profiles (beta loss) = {profiles}", flush=True)
@@ -675,9 +681,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     config_lib.check_int(config, key, 1)
   if "ffn_size" in m:
     config_lib.check_int(config, "model.ffn_size", 0)
+  config_lib.check_int(config, "model.global_dim", 1)
   config_lib.check_divides(config, "model.num_heads", "model.hidden_size")
   config_lib.check_divides(config, "gca.heads", "model.hidden_size")
-  config_lib.check_positions(config, tuple(range(m.num_blocks + 1)),
+  config_lib.check_positions(config, range(m.num_blocks + 1),
                              f"LLM4CDSR with model.num_blocks={m.num_blocks}")
   if config.gca.kv != "other":
     raise config_lib.ConfigError(f"config key gca.kv={config.gca.kv!r}: LLM4CDSR's cells read the "
@@ -694,8 +701,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not isinstance(value, str) or not value:
       raise config_lib.ConfigError(f"config key model.{key}={value!r}; expected a non-empty string"
                                    + (" ('auto', 'none' or a folder)" if key == "llm_emb_dir" else ""))
-  if not 0.0 <= m.dropout < 1.0:
-    raise config_lib.ConfigError(f"config key model.dropout={m.dropout!r} must be in [0, 1)")
+  config_lib.check_fraction(config, "model.dropout")
 
 
 def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:

@@ -67,7 +67,7 @@ Array = jax.Array
 
 STREAMS = ("dual", "mixed")
 POSITIONS = ("slot", "item")
-REPLICA_HPARAMS = ()
+REPLICA_HPARAMS = {}
 _LN_EPS = 1e-8
 
 
@@ -291,15 +291,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f"config key gca.positions={tuple(config.gca.positions)}: model.streams='mixed' has one "
         "stream and so no GCA cell; use model.streams='dual' or gca.positions=()")
   config_lib.check_divides(config, "gca.heads", "model.hidden_size")
-  config_lib.check_positions(config, tuple(range(m.num_blocks + 1)),
+  config_lib.check_positions(config, range(m.num_blocks + 1),
                              f"SASRec with model.num_blocks={m.num_blocks}")
   if config.gca.kv != "other":
     raise config_lib.ConfigError(f"config key gca.kv={config.gca.kv!r}: SASRec's cells read the "
                                  "other domain's stream; valid choices: ['other']")
   if not isinstance(m.pre_ln, bool):
     raise config_lib.ConfigError(f"config key model.pre_ln={m.pre_ln!r} must be True or False")
-  if not 0.0 <= m.dropout < 1.0:
-    raise config_lib.ConfigError(f"config key model.dropout={m.dropout!r} must be in [0, 1)")
+  config_lib.check_fraction(config, "model.dropout")
   if not config_lib.is_finite_number(m.l2_emb) or m.l2_emb < 0:
     raise config_lib.ConfigError(f"config key model.l2_emb={m.l2_emb!r} must be a finite number >= 0")
 

@@ -38,6 +38,16 @@ class Restored:
   skipped: list[str]        # one line per incomplete step folder moved aside
 
 
+def saved_epochs(workdir: str) -> list[int]:
+  """The epochs whose checkpoint folders exist under <workdir>/checkpoints, ascending (without
+  opening orbax: for messages, e.g. after Ctrl-C)."""
+  try:
+    names = os.listdir(os.path.join(workdir, "checkpoints"))
+  except OSError:
+    return []
+  return sorted(int(n) for n in names if n.isdigit())
+
+
 class Checkpointer:
   """Saves and restores {state, best, meta} under <workdir>/checkpoints."""
 

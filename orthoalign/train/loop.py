@@ -5,11 +5,14 @@ the run folder's config.json (workdir.py), result rows and the results table (re
 compiled steps (step.py), checkpoints (checkpoint.py) and the multi-process runtime
 (distributed.py).
 
-Order of business (and of resumption): validate the config -> write/compare <workdir>/config.json
--> build data and model -> init R replicas -> if <workdir>/checkpoints has a checkpoint, restore
-state, best params and loop metadata from it -> train epoch by epoch (one compiled program per
-epoch), evaluating every `train.eval_every` epochs and early-stopping per replica -> evaluate the
-test split with each replica's best params -> write results.jsonl and print the results table.
+Order of business (and of resumption): validate the config -> take the workdir's lock
+(orthoalign/run_lock.py) -> write/compare <workdir>/config.json -> build data and model -> init R
+replicas -> if <workdir>/checkpoints has a checkpoint, restore state, best params and loop
+metadata from it (a run that finished earlier stops here, keeping its results.jsonl) -> train
+epoch by epoch (one compiled program per epoch), evaluating every `train.eval_every` epochs and
+early-stopping per replica -> evaluate the test split with each replica's best params -> write
+results.jsonl and print the results table. Ctrl-C ends with one line saying from which epoch the
+same command resumes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import json
 import math
 import os
 import time
@@ -32,6 +36,7 @@ import orthoalign
 from orthoalign import config_lib
 from orthoalign import errors
 from orthoalign import models
+from orthoalign import run_lock
 from orthoalign import sweep
 from orthoalign.data import load as data_load
 from orthoalign.models import task as task_lib
@@ -104,6 +109,29 @@ def train_arrays(task: task_lib.Task, buckets: tuple[int, ...]) -> dict[str, np.
   return {**task.train_data, step_lib.LENGTH_KEY: task.length_fn(task.train_data).astype(np.int32)}
 
 
+@contextlib.contextmanager
+def building(what: str):
+  """Reports a ValueError or an out-of-memory error (host or device) raised while `what` is built
+  from the config (a value the checks before could not judge, e.g. more embedding dims than a
+  small catalogue has titles, or a width too large for the memory) as a one-line ConfigError
+  naming `what`; ORTHOALIGN_TRACEBACK=1 shows where a ValueError came from."""
+  try:
+    yield
+  except errors.USER_ERRORS:
+    raise
+  except (MemoryError, RuntimeError) as e:
+    # MemoryError on the host; on a device, XLA's RESOURCE_EXHAUSTED (a RuntimeError).
+    if not isinstance(e, MemoryError) and "RESOURCE_EXHAUSTED" not in str(e):
+      raise
+    raise errors.ConfigError(f"out of memory while building {what}: the config asks for more "
+                             "than this machine holds (a width, depth or catalogue too large?)"
+                             ) from None
+  except ValueError as e:
+    if os.environ.get("ORTHOALIGN_TRACEBACK") == "1":
+      raise
+    raise errors.ConfigError(f"cannot build {what} from this config: {e}") from e
+
+
 @dataclasses.dataclass
 class Run:
   """Everything a run needs on device: data, model task, replicas, mesh and compiled functions."""
@@ -134,8 +162,10 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   (train/item_shards.py) and split over "model"; `Run.task` stays the model's own Task.
   """
   config_lib.validate(config)
-  ds = data_load.load(config.data)
-  task = models.get_builder(config.model.name)(ds, config)
+  with building("the dataset"):
+    ds = data_load.load(config.data)
+  with building(f"the {config.model.name} model's inputs"):
+    task = models.get_builder(config.model.name)(ds, config)
   reps = sweep.replicas(config)
   hp = sweep.stacked(reps)
   try:
@@ -171,12 +201,15 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   init_fn = jax.vmap(functools.partial(state_lib.init_replica, step_task, tx))
   init_args = [jax.device_put(hp[k], repl) for k in ("seed", "learning_rate", "weight_decay", "gate_init",
                                                       "model")]
-  if mesh.shape[sharding.MODEL] == 1:     # all replicated: no second trace of the init for shapes
-    state = jax.jit(init_fn, out_shardings=repl)(*init_args)
-    state_sharding = jax.tree.map(lambda x: x.sharding, state)
-  else:                                    # split as it is created: never whole on one device
-    state_sharding = sharding.item_shardings(jax.eval_shape(init_fn, *init_args), mesh, rows, axis=1)
-    state = jax.jit(init_fn, out_shardings=state_sharding)(*init_args)
+  with building(f"the {config.model.name} model"):
+    if mesh.shape[sharding.MODEL] == 1:   # all replicated: no second trace of the init for shapes
+      state = jax.jit(init_fn, out_shardings=repl)(*init_args)
+      state_sharding = jax.tree.map(lambda x: x.sharding, state)
+    else:                                  # split as it is created: never whole on one device
+      state_sharding = sharding.item_shardings(jax.eval_shape(init_fn, *init_args), mesh, rows,
+                                               axis=1)
+      state = jax.jit(init_fn, out_shardings=state_sharding)(*init_args)
+    jax.block_until_ready(state)          # an allocation failure shows here, not in epoch 1
   epoch_fn = jax.jit(jax.vmap(functools.partial(
       step_lib.train_epoch, task=step_task, tx=tx, batch_size=bs, mesh=mesh,
       compute_dtype=config_lib.get_added(config, "train.compute_dtype"), buckets=buckets),
@@ -246,13 +279,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   writer_process = distributed.is_writer()
   distributed.agree({"version": orthoalign.__version__, "config": config.to_dict()},
                     "the orthoalign version and config")
-  failure = None
-  if writer_process:
+  with contextlib.ExitStack() as held:
+    failure = None
+    if writer_process:
+      try:
+        held.enter_context(run_lock.acquire(workdir))   # before anything is written
+        workdir_lib.prepare(config, workdir)
+      except (errors.ConfigError, errors.RunInUse) as e:   # every process stops
+        failure = e
+    distributed.raise_together(failure, "preparing the workdir")
     try:
-      workdir_lib.prepare(config, workdir)
-    except errors.ConfigError as e:   # e.g. resuming with another config: every process stops
-      failure = e
-  distributed.raise_together(failure, "preparing the workdir")
+      return _train(config, workdir, t_run, writer_process)
+    except errors.Interrupted:
+      raise
+    except KeyboardInterrupt:
+      raise errors.Interrupted(f"stopped {workdir} before its first epoch here; "
+                               f"{_resume_note(workdir)}") from None
+
+
+def _resume_note(workdir: str) -> str:
+  """'the same command resumes from epoch N' (or starts afresh), from the saved checkpoints."""
+  last = checkpoint_lib.saved_epochs(workdir)
+  if not last:
+    return "no checkpoint was saved yet: the same command starts the run afresh"
+  return (f"the checkpoint of epoch {last[-1]} is kept: the same command resumes from epoch "
+          f"{last[-1] + 1}")
+
+
+def _finished_rows(workdir: str, tracker: schedule.Tracker, start: int,
+                   max_epochs: int) -> list[dict[str, Any]] | None:
+  """The rows of results.jsonl when the run has nothing left to train (every replica stopped, or
+  max_epochs reached) and finished earlier; None otherwise."""
+  path = os.path.join(workdir, "results.jsonl")
+  done = (all(tracker.stopped) or start > max_epochs) and os.path.isfile(path)
+  distributed.agree(done, "whether the run finished earlier")
+  if not done:
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      return [json.loads(line) for line in f if line.strip()]
+  except (OSError, ValueError) as e:
+    raise errors.DataError(f"cannot read the results of the finished run ({e}); delete the file "
+                           "to evaluate again", path=path) from None
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
+           writer_process: bool) -> list[dict[str, Any]]:
+  """train_and_evaluate once the workdir is locked and prepared."""
   run = setup(config)
   ds, task, reps, mesh, repl, steps = run.ds, run.task, run.reps, run.mesh, run.repl, run.steps
   train_data, eval_data, frozen, state = run.train_data, run.eval_data, run.frozen, run.state
@@ -280,6 +353,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     start = latest + 1
     say(f"Resumed from {ckpt.directory} at epoch {latest}", flush=True)
   distributed.agree(start, "the epoch to resume from")
+  tc = config.train
+  finished = None if restored is None else _finished_rows(workdir, tracker, start, tc.max_epochs)
+  if finished is not None:
+    ckpt.close()
+    say(f"{workdir} finished at epoch {latest} earlier; its results.jsonl is kept as written "
+        "(evaluate other settings with python -m orthoalign.evaluate)", flush=True)
+    say(results.results_table(finished, config), flush=True)
+    return finished
+  # Times over every process that worked on the run, up to the checkpoint it resumed from.
+  wall_before = tracker.wall_time_s
   phases = Phases(tracker)
   history = history_lib.History(workdir, latest)
 
@@ -288,18 +371,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
       (epoch_fn, (state, train_data, frozen, epoch_arg(start))),
       (eval_fn, (state.params, frozen, eval_data["valid"])))
   compile_s = time.time() - t0
+  tracker.compile_time_s += compile_s
   cache = jax.config.jax_compilation_cache_dir or "off"
   say(f"compiled in {compile_s:.1f}s (train epoch {train_compile_s:.1f}s and evaluation "
       f"{eval_compile_s:.1f}s, side by side; persistent cache: {cache})", flush=True)
   # On resumption TensorBoard hides what the interrupted run wrote from epoch `start` on.
   writer = writers.ScalarWriter(os.path.join(workdir, "tb"),
                                 purge_step=None if latest is None else start)
-  tc = config.train
   key, patience = tc.select_metric, tc.early_stop_patience
   max_epochs, every = tc.max_epochs, tc.eval_every
   base_lrs = np.asarray([rep["learning_rate"] for rep in reps], np.float32)
   if not tracker.lr_scale:                       # a checkpoint of a run without the schedule
     tracker.lr_scale, tracker.plateau_bad = [1.0] * num_r, [0] * num_r
+  epoch = start
   try:
     for epoch in range(start, max_epochs + 1):
       if all(tracker.stopped):
@@ -319,10 +403,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
       if not np.all(np.isfinite(losses)):
         bad = [r for r in range(num_r) if not np.isfinite(losses[r])]
         last = ckpt.latest_epoch()
+        kept = ("no checkpoint was saved before it" if last is None else
+                f"the last good checkpoint (epoch {last}) is kept in {workdir}/checkpoints")
         raise TrainingDiverged(
             f"training loss became {losses[bad[0]]} at epoch {epoch} for replica(s) {bad} "
-            f"({[reps[r] for r in bad]}); the last good checkpoint (epoch {last}) is kept in "
-            f"{workdir}/checkpoints. Lower the learning rate or check the data.")
+            f"({[reps[r] for r in bad]}); {kept}. Lower the learning rate or check the data.")
       scalars = {f"train/{k}/r{r}": float(v[r]) for k, v in metrics.items() for r in range(num_r)}
       tracker.last_train = [{f"train/{k}": float(v[r]) for k, v in metrics.items()} for r in range(num_r)]
       scalars.update({f"perf/steps_per_s/r{r}": steps / dt for r in range(num_r)})
@@ -349,17 +434,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
           scalars.update({f"{k}/r{r}": v for k, v in valid[r].items()})
         cur = np.nanmean([schedule.select_value(v, key) for v in valid])
         line += (f"  {results.short_key(key)} {cur:.4f} (best {np.mean(tracker.best_value):.4f})"
-                 f"  stopped {sum(tracker.stopped)}/{num_r}")
+                 f"  early-stopped {sum(tracker.stopped)}/{num_r} replicas")
       else:
         line += "  (warm-up)" if epoch <= tc.warmup_epochs else ""
       history.append(rows)      # before the checkpoint: a resume then drops this epoch's rows, never lacks them
       if epoch % tc.checkpoint_every == 0 or epoch == max_epochs or all(tracker.stopped):
+        tracker.wall_time_s = wall_before + time.time() - t_run
         with phases.time("checkpoint"):
           ckpt.save(epoch, state, best, {"tracker": dataclasses.asdict(tracker)})
       writer.write_scalars(epoch, scalars)
       eta = (max_epochs - epoch) * tracker.train_time_s / max(tracker.train_steps / steps, 1)
       line += f"  {steps / dt:.1f} steps/s  {dt:.1f}s/epoch  ETA <= {writers.format_duration(eta)}"
       say(line, flush=True)
+  except KeyboardInterrupt:
+    raise errors.Interrupted(f"stopped {workdir} in epoch {epoch} of {max_epochs}; "
+                             f"{_resume_note(workdir)}") from None
   finally:
     writer.close()
 
@@ -375,7 +464,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
         "dataset": ds.name, **reps[r], "gca_positions": list(config.gca.positions),
         "params/total": total_params, "params/trainable": trainable_params,
         "best_epoch": tracker.best_epoch[r], "epochs_trained": tracker.last_epoch,
-        "compile_s": compile_s, "wall_time_s": time.time() - t_run,
+        "compile_s": tracker.compile_time_s, "wall_time_s": wall_before + time.time() - t_run,
         "train_time_s": tracker.train_time_s, "eval_time_s": tracker.eval_time_s,
         "checkpoint_time_s": tracker.checkpoint_time_s, "steps_per_s": steps_per_s,
         "backend": jax.default_backend(), "num_devices": mesh.size,

@@ -34,6 +34,8 @@ class Tracker:
   train_steps: int = 0
   eval_time_s: float = 0.0
   checkpoint_time_s: float = 0.0
+  compile_time_s: float = 0.0    # every process's compilation of the run's programs
+  wall_time_s: float = 0.0       # wall clock of every process, up to its last checkpoint
 
   @classmethod
   def new(cls, r: int) -> "Tracker":
