@@ -6,7 +6,7 @@
 #
 # Full run (meant for a GPU):      bash launch/repro_abxi_afk.sh runs/table1_abxi_afk
 # Reduced CPU check (label it so): bash launch/repro_abxi_afk.sh runs/abxi_afk_cpu \
-#     --set train.max_epochs=3 --set 'sweep.seeds=(3407,0)'
+#     --set train.max_epochs=3 --set train.warmup_epochs=0 --set 'sweep.seeds=(3407,0)'
 # Extra arguments go to `python -m orthoalign.grid` (--set KEY=VALUE for every run, --parallel=N,
 # --executor=slurm ...). Re-running the same command skips finished runs and resumes the others.
 # PYTHON names the interpreter (default: python on PATH); REPORT the report's folder.

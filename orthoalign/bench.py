@@ -154,6 +154,8 @@ def _ints(name: str, values: list[str]) -> list[int]:
 def main(argv: list[str]) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)
+  if _EPOCHS.value < 1:
+    raise config_lib.ConfigError(f"--epochs={_EPOCHS.value}: expected an int >= 1 (timed epochs)")
   compile_cache.enable()
   if _CPU_DEVICES.value:   # before the first device is touched
     jax.config.update("jax_num_cpu_devices", _CPU_DEVICES.value)

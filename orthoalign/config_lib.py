@@ -14,6 +14,7 @@ from ml_collections.config_flags import tuple_parser
 from orthoalign import errors
 from orthoalign import models
 from orthoalign.data import load as data_load
+from orthoalign.data import synthetic as data_synthetic
 from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
 from orthoalign.models import gca as gca_lib
@@ -33,6 +34,8 @@ ADDED_KEYS = {"eval.ties": "pessimistic", "eval.extra_negatives": (), "model.ffn
 
 
 ConfigError = errors.ConfigError           # defined with the other errors users see as one line
+# The sections every config has (configs/base.py).
+SECTIONS = ("data", "model", "gca", "train", "eval", "sweep")
 
 # How a `--config.<key>=text` flag parses its text, by the type of the key's current value
 # (ml_collections' own parsers); other types keep the text. `parse_value` applies them.
@@ -122,6 +125,10 @@ def _choice(key: str, value: Any, choices: tuple[Any, ...]) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first invalid key (with the valid choices)."""
+  missing = [k for k in SECTIONS if not isinstance(config.get(k), ml_collections.ConfigDict)]
+  if missing:
+    raise ConfigError(f"the config has no section {missing[0]!r} (configs/base.py has every "
+                      "section)")
   _choice("model.name", config.model.name, models.names())
   _choice("data.format", config.data.format, data_load.FORMATS)
   _choice("data.on_bad_line", config.data.on_bad_line, ("error", "skip"))
@@ -173,6 +180,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("train.warmup_epochs", "train.plateau_patience", "gca.ffn"):
     if not isinstance(get(config, key), int) or get(config, key) < 0:
       raise ConfigError(f"config key {key}={get(config, key)!r} must be an int >= 0")
+  if config.train.warmup_epochs >= config.train.max_epochs:
+    raise ConfigError(f"config key train.warmup_epochs={config.train.warmup_epochs} leaves no "
+                      f"validated epoch within train.max_epochs={config.train.max_epochs} (no "
+                      "validation during warm-up, so no best epoch); lower it or train longer")
+  if config.data.format == "synthetic":
+    try:      # the generator's own checks, before anything is written
+      data_synthetic.from_config_dict(config.data.synthetic)
+    except errors.DataError as e:
+      key = str(e.key).split()[-1].strip("'")
+      raise ConfigError(f"config key data.synthetic.{key}: {e.detail}") from None
   _check_sweep(config)
   check_int(config, "gca.heads", 1)
   check_fraction(config, "gca.dropout")
@@ -387,14 +404,39 @@ def _load_config_file(spec: str) -> ml_collections.ConfigDict:
   import importlib.util
   path, _, arg = spec.partition(":")
   if not os.path.isfile(path):
-    raise ConfigError(f"--config={spec}: no such config file {path!r}")
+    what = "is a folder, not a config file" if os.path.isdir(path) else "does not exist"
+    raise ConfigError(f"--config={spec}: {path!r} {what}")
   root = os.getcwd()
   if root not in sys.path:
     sys.path.insert(0, root)               # configs import each other as `from configs import base`
   module_spec = importlib.util.spec_from_file_location("_orthoalign_config", path)
+  if module_spec is None or not path.endswith(".py"):
+    raise ConfigError(f"--config={spec}: {path!r} is not a Python file with get_config(), e.g. "
+                      "configs/tiny.py")
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
+  try:
+    module_spec.loader.exec_module(module)
+  except ConfigError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  # the user's file: name what it raised
+    raise ConfigError(f"--config={spec}: loading {path} raised {type(e).__name__}: {e}") from e
+  if not callable(getattr(module, "get_config", None)):
+    raise ConfigError(f"--config={spec}: {path} defines no get_config()")
+  try:
+    config = module.get_config(arg) if arg else module.get_config()
+  except ConfigError:
+    raise
+  except TypeError as e:
+    raise ConfigError(f"--config={spec}: get_config{'(' + repr(arg) + ')' if arg else '()'} "
+                      f"failed: {e}") from e
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"--config={spec}: get_config() returned a {type(config).__name__}; "
+                      "expected an ml_collections.ConfigDict")
+  missing = [k for k in SECTIONS if k not in config]
+  if missing:
+    raise ConfigError(f"--config={spec}: the config has no section {missing[0]!r}; start from "
+                      "configs/base.py, which has every section")
+  return config
 
 
 def check_overrides(argv: list[str]) -> None:
@@ -425,8 +467,18 @@ def check_overrides(argv: list[str]) -> None:
 def parse_flags_checked(argv: list[str]) -> list[str]:
   """absl `flags_parser` for entry points: check --config.* overrides, then parse as usual.
 
-  A bad override prints one line `error: ...` and exits with status 1.
+  A bad override, an unknown or missing flag, or a positional argument prints one line
+  `error: ...` and exits with status 1 (absl would print a traceback or its usage text).
   """
   if errors.cli_main(check_overrides)(argv):
     sys.exit(1)
-  return flags.FLAGS(argv)
+  try:
+    rest = flags.FLAGS(argv)
+  except flags.Error as e:      # an unknown flag, a missing value or a required flag not given
+    print(errors.message(e), file=sys.stderr, flush=True)
+    sys.exit(1)
+  if len(rest) > 1:
+    print(f"error: unexpected arguments {rest[1:]}; every setting is a --flag=value",
+          file=sys.stderr, flush=True)
+    sys.exit(1)
+  return rest

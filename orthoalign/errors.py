@@ -14,15 +14,18 @@ Light on purpose (no JAX, no numpy): the data CLIs import it too.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import sys
+import threading
 from typing import Any, Callable, TypeVar
 
 from orthoalign.data.errors import DataError
 
 __all__ = ["ConfigError", "DataError", "Interrupted", "RunInUse", "TrainingDiverged", "USER_ERRORS",
-           "cli_main", "message"]
+           "cli_main", "interrupts_held", "message"]
 
 _Main = TypeVar("_Main", bound=Callable[..., Any])
 
@@ -51,6 +54,28 @@ INTERRUPTED_STATUS = 130
 def message(error: BaseException) -> str:
   """`error: <message>`, on one line (a line break in the message becomes a space)."""
   return "error: " + " ".join(str(error).splitlines())
+
+
+@contextlib.contextmanager
+def interrupts_held():
+  """Holds Ctrl-C (SIGINT) until the block ends, then raises KeyboardInterrupt.
+
+  For checkpoint and result I/O: orbax turns an interrupt inside a save or restore into errors of
+  its threads (or into "this checkpoint cannot be restored"), so the block finishes first. A no-op
+  outside the main thread or where SIGINT is ignored or handled by someone else.
+  """
+  if (threading.current_thread() is not threading.main_thread()
+      or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+    yield
+    return
+  caught = []
+  signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+  if caught:
+    raise KeyboardInterrupt
 
 
 def _stdout_to_devnull() -> None:

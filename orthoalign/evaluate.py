@@ -48,6 +48,8 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str])
     key, sep, text = item.partition("=")
     if not sep:
       raise config_lib.ConfigError(f"--set {item!r}: expected key=value")
+    if key in keys:
+      raise config_lib.ConfigError(f"--set {key} is given twice; give each key once")
     if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in EVAL_KEYS):
       raise config_lib.ConfigError(
           f"--set {key}: only evaluation settings may change ({', '.join(EVAL_KEYS)}*); the "
@@ -74,13 +76,15 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]
     config = ml_collections.ConfigDict(json.load(f))
   changed = apply_overrides(config, overrides)
   with run_lock.acquire(workdir, "evaluation"):      # not while a run trains or writes there
-    ckpt = checkpoint_lib.Checkpointer(workdir)
+    with errors.interrupts_held():           # it cleans up an interrupted save's folders
+      ckpt = checkpoint_lib.Checkpointer(workdir)
     epoch = ckpt.latest_epoch()
     if epoch is None:
       raise errors.DataError("no checkpoint yet", path=os.path.join(workdir, "checkpoints"))
     run = loop.setup(config)
-    _, best, meta = ckpt.restore(epoch, run.state, run.state.params)
-    ckpt.close()
+    with errors.interrupts_held():
+      _, best, meta = ckpt.restore(epoch, run.state, run.state.params)
+      ckpt.close()
   sums = {s: jax.device_get(run.eval_fn(best, run.frozen, run.eval_data[s])) for s in ("valid", "test")}
   rows = []
   for r, rep in enumerate(run.reps):
@@ -99,12 +103,32 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
   return table.replica_table(rows, ("hr@5", "hr@10", "ndcg@10", "mrr", "auc"), splits=("valid", "test"))
 
 
+# The files a run writes: --out must not replace them.
+_RUN_FILES = ("results.jsonl", "history.jsonl", "config.json")
+
+
+def check_out(workdir: str, out: str) -> None:
+  """--out must be a new file's place: not one of the run's own files, not through a file.
+
+  Raises:
+    ConfigError: naming the path and why, before anything is evaluated.
+  """
+  target = os.path.abspath(out)
+  if os.path.dirname(target) == os.path.abspath(workdir) and os.path.basename(out) in _RUN_FILES:
+    raise errors.ConfigError(f"--out={out} would replace the run's own {os.path.basename(out)}; "
+                             "write the rows to another file, e.g. --out="
+                             f"{os.path.join(workdir, 'eval.jsonl')}")
+  if os.path.isdir(target):
+    raise errors.ConfigError(f"--out={out} is a folder; give a file name, e.g. {out}/eval.jsonl")
+  writers.writable_dir(os.path.dirname(target), "the evaluation rows (--out)", errors.ConfigError)
+
+
 @errors.cli_main
 def main(argv: list[str]) -> None:
   compile_cache.enable()
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
+  if _OUT.value:
+    check_out(_WORKDIR.value, _OUT.value)
   rows = evaluate(_WORKDIR.value, _SET.value)
   print(f"best parameters of {_WORKDIR.value} (checkpoint of epoch {rows[0]['checkpoint_epoch']}), "
         f"overrides: {rows[0]['overrides'] or 'none'}")
@@ -116,4 +140,4 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
   flags.mark_flags_as_required(["workdir"])
   jax.config.config_with_absl()
-  app.run(main)
+  app.run(main, flags_parser=config_lib.parse_flags_checked)

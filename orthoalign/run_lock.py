@@ -11,7 +11,7 @@ The grid runner takes the lock before it starts `orthoalign.main` and hands it t
 child inherits the locked file descriptor (`ENV_FD` names it) and adopts it instead of locking
 again, so the run is never unlocked between the two.
 
-Light on purpose (no JAX, no numpy): the grid runner imports it.
+Light on purpose (no JAX): the grid runner imports it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import time
 from typing import IO, Any
 
 from orthoalign import errors
+from orthoalign import fileio
 
 LOCK = ".lock"
 # The environment variable by which a parent hands its locked descriptor to the child it starts.
@@ -203,15 +204,19 @@ def acquire(workdir: str, what: str = "run", warn: Any = None) -> RunLock:
     RunInUse: another process holds the lock; the message names it.
     ConfigError: the folder or its lock file cannot be written.
   """
+  if not workdir:
+    raise errors.ConfigError("--workdir is empty; name the run's folder, e.g. --workdir=runs/tiny")
+  fileio.writable_dir(workdir, "the run's outputs (--workdir)", errors.ConfigError)
   try:
     lock = try_acquire(workdir)
   except OSError as e:
     raise errors.ConfigError(f"cannot write the run's lock file (--workdir) to {workdir}: "
                              f"{e.strerror or e}") from None
   if lock is None:
-    raise errors.RunInUse(f"{workdir} is in use by {describe(holder(workdir))}; wait for it to end "
-                          f"or use another --workdir (delete {os.path.join(workdir, LOCK)} only "
-                          "if that process is gone)")
+    instead = " or use another --workdir" if what == "run" else ""
+    raise errors.RunInUse(f"{workdir} is in use by {describe(holder(workdir))}; wait for it to "
+                          f"end{instead} (delete {os.path.join(workdir, LOCK)} only if that "
+                          "process is gone)")
   if lock.previous.get("pid") and not lock.adopted:
     (warn or (lambda line: print(line, file=sys.stderr, flush=True)))(
         f"warning: taking over {workdir} from {describe(lock.previous)}, which ended without "

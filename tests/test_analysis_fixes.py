@@ -44,3 +44,13 @@ def test_doc_says_a_zero_vector_has_cosine_0_where_cos_is_defined():
   section = _doc().split("Per token t:")[1].split("\n- `xy_*`")[0]
   assert "cosine of a zero vector is taken as 0" in section
   assert "perfectly orthogonal" in section
+
+
+def test_report_out_mistakes_are_one_line_and_write_nothing(tmp_path, capsys):
+  """A folder as the run-mode --out, or a file as the grid-mode one, raised IsADirectoryError /
+  NotADirectoryError; a missing --grid left an empty --out folder behind."""
+  from orthoalign.analysis import report
+  assert report.main([str(tmp_path / "run"), f"--out={tmp_path}"]) == 1
+  assert "--out is a folder" in capsys.readouterr().err
+  assert report.main(["--grid", str(tmp_path / "nogrid"), f"--out={tmp_path / 'new'}"]) == 1
+  assert capsys.readouterr().err.startswith("error: ") and not (tmp_path / "new").exists()

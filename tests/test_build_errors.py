@@ -4,6 +4,7 @@ errors naming the setting, not tracebacks."""
 import pytest
 
 from conftest import tiny_config
+from conftest import tiny_run
 from orthoalign import errors
 from orthoalign.train import loop
 
@@ -62,3 +63,14 @@ def test_other_runtime_errors_keep_their_traceback(monkeypatch):
   monkeypatch.setattr(loop.data_load, "load", bug)
   with pytest.raises(RuntimeError, match="a bug"):
     loop.setup(tiny_config())
+
+
+def test_out_of_memory_while_training_is_one_config_error(tmp_path, monkeypatch):
+  """A too large train.batch_size ended in a 43-line RESOURCE_EXHAUSTED traceback in epoch 1."""
+  def exhausted(state, lrs):
+    raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 446655423552 bytes.")
+
+  monkeypatch.setattr(loop.schedule, "set_learning_rates", exhausted)
+  with pytest.raises(errors.ConfigError, match=r"out of memory while training .* lower "
+                                               r"train.batch_size"):
+    tiny_run(tmp_path, **{"train.max_epochs": 1})

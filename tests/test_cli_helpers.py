@@ -154,3 +154,21 @@ def test_orthoalign_traceback_lets_user_errors_through(monkeypatch):
 
   with pytest.raises(errors.ConfigError):
     main([])
+
+
+def test_interrupts_held_until_the_block_ends():
+  """Ctrl-C inside checkpoint I/O made orbax report a good checkpoint as unreadable (and print
+  hundreds of thread tracebacks); it now waits for the block and is raised after it."""
+  import signal
+  # A test process started in the background ignores SIGINT: install Python's handler for this.
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  done = []
+  try:
+    with pytest.raises(KeyboardInterrupt):
+      with errors.interrupts_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("the block ran to its end")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  assert done == ["the block ran to its end"]

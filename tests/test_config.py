@@ -141,6 +141,9 @@ def test_every_element_of_every_list_valued_key_is_checked(config_file):
     ("train.plateau_factor", 0.0, r"train.plateau_factor=0.0 must be a number in \(0, 1\]"),
     ("gca.dropout", "0.1", r"gca.dropout='0.1' must be a number in \[0, 1\)"),
     ("train.select_metric", 3, r"train.select_metric=3 must be a metric key"),
+    ("train.warmup_epochs", 20, r"train.warmup_epochs=20 leaves no validated epoch within "
+                                r"train.max_epochs=20"),
+    ("data.synthetic.num_users", 0, r"config key data.synthetic.num_users: expected >= 1, got 0"),
 ])
 def test_values_that_make_no_sense_for_their_axis_are_refused(key, value, match):
   config = llm4cdsr.get_config()
@@ -199,3 +202,24 @@ def test_a_key_added_later_matches_its_old_behaviour_on_resume():
   old = {"train.max_epochs": 3}                       # a config.json written before eval.ties
   assert config_lib.differences(old, {"train.max_epochs": 3, "eval.ties": "pessimistic"}) == []
   assert config_lib.differences(old, {"train.max_epochs": 3, "eval.ties": "expected"}) == ["eval.ties"]
+
+
+@pytest.mark.parametrize("args,line", [
+    (["--config=configs/tiny.py", "--workdir=W", "--bogus=1"],
+     "error: Unknown command line flag 'bogus'"),
+    (["--config=configs/tiny.py"], "error: flag --workdir=None: Flag --workdir must have a value"),
+    (["--config=configs/tiny.py", "--workdir=W", "extra"], "error: unexpected arguments ['extra']"),
+    (["--config=README.md", "--workdir=W"],
+     "error: --config=README.md: 'README.md' is not a Python file with get_config()"),
+    (["--config=configs", "--workdir=W"], "error: --config=configs: 'configs' is a folder"),
+    (["--config=configs/tiny.py:abxi", "--workdir=W"], "error: --config=configs/tiny.py:abxi: "
+                                                       "get_config('abxi') failed"),
+])
+def test_flag_and_config_file_mistakes_are_one_line(tmp_path, args, line):
+  """absl and importlib answered these with tracebacks or a 40-line usage text."""
+  args = [a.replace("=W", f"={tmp_path}/run") for a in args]
+  proc = subprocess.run([sys.executable, "-m", "orthoalign.main", *args], capture_output=True,
+                        text=True, timeout=120)
+  lines = proc.stderr.splitlines()
+  assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith(line), proc.stderr
+  assert not (tmp_path / "run").exists()

@@ -64,3 +64,17 @@ def test_set_parses_values_like_config_flags():
   assert config.model.eval_domain_seq == "compact"
   with pytest.raises(config_lib.ConfigError, match="eval.exact='yes'.*expected a value of type bool"):
     evaluate.apply_overrides(config, ["eval.exact=yes"])  # was silently False
+
+
+def test_out_may_not_replace_the_runs_own_files(tmp_path):
+  """--out=<workdir>/results.jsonl replaced the training rows, after which the run could not be
+  read; a folder or a path through a file failed after the evaluation."""
+  from orthoalign import errors
+  with pytest.raises(errors.ConfigError, match="would replace the run's own results.jsonl"):
+    evaluate.check_out(str(tmp_path), str(tmp_path / "results.jsonl"))
+  with pytest.raises(errors.ConfigError, match="is a folder"):
+    evaluate.check_out(str(tmp_path), str(tmp_path))
+  (tmp_path / "afile").write_text("x")
+  with pytest.raises(errors.ConfigError, match="cannot write the evaluation rows"):
+    evaluate.check_out(str(tmp_path), str(tmp_path / "afile" / "rows.jsonl"))
+  evaluate.check_out(str(tmp_path), str(tmp_path / "eval.jsonl"))

@@ -138,8 +138,13 @@ def test_rerunning_a_finished_run_keeps_its_records(tmp_path, capsys):
   longer = run(tmp_path, **{"train.max_epochs": 3})[0]
   assert longer["epochs_trained"] == 3 and longer["wall_time_s"] > first["wall_time_s"]
   assert longer["compile_s"] > first["compile_s"]          # both processes' compilations
+  (tmp_path / "results.jsonl").write_text("")             # damaged: an IndexError before
+  with pytest.raises(errors.DataError, match=r"results.jsonl: the finished run's results cannot "
+                                             r"be read .*delete the file"):
+    run(tmp_path, **{"train.max_epochs": 3})
 
 
+@pytest.mark.slow       # ~15 s: two runs (the rerun test checks compile_s adding up by default)
 def test_wall_time_accumulates_over_resumptions(tmp_path, monkeypatch):
   """After a resume wall_time_s (44 s) was smaller than train_time_s (66 s): it counted the last
   process only. The first process's clock jumps a day inside its first evaluation."""

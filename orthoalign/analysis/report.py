@@ -33,6 +33,7 @@ from orthoalign.analysis import variants
 from orthoalign.data import cli
 from orthoalign.data.errors import DataError
 from orthoalign.fileio import atomic_write_text
+from orthoalign.fileio import writable_dir
 from orthoalign.metrics import keys
 
 
@@ -294,14 +295,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.error("give either run folders or --grid=ROOT")
   if args.grid:
     out = args.out or os.path.join(args.grid, "report")
-    os.makedirs(out, exist_ok=True)
-    grid = results.load_grid(args.grid)
+    grid = results.load_grid(args.grid)       # before the folder: a wrong --grid writes nothing
+    if os.path.exists(out) and not os.path.isdir(out):
+      raise DataError("--out is a file; in grid mode it names a folder (for README.md and the "
+                      "figures)", path=out)
+    writable_dir(out, "the report (--out)", DataError)
     text = render_grid(grid, out, args.title, args.note)
     path = os.path.join(out, "README.md")
     atomic_write_text(path, text)
     written = f"report written: {path} (figures and table1.tex in {out})"
     df = grid.df
   else:
+    if args.out and (os.path.isdir(args.out) or args.out.endswith(os.sep)):
+      raise DataError("--out is a folder; with run folders it names the markdown file, e.g. "
+                      "--out=report.md", path=args.out)
+    if args.out:
+      writable_dir(os.path.dirname(os.path.abspath(args.out)), "the report (--out)", DataError)
     df = results.load_runs(args.workdirs)
     text = render_runs(df, args.title or "Results", args.note)
     written = None

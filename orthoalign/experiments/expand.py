@@ -95,10 +95,14 @@ def label(value: Any) -> str:
 def load_module(path: str) -> types.ModuleType:
   """Imports a grid file by path (cwd on sys.path, as `from configs import base` needs)."""
   if not os.path.isfile(path):
-    raise ConfigError(f"grid file {path!r} does not exist")
+    what = "is a folder, not a grid file" if os.path.isdir(path) else "does not exist"
+    raise ConfigError(f"grid file {path!r} {what}")
   if os.getcwd() not in sys.path:
     sys.path.insert(0, os.getcwd())
   spec = importlib.util.spec_from_file_location("_orthoalign_grid", path)
+  if spec is None or not path.endswith(".py"):
+    raise ConfigError(f"grid file {path!r} is not a Python file with get_config() and get_grid(), "
+                      "e.g. configs/grids/synthetic_table1_llm4cdsr.py")
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)

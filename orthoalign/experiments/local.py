@@ -13,6 +13,7 @@ import time
 from typing import Any, Mapping, Sequence, TextIO
 
 from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign.experiments import commands
 from orthoalign.experiments import expand
 from orthoalign.experiments import job
@@ -104,7 +105,8 @@ def run(points: Sequence[expand.Point], root: str, grid_path: str, *, parallel: 
   """Trains the unfinished points, `parallel` at a time; returns their outcomes in grid order.
 
   Finished runs are skipped, interrupted ones resume (orthoalign.main restores their checkpoints),
-  a failure does not stop the others. Ctrl-C stops the children and re-raises KeyboardInterrupt.
+  a failure does not stop the others. Ctrl-C stops the children and raises errors.Interrupted
+  (a KeyboardInterrupt) saying which runs it stopped and how to resume.
 
   Args:
     points: the grid's points (expand.expand).
@@ -169,11 +171,11 @@ def run(points: Sequence[expand.Point], root: str, grid_path: str, *, parallel: 
     except KeyboardInterrupt:             # a second Ctrl-C: no more waiting
       for attempt in attempts:
         attempt.stop(grace_s=0)
-    print(f"\n[grid] interrupted: stopped {len(running)} run(s) "
-          f"({', '.join(p.name for p, _ in running.values()) or 'none'}). Re-run the same command "
-          "to resume: finished runs are skipped, interrupted ones continue from their last "
-          "checkpoint.", file=out, flush=True)
-    raise
+    raise errors.Interrupted(
+        f"stopped {len(running)} run(s) of the grid "
+        f"({', '.join(p.name for p, _ in running.values()) or 'none'}). Re-run the same command "
+        "to resume: finished runs are skipped, interrupted ones continue from their last "
+        "checkpoint.") from None
   return [outcomes[p.name] for p in points]
 
 

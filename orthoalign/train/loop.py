@@ -295,6 +295,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     except KeyboardInterrupt:
       raise errors.Interrupted(f"stopped {workdir} before its first epoch here; "
                                f"{_resume_note(workdir)}") from None
+    except RuntimeError as e:                # XLA's allocation failure on the host or a device
+      if "RESOURCE_EXHAUSTED" not in str(e):
+        raise
+      raise errors.ConfigError(
+          f"out of memory while training {workdir} ({str(e).splitlines()[0][:200]}); lower "
+          "train.batch_size or eval.batch_size (or the model's width); the same command resumes "
+          f"from the last checkpoint") from None
 
 
 def _resume_note(workdir: str) -> str:
@@ -317,10 +324,15 @@ def _finished_rows(workdir: str, tracker: schedule.Tracker, start: int,
     return None
   try:
     with open(path, encoding="utf-8") as f:
-      return [json.loads(line) for line in f if line.strip()]
+      rows = [json.loads(line) for line in f if line.strip()]
   except (OSError, ValueError) as e:
-    raise errors.DataError(f"cannot read the results of the finished run ({e}); delete the file "
-                           "to evaluate again", path=path) from None
+    rows = e
+  if isinstance(rows, Exception) or not rows or not all(
+      isinstance(r, dict) and "replica" in r for r in rows):
+    why = rows if isinstance(rows, Exception) else "not one JSON row per replica"
+    raise errors.DataError(f"the finished run's results cannot be read ({why}); delete the file "
+                           "and run the same command to evaluate again", path=path)
+  return rows
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
@@ -340,11 +352,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
       state.params)
   total_params, trainable_params = _param_counts(run)
 
-  ckpt = checkpoint_lib.Checkpointer(workdir)
+  with errors.interrupts_held():           # it cleans up an interrupted save's folders
+    ckpt = checkpoint_lib.Checkpointer(workdir)
   tracker = schedule.Tracker.new(num_r)
   start = 1
   latest = None
-  restored = ckpt.restore_latest(state, best)
+  with errors.interrupts_held():
+    restored = ckpt.restore_latest(state, best)
   if restored is not None:
     for line in restored.skipped:
       say(f"warning: {line}", flush=True)
@@ -437,10 +451,12 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
                  f"  early-stopped {sum(tracker.stopped)}/{num_r} replicas")
       else:
         line += "  (warm-up)" if epoch <= tc.warmup_epochs else ""
-      history.append(rows)      # before the checkpoint: a resume then drops this epoch's rows, never lacks them
+      with errors.interrupts_held():
+        # Before the checkpoint: a resume then drops this epoch's rows, never lacks them.
+        history.append(rows)
       if epoch % tc.checkpoint_every == 0 or epoch == max_epochs or all(tracker.stopped):
         tracker.wall_time_s = wall_before + time.time() - t_run
-        with phases.time("checkpoint"):
+        with phases.time("checkpoint"), errors.interrupts_held():
           ckpt.save(epoch, state, best, {"tracker": dataclasses.asdict(tracker)})
       writer.write_scalars(epoch, scalars)
       eta = (max_epochs - epoch) * tracker.train_time_s / max(tracker.train_steps / steps, 1)
@@ -453,8 +469,12 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
     writer.close()
 
   # Test every replica at its best validation epoch.
-  with phases.time("eval"):
-    test_sums = jax.device_get(eval_fn(best, frozen, eval_data["test"]))
+  try:
+    with phases.time("eval"):
+      test_sums = jax.device_get(eval_fn(best, frozen, eval_data["test"]))
+  except KeyboardInterrupt:
+    raise errors.Interrupted(f"stopped {workdir} in the test evaluation after its last epoch "
+                             f"({tracker.last_epoch}); the same command evaluates again") from None
   flat_config = config_lib.flatten(config.to_dict())
   steps_per_s = tracker.train_steps / tracker.train_time_s if tracker.train_time_s else math.nan
   rows = []
@@ -476,8 +496,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
                 if not k.startswith("align/")})
     rows.append(row)
   if writer_process:
-    writers.write_jsonl(os.path.join(workdir, "results.jsonl"), rows)
-  ckpt.close()
+    with errors.interrupts_held():
+      writers.write_jsonl(os.path.join(workdir, "results.jsonl"), rows)
+  with errors.interrupts_held():
+    ckpt.close()
   distributed.sync("results written")
   say(results.results_table(rows, config), flush=True)
   say(f"results: {os.path.join(workdir, 'results.jsonl')} (per-epoch history, TensorBoard events and "
