@@ -123,12 +123,17 @@ def _choice(key: str, value: Any, choices: tuple[Any, ...]) -> None:
     raise ConfigError(f"config key {key}={value!r} is invalid; valid choices: {list(choices)}")
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError naming the first invalid key (with the valid choices)."""
+def check_sections(config: ml_collections.ConfigDict, where: str = "") -> None:
+  """The config has every section of SECTIONS, each a ConfigDict; ConfigError naming one if not."""
   missing = [k for k in SECTIONS if not isinstance(config.get(k), ml_collections.ConfigDict)]
   if missing:
-    raise ConfigError(f"the config has no section {missing[0]!r} (configs/base.py has every "
-                      "section)")
+    raise ConfigError(f"{where}the config has no section {missing[0]!r}; start from "
+                      "configs/base.py, which has every section")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the first invalid key (with the valid choices)."""
+  check_sections(config)
   _choice("model.name", config.model.name, models.names())
   _choice("data.format", config.data.format, data_load.FORMATS)
   _choice("data.on_bad_line", config.data.on_bad_line, ("error", "skip"))
@@ -432,10 +437,7 @@ def _load_config_file(spec: str) -> ml_collections.ConfigDict:
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"--config={spec}: get_config() returned a {type(config).__name__}; "
                       "expected an ml_collections.ConfigDict")
-  missing = [k for k in SECTIONS if k not in config]
-  if missing:
-    raise ConfigError(f"--config={spec}: the config has no section {missing[0]!r}; start from "
-                      "configs/base.py, which has every section")
+  check_sections(config, f"--config={spec}: ")
   return config
 
 

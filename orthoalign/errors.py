@@ -25,7 +25,7 @@ from typing import Any, Callable, TypeVar
 from orthoalign.data.errors import DataError
 
 __all__ = ["ConfigError", "DataError", "Interrupted", "RunInUse", "TrainingDiverged", "USER_ERRORS",
-           "cli_main", "interrupts_held", "message"]
+           "cli_main", "interrupts_held", "message", "show_tracebacks"]
 
 _Main = TypeVar("_Main", bound=Callable[..., Any])
 
@@ -54,6 +54,11 @@ INTERRUPTED_STATUS = 130
 def message(error: BaseException) -> str:
   """`error: <message>`, on one line (a line break in the message becomes a space)."""
   return "error: " + " ".join(str(error).splitlines())
+
+
+def show_tracebacks() -> bool:
+  """ORTHOALIGN_TRACEBACK=1: user errors keep their traceback (for bug reports)."""
+  return os.environ.get("ORTHOALIGN_TRACEBACK") == "1"
 
 
 @contextlib.contextmanager
@@ -122,13 +127,13 @@ def cli_main(main: _Main | None = None, *,
       _stdout_to_devnull()
       return 1
     except KeyboardInterrupt as e:
-      if os.environ.get("ORTHOALIGN_TRACEBACK") == "1":
+      if show_tracebacks():
         raise
       text = " ".join(str(e).splitlines()) or "stopped by Ctrl-C"
       print(f"interrupted: {text}", file=sys.stderr, flush=True)
       return INTERRUPTED_STATUS
     except caught as e:
-      if os.environ.get("ORTHOALIGN_TRACEBACK") == "1":
+      if show_tracebacks():
         raise
       print(message(e), file=sys.stderr, flush=True)
       return 1

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from orthoalign import config_lib
 from orthoalign import errors
 from orthoalign import fileio
+from orthoalign import run_lock
 from orthoalign.data import cli
 from orthoalign.data.errors import DataError
 from orthoalign.experiments import commands
@@ -82,7 +83,7 @@ def _slurm(args: argparse.Namespace, points: Sequence[expand.Point], cwd: str) -
       mem_gb=args.slurm_mem_gb, array_parallelism=args.slurm_array_parallelism,
       account=args.slurm_account, qos=args.slurm_qos)
   todo = [p for p in points if not job.finished(os.path.join(args.root, p.name))
-          and not job.locked(os.path.join(args.root, p.name))]
+          and not run_lock.locked(os.path.join(args.root, p.name))]
   print(f"[grid] {len(points) - len(todo)} of {len(points)} runs finished or running; submitting "
         f"{len(todo)}")
   try:

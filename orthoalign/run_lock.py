@@ -104,6 +104,12 @@ class RunLock:
     self._handle.write(text.encode("utf-8") + b"\n")
     self._handle.flush()
 
+  def close(self) -> None:
+    """Closes the file without touching the record (a dead holder's stays for the next taker)."""
+    if self._handle is not None:
+      self._handle.close()
+      self._handle = None
+
   def release(self) -> None:
     """Clears the record and closes the file, which drops the flock once every process sharing
     the descriptor has closed it. A record of another live process (the child this one handed
@@ -117,8 +123,7 @@ class RunLock:
         self._handle.truncate()
     except OSError:
       pass                               # the folder went away: nothing to clear
-    self._handle.close()
-    self._handle = None
+    self.close()
 
   def __enter__(self) -> "RunLock":
     return self
@@ -184,7 +189,7 @@ def locked(workdir: str) -> bool:
   lock = try_acquire(workdir)
   if lock is None:
     return True
-  lock._handle.close()                   # pylint: disable=protected-access  # keep the record
+  lock.close()
   return False
 
 

@@ -65,7 +65,7 @@ def test_failure_is_isolated_and_rerun_skips_finished(grid3, monkeypatch):
   assert "exit status 3" in text and f"log: {log}" in out.getvalue()
   # The run adopted the runner's lock (a second lock would have failed it), which the runner freed.
   assert open(os.path.join(root, "hidden_size=16", "lock.txt")).read().startswith("adopted")
-  assert not job.locked(os.path.join(root, "hidden_size=16"))
+  assert not run_lock.locked(os.path.join(root, "hidden_size=16"))
   lines = [l for l in out.getvalue().splitlines() if l.startswith("[grid] ") and " done, " in l]
   assert all(re.fullmatch(r"\[grid\] \d/3 done, \d running, \d failed, \d pending(, ETA .+)?", l)
              for l in lines), lines

@@ -50,7 +50,10 @@ def _git(*args: str) -> str:
 
 def worktree(ref: str, folder: str) -> str:
   """A checkout of `ref` in `folder` (made once; an existing one at the same commit is reused)."""
-  commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
+  try:
+    commit = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+  except subprocess.CalledProcessError:
+    raise SystemExit(f"error: --ref={ref} is not a commit of {ROOT}") from None
   if os.path.isdir(folder):
     here = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True,
                           text=True).stdout.strip()

@@ -76,10 +76,7 @@ def warnings_of(df: pd.DataFrame) -> list[tuple[str, str]]:
 
   Today only `results.cut_short_warnings`: programs stopped by train.max_epochs.
   """
-  if df.empty:
-    return []
-  by = "grid.run" if "grid.run" in df.columns else "run"
-  return results.cut_short_warnings(df, int(df[by].nunique()))
+  return [] if df.empty else results.cut_short_warnings(df)
 
 
 def _cut_short_markdown(df: pd.DataFrame) -> list[str]:
@@ -306,10 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = f"report written: {path} (figures and table1.tex in {out})"
     df = grid.df
   else:
-    if args.out and (os.path.isdir(args.out) or args.out.endswith(os.sep)):
-      raise DataError("--out is a folder; with run folders it names the markdown file, e.g. "
-                      "--out=report.md", path=args.out)
     if args.out:
+      if os.path.isdir(args.out) or args.out.endswith(os.sep):
+        raise DataError("--out is a folder; with run folders it names the markdown file, e.g. "
+                        "--out=report.md", path=args.out)
       writable_dir(os.path.dirname(os.path.abspath(args.out)), "the report (--out)", DataError)
     df = results.load_runs(args.workdirs)
     text = render_runs(df, args.title or "Results", args.note)

@@ -31,10 +31,6 @@ def finished(workdir: str) -> bool:
   return os.path.isfile(os.path.join(workdir, RESULTS))
 
 
-# Whether some process holds the workdir's lock (i.e. trains it now).
-locked = run_lock.locked
-
-
 class Attempt:
   """Trains one run once: `start()`, then `poll()` until it returns the exit status.
 

@@ -10,6 +10,7 @@ import math
 import os
 from typing import Any, Sequence
 
+from orthoalign import run_lock
 from orthoalign.data.errors import DataError
 from orthoalign.experiments import job
 from orthoalign.fileio import format_duration  # local.py's progress line uses it from here too
@@ -50,7 +51,7 @@ def run_status(workdir: str) -> str:
   """done, running, failed, interrupted (has checkpoints or was stopped) or pending."""
   if job.finished(workdir):
     return "done"
-  if job.locked(workdir):
+  if run_lock.locked(workdir):
     return "running"
   try:
     with open(os.path.join(workdir, job.ATTEMPT), encoding="utf-8") as f:

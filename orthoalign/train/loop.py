@@ -109,6 +109,12 @@ def train_arrays(task: task_lib.Task, buckets: tuple[int, ...]) -> dict[str, np.
   return {**task.train_data, step_lib.LENGTH_KEY: task.length_fn(task.train_data).astype(np.int32)}
 
 
+def _out_of_memory(e: BaseException) -> bool:
+  """A host MemoryError, or XLA's RESOURCE_EXHAUSTED on a device (a RuntimeError)."""
+  return isinstance(e, MemoryError) or (isinstance(e, RuntimeError)
+                                        and "RESOURCE_EXHAUSTED" in str(e))
+
+
 @contextlib.contextmanager
 def building(what: str):
   """Reports a ValueError or an out-of-memory error (host or device) raised while `what` is built
@@ -120,14 +126,13 @@ def building(what: str):
   except errors.USER_ERRORS:
     raise
   except (MemoryError, RuntimeError) as e:
-    # MemoryError on the host; on a device, XLA's RESOURCE_EXHAUSTED (a RuntimeError).
-    if not isinstance(e, MemoryError) and "RESOURCE_EXHAUSTED" not in str(e):
+    if not _out_of_memory(e):
       raise
     raise errors.ConfigError(f"out of memory while building {what}: the config asks for more "
                              "than this machine holds (a width, depth or catalogue too large?)"
                              ) from None
   except ValueError as e:
-    if os.environ.get("ORTHOALIGN_TRACEBACK") == "1":
+    if errors.show_tracebacks():
       raise
     raise errors.ConfigError(f"cannot build {what} from this config: {e}") from e
 
@@ -295,8 +300,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     except KeyboardInterrupt:
       raise errors.Interrupted(f"stopped {workdir} before its first epoch here; "
                                f"{_resume_note(workdir)}") from None
-    except RuntimeError as e:                # XLA's allocation failure on the host or a device
-      if "RESOURCE_EXHAUSTED" not in str(e):
+    except RuntimeError as e:
+      if not _out_of_memory(e):
         raise
       raise errors.ConfigError(
           f"out of memory while training {workdir} ({str(e).splitlines()[0][:200]}); lower "
