@@ -27,7 +27,7 @@ from configs import base
 
 
 def get_config():
-  config = base.get_config("abxi")   # model keys: orthoalign/models/abxi.py default_config
+  config = base.get_config("abxi")  # model keys: orthoalign/models/abxi.py default_config
   config.data.format = "abxi"
   config.data.path = "../shared/data/abxi-afk"
 
@@ -47,5 +47,5 @@ def get_config():
   config.sweep.seeds = (3407,)
   # InfoNCE temperatures as replicas: e.g. --config.sweep.model.temp='(0.5,0.75,1.0)'.
 
-  config.gca.positions = ()          # plain ABXI
+  config.gca.positions = ()  # plain ABXI
   return config

@@ -26,31 +26,48 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   config.data.path = ""
   # Malformed input lines: "error" stops at the first one; "skip" skips and counts them.
   config.data.on_bad_line = "error"
-  # Where file-based datasets are cached as .npz + manifest ("" = $ORTHOALIGN_CACHE or ~/.cache/orthoalign).
+  # Where file-based datasets are cached as .npz + manifest ("" = $ORTHOALIGN_CACHE or
+  # ~/.cache/orthoalign).
   config.data.cache_dir = ""
   # JSON files {item id: title} that add titles to items without one (matched by original item id).
   config.data.titles = ()
-  # Item text embeddings from titles: "none", "tfidf" (light fallback) or "minilm" (the `text` extra).
+  # Item text embeddings from titles: "none", "tfidf" (light fallback) or "minilm" (the `text`
+  # extra).
   config.data.text_emb = "none"
   config.data.text_dim = 384
   # Options of the format's reader, e.g. imvae's valid_fraction / valid_seed (docs/data.md).
   config.data.reader_options = ml_collections.ConfigDict()
   # Parameters of the synthetic CDSR generator (orthoalign.data.synthetic.SyntheticConfig).
-  config.data.synthetic = ml_collections.ConfigDict(dict(
-      num_users=2000, num_items_a=400, num_items_b=400, mean_length=20.0, min_length=5,
-      max_length=60, overlap_share=0.8, cross_strength=1.0, latent_dim=16, text_dim=128,
-      text_noise=0.5, seed=0, planted=True))
+  config.data.synthetic = ml_collections.ConfigDict(
+    dict(
+      num_users=2000,
+      num_items_a=400,
+      num_items_b=400,
+      mean_length=20.0,
+      min_length=5,
+      max_length=60,
+      overlap_share=0.8,
+      cross_strength=1.0,
+      latent_dim=16,
+      text_dim=128,
+      text_noise=0.5,
+      seed=0,
+      planted=True,
+    )
+  )
 
   # The model's keys and defaults are its module's (orthoalign/models/<name>.py: default_config).
   config.model = models.default_config(model)
 
   config.gca = ml_collections.ConfigDict()
-  # GCA insertion points: 0 = right after embedding + position, i = after backbone block i; () = baseline.
+  # GCA insertion points: 0 = right after embedding + position, i = after backbone block i; () =
+  # baseline.
   config.gca.positions = ()
   # Key/value stream of the cells: "other" (A queries B, B queries A) or "mixed" (both query the
   # merged stream; ABXI only).
   config.gca.kv = "other"
-  # Gate shape: "scalar" (one alpha per cell), "vector" (per channel) or "input" (per token, FFN of [X; X']).
+  # Gate shape: "scalar" (one alpha per cell), "vector" (per channel) or "input" (per token, FFN of
+  # [X; X']).
   config.gca.gate = "scalar"
   # Gate activation: "sigmoid", "tanh" or "none".
   config.gca.act = "sigmoid"
@@ -122,7 +139,8 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   config.eval.candidate_seed = 0
   config.eval.batch_size = 128
   # Also evaluate the test split at every validation (into history.jsonl, not used for selection):
-  # needed for the paper's "best test epoch" reading of Figure 2 (analysis.correlations.correlation).
+  # needed for the paper's "best test epoch" reading of Figure 2
+  # (analysis.correlations.correlation).
   config.eval.track_test = False
   # How a negative scoring exactly as the target is counted in the ranking metrics
   # (docs/metrics.md): "pessimistic" (against the target; orthoalign's rule), "optimistic" (for it:

@@ -1,4 +1,4 @@
-r"""CDSRNP (a specification-level reimplementation) + GCA_early on IM-VAE's Phone-Elec open-world split.
+r"""CDSRNP (specification-level reimplementation) + GCA_early on IM-VAE's open-world Phone-Elec.
 
   python -m orthoalign.main --config=configs/cdsrnp.py --workdir=/tmp/orthoalign/cdsrnp_pe
 
@@ -30,7 +30,7 @@ from configs import base
 
 
 def get_config():
-  config = base.get_config("cdsrnp")   # model keys: orthoalign/models/cdsrnp.py default_config
+  config = base.get_config("cdsrnp")  # model keys: orthoalign/models/cdsrnp.py default_config
   config.data.update(format="imvae", path="../shared/data/imvae-phone-elec")
   config.data.reader_options = ml_collections.ConfigDict(dict(valid_fraction=0.1, valid_seed=0))
   config.train.batch_size = 128

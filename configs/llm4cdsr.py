@@ -1,4 +1,4 @@
-r"""LLM4CDSR (SIGIR 2025) + GCA_early, with its original hyperparameters, on the embedded synthetic data.
+r"""LLM4CDSR (SIGIR 2025) + GCA_early, original hyperparameters, on the embedded synthetic data.
 
 Run (the README's main job; under 2 minutes on a 2-core CPU, README "Set up and run"):
   python -m orthoalign.main --config=configs/llm4cdsr.py --workdir=/tmp/orthoalign/llm4cdsr
@@ -26,17 +26,17 @@ from configs import base
 
 
 def get_config():
-  config = base.get_config("llm4cdsr")   # model keys: orthoalign/models/llm4cdsr.py default_config
+  config = base.get_config("llm4cdsr")  # model keys: orthoalign/models/llm4cdsr.py default_config
   # Synthetic sequences average 20 items (upstream 200 for Amazon); the last 30 keep the planted
   # signal (recent items) at 20 % less time per epoch than 40.
   config.model.max_len = 30
-  config.model.hidden_size = 64          # upstream 128; less work per step (docs/benchmarks.md)
+  config.model.hidden_size = 64  # upstream 128; less work per step (docs/benchmarks.md)
 
   config.train.batch_size = 128
   config.train.learning_rate = 1e-3
   config.train.max_epochs = 20
   config.train.early_stop_patience = 5
-  config.train.checkpoint_every = 10     # an orbax save costs ~1 s on a CPU, whatever the size
+  config.train.checkpoint_every = 10  # an orbax save costs ~1 s on a CPU, whatever the size
   config.eval.num_negatives = 100
   # Real data without text embeddings (e.g. ABXI's files) falls back to ID embeddings; with titles
   # (llmcdsr, or data.titles) set data.text_emb to "tfidf" or "minilm" for the frozen text tables.

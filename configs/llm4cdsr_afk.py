@@ -7,9 +7,11 @@ the merged timeline). The files carry no item text, so by default the model runs
 trainable ID embeddings on all three streams, and the user-guidance (beta) loss, which needs text,
 is off. With LLMCDSR's titles attached the frozen text tables come back:
   --config.data.titles='("../shared/data/llmcdsr-food-kitchen/text_A.json",
-                         "../shared/data/llmcdsr-food-kitchen/text_B.json")' --config.data.text_emb=tfidf
+                         "../shared/data/llmcdsr-food-kitchen/text_B.json")'
+                         --config.data.text_emb=tfidf
 Those titles cover about 64% of the Food and 97% of the Kitchen items; `model.missing_text`
-(default "learned") gives every item without one its own trainable row (orthoalign/models/llm4cdsr.py).
+(default "learned") gives every item without one its own trainable row
+(orthoalign/models/llm4cdsr.py).
 
 Upstream settings (reference/baselines.md §2.4), as configs/llm4cdsr_fk.py: max_len 200, at most
 200 epochs, early-stopping patience 20, hidden 128, 2 blocks, 1 head, dropout 0.5, Adam lr 1e-3,
@@ -22,6 +24,6 @@ from configs import llm4cdsr_fk
 
 
 def get_config():
-  config = llm4cdsr_fk.get_config()      # the upstream schedule and model settings
+  config = llm4cdsr_fk.get_config()  # the upstream schedule and model settings
   config.data.update(format="abxi", path="../shared/data/abxi-afk", text_emb="none")
   return config

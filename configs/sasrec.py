@@ -7,7 +7,8 @@ so the GCA cell is the only path between the domains: the testbed for asking whe
 whether orthogonality is why. The plain baseline, GCA_stack, interventions and the merged-timeline
 SASRec (no cells):
   --config.gca.positions='()'    --config.gca.positions='(0,1,2)'
-  --config.gca.intervention=orthogonal|parallel|shuffled    --config.sweep.orth_penalties='(0.0,0.1)'
+  --config.gca.intervention=orthogonal|parallel|shuffled
+  --config.sweep.orth_penalties='(0.0,0.1)'
   --config.model.streams=mixed --config.gca.positions='()'
 
 Model keys and their defaults: `default_config()` in orthoalign/models/sasrec.py (pmixer's: width
@@ -20,7 +21,7 @@ from configs import base
 
 
 def get_config():
-  config = base.get_config("sasrec")   # model keys: orthoalign/models/sasrec.py default_config
+  config = base.get_config("sasrec")  # model keys: orthoalign/models/sasrec.py default_config
   config.data.format = "abxi"
   config.data.path = "../shared/data/abxi-afk"
   config.train.batch_size = 128

@@ -21,20 +21,64 @@ def get_config() -> ml_collections.ConfigDict:
   config = llm4cdsr.get_config()
   config.data.update(format="synthetic", path="", text_emb="none", text_dim=384)
   config.data.synthetic.update(
-      num_users=1000, num_items_a=200, num_items_b=200, mean_length=15.0, min_length=5,
-      max_length=40, overlap_share=0.8, cross_strength=1.0, latent_dim=16, text_dim=64,
-      text_noise=0.5, seed=0)
+    num_users=1000,
+    num_items_a=200,
+    num_items_b=200,
+    mean_length=15.0,
+    min_length=5,
+    max_length=40,
+    overlap_share=0.8,
+    cross_strength=1.0,
+    latent_dim=16,
+    text_dim=64,
+    text_noise=0.5,
+    seed=0,
+  )
   config.model.update(
-      name="llm4cdsr", hidden_size=32, num_blocks=2, num_heads=1, dropout=0.2, max_len=20,
-      ffn_size=0, global_emb=True, global_dim=64, local_emb=True, freeze_emb=True, alpha=0.1,
-      beta=0.1, tau=1.0, tau_reg=1.0, causal_self_attention=False, mixed_neg_domain="input",
-      independent_negatives=True, neg_exclusive_upper=True)
-  config.gca.update(positions=(), kv="other", gate="scalar", act="sigmoid", layernorm="none",
-                    gate_init=0.0, heads=1, causal=True, dropout=0.0, ffn=0)
+    name="llm4cdsr",
+    hidden_size=32,
+    num_blocks=2,
+    num_heads=1,
+    dropout=0.2,
+    max_len=20,
+    ffn_size=0,
+    global_emb=True,
+    global_dim=64,
+    local_emb=True,
+    freeze_emb=True,
+    alpha=0.1,
+    beta=0.1,
+    tau=1.0,
+    tau_reg=1.0,
+    causal_self_attention=False,
+    mixed_neg_domain="input",
+    independent_negatives=True,
+    neg_exclusive_upper=True,
+  )
+  config.gca.update(
+    positions=(),
+    kv="other",
+    gate="scalar",
+    act="sigmoid",
+    layernorm="none",
+    gate_init=0.0,
+    heads=1,
+    causal=True,
+    dropout=0.0,
+    ffn=0,
+  )
   config.train.update(
-      batch_size=128, max_epochs=20, eval_every=1, early_stop_patience=5,
-      select_metric="valid/sampled/all/ndcg@10", warmup_epochs=0, plateau_patience=0,
-      checkpoint_every=5, learning_rate=3e-3, weight_decay=0.0)
+    batch_size=128,
+    max_epochs=20,
+    eval_every=1,
+    early_stop_patience=5,
+    select_metric="valid/sampled/all/ndcg@10",
+    warmup_epochs=0,
+    plateau_patience=0,
+    checkpoint_every=5,
+    learning_rate=3e-3,
+    weight_decay=0.0,
+  )
   config.eval.update(num_negatives=100, candidate_seed=0, batch_size=128, track_test=False)
   config.sweep.update(seeds=(0,), learning_rates=(), weight_decays=(), gate_inits=())
   return config

@@ -12,8 +12,16 @@ from configs import llm4cdsr
 
 def get_config():
   config = llm4cdsr.get_config()
-  config.data.synthetic.update(num_users=160, num_items_a=60, num_items_b=50, mean_length=10.0,
-                               min_length=4, max_length=16, text_dim=32, seed=1)
+  config.data.synthetic.update(
+    num_users=160,
+    num_items_a=60,
+    num_items_b=50,
+    mean_length=10.0,
+    min_length=4,
+    max_length=16,
+    text_dim=32,
+    seed=1,
+  )
   config.model.update(hidden_size=16, max_len=10, global_dim=32)
   config.train.update(batch_size=32, max_epochs=4, early_stop_patience=10)
   config.eval.update(num_negatives=20, batch_size=32)

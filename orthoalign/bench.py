@@ -32,8 +32,8 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import numpy as np
 from ml_collections import config_flags
+import numpy as np
 
 import orthoalign
 from orthoalign import bench_catalogue
@@ -51,12 +51,18 @@ _OUT = flags.DEFINE_string("out", None, "Write the results as JSON here (atomica
 _TOP_SCOPES = 16
 _PROFILE = flags.DEFINE_bool("profile", False, "Profile one training step instead (R = 1).")
 _ITEM_SHARDS = flags.DEFINE_list(
-    "item_shards", [], "Measure full-catalogue evaluation instead: each value k runs on the first k "
-    "devices with the item tables split over them (1 = one device, nothing split).")
+  "item_shards",
+  [],
+  "Measure full-catalogue evaluation instead: each value k runs on the first k "
+  "devices with the item tables split over them (1 = one device, nothing split).",
+)
 _PASSES = flags.DEFINE_integer("passes", 3, "Timed validation passes per --item_shards value.")
 _CPU_DEVICES = flags.DEFINE_integer(
-    "cpu_devices", 0, "Fake CPU devices to create (jax_num_cpu_devices) for --item_shards > 1 on "
-    "a CPU; 0 = leave as is. No effect on other backends.")
+  "cpu_devices",
+  0,
+  "Fake CPU devices to create (jax_num_cpu_devices) for --item_shards > 1 on "
+  "a CPU; 0 = leave as is. No effect on other backends.",
+)
 flags.mark_flags_as_required(["config"])
 
 
@@ -72,13 +78,15 @@ def measure(config, replicas: int, epochs: int) -> dict[str, Any]:
   """Times one replica count; returns a JSON-able dict."""
   config = config.copy_and_resolve_references()
   config.unlock()
-  config.sweep.update(seeds=tuple(range(replicas)), learning_rates=(), weight_decays=(), gate_inits=())
+  config.sweep.update(
+    seeds=tuple(range(replicas)), learning_rates=(), weight_decays=(), gate_inits=()
+  )
   run = loop.setup(config)
   state = run.state
   t0 = time.perf_counter()
   compiled = run.epoch_fn.lower(state, run.train_data, run.frozen, run.epoch_arg(1)).compile()
   compile_s = time.perf_counter() - t0
-  state, m = compiled(state, run.train_data, run.frozen, run.epoch_arg(1))     # warm-up
+  state, m = compiled(state, run.train_data, run.frozen, run.epoch_arg(1))  # warm-up
   jax.block_until_ready(m)
   times = []
   for e in range(epochs):
@@ -86,17 +94,25 @@ def measure(config, replicas: int, epochs: int) -> dict[str, Any]:
     state, m = compiled(state, run.train_data, run.frozen, run.epoch_arg(e + 2))
     jax.block_until_ready(m)
     times.append(time.perf_counter() - t0)
-  sums = run.eval_fn(state.params, run.frozen, run.eval_data["valid"])      # compile + run
+  sums = run.eval_fn(state.params, run.frozen, run.eval_data["valid"])  # compile + run
   jax.block_until_ready(sums)
   t0 = time.perf_counter()
   jax.block_until_ready(run.eval_fn(state.params, run.frozen, run.eval_data["valid"]))
   eval_s = time.perf_counter() - t0
   n_train = len(next(iter(run.task.train_data.values())))
   epoch_s = float(np.median(times))
-  return {"replicas": replicas, "compile_s": compile_s, "epoch_s": epoch_s,
-          "epoch_s_per_replica": epoch_s / replicas, "steps_per_epoch": run.steps,
-          "steps_per_s": run.steps / epoch_s, "sequences_per_s": n_train * replicas / epoch_s,
-          "valid_eval_s": eval_s, "train_sequences": n_train, **_peak_memory()}
+  return {
+    "replicas": replicas,
+    "compile_s": compile_s,
+    "epoch_s": epoch_s,
+    "epoch_s_per_replica": epoch_s / replicas,
+    "steps_per_epoch": run.steps,
+    "steps_per_s": run.steps / epoch_s,
+    "sequences_per_s": n_train * replicas / epoch_s,
+    "valid_eval_s": eval_s,
+    "train_sequences": n_train,
+    **_peak_memory(),
+  }
 
 
 def profile(config) -> dict[str, Any]:
@@ -105,29 +121,38 @@ def profile(config) -> dict[str, Any]:
   config.unlock()
   config.sweep.update(seeds=(0,), learning_rates=(), weight_decays=(), gate_inits=())
   peaks = profiling.machine_peaks()
-  print(f"machine: matmul 2048^3 {peaks['matmul_f32_gflops']:.0f} GFLOP/s float32, "
-        f"{peaks['matmul_bf16_gflops']:.0f} GFLOP/s bfloat16; elementwise pass "
-        f"{peaks['stream_gbs']:.1f} GB/s (read + write)", flush=True)
+  print(
+    f"machine: matmul 2048^3 {peaks['matmul_f32_gflops']:.0f} GFLOP/s float32, "
+    f"{peaks['matmul_bf16_gflops']:.0f} GFLOP/s bfloat16; elementwise pass "
+    f"{peaks['stream_gbs']:.1f} GB/s (read + write)",
+    flush=True,
+  )
   run = loop.setup(config)
   dtype = config_lib.get_added(config, "train.compute_dtype")
   parts = profiling.step_profile(run, config.train.batch_size, dtype)
   print(f"one training step, batch {config.train.batch_size}, compute dtype {dtype}:")
-  print(f"{'part':<20} {'GFLOP':>8} {'GB':>8} {'ms':>9} {'GFLOP/s':>8} {'GB/s':>7} "
-        f"{'FLOP/B':>7}")
+  print(f"{'part':<20} {'GFLOP':>8} {'GB':>8} {'ms':>9} {'GFLOP/s':>8} {'GB/s':>7} {'FLOP/B':>7}")
   for p in parts:
-    print(f"{p['part']:<20} {p['gflop']:8.2f} {p['gbytes']:8.2f} {1e3 * p['seconds']:9.1f} "
-          f"{p['gflops']:8.1f} {p['gbs']:7.1f} {p['gflop'] / max(p['gbytes'], 1e-9):7.1f}")
+    print(
+      f"{p['part']:<20} {p['gflop']:8.2f} {p['gbytes']:8.2f} {1e3 * p['seconds']:9.1f} "
+      f"{p['gflops']:8.1f} {p['gbs']:7.1f} {p['gflop'] / max(p['gbytes'], 1e-9):7.1f}"
+    )
   whole = parts[-1]
   share = whole["gflops"] / peaks["matmul_f32_gflops"]
-  print(f"whole step: {whole['gflops']:.0f} GFLOP/s = {share:.0%} of this machine's float32 "
-        f"matmul rate; {whole['gbs']:.1f} GB/s of XLA's 'bytes accessed'"
-        f" (which counts cache-resident traffic too) against {peaks['stream_gbs']:.1f} GB/s "
-        "streamed", flush=True)
+  print(
+    f"whole step: {whole['gflops']:.0f} GFLOP/s = {share:.0%} of this machine's float32 "
+    f"matmul rate; {whole['gbs']:.1f} GB/s of XLA's 'bytes accessed'"
+    f" (which counts cache-resident traffic too) against {peaks['stream_gbs']:.1f} GB/s "
+    "streamed",
+    flush=True,
+  )
   state0 = jax.tree.map(lambda x: x[0], run.state)
   ops = profiling.op_breakdown(whole["compiled"], (state0, run.train_data, run.frozen))
   if ops:
-    print(f"op time (whole step; {ops['seconds']['op'] * 1e3:.0f} ms of op time summed over the "
-          f"runtime's threads per {ops['seconds']['wall'] * 1e3:.0f} ms of wall time), by kind:")
+    print(
+      f"op time (whole step; {ops['seconds']['op'] * 1e3:.0f} ms of op time summed over the "
+      f"runtime's threads per {ops['seconds']['wall'] * 1e3:.0f} ms of wall time), by kind:"
+    )
     for k, v in ops["kind"].items():
       print(f"  {k:<40} {v:6.1%}")
     print(f"by model part (Flax module path; top {_TOP_SCOPES}):")
@@ -145,27 +170,34 @@ def _ints(name: str, values: list[str]) -> list[int]:
   except ValueError:
     out = []
   if len(out) != len(values) or any(v < 1 for v in out):
-    raise config_lib.ConfigError(f"--{name}={','.join(values)} must be a comma-separated list of "
-                                 f"ints >= 1, e.g. --{name}=1,4")
+    raise config_lib.ConfigError(
+      f"--{name}={','.join(values)} must be a comma-separated list of ints >= 1, e.g. --{name}=1,4"
+    )
   return out
 
 
 @errors.cli_main
 def main(argv: list[str]) -> None:
+  """Entry point (absl): flags only."""
   del argv
   logging.set_verbosity(logging.WARNING)
   if _EPOCHS.value < 1:
     raise config_lib.ConfigError(f"--epochs={_EPOCHS.value}: expected an int >= 1 (timed epochs)")
   compile_cache.enable()
-  if _CPU_DEVICES.value:   # before the first device is touched
+  if _CPU_DEVICES.value:  # before the first device is touched
     jax.config.update("jax_num_cpu_devices", _CPU_DEVICES.value)
   config = _CONFIG.value
   device = jax.devices()[0]
-  header = {"orthoalign": orthoalign.__version__, "jax": jax.__version__,
-            "backend": jax.default_backend(), "device": getattr(device, "device_kind", str(device)),
-            "num_devices": config.train.num_devices or jax.device_count(),
-            "model": config.model.name, "date": time.strftime("%Y-%m-%d"),
-            "command": " ".join(["python -m orthoalign.bench"] + sys.argv[1:])}
+  header = {
+    "orthoalign": orthoalign.__version__,
+    "jax": jax.__version__,
+    "backend": jax.default_backend(),
+    "device": getattr(device, "device_kind", str(device)),
+    "num_devices": config.train.num_devices or jax.device_count(),
+    "model": config.model.name,
+    "date": time.strftime("%Y-%m-%d"),
+    "command": " ".join(["python -m orthoalign.bench"] + sys.argv[1:]),
+  }
   print(json.dumps(header), flush=True)
   if _PROFILE.value:
     out = {**header, "profile": profile(config)}
@@ -176,8 +208,10 @@ def main(argv: list[str]) -> None:
     rows, first = [], None
     for k in _ints("item_shards", _ITEM_SHARDS.value):
       if k > jax.device_count():
-        raise config_lib.ConfigError(f"--item_shards={k} needs {k} devices but {jax.device_count()} "
-                                     "are visible; on a CPU add --cpu_devices=<k>")
+        raise config_lib.ConfigError(
+          f"--item_shards={k} needs {k} devices but {jax.device_count()} "
+          "are visible; on a CPU add --cpu_devices=<k>"
+        )
       row, sums, _ = bench_catalogue.measure(config, k, _PASSES.value)
       if first is None:
         first = sums
@@ -185,25 +219,30 @@ def main(argv: list[str]) -> None:
         row["sums_agree_with_first"] = not bench_catalogue.sums_differ(first, sums)
       rows.append(row)
       print(bench_catalogue.line(rows[-1]), flush=True)
-      if _OUT.value:   # after each k: a long run keeps what it measured
+      if _OUT.value:  # after each k: a long run keeps what it measured
         writers.write_json(_OUT.value, {**header, "catalogue": rows})
     return
   results = []
   for r in _ints("replicas", _REPLICAS.value):
     row = measure(config, r, _EPOCHS.value)
     results.append(row)
-    print(f"R={r:>3}  compile {row['compile_s']:.1f}s  epoch {row['epoch_s']:.3f}s "
-          f"({row['epoch_s_per_replica']:.3f}s per replica)  {row['steps_per_s']:.1f} steps/s  "
-          f"{row['sequences_per_s']:.0f} seq/s  valid eval {row['valid_eval_s']:.2f}s", flush=True)
+    print(
+      f"R={r:>3}  compile {row['compile_s']:.1f}s  epoch {row['epoch_s']:.3f}s "
+      f"({row['epoch_s_per_replica']:.3f}s per replica)  {row['steps_per_s']:.1f} steps/s  "
+      f"{row['sequences_per_s']:.0f} seq/s  valid eval {row['valid_eval_s']:.2f}s",
+      flush=True,
+    )
   if len(results) >= 2:
     a, b = results[0], results[-1]
-    print(f"per-replica speed-up R={b['replicas']} vs R={a['replicas']}: "
-          f"{a['epoch_s_per_replica'] / b['epoch_s_per_replica']:.2f}x", flush=True)
+    print(
+      f"per-replica speed-up R={b['replicas']} vs R={a['replicas']}: "
+      f"{a['epoch_s_per_replica'] / b['epoch_s_per_replica']:.2f}x",
+      flush=True,
+    )
   out = {**header, "results": results}
   print(json.dumps(out), flush=True)
   if _OUT.value:
     writers.write_json(_OUT.value, out)
-
 
 
 if __name__ == "__main__":

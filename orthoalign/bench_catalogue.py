@@ -46,8 +46,9 @@ def _temp_bytes(compiled: Any) -> int | None:
   return getattr(analysis, "temp_size_in_bytes", None) if analysis is not None else None
 
 
-def measure(config: ml_collections.ConfigDict, item_shards: int, passes: int,
-            with_cases: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray], Any]:
+def measure(
+  config: ml_collections.ConfigDict, item_shards: int, passes: int, with_cases: bool = False
+) -> tuple[dict[str, Any], dict[str, np.ndarray], Any]:
   """Sets up `config` on `item_shards` devices split along the items and times its evaluation.
 
   Args:
@@ -57,11 +58,12 @@ def measure(config: ml_collections.ConfigDict, item_shards: int, passes: int,
     with_cases: also return the validation cases' ranks (`case_counts`).
 
   Returns:
-    (row, sums, cases): row is a JSON-able dict of set-up and compile seconds, min/median/max seconds per
-    validation pass ("eval_s"), the full-ranking NDCG@10 it computed, and MiB per device of the
-    state (params and Adam moments), the best-params copy the trainer keeps, the frozen tables and
-    XLA's temp buffers of the evaluation program; sums are the pass's metric sums (host arrays),
-    to compare across shard counts (`sums_differ`); cases is `case_counts(run)` or None.
+    (row, sums, cases): row is a JSON-able dict of set-up and compile seconds, min/median/max
+    seconds per validation pass ("eval_s"), the full-ranking NDCG@10 it computed, and MiB per
+    device of the state (params and Adam moments), the best-params copy the trainer keeps, the
+    frozen tables and XLA's temp buffers of the evaluation program; sums are the pass's metric
+    sums (host arrays), to compare across shard counts (`sums_differ`); cases is
+    `case_counts(run)` or None.
   """
   config = config.copy_and_resolve_references()
   config.unlock()
@@ -88,15 +90,21 @@ def measure(config: ml_collections.ConfigDict, item_shards: int, passes: int,
   ndcg = float(sums["full/all/ndcg@10"][0] / sums["full/all/count"][0])
   total = {d: state[d] + params[d] + frozen.get(d, 0) for d in state}
   row = {
-      "item_shards": item_shards, "devices": len(state), "setup_s": setup_s, "compile_s": compile_s,
-      "eval_s": {"min": min(times), "median": statistics.median(times), "max": max(times)},
-      "valid_full_ndcg@10": ndcg,
-      "mib_per_device": {"state": max(state.values()) / _MIB, "best_params": max(params.values()) / _MIB,
-                         "frozen": max(frozen.values(), default=0) / _MIB,
-                         "arrays_total": max(total.values()) / _MIB,
-                         "eval_temp": None if temp is None else temp / _MIB},
-      "num_items": run.task.num_items_a + run.task.num_items_b,
-      "eval_cases": int(sums["full/all/count"][0]),
+    "item_shards": item_shards,
+    "devices": len(state),
+    "setup_s": setup_s,
+    "compile_s": compile_s,
+    "eval_s": {"min": min(times), "median": statistics.median(times), "max": max(times)},
+    "valid_full_ndcg@10": ndcg,
+    "mib_per_device": {
+      "state": max(state.values()) / _MIB,
+      "best_params": max(params.values()) / _MIB,
+      "frozen": max(frozen.values(), default=0) / _MIB,
+      "arrays_total": max(total.values()) / _MIB,
+      "eval_temp": None if temp is None else temp / _MIB,
+    },
+    "num_items": run.task.num_items_a + run.task.num_items_b,
+    "eval_cases": int(sums["full/all/count"][0]),
   }
   return row, sums, case_counts(run) if with_cases else None
 
@@ -120,14 +128,15 @@ def _sum_bound(key: str, sums: dict[str, np.ndarray]) -> tuple[float, float] | N
     return None
   if name == "alpha_sum":
     return total(f"{prefix}/alpha_count"), total(key)
-  if key.startswith("align/"):   # [xy_|pre_]cos_sum and [xy_|pre_]abs_cos_sum
-    stem = name[:-len("cos_sum")].removesuffix("abs_")
+  if key.startswith("align/"):  # [xy_|pre_]cos_sum and [xy_|pre_]abs_cos_sum
+    stem = name[: -len("cos_sum")].removesuffix("abs_")
     return total(f"{prefix}/{stem}count"), total(f"{prefix}/{stem}abs_cos_sum")
   return total(f"{prefix}/count"), total(key)
 
 
-def sums_differ(a: dict[str, np.ndarray], b: dict[str, np.ndarray],
-                flipped_cases: int = 0) -> list[str]:
+def sums_differ(
+  a: dict[str, np.ndarray], b: dict[str, np.ndarray], flipped_cases: int = 0
+) -> list[str]:
   """The keys of two evaluation passes' metric sums that differ beyond float32 accumulation error.
 
   Two programs that compute the same metrics (e.g. 1 and k item shards, or one machine and another)
@@ -201,8 +210,11 @@ def case_counts(run: loop.Run, split: str = "valid", replica: int = 0) -> dict[s
     scale = jnp.maximum(scale, jnp.abs(target_score))
     dist = jnp.where(mask, jnp.abs(scores - target_score), jnp.inf)
     # All scores exactly 0 (e.g. an empty stream of an untrained model): ties no rounding can break.
-    return jnp.where(scale[..., 0] > 0, jnp.min(dist, axis=-1) / jnp.maximum(
-        scale[..., 0], jnp.finfo(jnp.float32).tiny), jnp.inf)
+    return jnp.where(
+      scale[..., 0] > 0,
+      jnp.min(dist, axis=-1) / jnp.maximum(scale[..., 0], jnp.finfo(jnp.float32).tiny),
+      jnp.inf,
+    )
 
   @jax.jit
   def per_batch(params, frozen, batch):
@@ -211,16 +223,19 @@ def case_counts(run: loop.Run, split: str = "valid", replica: int = 0) -> dict[s
     full = sharding.constrain_items(out.full_scores, mesh)
     is_b = batch["domain"] == 1
     ids = jax.lax.broadcasted_iota(jnp.int32, (1, full.shape[-1]), 1)
-    in_range = ((ids >= jnp.where(is_b, task.num_items_a + 1, 1)[:, None])
-                & (ids <= jnp.where(is_b, n_items, task.num_items_a)[:, None])
-                & (ids != batch["target"][:, None]))
+    in_range = (
+      (ids >= jnp.where(is_b, task.num_items_a + 1, 1)[:, None])
+      & (ids <= jnp.where(is_b, n_items, task.num_items_a)[:, None])
+      & (ids != batch["target"][:, None])
+    )
     target = jnp.take_along_axis(full, batch["target"][:, None], axis=-1)
     sampled = out.sampled_scores
     res = {}
     res["sampled/higher"], res["sampled/equal"], _ = ranking.sampled_counts(sampled)
     res["sampled/gap"] = gap(sampled[:, :1], sampled[:, 1:], jnp.ones_like(sampled[:, 1:], bool))
-    res["full/higher"], res["full/equal"], _ = step_lib.full_counts(batch, full, task.num_items_a,
-                                                                    n_items)
+    res["full/higher"], res["full/equal"], _ = step_lib.full_counts(
+      batch, full, task.num_items_a, n_items
+    )
     res["full/gap"] = gap(target, full, in_range)
     return res
 
@@ -234,8 +249,9 @@ def case_counts(run: loop.Run, split: str = "valid", replica: int = 0) -> dict[s
   return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
 
-def rank_mismatches(a: dict[str, np.ndarray], b: dict[str, np.ndarray],
-                    near_tie: float = NEAR_TIE) -> dict[str, dict[str, int]]:
+def rank_mismatches(
+  a: dict[str, np.ndarray], b: dict[str, np.ndarray], near_tie: float = NEAR_TIE
+) -> dict[str, dict[str, int]]:
   """Compares two `case_counts` results case by case.
 
   Returns:
@@ -250,9 +266,12 @@ def rank_mismatches(a: dict[str, np.ndarray], b: dict[str, np.ndarray],
     get = lambda r, name, p=protocol: r[f"{p}/{name}"]
     near = (get(a, "gap") < near_tie) | (get(b, "gap") < near_tie)
     differ = (get(a, "higher") != get(b, "higher")) | (get(a, "equal") != get(b, "equal"))
-    out[protocol] = {"cases": len(near), "near_ties": int(near.sum()),
-                     "near_tie_flips": int((differ & near).sum()),
-                     "mismatches": int((differ & ~near).sum())}
+    out[protocol] = {
+      "cases": len(near),
+      "near_ties": int(near.sum()),
+      "near_tie_flips": int((differ & near).sum()),
+      "mismatches": int((differ & ~near).sum()),
+    }
   return out
 
 
@@ -262,7 +281,10 @@ def line(row: dict[str, Any]) -> str:
   temp = "n/a" if m["eval_temp"] is None else f"{m['eval_temp']:.0f}"
   same = row.get("sums_agree_with_first")
   same = "" if same is None else f"  metric sums agree with the first: {'yes' if same else 'NO'}"
-  return (f"item_shards={row['item_shards']}  compile {row['compile_s']:.1f}s  validation pass "
-          f"{e['median']:.2f}s (min {e['min']:.2f}, max {e['max']:.2f})  MiB per device: state "
-          f"{m['state']:.0f} + best {m['best_params']:.0f} + frozen {m['frozen']:.0f} = "
-          f"{m['arrays_total']:.0f}, eval temp {temp}  full NDCG@10 at init {row['valid_full_ndcg@10']:.4f}{same}")
+  return (
+    f"item_shards={row['item_shards']}  compile {row['compile_s']:.1f}s  validation pass "
+    f"{e['median']:.2f}s (min {e['min']:.2f}, max {e['max']:.2f})  MiB per device: state "
+    f"{m['state']:.0f} + best {m['best_params']:.0f} + frozen {m['frozen']:.0f} = "
+    f"{m['arrays_total']:.0f}, eval temp {temp}  "
+    f"full NDCG@10 at init {row['valid_full_ndcg@10']:.4f}{same}"
+  )

@@ -25,7 +25,7 @@ MAX_SIZE_BYTES = 4 * 2**30
 
 
 def default_dir() -> str | None:
-  """The cache folder this process would use; None when disabled with ORTHOALIGN_COMPILE_CACHE=off."""
+  """The cache folder this process uses; None when disabled with ORTHOALIGN_COMPILE_CACHE=off."""
   value = os.environ.get(ENV, "")
   if value.lower() in ("off", "none", "0", "false"):
     return None
@@ -51,8 +51,10 @@ def enable(path: str | None = None) -> str | None:
   try:
     fileio.writable_dir(path, "the JAX compilation cache", errors.ConfigError)
   except errors.ConfigError as e:
-    raise errors.ConfigError(f"{e} (set another folder with {ENV}=<folder>, or {ENV}=off; the "
-                             "folder defaults to $ORTHOALIGN_CACHE/jax-compile)") from None
+    raise errors.ConfigError(
+      f"{e} (set another folder with {ENV}=<folder>, or {ENV}=off; the "
+      "folder defaults to $ORTHOALIGN_CACHE/jax-compile)"
+    ) from None
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

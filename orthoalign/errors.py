@@ -14,18 +14,29 @@ Light on purpose (no JAX, no numpy): the data CLIs import it too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import contextlib
 import functools
 import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from orthoalign.data.errors import DataError
 
-__all__ = ["ConfigError", "DataError", "Interrupted", "RunInUse", "TrainingDiverged", "USER_ERRORS",
-           "cli_main", "interrupts_held", "message", "show_tracebacks"]
+__all__ = [
+  "ConfigError",
+  "DataError",
+  "Interrupted",
+  "RunInUse",
+  "TrainingDiverged",
+  "USER_ERRORS",
+  "cli_main",
+  "interrupts_held",
+  "message",
+  "show_tracebacks",
+]
 
 _Main = TypeVar("_Main", bound=Callable[..., Any])
 
@@ -69,8 +80,10 @@ def interrupts_held():
   its threads (or into "this checkpoint cannot be restored"), so the block finishes first. A no-op
   outside the main thread or where SIGINT is ignored or handled by someone else.
   """
-  if (threading.current_thread() is not threading.main_thread()
-      or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+  if (
+    threading.current_thread() is not threading.main_thread()
+    or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+  ):
     yield
     return
   caught = []
@@ -92,8 +105,9 @@ def _stdout_to_devnull() -> None:
     pass
 
 
-def cli_main(main: _Main | None = None, *,
-             also: tuple[type[Exception], ...] = ()) -> _Main | Callable[[_Main], _Main]:
+def cli_main(
+  main: _Main | None = None, *, also: tuple[type[Exception], ...] = ()
+) -> _Main | Callable[[_Main], _Main]:
   """Decorates an entry point's `main`: user errors become one line on stderr and exit status 1.
 
     @errors.cli_main
@@ -121,7 +135,7 @@ def cli_main(main: _Main | None = None, *,
   def wrapped(*args: Any, **kwargs: Any) -> Any:
     try:
       status = main(*args, **kwargs)
-      sys.stdout.flush()             # a broken pipe shows at this flush at the latest
+      sys.stdout.flush()  # a broken pipe shows at this flush at the latest
       return status
     except BrokenPipeError:
       _stdout_to_devnull()

@@ -13,9 +13,10 @@ holds the run folder's lock while it reads the checkpoint: not while the run tra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import json
 import os
-from typing import Any, Sequence
+from typing import Any
 
 from absl import app
 from absl import flags
@@ -52,13 +53,14 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str])
       raise config_lib.ConfigError(f"--set {key} is given twice; give each key once")
     if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in EVAL_KEYS):
       raise config_lib.ConfigError(
-          f"--set {key}: only evaluation settings may change ({', '.join(EVAL_KEYS)}*); the "
-          "parameters were trained under the rest")
+        f"--set {key}: only evaluation settings may change ({', '.join(EVAL_KEYS)}*); the "
+        "parameters were trained under the rest"
+      )
     where = f" (in --set {item})"
     node, leaf = config_lib.parent_of(config, key, where), key.rsplit(".", 1)[-1]
     if leaf in node:
       current = node[leaf]
-    elif key in config_lib.ADDED_KEYS:      # a run saved before the key existed
+    elif key in config_lib.ADDED_KEYS:  # a run saved before the key existed
       current = config_lib.ADDED_KEYS[key]
     else:
       raise config_lib.ConfigError(f"--set {key}: the run's config has no such key{where}")
@@ -75,8 +77,8 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]
   with open(path, encoding="utf-8") as f:
     config = ml_collections.ConfigDict(json.load(f))
   changed = apply_overrides(config, overrides)
-  with run_lock.acquire(workdir, "evaluation"):      # not while a run trains or writes there
-    with errors.interrupts_held():           # it cleans up an interrupted save's folders
+  with run_lock.acquire(workdir, "evaluation"):  # not while a run trains or writes there
+    with errors.interrupts_held():  # it cleans up an interrupted save's folders
       ckpt = checkpoint_lib.Checkpointer(workdir)
     epoch = ckpt.latest_epoch()
     if epoch is None:
@@ -85,22 +87,36 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]
     with errors.interrupts_held():
       _, best, meta = ckpt.restore(epoch, run.state, run.state.params)
       ckpt.close()
-  sums = {s: jax.device_get(run.eval_fn(best, run.frozen, run.eval_data[s])) for s in ("valid", "test")}
+  sums = {
+    s: jax.device_get(run.eval_fn(best, run.frozen, run.eval_data[s])) for s in ("valid", "test")
+  }
   rows = []
   for r, rep in enumerate(run.reps):
-    row = {"run": os.path.basename(os.path.abspath(workdir)), "replica": r, **rep,
-           "checkpoint_epoch": epoch, "best_epoch": meta["tracker"]["best_epoch"][r],
-           "overrides": {k: config_lib.get(config, k) for k in changed}}
+    row = {
+      "run": os.path.basename(os.path.abspath(workdir)),
+      "replica": r,
+      **rep,
+      "checkpoint_epoch": epoch,
+      "best_epoch": meta["tracker"]["best_epoch"][r],
+      "overrides": {k: config_lib.get(config, k) for k in changed},
+    }
     for split, s in sums.items():
-      row.update({k: v for k, v in results.finalize_split(s, r, split).items()
-                  if not k.startswith("align/") or split == "valid"})
+      row.update(
+        {
+          k: v
+          for k, v in results.finalize_split(s, r, split).items()
+          if not k.startswith("align/") or split == "valid"
+        }
+      )
     rows.append(row)
   return rows
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
   """Per replica, split, protocol and domain: HR@5, HR@10, NDCG@10, MRR and AUC."""
-  return table.replica_table(rows, ("hr@5", "hr@10", "ndcg@10", "mrr", "auc"), splits=("valid", "test"))
+  return table.replica_table(
+    rows, ("hr@5", "hr@10", "ndcg@10", "mrr", "auc"), splits=("valid", "test")
+  )
 
 
 # The files a run writes: --out must not replace them.
@@ -115,9 +131,11 @@ def check_out(workdir: str, out: str) -> None:
   """
   target = os.path.abspath(out)
   if os.path.dirname(target) == os.path.abspath(workdir) and os.path.basename(out) in _RUN_FILES:
-    raise errors.ConfigError(f"--out={out} would replace the run's own {os.path.basename(out)}; "
-                             "write the rows to another file, e.g. --out="
-                             f"{os.path.join(workdir, 'eval.jsonl')}")
+    raise errors.ConfigError(
+      f"--out={out} would replace the run's own {os.path.basename(out)}; "
+      "write the rows to another file, e.g. --out="
+      f"{os.path.join(workdir, 'eval.jsonl')}"
+    )
   if os.path.isdir(target):
     raise errors.ConfigError(f"--out={out} is a folder; give a file name, e.g. {out}/eval.jsonl")
   writers.writable_dir(os.path.dirname(target), "the evaluation rows (--out)", errors.ConfigError)
@@ -125,13 +143,16 @@ def check_out(workdir: str, out: str) -> None:
 
 @errors.cli_main
 def main(argv: list[str]) -> None:
+  """Entry point (absl): flags only."""
   compile_cache.enable()
   logging.set_verbosity(logging.WARNING)
   if _OUT.value:
     check_out(_WORKDIR.value, _OUT.value)
   rows = evaluate(_WORKDIR.value, _SET.value)
-  print(f"best parameters of {_WORKDIR.value} (checkpoint of epoch {rows[0]['checkpoint_epoch']}), "
-        f"overrides: {rows[0]['overrides'] or 'none'}")
+  print(
+    f"best parameters of {_WORKDIR.value} (checkpoint of epoch {rows[0]['checkpoint_epoch']}), "
+    f"overrides: {rows[0]['overrides'] or 'none'}"
+  )
   print(format_rows(rows), flush=True)
   if _OUT.value:
     writers.write_jsonl(_OUT.value, rows)

@@ -1,13 +1,15 @@
 """Atomic file writes, JSON helpers and duration text (no JAX import: the data CLIs and the grid
-runner use them too)."""
+runner use them too).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 import json
 import math
 import os
 import tempfile
-from typing import Any, BinaryIO, Callable, Iterable, Mapping
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -23,7 +25,7 @@ def atomic_write_binary(path: str | os.PathLike[str], write: Callable[[BinaryIO]
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
   umask = os.umask(0)
   os.umask(umask)
-  os.chmod(tmp, 0o666 & ~umask)     # mkstemp's 0600 would make results unreadable to others
+  os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
   try:
     with os.fdopen(fd, "wb") as f:
       write(f)
@@ -36,8 +38,9 @@ def atomic_write_binary(path: str | os.PathLike[str], write: Callable[[BinaryIO]
     raise
 
 
-def writable_dir(path: str | os.PathLike[str], what: str,
-                 error: Callable[[str], Exception] = OSError) -> str:
+def writable_dir(
+  path: str | os.PathLike[str], what: str, error: Callable[[str], Exception] = OSError
+) -> str:
   """Creates folder `path` (with its parents) and checks that a file can be written in it.
 
   Args:
@@ -64,6 +67,7 @@ def writable_dir(path: str | os.PathLike[str], what: str,
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+  """Writes UTF-8 `text` to `path` atomically (temp file + rename)."""
   atomic_write_binary(path, lambda f: f.write(text.encode("utf-8")))
 
 
@@ -86,6 +90,7 @@ def jsonable(value: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+  """Writes `obj` as indented, key-sorted JSON, atomically."""
   atomic_write_text(path, json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 
@@ -95,6 +100,7 @@ def jsonl_text(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> None:
+  """Writes one JSON object per line, atomically."""
   atomic_write_text(path, jsonl_text(rows))
 
 

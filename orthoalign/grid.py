@@ -15,10 +15,11 @@ failed. The grid-file format is described in orthoalign/experiments/expand.py.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import os
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any
 
 from orthoalign import config_lib
 from orthoalign import errors
@@ -41,8 +42,13 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--parallel", type=int, default=1, help="local: runs training at once")
   p.add_argument("--dry-run", action="store_true", help="write grid.json, print the commands")
   p.add_argument("--only", default="", help="only the runs whose name contains this text")
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="a config setting for every run (repeatable), e.g. train.max_epochs=3")
+  p.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="a config setting for every run (repeatable), e.g. train.max_epochs=3",
+  )
   p.add_argument("--status", action="store_true", help="print the status of the runs at --root")
   s = p.add_argument_group("slurm")
   s.add_argument("--slurm-partition")
@@ -56,42 +62,82 @@ def _parser() -> argparse.ArgumentParser:
   return p
 
 
-def write_grid_json(points: Sequence[expand.Point], grid_path: str, root: str, cwd: str,
-                    meta: dict[str, Any] | None = None) -> None:
+def write_grid_json(
+  points: Sequence[expand.Point],
+  grid_path: str,
+  root: str,
+  cwd: str,
+  meta: dict[str, Any] | None = None,
+) -> None:
   """`<root>/grid.json`, atomically; keeps the creation time of an earlier one."""
   try:
     created = status_lib.read_grid(root).get("created")
   except (DataError, ValueError):
     created = None
-  fileio.write_json(os.path.join(root, status_lib.GRID_JSON), {
-      "name": os.path.splitext(os.path.basename(grid_path))[0], "grid": grid_path, "cwd": cwd,
+  fileio.write_json(
+    os.path.join(root, status_lib.GRID_JSON),
+    {
+      "name": os.path.splitext(os.path.basename(grid_path))[0],
+      "grid": grid_path,
+      "cwd": cwd,
       "created": created or time.strftime("%Y-%m-%dT%H:%M:%S"),
-      "runs": [{"name": p.name, "workdir": p.name, "axes": p.axes, "overrides": p.overrides,
-                "replicas": p.replicas,
-                "command": commands.shell(commands.train_argv(p, grid_path, root), cwd)}
-               for p in points], "meta": meta or {}})
+      "runs": [
+        {
+          "name": p.name,
+          "workdir": p.name,
+          "axes": p.axes,
+          "overrides": p.overrides,
+          "replicas": p.replicas,
+          "command": commands.shell(commands.train_argv(p, grid_path, root), cwd),
+        }
+        for p in points
+      ],
+      "meta": meta or {},
+    },
+  )
 
 
 def _slurm(args: argparse.Namespace, points: Sequence[expand.Point], cwd: str) -> int:
   try:
     from orthoalign.experiments import slurm
   except ImportError as e:
-    raise config_lib.ConfigError(f"--executor=slurm needs submitit ({e}); pip install submitit")
+    raise config_lib.ConfigError(
+      f"--executor=slurm needs submitit ({e}); pip install submitit"
+    ) from None
   resources = slurm.Resources(
-      partition=args.slurm_partition, time_min=args.slurm_time_min,
-      gpus_per_node=args.slurm_gpus_per_node, cpus_per_task=args.slurm_cpus_per_task,
-      mem_gb=args.slurm_mem_gb, array_parallelism=args.slurm_array_parallelism,
-      account=args.slurm_account, qos=args.slurm_qos)
-  todo = [p for p in points if not job.finished(os.path.join(args.root, p.name))
-          and not run_lock.locked(os.path.join(args.root, p.name))]
-  print(f"[grid] {len(points) - len(todo)} of {len(points)} runs finished or running; submitting "
-        f"{len(todo)}")
+    partition=args.slurm_partition,
+    time_min=args.slurm_time_min,
+    gpus_per_node=args.slurm_gpus_per_node,
+    cpus_per_task=args.slurm_cpus_per_task,
+    mem_gb=args.slurm_mem_gb,
+    array_parallelism=args.slurm_array_parallelism,
+    account=args.slurm_account,
+    qos=args.slurm_qos,
+  )
+  todo = [
+    p
+    for p in points
+    if not job.finished(os.path.join(args.root, p.name))
+    and not run_lock.locked(os.path.join(args.root, p.name))
+  ]
+  print(
+    f"[grid] {len(points) - len(todo)} of {len(points)} runs finished or running; submitting "
+    f"{len(todo)}"
+  )
   try:
-    ex = slurm.executor(slurm.folder(args.root), resources, os.path.basename(os.path.abspath(args.root)))
-    jobs = slurm.submit(ex, [slurm.TrainJob(p.name, os.path.join(args.root, p.name),
-                                            commands.train_argv(p, args.grid, args.root), cwd)
-                             for p in todo])
-  except RuntimeError as e:              # no srun/sbatch here, or sbatch refused the job
+    ex = slurm.executor(
+      slurm.folder(args.root), resources, os.path.basename(os.path.abspath(args.root))
+    )
+    jobs = slurm.submit(
+      ex,
+      [
+        slurm.TrainJob(
+          p.name, os.path.join(args.root, p.name), commands.train_argv(p, args.grid, args.root), cwd
+        )
+        for p in todo
+      ],
+    )
+  except RuntimeError as e:  # no srun/sbatch here, or sbatch refused the job
     raise config_lib.ConfigError(f"--executor=slurm: {e}") from e
   for p, j in zip(todo, jobs):
     print(f"[grid] {p.name}: job {j.job_id}")
@@ -108,7 +154,7 @@ def _status(root: str) -> int:
 def _replicas(point: expand.Point) -> int:
   """Models one program trains: the product of its sweep lists (an empty list counts once)."""
   n = 1
-  for key, values in config_lib.flatten(point.config.sweep.to_dict(), "sweep.").items():
+  for values in config_lib.flatten(point.config.sweep.to_dict(), "sweep.").values():
     n *= max(len(values), 1) if isinstance(values, list) else 1
   return n
 
@@ -127,12 +173,15 @@ def run(argv: Sequence[str]) -> int:
   write_grid_json(points, args.grid, args.root, cwd, meta)
   selected = [p for p in points if args.only in p.name]
   if not selected:
-    raise config_lib.ConfigError(f"--only={args.only!r} matches none of the runs "
-                                 f"{[p.name for p in points]}")
+    raise config_lib.ConfigError(
+      f"--only={args.only!r} matches none of the runs {[p.name for p in points]}"
+    )
   n_models = sum(_replicas(p) for p in points)
-  print(f"[grid] {args.grid}: {len(points)} programs ({n_models} runs as replicas), "
-        f"{len(selected)} selected; "
-        f"{os.path.join(args.root, status_lib.GRID_JSON)} written")
+  print(
+    f"[grid] {args.grid}: {len(points)} programs ({n_models} runs as replicas), "
+    f"{len(selected)} selected; "
+    f"{os.path.join(args.root, status_lib.GRID_JSON)} written"
+  )
   if args.dry_run:
     for p in selected:
       print(commands.shell(commands.train_argv(p, args.grid, args.root), cwd))

@@ -25,30 +25,45 @@ from orthoalign import errors
 from orthoalign.train import distributed
 from orthoalign.train import loop
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (get_config()).",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Path to a config file (get_config()).", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints, events, results.")
 flags.mark_flags_as_required(["config", "workdir"])
-_DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", ["auto", "explicit", "off"],
-                                 "Multi-process runs: auto = join a detected TPU pod or SLURM job, "
-                                 "explicit = the three flags below (or ORTHOALIGN_* variables).")
+_DISTRIBUTED = flags.DEFINE_enum(
+  "distributed",
+  "auto",
+  ["auto", "explicit", "off"],
+  "Multi-process runs: auto = join a detected TPU pod or SLURM job, "
+  "explicit = the three flags below (or ORTHOALIGN_* variables).",
+)
 _COORDINATOR = flags.DEFINE_string("coordinator_address", "", "host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Processes in the run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's rank, 0..num_processes-1.")
-_HEARTBEAT = flags.DEFINE_integer("heartbeat_timeout_s", 0,
-                                  "Seconds after which a silent process counts as lost (0 = JAX's default).")
-_INIT_TIMEOUT = flags.DEFINE_integer("initialization_timeout_s", 0,
-                                     "Seconds to wait for every process to join (0 = JAX's default).")
+_HEARTBEAT = flags.DEFINE_integer(
+  "heartbeat_timeout_s",
+  0,
+  "Seconds after which a silent process counts as lost (0 = JAX's default).",
+)
+_INIT_TIMEOUT = flags.DEFINE_integer(
+  "initialization_timeout_s", 0, "Seconds to wait for every process to join (0 = JAX's default)."
+)
 
 
 @errors.cli_main
 def main(argv: list[str]) -> None:
+  """Entry point (absl): flags only."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)   # orbax is chatty at INFO; our progress goes to stdout
-  distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
-                         _PROCESS_ID.value, _HEARTBEAT.value,
-                         _INIT_TIMEOUT.value)                  # before anything uses a device
+  logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; our progress goes to stdout
+  distributed.initialize(
+    _DISTRIBUTED.value,
+    _COORDINATOR.value,
+    _NUM_PROCESSES.value,
+    _PROCESS_ID.value,
+    _HEARTBEAT.value,
+    _INIT_TIMEOUT.value,
+  )  # before anything uses a device
   distributed.quiet_unless_writer()
   compile_cache.enable()
   loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

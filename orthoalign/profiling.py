@@ -19,6 +19,7 @@ Used by `python -m orthoalign.bench --profile`. Three parts:
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 import glob
 import gzip
 import json
@@ -27,7 +28,7 @@ import re
 import statistics
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,17 +39,17 @@ from orthoalign.train import step as step_lib
 # HLO op name -> category, first match wins (XLA:CPU names fusions after their ops; YNNPACK
 # fusions are its dot/matmul kernels).
 _CATEGORIES = (
-    ("matmul", re.compile(r"ynn|dot|convolution|cublas|gemm|triton")),
-    ("copy / transpose", re.compile(r"^(copy|transpose|bitcast_copy|copy_bitcast)")),
-    ("gather / scatter", re.compile(r"gather|scatter|dynamic.slice|dynamic.update")),
-    ("random numbers", re.compile(r"threefry|rng|random|shift_right|xor")),
-    ("reduction", re.compile(r"reduce")),
-    ("sort", re.compile(r"sort")),
+  ("matmul", re.compile(r"ynn|dot|convolution|cublas|gemm|triton")),
+  ("copy / transpose", re.compile(r"^(copy|transpose|bitcast_copy|copy_bitcast)")),
+  ("gather / scatter", re.compile(r"gather|scatter|dynamic.slice|dynamic.update")),
+  ("random numbers", re.compile(r"threefry|rng|random|shift_right|xor")),
+  ("reduction", re.compile(r"reduce")),
+  ("sort", re.compile(r"sort")),
 )
 
 
 def _median_time(fn: Callable[[], Any], repeats: int) -> float:
-  jax.block_until_ready(fn())                                  # warm-up
+  jax.block_until_ready(fn())  # warm-up
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
@@ -75,7 +76,7 @@ def machine_peaks(repeats: int = 5) -> dict[str, float]:
     a = jnp.ones((n, n), dtype)
     f = jax.jit(lambda x: x @ x)
     out[key] = 2 * n**3 / _median_time(lambda: f(a), repeats) / 1e9
-  x = jnp.ones((64 * 2**20,), jnp.float32)                       # 256 MiB
+  x = jnp.ones((64 * 2**20,), jnp.float32)  # 256 MiB
   g = jax.jit(lambda v: v * 1.0001 + 1.0)
   out["stream_gbs"] = 2 * x.nbytes / _median_time(lambda: g(x), repeats) / 1e9
   return out
@@ -83,7 +84,7 @@ def machine_peaks(repeats: int = 5) -> dict[str, float]:
 
 def _one_step_fns(run: Any, batch_size: int, compute_dtype: str) -> dict[str, Callable]:
   """Forward, forward+backward and whole-step functions of replica 0 on the first batch."""
-  task, tx = run.padded.task, state_lib.make_optimizer()   # the task the programs run
+  task, tx = run.padded.task, state_lib.make_optimizer()  # the task the programs run
   rows = jnp.arange(batch_size)
 
   def batch_of(data):
@@ -99,14 +100,16 @@ def _one_step_fns(run: Any, batch_size: int, compute_dtype: str) -> dict[str, Ca
     return jax.grad(loss)(state.params, frozen, batch_of(data), state.rng, state.hparams)
 
   def whole(state, data, frozen):
-    return step_lib.train_step(state, batch_of(data), state.rng, task=task, tx=tx, frozen=frozen,
-                               compute_dtype=compute_dtype)
+    return step_lib.train_step(
+      state, batch_of(data), state.rng, task=task, tx=tx, frozen=frozen, compute_dtype=compute_dtype
+    )
 
   return {"forward (loss)": forward, "forward + backward": backward, "whole step": whole}
 
 
-def step_profile(run: Any, batch_size: int, compute_dtype: str = "float32",
-                 repeats: int = 5) -> list[dict[str, Any]]:
+def step_profile(
+  run: Any, batch_size: int, compute_dtype: str = "float32", repeats: int = 5
+) -> list[dict[str, Any]]:
   """Cost and median time of replica 0's training step, forward only, + backward, + optimizer.
 
   Args:
@@ -125,8 +128,16 @@ def step_profile(run: Any, batch_size: int, compute_dtype: str = "float32",
     compiled = jax.jit(fn).lower(state0, run.train_data, run.frozen).compile()
     seconds = _median_time(lambda c=compiled: c(state0, run.train_data, run.frozen), repeats)
     cost = _cost(compiled)
-    rows.append({"part": name, **cost, "seconds": seconds, "gflops": cost["gflop"] / seconds,
-                 "gbs": cost["gbytes"] / seconds, "compiled": compiled})
+    rows.append(
+      {
+        "part": name,
+        **cost,
+        "seconds": seconds,
+        "gflops": cost["gflop"] / seconds,
+        "gbs": cost["gbytes"] / seconds,
+        "compiled": compiled,
+      }
+    )
   return rows
 
 
@@ -142,7 +153,8 @@ _OP_NAME = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*?op_name="([^"]*)"')
 
 def _module_kind(part: str) -> str:
   """A module's name without its instance suffix: block_m1 -> block, gca0_A -> gca, Dense_0 ->
-  Dense, so that the streams' and layers' copies of one block add up."""
+  Dense, so that the streams' and layers' copies of one block add up.
+  """
   part = re.sub(r"_[A-Z]$", "", part)
   return re.sub(r"(_[a-z])?\d+$", "", part).rstrip("_")
 
@@ -160,14 +172,15 @@ def _scopes(hlo_text: str, depth: int = 2) -> dict[str, str]:
     if not m:
       continue
     parts = [p for p in m.group(2).split("/") if "(" not in p and "." not in p]
-    path = [_module_kind(p) for p in parts[:-1][:depth]]       # the last part is the primitive
+    path = [_module_kind(p) for p in parts[:-1][:depth]]  # the last part is the primitive
     where = "backward" if "transpose(" in m.group(2) else "forward"
     out[m.group(1)] = f"{'/'.join(path) or '(top level)'} ({where})"
   return out
 
 
-def op_breakdown(compiled: Any, args: tuple[Any, ...], repeats: int = 3
-                 ) -> dict[str, dict[str, float]]:
+def op_breakdown(
+  compiled: Any, args: tuple[Any, ...], repeats: int = 3
+) -> dict[str, dict[str, float]]:
   """Share of HLO-op time per kind and per model part while running `compiled(*args)`.
 
   Returns {"kind": {category: share}, "scope": {module path (forward|backward): share},
@@ -198,6 +211,8 @@ def op_breakdown(compiled: Any, args: tuple[Any, ...], repeats: int = 3
   if not total:
     return {}
   share = lambda c: {k: v / total for k, v in c.most_common()}
-  return {"kind": share(kind), "scope": share(scope),
-          "seconds": {"op": total / repeats, "wall": wall}}
-
+  return {
+    "kind": share(kind),
+    "scope": share(scope),
+    "seconds": {"op": total / repeats, "wall": wall},
+  }

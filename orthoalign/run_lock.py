@@ -40,7 +40,7 @@ def _alive(pid: int) -> bool:
     os.kill(pid, 0)
   except ProcessLookupError:
     return False
-  except PermissionError:          # another user's process
+  except PermissionError:  # another user's process
     return True
   return True
 
@@ -86,8 +86,13 @@ class RunLock:
       `acquire` warns about it.
   """
 
-  def __init__(self, handle: IO[bytes], path: str, adopted: bool = False,
-               previous: dict[str, Any] | None = None):
+  def __init__(
+    self,
+    handle: IO[bytes],
+    path: str,
+    adopted: bool = False,
+    previous: dict[str, Any] | None = None,
+  ):
     self._handle: IO[bytes] | None = handle
     self.path, self.adopted, self.previous = path, adopted, previous or {}
 
@@ -97,8 +102,14 @@ class RunLock:
   def record(self, command: str | None = None, pid: int | None = None) -> None:
     """Writes who holds the run (in place: renaming would swap the locked file for another)."""
     command = shlex.join(sys.argv) if command is None else command
-    text = json.dumps({"pid": pid or os.getpid(), "host": socket.gethostname(),
-                       "started": time.time(), "command": command})
+    text = json.dumps(
+      {
+        "pid": pid or os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.time(),
+        "command": command,
+      }
+    )
     self._handle.seek(0)
     self._handle.truncate()
     self._handle.write(text.encode("utf-8") + b"\n")
@@ -113,7 +124,8 @@ class RunLock:
   def release(self) -> None:
     """Clears the record and closes the file, which drops the flock once every process sharing
     the descriptor has closed it. A record of another live process (the child this one handed
-    the lock to) is left as it is: that process still holds the run."""
+    the lock to) is left as it is: that process still holds the run.
+    """
     if self._handle is None:
       return
     try:
@@ -122,10 +134,10 @@ class RunLock:
         self._handle.seek(0)
         self._handle.truncate()
     except OSError:
-      pass                               # the folder went away: nothing to clear
+      pass  # the folder went away: nothing to clear
     self.close()
 
-  def __enter__(self) -> "RunLock":
+  def __enter__(self) -> RunLock:
     return self
 
   def __exit__(self, *exc: Any) -> None:
@@ -143,8 +155,8 @@ def _adopt(workdir: str) -> RunLock | None:
   except OSError:
     return None
   if (held.st_dev, held.st_ino) != (here.st_dev, here.st_ino):
-    return None                          # a descriptor for another run: not ours to adopt
-  del os.environ[ENV_FD]                  # not for the processes this one starts
+    return None  # a descriptor for another run: not ours to adopt
+  del os.environ[ENV_FD]  # not for the processes this one starts
   return RunLock(os.fdopen(int(text), "r+b"), path, adopted=True)
 
 
@@ -215,16 +227,20 @@ def acquire(workdir: str, what: str = "run", warn: Any = None) -> RunLock:
   try:
     lock = try_acquire(workdir)
   except OSError as e:
-    raise errors.ConfigError(f"cannot write the run's lock file (--workdir) to {workdir}: "
-                             f"{e.strerror or e}") from None
+    raise errors.ConfigError(
+      f"cannot write the run's lock file (--workdir) to {workdir}: {e.strerror or e}"
+    ) from None
   if lock is None:
     instead = " or use another --workdir" if what == "run" else ""
-    raise errors.RunInUse(f"{workdir} is in use by {describe(holder(workdir))}; wait for it to "
-                          f"end{instead} (delete {os.path.join(workdir, LOCK)} only if that "
-                          "process is gone)")
+    raise errors.RunInUse(
+      f"{workdir} is in use by {describe(holder(workdir))}; wait for it to "
+      f"end{instead} (delete {os.path.join(workdir, LOCK)} only if that "
+      "process is gone)"
+    )
   if lock.previous.get("pid") and not lock.adopted:
     (warn or (lambda line: print(line, file=sys.stderr, flush=True)))(
-        f"warning: taking over {workdir} from {describe(lock.previous)}, which ended without "
-        f"releasing it; the {what} continues from what that process saved")
+      f"warning: taking over {workdir} from {describe(lock.previous)}, which ended without "
+      f"releasing it; the {what} continues from what that process saved"
+    )
   lock.record()
   return lock

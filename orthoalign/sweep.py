@@ -23,19 +23,19 @@ from orthoalign.models import gca as gca_lib
 
 # Replica axes every model has: config key -> the sweep list that makes it a replica axis.
 COMMON_AXES = {
-    "seed": "sweep.seeds",
-    "train.learning_rate": "sweep.learning_rates",
-    "train.weight_decay": "sweep.weight_decays",
-    "gca.gate_init": "sweep.gate_inits",
-    "gca.orth_penalty": "sweep.orth_penalties",
+  "seed": "sweep.seeds",
+  "train.learning_rate": "sweep.learning_rates",
+  "train.weight_decay": "sweep.weight_decays",
+  "gca.gate_init": "sweep.gate_inits",
+  "gca.orth_penalty": "sweep.orth_penalties",
 }
 
 # sweep key -> (replica field, config fallback path)
 SWEEPABLE = {
-    "seeds": ("seed", None),
-    "learning_rates": ("learning_rate", "train.learning_rate"),
-    "weight_decays": ("weight_decay", "train.weight_decay"),
-    "gate_inits": ("gate_init", "gca.gate_init"),
+  "seeds": ("seed", None),
+  "learning_rates": ("learning_rate", "train.learning_rate"),
+  "weight_decays": ("weight_decay", "train.weight_decay"),
+  "gate_inits": ("gate_init", "gca.gate_init"),
 }
 
 
@@ -43,7 +43,8 @@ def replica_axes(config: ml_collections.ConfigDict) -> dict[str, str]:
   """Config keys that can be replicas of one compiled program -> their sweep list's dotted path.
 
   The common axes (seed, learning rate, weight decay, gate init) plus, for each shape-keeping model
-  hyperparameter the model declares (e.g. LLM4CDSR's loss weights), `model.<k>` -> `sweep.model.<k>`.
+  hyperparameter the model declares (e.g. LLM4CDSR's loss weights), `model.<k>` ->
+  `sweep.model.<k>`.
   Every other key changes the compiled program: a grid makes it a separate run.
   """
   axes = dict(COMMON_AXES)
@@ -65,14 +66,15 @@ def replicas(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
       values = (config_lib.get(config, fallback),)
     axes.append((field, values))
   penalties = gca_lib.orth_penalties(config)
-  if penalties:   # only then: a run without the penalty keeps its state's structure (checkpoints)
+  if penalties:  # only then: a run without the penalty keeps its state's structure (checkpoints)
     axes.append(("gca.orth_penalty", penalties))
-  model_lists = config.sweep.get("model") or {}      # checked by config_lib.validate
+  model_lists = config.sweep.get("model") or {}  # checked by config_lib.validate
   for k in models.replica_hparams(config.model.name):
     values = tuple(model_lists.get(k) or ()) or (config_lib.get(config, f"model.{k}"),)
     axes.append((f"model.{k}", tuple(float(v) for v in values)))
-  return [dict(zip([f for f, _ in axes], combo))
-          for combo in itertools.product(*[v for _, v in axes])]
+  return [
+    dict(zip([f for f, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])
+  ]
 
 
 def stacked(reps: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -82,11 +84,13 @@ def stacked(reps: list[dict[str, Any]]) -> dict[str, np.ndarray]:
   model's loss, `gca.orth_penalty_loss`) as "model": {gca.ORTH_PENALTY: [R]}.
   """
   model_keys = [k for k in reps[0] if k.startswith("model.")]
-  model = {k[len("model."):]: np.asarray([r[k] for r in reps], np.float32) for k in model_keys}
+  model = {k[len("model.") :]: np.asarray([r[k] for r in reps], np.float32) for k in model_keys}
   if "gca.orth_penalty" in reps[0]:
     model[gca_lib.ORTH_PENALTY] = np.asarray([r["gca.orth_penalty"] for r in reps], np.float32)
-  return {"seed": np.asarray([r["seed"] for r in reps], np.uint32),
-          "learning_rate": np.asarray([r["learning_rate"] for r in reps], np.float32),
-          "weight_decay": np.asarray([r["weight_decay"] for r in reps], np.float32),
-          "gate_init": np.asarray([r["gate_init"] for r in reps], np.float32),
-          "model": model}
+  return {
+    "seed": np.asarray([r["seed"] for r in reps], np.uint32),
+    "learning_rate": np.asarray([r["learning_rate"] for r in reps], np.float32),
+    "weight_decay": np.asarray([r["weight_decay"] for r in reps], np.float32),
+    "gate_init": np.asarray([r["gate_init"] for r in reps], np.float32),
+    "model": model,
+  }

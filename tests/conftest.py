@@ -20,7 +20,8 @@ jax.config.update("jax_num_cpu_devices", 4)
 # subprocesses the tests start.
 jax.config.update("jax_default_matmul_precision", "highest")
 os.environ["XLA_FLAGS"] = " ".join(
-    filter(None, [os.environ.get("XLA_FLAGS"), "--xla_gpu_deterministic_ops=true"]))
+  filter(None, [os.environ.get("XLA_FLAGS"), "--xla_gpu_deterministic_ops=true"])
+)
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -35,20 +36,24 @@ def require_data(name: str) -> pathlib.Path:
     pytest.skip(msg)
   return path
 
+
 # Many tests compile the same programs (same shapes, fresh closures): a persistent compilation cache
 # turns those recompilations into cache hits. It lives under the system temp folder, per user.
-jax.config.update("jax_compilation_cache_dir",
-                  os.path.join(os.environ.get("TMPDIR", "/tmp"), "orthoalign-test-jax-cache"))
+jax.config.update(
+  "jax_compilation_cache_dir",
+  os.path.join(os.environ.get("TMPDIR", "/tmp"), "orthoalign-test-jax-cache"),
+)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def tiny_config(**overrides):
-  """configs/tiny.py with GCA_early on one device, a checkpoint per epoch, plus dotted-key overrides."""
+  """configs/tiny.py with GCA_early on one device, a checkpoint per epoch, overrides."""
   from configs import tiny
+
   cfg = tiny.get_config()
   cfg.gca.positions = (0,)
-  cfg.train.checkpoint_every = 1     # the resumption tests count on one checkpoint per epoch
+  cfg.train.checkpoint_every = 1  # the resumption tests count on one checkpoint per epoch
   cfg.train.num_devices = 1
   cfg.update_from_flattened_dict(overrides)
   return cfg
@@ -57,4 +62,5 @@ def tiny_config(**overrides):
 def tiny_run(workdir, **overrides):
   """Trains `tiny_config(**overrides)` in `workdir`; returns the result rows."""
   from orthoalign.train import loop
+
   return loop.train_and_evaluate(tiny_config(**overrides), str(workdir))

@@ -1,12 +1,12 @@
 """ABXI: aligned sequences, windows, loss against numpy, causality, init, parameter counts, e2e."""
 
+from conftest import require_data
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import abxi as abxi_config
-from conftest import require_data
 from orthoalign import config_lib
 from orthoalign.data import abxi_windows
 from orthoalign.data import dataset as dataset_lib
@@ -16,17 +16,19 @@ from orthoalign.models import abxi
 from orthoalign.train import loop
 from orthoalign.train import state as state_lib
 
-D, MAX_LEN = 16, 14          # tiny model: width 16, windows of 11
-GCA = dict(gate="scalar", act="sigmoid", layernorm="none", heads=1, causal=True, dropout=0.0,
-           gate_init=0.0)
+D, MAX_LEN = 16, 14  # tiny model: width 16, windows of 11
+GCA = dict(
+  gate="scalar", act="sigmoid", layernorm="none", heads=1, causal=True, dropout=0.0, gate_init=0.0
+)
 
 
 def small_config(**model):
   cfg = abxi_config.get_config()
   cfg.data.format = "synthetic"
   cfg.data.path = ""
-  cfg.data.synthetic.update(num_users=96, num_items_a=40, num_items_b=30, mean_length=10,
-                            max_length=18, seed=5)
+  cfg.data.synthetic.update(
+    num_users=96, num_items_a=40, num_items_b=30, mean_length=10, max_length=18, seed=5
+  )
   cfg.model.update(d_embed=D, n_head=2, d_ffn=24, rd=2, ri=4, n_neg=6, max_len=MAX_LEN, **model)
   cfg.eval.num_negatives = 10
   cfg.eval.batch_size = 32
@@ -58,7 +60,8 @@ def _batch(arrays, rows):
 def original_rule(n_item_a, seq, gt):
   """ABXI's `get_spe_seq` rule, restated step by step (fill the target slots of each domain with
   that domain's input items in order, after dropping the first slot of the domain the sequence does
-  not start with and the last item of the domain the last target is not in)."""
+  not start with and the last item of the domain the last target is not in).
+  """
   a_items = [v for v in seq if 0 < v <= n_item_a]
   b_items = [v for v in seq if v > n_item_a]
   a_slots = [i for i, v in enumerate(gt) if 0 < v <= n_item_a]
@@ -90,8 +93,9 @@ def test_aligned_sequences_hand_worked():
   np.testing.assert_array_equal(seq_a, [0, 0, 0, 1, 2, 0])
   np.testing.assert_array_equal(seq_b, [11, 0, 12, 0, 0, 13])
   for t in (np.array([1, 11, 2, 12, 13, 3]), np.array([11, 12, 1, 13, 2, 3, 14])):
-    for mine, orig in zip(abxi_windows.aligned_domain_sequences(t[:-1], t[1:], na),
-                          original_rule(na, t[:-1], t[1:])):
+    for mine, orig in zip(
+      abxi_windows.aligned_domain_sequences(t[:-1], t[1:], na), original_rule(na, t[:-1], t[1:])
+    ):
       np.testing.assert_array_equal(mine, orig)
   # A domain absent from the targets (the original raises here): no tokens in that stream.
   seq_a, seq_b = abxi_windows.aligned_domain_sequences(np.array([1, 11]), np.array([11, 12]), na)
@@ -104,22 +108,28 @@ def test_aligned_sequences_match_original_rule_on_random_sequences():
   na, checked = 30, 0
   for _ in range(400):
     n = rng.integers(3, 40)
-    t = np.where(rng.random(n) < rng.uniform(0.2, 0.8), rng.integers(na + 1, 2 * na, n),
-                 rng.integers(1, na + 1, n))
+    t = np.where(
+      rng.random(n) < rng.uniform(0.2, 0.8),
+      rng.integers(na + 1, 2 * na, n),
+      rng.integers(1, na + 1, n),
+    )
     gt = t[1:]
     if not ((gt <= na).any() and (gt > na).any()):
-      continue                                   # the original needs both domains among targets
-    for mine, orig in zip(abxi_windows.aligned_domain_sequences(t[:-1], gt, na),
-                          original_rule(na, t[:-1], gt)):
+      continue  # the original needs both domains among targets
+    for mine, orig in zip(
+      abxi_windows.aligned_domain_sequences(t[:-1], gt, na), original_rule(na, t[:-1], gt)
+    ):
       np.testing.assert_array_equal(mine, orig)
     checked += 1
   assert checked > 300
 
 
 def test_train_and_eval_windows_by_hand():
-  na, max_len = 10, 8                           # windows of 5
-  seqs = [np.array([11, 12, 1, 13, 2, 3, 14, 4, 15]),      # train part: the first 7 items
-          np.array([1, 2, 11, 3, 12])]
+  na, max_len = 10, 8  # windows of 5
+  seqs = [
+    np.array([11, 12, 1, 13, 2, 3, 14, 4, 15]),  # train part: the first 7 items
+    np.array([1, 2, 11, 3, 12]),
+  ]
   ds = dataset_lib.CDSRDataset.from_sequences("hand", na, 10, seqs)
   tr = abxi_windows.train_windows(ds, max_len)
   # User 0: cut to the last 8 items, T = [12, 1, 13, 2, 3, 14]: 5 inputs, 5 targets.
@@ -135,10 +145,11 @@ def test_train_and_eval_windows_by_hand():
   np.testing.assert_array_equal(tr["seq_x"][1], [0, 0, 0, 1, 2])
   np.testing.assert_array_equal(tr["target"][1], [0, 0, 0, 2, 11])
   np.testing.assert_array_equal(tr["seq_a"][1], [0, 0, 0, 1, 0])
-  np.testing.assert_array_equal(tr["seq_b"][1], [0, 0, 0, 0, 0])   # starts with A: no earlier B
+  np.testing.assert_array_equal(tr["seq_b"][1], [0, 0, 0, 0, 0])  # starts with A: no earlier B
   np.testing.assert_array_equal(tr["hist"][1], [0, 0, 0, 1, 2, 11])
-  np.testing.assert_array_equal(abxi.backward_positions(jnp.asarray(tr["seq_a"] > 0)),
-                                [[0, 0, 2, 1, 0], [0, 0, 0, 1, 0]])
+  np.testing.assert_array_equal(
+    abxi.backward_positions(jnp.asarray(tr["seq_a"] > 0)), [[0, 0, 2, 1, 0], [0, 0, 0, 1, 0]]
+  )
 
   test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), max_len, "compact")
   # User 0: the sequence is cut to its last 8 items [12, 1, 13, 2, 3, 14, 4, 15]; input = first 7.
@@ -149,9 +160,9 @@ def test_train_and_eval_windows_by_hand():
   np.testing.assert_array_equal(test["qtime_a"][0], [-1, 1, 3, 4, 6])
   np.testing.assert_array_equal(test["seq_b"][0], [0, 0, 12, 13, 14])
   np.testing.assert_array_equal(test["time_b"][0], [-1, -1, 0, 2, 5])
-  np.testing.assert_array_equal(test["qtime_b"][0], [-1, -1, 0, 2, 6])   # predicts after time 6
+  np.testing.assert_array_equal(test["qtime_b"][0], [-1, -1, 0, 2, 6])  # predicts after time 6
   assert test["target"][0] == 15 and test["domain"][0] == 1
-  np.testing.assert_array_equal(test["hist"][0], [1, 2, 3, 4, 11, 12, 13, 14])   # whole prefix
+  np.testing.assert_array_equal(test["hist"][0], [1, 2, 3, 4, 11, 12, 13, 14])  # whole prefix
   valid = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), max_len, "compact")
   np.testing.assert_array_equal(valid["seq_x"][1], [0, 0, 1, 2, 11])
   np.testing.assert_array_equal(valid["seq_a"][1], [0, 0, 0, 1, 2])
@@ -183,7 +194,7 @@ def test_loss_matches_numpy():
   ds, task = build(cfg)
   params = task.init_params(jax.random.key(0))
   batch = _batch(task.train_data, np.arange(8))
-  batch["row_valid"] = batch["row_valid"].at[5].set(False)        # a padded row does not count
+  batch["row_valid"] = batch["row_valid"].at[5].set(False)  # a padded row does not count
   rng = jax.random.key(3)
   loss, metrics = task.loss_fn(params, task.frozen, batch, rng)
   assert set(metrics) == {"loss", "loss_a", "loss_b"}
@@ -192,8 +203,9 @@ def test_loss_matches_numpy():
   module = module_for(ds, cfg)
   hp = abxi.Hyper(ds.num_items_a, ds.num_items_b, n_neg=6, temp=0.75)
   neg = np.asarray(abxi.sample_train_negatives(r_neg, batch, hp))
-  h = np.asarray(module.apply({"params": params}, batch, train=True, rngs={"dropout": r_drop})["h"],
-                 np.float64)
+  h = np.asarray(
+    module.apply({"params": params}, batch, train=True, rngs={"dropout": r_drop})["h"], np.float64
+  )
   table = np.asarray(params["ei"], np.float64)
   target = np.asarray(batch["target"])
   na = ds.num_items_a
@@ -230,7 +242,7 @@ def test_negatives_avoid_history_and_respect_domains(off_by_one):
     assert (np.diff(np.sort(part, -1), axis=-1) > 0).all()
   assert neg_a.min() >= 1 and neg_a.max() <= na
   assert neg_b.max() <= na + nb and neg_b.min() >= (na if off_by_one else na + 1)
-  assert (neg_b == na).any() == off_by_one                     # v2's arange(n_item_a, n_item + 1)
+  assert (neg_b == na).any() == off_by_one  # v2's arange(n_item_a, n_item + 1)
   hist = np.asarray(batch["hist"])
   for i in range(32):
     assert not (set(hist[i]) - {0}) & set(neg[i].ravel().tolist())
@@ -248,7 +260,9 @@ def test_shapes_and_eval_outputs():
   ds, task = build(cfg)
   params = task.init_params(jax.random.key(0))
   assert task.cell_names == ("gca0_A", "gca0_B", "gca2_A", "gca2_B")
-  loss, _ = task.loss_fn(params, task.frozen, _batch(task.train_data, np.arange(4)), jax.random.key(0))
+  loss, _ = task.loss_fn(
+    params, task.frozen, _batch(task.train_data, np.arange(4)), jax.random.key(0)
+  )
   assert np.isfinite(float(loss))
   ev = task.eval_data["valid"]
   assert ev["cand"].shape == (len(ev["target"]), 11)
@@ -257,9 +271,12 @@ def test_shapes_and_eval_outputs():
   out = task.eval_fn(params, task.frozen, task.tables_fn(params, task.frozen), batch)
   assert out.sampled_scores.shape == (5, 11)
   assert out.full_scores.shape == (5, ds.num_items_a + ds.num_items_b + 1)
-  np.testing.assert_allclose(out.sampled_scores[:, 0],
-                             np.take_along_axis(np.asarray(out.full_scores), ev["target"][:5, None], 1)[:, 0],
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    out.sampled_scores[:, 0],
+    np.take_along_axis(np.asarray(out.full_scores), ev["target"][:5, None], 1)[:, 0],
+    rtol=1e-5,
+    atol=1e-6,
+  )
   assert set(out.cells) == set(task.cell_names)
   assert out.cells["gca0_A"]["x"].shape == (5, MAX_LEN - 3, D)
 
@@ -268,21 +285,26 @@ def test_eval_slicing_matches_full_sequence_pass():
   """At evaluation the post-attention stages are position-wise: running them on the last slot only
   (plain ABXI) equals running them everywhere and taking the last slot (needed by GCA[2]). A closed
   GCA[2] cell is the identity also on in-place padding slots, which hold LayerNorm biases there
-  (issue 11 fault 7: the cell used to zero them)."""
+  (issue 11 fault 7: the cell used to zero them).
+  """
   cfg = small_config()
   ds, task = build(cfg)
   params = task.init_params(jax.random.key(0))
   # Trained-like weights: non-zero biases put LayerNorm biases into in-place padding slots.
   rng = iter(jax.random.split(jax.random.key(2), 256))
-  params = jax.tree_util.tree_map(lambda x: x + 0.05 * jax.random.normal(next(rng), x.shape), params)
+  params = jax.tree_util.tree_map(
+    lambda x: x + 0.05 * jax.random.normal(next(rng), x.shape), params
+  )
   batch = {k: jnp.asarray(v) for k, v in task.eval_data["test"].items()}
-  assert batch["group/switch"].any()    # in-place: switch cases end their target stream in padding
+  assert batch["group/switch"].any()  # in-place: switch cases end their target stream in padding
   plain = module_for(ds, cfg).apply({"params": params}, batch, train=False)["h"]
   # GCA[2] with its gate closed: tanh(0) = 0 makes the cell the identity.
-  gca_mod = abxi.make_module(ds.num_items_a, ds.num_items_b, cfg.model, (2,), "other",
-                             dict(GCA, act="tanh"))
-  gca_params = gca_mod.init({"params": jax.random.key(1), "dropout": jax.random.key(1)}, batch,
-                            train=False)["params"]
+  gca_mod = abxi.make_module(
+    ds.num_items_a, ds.num_items_b, cfg.model, (2,), "other", dict(GCA, act="tanh")
+  )
+  gca_params = gca_mod.init(
+    {"params": jax.random.key(1), "dropout": jax.random.key(1)}, batch, train=False
+  )["params"]
   gca_params = {**gca_params, **params}
   full = gca_mod.apply({"params": gca_params}, batch, train=False)["h"]
   np.testing.assert_allclose(plain, full, rtol=1e-5, atol=1e-6)
@@ -294,7 +316,8 @@ def test_gca_cannot_reach_inplace_switch_cases(position):
   other domain) ends its target-domain stream in a padding slot, which the original encoder fills
   with LayerNorm biases only; GCA cells leave padding queries as they are, so nothing a cell learns
   reaches such a case. With the compact layout the slot is the stream's last own item, which the
-  cell updates. Stay cases are reached under both."""
+  cell updates. Stay cases are reached under both.
+  """
   changed = {}
   for layout in ("inplace", "compact"):
     cfg = small_config(eval_domain_seq=layout)
@@ -302,25 +325,33 @@ def test_gca_cannot_reach_inplace_switch_cases(position):
     _, task = build(cfg)
     params = task.init_params(jax.random.key(0))
     rng = iter(jax.random.split(jax.random.key(1), 64))
-    moved = {k: jax.tree_util.tree_map(lambda x: x + 0.5 * jax.random.normal(next(rng), x.shape), v)
-             if k.startswith("gca") else v for k, v in params.items()}
+    moved = {
+      k: jax.tree_util.tree_map(lambda x: x + 0.5 * jax.random.normal(next(rng), x.shape), v)
+      if k.startswith("gca")
+      else v
+      for k, v in params.items()
+    }
     ev = task.eval_data["test"]
     batch = {k: jnp.asarray(v) for k, v in ev.items()}
-    scores = [np.asarray(task.eval_fn(p, task.frozen, task.tables_fn(p, task.frozen), batch)
-                         .sampled_scores) for p in (params, moved)]
+    scores = [
+      np.asarray(task.eval_fn(p, task.frozen, task.tables_fn(p, task.frozen), batch).sampled_scores)
+      for p in (params, moved)
+    ]
     changed[layout] = ~np.all(np.isclose(*scores, rtol=1e-6, atol=1e-6), axis=1)
     switch, stay = ev["group/switch"], ev["group/stay"]
   assert switch.sum() >= 10 and stay.sum() >= 10
   assert not changed["inplace"][switch].any()
   # Under the causal cross-mask a case is reached only where its stream has seen an other-domain
-  # item (not, e.g., for a user with one domain): most cases, and the same stay cases in both layouts.
+  # item (not, e.g., for a user with one domain): most cases, and the same stay cases in both
+  # layouts.
   np.testing.assert_array_equal(changed["inplace"][stay], changed["compact"][stay])
   assert changed["inplace"][stay].mean() > 0.5 and changed["compact"][switch].mean() > 0.5
 
 
 def _reference_forward(p, batch, na, heads, evaluation=False):
   """ABXI's forward (dropout off) written directly from models/ABXI.py, in numpy. evaluation=True:
-  the FFN/LoRA stage multiplies by 1 instead of the stream's mask (the original's eval branch)."""
+  the FFN/LoRA stage multiplies by 1 instead of the stream's mask (the original's eval branch).
+  """
   p = jax.tree.map(lambda x: np.asarray(x, np.float64), p)
 
   def ln(x, q):
@@ -333,7 +364,7 @@ def _reference_forward(p, batch, na, heads, evaluation=False):
     return (gate / (1 + np.exp(-gate)) * (x @ q["fc_1"]["kernel"])) @ q["fc_3"]["kernel"]
 
   def lora(x, q):
-    return x @ (q["mat_A"] @ q["mat_B"]).T                  # F.linear(h, A @ B)
+    return x @ (q["mat_A"] @ q["mat_B"]).T  # F.linear(h, A @ B)
 
   def mha(x):
     q = p["mha"]
@@ -342,7 +373,7 @@ def _reference_forward(p, batch, na, heads, evaluation=False):
     dh = d // heads
     qs, ks, vs = (t.reshape(b, l, heads, dh) for t in np.split(qkv, 3, -1))
     logits = np.einsum("bqhd,bkhd->bhqk", qs, ks) / np.sqrt(dh)
-    logits = np.where(np.tril(np.ones((l, l), bool)), logits, -np.inf)   # causal mask only
+    logits = np.where(np.tril(np.ones((l, l), bool)), logits, -np.inf)  # causal mask only
     w = np.exp(logits - logits.max(-1, keepdims=True))
     w /= w.sum(-1, keepdims=True)
     out = np.einsum("bhqk,bkhd->bqhd", w, vs).reshape(b, l, d)
@@ -362,8 +393,9 @@ def _reference_forward(p, batch, na, heads, evaluation=False):
   h_i = swiglu(h["x"], p["proj_i"])
   out = 0
   for s in ("a", "b"):
-    h_s = (ln((h["x"] + h_i + lora(h["x"], p[f"ilora_{s}"])) * g[s], p[f"norm_i2{s}"])
-           + ln((h[s] + swiglu(h[s], p[f"proj_{s}"])) * g[s], p[f"norm_{s}2{s}"]))
+    h_s = ln((h["x"] + h_i + lora(h["x"], p[f"ilora_{s}"])) * g[s], p[f"norm_i2{s}"]) + ln(
+      (h[s] + swiglu(h[s], p[f"proj_{s}"])) * g[s], p[f"norm_{s}2{s}"]
+    )
     out = out + h_s * g[s]
   return out
 
@@ -375,7 +407,9 @@ def test_forward_matches_reference_equations():
   # Random values everywhere (LoRA B, LayerNorms, biases) so that every term shows.
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.key(1), len(leaves))
-  params = jax.tree.unflatten(tree, [x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+  params = jax.tree.unflatten(
+    tree, [x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+  )
   batch = _batch(task.train_data, np.arange(12))
   module = module_for(ds, cfg, dropout=0.0)
   got = module.apply({"params": params}, batch, train=True)["h"]
@@ -419,11 +453,15 @@ def test_gca_cross_attention_is_causal_in_merged_time(kv):
   cfg = small_config()
   ds, task = build(cfg)
   module = module_for(ds, cfg, positions=(0, 1, 2), kv=kv, dropout=0.0)
-  params = module.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
-                       _batch(task.train_data, np.arange(1)), train=True)["params"]
+  params = module.init(
+    {"params": jax.random.key(0), "dropout": jax.random.key(0)},
+    _batch(task.train_data, np.arange(1)),
+    train=True,
+  )["params"]
   # Open the gates (sigmoid(2)) so the cross paths matter.
   params = jax.tree_util.tree_map_with_path(
-      lambda p, x: jnp.full_like(x, 2.0) if p[-1].key == "gate_logit" else x, params)
+    lambda p, x: jnp.full_like(x, 2.0) if p[-1].key == "gate_logit" else x, params
+  )
   batch = _batch(task.train_data, np.arange(32))
   out = module.apply({"params": params}, batch, train=True)
   assert set(out["cells"]) == {f"gca{p}_{q}" for p in (0, 1, 2) for q in "AB"}
@@ -451,17 +489,22 @@ def test_initialisation_follows_the_original():
   _, task = build(cfg)
   p = task.init_params(jax.random.key(0))
   ei = np.asarray(p["ei"])
-  assert np.abs(ei).max() <= 0.04 and np.abs(ei[0]).max() > 0          # pad row initialised too
-  assert 0.015 < ei.std() < 0.019                                      # trunc-normal(0.02, +-2 std)
+  assert np.abs(ei).max() <= 0.04 and np.abs(ei[0]).max() > 0  # pad row initialised too
+  assert 0.015 < ei.std() < 0.019  # trunc-normal(0.02, +-2 std)
   assert np.all(np.asarray(p["mha"]["in_proj_bias"]) == 0)
-  bound = np.sqrt(6 / (D + 3 * D))                                     # xavier_uniform on (3d, d)
+  bound = np.sqrt(6 / (D + 3 * D))  # xavier_uniform on (3d, d)
   w_in = np.asarray(p["mha"]["in_proj_kernel"])
   assert np.abs(w_in).max() <= bound and np.abs(w_in).max() > 0.9 * bound
   assert np.all(np.asarray(p["mha"]["out_proj"]["bias"]) == 0)
   for name in ("ffn", "proj_i", "proj_a", "proj_b"):
     assert "bias" not in p[name]["fc_1"]
-  big = np.concatenate([np.asarray(p[n][f]["kernel"]).ravel() for n in ("ffn", "proj_i")
-                        for f in ("fc_1", "fc_2", "fc_3")])
+  big = np.concatenate(
+    [
+      np.asarray(p[n][f]["kernel"]).ravel()
+      for n in ("ffn", "proj_i")
+      for f in ("fc_1", "fc_2", "fc_3")
+    ]
+  )
   assert abs(big.std() - 0.02) < 0.002
   for name in ("norm_mha", "norm_sa_x", "norm_i2a", "norm_b2b"):
     assert np.all(np.asarray(p[name]["scale"]) == 1) and np.all(np.asarray(p[name]["bias"]) == 0)
@@ -492,16 +535,21 @@ def test_parameter_count_formula():
   ds, task = build(cfg)
   d, f, L = D, 24, MAX_LEN - 3
   n = ds.num_items_a + ds.num_items_b
-  expected = ((n + 1) * d + (L + 1) * d              # ei, ep
-              + (3 * d * d + 3 * d) + (d * d + d)    # attention in/out projections
-              + 4 * 3 * d * f                        # ffn, proj_i, proj_a, proj_b (SwiGLU)
-              + 3 * 2 * d * 2 + 2 * 2 * d * 4        # dLoRA x, a, b (rank 2); iLoRA a, b (rank 4)
-              + 8 * 2 * d)                           # 8 LayerNorms
+  expected = (
+    (n + 1) * d
+    + (L + 1) * d  # ei, ep
+    + (3 * d * d + 3 * d)
+    + (d * d + d)  # attention in/out projections
+    + 4 * 3 * d * f  # ffn, proj_i, proj_a, proj_b (SwiGLU)
+    + 3 * 2 * d * 2
+    + 2 * 2 * d * 4  # dLoRA x, a, b (rank 2); iLoRA a, b (rank 4)
+    + 8 * 2 * d
+  )  # 8 LayerNorms
   assert state_lib.count_params(task.init_params(jax.random.key(0))) == expected
   cfg.gca.positions = (0, 1)
   _, task2 = build(cfg)
-  extra = (state_lib.count_params(task2.init_params(jax.random.key(0))) - expected)
-  assert extra == 2 * 2 * (4 * (d * d + d) + 1)      # two cells per position, scalar gates
+  extra = state_lib.count_params(task2.init_params(jax.random.key(0))) - expected
+  assert extra == 2 * 2 * (4 * (d * d + d) + 1)  # two cells per position, scalar gates
 
 
 def test_parameter_count_food_kitchen_matches_original():
@@ -510,21 +558,36 @@ def test_parameter_count_food_kitchen_matches_original():
   assert (ds.num_items_a, ds.num_items_b) == (11837, 16258)
   cfg = abxi_config.get_config()
   module = abxi.make_module(ds.num_items_a, ds.num_items_b, cfg.model)
-  batch = {k: jnp.zeros((1, 47), jnp.int32)
-           for k in ("seq_x", "seq_a", "seq_b", "target", "time_x", "time_a", "time_b")}
+  batch = {
+    k: jnp.zeros((1, 47), jnp.int32)
+    for k in ("seq_x", "seq_a", "seq_b", "target", "time_x", "time_a", "time_b")
+  }
   shapes = jax.eval_shape(
-      lambda r: module.init({"params": r, "dropout": r}, batch, train=True), jax.random.key(0))
-  assert state_lib.count_params(shapes["params"]) == 9_651_200      # the original's log
+    lambda r: module.init({"params": r, "dropout": r}, batch, train=True), jax.random.key(0)
+  )
+  assert state_lib.count_params(shapes["params"]) == 9_651_200  # the original's log
 
 
 def test_config_validates_and_documents_its_command():
   cfg = abxi_config.get_config()
   config_lib.validate(cfg)
   assert "python -m orthoalign.main --config=configs/abxi.py" in abxi_config.__doc__
-  assert (cfg.model.name, cfg.data.format, cfg.gca.kv, cfg.gca.positions) == ("abxi", "abxi", "other", ())
+  assert (cfg.model.name, cfg.data.format, cfg.gca.kv, cfg.gca.positions) == (
+    "abxi",
+    "abxi",
+    "other",
+    (),
+  )
   assert cfg.eval.batch_size % 4 == 0 and cfg.model.max_len - 3 == 47
-  config_lib.check_overrides(["prog", "--config=configs/abxi.py", "--config.gca.kv=mixed",
-                              "--config.model.rd=64", "--config.sweep.seeds=(3407,0,1,2,3)"])
+  config_lib.check_overrides(
+    [
+      "prog",
+      "--config=configs/abxi.py",
+      "--config.gca.kv=mixed",
+      "--config.model.rd=64",
+      "--config.sweep.seeds=(3407,0,1,2,3)",
+    ]
+  )
 
 
 @pytest.mark.smoke
@@ -541,16 +604,25 @@ def test_trains_end_to_end_through_the_generic_loop(tmp_path):
   assert len(rows) == 1
   row = rows[0]
   assert row["model"] == "abxi" and row["epochs_trained"] == 2
-  for key in ("train/loss", "train/loss_a", "train/loss_b", "test/sampled/A/mrr",
-              "test/full/B/ndcg@10", "valid/sampled/B/mrr", "align/gca0_A/abs_mean_cos"):
+  for key in (
+    "train/loss",
+    "train/loss_a",
+    "train/loss_b",
+    "test/sampled/A/mrr",
+    "test/full/B/ndcg@10",
+    "valid/sampled/B/mrr",
+    "align/gca0_A/abs_mean_cos",
+  ):
     assert key in row and np.isfinite(row[key]), key
 
 
 @pytest.mark.parametrize("rows", [3, 40])
 def test_catalog_scoring_equals_gather(rows):
   """Both ways of computing the InfoNCE logits give the same losses and gradients (40 rows: the
-  gathered path runs in blocks of 20)."""
+  gathered path runs in blocks of 20).
+  """
   from orthoalign.models import abxi as abxi_lib
+
   r = np.random.default_rng(0)
   table = jnp.asarray(r.normal(size=(40, 8)), jnp.float32)
   h = jnp.asarray(r.normal(size=(rows, 5, 8)), jnp.float32)

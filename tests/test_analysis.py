@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from orthoalign.analysis import report, results
+from orthoalign.analysis import report
+from orthoalign.analysis import results
 from orthoalign.data.errors import DataError
 
 
@@ -13,10 +14,20 @@ def _write_run(folder, seeds, base):
   folder.mkdir()
   rows = []
   for i, seed in enumerate(seeds):
-    row = {"replica": i, "seed": seed, "params/total": 1000, "params/trainable": 900, "best_epoch": 3 + i,
-           "wall_time_s": 12.0, "steps_per_s": 5.0, "backend": "cpu", "num_devices": 1,
-           "config": {"eval.num_negatives": 999, "gca.positions": [0]},
-           "align/gca0_A/abs_mean_cos": 0.1 * (i + 1), "align/gca0_A/alpha": 0.5}
+    row = {
+      "replica": i,
+      "seed": seed,
+      "params/total": 1000,
+      "params/trainable": 900,
+      "best_epoch": 3 + i,
+      "wall_time_s": 12.0,
+      "steps_per_s": 5.0,
+      "backend": "cpu",
+      "num_devices": 1,
+      "config": {"eval.num_negatives": 999, "gca.positions": [0]},
+      "align/gca0_A/abs_mean_cos": 0.1 * (i + 1),
+      "align/gca0_A/alpha": 0.5,
+    }
     for d in ("A", "B"):
       for m in results.RANK_METRICS:
         row[f"test/sampled/{d}/{m}"] = base + 0.01 * i
@@ -31,7 +42,9 @@ def test_mean_std_over_replicas(tmp_path):
   assert len(df) == 3 and set(df["run"]) == {"abxi"}
   stats = results.mean_std(df, ["test/sampled/A/mrr"])
   assert stats.loc["abxi", ("test/sampled/A/mrr", "mean")] == pytest.approx(0.21)
-  assert stats.loc["abxi", ("test/sampled/A/mrr", "std")] == pytest.approx(np.std([0.2, 0.21, 0.22], ddof=1))
+  assert stats.loc["abxi", ("test/sampled/A/mrr", "std")] == pytest.approx(
+    np.std([0.2, 0.21, 0.22], ddof=1)
+  )
   table = results.metric_table(df)
   assert "| abxi | A | 3 | 0.2100 ± 0.0100 |" in table
 
@@ -41,8 +54,12 @@ def test_report_end_to_end(tmp_path, capsys):
   _write_run(tmp_path / "abxi", [3407, 0], 0.2)
   _write_run(tmp_path / "abxi_gca_early", [3407, 0], 0.25)
   out = tmp_path / "r.md"
-  assert report.main([str(tmp_path / "abxi"), str(tmp_path / "abxi_gca_early"), "--title=T",
-                      f"--out={out}"]) == 0
+  assert (
+    report.main(
+      [str(tmp_path / "abxi"), str(tmp_path / "abxi_gca_early"), "--title=T", f"--out={out}"]
+    )
+    == 0
+  )
   text = out.read_text()
   assert text.startswith("# T") and "999 negatives" in text and "abxi_gca_early" in text
   assert "| abxi | gca0_A | 0.1500 ± 0.0707 |" in text

@@ -10,8 +10,9 @@ from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import synthetic
 from orthoalign.metrics import alignment
 
-DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
-                   "metrics.md")
+DOC = os.path.join(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "metrics.md"
+)
 
 
 def _doc() -> str:
@@ -20,8 +21,9 @@ def _doc() -> str:
 
 
 def test_doc_states_how_valid_and_test_candidates_are_drawn():
-  ds = synthetic.generate(synthetic.SyntheticConfig(num_users=60, num_items_a=40, num_items_b=40,
-                                                    max_length=20, seed=0))
+  ds = synthetic.generate(
+    synthetic.SyntheticConfig(num_users=60, num_items_a=40, num_items_b=40, max_length=20, seed=0)
+  )
   valid = dataset_lib.eval_split(ds, "valid")
   test = dataset_lib.eval_split(ds, "test")
   seed = 7
@@ -30,8 +32,10 @@ def test_doc_states_how_valid_and_test_candidates_are_drawn():
     got = candidates._split_rng(split, seed).integers(0, 1 << 30, 8)
     assert (got == np.random.default_rng([seed, code]).integers(0, 1 << 30, 8)).all()
   # Not "seed + 1": the test stream is not the valid stream of the next seed.
-  assert not (candidates.sample_candidates(ds, test, 5, seed)[:, 1:]
-              == candidates.sample_candidates(ds, valid, 5, seed + 1)[:, 1:]).all()
+  assert not (
+    candidates.sample_candidates(ds, test, 5, seed)[:, 1:]
+    == candidates.sample_candidates(ds, valid, 5, seed + 1)[:, 1:]
+  ).all()
   doc = _doc()
   assert "`+1`" not in doc and not re.search(r"seed \+ 1(?!\d)", doc)
   assert "default_rng([eval.candidate_seed, 1])" in doc
@@ -48,8 +52,10 @@ def test_doc_says_a_zero_vector_has_cosine_0_where_cos_is_defined():
 
 def test_report_out_mistakes_are_one_line_and_write_nothing(tmp_path, capsys):
   """A folder as the run-mode --out, or a file as the grid-mode one, raised IsADirectoryError /
-  NotADirectoryError; a missing --grid left an empty --out folder behind."""
+  NotADirectoryError; a missing --grid left an empty --out folder behind.
+  """
   from orthoalign.analysis import report
+
   assert report.main([str(tmp_path / "run"), f"--out={tmp_path}"]) == 1
   assert "--out is a folder" in capsys.readouterr().err
   assert report.main(["--grid", str(tmp_path / "nogrid"), f"--out={tmp_path / 'new'}"]) == 1

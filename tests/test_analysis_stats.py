@@ -84,8 +84,9 @@ def test_partial_correlation_removes_a_constructed_confound():
   # A numeric covariate is used linearly unless flagged categorical.
   num = stats.partial_correlation(x, y, [np.where(width == "64", 64, 256)])
   assert num.r == pytest.approx(pc.r)
-  assert stats.partial_correlation(x, y, [width, np.arange(80) % 3],
-                                   categorical=[True, True]).k == 3
+  assert (
+    stats.partial_correlation(x, y, [width, np.arange(80) % 3], categorical=[True, True]).k == 3
+  )
 
 
 def test_linear_fit():
@@ -127,11 +128,15 @@ def test_efficiency_ratio_bounds_and_nonmonotone():
 
 def _scipy_bootstrap_ci(x, y, n_boot, seed, fn):
   """The same resamples as stats.correlation, each scored by scipy (which NaNs a constant side by
-  testing its values for equality), skipping the resamples with a constant side."""
+  testing its values for equality), skipping the resamples with a constant side.
+  """
   x, y = np.asarray(x, float), np.asarray(y, float)
   idx = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
-  vals = [fn(x[i], y[i]).statistic for i in idx
-          if not (np.all(x[i] == x[i][0]) or np.all(y[i] == y[i][0]))]
+  vals = [
+    fn(x[i], y[i]).statistic
+    for i in idx
+    if not (np.all(x[i] == x[i][0]) or np.all(y[i] == y[i][0]))
+  ]
   return tuple(np.percentile(vals, [2.5, 97.5]))
 
 
@@ -143,7 +148,7 @@ def test_bootstrap_skips_resamples_with_a_constant_side_whose_mean_is_inexact():
   assert c.pearson_ci[0] == pytest.approx(0.9608, abs=1e-3)
   assert c.pearson_ci == pytest.approx(_scipy_bootstrap_ci(x, y, 2000, 0, sps.pearsonr))
   assert c.spearman_ci == pytest.approx(_scipy_bootstrap_ci(x, y, 2000, 0, sps.spearmanr))
-  assert -1.0 <= c.pearson_ci[0] <= c.pearson_ci[1] <= 1.0       # rounding never leaves [-1, 1]
+  assert -1.0 <= c.pearson_ci[0] <= c.pearson_ci[1] <= 1.0  # rounding never leaves [-1, 1]
   # A constant y side that is inexact too (mean of 0.7s), more points, other seeds.
   rng = np.random.default_rng(5)
   for seed in range(3):
@@ -159,15 +164,19 @@ def test_bootstrap_skips_resamples_with_a_constant_side_whose_mean_is_inexact():
 def test_partial_correlation_is_nan_when_the_covariates_explain_a_side():
   # x is a function of the category: its residual is rounding noise, whose "r" means nothing.
   y = np.array([0.2, 0.5, 0.9, 0.4, 0.3, 0.1, 0.6, 0.8])
-  pc = stats.partial_correlation([0.1, 0.1, 0.7, 0.7, 0.3, 0.3, 0.9, 0.9], y,
-                                 {"w": np.array(list("aabbccdd"))})
+  pc = stats.partial_correlation(
+    [0.1, 0.1, 0.7, 0.7, 0.3, 0.3, 0.9, 0.9], y, {"w": np.array(list("aabbccdd"))}
+  )
   assert pc.n == 8 and pc.k == 3 and math.isnan(pc.r) and math.isnan(pc.p)
   # x linear in a numeric covariate (0.1 steps, not exact in float).
   pc = stats.partial_correlation(0.3 + 0.1 * np.arange(8), y, [np.arange(8.0)])
   assert math.isnan(pc.r) and math.isnan(pc.p)
   # y explained instead of x.
-  assert math.isnan(stats.partial_correlation(y, [0.1, 0.1, 0.7, 0.7, 0.3, 0.3, 0.9, 0.9],
-                                              {"w": np.array(list("aabbccdd"))}).r)
+  assert math.isnan(
+    stats.partial_correlation(
+      y, [0.1, 0.1, 0.7, 0.7, 0.3, 0.3, 0.9, 0.9], {"w": np.array(list("aabbccdd"))}
+    ).r
+  )
 
 
 def test_paired_comparison_identical_differences_have_no_spread():

@@ -3,6 +3,7 @@
 import functools
 import types
 
+from conftest import require_data
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -11,7 +12,6 @@ import pytest
 
 from configs import cdsrnp as cdsrnp_config
 from configs import tiny_cdsrnp
-from conftest import require_data
 from orthoalign import config_lib
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import domain_windows
@@ -26,10 +26,12 @@ from orthoalign.train import results
 
 def _toy(merged_timeline=True):
   # nA = 5, nB = 4: A ids 1..5, B ids 6..9.
-  seqs = [np.array([1, 6, 2, 7, 3, 8, 9]),   # training prefix (len - 2) = 1 6 2 7 3
-          np.array([6, 7, 1, 8, 2]),           # prefix = 6 7 1
-          np.array([2, 3, 4, 5, 1]),           # A only: prefix = 2 3 4
-          np.array([2, 3])]                    # too short: never trained or evaluated
+  seqs = [
+    np.array([1, 6, 2, 7, 3, 8, 9]),  # training prefix (len - 2) = 1 6 2 7 3
+    np.array([6, 7, 1, 8, 2]),  # prefix = 6 7 1
+    np.array([2, 3, 4, 5, 1]),  # A only: prefix = 2 3 4
+    np.array([2, 3]),
+  ]  # too short: never trained or evaluated
   return dataset_lib.CDSRDataset.from_sequences("toy", 5, 4, seqs, merged_timeline=merged_timeline)
 
 
@@ -37,7 +39,8 @@ def test_train_windows_hand_worked():
   w = domain_windows.train_windows(_toy(), max_len=4, mixed=True)
   assert w["user"].tolist() == [0, 1, 2]
   assert w["overlapped"].tolist() == [True, True, False]
-  # User 0, A items 1 2 3 at merged indices 0 2 4: every item is an input, its target the next A item.
+  # User 0, A items 1 2 3 at merged indices 0 2 4: every item is an input, its target the next A
+  # item.
   np.testing.assert_array_equal(w["seq_a"][0], [0, 1, 2, 3])
   np.testing.assert_array_equal(w["pos_a"][0], [0, 2, 3, 0])
   np.testing.assert_array_equal(w["positions_a"][0], [0, 1, 2, 3])
@@ -49,7 +52,7 @@ def test_train_windows_hand_worked():
   np.testing.assert_array_equal(w["hist"][0], [1, 2, 3, 6, 7])
   # Mixed inputs = the prefix minus its last item; mix_idx points at the item just before a target.
   np.testing.assert_array_equal(w["seq_m"][0], [1, 6, 2, 7])
-  np.testing.assert_array_equal(w["mix_idx_a"][0], [-1, 1, 3, -1])   # 6 before target 2, 7 before 3
+  np.testing.assert_array_equal(w["mix_idx_a"][0], [-1, 1, 3, -1])  # 6 before target 2, 7 before 3
   np.testing.assert_array_equal(w["mix_idx_b"][0], [-1, -1, 2, -1])  # 2 before target 7
   # User 1 (prefix 6 7 1): one A item, no A target.
   np.testing.assert_array_equal(w["seq_a"][1], [0, 0, 0, 1])
@@ -89,7 +92,9 @@ def test_eval_windows_hand_worked():
 def test_windows_without_a_merged_timeline():
   """Per-domain order is kept; every valid token gets time 0 so a GCA query sees every valid key."""
   with_t, without_t = _toy(True), _toy(False)
-  assert domain_windows.has_merged_timeline(with_t) and not domain_windows.has_merged_timeline(without_t)
+  assert domain_windows.has_merged_timeline(with_t) and not domain_windows.has_merged_timeline(
+    without_t
+  )
   a = domain_windows.train_windows(with_t, max_len=4)
   b = domain_windows.train_windows(without_t, max_len=4)
   for key in a:
@@ -115,13 +120,14 @@ def test_kl_matches_numpy():
   mu_p, lv_p = r.normal(size=(1, 7)), r.normal(size=(1, 7))
   got = cdsrnp.gaussian_kl(*(jnp.asarray(x, jnp.float32) for x in (mu_q, lv_q, mu_p, lv_p)))
   var_q, var_p = np.exp(lv_q), np.exp(lv_p)
-  # KL of diagonal Gaussians, dimension by dimension: log(s_p/s_q) + (s_q^2 + (m_q-m_p)^2)/(2 s_p^2) - 1/2.
+  # KL of diagonal Gaussians, dimension by dimension: log(s_p/s_q) + (s_q^2 + (m_q-m_p)^2)/(2 s_p^2)
+  # - 1/2.
   want = np.sum(0.5 * np.log(var_p / var_q) + (var_q + (mu_q - mu_p) ** 2) / (2 * var_p) - 0.5, -1)
   np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5)
   assert float(cdsrnp.gaussian_kl(jnp.ones(3), jnp.zeros(3), jnp.ones(3), jnp.zeros(3))) == 0.0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _setup(**model):
   config = tiny_cdsrnp.get_config()
   config.gca.positions = (0, 1)
@@ -132,16 +138,24 @@ def _setup(**model):
   return config, ds, task, params
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _episode_fn(key):
   """A jitted episode of `key.module` with fixed rngs."""
   module = key.module
 
   @functools.partial(jax.jit, static_argnums=(5,), static_argnames=("train",))
   def run(params, query, support, support_ok, row_valid, psd, train=True):
-    return module.apply({"params": params}, query, support, support_ok, row_valid, psd, train=train,
-                        rngs={"dropout": jax.random.key(3), "latent": jax.random.key(4)},
-                        method=cdsrnp.CDSRNP.episode)
+    return module.apply(
+      {"params": params},
+      query,
+      support,
+      support_ok,
+      row_valid,
+      psd,
+      train=train,
+      rngs={"dropout": jax.random.key(3), "latent": jax.random.key(4)},
+      method=cdsrnp.CDSRNP.episode,
+    )
 
   return run
 
@@ -180,8 +194,9 @@ def test_prior_equals_posterior_when_the_query_adds_nothing():
   ok, valid = jnp.ones(8, bool), jnp.ones(12, bool)
   # Single-domain queries (not admitted to Q+): no observed query pairs, so every posterior is the
   # prior.
-  out = jax.device_get(_episode(task.module, params, _rows(task, single), support, ok, valid, False,
-                                train=False))
+  out = jax.device_get(
+    _episode(task.module, params, _rows(task, single), support, ok, valid, False, train=False)
+  )
   for stat in ("mu", "logvar"):
     q, p = out[f"{stat}_q"]["z"], out[f"{stat}_p"]["z"]
     np.testing.assert_allclose(q, np.broadcast_to(p, q.shape), rtol=1e-5, atol=1e-6)
@@ -189,13 +204,24 @@ def test_prior_equals_posterior_when_the_query_adds_nothing():
   # One overlapped query user: its own posterior is leave-one-out, so it equals the prior, while the
   # other query users' posteriors read its pair.
   rows = np.concatenate([overlapped[:1], single[1:]])
-  out = jax.device_get(_episode(task.module, params, _rows(task, rows), support, ok, valid, False,
-                                train=False))
+  out = jax.device_get(
+    _episode(task.module, params, _rows(task, rows), support, ok, valid, False, train=False)
+  )
   np.testing.assert_allclose(out["kl"][0], 0.0, atol=1e-5)
   assert np.all(out["kl"][1:] > 1e-7)
   # Padding rows are no query users: masking the overlapped row removes its pair again.
-  out = jax.device_get(_episode(task.module, params, _rows(task, rows), support, ok,
-                                valid.at[0].set(False), False, train=False))
+  out = jax.device_get(
+    _episode(
+      task.module,
+      params,
+      _rows(task, rows),
+      support,
+      ok,
+      valid.at[0].set(False),
+      False,
+      train=False,
+    )
+  )
   np.testing.assert_allclose(out["kl"], 0.0, atol=1e-5)
 
 
@@ -204,12 +230,17 @@ def test_support_sets_hold_only_overlapped_training_users():
   r = np.random.default_rng(0)
   seqs, split = [], []
   for u in range(60):
-    kind = u % 3                                                  # overlapped, A only, B only
+    kind = u % 3  # overlapped, A only, B only
     n = int(r.integers(3, 9))
     pool = {0: np.arange(1, 21), 1: np.arange(1, 11), 2: np.arange(11, 21)}[kind]
     seqs.append(r.permutation(pool)[:n])
-    split.append(dataset_lib.USER_TRAIN if u < 40 else dataset_lib.USER_TEST if u % 2 else
-                 dataset_lib.USER_VALID)
+    split.append(
+      dataset_lib.USER_TRAIN
+      if u < 40
+      else dataset_lib.USER_TEST
+      if u % 2
+      else dataset_lib.USER_VALID
+    )
   ds = dataset_lib.CDSRDataset.from_sequences("split", 10, 10, seqs, user_split=split)
   config = tiny_cdsrnp.get_config()
   config.model.update(support_size=5, support_pool=0)
@@ -218,8 +249,11 @@ def test_support_sets_hold_only_overlapped_training_users():
   none = np.zeros(0, np.int64)
   pool, eval_support = cdsrnp.support_sets(train, config.model, none)
   lengths = dataset_lib.train_lengths(ds)
-  both = {u for u in range(ds.num_users) if lengths[u] and
-          len(set(ds.domains[ds.offsets[u]:ds.offsets[u] + lengths[u]])) == 2}
+  both = {
+    u
+    for u in range(ds.num_users)
+    if lengths[u] and len(set(ds.domains[ds.offsets[u] : ds.offsets[u] + lengths[u]])) == 2
+  }
   assert set(pool["person"].tolist()) == both and all(u < 40 for u in both)
   for rows in (pool, eval_support):
     assert np.all((rows["seq_a"] > 0).any(1) & (rows["seq_b"] > 0).any(1))
@@ -242,11 +276,17 @@ def test_support_sets_hold_only_overlapped_training_users():
 def test_rows_of_one_person_never_meet_in_a_support_set_or_posterior():
   """The open-world CSVs repeat a user (same lists, the other target domain): such rows are one
   person, kept out of each other's episode support set and posterior, and a held-out person's
-  training rows are kept out of the evaluation support set."""
+  training rows are kept out of the evaluation support set.
+  """
   seqs = [[1, 2, 11, 12], [11, 12, 1, 2], [3, 4, 13, 14], [5, 6, 15, 16], [13, 14, 3, 4]]
   ds = dataset_lib.CDSRDataset.from_sequences(
-      "people", 10, 10, seqs, user_split=[0, 0, 0, 0, dataset_lib.USER_TEST],
-      user_ids=np.array([7, 7, 8, 9, 8]))
+    "people",
+    10,
+    10,
+    seqs,
+    user_split=[0, 0, 0, 0, dataset_lib.USER_TEST],
+    user_ids=np.array([7, 7, 8, 9, 8]),
+  )
   person = cdsrnp.person_ids(ds)
   assert person[0] == person[1] and person[2] == person[4] and len(set(person.tolist())) == 3
   config = tiny_cdsrnp.get_config()
@@ -264,13 +304,16 @@ def test_rows_of_one_person_never_meet_in_a_support_set_or_posterior():
 
 def test_evaluation_never_samples():
   """tables_fn + eval_fn read no rng (no random primitive in their program); two evaluations agree
-  exactly; and the evaluation z is the prior mean of the frozen support set."""
+  exactly; and the evaluation z is the prior mean of the frozen support set.
+  """
   _, _, task, params = _setup()
   batch = {k: jnp.asarray(v[:16]) for k, v in task.eval_data["valid"].items()}
   tables_fn = jax.jit(lambda p: task.tables_fn(p, task.frozen))
   scores = jax.jit(lambda p, t: task.eval_fn(p, task.frozen, t, batch).sampled_scores)
   program = str(jax.make_jaxpr(lambda p: scores(p, task.tables_fn(p, task.frozen)))(params))
-  assert not any(name in program for name in ("random_bits", "random_seed", "random_wrap", "threefry"))
+  assert not any(
+    name in program for name in ("random_bits", "random_seed", "random_wrap", "threefry")
+  )
   tables = tables_fn(params)
   first, second = scores(params, tables), scores(params, tables_fn(params))
   np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
@@ -280,11 +323,17 @@ def test_evaluation_never_samples():
   assert not np.allclose(np.asarray(scores(params, (shifted, out_tables))), np.asarray(first))
 
 
-@pytest.mark.parametrize("model", [dict(), dict(pair_y="next_item", posterior_single_domain=True,
-                                                latent="directional", adapt="film")])
+@pytest.mark.parametrize(
+  "model",
+  [
+    dict(),
+    dict(pair_y="next_item", posterior_single_domain=True, latent="directional", adapt="film"),
+  ],
+)
 def test_own_target_never_reaches_own_score_or_latent(model):
   """Perturbing a query user's own targets leaves its scores (before the target) and its latent
-  unchanged, while the other query users' latents move (the target does feed the episode)."""
+  unchanged, while the other query users' latents move (the target does feed the episode).
+  """
   config, _, task, params = _setup(**model)
   data = task.train_data
   rows = np.nonzero(data["overlapped"] & ((data["seq_a"] > 0).sum(1) >= 4))[0][:12]
@@ -294,11 +343,11 @@ def test_own_target_never_reaches_own_score_or_latent(model):
   psd = bool(config.model.posterior_single_domain)
   base = jax.device_get(_episode(task.module, params, query, support, ok, valid, psd))
   na = task.num_items_a
-  for j in (-1, -2):                      # the last A item (final A target), then an earlier one
+  for j in (-1, -2):  # the last A item (final A target), then an earlier one
     changed = dict(query)
     new_item = int(query["seq_a"][0, j]) % na + 1
     changed["seq_a"] = query["seq_a"].at[0, j].set(new_item)
-    changed["pos_a"] = query["pos_a"].at[0, j - 1].set(new_item)   # it is position j-1's target
+    changed["pos_a"] = query["pos_a"].at[0, j - 1].set(new_item)  # it is position j-1's target
     out = jax.device_get(_episode(task.module, params, changed, support, ok, valid, psd))
     # Row 0's user vectors at the positions up to the one predicting the changed item.
     np.testing.assert_allclose(out["v_a"][0, :j], base["v_a"][0, :j], atol=1e-6)
@@ -316,18 +365,23 @@ def test_own_target_never_reaches_own_score_or_latent(model):
 @pytest.mark.parametrize("layernorm", ["none", "post"])
 def test_single_domain_rows_leave_the_gca_cell_unchanged(layernorm):
   if layernorm == "none":
-    _, _, task, params = _setup()                       # the default cell
+    _, _, task, params = _setup()  # the default cell
   else:
     config = tiny_cdsrnp.get_config()
     config.gca.update(positions=(0,), layernorm=layernorm)
     task = cdsrnp.build(data_load.load(config.data), config)
     params = jax.jit(task.init_params)(jax.random.key(0))
   data = task.train_data
-  rows = np.concatenate([np.nonzero(~data["overlapped"])[0][:4], np.nonzero(data["overlapped"])[0][:4]])
+  rows = np.concatenate(
+    [np.nonzero(~data["overlapped"])[0][:4], np.nonzero(data["overlapped"])[0][:4]]
+  )
   batch = _rows(task, rows)
   r = np.random.default_rng(0)
-  h = {s: jnp.asarray(r.normal(size=batch[f"seq_{s}"].shape + (16,)), jnp.float32)
-          * (batch[f"seq_{s}"] > 0)[..., None] for s in ("a", "b")}
+  h = {
+    s: jnp.asarray(r.normal(size=batch[f"seq_{s}"].shape + (16,)), jnp.float32)
+    * (batch[f"seq_{s}"] > 0)[..., None]
+    for s in ("a", "b")
+  }
 
   def cross(module, h, rows):
     new, cells = dict(h), {}
@@ -338,15 +392,16 @@ def test_single_domain_rows_leave_the_gca_cell_unchanged(layernorm):
   new, cells = jax.device_get(apply(params, h, batch))
   single = ~np.asarray(data["overlapped"][rows])
   for s in ("a", "b"):
-    np.testing.assert_array_equal(new[s][single], np.asarray(h[s])[single])      # exactly X
+    np.testing.assert_array_equal(new[s][single], np.asarray(h[s])[single])  # exactly X
     assert not np.allclose(new[s][~single], np.asarray(h[s])[~single])
   for name in ("gca0_A", "gca0_B"):
-    assert not cells[name]["x_mask"][single].any()      # excluded from the alignment statistics
+    assert not cells[name]["x_mask"][single].any()  # excluded from the alignment statistics
 
 
 def test_no_timeline_lets_every_query_see_every_key():
   """On data without a merged timeline every valid token of an overlapped row saw a key; with the
-  same sequences on a timeline, tokens earlier than the other domain's first item did not."""
+  same sequences on a timeline, tokens earlier than the other domain's first item did not.
+  """
   # nA = 8 (ids 1..8), nB = 6 (ids 9..14).
   seqs = [np.array([1, 2, 3, 9, 10, 4, 11, 5, 12]), np.array([9, 10, 1, 11, 2, 3, 12, 4])]
   config = tiny_cdsrnp.get_config()
@@ -359,8 +414,9 @@ def test_no_timeline_lets_every_query_see_every_key():
     task = cdsrnp.build(ds, config)
     params = jax.jit(task.init_params)(jax.random.key(0))
     batch = {k: jnp.asarray(v) for k, v in task.train_data.items()}
-    out = jax.device_get(jax.jit(lambda p, b: task.module.apply({"params": p}, b, train=False))(
-        params, batch))
+    out = jax.device_get(
+      jax.jit(lambda p, b: task.module.apply({"params": p}, b, train=False))(params, batch)
+    )
     seen[timeline] = out["cells"]["gca0_A"]["x_mask"], np.asarray(batch["seq_a"]) > 0
   mask, valid = seen[False]
   np.testing.assert_array_equal(mask, valid)
@@ -368,18 +424,28 @@ def test_no_timeline_lets_every_query_see_every_key():
   assert (valid & ~mask).any()
 
 
-@pytest.mark.slow       # ~45 s with a cold compilation cache on a busy 2-core CPU (8 s warm)
+@pytest.mark.slow  # ~45 s with a cold compilation cache on a busy 2-core CPU (8 s warm)
 def test_all_options_train_and_differ_from_the_default():
   """Every non-default choice at once (mixed encoder, directional latents, attention pooling, FiLM
   with memory, next-item pairs, single-domain posterior users, linear heads, sampled loss): finite
-  loss and a gradient for every parameter."""
-  config, _, task, params = _setup(mixed_encoder=True, latent="directional", pooling="attention",
-                                   adapt="film", memory_slots=3, pair_y="next_item",
-                                   posterior_single_domain=True, scoring="linear", loss="sampled")
+  loss and a gradient for every parameter.
+  """
+  config, _, task, params = _setup(
+    mixed_encoder=True,
+    latent="directional",
+    pooling="attention",
+    adapt="film",
+    memory_slots=3,
+    pair_y="next_item",
+    posterior_single_domain=True,
+    scoring="linear",
+    loss="sampled",
+  )
   batch = _rows(task, np.arange(24))
   batch["row_valid"] = jnp.ones(24, bool)
   (loss, metrics), grads = jax.jit(jax.value_and_grad(task.loss_fn, has_aux=True))(
-      params, task.frozen, batch, jax.random.key(1))
+    params, task.frozen, batch, jax.random.key(1)
+  )
   assert np.isfinite(float(loss)) and float(metrics["kl"]) > 0
   flat = jax.tree_util.tree_flatten_with_path(grads)[0]
   dead = [jax.tree_util.keystr(p) for p, g in flat if not bool(jnp.any(g != 0))]
@@ -397,10 +463,16 @@ def test_config_validates_and_documents_its_command():
   assert "python -m orthoalign.main --config=configs/cdsrnp.py" in cdsrnp_config.__doc__
   assert "specification-level reimplementation" in config.model.label
   assert "SPECIFICATION-LEVEL REIMPLEMENTATION" in cdsrnp.__doc__
-  assert config.model.name == "cdsrnp" and tuple(config.sweep.model) == tuple(cdsrnp.REPLICA_HPARAMS)
-  for key, value, allowed in (("model.adapt", "mlp", "attention"), ("model.latent", "both", "shared"),
-                              ("gca.positions", (3,), "0, 1, 2"), ("gca.kv", "mixed", "other"),
-                              ("model.support_size", 0, ">= 1")):
+  assert config.model.name == "cdsrnp" and tuple(config.sweep.model) == tuple(
+    cdsrnp.REPLICA_HPARAMS
+  )
+  for key, value, allowed in (
+    ("model.adapt", "mlp", "attention"),
+    ("model.latent", "both", "shared"),
+    ("gca.positions", (3,), "0, 1, 2"),
+    ("gca.kv", "mixed", "other"),
+    ("model.support_size", 0, ">= 1"),
+  ):
     bad = cdsrnp_config.get_config()
     node, leaf = config_lib.parent_of(bad, key), key.rsplit(".", 1)[-1]
     node[leaf] = value
@@ -420,9 +492,9 @@ def _valid_ndcg(run, params):
   return results.finalize_split(sums, 0, "valid")["valid/sampled/all/ndcg@10"]
 
 
-@pytest.mark.slow       # ~60 s with a cold compilation cache on a busy 2-core CPU (14 s warm)
+@pytest.mark.slow  # ~60 s with a cold compilation cache on a busy 2-core CPU (14 s warm)
 def test_learns_end_to_end():
-  """Through the generic trainer: validation NDCG@10 after a few epochs beats the untrained model's."""
+  """Generic trainer: validation NDCG@10 after a few epochs beats the untrained one's."""
   config = tiny_cdsrnp.get_config()
   config.gca.positions = (0,)
   config.train.num_devices = 1
@@ -445,20 +517,35 @@ def test_query_rows_of_one_person_do_not_feed_each_others_posterior():
   ok, valid = jnp.ones(8, bool), jnp.ones(2, bool)
 
   def kl(person):
-    out = task.module.apply({"params": params}, _rows(task, rows), support, ok, valid, False,
-                            jnp.asarray(person), train=False, method=cdsrnp.CDSRNP.episode)
+    out = task.module.apply(
+      {"params": params},
+      _rows(task, rows),
+      support,
+      ok,
+      valid,
+      False,
+      jnp.asarray(person),
+      train=False,
+      method=cdsrnp.CDSRNP.episode,
+    )
     return np.asarray(out["kl"])
 
-  np.testing.assert_allclose(kl([5, 5]), 0.0, atol=1e-5)    # one person: each posterior = prior
-  assert np.all(kl([5, 6]) > 1e-7)                          # two people read each other's pair
+  np.testing.assert_allclose(kl([5, 5]), 0.0, atol=1e-5)  # one person: each posterior = prior
+  assert np.all(kl([5, 6]) > 1e-7)  # two people read each other's pair
 
 
-@pytest.mark.parametrize("name,fmt,negatives", [("imvae-phone-elec", "imvae", 999),
-                                                ("llmcdsr-food-kitchen", "llmcdsr", 100),
-                                                ("abxi-afk", "abxi", 999)])
+@pytest.mark.parametrize(
+  "name,fmt,negatives",
+  [
+    ("imvae-phone-elec", "imvae", 999),
+    ("llmcdsr-food-kitchen", "llmcdsr", 100),
+    ("abxi-afk", "abxi", 999),
+  ],
+)
 def test_builds_on_the_real_datasets(name, fmt, negatives, tmp_path):
   """configs/cdsrnp.py's data and the two other real sets: support sets of overlapped training
-  users, user groups in every split, and (open-world data) the seen / unseen groups."""
+  users, user groups in every split, and (open-world data) the seen / unseen groups.
+  """
   path = require_data(name)
   config = cdsrnp_config.get_config()
   config.data.update(format=fmt, path=str(path), cache_dir=str(tmp_path))
@@ -475,4 +562,4 @@ def test_builds_on_the_real_datasets(name, fmt, negatives, tmp_path):
   if fmt == "imvae":
     assert test["group/non-overlapped"].sum() > 1000 and test["group/seen"].sum() == 312
   if fmt == "llmcdsr":
-    assert not test["group/non-overlapped"].any()     # its held-out users are all overlapped
+    assert not test["group/non-overlapped"].any()  # its held-out users are all overlapped

@@ -18,8 +18,11 @@ from tests.conftest import tiny_config
 def _one_step(run, compute_dtype):
   state = jax.tree.map(lambda x: x[0], run.state)
   batch = step_lib.gather_batch(run.train_data, jnp.arange(32))
-  step = jax.jit(functools.partial(step_lib.train_step, task=run.task,
-                                   tx=state_lib.make_optimizer(), compute_dtype=compute_dtype))
+  step = jax.jit(
+    functools.partial(
+      step_lib.train_step, task=run.task, tx=state_lib.make_optimizer(), compute_dtype=compute_dtype
+    )
+  )
   return state, step(state, batch, state.rng, frozen=run.frozen)
 
 
@@ -35,8 +38,14 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state():
   # Same step up to bfloat16 rounding (8 bits of mantissa), but not bit-identical: the cast is real.
   assert float(m16["loss"]) == pytest.approx(float(m32["loss"]), rel=0.05)
   assert float(m16["loss"]) != float(m32["loss"])
-  moved = jax.tree.leaves(jax.tree.map(lambda a, b, c: float(jnp.max(jnp.abs((a - c) - (b - c)))),
-                                       new16.params, new32.params, state.params))
+  moved = jax.tree.leaves(
+    jax.tree.map(
+      lambda a, b, c: float(jnp.max(jnp.abs((a - c) - (b - c)))),
+      new16.params,
+      new32.params,
+      state.params,
+    )
+  )
   assert max(moved) > 0
 
 
@@ -55,12 +64,13 @@ def test_unknown_compute_dtype_is_refused():
 
 def test_mixed_items_table_path_equals_row_path():
   """More ids than catalogue rows adapts the table once and gathers; fewer adapts the rows. Both
-  give the same vectors and the same adapter gradients."""
+  give the same vectors and the same adapter gradients.
+  """
   run = loop.setup(tiny_config())
   params = jax.tree.map(lambda x: x[0], run.state.params)
   module = llm4cdsr.LLM4CDSR
   n_rows = run.frozen["frozen"]["global_table"].shape[0]
-  ids = jnp.asarray(np.random.default_rng(0).integers(0, n_rows, size=(4, n_rows)))   # > rows
+  ids = jnp.asarray(np.random.default_rng(0).integers(0, n_rows, size=(4, n_rows)))  # > rows
 
   def total(p, ids):
     out = run.task.module.apply({"params": p, **run.frozen}, ids, method=module.mix_items)

@@ -7,7 +7,12 @@ import sys
 
 import pytest
 
-from configs import abxi, base, llm4cdsr, llm4cdsr_fk, synthetic_small, tiny
+from configs import abxi
+from configs import base
+from configs import llm4cdsr
+from configs import llm4cdsr_fk
+from configs import synthetic_small
+from configs import tiny
 from orthoalign import config_lib
 from orthoalign import sweep
 
@@ -15,12 +20,21 @@ from orthoalign import sweep
 @pytest.mark.parametrize("module", [base, llm4cdsr, tiny, abxi, synthetic_small, llm4cdsr_fk])
 def test_configs_validate(module):
   config = module.get_config()
-  if module is not base:                   # base.py holds the shared keys only (no model keys)
+  if module is not base:  # base.py holds the shared keys only (no model keys)
     config_lib.validate(config)
-  for key in ("model.name", "data.format", "data.path", "train.batch_size", "train.max_epochs",
-              "train.eval_every", "train.early_stop_patience", "eval.num_negatives", "sweep.seeds",
-              "gca.positions"):
-    config_lib.get(config, key)            # the agreed key names exist in every config
+  for key in (
+    "model.name",
+    "data.format",
+    "data.path",
+    "train.batch_size",
+    "train.max_epochs",
+    "train.eval_every",
+    "train.early_stop_patience",
+    "eval.num_negatives",
+    "sweep.seeds",
+    "gca.positions",
+  ):
+    config_lib.get(config, key)  # the agreed key names exist in every config
 
 
 def test_command_in_docstring():
@@ -28,12 +42,15 @@ def test_command_in_docstring():
     assert "python -m orthoalign.main --config=configs/" in module.__doc__
 
 
-@pytest.mark.parametrize("override,message", [
+@pytest.mark.parametrize(
+  "override,message",
+  [
     ("--config.train.max_epochz=2", "unknown config key 'train.max_epochz'.*max_epochs"),
     ("--config.trian.x=1", "valid keys under <root>: .*'train'"),
     ("--config.train.max_epochs=abc", "train.max_epochs='abc': expected a value of type int"),
     ("--config.train.learning_rate=fast", "expected a value of type float"),
-])
+  ],
+)
 def test_bad_overrides(override, message):
   with pytest.raises(config_lib.ConfigError, match=message):
     config_lib.check_overrides(["prog", "--config=configs/llm4cdsr.py", override])
@@ -42,22 +59,42 @@ def test_bad_overrides(override, message):
 def test_repeated_override_is_refused():
   # absl would concatenate repeated tuple flags: (0, 1) + (2,) -> (0, 1, 2) replicas.
   with pytest.raises(config_lib.ConfigError, match="sweep.seeds is given twice"):
-    config_lib.check_overrides(["prog", "--config=configs/tiny.py", "--config.sweep.seeds=(0,1)",
-                                "--config.sweep.seeds=(2,)"])
+    config_lib.check_overrides(
+      [
+        "prog",
+        "--config=configs/tiny.py",
+        "--config.sweep.seeds=(0,1)",
+        "--config.sweep.seeds=(2,)",
+      ]
+    )
 
 
 def test_good_overrides_pass():
-  config_lib.check_overrides(["prog", "--config=configs/llm4cdsr.py", "--config.train.max_epochs=3",
-                              "--config.gca.positions=(0,1)", "--config.model.causal_self_attention=True"])
+  config_lib.check_overrides(
+    [
+      "prog",
+      "--config=configs/llm4cdsr.py",
+      "--config.train.max_epochs=3",
+      "--config.gca.positions=(0,1)",
+      "--config.model.causal_self_attention=True",
+    ]
+  )
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("gca.gate", "matrix", r"gca.gate='matrix' is invalid; valid choices: \['scalar', 'vector', 'input'\]"),
+@pytest.mark.parametrize(
+  "key,value,message",
+  [
+    (
+      "gca.gate",
+      "matrix",
+      r"gca.gate='matrix' is invalid; valid choices: \['scalar', 'vector', 'input'\]",
+    ),
     ("gca.act", "relu", "valid choices"),
     ("model.name", "bert4rec", "valid choices: .*llm4cdsr"),
     ("train.select_metric", "valid/sampled/C/ndcg@10", "train.select_metric"),
     ("gca.positions", (0, 0), "twice"),
-])
+  ],
+)
 def test_validate_names_key_and_choices(key, value, message):
   config = llm4cdsr.get_config()
   config.update_from_flattened_dict({key: value})
@@ -70,32 +107,63 @@ def test_sweep_product_order():
   config.sweep.seeds = (0, 1)
   config.sweep.learning_rates = (1e-3, 1e-2)
   reps = sweep.replicas(config)
-  assert [(r["seed"], r["learning_rate"]) for r in reps] == [(0, 1e-3), (0, 1e-2), (1, 1e-3), (1, 1e-2)]
+  assert [(r["seed"], r["learning_rate"]) for r in reps] == [
+    (0, 1e-3),
+    (0, 1e-2),
+    (1, 1e-3),
+    (1, 1e-2),
+  ]
   assert all(r["weight_decay"] == config.train.weight_decay for r in reps)
 
 
 def test_main_reports_unknown_key_without_traceback(tmp_path):
-  proc = subprocess.run([sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py",
-                         f"--workdir={tmp_path}", "--config.gca.gat=scalar"],
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "orthoalign.main",
+      "--config=configs/tiny.py",
+      f"--workdir={tmp_path}",
+      "--config.gca.gat=scalar",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 1
-  assert proc.stderr.startswith("error: unknown config key 'gca.gat'") and "Traceback" not in proc.stderr
+  assert (
+    proc.stderr.startswith("error: unknown config key 'gca.gat'") and "Traceback" not in proc.stderr
+  )
   assert len(proc.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("config_file,key,value,match", [
-    ("tiny", "gca.positions", (5,), r"gca.positions=\(5,\): LLM4CDSR with model.num_blocks=2 has GCA positions \[0, 1, 2\]"),
+@pytest.mark.parametrize(
+  "config_file,key,value,match",
+  [
+    (
+      "tiny",
+      "gca.positions",
+      (5,),
+      r"gca.positions=\(5,\): LLM4CDSR with model.num_blocks=2 has GCA positions \[0, 1, 2\]",
+    ),
     ("tiny", "gca.heads", 3, r"gca.heads=3 must divide model.hidden_size=16"),
-    ("tiny", "sweep.seeds", (0, -1), r"sweep.seeds=\(0, -1\): element 1 \(-1\) is not an int >= 0 below 4294967296"),
+    (
+      "tiny",
+      "sweep.seeds",
+      (0, -1),
+      r"sweep.seeds=\(0, -1\): element 1 \(-1\) is not an int >= 0 below 4294967296",
+    ),
     ("tiny", "gca.kv", "mixed", r"gca.kv='mixed': LLM4CDSR's cells read the other domain's stream"),
     ("tiny", "model.num_heads", 3, r"model.num_heads=3 must divide model.hidden_size=16"),
     ("abxi", "gca.positions", (3,), r"gca.positions=\(3,\): ABXI has GCA positions \[0, 1, 2\]"),
     ("abxi", "model.max_len", 4, r"model.max_len=4 must be an int >= 5"),
     ("abxi", "model.eval_domain_seq", "both", r"model.eval_domain_seq='both'; valid choices"),
-])
+  ],
+)
 def test_models_validate_their_keys_before_tracing(config_file, key, value, match):
   """Config mistakes only a model can judge raise ConfigError (one line), not a tracing error."""
   import importlib
+
   config = importlib.import_module(f"configs.{config_file}").get_config()
   config.update_from_flattened_dict({key: value})
   with pytest.raises(config_lib.ConfigError, match=match):
@@ -104,27 +172,35 @@ def test_models_validate_their_keys_before_tracing(config_file, key, value, matc
 
 def _config_files():
   import glob
-  return sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob("configs/*.py")
-                if not p.endswith("__init__.py"))
+
+  return sorted(
+    os.path.splitext(os.path.basename(p))[0]
+    for p in glob.glob("configs/*.py")
+    if not p.endswith("__init__.py")
+  )
 
 
 @pytest.mark.parametrize("config_file", _config_files())
 def test_every_element_of_every_list_valued_key_is_checked(config_file):
   """A non-numeric entry in sweep.learning_rates (or any list) gave a 27-line traceback after
-  config.json was written; every list-valued key of every config now refuses a wrong element."""
+  config.json was written; every list-valued key of every config now refuses a wrong element.
+  """
   import importlib
+
   base = importlib.import_module(f"configs.{config_file}").get_config()
   lists = {k: v for k, v in config_lib.flatten(base.to_dict()).items() if isinstance(v, list)}
   assert "sweep.learning_rates" in lists and "gca.positions" in lists
   for key, value in lists.items():
-    wrong = (3,) if key == "data.titles" else ("x",)      # file paths are the only text lists
+    wrong = (3,) if key == "data.titles" else ("x",)  # file paths are the only text lists
     config = importlib.import_module(f"configs.{config_file}").get_config()
     config.update_from_flattened_dict({key: tuple(value) + wrong})
     with pytest.raises(config_lib.ConfigError, match=re.escape(f"config key {key}=")):
       config_lib.validate(config)
 
 
-@pytest.mark.parametrize("key,value,match", [
+@pytest.mark.parametrize(
+  "key,value,match",
+  [
     ("sweep.learning_rates", (1e-3, 0.0), r"element 1 \(0.0\) is not a finite number > 0"),
     ("sweep.learning_rates", (1e-3, float("nan")), r"element 1 \(nan\)"),
     ("train.learning_rate", -1e-3, r"train.learning_rate=-0.001 must be a finite number > 0"),
@@ -133,18 +209,27 @@ def test_every_element_of_every_list_valued_key_is_checked(config_file):
     ("sweep.seeds", (), r"sweep.seeds=\(\) must list at least 1 value"),
     ("sweep.seeds", (1, 2, 1), r"sweep.seeds=\(1, 2, 1\) lists 1 twice"),
     ("sweep.seeds", (2**32,), r"element 0 \(4294967296\) is not an int >= 0 below"),
-    ("sweep.model.tau", (1.0, 0.0), r"sweep.model.tau=\(1.0, 0.0\): element 1 \(0.0\) is not a "
-                                    r"finite number > 0"),
+    (
+      "sweep.model.tau",
+      (1.0, 0.0),
+      r"sweep.model.tau=\(1.0, 0.0\): element 1 \(0.0\) is not a "
+      r"finite number > 0",
+    ),
     ("sweep.model.alpha", (0.0, -0.5), r"element 1 \(-0.5\) is not a finite number >= 0"),
     ("model.tau_reg", 0.0, r"model.tau_reg=0.0 must be a finite number > 0"),
     ("eval.candidate_seed", -1, r"eval.candidate_seed=-1 must be an int in \[0, 4294967295\]"),
     ("train.plateau_factor", 0.0, r"train.plateau_factor=0.0 must be a number in \(0, 1\]"),
     ("gca.dropout", "0.1", r"gca.dropout='0.1' must be a number in \[0, 1\)"),
     ("train.select_metric", 3, r"train.select_metric=3 must be a metric key"),
-    ("train.warmup_epochs", 20, r"train.warmup_epochs=20 leaves no validated epoch within "
-                                r"train.max_epochs=20"),
+    (
+      "train.warmup_epochs",
+      20,
+      r"train.warmup_epochs=20 leaves no validated epoch within "
+      r"train.max_epochs=20",
+    ),
     ("data.synthetic.num_users", 0, r"config key data.synthetic.num_users: expected >= 1, got 0"),
-])
+  ],
+)
 def test_values_that_make_no_sense_for_their_axis_are_refused(key, value, match):
   config = llm4cdsr.get_config()
   with config.ignore_type():
@@ -155,6 +240,7 @@ def test_values_that_make_no_sense_for_their_axis_are_refused(key, value, match)
 
 def test_abxi_temperature_sweep_is_checked_per_element():
   from configs import abxi
+
   config = abxi.get_config()
   config.sweep.model.temp = (0.5, -1.0)
   with pytest.raises(config_lib.ConfigError, match=r"sweep.model.temp=.*element 1 \(-1.0\)"):
@@ -163,9 +249,19 @@ def test_abxi_temperature_sweep_is_checked_per_element():
 
 def test_cli_refuses_a_bad_list_element_before_writing_anything(tmp_path):
   workdir = tmp_path / "run"
-  proc = subprocess.run([sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py",
-                         f"--workdir={workdir}", "--config.sweep.learning_rates=(0.1,'x')"],
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "orthoalign.main",
+      "--config=configs/tiny.py",
+      f"--workdir={workdir}",
+      "--config.sweep.learning_rates=(0.1,'x')",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   lines = proc.stderr.splitlines()
   assert proc.returncode == 1 and len(lines) == 1, proc.stderr
   assert lines[0].startswith("error: config key sweep.learning_rates=(0.1, 'x'): element 1")
@@ -174,9 +270,11 @@ def test_cli_refuses_a_bad_list_element_before_writing_anything(tmp_path):
 
 def test_base_config_takes_each_models_keys_from_its_module():
   """configs/base.py:<model> is a complete config with the model's own defaults (its docstring
-  command runs), and a model's keys are refused for another model."""
+  command runs), and a model's keys are refused for another model.
+  """
   from configs import base
   from orthoalign import models
+
   for name in models.names():
     config = base.get_config(name)
     config_lib.validate(config)
@@ -184,42 +282,55 @@ def test_base_config_takes_each_models_keys_from_its_module():
   assert "hidden_size" in base.get_config().model and "d_embed" not in base.get_config().model
   with pytest.raises(config_lib.ConfigError, match="not a known model"):
     base.get_config("bert4rec")
-  with pytest.raises(config_lib.ConfigError, match="not a known model"):   # before absl parses
+  with pytest.raises(config_lib.ConfigError, match="not a known model"):  # before absl parses
     config_lib.check_overrides(["--config=configs/base.py:bert4rec"])
 
 
 def test_a_missing_model_key_is_named():
   from configs import base
+
   config = base.get_config("llm4cdsr")
   del config.model["hidden_size"]
-  with pytest.raises(config_lib.ConfigError, match=r"model.hidden_size is missing; LLM4CDSR reads it"):
+  with pytest.raises(
+    config_lib.ConfigError, match=r"model.hidden_size is missing; LLM4CDSR reads it"
+  ):
     config_lib.validate(config)
 
 
-
-
 def test_a_key_added_later_matches_its_old_behaviour_on_resume():
-  old = {"train.max_epochs": 3}                       # a config.json written before eval.ties
+  old = {"train.max_epochs": 3}  # a config.json written before eval.ties
   assert config_lib.differences(old, {"train.max_epochs": 3, "eval.ties": "pessimistic"}) == []
-  assert config_lib.differences(old, {"train.max_epochs": 3, "eval.ties": "expected"}) == ["eval.ties"]
+  assert config_lib.differences(old, {"train.max_epochs": 3, "eval.ties": "expected"}) == [
+    "eval.ties"
+  ]
 
 
-@pytest.mark.parametrize("args,line", [
-    (["--config=configs/tiny.py", "--workdir=W", "--bogus=1"],
-     "error: Unknown command line flag 'bogus'"),
+@pytest.mark.parametrize(
+  "args,line",
+  [
+    (
+      ["--config=configs/tiny.py", "--workdir=W", "--bogus=1"],
+      "error: Unknown command line flag 'bogus'",
+    ),
     (["--config=configs/tiny.py"], "error: flag --workdir=None: Flag --workdir must have a value"),
     (["--config=configs/tiny.py", "--workdir=W", "extra"], "error: unexpected arguments ['extra']"),
-    (["--config=README.md", "--workdir=W"],
-     "error: --config=README.md: 'README.md' is not a Python file with get_config()"),
+    (
+      ["--config=README.md", "--workdir=W"],
+      "error: --config=README.md: 'README.md' is not a Python file with get_config()",
+    ),
     (["--config=configs", "--workdir=W"], "error: --config=configs: 'configs' is a folder"),
-    (["--config=configs/tiny.py:abxi", "--workdir=W"], "error: --config=configs/tiny.py:abxi: "
-                                                       "get_config('abxi') failed"),
-])
+    (
+      ["--config=configs/tiny.py:abxi", "--workdir=W"],
+      "error: --config=configs/tiny.py:abxi: get_config('abxi') failed",
+    ),
+  ],
+)
 def test_flag_and_config_file_mistakes_are_one_line(tmp_path, args, line):
   """absl and importlib answered these with tracebacks or a 40-line usage text."""
   args = [a.replace("=W", f"={tmp_path}/run") for a in args]
-  proc = subprocess.run([sys.executable, "-m", "orthoalign.main", *args], capture_output=True,
-                        text=True, timeout=120)
+  proc = subprocess.run(
+    [sys.executable, "-m", "orthoalign.main", *args], capture_output=True, text=True, timeout=120
+  )
   lines = proc.stderr.splitlines()
   assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith(line), proc.stderr
   assert not (tmp_path / "run").exists()

@@ -30,26 +30,47 @@ def _free_port() -> int:
 
 def _env(devices: int) -> dict:
   flags = [os.environ.get("XLA_FLAGS", ""), f"--xla_force_host_platform_device_count={devices}"]
-  env = dict(os.environ, XLA_FLAGS=" ".join(filter(None, flags)),
-             JAX_PLATFORMS="cpu")
+  env = dict(os.environ, XLA_FLAGS=" ".join(filter(None, flags)), JAX_PLATFORMS="cpu")
   env.pop("ORTHOALIGN_COORDINATOR_ADDRESS", None)
   return env
 
 
 def _main(workdir, *extra, epochs=3) -> list[str]:
-  return [sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py", f"--workdir={workdir}",
-          f"--config.train.max_epochs={epochs}", "--config.train.num_devices=0",
-          "--config.train.checkpoint_every=1", *extra]
+  return [
+    sys.executable,
+    "-m",
+    "orthoalign.main",
+    "--config=configs/tiny.py",
+    f"--workdir={workdir}",
+    f"--config.train.max_epochs={epochs}",
+    "--config.train.num_devices=0",
+    "--config.train.checkpoint_every=1",
+    *extra,
+  ]
 
 
 def _start_pair(workdir, *extra, heartbeat=10, epochs=3):
   port = _free_port()
-  return [subprocess.Popen(
-      _main(workdir, "--distributed=explicit", f"--coordinator_address=localhost:{port}",
-            "--num_processes=2", f"--process_id={i}", f"--heartbeat_timeout_s={heartbeat}", *extra,
-            epochs=epochs),
-      cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-      for i in range(2)]
+  return [
+    subprocess.Popen(
+      _main(
+        workdir,
+        "--distributed=explicit",
+        f"--coordinator_address=localhost:{port}",
+        "--num_processes=2",
+        f"--process_id={i}",
+        f"--heartbeat_timeout_s={heartbeat}",
+        *extra,
+        epochs=epochs,
+      ),
+      cwd=ROOT,
+      env=_env(2),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for i in range(2)
+  ]
 
 
 def _rows(workdir):
@@ -72,13 +93,14 @@ def _compare(a: dict, b: dict, path="", skip=()):
 
 
 def _single(workdir, devices, *extra):
-  one = subprocess.run(_main(workdir, *extra), cwd=ROOT, env=_env(devices), capture_output=True,
-                       text=True, timeout=600)
+  one = subprocess.run(
+    _main(workdir, *extra), cwd=ROOT, env=_env(devices), capture_output=True, text=True, timeout=600
+  )
   assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-2000:]
   return _rows(workdir)
 
 
-@pytest.mark.slow      # ~5 min on 2 cores: six processes compile and train
+@pytest.mark.slow  # ~5 min on 2 cores: six processes compile and train
 def test_two_processes_equal_one_process_over_the_same_devices(tmp_path):
   rows_one = _single(tmp_path / "one", 4)
   # The data-parallel program over 4 devices is the 1-device program (same global batch).
@@ -92,7 +114,7 @@ def test_two_processes_equal_one_process_over_the_same_devices(tmp_path):
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
   assert "4 x cpu over 2 processes" in outs[0] and "Resumed from" in outs[0]
-  assert "epoch 3/3" in outs[0] and "epoch" not in outs[1]      # process 0 alone prints and writes
+  assert "epoch 3/3" in outs[0] and "epoch" not in outs[1]  # process 0 alone prints and writes
   rows_two = _rows(tmp_path / "two")
   assert rows_two[0]["num_processes"] == 2 and rows_one[0]["num_processes"] == 1
   assert rows_two[0]["num_devices"] == rows_one[0]["num_devices"] == 4
@@ -102,7 +124,8 @@ def test_two_processes_equal_one_process_over_the_same_devices(tmp_path):
 
 def test_mesh_step_equals_pmap_step():
   """The trainer's data-parallel form (jit over a ("data",) mesh with NamedSharding) computes what
-  jax.pmap's classic form does (per-device gradients, psum): docs/scaling.md, "Why jax.jit"."""
+  jax.pmap's classic form does (per-device gradients, psum): docs/scaling.md, "Why jax.jit".
+  """
   script = """
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -120,19 +143,23 @@ g_pmap = jax.pmap(lambda w, x, y: jax.lax.psum(jax.grad(loss)(w, x, y), "d"), ax
 np.testing.assert_allclose(np.asarray(g_mesh), np.asarray(g_pmap[0]), rtol=1e-5, atol=1e-6)
 print("equal", float(np.abs(np.asarray(g_mesh) - np.asarray(g_pmap[0])).max()))
 """
-  out = subprocess.run([sys.executable, "-c", script], env=_env(4), capture_output=True, text=True,
-                       timeout=300)
+  out = subprocess.run(
+    [sys.executable, "-c", script], env=_env(4), capture_output=True, text=True, timeout=300
+  )
   assert out.returncode == 0 and "equal" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
 
 
-@pytest.mark.slow      # ~1.5 min: two processes compile, then one is killed
+@pytest.mark.slow  # ~1.5 min: two processes compile, then one is killed
 def test_a_lost_process_stops_the_others_with_a_message(tmp_path):
   procs = _start_pair(tmp_path / "run", heartbeat=5, epochs=100000)
   # Wait until both train (the first checkpoint), then kill process 1.
   deadline = time.time() + 300
   ckpts = tmp_path / "run" / "checkpoints"
-  while (time.time() < deadline and all(p.poll() is None for p in procs)
-         and not (ckpts.is_dir() and any(f.name.isdigit() for f in ckpts.iterdir()))):
+  while (
+    time.time() < deadline
+    and all(p.poll() is None for p in procs)
+    and not (ckpts.is_dir() and any(f.name.isdigit() for f in ckpts.iterdir()))
+  ):
     time.sleep(0.5)
   assert all(p.poll() is None for p in procs), procs[0].communicate()[0][-3000:]
   time.sleep(2.0)
@@ -150,30 +177,47 @@ def test_a_lost_process_stops_the_others_with_a_message(tmp_path):
 
 def test_processes_with_different_configs_stop_with_one_line(tmp_path):
   port = _free_port()
-  procs = [subprocess.Popen(
-      _main(tmp_path / "run", "--distributed=explicit", f"--coordinator_address=localhost:{port}",
-            "--num_processes=2", f"--process_id={i}", "--heartbeat_timeout_s=5", epochs=2 + i),
-      cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-      for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      _main(
+        tmp_path / "run",
+        "--distributed=explicit",
+        f"--coordinator_address=localhost:{port}",
+        "--num_processes=2",
+        f"--process_id={i}",
+        "--heartbeat_timeout_s=5",
+        epochs=2 + i,
+      ),
+      cwd=ROOT,
+      env=_env(2),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for i in range(2)
+  ]
   outs = [p.communicate(timeout=300)[0] for p in procs]
   for i, (p, out) in enumerate(zip(procs, outs)):
     assert p.returncode == 1, out[-2000:]
-    assert (f"error: the processes disagree on the orthoalign version and config: process(es) [1] "
-            f"differ from process 0 (this is process {i})") in out
-  assert not (tmp_path / "run" / "config.json").exists()       # nothing was written
+    assert (
+      f"error: the processes disagree on the orthoalign version and config: process(es) [1] "
+      f"differ from process 0 (this is process {i})"
+    ) in out
+  assert not (tmp_path / "run" / "config.json").exists()  # nothing was written
 
 
 def test_auto_mode_joins_only_detected_clusters(monkeypatch):
   from orthoalign.train import distributed
+
   calls = []
   monkeypatch.setattr(distributed.jax.distributed, "initialize", lambda **kw: calls.append(kw))
   for var in ("SLURM_STEP_NUM_TASKS", "TPU_WORKER_HOSTNAMES", *distributed._ENV.values()):
     monkeypatch.delenv(var, raising=False)
   distributed.initialize("auto")
-  monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")          # one task (e.g. a grid's submitit job)
+  monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # one task (e.g. a grid's submitit job)
   distributed.initialize("auto")
   assert calls == []
-  monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")          # an srun step of 4 tasks: JAX detects it
+  monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")  # an srun step of 4 tasks: JAX detects it
   distributed.initialize("auto", heartbeat_timeout_s=7)
   distributed.initialize("off")
   assert calls == [{"heartbeat_timeout_seconds": 7}]
@@ -182,20 +226,28 @@ def test_auto_mode_joins_only_detected_clusters(monkeypatch):
 def test_explicit_mode_names_what_is_missing(monkeypatch):
   from orthoalign import errors
   from orthoalign.train import distributed
-  monkeypatch.setattr(distributed.jax.distributed, "initialize",
-                      lambda **kw: (_ for _ in ()).throw(RuntimeError("unreachable\nmore")))
+
+  monkeypatch.setattr(
+    distributed.jax.distributed,
+    "initialize",
+    lambda **kw: (_ for _ in ()).throw(RuntimeError("unreachable\nmore")),
+  )
   for var in distributed._ENV.values():
     monkeypatch.delenv(var, raising=False)
-  with pytest.raises(errors.ConfigError, match="--distributed=explicit needs --coordinator_address, "
-                     "--num_processes"):
+  with pytest.raises(
+    errors.ConfigError, match="--distributed=explicit needs --coordinator_address, --num_processes"
+  ):
     distributed.initialize("explicit", process_id=0)
   with pytest.raises(errors.ConfigError, match=r"--process_id=2 must be in 0..1"):
     distributed.initialize("explicit", "localhost:1", 2, 2)
   monkeypatch.setenv("ORTHOALIGN_COORDINATOR_ADDRESS", "localhost:1")
   monkeypatch.setenv("ORTHOALIGN_NUM_PROCESSES", "2")
   monkeypatch.setenv("ORTHOALIGN_PROCESS_ID", "1")
-  with pytest.raises(errors.ConfigError, match=r"jax.distributed.initialize\(coordinator_address="
-                     r"'localhost:1', num_processes=2, process_id=1\) failed: unreachable$"):
-    distributed.initialize("auto")        # the environment alone makes it explicit
+  with pytest.raises(
+    errors.ConfigError,
+    match=r"jax.distributed.initialize\(coordinator_address="
+    r"'localhost:1', num_processes=2, process_id=1\) failed: unreachable$",
+  ):
+    distributed.initialize("auto")  # the environment alone makes it explicit
   with pytest.raises(errors.ConfigError, match="--distributed='pod'"):
     distributed.initialize("pod")

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from test_abxi import small_config
 
 from orthoalign import config_lib
 from orthoalign import evaluate
 from orthoalign.train import loop
-from test_abxi import small_config
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +40,22 @@ def test_protocol_override_changes_the_metrics(trained):
   assert fewer[0]["test/full/all/mrr"] == pytest.approx(rows[0]["test/full/all/mrr"], rel=1e-5)
 
 
-@pytest.mark.parametrize("override,message", [
+@pytest.mark.parametrize(
+  "override,message",
+  [
     ("model.d_embed=8", "only evaluation settings may change"),
-    ("eval.num_negatives=many", r"eval.num_negatives='many' \(in --set eval.num_negatives=many\): "
-     "expected a value of type int"),
-    ("eval.nope=1", r"unknown config key 'eval.nope' \(in --set eval.nope=1\); valid keys under eval"),
+    (
+      "eval.num_negatives=many",
+      r"eval.num_negatives='many' \(in --set eval.num_negatives=many\): "
+      "expected a value of type int",
+    ),
+    (
+      "eval.nope=1",
+      r"unknown config key 'eval.nope' \(in --set eval.nope=1\); valid keys under eval",
+    ),
     ("eval.batch_size", "expected key=value"),
-])
+  ],
+)
 def test_bad_overrides_name_the_key(trained, override, message):
   with pytest.raises(config_lib.ConfigError, match=message):
     evaluate.evaluate(trained[0], [override])
@@ -55,21 +64,32 @@ def test_bad_overrides_name_the_key(trained, override, message):
 def test_set_parses_values_like_config_flags():
   """--set values parse as --config.<key> flags do (config_lib.parse_value), without a run."""
   import ml_collections
-  config = ml_collections.ConfigDict({"eval": {"num_negatives": 99, "exact": False, "ks": (1, 5)},
-                                      "model": {"eval_domain_seq": "full", "d_embed": 8}})
-  keys = evaluate.apply_overrides(config, ["eval.num_negatives=0x10", "eval.exact=t",
-                                           "eval.ks=(1,10)", "model.eval_domain_seq=compact"])
+
+  config = ml_collections.ConfigDict(
+    {
+      "eval": {"num_negatives": 99, "exact": False, "ks": (1, 5)},
+      "model": {"eval_domain_seq": "full", "d_embed": 8},
+    }
+  )
+  keys = evaluate.apply_overrides(
+    config,
+    ["eval.num_negatives=0x10", "eval.exact=t", "eval.ks=(1,10)", "model.eval_domain_seq=compact"],
+  )
   assert keys == ["eval.num_negatives", "eval.exact", "eval.ks", "model.eval_domain_seq"]
   assert (config.eval.num_negatives, config.eval.exact, config.eval.ks) == (16, True, (1, 10))
   assert config.model.eval_domain_seq == "compact"
-  with pytest.raises(config_lib.ConfigError, match="eval.exact='yes'.*expected a value of type bool"):
+  with pytest.raises(
+    config_lib.ConfigError, match="eval.exact='yes'.*expected a value of type bool"
+  ):
     evaluate.apply_overrides(config, ["eval.exact=yes"])  # was silently False
 
 
 def test_out_may_not_replace_the_runs_own_files(tmp_path):
   """--out=<workdir>/results.jsonl replaced the training rows, after which the run could not be
-  read; a folder or a path through a file failed after the evaluation."""
+  read; a folder or a path through a file failed after the evaluation.
+  """
   from orthoalign import errors
+
   with pytest.raises(errors.ConfigError, match="would replace the run's own results.jsonl"):
     evaluate.check_out(str(tmp_path), str(tmp_path / "results.jsonl"))
   with pytest.raises(errors.ConfigError, match="is a folder"):

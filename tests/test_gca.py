@@ -14,8 +14,8 @@ def _inputs(seed=0):
   r = np.random.default_rng(seed)
   x = jnp.asarray(r.normal(size=(B, LQ, D)), jnp.float32)
   y = jnp.asarray(r.normal(size=(B, LK, D)), jnp.float32)
-  x_time = jnp.asarray(np.tile(np.arange(1, 2 * LQ, 2), (B, 1)))      # 1 3 5 7 9
-  y_time = jnp.asarray(np.tile(np.arange(0, 2 * LK, 2), (B, 1)))      # 0 2 4 6 8 10
+  x_time = jnp.asarray(np.tile(np.arange(1, 2 * LQ, 2), (B, 1)))  # 1 3 5 7 9
+  y_time = jnp.asarray(np.tile(np.arange(0, 2 * LK, 2), (B, 1)))  # 0 2 4 6 8 10
   x_valid = jnp.ones((B, LQ), bool).at[0, 0].set(False)
   y_valid = jnp.ones((B, LK), bool).at[1, :2].set(False)
   return x, y, x_time, y_time, x_valid, y_valid
@@ -30,12 +30,14 @@ def _apply(cell, args, params=None):
 def test_tanh_zero_init_is_identity_and_sigmoid_is_half():
   args = _inputs()
   (out, aux), _ = _apply(gca.GatedCrossAttention(D, heads=2, act="tanh"), args)
-  np.testing.assert_allclose(out, args[0], atol=1e-6)            # the identity, padding included
+  np.testing.assert_allclose(out, args[0], atol=1e-6)  # the identity, padding included
   assert float(aux["alpha"]) == 0.0
   (out, aux), _ = _apply(gca.GatedCrossAttention(D, act="sigmoid"), args)
   valid = args[4][..., None]
-  np.testing.assert_allclose(out, np.where(valid, aux["x"] + 0.5 * aux["x_prime"], args[0]), atol=1e-6)
-  assert not np.all(args[0][~args[4]] == 0)    # the padding queries here are not zero vectors
+  np.testing.assert_allclose(
+    out, np.where(valid, aux["x"] + 0.5 * aux["x_prime"], args[0]), atol=1e-6
+  )
+  assert not np.all(args[0][~args[4]] == 0)  # the padding queries here are not zero vectors
   assert abs(float(aux["alpha"]) - 0.5) < 1e-6
 
 
@@ -61,7 +63,7 @@ def test_queries_without_visible_keys_get_no_update():
   (out, aux), _ = _apply(gca.GatedCrossAttention(D, causal=True), (x, y, xt, yt, xv, yv))
   np.testing.assert_allclose(aux["x_prime"][1, 0], 0.0)
   np.testing.assert_allclose(out[1, 0], x[1, 0], atol=1e-6)
-  assert not bool(aux["x_mask"][1, 0]) and not bool(aux["x_mask"][0, 0])   # padding query too
+  assert not bool(aux["x_mask"][1, 0]) and not bool(aux["x_mask"][0, 0])  # padding query too
   assert bool(aux["x_mask"][1, 2])
 
 
@@ -79,7 +81,9 @@ def test_gate_shapes_and_layernorm(gate, ln):
   filled = gca.set_gate_init(params, -1.5)
   np.testing.assert_allclose(filled["params"][gca.GATE_PARAM], -1.5)
   # Other params untouched.
-  np.testing.assert_array_equal(filled["params"]["query"]["kernel"], params["params"]["query"]["kernel"])
+  np.testing.assert_array_equal(
+    filled["params"]["query"]["kernel"], params["params"]["query"]["kernel"]
+  )
 
 
 def test_bad_heads_named():

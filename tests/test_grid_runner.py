@@ -1,4 +1,4 @@
-"""The grid runner: local pool (fake and real trainer), locks, Ctrl-C, status, SLURM via submitit."""
+"""The grid runner: local pool (fake and real trainer), locks, Ctrl-C, status, SLURM (submitit)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,10 @@ TINY = "tests/grids/tiny_grid.py"
 def grid3(tmp_path):
   """A grid of three runs (hidden_size=16/32/64) and its root; trained with the fake trainer."""
   path = tmp_path / "g.py"
-  path.write_text("from configs import tiny\n\ndef get_config():\n  return tiny.get_config()\n\n"
-                  "def get_grid():\n  return {'model.hidden_size': [16, 32, 64], 'seed': [0, 1]}\n")
+  path.write_text(
+    "from configs import tiny\n\ndef get_config():\n  return tiny.get_config()\n\n"
+    "def get_grid():\n  return {'model.hidden_size': [16, 32, 64], 'seed': [0, 1]}\n"
+  )
   points = expand.expand(str(path))
   root = str(tmp_path / "runs")
   grid_cli.write_grid_json(points, str(path), root, os.getcwd())
@@ -67,23 +69,26 @@ def test_failure_is_isolated_and_rerun_skips_finished(grid3, monkeypatch):
   assert open(os.path.join(root, "hidden_size=16", "lock.txt")).read().startswith("adopted")
   assert not run_lock.locked(os.path.join(root, "hidden_size=16"))
   lines = [l for l in out.getvalue().splitlines() if l.startswith("[grid] ") and " done, " in l]
-  assert all(re.fullmatch(r"\[grid\] \d/3 done, \d running, \d failed, \d pending(, ETA .+)?", l)
-             for l in lines), lines
+  assert all(
+    re.fullmatch(r"\[grid\] \d/3 done, \d running, \d failed, \d pending(, ETA .+)?", l)
+    for l in lines
+  ), lines
   assert lines[-1] == "[grid] 2/3 done, 0 running, 1 failed, 0 pending"
   table = status_lib.summary(local.summary_rows(outcomes))
-  assert re.search(r"hidden_size=16\s+done\s+\S+\s+0\.3750", table)       # mean over 2 replicas
+  assert re.search(r"hidden_size=16\s+done\s+\S+\s+0\.3750", table)  # mean over 2 replicas
   assert re.search(r"hidden_size=32\s+failed\s+\S+\s+" + re.escape(log), table)
   assert [r["status"] for r in status_lib.statuses(root)] == ["done", "failed", "done"]
 
   monkeypatch.delenv("FAKE_FAIL")
   outcomes = local.run(points, root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
   assert [o.status for o in outcomes] == ["skipped", "done", "skipped"]
-  assert [calls(root, p.name) for p in points] == [1, 2, 1]       # finished runs did not train again
+  assert [calls(root, p.name) for p in points] == [1, 2, 1]  # finished runs did not train again
   assert open(log).read().count("=== [grid] attempt") == 2
 
 
 def test_cli_exit_status_and_summary(grid3, monkeypatch, capsys):
   from orthoalign.experiments import commands
+
   points, root, path = grid3
   monkeypatch.setattr(commands, "trainer", lambda: FAKE)
   monkeypatch.setenv("FAKE_FAIL", "hidden_size=64")
@@ -98,17 +103,23 @@ def test_children_get_the_training_command(grid3):
   points, root, path = grid3
   local.run(points[:1], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
   argv = open(os.path.join(root, "hidden_size=16", "calls.txt")).read().split()
-  assert argv == [f"--config={path}", f"--workdir={root}/hidden_size=16",
-                  "--config.model.hidden_size=16", "--config.sweep.seeds=(0,", "1)"]
+  assert argv == [
+    f"--config={path}",
+    f"--workdir={root}/hidden_size=16",
+    "--config.model.hidden_size=16",
+    "--config.sweep.seeds=(0,",
+    "1)",
+  ]
 
 
 def test_a_locked_run_is_not_trained(grid3):
   points, root, path = grid3
-  holder = run_lock.acquire(os.path.join(root, "hidden_size=32"))   # "another runner"
+  holder = run_lock.acquire(os.path.join(root, "hidden_size=32"))  # "another runner"
   try:
     assert status_lib.run_status(os.path.join(root, "hidden_size=32")) == "running"
-    outcomes = local.run(points, root, path, parallel=3, entry=FAKE, out=io.StringIO(), poll_s=0.02,
-                         devices=[])
+    outcomes = local.run(
+      points, root, path, parallel=3, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[]
+    )
   finally:
     holder.release()
   assert [o.status for o in outcomes] == ["done", "running elsewhere", "done"]
@@ -136,7 +147,7 @@ def test_ctrl_c_stops_children_and_says_how_to_resume(grid3, monkeypatch):
   points, root, path = grid3
   monkeypatch.setenv("FAKE_SLEEP", "60")
 
-  def interrupt():                       # Ctrl-C once both children have started
+  def interrupt():  # Ctrl-C once both children have started
     deadline = time.time() + 30
     while time.time() < deadline and calls(root, points[0].name) + calls(root, points[1].name) < 2:
       time.sleep(0.02)
@@ -147,8 +158,9 @@ def test_ctrl_c_stops_children_and_says_how_to_resume(grid3, monkeypatch):
   with pytest.raises(errors.Interrupted) as info:
     local.run(points, root, path, parallel=2, entry=FAKE, out=out, poll_s=0.02, devices=[])
   # One `interrupted:` line on stderr through errors.cli_main (it went to stdout before).
-  assert str(info.value).startswith("stopped 2 run(s) of the grid") and "Re-run the same command" \
-      in str(info.value)
+  assert str(info.value).startswith(
+    "stopped 2 run(s) of the grid"
+  ) and "Re-run the same command" in str(info.value)
   for p in points[:2]:
     with open(os.path.join(root, p.name, job.ATTEMPT)) as f:
       attempt = json.load(f)
@@ -167,21 +179,34 @@ def test_gpu_detection_and_one_device_per_concurrent_run(grid3, tmp_path, monkey
   bin_dir = tmp_path / "bin"
   bin_dir.mkdir()
   monkeypatch.setenv("PATH", str(bin_dir))
-  assert local.gpus({}) == []                                       # no nvidia-smi
+  assert local.gpus({}) == []  # no nvidia-smi
   smi = bin_dir / "nvidia-smi"
   smi.write_text("#!/bin/sh\necho 'GPU 0: H200 (UUID: a)'\necho 'GPU 1: H200 (UUID: b)'\n")
   smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
   assert local.gpus({}) == ["0", "1"]
-  assert local.device_env(0, 1, ["0", "1"]) == {}                  # one run keeps all devices
+  assert local.device_env(0, 1, ["0", "1"]) == {}  # one run keeps all devices
   assert local.device_env(1, 2, ["0", "1"]) == {"CUDA_VISIBLE_DEVICES": "1"}
-  assert local.device_env(2, 3, ["0", "1"]) == {"CUDA_VISIBLE_DEVICES": "0",
-                                                "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+  assert local.device_env(2, 3, ["0", "1"]) == {
+    "CUDA_VISIBLE_DEVICES": "0",
+    "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+  }
   monkeypatch.undo()
   points, root, path = grid3
-  local.run(points[:2], root, path, parallel=2, entry=FAKE, out=io.StringIO(), poll_s=0.02,
-            devices=["5", "7"])
-  headers = [open(os.path.join(root, p.name, "log.txt")).readline() + open(
-      os.path.join(root, p.name, "log.txt")).readlines()[1] for p in points[:2]]
+  local.run(
+    points[:2],
+    root,
+    path,
+    parallel=2,
+    entry=FAKE,
+    out=io.StringIO(),
+    poll_s=0.02,
+    devices=["5", "7"],
+  )
+  headers = [
+    open(os.path.join(root, p.name, "log.txt")).readline()
+    + open(os.path.join(root, p.name, "log.txt")).readlines()[1]
+    for p in points[:2]
+  ]
   assert sorted(re.search(r"CUDA_VISIBLE_DEVICES=(\d)", h).group(1) for h in headers) == ["5", "7"]
 
 
@@ -191,17 +216,21 @@ def test_load_grid_lists_results_and_unfinished_runs(grid3, monkeypatch):
   monkeypatch.setenv("FAKE_FAIL", "hidden_size=64")
   local.run(points[1:], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
   from orthoalign.analysis import results  # pandas: the analysis extra, not the runner's
+
   grid = results.load_grid(root)
   df = grid.df
   assert sorted(set(df["grid.run"])) == ["hidden_size=32"] and len(df) == 2
   assert list(df["axis.hidden_size"]) == ["32", "32"]
-  assert grid.missing == [("hidden_size=16", "not started (no workdir)"),
-                          ("hidden_size=64", "failed (no results.jsonl)")]
+  assert grid.missing == [
+    ("hidden_size=16", "not started (no workdir)"),
+    ("hidden_size=64", "failed (no results.jsonl)"),
+  ]
   assert grid.missing_runs() == ["hidden_size=16", "hidden_size=64"]
   assert [r["name"] for r in status_lib.unfinished(root)] == ["hidden_size=16", "hidden_size=64"]
 
 
 # --- SLURM (submitit) without a cluster ---------------------------------------------------------
+
 
 @needs_submitit
 def test_slurm_array_gets_the_resources(grid3, tmp_path, monkeypatch, capsys):
@@ -213,17 +242,45 @@ def test_slurm_array_gets_the_resources(grid3, tmp_path, monkeypatch, capsys):
     (bin_dir / name).chmod(0o755)
   monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
   os.makedirs(os.path.join(root, "hidden_size=16"))
-  open(os.path.join(root, "hidden_size=16", "results.jsonl"), "w").close()     # finished: not sent
-  assert grid_cli.run([f"--grid={path}", f"--root={root}", "--executor=slurm",
-                       "--slurm-partition=gpu", "--slurm-time-min=90", "--slurm-gpus-per-node=2",
-                       "--slurm-cpus-per-task=8", "--slurm-mem-gb=40", "--slurm-array-parallelism=1",
-                       "--slurm-account=acct", "--slurm-qos=high"]) == 0
+  open(os.path.join(root, "hidden_size=16", "results.jsonl"), "w").close()  # finished: not sent
+  assert (
+    grid_cli.run(
+      [
+        f"--grid={path}",
+        f"--root={root}",
+        "--executor=slurm",
+        "--slurm-partition=gpu",
+        "--slurm-time-min=90",
+        "--slurm-gpus-per-node=2",
+        "--slurm-cpus-per-task=8",
+        "--slurm-mem-gb=40",
+        "--slurm-array-parallelism=1",
+        "--slurm-account=acct",
+        "--slurm-qos=high",
+      ]
+    )
+    == 0
+  )
   out = capsys.readouterr().out
-  assert "submitting 2" in out and "hidden_size=32: job 4242_0" in out and "hidden_size=64: job 4242_1" in out
+  assert (
+    "submitting 2" in out
+    and "hidden_size=32: job 4242_0" in out
+    and "hidden_size=64: job 4242_1" in out
+  )
   (sbatch,) = glob.glob(os.path.join(root, "slurm", "**", "*submission*.sh"), recursive=True)
   text = open(sbatch).read()
-  for line in ("--partition=gpu", "--time=90", "--gpus-per-node=2", "--cpus-per-task=8", "--mem=40GB",
-               "--array=0-1%1", "--account=acct", "--qos=high", "--job-name=runs", "--signal=USR2@"):
+  for line in (
+    "--partition=gpu",
+    "--time=90",
+    "--gpus-per-node=2",
+    "--cpus-per-task=8",
+    "--mem=40GB",
+    "--array=0-1%1",
+    "--account=acct",
+    "--qos=high",
+    "--job-name=runs",
+    "--signal=USR2@",
+  ):
     assert f"#SBATCH {line}" in text, line
 
 
@@ -237,7 +294,7 @@ def test_slurm_without_srun_is_a_clear_error(grid3, tmp_path, monkeypatch):
 
 def test_slurm_without_submitit_is_a_clear_error(grid3, monkeypatch):
   points, root, path = grid3
-  monkeypatch.setitem(sys.modules, "submitit", None)              # import submitit fails
+  monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit fails
   monkeypatch.delitem(sys.modules, "orthoalign.experiments.slurm", raising=False)
   monkeypatch.delattr(sys.modules["orthoalign.experiments"], "slurm", raising=False)
   with pytest.raises(grid_cli.config_lib.ConfigError, match="needs submitit.*pip install submitit"):
@@ -248,14 +305,19 @@ def test_slurm_without_submitit_is_a_clear_error(grid3, monkeypatch):
 def test_slurm_job_requeues_itself_and_runs_like_local(grid3):
   from orthoalign.experiments import commands
   from orthoalign.experiments import slurm
+
   points, root, path = grid3
   workdir = os.path.join(root, points[0].name)
-  train = slurm.TrainJob(points[0].name, workdir, commands.train_argv(points[0], path, root, FAKE),
-                         os.getcwd())
+  train = slurm.TrainJob(
+    points[0].name, workdir, commands.train_argv(points[0], path, root, FAKE), os.getcwd()
+  )
   delayed = train.checkpoint()
   assert isinstance(delayed, submitit.helpers.DelayedSubmission)
   assert (delayed.function.argv, delayed.function.workdir, delayed.function.cwd) == (
-      train.argv, train.workdir, train.cwd)
+    train.argv,
+    train.workdir,
+    train.cwd,
+  )
   ex = slurm.executor(slurm.folder(root), slurm.Resources(), "test", cluster="debug")
   (submitted,) = slurm.submit(ex, [train])
   assert submitted.result() == "done" and job.finished(workdir)
@@ -264,9 +326,10 @@ def test_slurm_job_requeues_itself_and_runs_like_local(grid3):
 
 # --- the real trainer ----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def compile_cache(request, monkeypatch):
-  """Children share a persistent JAX compilation cache under the pytest cache: warm runs are fast."""
+  """Children share a persistent JAX compilation cache under pytest's cache: warm runs are fast."""
   monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(request.config.cache.mkdir("grid-jax-cache")))
   monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
@@ -292,6 +355,7 @@ def test_real_grid_trains_skips_and_resumes(tmp_path, compile_cache, capsys):
   assert grid_cli.run([f"--grid={TINY}", f"--root={root}", "--parallel=2"]) == 0
   assert capsys.readouterr().out.count("[grid] 2/2 done, 0 running, 0 failed, 0 pending") == 1
   from orthoalign.analysis import results  # pandas: the analysis extra, not the runner's
+
   df = results.load_grid(root).df
   assert len(df) == 4 and sorted(df["axis.candidate_seed"]) == ["c0", "c0", "c1", "c1"]
   assert sorted(df["seed"]) == [0, 0, 1, 1] and df["test/sampled/all/ndcg@10"].notna().all()
@@ -308,13 +372,15 @@ def test_real_grid_trains_skips_and_resumes(tmp_path, compile_cache, capsys):
   assert log.count("=== [grid] attempt") == 2 and "Resumed from" in log
   assert job.finished(os.path.join(root, "candidate_seed=c0"))
 
-  if submitit is not None:                # the SLURM callable, run in-process by submitit
+  if submitit is not None:  # the SLURM callable, run in-process by submitit
     from orthoalign.experiments import commands
     from orthoalign.experiments import slurm
+
     workdir = os.path.join(root, "candidate_seed=c1")
     os.remove(os.path.join(workdir, "results.jsonl"))
-    train = slurm.TrainJob(points[1].name, workdir, commands.train_argv(points[1], TINY, root),
-                           os.getcwd())
+    train = slurm.TrainJob(
+      points[1].name, workdir, commands.train_argv(points[1], TINY, root), os.getcwd()
+    )
     ex = slurm.executor(slurm.folder(root), slurm.Resources(), "tiny", cluster="debug")
     assert slurm.submit(ex, [train])[0].result() == "done" and job.finished(workdir)
     assert "Resumed from" in open(os.path.join(workdir, "log.txt")).read()
@@ -330,7 +396,7 @@ def test_status_names_only_log_files_that_exist(grid3, monkeypatch):
   points, root, path = grid3
   monkeypatch.setenv("FAKE_FAIL", "hidden_size=32")
   local.run(points[1:2], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
-  os.makedirs(os.path.join(root, "hidden_size=64"))        # a workdir, but no attempt yet
+  os.makedirs(os.path.join(root, "hidden_size=64"))  # a workdir, but no attempt yet
   rows = status_lib.statuses(root)
   assert [r["status"] for r in rows] == ["pending", "failed", "pending"]
   assert [r["log"] for r in rows] == [None, os.path.join(root, "hidden_size=32", "log.txt"), None]
@@ -342,9 +408,10 @@ def test_status_names_only_log_files_that_exist(grid3, monkeypatch):
 
 def test_status_and_runner_report_the_same_wall_time(grid3):
   points, root, path = grid3
-  outcomes = local.run(points[:2], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02,
-                       devices=[])
-  for p in points[:2]:                     # the trainer's own wall time, unlike the attempt's
+  outcomes = local.run(
+    points[:2], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[]
+  )
+  for p in points[:2]:  # the trainer's own wall time, unlike the attempt's
     results_path = os.path.join(root, p.name, "results.jsonl")
     rows = [dict(json.loads(l), wall_time_s=500.0) for l in open(results_path)]
     open(results_path, "w").write("".join(json.dumps(r) + "\n" for r in rows))
@@ -356,7 +423,7 @@ def test_status_and_runner_report_the_same_wall_time(grid3):
   attempt = json.load(open(os.path.join(root, "hidden_size=16", job.ATTEMPT)))
   expected = status_lib.format_duration(attempt["wall_s"])
   assert _columns(runner)["hidden_size=16"][1] == _columns(status)["hidden_size=16"][1] == expected
-  assert _columns(status)["hidden_size=64"][1] == "-"          # never attempted
+  assert _columns(status)["hidden_size=64"][1] == "-"  # never attempted
   # Re-run: the runner's "done (earlier)" rows give the same number as --status.
   again = local.run(points[:2], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
   runner = _columns(status_lib.summary(local.summary_rows(again)))

@@ -1,11 +1,11 @@
-"""Interventions on the GCA cell (gca.intervention) and the orthogonality penalty (gca.orth_penalty)."""
+"""Interventions on a GCA cell (gca.intervention) and the orthogonality loss (gca.orth_penalty)."""
 
+from conftest import tiny_config
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config
 from orthoalign import config_lib
 from orthoalign.metrics import alignment
 from orthoalign.models import gca as gca_lib
@@ -19,13 +19,13 @@ def _inputs(seed=0):
   rng = np.random.default_rng(seed)
   x = rng.normal(size=(B, LQ, D)).astype(np.float32)
   y = rng.normal(size=(B, LK, D)).astype(np.float32)
-  x_time = np.tile(np.arange(1, 2 * LQ, 2), (B, 1))        # queries at odd times,
-  y_time = np.tile(np.arange(0, 2 * LK, 2), (B, 1))        # keys at even times: causal and not
+  x_time = np.tile(np.arange(1, 2 * LQ, 2), (B, 1))  # queries at odd times,
+  y_time = np.tile(np.arange(0, 2 * LK, 2), (B, 1))  # keys at even times: causal and not
   x_valid = np.ones((B, LQ), bool)
   y_valid = np.ones((B, LK), bool)
-  x_valid[0, :2] = False                                    # padding on both sides
+  x_valid[0, :2] = False  # padding on both sides
   y_valid[2, 3:] = False
-  y_valid[3] = False                                        # a row with no key at all
+  y_valid[3] = False  # a row with no key at all
   return [jnp.asarray(a) for a in (x, y, x_time, y_time, x_valid, y_valid)]
 
 
@@ -37,7 +37,7 @@ def _apply(intervention, args=None, **cell):
 
 
 def _cos(a, b):
-  with np.errstate(invalid="ignore", divide="ignore"):   # X' = 0 where a query saw no key
+  with np.errstate(invalid="ignore", divide="ignore"):  # X' = 0 where a query saw no key
     return np.sum(a * b, -1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
 
 
@@ -46,7 +46,7 @@ def test_orthogonal_adds_only_the_part_orthogonal_to_x():
   x, xp, pre, mask = (np.asarray(cell[k]) for k in ("x", "x_prime", "x_prime_pre", "x_mask"))
   assert mask.sum() > 0
   assert np.abs(_cos(x, xp)[mask]).max() < 1e-5
-  assert np.abs(_cos(x, pre)[mask]).min() > 1e-3          # the cell's own X' was not orthogonal
+  assert np.abs(_cos(x, pre)[mask]).min() > 1e-3  # the cell's own X' was not orthogonal
   # X' = X'_pre - its projection onto X, and the cell adds that X'.
   proj = np.sum(pre * x, -1, keepdims=True) / np.sum(x * x, -1, keepdims=True) * x
   np.testing.assert_allclose(xp, pre - proj, atol=1e-5)
@@ -81,7 +81,7 @@ def test_shuffled_reads_y_of_the_next_row_without_the_causal_mask():
   _, causal_off = _apply("shuffled", [x, y, x_time, late, x_valid, y_valid])
   assert np.asarray(causal_off["x_mask"])[1].all()
   _, own = _apply("none", [x, y, x_time, late, x_valid, y_valid])
-  assert not np.asarray(own["x_mask"]).any()               # causal: nothing before time 100
+  assert not np.asarray(own["x_mask"]).any()  # causal: nothing before time 100
   # Row 1's output depends on row 0's Y and not on its own.
   out, _ = _apply("shuffled", args)
   out_own, _ = _apply("shuffled", [x, y.at[1].add(1.0), x_time, y_time, x_valid, y_valid])
@@ -102,8 +102,11 @@ def test_mean_cos2_and_its_gradient_match_a_finite_difference():
 
   def penalty(p):
     loss, metrics = gca_lib.orth_penalty_loss(
-        jnp.float32(0.5), {"loss": jnp.float32(0.5)}, {"c": module.apply(p, *args, train=False)[1]},
-        {gca_lib.ORTH_PENALTY: jnp.float32(2.0)})
+      jnp.float32(0.5),
+      {"loss": jnp.float32(0.5)},
+      {"c": module.apply(p, *args, train=False)[1]},
+      {gca_lib.ORTH_PENALTY: jnp.float32(2.0)},
+    )
     return loss, metrics
 
   loss, metrics = penalty(params)
@@ -126,21 +129,35 @@ def test_mean_cos2_and_its_gradient_match_a_finite_difference():
 
 
 def test_no_penalty_leaves_loss_and_metrics_alone():
-  loss, metrics = gca_lib.orth_penalty_loss(jnp.float32(1.0), {"loss": 1.0}, {"c": {}}, {"temp": 1.0})
+  loss, metrics = gca_lib.orth_penalty_loss(
+    jnp.float32(1.0), {"loss": 1.0}, {"c": {}}, {"temp": 1.0}
+  )
   assert float(loss) == 1.0 and metrics == {"loss": 1.0}
 
 
-@pytest.mark.parametrize("overrides, match", [
-    ({"gca.positions": (), "gca.intervention": "orthogonal"}, "gca.intervention='orthogonal' acts on"),
+@pytest.mark.parametrize(
+  "overrides, match",
+  [
+    (
+      {"gca.positions": (), "gca.intervention": "orthogonal"},
+      "gca.intervention='orthogonal' acts on",
+    ),
     ({"gca.positions": (), "gca.orth_penalty": 0.5}, "gca.orth_penalty=0.5 acts on GCA cells"),
     ({"gca.positions": (), "sweep.orth_penalties": (0.0, 1.0)}, "sweep.orth_penalties=.* acts on"),
     ({"gca.intervention": "sideways"}, "gca.intervention='sideways'.*orthogonal"),
-    ({"gca.intervention": "shuffled", "train.batch_size": 1}, "train.batch_size=1 has no other row"),
+    (
+      {"gca.intervention": "shuffled", "train.batch_size": 1},
+      "train.batch_size=1 has no other row",
+    ),
     ({"gca.intervention": "shuffled", "eval.batch_size": 1}, "eval.batch_size=1 has no other row"),
-    ({"sweep.orth_penalties": (0.0, "x")}, r"sweep.orth_penalties=\(0.0, 'x'\): element 1 \('x'\) is not"),
+    (
+      {"sweep.orth_penalties": (0.0, "x")},
+      r"sweep.orth_penalties=\(0.0, 'x'\): element 1 \('x'\) is not",
+    ),
     ({"sweep.orth_penalties": (0.0, float("inf"))}, r"element 1 \(inf\) is not a finite number"),
     ({"gca.orth_penalty": float("nan")}, r"gca.orth_penalty=nan must be a finite number"),
-])
+  ],
+)
 def test_config_errors_name_the_key(overrides, match):
   with pytest.raises(config_lib.ConfigError, match=match):
     config_lib.validate(tiny_config(**overrides))
@@ -165,10 +182,17 @@ def test_penalty_replicas_train_in_one_program_and_pre_statistics_are_reported()
 
 
 def test_finalize_without_pre_sums_has_no_pre_keys():
-  sums = {"cos_sum": 1.0, "abs_cos_sum": 2.0, "count": 4, "xy_cos_sum": 0.0, "xy_abs_cos_sum": 0.0,
-          "xy_count": 0}
+  sums = {
+    "cos_sum": 1.0,
+    "abs_cos_sum": 2.0,
+    "count": 4,
+    "xy_cos_sum": 0.0,
+    "xy_abs_cos_sum": 0.0,
+    "xy_count": 0,
+  }
   assert not any(k.startswith(alignment.PRE) for k in alignment.finalize_alignment(sums))
-  with_pre = alignment.finalize_alignment({**sums, "pre_cos_sum": -2.0, "pre_abs_cos_sum": 3.0,
-                                           "pre_count": 4})
+  with_pre = alignment.finalize_alignment(
+    {**sums, "pre_cos_sum": -2.0, "pre_abs_cos_sum": 3.0, "pre_count": 4}
+  )
   assert with_pre["pre_mean_cos"] == -0.5 and with_pre["pre_abs_mean_cos"] == 0.5
   assert with_pre["pre_mean_abs_cos"] == 0.75

@@ -3,13 +3,14 @@
 conftest.py gives this process four fake CPU devices.
 """
 
+from conftest import tiny_config
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from conftest import tiny_config
 from orthoalign import bench_catalogue
 from orthoalign import config_lib
 from orthoalign.data import synthetic
@@ -41,13 +42,19 @@ def test_catalogue_counts_equal_the_explicit_mask_under_every_rule(sharded):
   seen[:, :2] = 0
   seen[:, 2] = seen[:, 3]
   seen[:, 4] = target
-  want = ranking.full_counts(jnp.asarray(scores[np.arange(b), target]), jnp.asarray(scores),
-                             jnp.asarray(_explicit_mask(target, lo, hi, seen, n)))
+  want = ranking.full_counts(
+    jnp.asarray(scores[np.arange(b), target]),
+    jnp.asarray(scores),
+    jnp.asarray(_explicit_mask(target, lo, hi, seen, n)),
+  )
   args = [jnp.asarray(x) for x in (scores, target, lo, hi, seen)]
-  if sharded:   # the item axis split over the 4 devices (101 columns: uneven inside jit)
+  if sharded:  # the item axis split over the 4 devices (101 columns: uneven inside jit)
     mesh = sharding.make_mesh(4, item_shards=4)
-    fn = jax.jit(lambda s, *rest: ranking.catalogue_counts(
-        jax.lax.with_sharding_constraint(s, NamedSharding(mesh, P(None, "model"))), *rest))
+    fn = jax.jit(
+      lambda s, *rest: ranking.catalogue_counts(
+        jax.lax.with_sharding_constraint(s, NamedSharding(mesh, P(None, "model"))), *rest
+      )
+    )
   else:
     fn = jax.jit(ranking.catalogue_counts)
   got = fn(*args)
@@ -73,34 +80,41 @@ def test_mesh_and_config_errors():
 
 
 def _trainable_tables(**overrides):
-  """tiny LLM4CDSR with trainable ID and LLM tables: every item table is a param with Adam moments."""
+  """tiny LLM4CDSR, trainable ID and LLM tables: each item table is a param with Adam moments."""
   return tiny_config(**{"model.local_emb": False, "model.freeze_emb": False, **overrides})
 
 
 def _assert_same_results(sums_one, sums_four, cases_one, cases_four):
   """One and four item shards rank every case alike, up to rare near-ties (< 1 % of cases), and
   give the same metric sums up to float32 summation order (which XLA picks per program and
-  instruction set) and the near-ties that ranked otherwise."""
+  instruction set) and the near-ties that ranked otherwise.
+  """
   flips = 0
   for protocol, c in bench_catalogue.rank_mismatches(cases_one, cases_four).items():
     assert c["cases"] == int(sums_one["full/all/count"][0]) > 0
     assert c["mismatches"] == 0, (protocol, c)
-    assert c["near_ties"] < 0.01 * c["cases"], (protocol, c)   # else the check would be vacuous
+    assert c["near_ties"] < 0.01 * c["cases"], (protocol, c)  # else the check would be vacuous
     flips += c["near_tie_flips"]
   assert bench_catalogue.sums_differ(sums_one, sums_four, flipped_cases=flips) == []
 
 
 def test_sums_differ_allows_float32_summation_order_only():
-  sums = {"full/all/ndcg@10": np.float32([21.029654]), "full/all/count": np.float32([160.0]),
-          "align/gca0_A/cos_sum": np.float32([-3.0]), "align/gca0_A/abs_cos_sum": np.float32([90.0]),
-          "align/gca0_A/count": np.int32([400])}
-  ulp = {**sums, "full/all/ndcg@10": np.float32([21.029655])}          # one ulp: another order
+  sums = {
+    "full/all/ndcg@10": np.float32([21.029654]),
+    "full/all/count": np.float32([160.0]),
+    "align/gca0_A/cos_sum": np.float32([-3.0]),
+    "align/gca0_A/abs_cos_sum": np.float32([90.0]),
+    "align/gca0_A/count": np.int32([400]),
+  }
+  ulp = {**sums, "full/all/ndcg@10": np.float32([21.029655])}  # one ulp: another order
   assert bench_catalogue.sums_differ(sums, ulp) == []
   rank = {**sums, "full/all/ndcg@10": np.float32([21.029654 + 0.01])}  # one case's rank moved
   assert bench_catalogue.sums_differ(sums, rank) == ["full/all/ndcg@10"]
-  assert bench_catalogue.sums_differ(sums, rank, flipped_cases=1) == []   # ... at a near-tie
+  assert bench_catalogue.sums_differ(sums, rank, flipped_cases=1) == []  # ... at a near-tie
   # A signed sum is bounded by its |cos| sum: 2 * 400 * 2^-24 * 90 = 4.3e-3.
-  assert bench_catalogue.sums_differ(sums, {**sums, "align/gca0_A/cos_sum": np.float32([-3.004])}) == []
+  assert (
+    bench_catalogue.sums_differ(sums, {**sums, "align/gca0_A/cos_sum": np.float32([-3.004])}) == []
+  )
   assert bench_catalogue.sums_differ(sums, {**sums, "align/gca0_A/cos_sum": np.float32([-3.01])})
   assert bench_catalogue.sums_differ(sums, {**sums, "full/all/count": np.float32([159.0])})
 
@@ -121,23 +135,24 @@ def test_sharded_evaluation_equals_unsharded_and_splits_the_arrays():
 def test_padding_rows_stay_zero_and_the_model_sees_its_own_shapes():
   config = _trainable_tables(**{"train.num_devices": 4, "train.item_shards": 4})
   run = loop.setup(config)
-  na, nb = run.task.num_items_a, run.task.num_items_b          # 60 + 50: 61, 51, 111 rows
+  na, nb = run.task.num_items_a, run.task.num_items_b  # 60 + 50: 61, 51, 111 rows
   assert item_shards.padded_rows(run.task, 4) == (64, 52, 112)
   state, _ = run.epoch_fn(run.state, run.train_data, run.frozen, run.epoch_arg(1))
   params = jax.device_get(state.params)
   assert params["item_emb_a"].shape == (1, 64, 16)
-  np.testing.assert_array_equal(params["item_emb_a"][:, na + 1:], 0.0)   # padding: zero grads
-  np.testing.assert_array_equal(params["item_emb_llm"][:, na + nb + 1:], 0.0)
-  assert np.abs(params["item_emb_a"][:, 1:na + 1]).sum() > 0
+  np.testing.assert_array_equal(params["item_emb_a"][:, na + 1 :], 0.0)  # padding: zero grads
+  np.testing.assert_array_equal(params["item_emb_llm"][:, na + nb + 1 :], 0.0)
+  assert np.abs(params["item_emb_a"][:, 1 : na + 1]).sum() > 0
   spec = state.params["item_emb_a"].sharding.spec
   assert spec == P(None, "model")
   assert run.padded.params["item_emb_a"].shape == (na + 1, 16)
 
 
-@pytest.mark.slow   # ~1.5 min: two set-ups and compilations per model
+@pytest.mark.slow  # ~1.5 min: two set-ups and compilations per model
 @pytest.mark.parametrize("name", ["tiny_abxi", "tiny_cdsrnp", "tiny_sasrec"])
 def test_sharded_evaluation_equals_unsharded_other_models(name):
   import importlib
+
   config = importlib.import_module(f"configs.{name}").get_config()
   config.gca.positions = (0,)
   _, sums_one, cases_one = bench_catalogue.measure(config, 1, passes=1, with_cases=True)
@@ -145,29 +160,38 @@ def test_sharded_evaluation_equals_unsharded_other_models(name):
   _assert_same_results(sums_one, sums_four, cases_one, cases_four)
 
 
-@pytest.mark.slow   # ~1 min: two short training runs
+@pytest.mark.slow  # ~1 min: two short training runs
 def test_sharded_training_run_matches_unsharded(tmp_path):
   overrides = {"train.max_epochs": 2}
   rows_one = loop.train_and_evaluate(_trainable_tables(**overrides), str(tmp_path / "one"))
   rows_two = loop.train_and_evaluate(
-      _trainable_tables(**overrides, **{"train.num_devices": 4, "train.item_shards": 2}),
-      str(tmp_path / "two"))
+    _trainable_tables(**overrides, **{"train.num_devices": 4, "train.item_shards": 2}),
+    str(tmp_path / "two"),
+  )
   a, b = rows_one[0], rows_two[0]
   assert a["params/total"] == b["params/total"] and a["params/trainable"] == b["params/trainable"]
   assert b["num_devices"] == 4
   for key in ("test/full/all/ndcg@10", "test/sampled/all/ndcg@10", "test/full/all/auc"):
-    assert abs(a[key] - b[key]) < 2e-3, (key, a[key], b[key])   # float sums in another order
+    assert abs(a[key] - b[key]) < 2e-3, (key, a[key], b[key])  # float sums in another order
 
 
 def test_light_generator_sizes_no_repeats_and_determinism():
-  cfg = synthetic.from_config_dict({"num_users": 200, "num_items_a": 30, "num_items_b": 40,
-                                    "max_length": 25, "mean_length": 12.0, "planted": False})
+  cfg = synthetic.from_config_dict(
+    {
+      "num_users": 200,
+      "num_items_a": 30,
+      "num_items_b": 40,
+      "max_length": 25,
+      "mean_length": 12.0,
+      "planted": False,
+    }
+  )
   ds = synthetic.generate(cfg)
   again = synthetic.generate(cfg)
   np.testing.assert_array_equal(ds.items, again.items)
   assert ds.item_text_emb.shape == (71, cfg.text_dim)
   for u in range(ds.num_users):
-    items = ds.items[ds.offsets[u]:ds.offsets[u + 1]]
+    items = ds.items[ds.offsets[u] : ds.offsets[u + 1]]
     assert len(set(items.tolist())) == len(items)
   a = ds.items[ds.domains == 0]
   b = ds.items[ds.domains == 1]

@@ -1,13 +1,13 @@
-"""Training in length buckets (train.length_buckets) with padding masked (model.mask_padding_keys)."""
+"""Length buckets (train.length_buckets), padding masked (model.mask_padding_keys)."""
 
 import functools
 
+from conftest import tiny_config
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config
 from orthoalign import config_lib
 from orthoalign import models
 from orthoalign.data import load as data_load
@@ -36,9 +36,9 @@ def test_cutting_padding_changes_no_output_only_when_padding_is_masked(masked):
   batch = {k: jnp.asarray(v[rows]) for k, v in task.train_data.items()}
   full, cut = _features(task, batch), _features(task, windows.crop_windows(batch, length))
   gap = max(float(np.abs(full[k][:, -length:] - cut[k]).max()) for k in full)
-  if masked:   # the GCA_early cells of tiny_config see the same keys too
+  if masked:  # the GCA_early cells of tiny_config see the same keys too
     assert gap < 1e-5
-  else:        # upstream's attention: padding acts as keys, so its amount changes every output
+  else:  # upstream's attention: padding acts as keys, so its amount changes every output
     assert gap > 1e-3
 
 
@@ -49,7 +49,7 @@ def test_crop_windows_keeps_every_target_and_its_mixed_position():
   full = {k: v[rows] for k, v in task.train_data.items()}
   cut = windows.crop_windows(full, length)
   assert cut["seq"].shape == (len(rows), length) and cut["hist"].shape == full["hist"].shape
-  for key in ("seq", "pos", "seq_a", "pos_a", "seq_b", "pos_b"):   # only padding was cut
+  for key in ("seq", "pos", "seq_a", "pos_a", "seq_b", "pos_b"):  # only padding was cut
     assert (full[key][:, :-length] == 0).all() and (cut[key] == full[key][:, -length:]).all()
   for name in ("a", "b"):
     idx_full, idx_cut = full[f"mix_idx_{name}"][:, -length:], cut[f"mix_idx_{name}"]
@@ -65,16 +65,19 @@ def test_bucketed_batches_hold_every_row_once_in_a_bucket_that_fits_it():
   rng = np.random.default_rng(0)
   n, batch = 103, 8
   row_bucket = jnp.asarray(rng.integers(0, 3, n), jnp.int32)
-  results = [step_lib.bucketed_batches(jax.random.permutation(jax.random.PRNGKey(s), n), row_bucket,
-                                       batch, jnp.int32(epoch))
-             for s, epoch in ((0, 1), (1, 1), (0, 2))]
+  results = [
+    step_lib.bucketed_batches(
+      jax.random.permutation(jax.random.PRNGKey(s), n), row_bucket, batch, jnp.int32(epoch)
+    )
+    for s, epoch in ((0, 1), (1, 1), (0, 2))
+  ]
   for idx, bucket in results:
     idx, bucket = np.asarray(idx), np.asarray(bucket)
     assert idx.shape == (13, batch) and bucket.shape == (13,)
     rows = idx[idx >= 0]
-    assert sorted(rows.tolist()) == list(range(n))           # every row exactly once
+    assert sorted(rows.tolist()) == list(range(n))  # every row exactly once
     own = np.where(idx >= 0, np.asarray(row_bucket)[np.maximum(idx, 0)], -1)
-    assert (own.max(axis=1) <= bucket).all()                   # the batch's cut fits all its rows
+    assert (own.max(axis=1) <= bucket).all()  # the batch's cut fits all its rows
     assert (np.bincount(bucket, minlength=3) >= np.ceil(np.bincount(row_bucket) / batch) - 1).all()
   lengths = jnp.asarray(rng.integers(1, 30, n), jnp.int32)
   weights = np.asarray(step_lib.token_weights(results[0][0], lengths))
@@ -82,24 +85,29 @@ def test_bucketed_batches_hold_every_row_once_in_a_bucket_that_fits_it():
   np.testing.assert_allclose(weights.mean(), 1.0, rtol=1e-6)
   np.testing.assert_allclose(weights, tokens / tokens.mean(), rtol=1e-6)
   (idx0, b0), (idx1, b1), (_, b2) = results
-  np.testing.assert_array_equal(b0, b1)                  # which bucket runs when: same per replica
-  assert not np.array_equal(np.asarray(idx0), np.asarray(idx1))   # the rows in it: not
-  assert not np.array_equal(b0, b2)                      # and a new order every epoch
+  np.testing.assert_array_equal(b0, b1)  # which bucket runs when: same per replica
+  assert not np.array_equal(np.asarray(idx0), np.asarray(idx1))  # the rows in it: not
+  assert not np.array_equal(b0, b2)  # and a new order every epoch
 
 
 def test_config_errors_name_the_key():
-  cases = [({"train.length_buckets": (6, 3), "model.mask_padding_keys": True}, "strictly ascending"),
-           ({"train.length_buckets": (3, 10), "model.mask_padding_keys": True}, "below model.max_len=10"),
-           ({"train.length_buckets": (3,)}, "needs model.mask_padding_keys=True")]
+  cases = [
+    ({"train.length_buckets": (6, 3), "model.mask_padding_keys": True}, "strictly ascending"),
+    ({"train.length_buckets": (3, 10), "model.mask_padding_keys": True}, "below model.max_len=10"),
+    ({"train.length_buckets": (3,)}, "needs model.mask_padding_keys=True"),
+  ]
   for overrides, message in cases:
     with pytest.raises(config_lib.ConfigError, match=message):
       config_lib.validate(tiny_config(**overrides))
   from configs import tiny_abxi
+
   cfg = tiny_abxi.get_config()
   cfg.train.length_buckets = (3,)
   with pytest.raises(config_lib.ConfigError, match="model.name='abxi' has no such key"):
     config_lib.validate(cfg)
-  config_lib.validate(tiny_config(**{"train.length_buckets": (3, 6), "model.mask_padding_keys": True}))
+  config_lib.validate(
+    tiny_config(**{"train.length_buckets": (3, 6), "model.mask_padding_keys": True})
+  )
 
 
 def test_bucketed_programs_run_one_branch_per_batch_and_evaluate_as_unbucketed():
@@ -110,20 +118,29 @@ def test_bucketed_programs_run_one_branch_per_batch_and_evaluate_as_unbucketed()
   lengths = np.asarray(run.train_data[step_lib.LENGTH_KEY])
   np.testing.assert_array_equal(step_lib.length_bucket(lengths, (4, 10)), lengths > 4)
   valid = run.eval_data["valid"]
-  traced = {name: fn.trace(*args) for name, fn, args in (
+  traced = {
+    name: fn.trace(*args)
+    for name, fn, args in (
       ("epoch", run.epoch_fn, (run.state, run.train_data, run.frozen, run.epoch_arg(1))),
-      ("eval", run.eval_fn, (run.state.params, run.frozen, valid)))}
+      ("eval", run.eval_fn, (run.state.params, run.frozen, valid)),
+    )
+  }
   for name, t in traced.items():
     conds = [e for e in _eqns(t.jaxpr.jaxpr) if e.primitive.name == "cond"]
     # One conditional with a branch per bucket, not a select that runs both branches.
     assert [len(e.params["branches"]) for e in conds] == [2], name
   # Evaluation: cases ordered by bucket and cut, against all cases at full length.
   assert np.asarray(valid[step_lib.BUCKET_KEY]).tolist() == sorted(
-      np.asarray(valid[step_lib.BUCKET_KEY]).tolist())
+    np.asarray(valid[step_lib.BUCKET_KEY]).tolist()
+  )
   hist_width = max(a["hist"].shape[1] for a in run.task.eval_data.values())
   plain = loop._eval_batches(run.task.eval_data["valid"], cfg.eval.batch_size, hist_width)
-  plain_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=run.padded.task, mesh=run.mesh),
-                              in_axes=(0, None, None)))
+  plain_fn = jax.jit(
+    jax.vmap(
+      functools.partial(step_lib.evaluate, task=run.padded.task, mesh=run.mesh),
+      in_axes=(0, None, None),
+    )
+  )
   got = jax.device_get(traced["eval"].lower().compile()(run.state.params, run.frozen, valid))
   want = jax.device_get(plain_fn(run.state.params, run.frozen, plain))
   assert got.keys() == want.keys()
@@ -133,9 +150,15 @@ def test_bucketed_programs_run_one_branch_per_batch_and_evaluate_as_unbucketed()
 
 @pytest.mark.slow
 def test_bucketed_run_trains_and_resumes_identically(tmp_path):
-  overrides = {"train.length_buckets": (3, 6), "model.mask_padding_keys": True, "train.max_epochs": 2}
+  overrides = {
+    "train.length_buckets": (3, 6),
+    "model.mask_padding_keys": True,
+    "train.max_epochs": 2,
+  }
   full = loop.train_and_evaluate(tiny_config(**overrides), str(tmp_path / "full"))[0]
-  loop.train_and_evaluate(tiny_config(**{**overrides, "train.max_epochs": 1}), str(tmp_path / "cut"))
+  loop.train_and_evaluate(
+    tiny_config(**{**overrides, "train.max_epochs": 1}), str(tmp_path / "cut")
+  )
   resumed = loop.train_and_evaluate(tiny_config(**overrides), str(tmp_path / "cut"))[0]
   key = "test/sampled/all/ndcg@10"
   assert np.isfinite(full[key]) and full[key] > 0
@@ -148,6 +171,6 @@ def _eqns(jaxpr):
     yield eqn
     for param in eqn.params.values():
       for sub in param if isinstance(param, (tuple, list)) else (param,):
-        sub = getattr(sub, "jaxpr", sub)          # ClosedJaxpr -> Jaxpr
+        sub = getattr(sub, "jaxpr", sub)  # ClosedJaxpr -> Jaxpr
         if hasattr(sub, "eqns"):
           yield from _eqns(sub)

@@ -1,4 +1,4 @@
-"""LLM4CDSR: loss against numpy, quirk flags, causality, sampling, counts, text-less items, configs."""
+"""LLM4CDSR: loss against numpy, quirks, causality, sampling, counts, text-less items, configs."""
 
 import dataclasses
 
@@ -18,11 +18,18 @@ from orthoalign.train import state as state_lib
 
 def small_config(**model):
   cfg = llm4cdsr_config.get_config()
-  cfg.data.synthetic.update(num_users=120, num_items_a=60, num_items_b=50, mean_length=12,
-                            max_length=30, text_dim=48, seed=3)
+  cfg.data.synthetic.update(
+    num_users=120,
+    num_items_a=60,
+    num_items_b=50,
+    mean_length=12,
+    max_length=30,
+    text_dim=48,
+    seed=3,
+  )
   cfg.model.update(hidden_size=16, max_len=12, global_dim=32, **model)
   cfg.eval.num_negatives = 20
-  cfg.gca.positions = ()           # the plain baseline unless a test adds cells
+  cfg.gca.positions = ()  # the plain baseline unless a test adds cells
   return cfg
 
 
@@ -81,8 +88,13 @@ def test_soft_clip_loss_matches_original_formula_and_masks():
   def reference(x, y, tau):
     logits = x @ y.T / tau
     sim = (y @ y.T + x @ x.T) / 2 * tau
-    t = np.exp(sim - sim.max(1, keepdims=True)); t /= t.sum(1, keepdims=True)
-    ls = lambda z: z - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)) - z.max(1, keepdims=True)
+    t = np.exp(sim - sim.max(1, keepdims=True))
+    t /= t.sum(1, keepdims=True)
+    ls = lambda z: (
+      z
+      - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True))
+      - z.max(1, keepdims=True)
+    )
     xl = -(t * ls(logits)).sum(1)
     yl = -(t.T * ls(logits.T)).sum(1)
     return ((xl + yl) / 2).mean()
@@ -107,7 +119,7 @@ def test_negatives_avoid_history_and_respect_domains():
     assert not seen & set(negs["neg_a"][i].tolist())
     assert not seen & {int(v) + na for v in negs["neg_b"][i]}
     assert not seen & set(negs["neg"][i].tolist())
-  assert negs["neg_a"].min() >= 1 and negs["neg_a"].max() <= na - 1      # exclusive upper (quirk)
+  assert negs["neg_a"].min() >= 1 and negs["neg_a"].max() <= na - 1  # exclusive upper (quirk)
   assert negs["neg_b"].min() >= 1 and negs["neg_b"].max() <= nb - 1
   pos = np.asarray(batch["pos"])
   valid = pos > 0
@@ -119,28 +131,43 @@ def test_negatives_avoid_history_and_respect_domains():
 def test_self_attention_causality_flag(causal):
   cfg = small_config(causal_self_attention=causal)
   ds, task = build(cfg)
-  module = llm4cdsr.LLM4CDSR(ds.num_items_a, ds.num_items_b, hidden=16, max_len=12, global_dim=32,
-                             causal=causal)
+  module = llm4cdsr.LLM4CDSR(
+    ds.num_items_a, ds.num_items_b, hidden=16, max_len=12, global_dim=32, causal=causal
+  )
   params = task.init_params(jax.random.key(0))
   var = {"params": params, **task.frozen}
   batch = _batch(task, np.arange(4))
   rows = np.nonzero(np.asarray(batch["seq"][:, 3]) > 0)[0]
   out = module.apply(var, batch, train=False)
   changed = dict(batch)
-  changed["seq"] = batch["seq"].at[:, -1].set(1)       # perturb the latest mixed input
+  changed["seq"] = batch["seq"].at[:, -1].set(1)  # perturb the latest mixed input
   out2 = module.apply(var, changed, train=False)
   early_same = np.allclose(out["f_m"][rows, :-1], out2["f_m"][rows, :-1], atol=1e-5)
-  assert early_same == causal       # the original (non-causal) leaks the future into earlier tokens
+  assert early_same == causal  # the original (non-causal) leaks the future into earlier tokens
 
 
 def test_gca_cross_attention_is_causal_in_merged_time():
   cfg = small_config(causal_self_attention=True)
   cfg.gca.positions = (0, 1)
   ds, task = build(cfg)
-  module = llm4cdsr.LLM4CDSR(ds.num_items_a, ds.num_items_b, hidden=16, max_len=12, global_dim=32,
-                             causal=True, gca_positions=(0, 1),
-                             gca=dict(gate="scalar", act="sigmoid", layernorm="none", heads=1,
-                                      causal=True, dropout=0.0, gate_init=0.0))
+  module = llm4cdsr.LLM4CDSR(
+    ds.num_items_a,
+    ds.num_items_b,
+    hidden=16,
+    max_len=12,
+    global_dim=32,
+    causal=True,
+    gca_positions=(0, 1),
+    gca=dict(
+      gate="scalar",
+      act="sigmoid",
+      layernorm="none",
+      heads=1,
+      causal=True,
+      dropout=0.0,
+      gate_init=0.0,
+    ),
+  )
   params = task.init_params(jax.random.key(0))
   var = {"params": params, **task.frozen}
   batch = _batch(task, np.arange(16))
@@ -164,17 +191,22 @@ def test_parameter_counts():
   ds, task = build(cfg)
   params = task.init_params(jax.random.key(0))
   d, g, L = 16, 32, 12
-  block = (d * 3 * d + 3 * d) + (d * d + d) + 2 * (d * d + d) + 4 * d     # attn, out, ffn, 2 LN
-  stream = (L + 1) * d + 2 * block + 2 * d                              # pos emb, blocks, last LN
+  block = (d * 3 * d + 3 * d) + (d * d + d) + 2 * (d * d + d) + 4 * d  # attn, out, ffn, 2 LN
+  stream = (L + 1) * d + 2 * block + 2 * d  # pos emb, blocks, last LN
   adapter = (g * g // 2 + g // 2) + (g // 2 * d + d)
   user = (48 * 24 + 24) + (24 * d + d)
   assert state_lib.count_params(params) == 3 * stream + adapter + user
   n = ds.num_items_a + ds.num_items_b
-  assert state_lib.count_params(task.frozen) == (n + 1) * g + (ds.num_items_a + 1 + ds.num_items_b + 1) * d
+  assert (
+    state_lib.count_params(task.frozen)
+    == (n + 1) * g + (ds.num_items_a + 1 + ds.num_items_b + 1) * d
+  )
   # One GCA position = two cells of 4 d x d projections (+ biases) and a scalar gate each.
   cfg.gca.positions = (0,)
   _, task2 = build(cfg)
-  extra = state_lib.count_params(task2.init_params(jax.random.key(0))) - state_lib.count_params(params)
+  extra = state_lib.count_params(task2.init_params(jax.random.key(0))) - state_lib.count_params(
+    params
+  )
   assert extra == 2 * (4 * (d * d + d) + 1)
 
 
@@ -193,13 +225,13 @@ def test_id_embedding_mode_without_text():
 
 
 def _without_text(cfg, n_a=2, n_b=2):
-  """The small synthetic dataset with the most frequent n_a A and n_b B items' text zeroed (global ids)."""
+  """The small synthetic dataset with the most frequent n_a A and n_b B items' text zeroed."""
   ds = synthetic.generate(synthetic.from_config_dict(cfg.data.synthetic))
   items = np.concatenate([ds.sequence(u) for u in range(ds.num_users)])
   counts = np.bincount(items, minlength=ds.num_items_a + ds.num_items_b + 1)
   na = ds.num_items_a
-  top_a = np.argsort(-counts[1:na + 1])[:n_a] + 1
-  top_b = np.argsort(-counts[na + 1:])[:n_b] + na + 1
+  top_a = np.argsort(-counts[1 : na + 1])[:n_a] + 1
+  top_b = np.argsort(-counts[na + 1 :])[:n_b] + na + 1
   emb = ds.item_text_emb.copy()
   emb[np.concatenate([top_a, top_b])] = 0.0
   return dataclasses.replace(ds, item_text_emb=emb), top_a, top_b
@@ -214,9 +246,12 @@ def test_missing_text_learned_gives_each_item_its_own_trainable_row():
   assert params["missing_text_m"].shape == (4, 16)
   assert params["missing_text_a"].shape == (2, 16) and params["missing_text_b"].shape == (2, 16)
   assert set(k for k in task.frozen["frozen"] if k.startswith("missing")) == {
-      "missing_index_m", "missing_index_a", "missing_index_b"}
+    "missing_index_m",
+    "missing_index_a",
+    "missing_index_b",
+  }
   mix_t, a_t, b_t, dom_t = jax.device_get(task.tables_fn(params, task.frozen))
-  np.testing.assert_array_equal(dom_t, np.concatenate([a_t, b_t[1:]]))   # by global id
+  np.testing.assert_array_equal(dom_t, np.concatenate([a_t, b_t[1:]]))  # by global id
   assert not np.allclose(mix_t[top_a[0]], mix_t[top_a[1]])
   assert not np.allclose(mix_t[top_b[0]], mix_t[top_b[1]])
   assert not np.allclose(a_t[top_a[0]], a_t[top_a[1]])
@@ -226,9 +261,11 @@ def test_missing_text_learned_gives_each_item_its_own_trainable_row():
   task0 = llm4cdsr.build(ds, cfg0)
   p0 = {k: v for k, v in params.items() if not k.startswith("missing_text")}
   mix0, a0, _, _ = jax.device_get(task0.tables_fn(p0, task0.frozen))
-  has = np.ones(na + 1, bool); has[top_a] = False; has[0] = False
+  has = np.ones(na + 1, bool)
+  has[top_a] = False
+  has[0] = False
   np.testing.assert_array_equal(a_t[has], a0[has])
-  np.testing.assert_array_equal(mix_t[1:na + 1][has[1:]], mix0[1:na + 1][has[1:]])
+  np.testing.assert_array_equal(mix_t[1 : na + 1][has[1:]], mix0[1 : na + 1][has[1:]])
   # Gradients reach every new row (the items are the most frequent ones, so the loss sees them).
   batch = _batch(task, np.arange(len(task.train_data["seq"])))
   grads = jax.grad(lambda p: task.loss_fn(p, task.frozen, batch, jax.random.key(3))[0])(params)
@@ -244,7 +281,7 @@ def test_missing_text_zero_keeps_the_shared_row_and_the_old_program():
   assert not any(k.startswith("missing") for k in params)
   assert not any(k.startswith("missing") for k in task.frozen["frozen"])
   mix_t, a_t, _, _ = jax.device_get(task.tables_fn(params, task.frozen))
-  np.testing.assert_array_equal(mix_t[top_a[0]], mix_t[top_a[1]])    # indistinguishable
+  np.testing.assert_array_equal(mix_t[top_a[0]], mix_t[top_a[1]])  # indistinguishable
   np.testing.assert_array_equal(a_t[top_a[0]], a_t[top_a[1]])
   # A config saved before the keys existed builds the same program (the legacy values).
   legacy = small_config()
@@ -258,7 +295,7 @@ def test_missing_text_zero_keeps_the_shared_row_and_the_old_program():
 
 
 def test_missing_text_without_missing_items_adds_nothing():
-  cfg = small_config()          # default "learned"; the synthetic data has text for every item
+  cfg = small_config()  # default "learned"; the synthetic data has text for every item
   _, task = build(cfg)
   assert not any(k.startswith("missing") for k in task.init_params(jax.random.key(0)))
   assert not any(k.startswith("missing") for k in task.frozen["frozen"])

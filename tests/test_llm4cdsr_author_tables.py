@@ -18,7 +18,7 @@ from orthoalign.data.readers import handled
 from orthoalign.models import llm4cdsr
 from tests.conftest import tiny_config
 
-HIDDEN = 16   # configs/tiny.py's model.hidden_size: the local tables' width must equal it
+HIDDEN = 16  # configs/tiny.py's model.hidden_size: the local tables' width must equal it
 
 
 def _dump(path, value, protocol=pickle.HIGHEST_PROTOCOL):
@@ -35,13 +35,15 @@ def folder(tmp_path_factory):
   handled.write_handled(ds, root / "cloth_sport.pkl", root / "id_map.json")
   rng = np.random.default_rng(0)
   eligible = int((np.diff(ds.offsets) >= 3).sum())
-  tables = {"itm_emb_np_all.pkl": rng.normal(size=(ds.num_items, 24)),          # float64, as sklearn
-            "itm_emb_np_A_pca128.pkl": rng.normal(size=(ds.num_items_a, HIDDEN)),
-            "itm_emb_np_B_pca128.pkl": rng.normal(size=(ds.num_items_b, HIDDEN)),
-            "usr_profile_emb.pkl": rng.normal(size=(eligible, 20))}
+  tables = {
+    "itm_emb_np_all.pkl": rng.normal(size=(ds.num_items, 24)),  # float64, as sklearn
+    "itm_emb_np_A_pca128.pkl": rng.normal(size=(ds.num_items_a, HIDDEN)),
+    "itm_emb_np_B_pca128.pkl": rng.normal(size=(ds.num_items_b, HIDDEN)),
+    "usr_profile_emb.pkl": rng.normal(size=(eligible, 20)),
+  }
   for i, (name, value) in enumerate(tables.items()):
-    _dump(root / name, value, protocol=4 + i % 2)     # both protocols numpy arrays come in
-  _dump(root / "title_A.pkl", ["a title"] * ds.num_items_a)   # other upstream files are ignored
+    _dump(root / name, value, protocol=4 + i % 2)  # both protocols numpy arrays come in
+  _dump(root / "title_A.pkl", ["a title"] * ds.num_items_a)  # other upstream files are ignored
   return root, tables
 
 
@@ -56,8 +58,9 @@ def _copy(root, tmp_path):
 
 
 def _config(root, **overrides):
-  cfg = tiny_config(**{"data.format": "handled", "data.path": str(root),
-                       "data.cache_dir": str(root / "cache")})
+  cfg = tiny_config(
+    **{"data.format": "handled", "data.path": str(root), "data.cache_dir": str(root / "cache")}
+  )
   cfg.update_from_flattened_dict(overrides)
   return cfg
 
@@ -71,9 +74,12 @@ def test_the_authors_tables_are_read_and_used(folder, capsys):
   root, tables = folder
   ds, task = _build(_config(root))
   frozen = task.frozen["frozen"]
-  for key, name in (("global_table", "itm_emb_np_all.pkl"), ("table_a", "itm_emb_np_A_pca128.pkl"),
-                    ("table_b", "itm_emb_np_B_pca128.pkl")):
-    np.testing.assert_array_equal(frozen[key][0], 0)                       # padding row
+  for key, name in (
+    ("global_table", "itm_emb_np_all.pkl"),
+    ("table_a", "itm_emb_np_A_pca128.pkl"),
+    ("table_b", "itm_emb_np_B_pca128.pkl"),
+  ):
+    np.testing.assert_array_equal(frozen[key][0], 0)  # padding row
     np.testing.assert_array_equal(frozen[key][1:], tables[name].astype(np.float32))
   # Profiles: row i of the user file = the i-th user with >= 3 interactions (upstream's index).
   eligible = np.flatnonzero(np.diff(ds.offsets) >= 3)
@@ -90,35 +96,53 @@ def test_the_authors_tables_are_read_and_used(folder, capsys):
 def test_none_keeps_the_substitutes_and_says_so(folder, capsys):
   root, _ = folder
   _, task = _build(_config(root, **{"model.llm_emb_dir": "none"}))
-  assert "global_table" not in task.frozen.get("frozen", {})    # no titles here: ID embeddings
+  assert "global_table" not in task.frozen.get("frozen", {})  # no titles here: ID embeddings
   assert "user_profile" not in task.train_data
   assert "item tables = none: trainable ID embeddings" in capsys.readouterr().out
 
 
 def test_an_explicit_folder_without_the_files_is_refused(folder, tmp_path):
   root, _ = folder
-  with pytest.raises(config_lib.ConfigError, match=r"model.llm_emb_dir=.*no \['itm_emb_np_all.pkl'"):
+  with pytest.raises(
+    config_lib.ConfigError, match=r"model.llm_emb_dir=.*no \['itm_emb_np_all.pkl'"
+  ):
     _build(_config(root, **{"model.llm_emb_dir": str(tmp_path)}))
 
 
 def test_the_local_width_must_equal_hidden_size(folder):
   root, _ = folder
-  with pytest.raises(config_lib.ConfigError, match="model.hidden_size=32: .* equal their width, 16"):
+  with pytest.raises(
+    config_lib.ConfigError, match="model.hidden_size=32: .* equal their width, 16"
+  ):
     _build(_config(root, **{"model.hidden_size": 32}))
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d, t: os.remove(d / "itm_emb_np_B_pca128.pkl"),
-     r"has \['itm_emb_np_all.pkl', 'itm_emb_np_A_pca128.pkl'\] but not \['itm_emb_np_B_pca128.pkl'\]"),
-    (lambda d, t: _dump(d / "itm_emb_np_A_pca128.pkl", t["itm_emb_np_A_pca128.pkl"][:-1]),
-     r"itm_emb_np_A_pca128.pkl: has 59 rows; expected 60"),
-    (lambda d, t: _dump(d / "usr_profile_emb.pkl", t["usr_profile_emb.pkl"][:5]),
-     r"usr_profile_emb.pkl: has 5 rows; expected at least \d+ \(one per user with >= 3"),
-    (lambda d, t: _dump(d / "itm_emb_np_all.pkl", {"not": "an array"}),
-     r"itm_emb_np_all.pkl: holds a dict; expected a 2-D float array"),
-    (lambda d, t: (d / "itm_emb_np_all.pkl").write_bytes(b"\x80\x04garbage"),
-     r"itm_emb_np_all.pkl: not a valid pickle .*; expected a 2-D float numpy array"),
-])
+@pytest.mark.parametrize(
+  "change, message",
+  [
+    (
+      lambda d, t: os.remove(d / "itm_emb_np_B_pca128.pkl"),
+      r"has \['itm_emb_np_all.pkl', 'itm_emb_np_A_pca128.pkl'\] "
+      r"but not \['itm_emb_np_B_pca128.pkl'\]",
+    ),
+    (
+      lambda d, t: _dump(d / "itm_emb_np_A_pca128.pkl", t["itm_emb_np_A_pca128.pkl"][:-1]),
+      r"itm_emb_np_A_pca128.pkl: has 59 rows; expected 60",
+    ),
+    (
+      lambda d, t: _dump(d / "usr_profile_emb.pkl", t["usr_profile_emb.pkl"][:5]),
+      r"usr_profile_emb.pkl: has 5 rows; expected at least \d+ \(one per user with >= 3",
+    ),
+    (
+      lambda d, t: _dump(d / "itm_emb_np_all.pkl", {"not": "an array"}),
+      r"itm_emb_np_all.pkl: holds a dict; expected a 2-D float array",
+    ),
+    (
+      lambda d, t: (d / "itm_emb_np_all.pkl").write_bytes(b"\x80\x04garbage"),
+      r"itm_emb_np_all.pkl: not a valid pickle .*; expected a 2-D float numpy array",
+    ),
+  ],
+)
 def test_malformed_files_are_one_error_naming_the_file(folder, tmp_path, change, message):
   root, tables = folder
   copy = _copy(root, tmp_path)
@@ -145,8 +169,11 @@ def test_several_interaction_pickles_need_inter_file(folder, tmp_path):
   root, _ = folder
   copy = _copy(root, tmp_path)
   (copy / "amazon_all.pkl").write_bytes((root / "cloth_sport.pkl").read_bytes())
-  with pytest.raises(DataError, match=r"several interaction pickles \['amazon_all.pkl', "
-                     r"'cloth_sport.pkl'\]; name one with --config.data.reader_options.inter_file"):
+  with pytest.raises(
+    DataError,
+    match=r"several interaction pickles \['amazon_all.pkl', "
+    r"'cloth_sport.pkl'\]; name one with --config.data.reader_options.inter_file",
+  ):
     _build(_config(copy))
   ds, _ = _build(_config(copy, **{"data.reader_options": {"inter_file": "cloth_sport"}}))
   assert ds.num_users == 160

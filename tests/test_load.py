@@ -1,12 +1,12 @@
-"""config.data -> CDSRDataset: every format through the cache, titles, candidates with the dataset."""
+"""config.data -> CDSRDataset: each format through the cache, titles, candidates."""
 
 import os
 
+from conftest import require_data
 import numpy as np
 import pytest
 
 from configs import base
-from conftest import require_data
 from orthoalign import config_lib
 from orthoalign.data import load as data_load
 from orthoalign.data import store
@@ -26,10 +26,15 @@ def test_abxi_through_cache_reloads_from_the_store(tmp_path, capsys):
   path = require_data("abxi-afk")
   cfg = data_config("abxi", path, cache_dir=str(tmp_path))
   ds = data_load.load(cfg)
-  assert (ds.num_users, ds.num_items_a, ds.num_items_b, len(ds.items)) == (7144, 11837, 16258, 173548)
+  assert (ds.num_users, ds.num_items_a, ds.num_items_b, len(ds.items)) == (
+    7144,
+    11837,
+    16258,
+    173548,
+  )
   capsys.readouterr()
   again = data_load.load(cfg)
-  assert "loaded cached dataset" in capsys.readouterr().err   # the store, not the text files
+  assert "loaded cached dataset" in capsys.readouterr().err  # the store, not the text files
   np.testing.assert_array_equal(again.items, ds.items)
   folders = os.listdir(tmp_path)
   assert len(folders) == 1 and folders[0].startswith("abxi-abxi-afk-")
@@ -50,8 +55,9 @@ def test_cache_rebuilds_when_settings_change(tmp_path, capsys):
 
 def test_llmcdsr_titles_and_tfidf_text_embeddings(tmp_path):
   path = require_data("llmcdsr-food-kitchen")
-  ds = data_load.load(data_config("llmcdsr", path, cache_dir=str(tmp_path), text_emb="tfidf",
-                                  text_dim=64))
+  ds = data_load.load(
+    data_config("llmcdsr", path, cache_dir=str(tmp_path), text_emb="tfidf", text_dim=64)
+  )
   assert ds.user_split is not None and ds.item_titles is not None
   assert ds.item_text_emb.shape == (ds.num_items + 1, 64)
   has_title = ds.item_titles != ""
@@ -65,18 +71,26 @@ def test_llmcdsr_titles_and_tfidf_text_embeddings(tmp_path):
 def test_abxi_titles_from_llmcdsr_files(tmp_path):
   path = require_data("abxi-afk")
   text = require_data("llmcdsr-food-kitchen")
-  ds = data_load.load(data_config("abxi", path, cache_dir=str(tmp_path),
-                                  titles=(str(text / "text_A.json"), str(text / "text_B.json"))))
+  ds = data_load.load(
+    data_config(
+      "abxi",
+      path,
+      cache_dir=str(tmp_path),
+      titles=(str(text / "text_A.json"), str(text / "text_B.json")),
+    )
+  )
   titled = ds.item_titles != ""
   # The abxi-afk README: 7,601 of 11,837 Food and 15,756 of 16,258 Kitchen ASINs have titles there.
-  assert titled[1:ds.num_items_a + 1].sum() == 7601
-  assert titled[ds.num_items_a + 1:].sum() == 15756
+  assert titled[1 : ds.num_items_a + 1].sum() == 7601
+  assert titled[ds.num_items_a + 1 :].sum() == 15756
 
 
 def test_prepared_format(tmp_path):
   ds = synthetic.generate(synthetic.SyntheticConfig(num_users=300, num_items_a=80, num_items_b=70))
   store.save_dataset(ds, tmp_path / "prepared")
-  loaded = data_load.load(data_config("prepared", tmp_path / "prepared", cache_dir=str(tmp_path / "c")))
+  loaded = data_load.load(
+    data_config("prepared", tmp_path / "prepared", cache_dir=str(tmp_path / "c"))
+  )
   np.testing.assert_array_equal(loaded.items, ds.items)
 
 
@@ -94,6 +108,7 @@ def test_bad_format_and_path_are_named():
 
 def test_handled_format_round_trip(tmp_path):
   from orthoalign.data.readers import handled
+
   ds = synthetic.generate(synthetic.SyntheticConfig(num_users=200, num_items_a=70, num_items_b=60))
   folder = tmp_path / "handled"
   folder.mkdir()
@@ -107,17 +122,19 @@ def test_main_job_config_on_real_data_builds():
   """The README's real-data command resolves to a valid config and a buildable LLM4CDSR task."""
   from configs import llm4cdsr as llm4cdsr_config
   from orthoalign.models import llm4cdsr
+
   path = require_data("abxi-afk")
   cfg = llm4cdsr_config.get_config()
   cfg.data.format, cfg.data.path = "abxi", str(path)
   config_lib.validate(cfg)
   task = llm4cdsr.build(data_load.load(cfg.data), cfg)
-  assert task.frozen == {}                      # no titles: trainable ID embeddings
+  assert task.frozen == {}  # no titles: trainable ID embeddings
   assert task.eval_data["test"]["cand"].shape == (7144, 101)
 
 
-IMVAE_TRAIN = ('user_id,seq_d1,seq_d2,domain_id\n'
-               '1,"[4, 2]","[9]",0\n2,[],"[9, 3]",1\n3,"[2]","[3, 9]",1\n')
+IMVAE_TRAIN = (
+  'user_id,seq_d1,seq_d2,domain_id\n1,"[4, 2]","[9]",0\n2,[],"[9, 3]",1\n3,"[2]","[3, 9]",1\n'
+)
 IMVAE_TEST = 'user_id,seq_d1,seq_d2,domain_id\n1,"[4]","[3]",0\n7,"[2]","[9]",1\n'
 
 
@@ -146,23 +163,32 @@ def test_imvae_format_through_cache(tmp_path, capsys):
   [folder_name] = os.listdir(tmp_path / "c")
   manifest = store.load_dataset(tmp_path / "c" / folder_name)[1]
   # The two CSVs only (not the README).
-  assert [os.path.basename(s["path"]) for s in manifest["sources"]] == ["toy_train.csv",
-                                                                        "toy_test_csu.csv"]
+  assert [os.path.basename(s["path"]) for s in manifest["sources"]] == [
+    "toy_train.csv",
+    "toy_test_csu.csv",
+  ]
   assert manifest["params"]["reader_options"] == {"valid_fraction": 0.1, "valid_seed": 0}
   capsys.readouterr()
   again = data_load.load(cfg)
   assert "loaded cached" in capsys.readouterr().err and again.merged_timeline is False
   # Reader options change the cache key; a 0.5 carve moves one of the two eligible ids.
-  carved = data_load.load_path("imvae", str(folder), cache_dir=str(tmp_path / "c"),
-                               reader_options={"valid_fraction": 0.5, "valid_seed": 1})
+  carved = data_load.load_path(
+    "imvae",
+    str(folder),
+    cache_dir=str(tmp_path / "c"),
+    reader_options={"valid_fraction": 0.5, "valid_seed": 1},
+  )
   assert "rebuilding" in capsys.readouterr().err
   assert np.sum(carved.user_split == 1) == 1
 
 
 def test_reader_options_are_checked(tmp_path):
   folder = imvae_folder(tmp_path)
-  with pytest.raises(DataError, match=r"data.reader_options: unknown option\(s\) \['seed'\] for "
-                     r"format 'imvae'; valid: \['valid_fraction', 'valid_seed'\]"):
+  with pytest.raises(
+    DataError,
+    match=r"data.reader_options: unknown option\(s\) \['seed'\] for "
+    r"format 'imvae'; valid: \['valid_fraction', 'valid_seed'\]",
+  ):
     data_load.load_path("imvae", str(folder), reader_options={"seed": 1})
   with pytest.raises(DataError, match=r"unknown option\(s\) \['valid_seed'\] for format 'abxi'"):
     data_load.load_path("abxi", str(folder), reader_options={"valid_seed": 1})

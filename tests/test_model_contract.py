@@ -21,7 +21,6 @@ from orthoalign import models
 from orthoalign.data import load as data_load
 from orthoalign.models import param_count
 from orthoalign.train import loop
-from orthoalign.train import step as step_lib
 
 
 def _with_gca(config):
@@ -32,35 +31,55 @@ def _with_gca(config):
 
 # Per model: a tiny config with two GCA positions (so the cells take part in every check).
 CONFIGS = {
-    "llm4cdsr": lambda: _with_gca(tiny.get_config()),
-    "abxi": lambda: _with_gca(tiny_abxi.get_config()),
-    "cdsrnp": lambda: _with_gca(tiny_cdsrnp.get_config()),
-    "sasrec": lambda: _with_gca(tiny_sasrec.get_config()),
+  "llm4cdsr": lambda: _with_gca(tiny.get_config()),
+  "abxi": lambda: _with_gca(tiny_abxi.get_config()),
+  "cdsrnp": lambda: _with_gca(tiny_cdsrnp.get_config()),
+  "sasrec": lambda: _with_gca(tiny_sasrec.get_config()),
 }
 
 
 # Trainable tensors whose gradient is zero at initialisation by design (see the gradient test).
-ZERO_AT_INIT = {"abxi": tuple(f"['{m}']['mat_A']" for m in ("dlora_a", "dlora_b", "dlora_x",
-                                                              "ilora_a", "ilora_b"))}
+ZERO_AT_INIT = {
+  "abxi": tuple(
+    f"['{m}']['mat_A']" for m in ("dlora_a", "dlora_b", "dlora_x", "ilora_a", "ilora_b")
+  )
+}
 
 
 # Per model, for the no-future-leakage check: the config changes that make it causal, and its token
 # streams as {module output key: [(input id key, time key or None = index among valid tokens,
-# id kind: "global" or the domain "a"/"b" of local ids)]}; the output's tokens follow the first input.
+# id kind: "global" or the domain "a"/"b" of local ids)]}; the output's tokens follow the first
+# input.
 # EXEMPTION: LLM4CDSR's faithful default (model.causal_self_attention=False) lets a position attend
 # to later items, as the original code does (models/llm4cdsr.py); it is checked with the flag on,
 # and `test_llm4cdsr_default_does_see_the_future` shows the check can fail.
 CAUSAL = {
-    "llm4cdsr": (lambda c: c.model.update(causal_self_attention=True, dropout=0.0),
-                 {"f_m": [("seq", None, "global")], "f_a": [("seq_a", "time_a", "a")],
-                  "f_b": [("seq_b", "time_b", "b")]}),
-    "abxi": (lambda c: c.model.update(dropout=0.0),
-             {"h": [("seq_x", "time_x", "global"), ("seq_a", "time_a", "global"),
-                    ("seq_b", "time_b", "global")]}),
-    "cdsrnp": (lambda c: c.model.update(dropout=0.0),
-               {"h_a": [("seq_a", "time_a", "a")], "h_b": [("seq_b", "time_b", "b")]}),
-    "sasrec": (lambda c: c.model.update(dropout=0.0),
-               {"f_a": [("seq_a", "time_a", "a")], "f_b": [("seq_b", "time_b", "b")]}),
+  "llm4cdsr": (
+    lambda c: c.model.update(causal_self_attention=True, dropout=0.0),
+    {
+      "f_m": [("seq", None, "global")],
+      "f_a": [("seq_a", "time_a", "a")],
+      "f_b": [("seq_b", "time_b", "b")],
+    },
+  ),
+  "abxi": (
+    lambda c: c.model.update(dropout=0.0),
+    {
+      "h": [
+        ("seq_x", "time_x", "global"),
+        ("seq_a", "time_a", "global"),
+        ("seq_b", "time_b", "global"),
+      ]
+    },
+  ),
+  "cdsrnp": (
+    lambda c: c.model.update(dropout=0.0),
+    {"h_a": [("seq_a", "time_a", "a")], "h_b": [("seq_b", "time_b", "b")]},
+  ),
+  "sasrec": (
+    lambda c: c.model.update(dropout=0.0),
+    {"f_a": [("seq_a", "time_a", "a")], "f_b": [("seq_b", "time_b", "b")]},
+  ),
 }
 
 
@@ -68,7 +87,7 @@ def test_every_registered_model_has_a_contract_config():
   assert set(CONFIGS) == set(models.names()) == set(CAUSAL)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _task(name):
   config = CONFIGS[name]()
   ds = data_load.load(config.data)
@@ -88,8 +107,10 @@ def test_init_is_finite_and_counted(name):
   leaves = jax.tree.leaves(params)
   assert leaves and all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
   trainable = sum(x.size for x in leaves)
-  assert param_count.count(config) == (trainable + sum(np.size(x) for x in jax.tree.leaves(task.frozen)),
-                                       trainable)
+  assert param_count.count(config) == (
+    trainable + sum(np.size(x) for x in jax.tree.leaves(task.frozen)),
+    trainable,
+  )
 
 
 @pytest.mark.smoke
@@ -98,7 +119,8 @@ def test_finite_loss_and_a_gradient_for_every_trainable_leaf(name):
   _, task = _task(name)
   params = task.init_params(jax.random.key(0))
   (loss, metrics), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(
-      params, task.frozen, _batch(task, 16), jax.random.key(1))
+    params, task.frozen, _batch(task, 16), jax.random.key(1)
+  )
   assert np.isfinite(float(loss)) and float(metrics["loss"]) == pytest.approx(float(loss))
   flat = jax.tree_util.tree_flatten_with_path(grads)[0]
   assert all(bool(jnp.all(jnp.isfinite(g))) for _, g in flat)
@@ -117,7 +139,9 @@ def test_hparams_enter_the_loss(name):
   params = task.init_params(jax.random.key(0))
   batch, rng = _batch(task, 16), jax.random.key(1)
   base = float(task.loss_fn(params, task.frozen, batch, rng)[0])
-  assert float(task.loss_fn(params, task.frozen, batch, rng, dict(task.hparams))[0]) == pytest.approx(base)
+  assert float(
+    task.loss_fn(params, task.frozen, batch, rng, dict(task.hparams))[0]
+  ) == pytest.approx(base)
   for key, value in task.hparams.items():
     changed = float(task.loss_fn(params, task.frozen, batch, rng, {key: value * 2 + 0.5})[0])
     assert changed != pytest.approx(base, rel=1e-6), key
@@ -137,7 +161,12 @@ def test_evaluation_outputs(name):
   assert tuple(sorted(out.cells)) == tuple(sorted(task.cell_names))
   for cell in out.cells.values():
     x, x_prime, y = cell["x"], cell["x_prime"], cell["y"]
-    assert x.shape == x_prime.shape and x.shape[0] == b and y.shape[0] == b and y.shape[-1] == x.shape[-1]
+    assert (
+      x.shape == x_prime.shape
+      and x.shape[0] == b
+      and y.shape[0] == b
+      and y.shape[-1] == x.shape[-1]
+    )
     assert cell["x_mask"].shape == x.shape[:2] and cell["y_mask"].shape == y.shape[:2]
   for key in ("domain", "target", "hist"):
     assert key in split
@@ -145,7 +174,7 @@ def test_evaluation_outputs(name):
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_one_trace_per_epoch_program(name, monkeypatch):
-  """The epoch program traces the model's loss once and is not retraced from one epoch to the next."""
+  """The epoch program traces the model's loss once, not again from one epoch to the next."""
   traces = []
   builder = models.get_builder(name)
 
@@ -188,7 +217,10 @@ def _other_item(ids, kind, na, nb):
 
 
 def _future_changed(name, config_change):
-  """(max |change| of outputs before the cut, max |change| after it) when items at time >= cut change."""
+  """(max |change| of outputs before the cut, max |change| after it).
+
+  Items at time >= cut are changed.
+  """
   config = CONFIGS[name]()
   config_change(config)
   task = models.get_builder(name)(data_load.load(config.data), config)
@@ -198,16 +230,25 @@ def _future_changed(name, config_change):
   batch["row_valid"] = np.ones(16, bool)
   first = {key: specs[0] for key, specs in streams.items()}
   # Cut each row at half its (first stream's) valid length.
-  cut = np.asarray([max(1, int((np.asarray(batch[ids][r]) > 0).sum()) // 2)
-                    for r, (ids, _, _) in enumerate([next(iter(first.values()))] * 16)])
+  cut = np.asarray(
+    [
+      max(1, int((np.asarray(batch[ids][r]) > 0).sum()) // 2)
+      for r, (ids, _, _) in enumerate([next(iter(first.values()))] * 16)
+    ]
+  )
   changed = dict(batch)
   for specs in streams.values():
     for ids, time_key, kind in specs:
       future = _times(batch[ids], batch.get(time_key) if time_key else None) >= cut[:, None]
-      changed[ids] = np.where(future, _other_item(batch[ids], kind, task.num_items_a,
-                                                  task.num_items_b), batch[ids])
-  apply = lambda b: task.module.apply({"params": params, **task.frozen}, jax.tree.map(jnp.asarray, b),
-                                      train=True, rngs={"dropout": jax.random.key(2)})
+      changed[ids] = np.where(
+        future, _other_item(batch[ids], kind, task.num_items_a, task.num_items_b), batch[ids]
+      )
+  apply = lambda b: task.module.apply(
+    {"params": params, **task.frozen},
+    jax.tree.map(jnp.asarray, b),
+    train=True,
+    rngs={"dropout": jax.random.key(2)},
+  )
   before, after = apply(batch), apply(changed)
   past_diff = future_diff = 0.0
   for key, (ids, time_key, _) in first.items():
@@ -222,14 +263,16 @@ def _future_changed(name, config_change):
 @pytest.mark.parametrize("name", sorted(CAUSAL))
 def test_no_future_leakage(name):
   """Changing the items at merged time >= t leaves every token state before t unchanged (and does
-  change the later ones, so the probe reaches the model)."""
+  change the later ones, so the probe reaches the model).
+  """
   past, future = _future_changed(name, CAUSAL[name][0])
   assert past < 1e-6 and future > 1e-3, (past, future)
 
 
 def test_llm4cdsr_default_does_see_the_future():
   """The exemption above is real: with the original's bidirectional self-attention, earlier
-  positions change when later items do."""
+  positions change when later items do.
+  """
   past, _ = _future_changed("llm4cdsr", lambda c: c.model.update(dropout=0.0))
   assert past > 1e-4
 
@@ -243,6 +286,7 @@ def test_replica_equals_standalone_run(name):
   epoch losses (rtol 1e-4), the parameter tree as a whole (relative L2 distance < 1e-3; replica 0,
   another seed, is at ~1) and the validation metric sums (rtol = atol = 1e-3).
   """
+
   def trained(seeds):
     config = CONFIGS[name]()
     config.sweep.seeds = seeds
@@ -264,8 +308,13 @@ def test_replica_equals_standalone_run(name):
   assert distance(replica(alone, 0), replica(pair, 1)) < 1e-3
   assert distance(replica(alone, 0), replica(pair, 0)) > 0.1
   for key in alone_sums:
-    np.testing.assert_allclose(np.asarray(alone_sums[key])[0], np.asarray(pair_sums[key])[1],
-                               rtol=1e-3, atol=1e-3, err_msg=key)
+    np.testing.assert_allclose(
+      np.asarray(alone_sums[key])[0],
+      np.asarray(pair_sums[key])[1],
+      rtol=1e-3,
+      atol=1e-3,
+      err_msg=key,
+    )
 
 
 @pytest.mark.parametrize("name", ["abxi", "llm4cdsr"])

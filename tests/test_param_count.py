@@ -1,4 +1,4 @@
-"""Parameter counts without training, the GCA unit's size, parameter matching and the scaling grid."""
+"""Parameter counts without training, GCA unit size, parameter matching and the scaling grid."""
 
 import pytest
 
@@ -16,16 +16,18 @@ def _config(**updates):
 @pytest.mark.parametrize("ffn,layernorm", [(0, "none"), (2, "post")])
 def test_gca_unit_params_matches_the_model(ffn, layernorm):
   plain = param_count.count(_config())
-  with_gca = param_count.count(_config(**{"gca.positions": (0,), "gca.ffn": ffn,
-                                          "gca.layernorm": layernorm}))
+  with_gca = param_count.count(
+    _config(**{"gca.positions": (0,), "gca.ffn": ffn, "gca.layernorm": layernorm})
+  )
   d = tiny.get_config().model.hidden_size
   assert with_gca[0] - plain[0] == gca.unit_params(d, ffn, layernorm=layernorm)
-  assert with_gca[1] - plain[1] == with_gca[0] - plain[0]     # the cells are trainable
-  assert plain[0] > plain[1] > 0                               # frozen text tables count in total
+  assert with_gca[1] - plain[1] == with_gca[0] - plain[0]  # the cells are trainable
+  assert plain[0] > plain[1] > 0  # frozen text tables count in total
 
 
 def test_count_equals_initialised_parameters(tmp_path):
   from orthoalign.train import loop
+
   config = _config(**{"train.max_epochs": 1, "train.num_devices": 1})
   row = loop.train_and_evaluate(config, str(tmp_path))[0]
   assert param_count.count(config) == (row["params/total"], row["params/trainable"])
@@ -38,7 +40,9 @@ def test_match_within_one_percent_and_records_counts():
   assert (m.total, m.trainable) == param_count.count(_config(**{"model.ffn_size": m.value}))
   # The nearest achievable: neighbouring widths are no closer.
   for v in (m.value - 1, m.value + 1):
-    assert abs(param_count.count(_config(**{"model.ffn_size": v}))[0] - target) >= abs(m.total - target)
+    assert abs(param_count.count(_config(**{"model.ffn_size": v}))[0] - target) >= abs(
+      m.total - target
+    )
   assert m.to_dict()["target"] == target
 
 
@@ -48,8 +52,9 @@ def test_match_needs_an_int_key():
 
 
 def test_scaling_grid_matches_every_gca_point():
-  grid = scaling.scaling_grid(_config(), variants={"early": (0,), "stack": (0, 1)}, gca_sizes=2,
-                              larger=2, seeds=(0, 1))
+  grid = scaling.scaling_grid(
+    _config(), variants={"early": (0,), "stack": (0, 1)}, gca_sizes=2, larger=2, seeds=(0, 1)
+  )
   meta = grid.meta["scaling"]
   assert meta["grown_key"] == "model.ffn_size"
   d = tiny.get_config().model.hidden_size

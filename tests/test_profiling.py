@@ -17,7 +17,7 @@ def test_step_profile_parts_and_op_breakdown():
   assert all(p["seconds"] > 0 for p in parts)
   state0 = jax.tree.map(lambda x: x[0], run.state)
   ops = profiling.op_breakdown(whole["compiled"], (state0, run.train_data, run.frozen), repeats=1)
-  if ops:                                     # the CPU runtime records one event per HLO op
+  if ops:  # the CPU runtime records one event per HLO op
     for shares in (ops["kind"], ops["scope"]):
       assert abs(sum(shares.values()) - 1) < 1e-6
     assert "matmul" in ops["kind"]
@@ -26,13 +26,18 @@ def test_step_profile_parts_and_op_breakdown():
 
 
 def test_scopes_strip_jax_wrappers():
-  hlo = ('  %fusion.3 = f32[2]{0} fusion(%a), kind=kLoop, metadata={op_name='
-         '"jit(one)/vmap(transpose(jvp(LLM4CDSR)))/block_m1/ffn/Dropout_1/div" source_file="x"}\n'
-         '  ROOT %dot.1 = f32[2]{0} dot(%b), metadata={op_name="jit(one)/vmap(LLM4CDSR)/pos_m/mul"}')
-  assert profiling._scopes(hlo) == {"fusion.3": "block/ffn (backward)",
-                                    "dot.1": "pos_m (forward)"}
+  hlo = (
+    "  %fusion.3 = f32[2]{0} fusion(%a), kind=kLoop, metadata={op_name="
+    '"jit(one)/vmap(transpose(jvp(LLM4CDSR)))/block_m1/ffn/Dropout_1/div" source_file="x"}\n'
+    '  ROOT %dot.1 = f32[2]{0} dot(%b), metadata={op_name="jit(one)/vmap(LLM4CDSR)/pos_m/mul"}'
+  )
+  assert profiling._scopes(hlo) == {"fusion.3": "block/ffn (backward)", "dot.1": "pos_m (forward)"}
   assert [profiling._module_kind(p) for p in ("gca0_A", "adapter_1", "Dense_0", "attn")] == [
-      "gca", "adapter", "Dense", "attn"]
+    "gca",
+    "adapter",
+    "Dense",
+    "attn",
+  ]
 
 
 def test_op_categories():

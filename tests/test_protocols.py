@@ -1,30 +1,45 @@
-"""Declared evaluation protocols (eval.extra_negatives) and the metric-key format (metrics/keys.py)."""
+"""Declared evaluation protocols (eval.extra_negatives) and metric keys (metrics/keys.py)."""
 
-import json
-
-import numpy as np
 import pytest
 
 from orthoalign import config_lib
 from orthoalign import evaluate
 from orthoalign.metrics import keys
-from orthoalign.train import loop
 from tests.conftest import tiny_config
 from tests.conftest import tiny_run
 
 
 def test_keys_round_trip_and_order():
-  for split, group, protocol in (("test", "", "sampled"), ("valid", "switch", "sampled259"),
-                                 ("test", "non-overlapped", "full"), ("", "stay", "sampled")):
+  for split, group, protocol in (
+    ("test", "", "sampled"),
+    ("valid", "switch", "sampled259"),
+    ("test", "non-overlapped", "full"),
+    ("", "stay", "sampled"),
+  ):
     key = keys.metric_key(split, protocol, "A", "ndcg@10", group)
-    assert keys.parse(key, with_split=bool(split)) == keys.MetricKey(split, group, protocol, "A",
-                                                                     "ndcg@10")
-  for other in ("align/gca0_A/mean_cos", "test/sampled0/A/mrr", "test/bogus/A/mrr", "steps_per_s",
-                "config.eval.ties", "test/sampled/C/mrr"):
+    assert keys.parse(key, with_split=bool(split)) == keys.MetricKey(
+      split, group, protocol, "A", "ndcg@10"
+    )
+  for other in (
+    "align/gca0_A/mean_cos",
+    "test/sampled0/A/mrr",
+    "test/bogus/A/mrr",
+    "steps_per_s",
+    "config.eval.ties",
+    "test/sampled/C/mrr",
+  ):
     assert keys.parse(other) is None
-  rows = [{"test/full/A/mrr": 1, "test/sampled259/A/mrr": 1, "test/sampled/A/mrr": 1,
-           "test/sampled50/A/mrr": 1, "test/stay/sampled/all/count": 3,
-           "test/overlapped/sampled/all/count": 4, "valid/sampled7/A/mrr": 1}]
+  rows = [
+    {
+      "test/full/A/mrr": 1,
+      "test/sampled259/A/mrr": 1,
+      "test/sampled/A/mrr": 1,
+      "test/sampled50/A/mrr": 1,
+      "test/stay/sampled/all/count": 3,
+      "test/overlapped/sampled/all/count": 4,
+      "valid/sampled7/A/mrr": 1,
+    }
+  ]
   assert keys.row_protocols(rows) == ["sampled", "sampled50", "sampled259", "full"]
   assert keys.row_groups(rows) == ["overlapped", "stay"]
 
@@ -38,16 +53,23 @@ def test_select_metric_must_name_a_declared_protocol():
   config_lib.validate(cfg)
   for bad in ((40, 40), (0,), ("40",), (True,)):
     cfg.eval.extra_negatives = bad
-    with pytest.raises(config_lib.ConfigError, match="eval.extra_negatives=.*distinct positive ints"):
+    with pytest.raises(
+      config_lib.ConfigError, match="eval.extra_negatives=.*distinct positive ints"
+    ):
       config_lib.validate(cfg)
 
 
 def test_one_run_reports_every_declared_protocol(tmp_path, capsys):
   # LLM4CDSR without its independent-negatives quirk scores a candidate as full ranking does, so
   # an extra protocol with the main one's size and seed must give the main protocol's metrics.
-  rows = tiny_run(tmp_path / "run", **{"eval.extra_negatives": (20, 30),
-                                       "model.independent_negatives": False,
-                                       "train.max_epochs": 2})
+  rows = tiny_run(
+    tmp_path / "run",
+    **{
+      "eval.extra_negatives": (20, 30),
+      "model.independent_negatives": False,
+      "train.max_epochs": 2,
+    },
+  )
   row = rows[0]
   for split in ("valid", "test"):
     for dom in ("A", "B", "all"):
@@ -60,7 +82,7 @@ def test_one_run_reports_every_declared_protocol(tmp_path, capsys):
   assert row["test/sampled30/all/hr@10"] < row["test/sampled20/all/hr@10"] + 0.05
   out = capsys.readouterr().out
   assert "sampled30 = target vs 30 (own frozen set" in out
-  assert len([ln for ln in out.splitlines() if " sampled30 " in ln]) >= 3 + 2   # table + groups
+  assert len([ln for ln in out.splitlines() if " sampled30 " in ln]) >= 3 + 2  # table + groups
   # A protocol declared after training: orthoalign.evaluate reports it for the trained run.
   again = evaluate.evaluate(str(tmp_path / "run"), ["eval.extra_negatives=(25,)"])
   assert "test/sampled25/all/ndcg@10" in again[0] and "test/sampled30/all/ndcg@10" not in again[0]

@@ -1,5 +1,6 @@
 """Resumption after faults (incomplete checkpoints, leftovers, replayed epochs), unwritable places,
-and a run killed at random points (slow)."""
+and a run killed at random points (slow).
+"""
 
 import glob
 import json
@@ -13,13 +14,13 @@ import sys
 import time
 import types
 
+from conftest import tiny_run
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import tiny
-from conftest import tiny_run
 from orthoalign import compile_cache
 from orthoalign import errors
 from orthoalign import run_lock
@@ -29,10 +30,22 @@ from orthoalign.train import loop
 from orthoalign.train import schedule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METRICS = ("train/loss", "valid/sampled/all/ndcg@10", "test/sampled/A/ndcg@10", "test/full/B/mrr",
-           "align/gca0_A/abs_mean_cos", "best_epoch")
-TIMING_KEYS = ("compile_s", "wall_time_s", "train_time_s", "eval_time_s", "checkpoint_time_s",
-               "steps_per_s")
+METRICS = (
+  "train/loss",
+  "valid/sampled/all/ndcg@10",
+  "test/sampled/A/ndcg@10",
+  "test/full/B/mrr",
+  "align/gca0_A/abs_mean_cos",
+  "best_epoch",
+)
+TIMING_KEYS = (
+  "compile_s",
+  "wall_time_s",
+  "train_time_s",
+  "eval_time_s",
+  "checkpoint_time_s",
+  "steps_per_s",
+)
 
 
 run = tiny_run
@@ -66,10 +79,12 @@ def full(tmp_path_factory):
 # Fault 1: a resume that cannot resume (and what a resume leaves behind).
 
 
-def test_incomplete_newest_checkpoint_falls_back_to_the_previous_one(full, tmp_path, monkeypatch,
-                                                                      capsys):
+def test_incomplete_newest_checkpoint_falls_back_to_the_previous_one(
+  full, tmp_path, monkeypatch, capsys
+):
   """An interrupted copy left checkpoints/3 without its `meta` item: every rerun crashed with
-  orbax's KeyError; now it resumes from epoch 2, says so, and ends as the uninterrupted run."""
+  orbax's KeyError; now it resumes from epoch 2, says so, and ends as the uninterrupted run.
+  """
   run_killed_after(tmp_path, 2, monkeypatch, **{"train.max_epochs": 4})
   ckpts = tmp_path / "checkpoints"
   assert sorted(os.listdir(ckpts)) == ["2"]
@@ -83,13 +98,15 @@ def test_incomplete_newest_checkpoint_falls_back_to_the_previous_one(full, tmp_p
   for key in METRICS:
     np.testing.assert_allclose(resumed[key], full[key], rtol=1e-6, atol=1e-7, err_msg=key)
   assert sorted(os.listdir(ckpts)) == ["4"]
-  assert len(os.listdir(tmp_path / checkpoint_lib.INCOMPLETE_DIR)) == 1   # moved aside, not lost
+  assert len(os.listdir(tmp_path / checkpoint_lib.INCOMPLETE_DIR)) == 1  # moved aside, not lost
 
 
-def test_ctrl_c_is_one_line_saying_where_the_same_command_resumes(full, tmp_path, monkeypatch,
-                                                                  capsys):
+def test_ctrl_c_is_one_line_saying_where_the_same_command_resumes(
+  full, tmp_path, monkeypatch, capsys
+):
   """Ctrl-C printed a 40-line KeyboardInterrupt traceback; now one line, status 130, and the
-  resumed run ends as the uninterrupted one."""
+  resumed run ends as the uninterrupted one.
+  """
   real, calls = schedule.set_learning_rates, []
 
   def interrupted_in_epoch_3(state, lrs):
@@ -103,8 +120,9 @@ def test_ctrl_c_is_one_line_saying_where_the_same_command_resumes(full, tmp_path
   monkeypatch.undo()
   assert status == errors.INTERRUPTED_STATUS
   assert capsys.readouterr().err.splitlines() == [
-      f"interrupted: stopped {tmp_path} in epoch 3 of 4; the checkpoint of epoch 2 is kept: the "
-      "same command resumes from epoch 3"]
+    f"interrupted: stopped {tmp_path} in epoch 3 of 4; the checkpoint of epoch 2 is kept: the "
+    "same command resumes from epoch 3"
+  ]
   assert run_lock.holder(str(tmp_path)) == {} and not run_lock.locked(str(tmp_path))
   resumed = run(tmp_path, **{"train.max_epochs": 4})[0]
   assert "at epoch 2" in capsys.readouterr().out
@@ -119,17 +137,19 @@ def test_ctrl_c_before_the_first_epoch_is_one_line(tmp_path, monkeypatch, capsys
   monkeypatch.setattr(loop, "setup", interrupted)
   assert errors.cli_main(lambda: run(tmp_path))() == errors.INTERRUPTED_STATUS
   assert capsys.readouterr().err.splitlines() == [
-      f"interrupted: stopped {tmp_path} before its first epoch here; no checkpoint was saved yet: "
-      "the same command starts the run afresh"]
+    f"interrupted: stopped {tmp_path} before its first epoch here; no checkpoint was saved yet: "
+    "the same command starts the run afresh"
+  ]
 
 
 def test_rerunning_a_finished_run_keeps_its_records(tmp_path, capsys):
   """A rerun rewrote results.jsonl with its own few seconds as wall_time_s; now the finished
-  run's results stay as written, and a raised max_epochs still trains on."""
+  run's results stay as written, and a raised max_epochs still trains on.
+  """
   first = run(tmp_path, **{"train.max_epochs": 2})[0]
   written = (tmp_path / "results.jsonl").read_bytes()
   out = capsys.readouterr().out
-  assert "early-stopped 0/1 replicas" in out                # it said "stopped 0/1"
+  assert "early-stopped 0/1 replicas" in out  # it said "stopped 0/1"
   assert "none found" not in out and "model.llm_emb_dir='auto' uses the authors' tables" in out
   again = run(tmp_path, **{"train.max_epochs": 2})[0]
   assert (tmp_path / "results.jsonl").read_bytes() == written
@@ -137,17 +157,21 @@ def test_rerunning_a_finished_run_keeps_its_records(tmp_path, capsys):
   assert again["wall_time_s"] == pytest.approx(first["wall_time_s"])
   longer = run(tmp_path, **{"train.max_epochs": 3})[0]
   assert longer["epochs_trained"] == 3 and longer["wall_time_s"] > first["wall_time_s"]
-  assert longer["compile_s"] > first["compile_s"]          # both processes' compilations
-  (tmp_path / "results.jsonl").write_text("")             # damaged: an IndexError before
-  with pytest.raises(errors.DataError, match=r"results.jsonl: the finished run's results cannot "
-                                             r"be read .*delete the file"):
+  assert longer["compile_s"] > first["compile_s"]  # both processes' compilations
+  (tmp_path / "results.jsonl").write_text("")  # damaged: an IndexError before
+  with pytest.raises(
+    errors.DataError,
+    match=r"results.jsonl: the finished run's results cannot "
+    r"be read .*delete the file",
+  ):
     run(tmp_path, **{"train.max_epochs": 3})
 
 
-@pytest.mark.slow       # ~15 s: two runs (the rerun test checks compile_s adding up by default)
+@pytest.mark.slow  # ~15 s: two runs (the rerun test checks compile_s adding up by default)
 def test_wall_time_accumulates_over_resumptions(tmp_path, monkeypatch):
   """After a resume wall_time_s (44 s) was smaller than train_time_s (66 s): it counted the last
-  process only. The first process's clock jumps a day inside its first evaluation."""
+  process only. The first process's clock jumps a day inside its first evaluation.
+  """
   day, jumped = 86400.0, []
   monkeypatch.setattr(loop, "time", types.SimpleNamespace(time=lambda: time.time() + sum(jumped)))
   real = loop.results.finalize_split
@@ -158,7 +182,7 @@ def test_wall_time_accumulates_over_resumptions(tmp_path, monkeypatch):
     return real(*args, **kwargs)
 
   monkeypatch.setattr(loop.results, "finalize_split", slow_first_evaluation)
-  run_killed_after(tmp_path, 2, monkeypatch, **{"train.max_epochs": 4})   # undoes the patches
+  run_killed_after(tmp_path, 2, monkeypatch, **{"train.max_epochs": 4})  # undoes the patches
   row = run(tmp_path, **{"train.max_epochs": 4})[0]
   assert row["eval_time_s"] > day
   parts = ("compile_s", "train_time_s", "eval_time_s", "checkpoint_time_s")
@@ -190,7 +214,7 @@ def test_checkpointer_falls_back_and_restores_values(tmp_path):
     ckpt.save(epoch, jax.tree.map(lambda a: a + epoch, state), best, {"tracker": {"e": epoch}})
   ckpt.close()
   shutil.rmtree(tmp_path / "checkpoints" / "3" / "meta")
-  for f in glob.glob(str(tmp_path / "checkpoints" / "2" / "state" / "*")):   # a cut-short copy
+  for f in glob.glob(str(tmp_path / "checkpoints" / "2" / "state" / "*")):  # a cut-short copy
     if os.path.isdir(f):
       shutil.rmtree(f)
     else:
@@ -200,7 +224,7 @@ def test_checkpointer_falls_back_and_restores_values(tmp_path):
   assert got.epoch == 1 and got.meta == {"tracker": {"e": 1}} and len(got.skipped) == 2
   np.testing.assert_array_equal(got.state["w"], state["w"] + 1)
   assert ckpt.latest_epoch() == 1
-  ckpt.save(2, state, best, {"tracker": {}})         # the moved-aside steps can be saved again
+  ckpt.save(2, state, best, {"tracker": {}})  # the moved-aside steps can be saved again
   assert ckpt.latest_epoch() == 2
 
 
@@ -221,16 +245,18 @@ def test_leftover_orbax_tmp_folder_is_cleaned(tmp_path):
 
 def _tb_points(logdir):
   """(tag, step) of every scalar TensorBoard shows: event files in order, a SessionLog START at
-  step s hides the earlier points with step >= s (TensorBoard's purge)."""
+  step s hides the earlier points with step >= s (TensorBoard's purge).
+  """
   from tensorboardX.proto import event_pb2
+
   points = []
   for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
     with open(path, "rb") as f:
       data = f.read()
     pos = 0
     while pos + 12 <= len(data):
-      (length,) = struct.unpack("<Q", data[pos:pos + 8])
-      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+      (length,) = struct.unpack("<Q", data[pos : pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
       pos += 12 + length + 4
       if event.HasField("session_log") and event.session_log.status == event.session_log.START:
         points = [p for p in points if p[1] < event.step]
@@ -241,7 +267,8 @@ def _tb_points(logdir):
 
 def test_resume_purges_replayed_epochs_from_tensorboard(tmp_path, monkeypatch):
   """Epoch 3 was written to TensorBoard but not checkpointed (checkpoint_every=2): the resumed
-  run replays it, and TensorBoard must not show epoch 3 twice."""
+  run replays it, and TensorBoard must not show epoch 3 twice.
+  """
   overrides = {"train.max_epochs": 4, "train.checkpoint_every": 2}
   run_killed_after(tmp_path, 3, monkeypatch, **overrides)
   run(tmp_path, **overrides)
@@ -251,10 +278,11 @@ def test_resume_purges_replayed_epochs_from_tensorboard(tmp_path, monkeypatch):
   assert len(points) == len(set(points))
 
 
-@pytest.mark.slow       # ~30 s: two runs
+@pytest.mark.slow  # ~30 s: two runs
 def test_steps_per_s_counts_only_training_time(tmp_path, monkeypatch):
   """The restart's own work (here a slow first learning-rate update, as its compilation on a cold
-  cache) is no training time: train_time_s and steps_per_s only count the epochs' programs."""
+  cache) is no training time: train_time_s and steps_per_s only count the epochs' programs.
+  """
   run_killed_after(tmp_path, 2, monkeypatch, **{"train.max_epochs": 4})
   real = schedule.set_learning_rates
   calls = []
@@ -273,7 +301,7 @@ def test_steps_per_s_counts_only_training_time(tmp_path, monkeypatch):
   row = run(tmp_path, **{"train.max_epochs": 4})[0]
   assert calls == [1, 1] and jumped == [day]
   assert row["train_time_s"] < day
-  assert row["wall_time_s"] > day     # the jump was seen, outside the epochs
+  assert row["wall_time_s"] > day  # the jump was seen, outside the epochs
   assert row["steps_per_s"] == pytest.approx(4 * 5 / row["train_time_s"])
 
 
@@ -298,28 +326,42 @@ def test_unwritable_workdir_is_a_config_error(through_file):
 def test_unwritable_workdir_cli_prints_one_error_line(through_file):
   workdir = through_file / "workdir"
   proc = subprocess.run(
-      [sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py", f"--workdir={workdir}"],
-      cwd=ROOT, capture_output=True, text=True, timeout=300,
-      env={**os.environ, "ORTHOALIGN_COMPILE_CACHE": "off"})
+    [sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py", f"--workdir={workdir}"],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env={**os.environ, "ORTHOALIGN_COMPILE_CACHE": "off"},
+  )
   assert proc.returncode == 1, proc.stderr
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
-  assert len(lines) == 1 and lines[0].startswith("error: cannot write") and str(workdir) in lines[0], \
-      proc.stderr
+  assert (
+    len(lines) == 1 and lines[0].startswith("error: cannot write") and str(workdir) in lines[0]
+  ), proc.stderr
 
 
 def test_unwritable_checkpoint_folder_is_a_config_error(tmp_path):
   (tmp_path / "checkpoints").write_text("a file where the folder should be")
-  with pytest.raises(errors.ConfigError, match=f"cannot write checkpoints to {tmp_path}/checkpoints"):
+  with pytest.raises(
+    errors.ConfigError, match=f"cannot write checkpoints to {tmp_path}/checkpoints"
+  ):
     checkpoint_lib.Checkpointer(str(tmp_path))
 
 
 def test_unwritable_dataset_cache_is_a_data_error(through_file):
   out_dir = through_file / "cache" / "abxi-x"
-  with pytest.raises(errors.DataError, match=f"cannot write the dataset cache .*data.cache_dir.* to "
-                                             f"{out_dir}"):
-    store.cached(out_dir, sources=[], recipe="r", params={},
-                 build=lambda: pytest.fail("the folder is checked before the build"))
+  with pytest.raises(
+    errors.DataError, match=f"cannot write the dataset cache .*data.cache_dir.* to {out_dir}"
+  ):
+    store.cached(
+      out_dir,
+      sources=[],
+      recipe="r",
+      params={},
+      build=lambda: pytest.fail("the folder is checked before the build"),
+    )
   from orthoalign.data import synthetic
+
   ds = synthetic.generate(synthetic.from_config_dict(tiny.get_config().data.synthetic))
   with pytest.raises(errors.DataError, match=f"cannot write the dataset store to {out_dir}"):
     store.save_dataset(ds, out_dir)
@@ -329,8 +371,10 @@ def test_unwritable_compile_cache_is_a_config_error(through_file, monkeypatch):
   fake_jax = types.SimpleNamespace(config=types.SimpleNamespace(jax_compilation_cache_dir=None))
   monkeypatch.setattr(compile_cache, "jax", fake_jax)
   monkeypatch.setenv(compile_cache.ENV, str(through_file / "jax"))
-  with pytest.raises(errors.ConfigError, match=f"JAX compilation cache to {through_file}/jax.*"
-                                               f"{compile_cache.ENV}=off"):
+  with pytest.raises(
+    errors.ConfigError,
+    match=f"JAX compilation cache to {through_file}/jax.*{compile_cache.ENV}=off",
+  ):
     compile_cache.enable()
 
 
@@ -340,9 +384,20 @@ def test_unwritable_compile_cache_is_a_config_error(through_file, monkeypatch):
 
 def _cli(workdir, env):
   return subprocess.Popen(
-      [sys.executable, "-m", "orthoalign.main", "--config=configs/tiny.py", f"--workdir={workdir}",
-       "--config.train.checkpoint_every=1"],   # resume from every epoch, not only the last
-      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    [
+      sys.executable,
+      "-m",
+      "orthoalign.main",
+      "--config=configs/tiny.py",
+      f"--workdir={workdir}",
+      "--config.train.checkpoint_every=1",
+    ],  # resume from every epoch, not only the last
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
 
 
 def _results(workdir):
@@ -357,13 +412,16 @@ def _results(workdir):
 @pytest.mark.slow
 def test_killed_ten_times_at_random_points_ends_as_uninterrupted(tmp_path):
   # The suite's persistent compilation cache (conftest.py), shared by all the subprocesses.
-  env = {**os.environ, "ORTHOALIGN_COMPILE_CACHE": jax.config.jax_compilation_cache_dir,
-         "ORTHOALIGN_CACHE": str(tmp_path / "cache")}
+  env = {
+    **os.environ,
+    "ORTHOALIGN_COMPILE_CACHE": jax.config.jax_compilation_cache_dir,
+    "ORTHOALIGN_CACHE": str(tmp_path / "cache"),
+  }
   t0 = time.time()
   ref = _cli(tmp_path / "ref", env)
   out, _ = ref.communicate(timeout=600)
   assert ref.returncode == 0, out
-  duration = time.time() - t0                    # with a cold compilation cache: an upper bound
+  duration = time.time() - t0  # with a cold compilation cache: an upper bound
   print(f"\nreference run {duration:.0f}s", flush=True)
   t_ref = time.time()
   rng = random.Random(0)
@@ -394,8 +452,11 @@ def test_killed_ten_times_at_random_points_ends_as_uninterrupted(tmp_path):
   final = _cli(workdir, env)
   out, _ = final.communicate(timeout=600)
   assert final.returncode == 0, out
-  print(f"\nreference {duration:.0f}s, 10 kills {t_kills:.0f}s, final {time.time() - t_ref - t_kills:.0f}s;"
-        f" (kill, seconds alive, status): {log}")
+  print(
+    f"\nreference {duration:.0f}s, 10 kills {t_kills:.0f}s, "
+    f"final {time.time() - t_ref - t_kills:.0f}s;"
+    f" (kill, seconds alive, status): {log}"
+  )
   got, want = _results(workdir), _results(tmp_path / "ref")
   assert got == want
   ckpts = sorted(os.listdir(workdir / "checkpoints"))

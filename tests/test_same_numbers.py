@@ -4,20 +4,32 @@ import importlib.util
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location("same_numbers",
-                                               os.path.join(ROOT, "tools", "same_numbers.py"))
+_spec = importlib.util.spec_from_file_location(
+  "same_numbers", os.path.join(ROOT, "tools", "same_numbers.py")
+)
 same_numbers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(same_numbers)
 
 
 def test_metrics_must_match_and_times_are_ignored():
-  ref = [{"replica": 0, "test/sampled/A/ndcg@10": 0.25, "align/gca0_A/abs_mean_cos": 0.1,
-          "params/total": 100, "wall_time_s": 5.0, "run": "a", "valid/x": None}]
+  ref = [
+    {
+      "replica": 0,
+      "test/sampled/A/ndcg@10": 0.25,
+      "align/gca0_A/abs_mean_cos": 0.1,
+      "params/total": 100,
+      "wall_time_s": 5.0,
+      "run": "a",
+      "valid/x": None,
+    }
+  ]
   same = [dict(ref[0], wall_time_s=9.0, run="b")]
   assert same_numbers.compare(ref, same, 0.0) == ([], [], 5)
   off = [dict(ref[0], **{"align/gca0_A/abs_mean_cos": 0.1 + 1e-12})]
   diffs, _, _ = same_numbers.compare(ref, off, 0.0)
-  assert len(diffs) == 1 and diffs[0].startswith("replica 0 align/gca0_A/abs_mean_cos: 0.1 -> 0.1000")
+  assert len(diffs) == 1 and diffs[0].startswith(
+    "replica 0 align/gca0_A/abs_mean_cos: 0.1 -> 0.1000"
+  )
   assert same_numbers.compare(ref, off, 1e-9)[0] == []
 
 

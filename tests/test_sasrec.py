@@ -60,7 +60,9 @@ def test_bce_pair_is_pmixers_two_means():
   neg = jnp.asarray([[0.1, 0.3, -0.7]])
   weight = jnp.asarray([[True, False, True]])
   sig = lambda x: 1 / (1 + np.exp(-x))
-  want = (-np.log(sig(0.5)) - np.log(sig(2.0))) / 2 + (-np.log(1 - sig(0.1)) - np.log(1 - sig(-0.7))) / 2
+  want = (-np.log(sig(0.5)) - np.log(sig(2.0))) / 2 + (
+    -np.log(1 - sig(0.1)) - np.log(1 - sig(-0.7))
+  ) / 2
   assert float(sasrec.bce_pair(pos, neg, weight)) == pytest.approx(want, rel=1e-6)
 
 
@@ -84,7 +86,9 @@ def test_flags_change_the_computation():
   assert np.abs(outs[0] - outs[1]).max() > 1e-3 and np.abs(outs[0] - outs[2]).max() > 1e-3
 
 
-@pytest.mark.parametrize("overrides, match", [
+@pytest.mark.parametrize(
+  "overrides, match",
+  [
     ({"model.streams": "mixed", "gca.positions": (0,)}, "model.streams='mixed' has one stream"),
     ({"model.streams": "both"}, "model.streams='both'; valid choices: \\['dual', 'mixed'\\]"),
     ({"model.positions": "time"}, "model.positions='time'; valid choices"),
@@ -92,7 +96,8 @@ def test_flags_change_the_computation():
     ({"gca.kv": "mixed"}, "gca.kv='mixed': SASRec's cells read the other domain's stream"),
     ({"model.l2_emb": -1.0}, "model.l2_emb=-1.0 must be a finite number >= 0"),
     ({"model.l2_emb": float("nan")}, "model.l2_emb=nan must be a finite number >= 0"),
-])
+  ],
+)
 def test_config_errors_name_the_key(overrides, match):
   config = tiny_sasrec.get_config()
   config.update_from_flattened_dict(overrides)
@@ -108,4 +113,4 @@ def test_mixed_refuses_data_without_a_merged_timeline():
   with pytest.raises(config_lib.ConfigError, match="needs a merged timeline"):
     sasrec.build(ds, config)
   config.model.streams = "dual"
-  assert sasrec.build(ds, config).num_items_a == ds.num_items_a     # per-domain windows need none
+  assert sasrec.build(ds, config).num_items_a == ds.num_items_a  # per-domain windows need none

@@ -28,11 +28,18 @@ def test_plateau_and_early_stopping_per_replica():
   key = "k"
   # Replica 0 improves once then stalls; replica 1 keeps improving.
   for epoch in range(1, 9):
-    improved = t.update(epoch, [{key: 1.0 if epoch == 1 else 0.5}, {key: float(epoch)}], key,
-                        patience=6, plateau_patience=2, plateau_factor=0.5)
+    improved = t.update(
+      epoch,
+      [{key: 1.0 if epoch == 1 else 0.5}, {key: float(epoch)}],
+      key,
+      patience=6,
+      plateau_patience=2,
+      plateau_factor=0.5,
+    )
     assert improved[1]
     assert improved[0] == (epoch == 1)
-  # Replica 0: 7 bad evals -> reduced after the 3rd and 6th bad eval (count > 2), stopped at the 6th.
+  # Replica 0: 7 bad evals -> reduced after the 3rd and 6th bad eval (count > 2), stopped at the
+  # 6th.
   assert t.lr_scale == [0.25, 1.0]
   assert t.stopped == [True, False]
   assert t.best_epoch == [1, 8]

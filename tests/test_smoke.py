@@ -18,10 +18,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _main(config, workdir, env):
-  cmd = [sys.executable, "-m", "orthoalign.main", f"--config=configs/{config}.py",
-         f"--workdir={workdir}", "--config.train.max_epochs=2", "--config.train.num_devices=1"]
-  return subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        text=True, timeout=600, check=False)
+  cmd = [
+    sys.executable,
+    "-m",
+    "orthoalign.main",
+    f"--config=configs/{config}.py",
+    f"--workdir={workdir}",
+    "--config.train.max_epochs=2",
+    "--config.train.num_devices=1",
+  ]
+  return subprocess.run(
+    cmd,
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+    timeout=600,
+    check=False,
+  )
 
 
 @pytest.mark.slow
@@ -29,8 +44,11 @@ def _main(config, workdir, env):
 @pytest.mark.parametrize("config", ["tiny", "tiny_abxi", "tiny_cdsrnp", "tiny_sasrec"])
 def test_entry_point_trains_evaluates_and_reruns_each_model(config, tmp_path):
   # The suite's persistent compilation cache (conftest.py), shared with the subprocesses.
-  env = {**os.environ, "ORTHOALIGN_COMPILE_CACHE": jax.config.jax_compilation_cache_dir,
-         "ORTHOALIGN_CACHE": str(tmp_path / "cache")}
+  env = {
+    **os.environ,
+    "ORTHOALIGN_COMPILE_CACHE": jax.config.jax_compilation_cache_dir,
+    "ORTHOALIGN_CACHE": str(tmp_path / "cache"),
+  }
   first = _main(config, tmp_path / "run", env)
   assert first.returncode == 0, first.stdout[-3000:]
   assert "Traceback" not in first.stdout
@@ -38,7 +56,7 @@ def test_entry_point_trains_evaluates_and_reruns_each_model(config, tmp_path):
     rows = [json.loads(line) for line in f]
   assert rows and all(row["epochs_trained"] == 2 for row in rows)
   for key in ("test/sampled/all/ndcg@10", "test/full/all/mrr", "params/total"):
-    assert all(row[key] == row[key] for row in rows), key   # present and not NaN
+    assert all(row[key] == row[key] for row in rows), key  # present and not NaN
   # The same command again: resumed from the last checkpoint, the same results.
   again = _main(config, tmp_path / "run", env)
   assert again.returncode == 0, again.stdout[-3000:]

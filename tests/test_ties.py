@@ -4,13 +4,13 @@ import functools
 import json
 import math
 
+from conftest import tiny_config
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import tiny
-from conftest import tiny_config
 from orthoalign import config_lib
 from orthoalign.metrics import ranking
 from orthoalign.train import loop
@@ -56,16 +56,22 @@ def test_hand_made_counts_and_the_three_rules():
   h, e, n = ranking.sampled_counts(jnp.asarray(_HAND))
   assert (int(h[0]), int(e[0]), int(n[0])) == (1, 2, 5)
   rank, _ = ranking.sampled_rank(jnp.asarray(_HAND))
-  assert int(rank[0]) == 3                               # today's rank = h + e
+  assert int(rank[0]) == 3  # today's rank = h + e
   pess = _get(ranking.metrics_from_counts(h, e, n, "pessimistic"))
   opt = _get(ranking.metrics_from_counts(h, e, n, "optimistic"))
   exp = _get(ranking.metrics_from_counts(h, e, n, "expected"))
   _close(pess, ref_metrics(3, 5))
   _close(opt, ref_metrics(1, 5))
   # Ranks 1, 2, 3 equally likely.
-  want = {"ndcg@1": 0.0, "hr@1": 0.0, "hr@5": 1.0, "hr@10": 1.0,
-          "ndcg@5": (1 / math.log2(3) + 1 / math.log2(4) + 1 / math.log2(5)) / 3,
-          "mrr": (1 / 2 + 1 / 3 + 1 / 4) / 3, "auc": (5 - 1 - 1) / 5}
+  want = {
+    "ndcg@1": 0.0,
+    "hr@1": 0.0,
+    "hr@5": 1.0,
+    "hr@10": 1.0,
+    "ndcg@5": (1 / math.log2(3) + 1 / math.log2(4) + 1 / math.log2(5)) / 3,
+    "mrr": (1 / 2 + 1 / 3 + 1 / 4) / 3,
+    "auc": (5 - 1 - 1) / 5,
+  }
   want["ndcg@10"] = want["ndcg@5"]
   _close(exp, want)
   assert pess["tie_share"] == opt["tie_share"] == exp["tie_share"] == 1.0
@@ -74,7 +80,9 @@ def test_hand_made_counts_and_the_three_rules():
 
 def test_hr_at_k_straddling_the_tie_block():
   # h=3, e=4: ranks 3..7; hr@5 = #{3, 4} / 5, ndcg@5 likewise over ranks 3 and 4.
-  got = _get(ranking.metrics_from_counts(jnp.array([3]), jnp.array([4]), jnp.array([9]), "expected"))
+  got = _get(
+    ranking.metrics_from_counts(jnp.array([3]), jnp.array([4]), jnp.array([9]), "expected")
+  )
   _close(got, ref_expected(3, 4, 9))
   assert got["hr@5"] == pytest.approx(2 / 5)
   assert got["hr@1"] == 0.0 and got["hr@10"] == 1.0
@@ -82,7 +90,7 @@ def test_hr_at_k_straddling_the_tie_block():
 
 def test_full_counts_match_sampled_counts():
   scores = jnp.asarray(_HAND)
-  mask = jnp.array([[False, True, True, True, True, False]])   # drops the target and one below
+  mask = jnp.array([[False, True, True, True, True, False]])  # drops the target and one below
   h, e, n = ranking.full_counts(scores[:, 0], scores, mask)
   assert (int(h[0]), int(e[0]), int(n[0])) == (1, 2, 4)
 
@@ -91,7 +99,7 @@ def test_full_counts_match_sampled_counts():
 def test_expected_equals_monte_carlo_tie_breaking(seed):
   rng = np.random.default_rng(seed)
   num_neg, draws = 30, 100_000
-  scores = rng.integers(0, 4, size=(4, 1 + num_neg)).astype(np.float32)   # many ties
+  scores = rng.integers(0, 4, size=(4, 1 + num_neg)).astype(np.float32)  # many ties
   valid = rng.random((4, 1 + num_neg)) < 0.9
   h, e, n = ranking.sampled_counts(jnp.asarray(scores), jnp.asarray(valid))
   got = ranking.metrics_from_counts(h, e, n, "expected")
@@ -119,8 +127,11 @@ def test_expected_equals_monte_carlo_tie_breaking(seed):
 def test_expected_mrr_far_down_the_ranking():
   hs, es = np.meshgrid([0, 1, 7, 14, 15, 16, 100, 5000, 200_000], [0, 1, 2, 9, 300, 20_000])
   hs, es = hs.ravel(), es.ravel()
-  got = np.asarray(ranking.metrics_from_counts(jnp.asarray(hs), jnp.asarray(es),
-                                               jnp.asarray(hs + es + 5), "expected")["mrr"])
+  got = np.asarray(
+    ranking.metrics_from_counts(
+      jnp.asarray(hs), jnp.asarray(es), jnp.asarray(hs + es + 5), "expected"
+    )["mrr"]
+  )
   want = [np.mean(1.0 / np.arange(h + 1, h + e + 2, dtype=np.float64)) for h, e in zip(hs, es)]
   np.testing.assert_allclose(got, want, rtol=1e-5)
 
@@ -135,7 +146,9 @@ def test_no_ties_all_rules_agree():
     got = ranking.metrics_from_counts(h, e, n, rule)
     assert float(jnp.sum(got["tie_share"])) == 0.0
     for name in METRICS:
-      np.testing.assert_allclose(got[name], base[name], rtol=1e-6, atol=1e-7, err_msg=f"{rule} {name}")
+      np.testing.assert_allclose(
+        got[name], base[name], rtol=1e-6, atol=1e-7, err_msg=f"{rule} {name}"
+      )
 
 
 def test_pessimistic_is_todays_rule_exactly():
@@ -145,16 +158,23 @@ def test_pessimistic_is_todays_rule_exactly():
   scores[1, 3] = np.nan
   valid = rng.random(scores.shape) < 0.8
   old = ranking.metrics_from_rank(*ranking.sampled_rank(jnp.asarray(scores), jnp.asarray(valid)))
-  new = ranking.metrics_from_counts(*ranking.sampled_counts(jnp.asarray(scores), jnp.asarray(valid)))
+  new = ranking.metrics_from_counts(
+    *ranking.sampled_counts(jnp.asarray(scores), jnp.asarray(valid))
+  )
   for name in METRICS:
     np.testing.assert_array_equal(new[name], old[name], err_msg=name)
 
 
 @pytest.mark.parametrize("rule", ranking.TIES)
 def test_nan_counts_against_the_target_in_every_rule(rule):
-  scores = jnp.array([[np.nan, 1.0, 2.0, 0.0],        # NaN target: worst rank
-                      [1.0, np.nan, 1.0, 0.0],         # NaN negative above, one tie
-                      [np.nan, np.nan, np.nan, np.nan]], jnp.float32)
+  scores = jnp.array(
+    [
+      [np.nan, 1.0, 2.0, 0.0],  # NaN target: worst rank
+      [1.0, np.nan, 1.0, 0.0],  # NaN negative above, one tie
+      [np.nan, np.nan, np.nan, np.nan],
+    ],
+    jnp.float32,
+  )
   h, e, n = ranking.sampled_counts(scores)
   np.testing.assert_array_equal(h, [3, 1, 3])
   np.testing.assert_array_equal(e, [0, 1, 0])
@@ -179,12 +199,16 @@ def test_unknown_rule():
 
 
 def test_tie_share_of_a_hand_made_batch():
-  scores = jnp.array([[1.0, 1.0, 0.0],     # A, tie
-                      [1.0, 0.0, 2.0],     # A, no tie
-                      [0.5, 0.5, 0.5],     # B, ties
-                      [3.0, 1.0, 2.0],     # B, no tie
-                      [0.0, 0.0, 0.0]],    # padding row (weight 0) with ties
-                     jnp.float32)
+  scores = jnp.array(
+    [
+      [1.0, 1.0, 0.0],  # A, tie
+      [1.0, 0.0, 2.0],  # A, no tie
+      [0.5, 0.5, 0.5],  # B, ties
+      [3.0, 1.0, 2.0],  # B, no tie
+      [0.0, 0.0, 0.0],
+    ],  # padding row (weight 0) with ties
+    jnp.float32,
+  )
   domain = jnp.array([0, 0, 1, 1, 1])
   weight = jnp.array([1.0, 1.0, 1.0, 1.0, 0.0])
   per = ranking.metrics_from_counts(*ranking.sampled_counts(scores), "expected")
@@ -203,10 +227,13 @@ def test_config_validates_the_rule():
     cfg.eval.ties = rule
     config_lib.validate(cfg)
   cfg.eval.ties = "random"
-  with pytest.raises(config_lib.ConfigError,
-                     match=r"eval.ties='random' is invalid; valid choices: \['pessimistic', 'optimistic', 'expected'\]"):
+  with pytest.raises(
+    config_lib.ConfigError,
+    match=r"eval.ties='random' is invalid; "
+    r"valid choices: \['pessimistic', 'optimistic', 'expected'\]",
+  ):
     config_lib.validate(cfg)
-  del cfg.eval["ties"]                    # a config.json from before the key: today's rule
+  del cfg.eval["ties"]  # a config.json from before the key: today's rule
   config_lib.validate(cfg)
 
 
@@ -221,16 +248,21 @@ def test_evaluate_applies_the_rule():
   for rule in ranking.TIES:
     fn = jax.jit(functools.partial(step_lib.evaluate, task=run.task, mesh=run.mesh, ties=rule))
     sums = jax.device_get(fn(params, run.frozen, run.eval_data["valid"]))
-    got[rule] = ranking.finalize({k.split("/", 1)[1]: v for k, v in sums.items()
-                                  if k.startswith("sampled/")})
+    got[rule] = ranking.finalize(
+      {k.split("/", 1)[1]: v for k, v in sums.items() if k.startswith("sampled/")}
+    )
   n = run.task.eval_data["valid"]["domain"].shape[0]
   assert n > 0
-  num = 20                                               # eval.num_negatives of configs/tiny.py
+  num = 20  # eval.num_negatives of configs/tiny.py
   for rule in ranking.TIES:
     assert got[rule]["all/tie_share"] == pytest.approx(1.0)
-  _close(_get({m: got["pessimistic"][f"all/{m}"] for m in METRICS}), ref_metrics(num, num), atol=1e-6)
+  _close(
+    _get({m: got["pessimistic"][f"all/{m}"] for m in METRICS}), ref_metrics(num, num), atol=1e-6
+  )
   _close(_get({m: got["optimistic"][f"all/{m}"] for m in METRICS}), ref_metrics(0, num), atol=1e-6)
-  _close(_get({m: got["expected"][f"all/{m}"] for m in METRICS}), ref_expected(0, num, num), atol=1e-6)
+  _close(
+    _get({m: got["expected"][f"all/{m}"] for m in METRICS}), ref_expected(0, num, num), atol=1e-6
+  )
   # The default is the pessimistic rule.
   default = jax.jit(functools.partial(step_lib.evaluate, task=run.task, mesh=run.mesh))
   sums = jax.device_get(default(params, run.frozen, run.eval_data["valid"]))
@@ -257,7 +289,8 @@ def test_end_to_end_expected(tmp_path):
 
 def test_the_trainer_scores_with_the_configured_rule():
   """loop.setup hands eval.ties to the compiled evaluation: with all-zero parameters every score
-  ties, so NDCG@1 is 1 under the optimistic rule and 0 under the pessimistic one."""
+  ties, so NDCG@1 is 1 under the optimistic rule and 0 under the pessimistic one.
+  """
   ndcg1 = {}
   for rule in ("optimistic", "pessimistic"):
     run = loop.setup(_tiny(**{"eval.ties": rule}))

@@ -3,19 +3,27 @@
 import json
 import os
 
+from conftest import tiny_run
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import tiny
-from conftest import tiny_run
 from orthoalign.train import loop
 from orthoalign.train import results
 from orthoalign.train import step as step_lib
 
-METRICS = ("train/loss", "train/rec_loss", "valid/sampled/all/ndcg@10", "test/sampled/A/ndcg@10", "test/full/B/mrr",
-           "test/sampled/all/auc", "align/gca0_A/abs_mean_cos", "align/gca0_B/alpha")
+METRICS = (
+  "train/loss",
+  "train/rec_loss",
+  "valid/sampled/all/ndcg@10",
+  "test/sampled/A/ndcg@10",
+  "test/full/B/mrr",
+  "test/sampled/all/auc",
+  "align/gca0_A/abs_mean_cos",
+  "align/gca0_B/alpha",
+)
 
 
 run = tiny_run
@@ -52,7 +60,8 @@ def test_outputs(baseline):
 
 def test_metrics_per_user_group_partition_the_test_users(baseline):
   """overlapped + non-overlapped cases are all cases, and the all-users metric is their
-  case-weighted mean (data/eval_inputs.py user groups)."""
+  case-weighted mean (data/eval_inputs.py user groups).
+  """
   _, rows = baseline
   row = rows[0]
   n = {g: row[f"test/{g}/sampled/all/count"] for g in ("overlapped", "non-overlapped")}
@@ -77,12 +86,18 @@ def test_replica_equals_standalone_run(baseline, tmp_path):
 
 
 def test_hyperparameter_replicas_differ(tmp_path):
-  rows = run(tmp_path, **{"sweep.learning_rates": (1e-3, 1e-2), "sweep.gate_inits": (0.0, 2.0),
-                          "train.max_epochs": 1})
+  rows = run(
+    tmp_path,
+    **{"sweep.learning_rates": (1e-3, 1e-2), "sweep.gate_inits": (0.0, 2.0), "train.max_epochs": 1},
+  )
   assert [(r["learning_rate"], r["gate_init"]) for r in rows] == [
-      (1e-3, 0.0), (1e-3, 2.0), (1e-2, 0.0), (1e-2, 2.0)]
+    (1e-3, 0.0),
+    (1e-3, 2.0),
+    (1e-2, 0.0),
+    (1e-2, 2.0),
+  ]
   alphas = [r["align/gca0_A/alpha"] for r in rows]
-  assert alphas[1] > alphas[0] + 0.2         # sigmoid(2) vs sigmoid(0), barely moved by 1 epoch
+  assert alphas[1] > alphas[0] + 0.2  # sigmoid(2) vs sigmoid(0), barely moved by 1 epoch
 
 
 def test_data_parallel_matches_single_device(tmp_path):
@@ -105,7 +120,7 @@ def test_resume_after_interruption_gives_identical_results(tmp_path, monkeypatch
 
   def dying_writer(self, step, scalars):
     calls["n"] += 1
-    if calls["n"] == 2:                    # "killed" after epoch 2 was checkpointed
+    if calls["n"] == 2:  # "killed" after epoch 2 was checkpointed
       raise Killed()
 
   monkeypatch.setattr(loop.writers.ScalarWriter, "write_scalars", dying_writer)
@@ -155,12 +170,19 @@ def test_nan_loss_before_any_checkpoint_says_so(tmp_path, monkeypatch):
 
 
 def test_schedule_warmup_plateau_and_sparse_checkpoints(tmp_path):
-  rows = run(tmp_path, **{"train.max_epochs": 4, "train.warmup_epochs": 2, "train.plateau_patience": 1,
-                          "train.checkpoint_every": 3,
-                          "train.select_metric": "valid/sampled/A/mrr+valid/sampled/B/mrr"})
+  rows = run(
+    tmp_path,
+    **{
+      "train.max_epochs": 4,
+      "train.warmup_epochs": 2,
+      "train.plateau_patience": 1,
+      "train.checkpoint_every": 3,
+      "train.select_metric": "valid/sampled/A/mrr+valid/sampled/B/mrr",
+    },
+  )
   row = rows[0]
-  assert row["best_epoch"] >= 3                      # no validation during the 2 warm-up epochs
-  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]   # epoch 3 and the last; keep 1
+  assert row["best_epoch"] >= 3  # no validation during the 2 warm-up epochs
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]  # epoch 3 and the last; keep 1
   value = row["valid/sampled/A/mrr"] + row["valid/sampled/B/mrr"]
   assert np.isfinite(value)
 
@@ -171,11 +193,14 @@ def test_model_hyperparameter_replica_equals_standalone_run(tmp_path):
   Replica 1 has alpha = 0.5 and tau_reg = 2.0 (a weight and a temperature that are arrays in the
   program); the standalone run gets them as plain config values.
   """
-  rows = run(tmp_path / "sweep", **{"sweep.model.alpha": (0.0, 0.5), "model.tau_reg": 2.0,
-                                    "train.max_epochs": 2})
+  rows = run(
+    tmp_path / "sweep",
+    **{"sweep.model.alpha": (0.0, 0.5), "model.tau_reg": 2.0, "train.max_epochs": 2},
+  )
   assert [r["model.alpha"] for r in rows] == [0.0, 0.5]
-  alone = run(tmp_path / "alone", **{"model.alpha": 0.5, "model.tau_reg": 2.0,
-                                     "train.max_epochs": 2})[0]
+  alone = run(
+    tmp_path / "alone", **{"model.alpha": 0.5, "model.tau_reg": 2.0, "train.max_epochs": 2}
+  )[0]
   for key in METRICS + ("train/reg_loss",):
     np.testing.assert_allclose(alone[key], rows[1][key], rtol=1e-4, atol=1e-4, err_msg=key)
   assert rows[0]["train/loss"] != pytest.approx(rows[1]["train/loss"], rel=1e-3)
@@ -183,6 +208,7 @@ def test_model_hyperparameter_replica_equals_standalone_run(tmp_path):
 
 def test_unknown_model_hyperparameter_sweep_is_refused(tmp_path):
   from orthoalign import config_lib
+
   cfg = tiny.get_config()
   cfg.sweep.model.gamma = (0.1,)
   with pytest.raises(config_lib.ConfigError, match=r"sweep.model.gamma.*valid: \['alpha', 'beta'"):
@@ -193,11 +219,18 @@ def test_history_rows_per_epoch_and_replica(baseline):
   workdir, rows = baseline
   with open(workdir / "history.jsonl") as f:
     history = [json.loads(line) for line in f]
-  assert [(h["epoch"], h["replica"]) for h in history] == [(e, r) for e in (1, 2, 3) for r in (0, 1)]
+  assert [(h["epoch"], h["replica"]) for h in history] == [
+    (e, r) for e in (1, 2, 3) for r in (0, 1)
+  ]
   for h in history:
-    assert {"train/loss", "train/learning_rate", "valid/sampled/A/ndcg@10",
-            "align/gca0_A/abs_mean_cos", "align/gca0_B/alpha"} <= set(h)
-    assert not any(k.startswith("test/") for k in h)       # eval.track_test is off
+    assert {
+      "train/loss",
+      "train/learning_rate",
+      "valid/sampled/A/ndcg@10",
+      "align/gca0_A/abs_mean_cos",
+      "align/gca0_B/alpha",
+    } <= set(h)
+    assert not any(k.startswith("test/") for k in h)  # eval.track_test is off
   best = [h for h in history if h["replica"] == 1 and h["epoch"] == rows[1]["best_epoch"]][0]
   assert best["valid/sampled/all/ndcg@10"] == pytest.approx(rows[1]["valid/sampled/all/ndcg@10"])
 
@@ -205,14 +238,16 @@ def test_history_rows_per_epoch_and_replica(baseline):
 def test_history_resume_keeps_only_checkpointed_epochs(tmp_path):
   """Rows past the checkpoint (epochs a resumed run replays) are dropped, then written again."""
   from orthoalign.train import history as history_lib
+
   path = tmp_path / "history.jsonl"
-  path.write_text("".join(json.dumps({"epoch": e, "replica": 0}) + "\n" for e in (1, 2, 3))
-                  + '{"epoch": 4, "repl')                         # cut short by the interruption
+  path.write_text(
+    "".join(json.dumps({"epoch": e, "replica": 0}) + "\n" for e in (1, 2, 3)) + '{"epoch": 4, "repl'
+  )  # cut short by the interruption
   history = history_lib.History(str(tmp_path), resume_epoch=2)
   history.append([{"epoch": 3, "replica": 0, "x": 1.0}])
   rows = [json.loads(line) for line in path.read_text().splitlines()]
   assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[-1]["x"] == 1.0
-  history_lib.History(str(tmp_path), resume_epoch=None)          # a fresh run starts empty
+  history_lib.History(str(tmp_path), resume_epoch=None)  # a fresh run starts empty
   assert path.read_text() == ""
 
 
@@ -235,5 +270,6 @@ def test_compile_together_returns_in_order_and_raises():
 
   def bad(x):
     raise ValueError("traced and failed")
+
   with pytest.raises(ValueError, match="traced and failed"):
     loop.compile_together((double, (x,)), (jax.jit(bad), (x,)))

@@ -8,9 +8,11 @@ from orthoalign.data import windows
 
 def _ds():
   # nA = 5, nB = 4: A ids 1..5, B ids 6..9.
-  seqs = [np.array([1, 6, 2, 7, 3, 8, 9]),   # prefix (len-2) = 1 6 2 7 3
-          np.array([6, 7, 1, 8, 2]),           # prefix = 6 7 1
-          np.array([2, 3])]                     # too short: never trained or evaluated
+  seqs = [
+    np.array([1, 6, 2, 7, 3, 8, 9]),  # prefix (len-2) = 1 6 2 7 3
+    np.array([6, 7, 1, 8, 2]),  # prefix = 6 7 1
+    np.array([2, 3]),
+  ]  # too short: never trained or evaluated
   return dataset_lib.CDSRDataset.from_sequences("toy", 5, 4, seqs)
 
 
@@ -32,8 +34,8 @@ def test_train_windows_hand_worked():
   # User 1: prefix 6 7 1: mixed 6 7 -> 7 1 (right-aligned in 4).
   np.testing.assert_array_equal(w["seq"][1], [0, 0, 6, 7])
   np.testing.assert_array_equal(w["pos"][1], [0, 0, 7, 1])
-  np.testing.assert_array_equal(w["seq_a"][1], [0, 0, 0, 0])   # one A item: input nothing
-  np.testing.assert_array_equal(w["hist"][1][-3:], [1, 6, 7])    # sorted, left-padded
+  np.testing.assert_array_equal(w["seq_a"][1], [0, 0, 0, 0])  # one A item: input nothing
+  np.testing.assert_array_equal(w["hist"][1][-3:], [1, 6, 7])  # sorted, left-padded
 
 
 def test_domain_targets_point_at_the_same_mixed_target():

@@ -52,11 +52,11 @@ other work, N threads on N cores can be far slower for torch than one thread on 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 import os
 import statistics
 import sys
 import time
-from typing import Callable
 
 import jax
 
@@ -65,44 +65,78 @@ _RATIOS = ("train epoch", "step only", "validation", "end-to-end")
 
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--llm4cdsr", "--original", dest="llm4cdsr", default="",
-                      help="checkout of liuqidong07/LLM4CDSR-pytorch (omit to skip LLM4CDSR)")
+  parser.add_argument(
+    "--llm4cdsr",
+    "--original",
+    dest="llm4cdsr",
+    default="",
+    help="checkout of liuqidong07/LLM4CDSR-pytorch (omit to skip LLM4CDSR)",
+  )
   parser.add_argument("--abxi", default="", help="checkout of DiMarzioBian/ABXI (omit to skip)")
-  parser.add_argument("--abxi-data", default="../shared/data/abxi-afk",
-                      help="ABXI's afk files (afk_50_preprocessed.txt, map_item_50.txt)")
-  parser.add_argument("--max-lens", "--max-len", dest="max_lens", default="40",
-                      help="LLM4CDSR's model.max_len on both sides, comma-separated")
-  parser.add_argument("--length-buckets", default="",
-                      help="LLM4CDSR: orthoalign trains in these length buckets with padding masked "
-                           "(e.g. 25,50,100; those below each max_len are used); default: none")
+  parser.add_argument(
+    "--abxi-data",
+    default="../shared/data/abxi-afk",
+    help="ABXI's afk files (afk_50_preprocessed.txt, map_item_50.txt)",
+  )
+  parser.add_argument(
+    "--max-lens",
+    "--max-len",
+    dest="max_lens",
+    default="40",
+    help="LLM4CDSR's model.max_len on both sides, comma-separated",
+  )
+  parser.add_argument(
+    "--length-buckets",
+    default="",
+    help="LLM4CDSR: orthoalign trains in these length buckets with padding masked "
+    "(e.g. 25,50,100; those below each max_len are used); default: none",
+  )
   parser.add_argument("--steps", type=int, default=20, help="training steps (full batches)")
   parser.add_argument("--repeats", type=int, default=3, help="alternating rounds")
-  parser.add_argument("--e2e-epochs", type=int, default=0,
-                      help="epochs of the end-to-end figure (fresh build, compile included); 0 = none")
-  parser.add_argument("--threads", type=int, default=0,
-                      help="torch.set_num_threads; 0 = the cores this process may use")
-  parser.add_argument("--abxi-device", default="cpu",
-                      help="torch device of the original ABXI: cpu or cuda (on a GPU machine)")
-  parser.add_argument("--also-anomaly", action="store_true",
-                      help="LLM4CDSR: also time the original's epoch with anomaly detection on")
+  parser.add_argument(
+    "--e2e-epochs",
+    type=int,
+    default=0,
+    help="epochs of the end-to-end figure (fresh build, compile included); 0 = none",
+  )
+  parser.add_argument(
+    "--threads",
+    type=int,
+    default=0,
+    help="torch.set_num_threads; 0 = the cores this process may use",
+  )
+  parser.add_argument(
+    "--abxi-device",
+    default="cpu",
+    help="torch device of the original ABXI: cpu or cuda (on a GPU machine)",
+  )
+  parser.add_argument(
+    "--also-anomaly",
+    action="store_true",
+    help="LLM4CDSR: also time the original's epoch with anomaly detection on",
+  )
   args = parser.parse_args()
   if not (args.llm4cdsr or args.abxi):
     parser.error("give --llm4cdsr=<checkout> and/or --abxi=<checkout>")
-  for flag, path, needed in (("--llm4cdsr", args.llm4cdsr, "models/LLMCDSR.py"),
-                             ("--abxi", args.abxi, "models/ABXI.py")):
+  for flag, path, needed in (
+    ("--llm4cdsr", args.llm4cdsr, "models/LLMCDSR.py"),
+    ("--abxi", args.abxi, "models/ABXI.py"),
+  ):
     if path and not os.path.isfile(os.path.join(path, needed)):
       parser.error(f"{flag}={path}: expected a checkout holding {needed}")
   max_lens = [int(x) for x in args.max_lens.split(",") if x.strip()]
   try:
     buckets = tuple(int(x) for x in args.length_buckets.split(",") if x.strip())
   except ValueError:
-    parser.error(f"--length-buckets={args.length_buckets}: expected comma-separated ints, "
-                 "e.g. 25,50,100")
+    parser.error(
+      f"--length-buckets={args.length_buckets}: expected comma-separated ints, e.g. 25,50,100"
+    )
 
   # orthoalign's programs compile in this process, never loaded from a persistent cache.
   os.environ["ORTHOALIGN_COMPILE_CACHE"] = "off"
   jax.config.update("jax_enable_compilation_cache", False)
-  import torch                                              # optional dependency
+  import torch  # optional dependency
+
   # The cores this process may run on (`taskset` narrows them); os.cpu_count() ignores that.
   cores = len(os.sched_getaffinity(0))
   threads = args.threads or cores
@@ -110,23 +144,31 @@ def main() -> int:
   torch.autograd.set_detect_anomaly(False)
   # The project root, for `configs` when run as `python tools/bench_against_original.py`.
   sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  import bench_original_abxi                                # tools/ is on sys.path
+  import bench_original_abxi  # tools/ is on sys.path
   import bench_original_llm4cdsr
 
-  print(f"jax {jax.__version__} ({jax.default_backend()}, {jax.device_count()} device; persistent "
-        f"compilation cache {'on' if jax.config.jax_enable_compilation_cache else 'off'}) | torch "
-        f"{torch.__version__} | torch.set_num_threads({threads}) -> get_num_threads() "
-        f"{torch.get_num_threads()}, interop {torch.get_num_interop_threads()} | os.cpu_count() "
-        f"{os.cpu_count()}, cores usable by this process {cores} (XLA: its own pool on those) | "
-        f"anomaly detection {torch.is_anomaly_enabled()}", flush=True)
+  print(
+    f"jax {jax.__version__} ({jax.default_backend()}, {jax.device_count()} device; persistent "
+    f"compilation cache {'on' if jax.config.jax_enable_compilation_cache else 'off'}) | torch "
+    f"{torch.__version__} | torch.set_num_threads({threads}) -> get_num_threads() "
+    f"{torch.get_num_threads()}, interop {torch.get_num_interop_threads()} | os.cpu_count() "
+    f"{os.cpu_count()}, cores usable by this process {cores} (XLA: its own pool on those) | "
+    f"anomaly detection {torch.is_anomaly_enabled()}",
+    flush=True,
+  )
 
   jobs: list[Callable] = []
   if args.llm4cdsr:
-    jobs += [lambda n=n: bench_original_llm4cdsr.build(args.llm4cdsr, n, args.steps,
-                                                       args.also_anomaly, buckets) for n in max_lens]
+    jobs += [
+      lambda n=n: bench_original_llm4cdsr.build(
+        args.llm4cdsr, n, args.steps, args.also_anomaly, buckets
+      )
+      for n in max_lens
+    ]
   if args.abxi:
-    jobs.append(lambda: bench_original_abxi.build(args.abxi, args.abxi_data, args.steps,
-                                                   args.abxi_device))
+    jobs.append(
+      lambda: bench_original_abxi.build(args.abxi, args.abxi_data, args.steps, args.abxi_device)
+    )
   summary = []
   for build in jobs:
     bench = build()
@@ -135,9 +177,11 @@ def main() -> int:
     finally:
       bench.cleanup()
 
-  print(f"\nsummary: ratio of medians, original / orthoalign (> 1: orthoalign faster); "
-        f"{args.repeats} rounds" + (f", end-to-end = {args.e2e_epochs} epochs, compile included"
-                                    if args.e2e_epochs else ""))
+  print(
+    f"\nsummary: ratio of medians, original / orthoalign (> 1: orthoalign faster); "
+    f"{args.repeats} rounds"
+    + (f", end-to-end = {args.e2e_epochs} epochs, compile included" if args.e2e_epochs else "")
+  )
   print(f"{'model':<10} {'max_len':>7} {'steps':>6} " + " ".join(f"{k:>12}" for k in _RATIOS))
   for model, max_len, steps, ratios in summary:
     cells = " ".join(f"{ratios[k]:11.2f}x" if k in ratios else f"{'-':>12}" for k in _RATIOS)
@@ -160,53 +204,72 @@ def run_bench(bench, repeats: int, e2e_epochs: int) -> tuple[str, int, int, dict
         side.train()
         side.evaluate()
       e2e[key] = bench.build_s[key] + time.perf_counter() - t0
-    theirs.step_only.clear()                                # only the rounds' epochs below
-    print(f"end-to-end, {e2e_epochs} epochs of (train epoch + validation pass), compile included: "
-          f"original {e2e['theirs']:.2f}s (build {bench.build_s['theirs']:.2f}s), orthoalign "
-          f"{e2e['ours']:.2f}s (setup + compile {bench.build_s['ours']:.2f}s)", flush=True)
+    theirs.step_only.clear()  # only the rounds' epochs below
+    print(
+      f"end-to-end, {e2e_epochs} epochs of (train epoch + validation pass), compile included: "
+      f"original {e2e['theirs']:.2f}s (build {bench.build_s['theirs']:.2f}s), orthoalign "
+      f"{e2e['ours']:.2f}s (setup + compile {bench.build_s['ours']:.2f}s)",
+      flush=True,
+    )
 
   rounds: list[tuple[str, Callable[[], float]]] = [
-      ("train epoch, original (loader + step)", theirs.train),
-      ("train epoch, orthoalign", ours.train)]
+    ("train epoch, original (loader + step)", theirs.train),
+    ("train epoch, orthoalign", ours.train),
+  ]
   rounds += [(f"train epoch, {name}", fn) for name, fn in theirs.extra.items()]
-  rounds += [("validation pass, original", theirs.evaluate),
-             ("validation pass, orthoalign", ours.evaluate)]
+  rounds += [
+    ("validation pass, original", theirs.evaluate),
+    ("validation pass, orthoalign", ours.evaluate),
+  ]
   times: dict[str, list[float]] = {name: [] for name, _ in rounds}
   for r in range(repeats):
     for name, fn in rounds:
       times[name].append(fn())
-    print(f"round {r + 1}/{repeats}: " + "  ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()),
-          flush=True)
+    print(
+      f"round {r + 1}/{repeats}: " + "  ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()),
+      flush=True,
+    )
   times["train epoch, original (step only)"] = list(theirs.step_only)
 
   seqs = bench.steps * bench.batch
-  order = ["train epoch, original (loader + step)", "train epoch, original (step only)",
-           "train epoch, orthoalign"] + [f"train epoch, {n}" for n in theirs.extra] + [
-           "validation pass, original", "validation pass, orthoalign"]
-  print(f"\n{bench.model} max_len={bench.max_len}, {bench.steps} steps x {bench.batch}, "
-        f"{repeats} rounds; seconds min / median / max; ms per step and per sequence at the median")
+  order = (
+    [
+      "train epoch, original (loader + step)",
+      "train epoch, original (step only)",
+      "train epoch, orthoalign",
+    ]
+    + [f"train epoch, {n}" for n in theirs.extra]
+    + ["validation pass, original", "validation pass, orthoalign"]
+  )
+  print(
+    f"\n{bench.model} max_len={bench.max_len}, {bench.steps} steps x {bench.batch}, "
+    f"{repeats} rounds; seconds min / median / max; ms per step and per sequence at the median"
+  )
   print(f"{'figure':<44} {'min':>8} {'median':>8} {'max':>8} {'ms/step':>9} {'ms/seq':>8}")
   for name in order:
     v = times[name]
     n_steps, n_seq = (bench.steps, seqs) if name.startswith("train") else (None, bench.n_eval)
     med = statistics.median(v)
     per_step = f"{1e3 * med / n_steps:9.2f}" if n_steps else f"{'-':>9}"
-    print(f"{name:<44} {min(v):8.3f} {med:8.3f} {max(v):8.3f} {per_step} "
-          f"{1e3 * med / n_seq:8.3f}")
+    print(f"{name:<44} {min(v):8.3f} {med:8.3f} {max(v):8.3f} {per_step} {1e3 * med / n_seq:8.3f}")
   for key, who in (("theirs", "original"), ("ours", "orthoalign")):
     if key in e2e:
       name = f"{e2e_epochs} epochs, compile included, {who}"
       print(f"{name:<44} {e2e[key]:8.3f} {e2e[key]:8.3f} {e2e[key]:8.3f} {'-':>9} {'-':>8}")
 
   ratio = lambda a, b: statistics.median(times[a]) / statistics.median(times[b])
-  ratios = {"train epoch": ratio("train epoch, original (loader + step)", "train epoch, orthoalign"),
-            "step only": ratio("train epoch, original (step only)", "train epoch, orthoalign"),
-            "validation": ratio("validation pass, original", "validation pass, orthoalign")}
+  ratios = {
+    "train epoch": ratio("train epoch, original (loader + step)", "train epoch, orthoalign"),
+    "step only": ratio("train epoch, original (step only)", "train epoch, orthoalign"),
+    "validation": ratio("validation pass, original", "validation pass, orthoalign"),
+  }
   if e2e:
     ratios["end-to-end"] = e2e["theirs"] / e2e["ours"]
-  print("ratio of medians, original / orthoalign: " + ", ".join(
-      f"{k} {v:.2f}x" for k, v in ratios.items()) + (
-      f" ({e2e_epochs} epochs, compile included)" if e2e else ""))
+  print(
+    "ratio of medians, original / orthoalign: "
+    + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
+    + (f" ({e2e_epochs} epochs, compile included)" if e2e else "")
+  )
   return bench.model, bench.max_len, bench.steps, ratios
 
 

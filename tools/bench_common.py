@@ -6,13 +6,14 @@ builds both sides for its model and returns a `Bench`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 import contextlib
 import dataclasses
 import importlib
 import os
 import sys
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import jax
 import numpy as np
@@ -21,9 +22,10 @@ import numpy as np
 @dataclasses.dataclass
 class Side:
   """One implementation, built and ready: each callable runs its work once and returns seconds."""
-  train: Callable[[], float]                 # one training epoch over the benchmark's users
-  evaluate: Callable[[], float]              # one validation pass over the benchmark's users
-  params: int                                # trainable parameters
+
+  train: Callable[[], float]  # one training epoch over the benchmark's users
+  evaluate: Callable[[], float]  # one validation pass over the benchmark's users
+  params: int  # trainable parameters
   # The original only: per train() call, the seconds from batch in hand to optimizer step.
   step_only: list[float] = dataclasses.field(default_factory=list)
   # Further figures, timed in the rounds after train (e.g. the original with anomaly detection).
@@ -34,42 +36,47 @@ class Side:
 class Bench:
   """Both sides of one model at one max_len, built; `build_s` = each side's construction seconds
   (orthoalign: setup + compilation of its programs; the original: its data objects, model and
-  optimizer), the first part of the end-to-end figure."""
+  optimizer), the first part of the end-to-end figure.
+  """
+
   model: str
   max_len: int
-  steps: int                                 # training steps per epoch (full batches)
+  steps: int  # training steps per epoch (full batches)
   batch: int
-  n_eval: int                                # validation cases
+  n_eval: int  # validation cases
   ours: Side
   theirs: Side
-  build_s: dict[str, float]                  # {"ours": s, "theirs": s}
-  notes: list[str]                           # printed above the table
+  build_s: dict[str, float]  # {"ours": s, "theirs": s}
+  notes: list[str]  # printed above the table
   cleanup: Callable[[], None] = lambda: None
 
 
 @dataclasses.dataclass
 class Ours:
   """orthoalign's side plus what the original's side needs to match it."""
+
   side: Side
-  run: Any                                   # loop.Run, with the subsampled training data
-  rows: np.ndarray                           # the chosen rows of task.train_data
-  users: np.ndarray                          # their 0-based orthoalign user ids
-  ev_rows: np.ndarray                        # rows of task.eval_data["valid"] of those users
-  eval_padded: int                           # the validation cases padded to eval batches
+  run: Any  # loop.Run, with the subsampled training data
+  rows: np.ndarray  # the chosen rows of task.train_data
+  users: np.ndarray  # their 0-based orthoalign user ids
+  ev_rows: np.ndarray  # rows of task.eval_data["valid"] of those users
+  eval_padded: int  # the validation cases padded to eval batches
   steps: int
-  compile_s: dict[str, float]                # {"train": s, "eval": s}
+  compile_s: dict[str, float]  # {"train": s, "eval": s}
 
 
 def orthoalign_side(cfg: Any, steps_wanted: int) -> Ours:
   """loop.setup(cfg), then `steps_wanted` full batches of training users (fewer if the data has
   fewer; chosen with seed 0, so a fresh call picks the same users) and the validation cases of
-  those users, and compiles the epoch and evaluation programs for exactly those arrays."""
+  those users, and compiles the epoch and evaluation programs for exactly those arrays.
+  """
   from orthoalign.train import loop
+
   batch = cfg.train.batch_size
   run = loop.setup(cfg)
   task = run.task
   n_train = len(task.train_data["user"])
-  steps = min(steps_wanted, n_train // batch)              # full batches only: same work per step
+  steps = min(steps_wanted, n_train // batch)  # full batches only: same work per step
   rows = np.sort(np.random.default_rng(0).choice(n_train, steps * batch, replace=False))
   users = np.asarray(task.train_data["user"])[rows]
   host = loop.train_arrays(task, loop.bucket_lengths(cfg))
@@ -77,9 +84,16 @@ def orthoalign_side(cfg: Any, steps_wanted: int) -> Ours:
   valid = task.eval_data["valid"]
   ev_rows = np.nonzero(np.isin(np.asarray(valid["user"]), users))[0]
   hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())
-  eval_data = jax.device_put(loop._eval_batches(                # pylint: disable=protected-access
-      {k: np.asarray(v)[ev_rows] for k, v in valid.items()}, cfg.eval.batch_size, hist_width,
-      loop.bucket_lengths(cfg), task), run.repl)
+  eval_data = jax.device_put(
+    loop._eval_batches(  # pylint: disable=protected-access
+      {k: np.asarray(v)[ev_rows] for k, v in valid.items()},
+      cfg.eval.batch_size,
+      hist_width,
+      loop.bucket_lengths(cfg),
+      task,
+    ),
+    run.repl,
+  )
   run = dataclasses.replace(run, train_data=train_data, steps=steps)
 
   t0 = time.perf_counter()
@@ -94,8 +108,9 @@ def orthoalign_side(cfg: Any, steps_wanted: int) -> Ours:
     live["epoch"] += 1
     jax.block_until_ready(live["state"])
     t0 = time.perf_counter()
-    live["state"], metrics = epoch_prog(live["state"], train_data, run.frozen,
-                                        run.epoch_arg(live["epoch"]))
+    live["state"], metrics = epoch_prog(
+      live["state"], train_data, run.frozen, run.epoch_arg(live["epoch"])
+    )
     jax.block_until_ready(metrics)
     return time.perf_counter() - t0
 
@@ -105,14 +120,22 @@ def orthoalign_side(cfg: Any, steps_wanted: int) -> Ours:
     return time.perf_counter() - t0
 
   params = sum(x.size for x in jax.tree_util.tree_leaves(run.state.params))
-  return Ours(side=Side(train=train, evaluate=evaluate, params=params), run=run, rows=rows,
-              users=users, ev_rows=ev_rows, eval_padded=int(eval_data["weight"].size), steps=steps,
-              compile_s={"train": compile_train, "eval": compile_eval})
+  return Ours(
+    side=Side(train=train, evaluate=evaluate, params=params),
+    run=run,
+    rows=rows,
+    users=users,
+    ev_rows=ev_rows,
+    eval_padded=int(eval_data["weight"].size),
+    steps=steps,
+    compile_s={"train": compile_train, "eval": compile_eval},
+  )
 
 
 def loader_pass(loader: Iterable, step: Callable[[Any], Any]) -> tuple[float, float]:
   """`for batch in loader: step(batch)`: (wall seconds, seconds inside `step`, i.e. from batch in
-  hand to the end of its work: the loader's own time is the difference)."""
+  hand to the end of its work: the loader's own time is the difference).
+  """
   inside = 0.0
   t0 = time.perf_counter()
   for batch in loader:
@@ -131,8 +154,11 @@ def import_authors(path: str, *names: str) -> list[Any]:
   """
   path = os.path.abspath(path)
   tops = {n.split(".")[0] for n in names}
-  tops |= {e[:-3] if e.endswith(".py") else e for e in os.listdir(path)
-           if e.endswith(".py") or os.path.isdir(os.path.join(path, e))}
+  tops |= {
+    e[:-3] if e.endswith(".py") else e
+    for e in os.listdir(path)
+    if e.endswith(".py") or os.path.isdir(os.path.join(path, e))
+  }
 
   def drop():
     for k in [k for k in sys.modules if k.split(".")[0] in tops]:

@@ -22,8 +22,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-import port_check                    # tools/port_check.py (tools/ is on sys.path)
+import port_check  # tools/port_check.py (tools/ is on sys.path)
 
 
 def main() -> int:
@@ -33,10 +32,11 @@ def main() -> int:
   args = parser.parse_args()
 
   jax.config.update("jax_enable_x64", True)
-  import torch                                              # optional dependency
+  import torch  # optional dependency
+
   torch.set_default_dtype(torch.float64)
   sys.path.insert(0, args.original)
-  from models.ABXI import ABXI as TorchABXI                  # the authors' code
+  from models.ABXI import ABXI as TorchABXI  # noqa: N811  # the authors' code
 
   # The project root, for `configs` when run as `python tools/compare_abxi_original.py`.
   sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,14 +52,29 @@ def main() -> int:
   na, nb, m = ds.num_items_a, ds.num_items_b, cfg.model
   params = port_check.perturbed_float64(task.init_params)
 
-  model = TorchABXI(argparse.Namespace(
-      bs=cfg.train.batch_size, len_trim=m.max_len - 3, n_head=m.n_head, n_item=na + nb,
-      n_item_a=na, n_neg=m.n_neg, temp=m.temp, d_embed=m.d_embed, rd=m.rd, ri=m.ri, dropout=0.0))
+  model = TorchABXI(
+    argparse.Namespace(
+      bs=cfg.train.batch_size,
+      len_trim=m.max_len - 3,
+      n_head=m.n_head,
+      n_item=na + nb,
+      n_item_a=na,
+      n_neg=m.n_neg,
+      temp=m.temp,
+      d_embed=m.d_embed,
+      rd=m.rd,
+      ri=m.ri,
+      dropout=0.0,
+    )
+  )
   names = torch_names(jax.tree_util.tree_map(np.asarray, params))
-  model.load_state_dict({k: torch.tensor(np.ascontiguousarray(v)) for k, v in names.items()},
-                        strict=True)
-  print(f"parameters: original {sum(p.numel() for p in model.parameters()):,}, "
-        f"orthoalign {sum(x.size for x in jax.tree_util.tree_leaves(params)):,}")
+  model.load_state_dict(
+    {k: torch.tensor(np.ascontiguousarray(v)) for k, v in names.items()}, strict=True
+  )
+  print(
+    f"parameters: original {sum(p.numel() for p in model.parameters()):,}, "
+    f"orthoalign {sum(x.size for x in jax.tree_util.tree_leaves(params)):,}"
+  )
   module = abxi.make_module(na, nb, m, (), "other", {})
   tensor = lambda x: torch.tensor(np.asarray(x)).long()
   int_mask = lambda s: (s != 0).unsqueeze(-1).to(torch.int32)
@@ -94,9 +109,11 @@ def main() -> int:
   report("loss_A: |difference|", abs(la_t.item() - float(la)))
   report("loss_B: |difference|", abs(lb_t.item() - float(lb)))
   ref = torch_names(jax.tree_util.tree_map(np.asarray, grads))
-  ref["ei.weight"][0] = 0.0                       # torch's padding_idx=0 row gets no gradient
-  worst = max(np.abs(p.grad.numpy() - ref[n]).max() / max(np.abs(ref[n]).max(), 1e-30)
-              for n, p in model.named_parameters())
+  ref["ei.weight"][0] = 0.0  # torch's padding_idx=0 row gets no gradient
+  worst = max(
+    np.abs(p.grad.numpy() - ref[n]).max() / max(np.abs(ref[n]).max(), 1e-30)
+    for n, p in model.named_parameters()
+  )
   report(f"gradients ({len(ref)} tensors): max relative difference", worst)
 
   # Evaluation: in-place domain sequences and masks as the original trainer's evaluate_batch.
@@ -109,9 +126,16 @@ def main() -> int:
   in_a, in_b = (sx > 0) & (sx <= na), sx > na
   sa, sb = torch.where(in_a, sx, 0), torch.where(in_b, sx, 0)
   with torch.no_grad():
-    h_et = model(sx, sa, sb, int_mask(sx), in_a.unsqueeze(-1).to(torch.int32),
-                 in_b.unsqueeze(-1).to(torch.int32), ((0 < g1) & (g1 <= na)).double(),
-                 (g1 > na).double())
+    h_et = model(
+      sx,
+      sa,
+      sb,
+      int_mask(sx),
+      in_a.unsqueeze(-1).to(torch.int32),
+      in_b.unsqueeze(-1).to(torch.int32),
+      ((0 < g1) & (g1 <= na)).double(),
+      (g1 > na).double(),
+    )
     ranks_t = model.cal_rank(h_et, g1, tensor(ev["cand"][:, 1:])).numpy()
   report("evaluation h: max |difference|", np.abs(h_et.numpy() - np.asarray(h_e)).max())
   report(f"evaluation ranks: users differing of {len(ranks)}", float((ranks_t != ranks).sum()), 0)
@@ -121,19 +145,30 @@ def main() -> int:
 
 def torch_names(p: dict) -> dict[str, np.ndarray]:
   """orthoalign's ABXI parameter tree -> the original's state_dict names and layouts."""
-  out = {"ei.weight": p["ei"], "ep.weight": p["ep"],
-         "mha.mha.in_proj_weight": p["mha"]["in_proj_kernel"].T,
-         "mha.mha.in_proj_bias": p["mha"]["in_proj_bias"],
-         "mha.mha.out_proj.weight": p["mha"]["out_proj"]["kernel"].T,
-         "mha.mha.out_proj.bias": p["mha"]["out_proj"]["bias"],
-         "mha.norm_mha.weight": p["norm_mha"]["scale"], "mha.norm_mha.bias": p["norm_mha"]["bias"]}
+  out = {
+    "ei.weight": p["ei"],
+    "ep.weight": p["ep"],
+    "mha.mha.in_proj_weight": p["mha"]["in_proj_kernel"].T,
+    "mha.mha.in_proj_bias": p["mha"]["in_proj_bias"],
+    "mha.mha.out_proj.weight": p["mha"]["out_proj"]["kernel"].T,
+    "mha.mha.out_proj.bias": p["mha"]["out_proj"]["bias"],
+    "mha.norm_mha.weight": p["norm_mha"]["scale"],
+    "mha.norm_mha.bias": p["norm_mha"]["bias"],
+  }
   for ffn in ("ffn", "proj_i", "proj_a", "proj_b"):
     for fc in ("fc_1", "fc_2", "fc_3"):
       out[f"{ffn}.{fc}.weight"] = p[ffn][fc]["kernel"].T
   for lora in ("dlora_x", "dlora_a", "dlora_b", "ilora_a", "ilora_b"):
     out[f"{lora}.mat_A"], out[f"{lora}.mat_B"] = p[lora]["mat_A"], p[lora]["mat_B"]
-  for norm in ("norm_sa_x", "norm_sa_a", "norm_sa_b", "norm_i2a", "norm_i2b", "norm_a2a",
-               "norm_b2b"):
+  for norm in (
+    "norm_sa_x",
+    "norm_sa_a",
+    "norm_sa_b",
+    "norm_i2a",
+    "norm_i2b",
+    "norm_a2a",
+    "norm_b2b",
+  ):
     out[f"{norm}.weight"], out[f"{norm}.bias"] = p[norm]["scale"], p[norm]["bias"]
   return {k: np.array(v) for k, v in out.items()}
 

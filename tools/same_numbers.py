@@ -32,20 +32,30 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name -> (config file, extra flags)
 RUNS = {
-    "tiny": ("configs/tiny.py", []),
-    "tiny_abxi": ("configs/tiny_abxi.py", []),
-    "tiny_cdsrnp": ("configs/tiny_cdsrnp.py", []),
-    "tiny_sasrec": ("configs/tiny_sasrec.py", []),
-    "main_3ep": ("configs/llm4cdsr.py", ["--config.train.max_epochs=3"]),
+  "tiny": ("configs/tiny.py", []),
+  "tiny_abxi": ("configs/tiny_abxi.py", []),
+  "tiny_cdsrnp": ("configs/tiny_cdsrnp.py", []),
+  "tiny_sasrec": ("configs/tiny_sasrec.py", []),
+  "main_3ep": ("configs/llm4cdsr.py", ["--config.train.max_epochs=3"]),
 }
 # Row keys that measure the machine or name the run, not what was computed.
-_NOT_COMPARED = ("run", "config", "orthoalign_version", "compile_s", "wall_time_s", "train_time_s",
-                 "eval_time_s", "checkpoint_time_s", "steps_per_s")
+_NOT_COMPARED = (
+  "run",
+  "config",
+  "orthoalign_version",
+  "compile_s",
+  "wall_time_s",
+  "train_time_s",
+  "eval_time_s",
+  "checkpoint_time_s",
+  "steps_per_s",
+)
 
 
 def _git(*args: str) -> str:
-  return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True,
-                        text=True).stdout.strip()
+  return subprocess.run(
+    ["git", *args], cwd=ROOT, check=True, capture_output=True, text=True
+  ).stdout.strip()
 
 
 def worktree(ref: str, folder: str) -> str:
@@ -55,8 +65,9 @@ def worktree(ref: str, folder: str) -> str:
   except subprocess.CalledProcessError:
     raise SystemExit(f"error: --ref={ref} is not a commit of {ROOT}") from None
   if os.path.isdir(folder):
-    here = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True,
-                          text=True).stdout.strip()
+    here = subprocess.run(
+      ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True
+    ).stdout.strip()
     if here == commit:
       return commit
     raise SystemExit(f"error: {folder} holds another checkout ({here[:10]}); use another --out")
@@ -66,7 +77,8 @@ def worktree(ref: str, folder: str) -> str:
 
 def train(tree: str, name: str, workdir: str, reuse: bool) -> list[dict]:
   """Runs one config with the package of `tree`; returns its results rows (with `reuse`, those
-  of an earlier call when it finished)."""
+  of an earlier call when it finished).
+  """
   path = os.path.join(workdir, "results.jsonl")
   if not reuse and os.path.isdir(workdir):
     shutil.rmtree(workdir)
@@ -76,10 +88,20 @@ def train(tree: str, name: str, workdir: str, reuse: bool) -> list[dict]:
     os.makedirs(os.path.dirname(workdir), exist_ok=True)
     t0 = time.time()
     with open(log, "w") as f:
-      proc = subprocess.run([sys.executable, "-m", "orthoalign.main", f"--config={config}",
-                             f"--workdir={workdir}", *extra], cwd=tree, stdout=f,
-                            stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": tree})
+      proc = subprocess.run(
+        [
+          sys.executable,
+          "-m",
+          "orthoalign.main",
+          f"--config={config}",
+          f"--workdir={workdir}",
+          *extra,
+        ],
+        cwd=tree,
+        stdout=f,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": tree},
+      )
     if proc.returncode:
       raise RuntimeError(f"{name} failed in {tree} (exit {proc.returncode}); log: {log}")
     print(f"  trained {name} with {tree} in {time.time() - t0:.0f}s", flush=True)
@@ -92,11 +114,12 @@ def _equal(a, b, rtol: float) -> bool:
     if a == b:
       return True
     return rtol > 0 and math.isclose(a, b, rel_tol=rtol, abs_tol=0.0)
-  return a == b           # None (NaN in JSON), lists, text
+  return a == b  # None (NaN in JSON), lists, text
 
 
-def compare(ref_rows: list[dict], new_rows: list[dict], rtol: float) -> tuple[list[str], list[str],
-                                                                                  int]:
+def compare(
+  ref_rows: list[dict], new_rows: list[dict], rtol: float
+) -> tuple[list[str], list[str], int]:
   """(differences, keys only one side has, numbers compared) over replica-matched rows."""
   if len(ref_rows) != len(new_rows):
     return [f"replicas: {len(ref_rows)} -> {len(new_rows)}"], [], 0
@@ -126,9 +149,12 @@ def main() -> int:
   if not names:
     parser.error(f"--only={args.only!r} matches none of {list(RUNS)}")
   commit = worktree(args.ref, os.path.join(out, "ref_tree"))
-  print(f"reference {commit[:10]} vs the working tree of {ROOT} ({_git('rev-parse', 'HEAD')[:10]}"
-        f"{' + changes' if _git('status', '--porcelain', '--untracked-files=no') else ''}); runs "
-        f"in {out}", flush=True)
+  print(
+    f"reference {commit[:10]} vs the working tree of {ROOT} ({_git('rev-parse', 'HEAD')[:10]}"
+    f"{' + changes' if _git('status', '--porcelain', '--untracked-files=no') else ''}); runs "
+    f"in {out}",
+    flush=True,
+  )
   failed = False
   for name in names:
     if not os.path.isfile(os.path.join(out, "ref_tree", RUNS[name][0])):
@@ -148,8 +174,11 @@ def main() -> int:
       for line in diffs[:40]:
         print(f"  {line}")
     else:
-      print(f"{name}: all equal ({count} numbers over {len(new_rows)} replica(s)"
-            f"{', exactly' if args.rtol == 0 else f', rtol {args.rtol:g}'})", flush=True)
+      print(
+        f"{name}: all equal ({count} numbers over {len(new_rows)} replica(s)"
+        f"{', exactly' if args.rtol == 0 else f', rtol {args.rtol:g}'})",
+        flush=True,
+      )
     for line in apart[:20]:
       print(f"  {line}")
   return 1 if failed else 0

@@ -1,6 +1,7 @@
 r"""The orthogonality-performance correlation (Figure 2) for ABXI on Food-Kitchen: 144 runs.
 
-  python -m orthoalign.grid --grid=configs/grids/correlation_abxi_afk.py --root=runs/correlation_abxi_afk
+  python -m orthoalign.grid --grid=configs/grids/correlation_abxi_afk.py \
+      --root=runs/correlation_abxi_afk
   python -m orthoalign.analysis.report --grid=runs/correlation_abxi_afk \
       --out=docs/results/correlation_abxi_afk
 
@@ -22,11 +23,16 @@ def get_config():
 
 
 def get_grid():
-  return Grid(blocks=[{
-      "gca.positions": {"0": (0,), "0-1": (0, 1), "0-2": (0, 2)},
-      "gca.act": ("sigmoid", "tanh"),
-      "gca.layernorm": ("none", "post"),
-      "model.d_embed": (128, 256),
-      "gca.heads": (1, 4),
-      "seed": (3407, 0, 1),
-  }], names={"gca.positions": "gca", "gca.layernorm": "ln", "model.d_embed": "d"})
+  return Grid(
+    blocks=[
+      {
+        "gca.positions": {"0": (0,), "0-1": (0, 1), "0-2": (0, 2)},
+        "gca.act": ("sigmoid", "tanh"),
+        "gca.layernorm": ("none", "post"),
+        "model.d_embed": (128, 256),
+        "gca.heads": (1, 4),
+        "seed": (3407, 0, 1),
+      }
+    ],
+    names={"gca.positions": "gca", "gca.layernorm": "ln", "model.d_embed": "d"},
+  )

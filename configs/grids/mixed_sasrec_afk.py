@@ -6,7 +6,8 @@ Its runs sit beside SASRec-dual's on one page (docs/results/orthogonality/README
 report command that writes docs/results/orthogonality/backbones_afk.md).
 
 One SASRec over the merged timeline (model.streams = mixed: it sees both domains, so it needs no
-GCA cell and has none), at the size, schedule and protocol of configs/grids/orthogonality_sasrec_afk.py
+GCA cell and has none), at the size, schedule and protocol of
+configs/grids/orthogonality_sasrec_afk.py
 (width 32, window 50 over the merged timeline, 999 sampled negatives plus full ranking), 5 seeds as
 replicas of one program.
 """

@@ -1,4 +1,4 @@
-r"""Is orthogonality the cause? SASRec-dual on Food-Kitchen (abxi-afk) with interventions on the cell.
+r"""Is orthogonality the cause? SASRec-dual on Food-Kitchen (abxi-afk), interventions on the cell.
 
   python -m orthoalign.grid --grid=configs/grids/orthogonality_sasrec_afk.py \
       --root=runs/orthogonality_sasrec_afk
@@ -34,9 +34,13 @@ def get_config():
 def variant_blocks(**fixed) -> list[dict]:
   """The six variants x SEEDS, each block also taking `fixed`'s axes (e.g. a data setting)."""
   return [
-      {**fixed, "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)}, "seed": SEEDS},
-      {**fixed, "gca.positions": {"early": (0,)},
-       "gca.intervention": ("orthogonal", "parallel", "shuffled"), "seed": SEEDS},
+    {**fixed, "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)}, "seed": SEEDS},
+    {
+      **fixed,
+      "gca.positions": {"early": (0,)},
+      "gca.intervention": ("orthogonal", "parallel", "shuffled"),
+      "seed": SEEDS,
+    },
   ]
 
 

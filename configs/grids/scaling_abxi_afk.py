@@ -1,7 +1,8 @@
 r"""Parameter-matched scaling (Figure 3) for ABXI on Food-Kitchen, with the paper's GCA unit size.
 
   python -m orthoalign.grid --grid=configs/grids/scaling_abxi_afk.py --root=runs/scaling_abxi_afk
-  python -m orthoalign.analysis.report --grid=runs/scaling_abxi_afk --out=docs/results/scaling_abxi_afk
+  python -m orthoalign.analysis.report --grid=runs/scaling_abxi_afk \
+      --out=docs/results/scaling_abxi_afk
 
 GCA unit: cross-attention + a feed-forward block of expansion 6 (gca.ffn = 6): 2.10M parameters
 per GCA position at d = 256, the unit the paper's Figure 3 implies for ABXI on Food-Kitchen
@@ -21,5 +22,10 @@ def get_config():
 
 
 def get_grid():
-  return scaling.scaling_grid(get_config(), variants={"early": (0,), "stack": (0, 1)},
-                              gca_sizes=2, larger=2, seeds=(3407, 0, 1, 2, 3))
+  return scaling.scaling_grid(
+    get_config(),
+    variants={"early": (0,), "stack": (0, 1)},
+    gca_sizes=2,
+    larger=2,
+    seeds=(3407, 0, 1, 2, 3),
+  )

@@ -1,6 +1,7 @@
 r"""Parameter-matched scaling (Figure 3) for LLM4CDSR on Food-Kitchen, with the paper's unit size.
 
-  python -m orthoalign.grid --grid=configs/grids/scaling_llm4cdsr_fk.py --root=runs/scaling_llm4cdsr_fk
+  python -m orthoalign.grid --grid=configs/grids/scaling_llm4cdsr_fk.py \
+      --root=runs/scaling_llm4cdsr_fk
   python -m orthoalign.analysis.report --grid=runs/scaling_llm4cdsr_fk \
       --out=docs/results/scaling_llm4cdsr_fk
 
@@ -22,5 +23,10 @@ def get_config():
 
 
 def get_grid():
-  return scaling.scaling_grid(get_config(), variants={"early": (0,), "stack": (0, 1)},
-                              gca_sizes=2, larger=2, seeds=(42, 0, 1, 2, 3))
+  return scaling.scaling_grid(
+    get_config(),
+    variants={"early": (0,), "stack": (0, 1)},
+    gca_sizes=2,
+    larger=2,
+    seeds=(42, 0, 1, 2, 3),
+  )

@@ -23,11 +23,16 @@ def get_config():
 
 
 def get_grid():
-  return Grid(blocks=[{
-      "gca.positions": {"0": (0,), "0-1": (0, 1)},
-      "gca.act": ("sigmoid", "tanh"),
-      "gca.layernorm": ("none", "post"),
-      "model.hidden_size": (16, 32),
-      "seed": (0, 1),
-      "gca.gate_init": (-1.0, 1.0),
-  }], names={"gca.positions": "gca", "gca.layernorm": "ln", "model.hidden_size": "hidden"})
+  return Grid(
+    blocks=[
+      {
+        "gca.positions": {"0": (0,), "0-1": (0, 1)},
+        "gca.act": ("sigmoid", "tanh"),
+        "gca.layernorm": ("none", "post"),
+        "model.hidden_size": (16, 32),
+        "seed": (0, 1),
+        "gca.gate_init": (-1.0, 1.0),
+      }
+    ],
+    names={"gca.positions": "gca", "gca.layernorm": "ln", "model.hidden_size": "hidden"},
+  )

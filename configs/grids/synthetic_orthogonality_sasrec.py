@@ -32,5 +32,7 @@ def get_config():
 
 def get_grid():
   strength = {"data.synthetic.cross_strength": {"0": 0.0, "1": 1.0}}
-  return Grid(blocks=afk.variant_blocks(**strength),
-              names={"data.synthetic.cross_strength": "lambda", **afk.NAMES})
+  return Grid(
+    blocks=afk.variant_blocks(**strength),
+    names={"data.synthetic.cross_strength": "lambda", **afk.NAMES},
+  )

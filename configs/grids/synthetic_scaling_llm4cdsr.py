@@ -23,5 +23,10 @@ def get_config():
 
 
 def get_grid():
-  return scaling.scaling_grid(get_config(), variants={"early": (0,), "stack": (0, 1)},
-                              gca_sizes=2, larger=2, seeds=(0, 1, 2, 3, 4))
+  return scaling.scaling_grid(
+    get_config(),
+    variants={"early": (0,), "stack": (0, 1)},
+    gca_sizes=2,
+    larger=2,
+    seeds=(0, 1, 2, 3, 4),
+  )

@@ -1,7 +1,8 @@
 r"""Table 1 for ABXI on Food-Kitchen (abxi-afk): plain / + GCA_early / + GCA_stack x 5 seeds.
 
   python -m orthoalign.grid --grid=configs/grids/table1_abxi_afk.py --root=runs/table1_abxi_afk
-  python -m orthoalign.analysis.report --grid=runs/table1_abxi_afk --out=docs/results/table1_abxi_afk
+  python -m orthoalign.analysis.report --grid=runs/table1_abxi_afk \
+      --out=docs/results/table1_abxi_afk
 
 configs/abxi.py (the original v2.1 settings and schedule) with GCA_early = GCA[0] and GCA_stack =
 GCA[0,1,2]; ABXI's README seeds (3407, 0, 1, 2, 3) as replicas of each of the 3 programs (15 runs).
@@ -18,7 +19,12 @@ def get_config():
 
 
 def get_grid():
-  return Grid(blocks=[{
-      "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)},
-      "seed": (3407, 0, 1, 2, 3),
-  }], names={"gca.positions": "gca"})
+  return Grid(
+    blocks=[
+      {
+        "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)},
+        "seed": (3407, 0, 1, 2, 3),
+      }
+    ],
+    names={"gca.positions": "gca"},
+  )

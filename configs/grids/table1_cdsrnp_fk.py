@@ -1,7 +1,8 @@
-r"""Table 1 for CDSRNP (specification-level) on LLMCDSR's Food-Kitchen: plain / GCA_early / GCA_stack x 5 seeds.
+r"""Table 1, CDSRNP (specification-level), LLMCDSR's Food-Kitchen: plain/GCA_early/GCA_stack x 5.
 
   python -m orthoalign.grid --grid=configs/grids/table1_cdsrnp_fk.py --root=runs/table1_cdsrnp_fk
-  python -m orthoalign.analysis.report --grid=runs/table1_cdsrnp_fk --out=docs/results/table1_cdsrnp_fk
+  python -m orthoalign.analysis.report --grid=runs/table1_cdsrnp_fk \
+      --out=docs/results/table1_cdsrnp_fk
 
 configs/cdsrnp.py on ../shared/data/llmcdsr-food-kitchen (a merged timeline, so GCA cells use the
 causal cross-mask; A-only and B-only users in training, but every validation and test user is
@@ -25,7 +26,12 @@ def get_config():
 
 
 def get_grid():
-  return Grid(blocks=[{
-      "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)},
-      "seed": (42, 0, 1, 2, 3),
-  }], names={"gca.positions": "gca"})
+  return Grid(
+    blocks=[
+      {
+        "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)},
+        "seed": (42, 0, 1, 2, 3),
+      }
+    ],
+    names={"gca.positions": "gca"},
+  )

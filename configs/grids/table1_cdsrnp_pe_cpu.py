@@ -1,6 +1,7 @@
 r"""REDUCED Table 1 for CDSRNP on Phone-Elec, sized for a 2-core CPU (about 30 minutes).
 
-  python -m orthoalign.grid --grid=configs/grids/table1_cdsrnp_pe_cpu.py --root=runs/table1_cdsrnp_pe_cpu
+  python -m orthoalign.grid --grid=configs/grids/table1_cdsrnp_pe_cpu.py \
+      --root=runs/table1_cdsrnp_pe_cpu
   python -m orthoalign.analysis.report --grid=runs/table1_cdsrnp_pe_cpu \
       --out=docs/results/cdsrnp/table1_cdsrnp_pe_cpu
 
@@ -21,7 +22,12 @@ def get_config():
 
 
 def get_grid():
-  return Grid(blocks=[{
-      "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)},
-      "seed": (42, 0, 1),
-  }], names={"gca.positions": "gca"})
+  return Grid(
+    blocks=[
+      {
+        "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)},
+        "seed": (42, 0, 1),
+      }
+    ],
+    names={"gca.positions": "gca"},
+  )

@@ -1,6 +1,7 @@
 r"""Table 1 for LLM4CDSR on LLMCDSR's Food-Kitchen: plain / + GCA_early / + GCA_stack x 5 seeds.
 
-  python -m orthoalign.grid --grid=configs/grids/table1_llm4cdsr_fk.py --root=runs/table1_llm4cdsr_fk
+  python -m orthoalign.grid --grid=configs/grids/table1_llm4cdsr_fk.py \
+      --root=runs/table1_llm4cdsr_fk
   python -m orthoalign.analysis.report --grid=runs/table1_llm4cdsr_fk \
       --out=docs/results/table1_llm4cdsr_fk
 
@@ -18,7 +19,12 @@ def get_config():
 
 
 def get_grid():
-  return Grid(blocks=[{
-      "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)},
-      "seed": (42, 0, 1, 2, 3),
-  }], names={"gca.positions": "gca"})
+  return Grid(
+    blocks=[
+      {
+        "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)},
+        "seed": (42, 0, 1, 2, 3),
+      }
+    ],
+    names={"gca.positions": "gca"},
+  )

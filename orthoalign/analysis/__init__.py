@@ -27,20 +27,20 @@ from typing import Any
 
 # Exported name -> the module (in this package) that defines it.
 _EXPORTS = {
-    "load_runs": "results",
-    "load_histories": "results",
-    "load_grid": "results",
-    "table1": "tables",
-    "interventions": "tables",
-    "correlation": "correlations",
-    "scaling": "scaling_curves",
-    "alignment_summary": "alignment",
-    "alignment_by_condition": "alignment",
-    "trajectory": "history",
-    "correlation_figure": "figures",
-    "scaling_figure": "figures",
-    "alignment_boxplots": "figures",
-    "trajectory_figure": "figures",
+  "load_runs": "results",
+  "load_histories": "results",
+  "load_grid": "results",
+  "table1": "tables",
+  "interventions": "tables",
+  "correlation": "correlations",
+  "scaling": "scaling_curves",
+  "alignment_summary": "alignment",
+  "alignment_by_condition": "alignment",
+  "trajectory": "history",
+  "correlation_figure": "figures",
+  "scaling_figure": "figures",
+  "alignment_boxplots": "figures",
+  "trajectory_figure": "figures",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,7 +7,7 @@ renders those.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -15,11 +15,15 @@ from orthoalign.analysis import formatting
 from orthoalign.analysis import variants
 
 ALIGNMENT_STATS = ("mean_abs_cos", "abs_mean_cos", "xy_mean_abs_cos")
-STAT_LABELS = {"mean_abs_cos": "mean |cos(X, X′)|", "abs_mean_cos": "|mean cos(X, X′)|",
-               "xy_mean_abs_cos": "mean |cos(X, Y)|", "xy_abs_mean_cos": "|mean cos(X, Y)|",
-               # X' before an orthogonal or parallel intervention (gca.intervention)
-               "pre_mean_abs_cos": "mean |cos(X, X′ before the intervention)|",
-               "pre_abs_mean_cos": "|mean cos(X, X′ before the intervention)|"}
+STAT_LABELS = {
+  "mean_abs_cos": "mean |cos(X, X′)|",
+  "abs_mean_cos": "|mean cos(X, X′)|",
+  "xy_mean_abs_cos": "mean |cos(X, Y)|",
+  "xy_abs_mean_cos": "|mean cos(X, Y)|",
+  # X' before an orthogonal or parallel intervention (gca.intervention)
+  "pre_mean_abs_cos": "mean |cos(X, X′ before the intervention)|",
+  "pre_abs_mean_cos": "|mean cos(X, X′ before the intervention)|",
+}
 _VALUE_COLUMNS = ["model", "dataset", "variant", "run", "replica", "cell", "stat", "value"]
 
 
@@ -36,19 +40,29 @@ def alignment_values(df: pd.DataFrame, stats_: Sequence[str] = ALIGNMENT_STATS) 
     _, cell, st = c.split("/")
     if st not in stats_:
       continue
-    parts.append(pd.DataFrame({
-        "model": df["model"].to_numpy(), "dataset": df["dataset"].to_numpy(),
-        "variant": df["variant"].to_numpy(), "run": df["run"].to_numpy(),
-        "replica": df["replica"].to_numpy(), "cell": cell, "stat": st,
-        "value": pd.to_numeric(df[c], errors="coerce").to_numpy()}))
+    parts.append(
+      pd.DataFrame(
+        {
+          "model": df["model"].to_numpy(),
+          "dataset": df["dataset"].to_numpy(),
+          "variant": df["variant"].to_numpy(),
+          "run": df["run"].to_numpy(),
+          "replica": df["replica"].to_numpy(),
+          "cell": cell,
+          "stat": st,
+          "value": pd.to_numeric(df[c], errors="coerce").to_numpy(),
+        }
+      )
+    )
   if not parts:
     return pd.DataFrame(columns=_VALUE_COLUMNS)
   out = pd.concat(parts, ignore_index=True)
   return out[out["value"].notna()].reset_index(drop=True)
 
 
-def alignment_summary(df: pd.DataFrame, stats_: Sequence[str] = ALIGNMENT_STATS,
-                      by_variant: bool = True) -> pd.DataFrame:
+def alignment_summary(
+  df: pd.DataFrame, stats_: Sequence[str] = ALIGNMENT_STATS, by_variant: bool = True
+) -> pd.DataFrame:
   """Figure 8's numbers: quartiles of each alignment stat pooled over cells and domains.
 
   The paper's slides report |cos(X, X′)| stable across models (median ≈ 0.1-0.2) while |cos(X, Y)|
@@ -63,8 +77,16 @@ def alignment_summary(df: pd.DataFrame, stats_: Sequence[str] = ALIGNMENT_STATS,
   if vals.empty:
     return pd.DataFrame(columns=cols)
   g = vals.groupby(keys, sort=True)["value"]
-  out = pd.DataFrame({"n": g.count(), "min": g.min(), "q1": g.quantile(0.25), "median": g.median(),
-                      "q3": g.quantile(0.75), "max": g.max()}).reset_index()
+  out = pd.DataFrame(
+    {
+      "n": g.count(),
+      "min": g.min(),
+      "q1": g.quantile(0.25),
+      "median": g.median(),
+      "q3": g.quantile(0.75),
+      "max": g.max(),
+    }
+  ).reset_index()
   return out[cols]
 
 
@@ -78,19 +100,24 @@ def alignment_markdown(a: pd.DataFrame) -> str:
   if a.empty:
     return "(no GCA cells in these runs)\n"
   has_v = "variant" in a.columns
-  lines = ["| model | dataset | " + ("variant | " if has_v else "") + "statistic | n | median | "
-           "[q1, q3] | [min, max] |", "|---|---|" + ("---|" if has_v else "") + "---|---|---|---|---|"]
+  lines = [
+    "| model | dataset | " + ("variant | " if has_v else "") + "statistic | n | median | "
+    "[q1, q3] | [min, max] |",
+    "|---|---|" + ("---|" if has_v else "") + "---|---|---|---|---|",
+  ]
   for _, r in a.iterrows():
-    lines.append(f"| {r['model']} | {r['dataset']} | "
-                 + (f"{formatting.variant_label(r['variant'])} | " if has_v else "")
-                 + f"{_md(STAT_LABELS.get(r['stat'], r['stat']))} | {r['n']} | {r['median']:.4f} | "
-                 f"[{r['q1']:.4f}, {r['q3']:.4f}] | [{r['min']:.4f}, {r['max']:.4f}] |")
+    lines.append(
+      f"| {r['model']} | {r['dataset']} | "
+      + (f"{formatting.variant_label(r['variant'])} | " if has_v else "")
+      + f"{_md(STAT_LABELS.get(r['stat'], r['stat']))} | {r['n']} | {r['median']:.4f} | "
+      f"[{r['q1']:.4f}, {r['q3']:.4f}] | [{r['min']:.4f}, {r['max']:.4f}] |"
+    )
   return "\n".join(lines) + "\n"
 
 
-def alignment_by_condition(df: pd.DataFrame,
-                           stats_: Sequence[str] = ("abs_mean_cos", "pre_abs_mean_cos")
-                           ) -> pd.DataFrame:
+def alignment_by_condition(
+  df: pd.DataFrame, stats_: Sequence[str] = ("abs_mean_cos", "pre_abs_mean_cos")
+) -> pd.DataFrame:
   """Each condition's alignment statistics: per run the mean over its cells, then mean ± std.
 
   Conditions are those of Table 1 (`variants.setting_columns`), so GCA_early with and without an
@@ -106,18 +133,29 @@ def alignment_by_condition(df: pd.DataFrame,
   cols = ["model", "dataset", "variant", "setting", "stat", "n", "mean", "std"]
   rows = []
   for st in stats_:
-    picked = [c for c in df.columns
-              if c.startswith("align/") and c.count("/") == 2 and c.split("/")[2] == st]
+    picked = [
+      c
+      for c in df.columns
+      if c.startswith("align/") and c.count("/") == 2 and c.split("/")[2] == st
+    ]
     if not picked:
       continue
     per_run = df[picked].apply(pd.to_numeric, errors="coerce").mean(axis=1)
-    for key, g in df.groupby(variants.condition_columns(settings), sort=False, dropna=False):
+    for _, g in df.groupby(variants.condition_columns(settings), sort=False, dropna=False):
       v = per_run[g["_row"]].dropna()
       if len(v):
-        rows.append({"model": g["model"].iloc[0], "dataset": g["dataset"].iloc[0],
-                     "variant": g["variant"].iloc[0], "setting": g["setting"].iloc[0],
-                     "stat": st, "n": len(v), "mean": v.mean(),
-                     "std": v.std(ddof=1) if len(v) > 1 else float("nan")})
+        rows.append(
+          {
+            "model": g["model"].iloc[0],
+            "dataset": g["dataset"].iloc[0],
+            "variant": g["variant"].iloc[0],
+            "setting": g["setting"].iloc[0],
+            "stat": st,
+            "n": len(v),
+            "mean": v.mean(),
+            "std": v.std(ddof=1) if len(v) > 1 else float("nan"),
+          }
+        )
   out = pd.DataFrame(rows, columns=cols)
   return variants.sorted_rows(out, ["model", "dataset", "variant", "setting", "stat"])
 
@@ -127,15 +165,21 @@ def alignment_by_condition_markdown(a: pd.DataFrame) -> str:
   if a.empty:
     return "(no GCA cells in these runs)\n"
   st = list(dict.fromkeys(a["stat"]))
-  lines = ["| model | dataset | variant | setting | n | "
-           + " | ".join(_md(STAT_LABELS.get(s, s)) for s in st) + " |",
-           "|---|---|---|---|---|" + "---|" * len(st)]
+  lines = [
+    "| model | dataset | variant | setting | n | "
+    + " | ".join(_md(STAT_LABELS.get(s, s)) for s in st)
+    + " |",
+    "|---|---|---|---|---|" + "---|" * len(st),
+  ]
   for (model, dataset, variant, setting), g in a.groupby(
-      ["model", "dataset", "variant", "setting"], sort=False):
+    ["model", "dataset", "variant", "setting"], sort=False
+  ):
     cells = []
     for s in st:
       r = g[g["stat"] == s]
       cells.append(formatting.mean_std(r["mean"].iloc[0], r["std"].iloc[0]) if len(r) else "—")
-    lines.append(f"| {model} | {dataset} | {formatting.variant_label(variant)} | "
-                 f"{setting or '—'} | {int(g['n'].max())} | " + " | ".join(cells) + " |")
+    lines.append(
+      f"| {model} | {dataset} | {formatting.variant_label(variant)} | "
+      f"{setting or '—'} | {int(g['n'].max())} | " + " | ".join(cells) + " |"
+    )
   return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ r"""Figure 2 (paper.md §2.1-2.2): |cos(X, X′)| of a GCA cell against the test
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,10 +24,15 @@ BEST_TEST_LABEL = "best test epoch (paper's choice: selected on the test set)"
 BEST_VALID_LABEL = "best validation epoch"
 
 
-def correlation_points(df: pd.DataFrame, stat: str = "abs_mean_cos", position: int = 0,
-                       metric: str = "ndcg@10", protocol: str = "sampled",
-                       epoch: str = "best_valid", histories: pd.DataFrame | None = None
-                       ) -> pd.DataFrame:
+def correlation_points(
+  df: pd.DataFrame,
+  stat: str = "abs_mean_cos",
+  position: int = 0,
+  metric: str = "ndcg@10",
+  protocol: str = "sampled",
+  epoch: str = "best_valid",
+  histories: pd.DataFrame | None = None,
+) -> pd.DataFrame:
   """The scatter points of Figure 2: one row per (run, replica, domain) with a GCA cell.
 
   Args:
@@ -53,17 +58,23 @@ def correlation_points(df: pd.DataFrame, stat: str = "abs_mean_cos", position: i
   variants.require_columns(df, ("model", "run", "replica"))
   if epoch not in ("best_valid", "best_test"):
     raise DataError(f"expected 'best_valid' or 'best_test', got {epoch!r}", key="epoch")
-  if epoch == "best_test" and (histories is None or not any(
-      f"test/{protocol}/{d}/{metric}" in histories.columns for d in results.DOMAINS)):
-    raise DataError(f"epoch='best_test' needs per-epoch test/{protocol}/<domain>/{metric} in "
-                    "history.jsonl: train with --config.eval.track_test=True and pass "
-                    "histories=load_histories(...)", key="histories")
+  if epoch == "best_test" and (
+    histories is None
+    or not any(f"test/{protocol}/{d}/{metric}" in histories.columns for d in results.DOMAINS)
+  ):
+    raise DataError(
+      f"epoch='best_test' needs per-epoch test/{protocol}/<domain>/{metric} in "
+      "history.jsonl: train with --config.eval.track_test=True and pass "
+      "histories=load_histories(...)",
+      key="histories",
+    )
   known = {c.split("/")[2] for c in df.columns if c.startswith("align/") and c.count("/") == 2}
   if known and stat not in known:
     raise DataError(f"no alignment statistic {stat!r}; the runs have {sorted(known)}", key="stat")
   if not any(c.startswith("test/") and c.endswith(f"/{metric}") for c in df.columns):
-    raise DataError(f"no test metric {metric!r} in the runs (e.g. ndcg@10, hr@10, mrr, auc)",
-                    key="metric")
+    raise DataError(
+      f"no test metric {metric!r} in the runs (e.g. ndcg@10, hr@10, mrr, auc)", key="metric"
+    )
   parts = []
   for d in results.DOMAINS:
     xcol = f"align/gca{position}_{d}/{stat}"
@@ -103,17 +114,30 @@ def _best_test_epochs(histories: pd.DataFrame, xcol: str, ycol: str) -> pd.DataF
   # The first epoch wins ties (the earliest checkpoint that reaches the best test value).
   idx = h.sort_values(["run", "replica", "epoch"]).groupby(["run", "replica"])[ycol].idxmax()
   best = h.loc[idx.to_numpy()]
-  return pd.DataFrame({"run": best["run"].to_numpy(), "replica": best["replica"].to_numpy(),
-                       "epoch": best["epoch"].to_numpy(),
-                       "x": pd.to_numeric(best[xcol], errors="coerce").to_numpy(),
-                       "y": best[ycol].to_numpy()})
+  return pd.DataFrame(
+    {
+      "run": best["run"].to_numpy(),
+      "replica": best["replica"].to_numpy(),
+      "epoch": best["epoch"].to_numpy(),
+      "x": pd.to_numeric(best[xcol], errors="coerce").to_numpy(),
+      "y": best[ycol].to_numpy(),
+    }
+  )
 
 
-def correlation(df: pd.DataFrame, stat: str = "abs_mean_cos", position: int = 0,
-                metric: str = "ndcg@10", protocol: str = "sampled", epoch: str = "best_valid",
-                histories: pd.DataFrame | None = None, by: Sequence[str] | None = None,
-                controls: Sequence[str] = ("width", "dataset"), n_boot: int = 2000,
-                seed: int = 0) -> pd.DataFrame:
+def correlation(
+  df: pd.DataFrame,
+  stat: str = "abs_mean_cos",
+  position: int = 0,
+  metric: str = "ndcg@10",
+  protocol: str = "sampled",
+  epoch: str = "best_valid",
+  histories: pd.DataFrame | None = None,
+  by: Sequence[str] | None = None,
+  controls: Sequence[str] = ("width", "dataset"),
+  n_boot: int = 2000,
+  seed: int = 0,
+) -> pd.DataFrame:
   """Figure 2's statistics: |cos(X, X′)| against the test metric per model and domain.
 
   x is `align/gca<position>_<domain>/<stat>`, y is `test/<protocol>/<domain>/<metric>`, one point
@@ -154,25 +178,57 @@ def correlation(df: pd.DataFrame, stat: str = "abs_mean_cos", position: int = 0,
       fit = stats.linear_fit(g["x"], g["y"])
       used = [k for k in controls if k in g.columns and g[k].map(variants.as_key).nunique() > 1]
       if used:
-        pc = stats.partial_correlation(g["x"], g["y"],
-                                       [g[k].map(variants.as_key).to_numpy() for k in used],
-                                       categorical=[True] * len(used))
+        pc = stats.partial_correlation(
+          g["x"],
+          g["y"],
+          [g[k].map(variants.as_key).to_numpy() for k in used],
+          categorical=[True] * len(used),
+        )
         partial = (pc.r, pc.p)
       else:
         partial = (np.nan, np.nan)
       d = key[-1]
-      rows.append({**dict(zip(keys, key)), "n": c.n, "pearson_r": c.pearson_r,
-                   "pearson_p": c.pearson_p, "pearson_ci_low": c.pearson_ci[0],
-                   "pearson_ci_high": c.pearson_ci[1], "spearman_rho": c.spearman_rho,
-                   "spearman_p": c.spearman_p, "spearman_ci_low": c.spearman_ci[0],
-                   "spearman_ci_high": c.spearman_ci[1], "slope": fit.slope,
-                   "intercept": fit.intercept, "partial_r": partial[0], "partial_p": partial[1],
-                   "controls_used": ", ".join(used) or "—", "selection": selection,
-                   "x_col": f"align/gca{position}_{d}/{stat}",
-                   "y_col": f"test/{protocol}/{d}/{metric}"})
-  cols = keys + ["n", "pearson_r", "pearson_p", "pearson_ci_low", "pearson_ci_high", "spearman_rho",
-                 "spearman_p", "spearman_ci_low", "spearman_ci_high", "slope", "intercept",
-                 "partial_r", "partial_p", "controls_used", "selection", "x_col", "y_col"]
+      rows.append(
+        {
+          **dict(zip(keys, key)),
+          "n": c.n,
+          "pearson_r": c.pearson_r,
+          "pearson_p": c.pearson_p,
+          "pearson_ci_low": c.pearson_ci[0],
+          "pearson_ci_high": c.pearson_ci[1],
+          "spearman_rho": c.spearman_rho,
+          "spearman_p": c.spearman_p,
+          "spearman_ci_low": c.spearman_ci[0],
+          "spearman_ci_high": c.spearman_ci[1],
+          "slope": fit.slope,
+          "intercept": fit.intercept,
+          "partial_r": partial[0],
+          "partial_p": partial[1],
+          "controls_used": ", ".join(used) or "—",
+          "selection": selection,
+          "x_col": f"align/gca{position}_{d}/{stat}",
+          "y_col": f"test/{protocol}/{d}/{metric}",
+        }
+      )
+  cols = keys + [
+    "n",
+    "pearson_r",
+    "pearson_p",
+    "pearson_ci_low",
+    "pearson_ci_high",
+    "spearman_rho",
+    "spearman_p",
+    "spearman_ci_low",
+    "spearman_ci_high",
+    "slope",
+    "intercept",
+    "partial_r",
+    "partial_p",
+    "controls_used",
+    "selection",
+    "x_col",
+    "y_col",
+  ]
   return pd.DataFrame(rows, columns=cols)
 
 
@@ -182,20 +238,26 @@ def correlation_markdown(c: pd.DataFrame) -> str:
     return "(no runs with that GCA cell)\n"
   num, p_value = formatting.number, formatting.p_value
   extra = [k for k in c.columns[: list(c.columns).index("n")] if k not in ("model", "domain")]
-  lines = [f"Points: {c['selection'].iloc[0]}; x = `{c['x_col'].iloc[0].rsplit('/', 1)[1]}` of "
-           f"cell gca…_<domain>, y = `{c['y_col'].iloc[0].rsplit('/', 2)[0]}/<domain>/"
-           f"{c['y_col'].iloc[0].rsplit('/', 1)[1]}`.", "",
-           "| model | " + "".join(f"{variants.short_name(k)} | " for k in extra)
-           + "domain | n | Pearson r [95 % CI] | p | Spearman ρ [95 % CI] | p | slope | "
-           "partial r (controls) | p |",
-           "|---|" + "---|" * len(extra) + "---|---|---|---|---|---|---|---|---|"]
+  lines = [
+    f"Points: {c['selection'].iloc[0]}; x = `{c['x_col'].iloc[0].rsplit('/', 1)[1]}` of "
+    f"cell gca…_<domain>, y = `{c['y_col'].iloc[0].rsplit('/', 2)[0]}/<domain>/"
+    f"{c['y_col'].iloc[0].rsplit('/', 1)[1]}`.",
+    "",
+    "| model | "
+    + "".join(f"{variants.short_name(k)} | " for k in extra)
+    + "domain | n | Pearson r [95 % CI] | p | Spearman ρ [95 % CI] | p | slope | "
+    "partial r (controls) | p |",
+    "|---|" + "---|" * len(extra) + "---|---|---|---|---|---|---|---|---|",
+  ]
   for _, r in c.iterrows():
     lines.append(
-        f"| {r['model']} | " + "".join(f"{variants.as_key(r[k])} | " for k in extra)
-        + f"{r['domain']} | {r['n']} | {num(r['pearson_r'], '+.3f')} "
-        f"[{num(r['pearson_ci_low'], '+.2f')}, {num(r['pearson_ci_high'], '+.2f')}] | "
-        f"{p_value(r['pearson_p'])} | {num(r['spearman_rho'], '+.3f')} "
-        f"[{num(r['spearman_ci_low'], '+.2f')}, {num(r['spearman_ci_high'], '+.2f')}] | "
-        f"{p_value(r['spearman_p'])} | {num(r['slope'], '+.3g')} | "
-        f"{num(r['partial_r'], '+.3f')} ({r['controls_used']}) | {p_value(r['partial_p'])} |")
+      f"| {r['model']} | "
+      + "".join(f"{variants.as_key(r[k])} | " for k in extra)
+      + f"{r['domain']} | {r['n']} | {num(r['pearson_r'], '+.3f')} "
+      f"[{num(r['pearson_ci_low'], '+.2f')}, {num(r['pearson_ci_high'], '+.2f')}] | "
+      f"{p_value(r['pearson_p'])} | {num(r['spearman_rho'], '+.3f')} "
+      f"[{num(r['spearman_ci_low'], '+.2f')}, {num(r['spearman_ci_high'], '+.2f')}] | "
+      f"{p_value(r['spearman_p'])} | {num(r['slope'], '+.3g')} | "
+      f"{num(r['partial_r'], '+.3f')} ({r['controls_used']}) | {p_value(r['partial_p'])} |"
+    )
   return "\n".join(lines) + "\n"

@@ -38,20 +38,24 @@ from orthoalign.fileio import atomic_write_binary  # noqa: E402
 DPI = 120
 DOMAIN_COLORS = {"A": "tab:blue", "B": "tab:red"}
 _SERIES_STYLE = {
-    "plain": dict(marker="o", linestyle="--", color="0.45", label="Baseline"),
-    "early": dict(marker="s", linestyle="-", color="tab:orange", label="Baseline+GCA_early"),
-    "stack": dict(marker="^", linestyle="-", color="tab:green", label="Baseline+GCA_stack"),
+  "plain": dict(marker="o", linestyle="--", color="0.45", label="Baseline"),
+  "early": dict(marker="s", linestyle="-", color="tab:orange", label="Baseline+GCA_early"),
+  "stack": dict(marker="^", linestyle="-", color="tab:green", label="Baseline+GCA_stack"),
 }
-_STAT_AXIS = {"abs_mean_cos": "|cos(X, X′)|", "mean_abs_cos": "mean |cos(X, X′)|",
-              "mean_cos": "cos(X, X′)", "xy_mean_abs_cos": "mean |cos(X, Y)|",
-              "xy_abs_mean_cos": "|cos(X, Y)|"}
+_STAT_AXIS = {
+  "abs_mean_cos": "|cos(X, X′)|",
+  "mean_abs_cos": "mean |cos(X, X′)|",
+  "mean_cos": "cos(X, X′)",
+  "xy_mean_abs_cos": "mean |cos(X, Y)|",
+  "xy_abs_mean_cos": "|cos(X, Y)|",
+}
+
 
 def _slug(*parts: object) -> str:
   return "_".join(re.sub(r"[^A-Za-z0-9.@+-]+", "-", str(p)).strip("-") for p in parts)
 
 
-def _save(fig: matplotlib.figure.Figure, path: str, return_fig: bool,
-          written: list) -> None:
+def _save(fig: matplotlib.figure.Figure, path: str, return_fig: bool, written: list) -> None:
   fig.tight_layout()
   atomic_write_binary(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
   if return_fig:
@@ -61,10 +65,17 @@ def _save(fig: matplotlib.figure.Figure, path: str, return_fig: bool,
     written.append(path)
 
 
-def correlation_figure(df: pd.DataFrame, out: str | os.PathLike[str], stat: str = "abs_mean_cos",
-                       position: int = 0, metric: str = "ndcg@10", protocol: str = "sampled",
-                       epoch: str = "best_valid", histories: pd.DataFrame | None = None,
-                       return_fig: bool = False) -> list:
+def correlation_figure(
+  df: pd.DataFrame,
+  out: str | os.PathLike[str],
+  stat: str = "abs_mean_cos",
+  position: int = 0,
+  metric: str = "ndcg@10",
+  protocol: str = "sampled",
+  epoch: str = "best_valid",
+  histories: pd.DataFrame | None = None,
+  return_fig: bool = False,
+) -> list:
   """Figure 2: per model, panels "Domain A" (blue) and "Domain B" (red).
 
   Each panel scatters the test metric against the alignment stat of cell gca<position>_<domain>
@@ -88,8 +99,11 @@ def correlation_figure(df: pd.DataFrame, out: str | os.PathLike[str], stat: str 
     for ax, d in zip(axes, results.DOMAINS):
       gd = g[g["domain"] == d]
       ax.set_title(f"Domain {d}")
-      ax.set_xlabel(_STAT_AXIS.get(stat, stat).replace("X, X′", f"X{d}, X′{d}")
-                    if stat.startswith("xy_") else _STAT_AXIS.get(stat, stat))
+      ax.set_xlabel(
+        _STAT_AXIS.get(stat, stat).replace("X, X′", f"X{d}, X′{d}")
+        if stat.startswith("xy_")
+        else _STAT_AXIS.get(stat, stat)
+      )
       ax.set_ylabel(f"test {formatting.metric_label(metric)}")
       ax.grid(alpha=0.3)
       if gd.empty:
@@ -102,17 +116,31 @@ def correlation_figure(df: pd.DataFrame, out: str | os.PathLike[str], stat: str 
         xs = np.linspace(gd["x"].min(), gd["x"].max(), 50)
         ax.plot(xs, fit.slope * xs + fit.intercept, color=DOMAIN_COLORS[d], linewidth=1.5)
       r = f"{c.pearson_r:+.3f}" if np.isfinite(c.pearson_r) else "n/a"
-      ax.text(0.97, 0.95, f"r = {r}\nn = {c.n}", transform=ax.transAxes, ha="right", va="top",
-              bbox=dict(boxstyle="round", facecolor="white", alpha=0.6, edgecolor="0.7"))
+      ax.text(
+        0.97,
+        0.95,
+        f"r = {r}\nn = {c.n}",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        bbox=dict(boxstyle="round", facecolor="white", alpha=0.6, edgecolor="0.7"),
+      )
     sel = "best test epoch (paper's choice)" if epoch == "best_test" else "best validation epoch"
-    fig.suptitle(f"{model}: orthogonality vs. {formatting.metric_label(metric)} "
-                 f"(cell at GCA position {position}, {sel})")
+    fig.suptitle(
+      f"{model}: orthogonality vs. {formatting.metric_label(metric)} "
+      f"(cell at GCA position {position}, {sel})"
+    )
     _save(fig, os.path.join(os.fspath(out), f"correlation_{_slug(model)}.png"), return_fig, written)
   return written
 
 
-def scaling_figure(df: pd.DataFrame, out: str | os.PathLike[str], metric: str = "ndcg@10",
-                   protocol: str = "sampled", return_fig: bool = False) -> list:
+def scaling_figure(
+  df: pd.DataFrame,
+  out: str | os.PathLike[str],
+  metric: str = "ndcg@10",
+  protocol: str = "sampled",
+  return_fig: bool = False,
+) -> list:
   """Figure 3: per model/dataset, Domain A panel above Domain B, metric against parameters.
 
   Series: baseline (dashed line, circles), +GCA_early (squares), +GCA_stack (triangles), other
@@ -135,27 +163,41 @@ def scaling_figure(df: pd.DataFrame, out: str | os.PathLike[str], metric: str = 
       ax.grid(alpha=0.3)
       for v in sorted(gd["variant"].unique(), key=variants.variant_sort_key):
         sv = gd[gd["variant"] == v].sort_values("params")
-        style = dict(_SERIES_STYLE.get(v, dict(marker="D", linestyle="-", color=None,
-                                                label=f"Baseline+{v}")))
+        style = dict(
+          _SERIES_STYLE.get(v, dict(marker="D", linestyle="-", color=None, label=f"Baseline+{v}"))
+        )
         if v != "plain" and len(sv) == 1:
           style["linestyle"] = "none"
-        ax.errorbar(sv["params"], sv["mean"], yerr=sv["std"].fillna(0.0), capsize=3,
-                    markersize=7, **style)
-        ax.plot(sv["params"].iloc[:1], sv["mean"].iloc[:1], linestyle="none",
-                marker=style["marker"], markersize=7, markerfacecolor="none",
-                markeredgecolor="black")
+        ax.errorbar(
+          sv["params"], sv["mean"], yerr=sv["std"].fillna(0.0), capsize=3, markersize=7, **style
+        )
+        ax.plot(
+          sv["params"].iloc[:1],
+          sv["mean"].iloc[:1],
+          linestyle="none",
+          marker=style["marker"],
+          markersize=7,
+          markerfacecolor="none",
+          markeredgecolor="black",
+        )
       ax.legend(fontsize=8, loc="lower right")
     axes[-1].set_xlabel("Parameters (total)")
-    fig.suptitle(f"{model} / {dataset}: {formatting.metric_label(metric)} vs. parameters "
-                 f"({protocol})")
-    _save(fig, os.path.join(os.fspath(out), f"scaling_{_slug(model, dataset)}.png"), return_fig,
-          written)
+    fig.suptitle(
+      f"{model} / {dataset}: {formatting.metric_label(metric)} vs. parameters ({protocol})"
+    )
+    _save(
+      fig, os.path.join(os.fspath(out), f"scaling_{_slug(model, dataset)}.png"), return_fig, written
+    )
   return written
 
 
-def alignment_boxplots(df: pd.DataFrame, out: str | os.PathLike[str],
-                       xx_stat: str = "mean_abs_cos", xy_stat: str = "xy_mean_abs_cos",
-                       return_fig: bool = False) -> list:
+def alignment_boxplots(
+  df: pd.DataFrame,
+  out: str | os.PathLike[str],
+  xx_stat: str = "mean_abs_cos",
+  xy_stat: str = "xy_mean_abs_cos",
+  return_fig: bool = False,
+) -> list:
   """Figure 8: boxplots of |cos(X, Y)| (left) and |cos(X, X′)| (right) per model/dataset.
 
   Each box pools the stat over all GCA cells, domains and replicas of that model/dataset.
@@ -172,10 +214,13 @@ def alignment_boxplots(df: pd.DataFrame, out: str | os.PathLike[str],
   fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.6 * len(groups) * 2), 4.0))
   for ax, st in ((axes[0], xy_stat), (axes[1], xx_stat)):
     title = alignment.STAT_LABELS.get(st, st)
-    data = [vals[(vals["model"] == m) & (vals["dataset"] == d) & (vals["stat"] == st)]["value"]
-            .to_numpy() for m, d in groups]
-    ax.boxplot([x if x.size else np.array([np.nan]) for x in data], tick_labels=labels,
-               showfliers=True)
+    data = [
+      vals[(vals["model"] == m) & (vals["dataset"] == d) & (vals["stat"] == st)]["value"].to_numpy()
+      for m, d in groups
+    ]
+    ax.boxplot(
+      [x if x.size else np.array([np.nan]) for x in data], tick_labels=labels, showfliers=True
+    )
     ax.set_title(title)
     ax.set_ylabel(alignment.STAT_LABELS.get(st, st))
     ax.grid(alpha=0.3, axis="y")
@@ -185,10 +230,14 @@ def alignment_boxplots(df: pd.DataFrame, out: str | os.PathLike[str],
   return written
 
 
-def trajectory_figure(workdir_or_frame: str | os.PathLike[str] | pd.DataFrame,
-                      out: str | os.PathLike[str], stat: str = "abs_mean_cos",
-                      metric: str = "ndcg@10", protocol: str = "sampled",
-                      return_fig: bool = False) -> list:
+def trajectory_figure(
+  workdir_or_frame: str | os.PathLike[str] | pd.DataFrame,
+  out: str | os.PathLike[str],
+  stat: str = "abs_mean_cos",
+  metric: str = "ndcg@10",
+  protocol: str = "sampled",
+  return_fig: bool = False,
+) -> list:
   """|cos(X, X′)| per cell, α per cell and validation metric against epoch, one panel each.
 
   Thin lines are replicas, thick lines their mean. Only the panels with values are drawn (a plain
@@ -204,16 +253,21 @@ def trajectory_figure(workdir_or_frame: str | os.PathLike[str] | pd.DataFrame,
     (`history.validated_epochs`; one point is no trajectory) or no values at all.
   """
   t = workdir_or_frame
-  if not (isinstance(t, pd.DataFrame) and "replica" in t.columns
-          and any(c.startswith(("cos/", "alpha/", "valid/")) and c.count("/") == 1
-                  for c in t.columns)):
+  if not (
+    isinstance(t, pd.DataFrame)
+    and "replica" in t.columns
+    and any(c.startswith(("cos/", "alpha/", "valid/")) and c.count("/") == 1 for c in t.columns)
+  ):
     t = history.trajectory(t, stat, metric, protocol)
   written: list = []
   if history.validated_epochs(t) < 2:
     return written
   panels = []
-  for prefix, label in (("cos/", _STAT_AXIS.get(stat, stat)), ("alpha/", "α (gate)"),
-                        ("valid/", f"validation {formatting.metric_label(metric)}")):
+  for prefix, label in (
+    ("cos/", _STAT_AXIS.get(stat, stat)),
+    ("alpha/", "α (gate)"),
+    ("valid/", f"validation {formatting.metric_label(metric)}"),
+  ):
     # A grid's histories frame has every program's cells; plot (and list) only this run's.
     cols = [c for c in t.columns if c.startswith(prefix) and t[c].notna().any()]
     if cols:
@@ -223,8 +277,9 @@ def trajectory_figure(workdir_or_frame: str | os.PathLike[str] | pd.DataFrame,
   out = os.fspath(out)
   if os.path.isdir(out) or not out.lower().endswith(".png"):
     out = os.path.join(out, "trajectory.png")
-  fig, axes = plt.subplots(len(panels), 1, figsize=(6.4, 2.5 * len(panels)), sharex=True,
-                           squeeze=False)
+  fig, axes = plt.subplots(
+    len(panels), 1, figsize=(6.4, 2.5 * len(panels)), sharex=True, squeeze=False
+  )
   axes = axes[:, 0]
   is_mean = t["replica"].astype(str) == "mean"
   for ax, (label, cols) in zip(axes, panels):

@@ -11,8 +11,12 @@ import pandas as pd
 from orthoalign.analysis import results
 
 
-def trajectory(workdir: str | os.PathLike[str] | pd.DataFrame, stat: str = "abs_mean_cos",
-               metric: str = "ndcg@10", protocol: str = "sampled") -> pd.DataFrame:
+def trajectory(
+  workdir: str | os.PathLike[str] | pd.DataFrame,
+  stat: str = "abs_mean_cos",
+  metric: str = "ndcg@10",
+  protocol: str = "sampled",
+) -> pd.DataFrame:
   """Per-epoch alignment and validation accuracy of one program.
 
   Args:
@@ -90,11 +94,29 @@ def trajectory_summary(histories: pd.DataFrame, stat: str = "abs_mean_cos") -> p
       values = per_replica[per_replica["epoch"] == epoch][alpha].mean(axis=1)
       return (float(values.min()), float(values.max()))
 
-    rows.append({"run": run, "first_epoch": int(first["epoch"]), "last_epoch": int(last["epoch"]),
-                 "cos_first": float(first[cos].mean()), "cos_last": float(last[cos].mean()),
-                 "alpha_first": alpha_range(first["epoch"]), "alpha_last": alpha_range(last["epoch"])})
-  out = pd.DataFrame(rows, columns=["run", "first_epoch", "last_epoch", "cos_first", "cos_last",
-                                    "alpha_first", "alpha_last"])
+    rows.append(
+      {
+        "run": run,
+        "first_epoch": int(first["epoch"]),
+        "last_epoch": int(last["epoch"]),
+        "cos_first": float(first[cos].mean()),
+        "cos_last": float(last[cos].mean()),
+        "alpha_first": alpha_range(first["epoch"]),
+        "alpha_last": alpha_range(last["epoch"]),
+      }
+    )
+  out = pd.DataFrame(
+    rows,
+    columns=[
+      "run",
+      "first_epoch",
+      "last_epoch",
+      "cos_first",
+      "cos_last",
+      "alpha_first",
+      "alpha_last",
+    ],
+  )
   out["cos_drop"] = out["cos_first"] - out["cos_last"]
   return out
 
@@ -103,21 +125,33 @@ def trajectory_summary_markdown(t: pd.DataFrame) -> str:
   """Markdown of `trajectory_summary`, with the share of programs whose |cos| fell."""
   if t.empty:
     return "(no GCA cells in these histories)"
-  lines = ["| run | epochs | \\|cos(X, X′)\\| first → last | α over replicas, first → last |",
-           "|---|---|---|---|"]
-  span = lambda lo_hi: f"{lo_hi[0]:.3f}" if lo_hi[0] == lo_hi[1] else f"[{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"
+  lines = [
+    "| run | epochs | \\|cos(X, X′)\\| first → last | α over replicas, first → last |",
+    "|---|---|---|---|",
+  ]
+  span = lambda lo_hi: (
+    f"{lo_hi[0]:.3f}" if lo_hi[0] == lo_hi[1] else f"[{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"
+  )
   for _, r in t.iterrows():
-    lines.append(f"| {r['run']} | {r['first_epoch']}–{r['last_epoch']} | {r['cos_first']:.4f} → "
-                 f"{r['cos_last']:.4f} | {span(r['alpha_first'])} → {span(r['alpha_last'])} |")
+    lines.append(
+      f"| {r['run']} | {r['first_epoch']}–{r['last_epoch']} | {r['cos_first']:.4f} → "
+      f"{r['cos_last']:.4f} | {span(r['alpha_first'])} → {span(r['alpha_last'])} |"
+    )
   # A program validated once has no change to count.
   moved = t[t["last_epoch"] > t["first_epoch"]]
   single = len(t) - len(moved)
-  note = (f" ({single} program{'s' if single > 1 else ''} validated at a single epoch not "
-          "counted)" if single else "")
+  note = (
+    f" ({single} program{'s' if single > 1 else ''} validated at a single epoch not counted)"
+    if single
+    else ""
+  )
   if moved.empty:
     lines += ["", "No program has ≥ 2 validated epochs: no change of |cos(X, X′)| to report."]
   else:
     fell = int((moved["cos_drop"] > 0).sum())
-    lines += ["", f"|cos(X, X′)| fell in {fell} of {len(moved)} programs (median change "
-              f"{-moved['cos_drop'].median():+.4f}){note}."]
+    lines += [
+      "",
+      f"|cos(X, X′)| fell in {fell} of {len(moved)} programs (median change "
+      f"{-moved['cos_drop'].median():+.4f}){note}.",
+    ]
   return "\n".join(lines)

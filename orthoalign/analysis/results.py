@@ -11,11 +11,12 @@ Vocabulary: a *run* is one trained model (one replica row); a *program* is one w
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 import dataclasses
 import json
 import math
 import os
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -43,7 +44,9 @@ def _jsonl(path: str, skip_blank: bool) -> Iterator[tuple[int, Any]]:
       try:
         value = json.loads(line)
       except json.JSONDecodeError as e:
-        raise DataError(f"expected one JSON object per line ({e.msg})", path=path, line=line_no)
+        raise DataError(
+          f"expected one JSON object per line ({e.msg})", path=path, line=line_no
+        ) from None
       yield line_no, value
 
 
@@ -63,8 +66,9 @@ def load_runs(workdirs: Iterable[str]) -> pd.DataFrame:
       raise DataError("no results.jsonl: has the run finished?", path=path)
     for _, row in _jsonl(path, skip_blank=False):
       config = row.pop("config", {})
-      row.update({f"config.{k}": json.dumps(v) if isinstance(v, list) else v
-                  for k, v in config.items()})
+      row.update(
+        {f"config.{k}": json.dumps(v) if isinstance(v, list) else v for k, v in config.items()}
+      )
       row["run"] = os.path.basename(os.path.abspath(workdir))
       rows.append(row)
   if not rows:
@@ -90,8 +94,9 @@ def load_histories(workdirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     run = os.path.basename(os.path.abspath(os.fspath(workdir)))
     for line_no, row in _jsonl(path, skip_blank=True):
       if not isinstance(row, dict) or "epoch" not in row or "replica" not in row:
-        raise DataError("expected a JSON object with 'epoch' and 'replica'", path=path,
-                        line=line_no)
+        raise DataError(
+          "expected a JSON object with 'epoch' and 'replica'", path=path, line=line_no
+        )
       row["run"] = run
       rows.append(row)
   if not rows:
@@ -144,8 +149,7 @@ def load_grid(root: str | os.PathLike[str]) -> Grid:
   frames, missing, workdirs = [], [], []
   for i, run in enumerate(meta["runs"]):
     if not isinstance(run, dict) or ("workdir" not in run and "name" not in run):
-      raise DataError("expected an object with 'name' and 'workdir'", path=path,
-                      key=f"runs[{i}]")
+      raise DataError("expected an object with 'name' and 'workdir'", path=path, key=f"runs[{i}]")
     name = str(run.get("name", run.get("workdir")))
     workdir = os.path.join(root, str(run.get("workdir", name)))
     if not os.path.isdir(workdir):
@@ -166,7 +170,7 @@ def load_grid(root: str | os.PathLike[str]) -> Grid:
     workdirs.append(workdir)
   df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
   parts = []
-  for w in workdirs:                   # one unreadable history leaves the others in
+  for w in workdirs:  # one unreadable history leaves the others in
     if os.path.isfile(os.path.join(w, "history.jsonl")):
       try:
         parts.append(load_histories([w]))
@@ -184,15 +188,23 @@ def _run_status(workdir: str) -> str:
     return "unfinished or failed"
 
 
-_CUT_SHORT_COLUMNS = ["program", "max_epochs", "epochs_trained", "patience", "replicas",
-                      "not_stopped"]
+_CUT_SHORT_COLUMNS = [
+  "program",
+  "max_epochs",
+  "epochs_trained",
+  "patience",
+  "replicas",
+  "not_stopped",
+]
 
 
 def _evaluations_after(best: int, last: int, every: int, warmup: int, max_epochs: int) -> int:
   """Validations after epoch `best` up to `last` (train.loop: epochs past the warm-up that are a
-  multiple of train.eval_every, and the last epoch)."""
-  return sum(1 for e in range(best + 1, last + 1)
-             if e > warmup and (e % every == 0 or e == max_epochs))
+  multiple of train.eval_every, and the last epoch).
+  """
+  return sum(
+    1 for e in range(best + 1, last + 1) if e > warmup and (e % every == 0 or e == max_epochs)
+  )
 
 
 def cut_short(df: pd.DataFrame) -> pd.DataFrame:
@@ -214,8 +226,12 @@ def cut_short(df: pd.DataFrame) -> pd.DataFrame:
     epochs_trained, best_epoch, config.train.max_epochs or config.train.early_stop_patience
     (results written before those existed are not judged).
   """
-  need = ("epochs_trained", "best_epoch", "config.train.max_epochs",
-          "config.train.early_stop_patience")
+  need = (
+    "epochs_trained",
+    "best_epoch",
+    "config.train.max_epochs",
+    "config.train.early_stop_patience",
+  )
   if df.empty or any(c not in df.columns for c in need):
     return pd.DataFrame(columns=_CUT_SHORT_COLUMNS)
   by = "grid.run" if "grid.run" in df.columns else "run"
@@ -226,25 +242,40 @@ def cut_short(df: pd.DataFrame) -> pd.DataFrame:
       return pd.Series(default, index=df.index, dtype=float)
     return pd.to_numeric(df[col], errors="coerce").fillna(default)
 
-  runs = pd.DataFrame({
-      "program": df[by].astype(str), "last": num("epochs_trained"), "best": num("best_epoch"),
-      "max": num("config.train.max_epochs"), "patience": num("config.train.early_stop_patience"),
-      "every": num("config.train.eval_every", 1), "warmup": num("config.train.warmup_epochs", 0)})
+  runs = pd.DataFrame(
+    {
+      "program": df[by].astype(str),
+      "last": num("epochs_trained"),
+      "best": num("best_epoch"),
+      "max": num("config.train.max_epochs"),
+      "patience": num("config.train.early_stop_patience"),
+      "every": num("config.train.eval_every", 1),
+      "warmup": num("config.train.warmup_epochs", 0),
+    }
+  )
   runs = runs.dropna()
   rows = []
   for program, g in runs.groupby("program", sort=True):
     at_cap = g[g["last"] >= g["max"]]
     if at_cap.empty:
       continue
-    stopped = [_evaluations_after(int(r.best), int(r.last), max(int(r.every), 1), int(r.warmup),
-                                  int(r.max)) >= max(int(r.patience), 1)
-               for r in at_cap.itertuples()]
+    stopped = [
+      _evaluations_after(int(r.best), int(r.last), max(int(r.every), 1), int(r.warmup), int(r.max))
+      >= max(int(r.patience), 1)
+      for r in at_cap.itertuples()
+    ]
     if all(stopped):
       continue
-    rows.append({"program": program, "max_epochs": int(at_cap["max"].iloc[0]),
-                 "epochs_trained": int(at_cap["last"].iloc[0]),
-                 "patience": int(at_cap["patience"].iloc[0]), "replicas": len(g),
-                 "not_stopped": len(stopped) - sum(stopped)})
+    rows.append(
+      {
+        "program": program,
+        "max_epochs": int(at_cap["max"].iloc[0]),
+        "epochs_trained": int(at_cap["last"].iloc[0]),
+        "patience": int(at_cap["patience"].iloc[0]),
+        "replicas": len(g),
+        "not_stopped": len(stopped) - sum(stopped),
+      }
+    )
   return pd.DataFrame(rows, columns=_CUT_SHORT_COLUMNS)
 
 
@@ -263,9 +294,13 @@ def cut_short_warnings(df: pd.DataFrame, programs: int | None = None) -> list[tu
   out = []
   for max_epochs, g in cut.groupby("max_epochs", sort=True):
     patience = ", ".join(str(p) for p in sorted(set(g["patience"])))
-    out.append((f"{len(g)} of {total} programs cut short at max_epochs={max_epochs} (no early "
-                "stop)", f"{', '.join(g['program'])} ({int(g['not_stopped'].sum())} of "
-                f"{int(g['replicas'].sum())} replicas had not early-stopped; patience {patience})"))
+    out.append(
+      (
+        f"{len(g)} of {total} programs cut short at max_epochs={max_epochs} (no early stop)",
+        f"{', '.join(g['program'])} ({int(g['not_stopped'].sum())} of "
+        f"{int(g['replicas'].sum())} replicas had not early-stopped; patience {patience})",
+      )
+    )
   return out
 
 
@@ -273,12 +308,20 @@ def mean_std(df: pd.DataFrame, columns: Sequence[str], by: str = "run") -> pd.Da
   """Mean and (sample) std of `columns` per group, as a frame with a (column, stat) MultiIndex."""
   present = [c for c in columns if c in df.columns]
   grouped = df.groupby(by, sort=False)[present]
-  return pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.count()},
-                   axis=1).swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+  return (
+    pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.count()}, axis=1)
+    .swaplevel(axis=1)
+    .sort_index(axis=1, level=0, sort_remaining=False)
+  )
 
 
-def metric_table(df: pd.DataFrame, split: str = "test", protocol: str = "sampled",
-                 metrics: Sequence[str] = RANK_METRICS, by: str = "run") -> str:
+def metric_table(
+  df: pd.DataFrame,
+  split: str = "test",
+  protocol: str = "sampled",
+  metrics: Sequence[str] = RANK_METRICS,
+  by: str = "run",
+) -> str:
   """Markdown: one row per run and domain, mean ± std over its replicas."""
   cols = [keys.metric_key(split, protocol, d, m) for d in DOMAINS for m in metrics]
   stats = mean_std(df, cols, by)
@@ -310,9 +353,14 @@ def alignment_table(df: pd.DataFrame, stats: Sequence[str] = ALIGN_STATS, by: st
   rows = []
   for run in agg.index:
     for cell in cells:
-      vals = [formatting.mean_std(agg.loc[run, (f"align/{cell}/{s}", "mean")],
-                                  agg.loc[run, (f"align/{cell}/{s}", "std")])
-              if f"align/{cell}/{s}" in present else "—" for s in stats]
+      vals = [
+        formatting.mean_std(
+          agg.loc[run, (f"align/{cell}/{s}", "mean")], agg.loc[run, (f"align/{cell}/{s}", "std")]
+        )
+        if f"align/{cell}/{s}" in present
+        else "—"
+        for s in stats
+      ]
       if any(v != "—" for v in vals):
         rows.append([run, cell, *vals])
   return table.render(["run", "cell", *stats], rows, markdown=True)
@@ -323,9 +371,29 @@ def run_table(df: pd.DataFrame, by: str = "run") -> str:
   rows = []
   for run, g in df.groupby(by, sort=False):
     first = g.iloc[0]
-    rows.append([run, len(g), f"{int(first['params/total']):,}", f"{int(first['params/trainable']):,}",
-                 f"{g['best_epoch'].mean():.1f}", f"{first['wall_time_s']:.0f}",
-                 f"{first['steps_per_s']:.1f}", f"{first['backend']} × {int(first['num_devices'])}"])
-  return table.render(["run", "replicas", "params (total)", "params (trainable)",
-                       "best epoch (mean)", "wall time (s)", "steps/s", "backend × devices"],
-                      rows, markdown=True)
+    rows.append(
+      [
+        run,
+        len(g),
+        f"{int(first['params/total']):,}",
+        f"{int(first['params/trainable']):,}",
+        f"{g['best_epoch'].mean():.1f}",
+        f"{first['wall_time_s']:.0f}",
+        f"{first['steps_per_s']:.1f}",
+        f"{first['backend']} × {int(first['num_devices'])}",
+      ]
+    )
+  return table.render(
+    [
+      "run",
+      "replicas",
+      "params (total)",
+      "params (trainable)",
+      "best epoch (mean)",
+      "wall time (s)",
+      "steps/s",
+      "backend × devices",
+    ],
+    rows,
+    markdown=True,
+  )

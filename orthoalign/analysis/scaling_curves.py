@@ -39,22 +39,53 @@ def scaling(df: pd.DataFrame, metric: str = "ndcg@10", protocol: str = "sampled"
     col = f"test/{protocol}/{d}/{metric}"
     if col not in df.columns:
       continue
-    vals = pd.DataFrame({"model": df["model"], "dataset": df["dataset"], "variant": df["variant"],
-                         "params": pd.to_numeric(df["params/total"], errors="coerce"),
-                         "v": pd.to_numeric(df[col], errors="coerce")})
+    vals = pd.DataFrame(
+      {
+        "model": df["model"],
+        "dataset": df["dataset"],
+        "variant": df["variant"],
+        "params": pd.to_numeric(df["params/total"], errors="coerce"),
+        "v": pd.to_numeric(df[col], errors="coerce"),
+      }
+    )
     for (model, dataset, variant, params), g in vals.groupby(
-        ["model", "dataset", "variant", "params"], sort=True):
+      ["model", "dataset", "variant", "params"], sort=True
+    ):
       v = g["v"].dropna()
-      rows.append({"model": model, "dataset": dataset, "domain": d, "variant": variant,
-                   "params": float(params), "mean": v.mean() if len(v) else np.nan,
-                   "std": v.std(ddof=1) if len(v) > 1 else np.nan, "n": int(len(v))})
-  cols = ["model", "dataset", "domain", "variant", "params", "mean", "std", "n", "ratio", "bound",
-          "ratio_str"]
+      rows.append(
+        {
+          "model": model,
+          "dataset": dataset,
+          "domain": d,
+          "variant": variant,
+          "params": float(params),
+          "mean": v.mean() if len(v) else np.nan,
+          "std": v.std(ddof=1) if len(v) > 1 else np.nan,
+          "n": int(len(v)),
+        }
+      )
+  cols = [
+    "model",
+    "dataset",
+    "domain",
+    "variant",
+    "params",
+    "mean",
+    "std",
+    "n",
+    "ratio",
+    "bound",
+    "ratio_str",
+  ]
   out = pd.DataFrame(rows, columns=cols[:8])
   ratios, bounds = [], []
   for _, r in out.iterrows():
-    base = out[(out["model"] == r["model"]) & (out["dataset"] == r["dataset"])
-               & (out["domain"] == r["domain"]) & (out["variant"] == "plain")]
+    base = out[
+      (out["model"] == r["model"])
+      & (out["dataset"] == r["dataset"])
+      & (out["domain"] == r["domain"])
+      & (out["variant"] == "plain")
+    ]
     if r["variant"] == "plain" or base.empty:
       ratios.append(np.nan)
       bounds.append("")
@@ -72,16 +103,23 @@ def scaling_markdown(s: pd.DataFrame, metric: str = "ndcg@10") -> str:
   """Markdown of `scaling`: one row per point, with the efficiency ratio of GCA points."""
   if s.empty:
     return "(no points)\n"
-  lines = [f"| model | dataset | domain | series | params (total) | "
-           f"{formatting.metric_label(metric)} (mean ± std) | n | efficiency vs. baseline |",
-           "|---|---|---|---|---|---|---|---|"]
+  lines = [
+    f"| model | dataset | domain | series | params (total) | "
+    f"{formatting.metric_label(metric)} (mean ± std) | n | efficiency vs. baseline |",
+    "|---|---|---|---|---|---|---|---|",
+  ]
   for _, r in s.iterrows():
-    lines.append(f"| {r['model']} | {r['dataset']} | {r['domain']} | "
-                 f"{formatting.variant_label(r['variant'])} | {r['params']:,.0f} | "
-                 f"{formatting.mean_std(r['mean'], r['std'])} | {r['n']} | "
-                 f"{r['ratio_str'] or '—'} |")
-  lines += ["", "Efficiency = parameters the baseline curve (linear interpolation, first crossing "
-            "from the smallest size) needs to reach the GCA model's mean, divided by the GCA "
-            "model's parameters (paper.md §4.4); \"> x\": the GCA model beats every baseline size, "
-            "\"< x\": even the smallest baseline is better."]
+    lines.append(
+      f"| {r['model']} | {r['dataset']} | {r['domain']} | "
+      f"{formatting.variant_label(r['variant'])} | {r['params']:,.0f} | "
+      f"{formatting.mean_std(r['mean'], r['std'])} | {r['n']} | "
+      f"{r['ratio_str'] or '—'} |"
+    )
+  lines += [
+    "",
+    "Efficiency = parameters the baseline curve (linear interpolation, first crossing "
+    "from the smallest size) needs to reach the GCA model's mean, divided by the GCA "
+    'model\'s parameters (paper.md §4.4); "> x": the GCA model beats every baseline size, '
+    '"< x": even the smallest baseline is better.',
+  ]
   return "\n".join(lines) + "\n"

@@ -11,10 +11,11 @@ that need more points than remain are NaN rather than errors, so that a sparse g
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 import dataclasses
 import math
+from typing import NamedTuple
 import warnings
-from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -154,8 +155,9 @@ def _ci(values: np.ndarray) -> tuple[float, float]:
   return (float(lo), float(hi))
 
 
-def correlation(x: Sequence[float], y: Sequence[float], n_boot: int = 2000,
-                seed: int = 0) -> Correlation:
+def correlation(
+  x: Sequence[float], y: Sequence[float], n_boot: int = 2000, seed: int = 0
+) -> Correlation:
   """Pearson and Spearman correlation of paired samples, with bootstrap CIs.
 
   The paper prints Pearson's r per baseline and domain (paper.md §2.2); Spearman's ρ is the
@@ -191,8 +193,9 @@ def correlation(x: Sequence[float], y: Sequence[float], n_boot: int = 2000,
     bx, by = bx[keep], by[keep]
     p_ci = _ci(_rowwise_pearson(bx, by))
     s_ci = _ci(_rowwise_pearson(sps.rankdata(bx, axis=1), sps.rankdata(by, axis=1)))
-  return Correlation(n, float(pr.statistic), float(pr.pvalue), p_ci, float(sr.statistic),
-                     float(sr.pvalue), s_ci)
+  return Correlation(
+    n, float(pr.statistic), float(pr.pvalue), p_ci, float(sr.statistic), float(sr.pvalue), s_ci
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,20 +215,27 @@ class PartialCorrelation:
   k: int
 
 
-def _design(covariates: Mapping[str, Sequence] | Sequence[Sequence], n: int,
-            categorical: Sequence[bool] | None) -> np.ndarray:
+def _design(
+  covariates: Mapping[str, Sequence] | Sequence[Sequence],
+  n: int,
+  categorical: Sequence[bool] | None,
+) -> np.ndarray:
   """Covariates -> [n, k] float matrix; category columns one-hot with the first level dropped."""
   cols = list(covariates.values()) if isinstance(covariates, Mapping) else list(covariates)
   if categorical is not None and len(categorical) != len(cols):
-    raise DataError(f"expected one flag per covariate ({len(cols)}), got {len(categorical)}",
-                    key="categorical")
+    raise DataError(
+      f"expected one flag per covariate ({len(cols)}), got {len(categorical)}", key="categorical"
+    )
   blocks = []
   for i, col in enumerate(cols):
     arr = np.asarray(col)
     if arr.shape != (n,):
       raise DataError(f"covariate {i}: expected shape ({n},), got {arr.shape}", key="covariates")
-    is_cat = (categorical[i] if categorical is not None
-              else not np.issubdtype(arr.dtype, np.number) or arr.dtype == bool)
+    is_cat = (
+      categorical[i]
+      if categorical is not None
+      else not np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
+    )
     if is_cat:
       keys = np.array([str(v) for v in arr])
       levels = sorted(set(keys.tolist()))
@@ -235,9 +245,12 @@ def _design(covariates: Mapping[str, Sequence] | Sequence[Sequence], n: int,
   return np.stack(blocks, axis=1) if blocks else np.zeros((n, 0))
 
 
-def partial_correlation(x: Sequence[float], y: Sequence[float],
-                        covariates: Mapping[str, Sequence] | Sequence[Sequence],
-                        categorical: Sequence[bool] | None = None) -> PartialCorrelation:
+def partial_correlation(
+  x: Sequence[float],
+  y: Sequence[float],
+  covariates: Mapping[str, Sequence] | Sequence[Sequence],
+  categorical: Sequence[bool] | None = None,
+) -> PartialCorrelation:
   """Pearson r of the residuals of x and y after least squares on [1, covariates].
 
   Used to ask whether |cos(X, X′)| and NDCG@10 are related beyond what hidden size and dataset
@@ -306,7 +319,7 @@ def _residual(design: np.ndarray, v: np.ndarray) -> np.ndarray | None:
   """
   if v.size == 0 or np.all(v == v[0]):
     return None
-  centred = v - v.mean()              # the design holds the intercept: same residual, less noise
+  centred = v - v.mean()  # the design holds the intercept: same residual, less noise
   res = centred - design @ np.linalg.lstsq(design, centred, rcond=None)[0]
   if np.linalg.norm(res) <= _RESIDUAL_RTOL * np.linalg.norm(centred):
     return None
@@ -332,8 +345,9 @@ def linear_fit(x: Sequence[float], y: Sequence[float]) -> LinearFit:
   return LinearFit(float(slope), float(intercept))
 
 
-def efficiency_ratio(base_params: Sequence[float], base_metric: Sequence[float], params: float,
-                     metric: float) -> tuple[float, str]:
+def efficiency_ratio(
+  base_params: Sequence[float], base_metric: Sequence[float], params: float, metric: float
+) -> tuple[float, str]:
   """Parameter efficiency of one GCA model against the baseline's scaling curve (paper.md §4.4).
 
   The baseline curve (sorted by parameter count) is interpolated linearly to find the parameter

@@ -8,10 +8,11 @@ rows in the paper's order (`sorted_rows`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 import json
 import math
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,15 +24,26 @@ VARIANT_ORDER = ("plain", "early", "stack")
 WIDTH_COLUMNS = ("config.model.hidden_size", "config.model.d_embed")
 # Columns that are bookkeeping, not experimental settings (they never split conditions).
 _IGNORED_CONFIG_PREFIXES = (
-    "config.sweep.", "config.gca.positions", "config.data.path", "config.data.cache_dir",
-    "config.data.titles", "config.data.on_bad_line", "config.train.num_devices",
-    "config.eval.batch_size", "config.train.checkpoint_every", "config.model.name",
-    "config.data.format", "config.eval.track_test")
+  "config.sweep.",
+  "config.gca.positions",
+  "config.data.path",
+  "config.data.cache_dir",
+  "config.data.titles",
+  "config.data.on_bad_line",
+  "config.train.num_devices",
+  "config.eval.batch_size",
+  "config.train.checkpoint_every",
+  "config.model.name",
+  "config.data.format",
+  "config.eval.track_test",
+)
 # Per-replica settings of a program (the sweep axes of orthoalign.sweep) at the top level of a
 # results row -> the config key they replace (its value is only their fallback).
-_REPLICA_SETTINGS = {"learning_rate": "config.train.learning_rate",
-                     "weight_decay": "config.train.weight_decay",
-                     "gate_init": "config.gca.gate_init"}
+_REPLICA_SETTINGS = {
+  "learning_rate": "config.train.learning_rate",
+  "weight_decay": "config.train.weight_decay",
+  "gate_init": "config.gca.gate_init",
+}
 # Config sections: a top-level results column named "<section>.<key>" is a per-replica setting
 # (e.g. `model.alpha` from --config.sweep.model.alpha, `gca.orth_penalty`), replacing
 # config.<section>.<key>.
@@ -98,11 +110,19 @@ def label_datasets(df: pd.DataFrame) -> pd.DataFrame:
   analysis that groups by dataset (Table 1, correlation, scaling, Figure 8) then keeps them apart.
   """
   out = df.copy()
-  keys = [c for c in out.columns if c.startswith("config.data.") and not c.startswith(
-      _IGNORED_CONFIG_PREFIXES) and out[c].astype(str).nunique(dropna=False) > 1]
+  keys = [
+    c
+    for c in out.columns
+    if c.startswith("config.data.")
+    and not c.startswith(_IGNORED_CONFIG_PREFIXES)
+    and out[c].astype(str).nunique(dropna=False) > 1
+  ]
   if keys:
-    suffix = out[keys].astype(str).apply(
-        lambda r: ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in r.items()), axis=1)
+    suffix = (
+      out[keys]
+      .astype(str)
+      .apply(lambda r: ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in r.items()), axis=1)
+    )
     out["dataset"] = out["dataset"].astype(str) + " (" + suffix + ")"
   return out
 
@@ -183,8 +203,9 @@ def setting_columns(df: pd.DataFrame) -> list[str]:
   """
   df = with_variant(df)
   replica = replica_setting_columns(df)
-  configs = [c for c in df.columns if c.startswith("config.")
-             and not c.startswith(_IGNORED_CONFIG_PREFIXES)]
+  configs = [
+    c for c in df.columns if c.startswith("config.") and not c.startswith(_IGNORED_CONFIG_PREFIXES)
+  ]
   # A replica column's config fallback only counts where the replica column does not tell the
   # runs apart already (rows from before the column existed).
   fallbacks = [c for c in configs if c in set(replica.values())]
@@ -244,7 +265,7 @@ def short_name(col: str) -> str:
   """A setting column without its "axis." or "config." prefix."""
   for prefix in ("axis.", "config."):
     if col.startswith(prefix):
-      return col[len(prefix):]
+      return col[len(prefix) :]
   return col
 
 
@@ -261,8 +282,11 @@ def add_conditions(df: pd.DataFrame, settings: Sequence[str]) -> pd.DataFrame:
       keys = keys.where(df["variant"] != "plain", _BLANK)
     df[f"_k:{c}"] = keys
   for i in range(len(df)):
-    parts = [f"{short_name(c)}={df[f'_k:{c}'].iloc[i]}" for c in settings
-             if df[f"_k:{c}"].iloc[i] != _BLANK]
+    parts = [
+      f"{short_name(c)}={df[f'_k:{c}'].iloc[i]}"
+      for c in settings
+      if df[f"_k:{c}"].iloc[i] != _BLANK
+    ]
     labels.append(", ".join(parts))
   df["setting"] = labels
   return df
@@ -281,8 +305,9 @@ def sorted_rows(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
   if frame.empty:
     return frame
   return frame.sort_values(
-      list(cols), kind="stable",
-      key=lambda s: s.map(variant_sort_key) if s.name == "variant" else s.map(_natural_key)
+    list(cols),
+    kind="stable",
+    key=lambda s: s.map(variant_sort_key) if s.name == "variant" else s.map(_natural_key),
   ).reset_index(drop=True)
 
 

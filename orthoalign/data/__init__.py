@@ -1,0 +1,1 @@
+"""Datasets: on-disk formats, recipes, the cache, and what a model reads of them."""

@@ -35,8 +35,9 @@ from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import windows
 
 
-def aligned_domain_sequences(inputs: np.ndarray, targets: np.ndarray,
-                             num_items_a: int) -> tuple[np.ndarray, np.ndarray]:
+def aligned_domain_sequences(
+  inputs: np.ndarray, targets: np.ndarray, num_items_a: int
+) -> tuple[np.ndarray, np.ndarray]:
   """Task-guided aligned A and B sequences of one training sequence (ABXI's `get_spe_seq`).
 
   Slot i of `seq_a` is non-zero only where targets[i] is an A item; it then holds the last A item
@@ -57,9 +58,10 @@ def aligned_domain_sequences(inputs: np.ndarray, targets: np.ndarray,
   targets = np.asarray(targets, np.int64)
   idx = np.arange(len(inputs))
   out = []
-  for in_dom, tgt_dom in (((inputs > 0) & (inputs <= num_items_a),
-                           (targets > 0) & (targets <= num_items_a)),
-                          (inputs > num_items_a, targets > num_items_a)):
+  for in_dom, tgt_dom in (
+    ((inputs > 0) & (inputs <= num_items_a), (targets > 0) & (targets <= num_items_a)),
+    (inputs > num_items_a, targets > num_items_a),
+  ):
     last = np.maximum.accumulate(np.where(in_dom, idx, -1)) if len(idx) else idx
     held = np.where(last >= 0, inputs[np.maximum(last, 0)], 0)
     out.append(np.where(tgt_dom, held, 0).astype(np.int32))
@@ -84,10 +86,11 @@ def train_windows(ds: dataset_lib.CDSRDataset, max_len: int) -> dict[str, np.nda
   train_len = dataset_lib.train_lengths(ds)
   users = np.nonzero(train_len >= 2)[0]
   # The train part of the cut sequence: sequence[-max_len:][:-2] = train prefix[-(max_len - 2):].
-  parts = [ds.sequence(u)[:train_len[u]][-(max_len - 2):] for u in users]
+  parts = [ds.sequence(u)[: train_len[u]][-(max_len - 2) :] for u in users]
   width = max((len(p) for p in parts), default=1)
-  rows: dict[str, list[np.ndarray]] = {k: [] for k in (
-      "seq_x", "seq_a", "seq_b", "target", "time_x", "time_a", "time_b", "hist")}
+  rows: dict[str, list[np.ndarray]] = {
+    k: [] for k in ("seq_x", "seq_a", "seq_b", "target", "time_x", "time_a", "time_b", "hist")
+  }
   for part in parts:
     inputs, targets = part[:-1], part[1:]
     seq_a, seq_b = aligned_domain_sequences(inputs, targets, na)
@@ -108,8 +111,9 @@ def train_windows(ds: dataset_lib.CDSRDataset, max_len: int) -> dict[str, np.nda
 EVAL_LAYOUTS = ("inplace", "compact")
 
 
-def eval_windows(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit,
-                 max_len: int, layout: str = "inplace") -> dict[str, np.ndarray]:
+def eval_windows(
+  ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit, max_len: int, layout: str = "inplace"
+) -> dict[str, np.ndarray]:
   """Inputs for next-item evaluation, one row per evaluated user.
 
   Args:
@@ -129,11 +133,13 @@ def eval_windows(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit,
   length = max_len - 3
   na = ds.num_items_a
   width = int(split.input_len.max()) if split.num_cases else 1
-  rows: dict[str, list[np.ndarray]] = {k: [] for k in (
-      "seq_x", "seq_a", "seq_b", "time_x", "time_a", "time_b", "qtime_a", "qtime_b", "hist")}
+  rows: dict[str, list[np.ndarray]] = {
+    k: []
+    for k in ("seq_x", "seq_a", "seq_b", "time_x", "time_a", "time_b", "qtime_a", "qtime_b", "hist")
+  }
   for u, n in zip(split.users, split.input_len):
     full = ds.sequence(u)
-    start = max(0, len(full) - max_len)            # the original's cut to the last len_max items
+    start = max(0, len(full) - max_len)  # the original's cut to the last len_max items
     inputs = full[start:n]
     time = np.arange(len(inputs))
     seq_x, time_x = windows.right_align(inputs, length), windows.right_align(time, length, fill=-1)

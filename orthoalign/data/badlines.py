@@ -39,6 +39,7 @@ class BadLines:
     key = str(path) if path is not None else "<memory>"
     if key not in self.replaced:
       from orthoalign.data import textio  # pylint: disable=g-import-not-at-top
+
       textio.warn_replaced(key, count, line)
     self.replaced[key] += count
 
@@ -55,10 +56,14 @@ class BadLines:
     return sum(self.counts.values())
 
   def report(self) -> dict[str, Any]:
-    return {"policy": self.policy, "skipped": self.total, "per_file": dict(self.counts),
-            "examples": list(self.examples),
-            "replaced_characters": sum(self.replaced.values()),
-            "replaced_per_file": dict(self.replaced)}
+    return {
+      "policy": self.policy,
+      "skipped": self.total,
+      "per_file": dict(self.counts),
+      "examples": list(self.examples),
+      "replaced_characters": sum(self.replaced.values()),
+      "replaced_per_file": dict(self.replaced),
+    }
 
   def summary(self) -> str:
     parts = []
@@ -67,8 +72,9 @@ class BadLines:
       parts.append(f"skipped {self.total} bad line(s) ({files}); first: {self.examples[0]}")
     if self.replaced:
       files = ", ".join(f"{path}: {n}" for path, n in sorted(self.replaced.items()))
-      parts.append(f"replaced {sum(self.replaced.values())} unencodable character(s) with "
-                   f"U+FFFD ({files})")
+      parts.append(
+        f"replaced {sum(self.replaced.values())} unencodable character(s) with U+FFFD ({files})"
+      )
     return "; ".join(parts) or "no bad lines"
 
   def print_summary(self, file=sys.stderr) -> None:

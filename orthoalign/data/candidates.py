@@ -11,7 +11,8 @@ import zlib
 
 import numpy as np
 
-from orthoalign.data.dataset import CDSRDataset, EvalSplit
+from orthoalign.data.dataset import CDSRDataset
+from orthoalign.data.dataset import EvalSplit
 from orthoalign.data.errors import DataError
 
 # Per-chunk working-set limits for the vectorised sampler: cells of the
@@ -21,7 +22,7 @@ _TABLE_CELLS = 1 << 20
 _DRAW_CELLS = 1 << 21
 # Oversampling margin, in standard deviations of the number of draws needed.
 _SIGMAS = 5.0
-_SPLIT_CODES = {'valid': 1, 'test': 2}
+_SPLIT_CODES = {"valid": 1, "test": 2}
 
 
 def _split_rng(split: EvalSplit, seed: int) -> np.random.Generator:
@@ -40,9 +41,7 @@ def _sorted_unique(keys: np.ndarray) -> np.ndarray:
   return keys
 
 
-def _domain_histories(
-    ds: CDSRDataset, domain: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _domain_histories(ds: CDSRDataset, domain: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Distinct local item ids per user within one domain, in CSR layout.
 
   Returns:
@@ -61,7 +60,7 @@ def _domain_histories(
 
 
 def _gather_segments(
-    start: np.ndarray, count: np.ndarray, values: np.ndarray
+  start: np.ndarray, count: np.ndarray, values: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
   """Concatenates values[start[i]:start[i]+count[i]]; returns (row, value)."""
   row = np.repeat(np.arange(start.shape[0]), count)
@@ -81,8 +80,7 @@ def _draws_needed(eligible: np.ndarray, n_d: int, n: int) -> np.ndarray:
   h2 = np.concatenate([[0.0], np.cumsum(1.0 / j**2)])
   mean = n_d * (h1[eligible] - h1[eligible - n])
   var = n_d**2 * (h2[eligible] - h2[eligible - n]) - mean
-  return np.ceil(mean + _SIGMAS * np.sqrt(np.maximum(var, 0.0)) + 8).astype(
-      np.int64)
+  return np.ceil(mean + _SIGMAS * np.sqrt(np.maximum(var, 0.0)) + 8).astype(np.int64)
 
 
 class TooFewItems(DataError):
@@ -90,7 +88,7 @@ class TooFewItems(DataError):
 
 
 def sample_candidates(
-    ds: CDSRDataset, split: EvalSplit, num_negatives: int, seed: int
+  ds: CDSRDataset, split: EvalSplit, num_negatives: int, seed: int
 ) -> np.ndarray:
   """Samples the frozen candidate lists of an evaluation split.
 
@@ -114,7 +112,7 @@ def sample_candidates(
     TooFewItems: if some user's target domain has fewer than N eligible items.
   """
   if num_negatives < 0:
-    raise ValueError(f'num_negatives must be >= 0, got {num_negatives}')
+    raise ValueError(f"num_negatives must be >= 0, got {num_negatives}")
   num_cases = split.users.shape[0]
   out = np.zeros((num_cases, 1 + num_negatives), np.int32)
   out[:, 0] = split.targets
@@ -125,24 +123,23 @@ def sample_candidates(
     cases = np.flatnonzero(split.target_domain == domain)
     if cases.size == 0:
       continue
-    _sample_domain(ds, split.users[cases], cases, domain, num_negatives, rng,
-                   out)
+    _sample_domain(ds, split.users[cases], cases, domain, num_negatives, rng, out)
   return out
 
 
 def _sample_domain(
-    ds: CDSRDataset,
-    users: np.ndarray,
-    cases: np.ndarray,
-    domain: int,
-    n: int,
-    rng: np.random.Generator,
-    out: np.ndarray,
+  ds: CDSRDataset,
+  users: np.ndarray,
+  cases: np.ndarray,
+  domain: int,
+  n: int,
+  rng: np.random.Generator,
+  out: np.ndarray,
 ) -> None:
   """Fills out[cases, 1:] with negatives from `domain` (sample_candidates)."""
   n_d = ds.num_items_b if domain else ds.num_items_a
   base = ds.num_items_a if domain else 0
-  name = 'B' if domain else 'A'
+  name = "B" if domain else "A"
   start, count, local = _domain_histories(ds, domain)
   h_start, h_count = start[users], count[users]
   eligible = n_d - h_count
@@ -150,14 +147,16 @@ def _sample_domain(
   if np.any(short):
     i = int(np.argmax(short))
     raise TooFewItems(
-        f'target domain {name} has {n_d} items, {h_count[i]} of them in the '
-        f"user's sequence, leaving {eligible[i]} eligible; expected >= {n} "
-        'negatives', key=f'user {users[i]}')
+      f"target domain {name} has {n_d} items, {h_count[i]} of them in the "
+      f"user's sequence, leaving {eligible[i]} eligible; expected >= {n} "
+      "negatives",
+      key=f"user {users[i]}",
+    )
 
   needed = _draws_needed(eligible, n_d, n)
   # Group cases of similar need so that one heavy user does not inflate the
   # draw count of a whole chunk.
-  order = np.argsort(needed, kind='stable')
+  order = np.argsort(needed, kind="stable")
   max_rows = max(1, _TABLE_CELLS // (n_d + 1))
   excluded = np.zeros(max_rows * (n_d + 1), bool)
   # Never cleared: every cell read in a chunk was first written in that chunk.
@@ -169,17 +168,15 @@ def _sample_domain(
     if rows * draws_per_row > _DRAW_CELLS:
       rows = max(1, _DRAW_CELLS // draws_per_row)
       draws_per_row = int(needed[order[lo + rows - 1]])
-    chunk = order[lo:lo + rows]
+    chunk = order[lo : lo + rows]
     lo += rows
 
-    hist_row, hist_item = _gather_segments(h_start[chunk], h_count[chunk],
-                                           local)
+    hist_row, hist_item = _gather_segments(h_start[chunk], h_count[chunk], local)
     hist_cells = hist_row * (n_d + 1) + hist_item
     excluded[hist_cells] = True
     draws = rng.integers(1, n_d + 1, size=(rows, draws_per_row), dtype=np.int32)
-    cells = (np.arange(rows, dtype=np.int64)[:, None] * (n_d + 1) + draws)
-    cols = np.broadcast_to(np.arange(draws_per_row, dtype=np.int32),
-                           draws.shape)
+    cells = np.arange(rows, dtype=np.int64)[:, None] * (n_d + 1) + draws
+    cols = np.broadcast_to(np.arange(draws_per_row, dtype=np.int32), draws.shape)
     # Whichever duplicate's column the scatter leaves behind, exactly one
     # occurrence of each (row, item) survives; which one depends only on the
     # positions, never on the item, so the kept set stays uniform.
@@ -192,7 +189,7 @@ def _sample_domain(
     out[cases[chunk[done]], 1:] = draws[take].reshape(-1, n) + base
     for r in np.flatnonzero(~done):  # Rare: ran out of draws.
       i = chunk[r]
-      hist = local[h_start[i]:h_start[i] + h_count[i]]
+      hist = local[h_start[i] : h_start[i] + h_count[i]]
       pool = np.setdiff1d(np.arange(1, n_d + 1, dtype=np.int32), hist)
       out[cases[i], 1:] = rng.choice(pool, n, replace=False) + base
 
@@ -224,11 +221,11 @@ def history_matrix(ds: CDSRDataset, max_len: int | None = None) -> np.ndarray:
   if widest > width:
     u = int(np.argmax(count))
     raise DataError(
-        f'{widest} distinct items but max_len = {max_len}; expected max_len '
-        f'>= {widest}', key=f'dataset {ds.name!r}, user {u}')
+      f"{widest} distinct items but max_len = {max_len}; expected max_len >= {widest}",
+      key=f"dataset {ds.name!r}, user {u}",
+    )
   first = np.cumsum(count) - count
   col = np.arange(keys.shape[0]) - first[user]
   matrix = np.zeros((ds.num_users, width), np.int32)
   matrix[user, col] = keys % (n + 1)
   return matrix
-

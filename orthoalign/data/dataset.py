@@ -21,7 +21,7 @@ from orthoalign.data.errors import DataError
 # Users with fewer interactions cannot give a training prefix, a valid target
 # and a test target; they are dropped from both training and evaluation.
 MIN_EVAL_LENGTH = 3
-SPLITS = ('valid', 'test')
+SPLITS = ("valid", "test")
 # Codes of CDSRDataset.user_split (user-level splits, e.g. LLMCDSR's files).
 USER_TRAIN, USER_VALID, USER_TEST = 0, 1, 2
 PAD_DOMAIN = -1  # `to_local` domain of the padding id 0.
@@ -33,20 +33,18 @@ def _int_array(value: Any, field: str, dtype: type[np.integer]) -> np.ndarray:
   """Returns a read-only 1-D view of `value` cast to `dtype`, checking range."""
   arr = np.asarray(value)
   if arr.ndim != 1:
-    raise DataError(f'expected a 1-D array, got shape {arr.shape}', key=field)
+    raise DataError(f"expected a 1-D array, got shape {arr.shape}", key=field)
   if arr.size == 0:
     arr = arr.astype(dtype)
   elif not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
-    raise DataError(f'expected integers, got dtype {arr.dtype}', key=field)
+    raise DataError(f"expected integers, got dtype {arr.dtype}", key=field)
   else:
     info = np.iinfo(dtype)
     lo, hi = arr.min(), arr.max()
     # Range-check before the cast: a silent wrap-around could turn an invalid
     # id into a valid-looking one.
     if lo < info.min or hi > info.max:
-      raise DataError(
-          f'values {lo}..{hi} do not fit {np.dtype(dtype).name}', key=field
-      )
+      raise DataError(f"values {lo}..{hi} do not fit {np.dtype(dtype).name}", key=field)
     arr = arr.astype(dtype, copy=False)
   view = arr.view()
   view.flags.writeable = False
@@ -57,12 +55,12 @@ def _bool_array(value: Any, field: str) -> np.ndarray:
   """Returns a read-only 1-D bool view of `value` (bools, or integers 0/1)."""
   arr = np.asarray(value)
   if arr.ndim != 1:
-    raise DataError(f'expected a 1-D array, got shape {arr.shape}', key=field)
+    raise DataError(f"expected a 1-D array, got shape {arr.shape}", key=field)
   if arr.size and arr.dtype != np.bool_:
     if not np.issubdtype(arr.dtype, np.integer):
-      raise DataError(f'expected bools, got dtype {arr.dtype}', key=field)
+      raise DataError(f"expected bools, got dtype {arr.dtype}", key=field)
     if not np.all((arr == 0) | (arr == 1)):
-      raise DataError('expected bools (or integers 0/1)', key=field)
+      raise DataError("expected bools (or integers 0/1)", key=field)
   view = arr.astype(np.bool_).view()
   view.flags.writeable = False
   return view
@@ -125,41 +123,38 @@ class CDSRDataset:
 
   def __post_init__(self):
     set_ = lambda field, value: object.__setattr__(self, field, value)
-    for field in ('num_items_a', 'num_items_b'):
+    for field in ("num_items_a", "num_items_b"):
       value = getattr(self, field)
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise self._error(f'expected an int, got {value!r}', field)
+        raise self._error(f"expected an int, got {value!r}", field)
       if value < 1:
-        raise self._error(f'expected >= 1 items, got {value}', field)
+        raise self._error(f"expected >= 1 items, got {value}", field)
       set_(field, int(value))
     if not isinstance(self.merged_timeline, (bool, np.bool_)):
-      raise self._error(f'expected a bool, got {self.merged_timeline!r}',
-                        'merged_timeline')
-    set_('merged_timeline', bool(self.merged_timeline))
+      raise self._error(f"expected a bool, got {self.merged_timeline!r}", "merged_timeline")
+    set_("merged_timeline", bool(self.merged_timeline))
     if self.num_items_a + self.num_items_b > _INT32.max:
-      raise self._error('nA + nB does not fit int32 ids', 'num_items')
+      raise self._error("nA + nB does not fit int32 ids", "num_items")
     try:
-      set_('offsets', _int_array(self.offsets, 'offsets', np.int64))
-      set_('items', _int_array(self.items, 'items', np.int32))
-      set_('domains', _int_array(self.domains, 'domains', np.int8))
+      set_("offsets", _int_array(self.offsets, "offsets", np.int64))
+      set_("items", _int_array(self.items, "items", np.int32))
+      set_("domains", _int_array(self.domains, "domains", np.int8))
       if self.timestamps is not None:
-        set_('timestamps', _int_array(self.timestamps, 'timestamps', np.int64))
+        set_("timestamps", _int_array(self.timestamps, "timestamps", np.int64))
       if self.user_split is not None:
-        set_('user_split', _int_array(self.user_split, 'user_split', np.int8))
+        set_("user_split", _int_array(self.user_split, "user_split", np.int8))
       if self.user_in_train is not None:
-        set_('user_in_train', _bool_array(self.user_in_train, 'user_in_train'))
+        set_("user_in_train", _bool_array(self.user_in_train, "user_in_train"))
     except DataError as e:
       raise self._error(e.detail, e.key) from None
     if self.item_text_emb is not None:
       emb = np.asarray(self.item_text_emb)
-      if not (np.issubdtype(emb.dtype, np.floating) or
-              np.issubdtype(emb.dtype, np.integer)):
-        raise self._error(f'expected floats, got dtype {emb.dtype}',
-                          'item_text_emb')
+      if not (np.issubdtype(emb.dtype, np.floating) or np.issubdtype(emb.dtype, np.integer)):
+        raise self._error(f"expected floats, got dtype {emb.dtype}", "item_text_emb")
       emb = emb.astype(np.float32, copy=False).view()
       emb.flags.writeable = False
-      set_('item_text_emb', emb)
-    for field in ('item_keys', 'item_titles'):
+      set_("item_text_emb", emb)
+    for field in ("item_keys", "item_titles"):
       value = getattr(self, field)
       if value is not None:
         # Python str objects: a fixed-width unicode array would pad every title
@@ -173,18 +168,18 @@ class CDSRDataset:
     if self.user_ids is not None:
       ids = np.asarray(self.user_ids).view()
       ids.flags.writeable = False
-      set_('user_ids', ids)
+      set_("user_ids", ids)
     self.validate()
 
   def _error(self, detail: str, key: str | None = None) -> DataError:
-    where = f'dataset {self.name!r}' + (f', {key}' if key else '')
+    where = f"dataset {self.name!r}" + (f", {key}" if key else "")
     return DataError(detail, key=where)
 
   def _locate(self, position: int) -> str:
     """Describes flat position `position` as 'items[i] (user u, position j)'."""
-    u = int(np.searchsorted(self.offsets, position, side='right')) - 1
+    u = int(np.searchsorted(self.offsets, position, side="right")) - 1
     j = position - self.offsets[u]
-    return f'items[{position}] (user {u}, position {j})'
+    return f"items[{position}] (user {u}, position {j})"
 
   def validate(self) -> None:
     """Checks every structural invariant.
@@ -199,50 +194,48 @@ class CDSRDataset:
 
     # Offsets first: every later message locates positions through them.
     if offsets.shape[0] < 1 or offsets[0] != 0:
-      raise self._error('expected offsets[0] == 0 (CSR layout, length U+1)',
-                        'offsets')
+      raise self._error("expected offsets[0] == 0 (CSR layout, length U+1)", "offsets")
     if offsets[-1] != num_t:
       raise self._error(
-          f'offsets[-1] = {offsets[-1]} but len(items) = {num_t}; expected '
-          'them equal', 'offsets')
+        f"offsets[-1] = {offsets[-1]} but len(items) = {num_t}; expected them equal", "offsets"
+      )
     steps = np.diff(offsets)
     if np.any(steps < 0):
       u = int(np.argmax(steps < 0))
       raise self._error(
-          f'offsets not monotone: offsets[{u}] = {offsets[u]} > '
-          f'offsets[{u + 1}] = {offsets[u + 1]}', 'offsets')
+        f"offsets not monotone: offsets[{u}] = {offsets[u]} > offsets[{u + 1}] = {offsets[u + 1]}",
+        "offsets",
+      )
     if np.any(steps == 0):
       u = int(np.argmax(steps == 0))
-      raise self._error('empty sequence; every user needs >= 1 interaction',
-                        f'user {u}')
+      raise self._error("empty sequence; every user needs >= 1 interaction", f"user {u}")
 
     bad = (items < 1) | (items > n)
     if np.any(bad):
       i = int(np.argmax(bad))
       raise self._error(
-          f'item id {items[i]} out of range; expected 1..{n} '
-          f'(A = 1..{n_a}, B = {n_a + 1}..{n}; 0 is padding and is never '
-          'stored)', self._locate(i))
+        f"item id {items[i]} out of range; expected 1..{n} "
+        f"(A = 1..{n_a}, B = {n_a + 1}..{n}; 0 is padding and is never "
+        "stored)",
+        self._locate(i),
+      )
 
     if domains.shape[0] != num_t:
-      raise self._error(
-          f'len(domains) = {domains.shape[0]} but len(items) = {num_t}',
-          'domains')
+      raise self._error(f"len(domains) = {domains.shape[0]} but len(items) = {num_t}", "domains")
     expected = (items > n_a).astype(np.int8)
     bad = domains != expected
     if np.any(bad):
       i = int(np.argmax(bad))
       raise self._error(
-          f'domain {domains[i]} disagrees with item id {items[i]}; expected '
-          f'{expected[i]} (A = 1..{n_a} -> 0, B = {n_a + 1}..{n} -> 1)',
-          self._locate(i))
+        f"domain {domains[i]} disagrees with item id {items[i]}; expected "
+        f"{expected[i]} (A = 1..{n_a} -> 0, B = {n_a + 1}..{n} -> 1)",
+        self._locate(i),
+      )
 
     if self.timestamps is not None:
       ts = self.timestamps
       if ts.shape[0] != num_t:
-        raise self._error(
-            f'len(timestamps) = {ts.shape[0]} but len(items) = {num_t}',
-            'timestamps')
+        raise self._error(f"len(timestamps) = {ts.shape[0]} but len(items) = {num_t}", "timestamps")
       is_start = np.zeros(num_t, bool)
       is_start[offsets[:-1]] = True
       # A drop across a user boundary is fine; within a user it is not.
@@ -250,62 +243,68 @@ class CDSRDataset:
       if np.any(bad):
         i = int(np.argmax(bad)) + 1
         raise self._error(
-            f'timestamp {ts[i]} < previous {ts[i - 1]}; expected '
-            'non-decreasing timestamps within a user', self._locate(i))
+          f"timestamp {ts[i]} < previous {ts[i - 1]}; expected "
+          "non-decreasing timestamps within a user",
+          self._locate(i),
+        )
 
     if self.item_text_emb is not None:
       emb = self.item_text_emb
       if emb.ndim != 2 or emb.shape[0] != n + 1:
         raise self._error(
-            f'shape {emb.shape}; expected [nA+nB+1, D] = [{n + 1}, D] '
-            '(row 0 = padding)', 'item_text_emb')
+          f"shape {emb.shape}; expected [nA+nB+1, D] = [{n + 1}, D] (row 0 = padding)",
+          "item_text_emb",
+        )
       if not np.all(np.isfinite(emb)):
         row = int(np.argmax(~np.all(np.isfinite(emb), axis=1)))
-        raise self._error(f'non-finite value in row {row}', 'item_text_emb')
+        raise self._error(f"non-finite value in row {row}", "item_text_emb")
       if np.any(emb[0] != 0):
-        raise self._error('row 0 (padding) must be all zeros',
-                          'item_text_emb')
+        raise self._error("row 0 (padding) must be all zeros", "item_text_emb")
 
     if self.user_ids is not None and (
-        self.user_ids.ndim != 1 or self.user_ids.shape[0] != self.num_users):
+      self.user_ids.ndim != 1 or self.user_ids.shape[0] != self.num_users
+    ):
       raise self._error(
-          f'shape {self.user_ids.shape}; expected [{self.num_users}] '
-          '(one per user)', 'user_ids')
+        f"shape {self.user_ids.shape}; expected [{self.num_users}] (one per user)", "user_ids"
+      )
 
-    for field in ('item_keys', 'item_titles'):
+    for field in ("item_keys", "item_titles"):
       value = getattr(self, field)
       if value is not None and (value.ndim != 1 or value.shape[0] != n + 1):
         raise self._error(
-            f'shape {value.shape}; expected [nA+nB+1] = [{n + 1}] (row 0 = '
-            'padding)', field)
+          f"shape {value.shape}; expected [nA+nB+1] = [{n + 1}] (row 0 = padding)", field
+        )
 
     if self.user_split is not None:
       if self.user_split.shape[0] != self.num_users:
         raise self._error(
-            f'shape {self.user_split.shape}; expected [{self.num_users}]',
-            'user_split')
+          f"shape {self.user_split.shape}; expected [{self.num_users}]", "user_split"
+        )
       bad = ~np.isin(self.user_split, (USER_TRAIN, USER_VALID, USER_TEST))
       if np.any(bad):
         u = int(np.argmax(bad))
         raise self._error(
-            f'value {self.user_split[u]} for user {u}; expected '
-            f'{USER_TRAIN} (train), {USER_VALID} (valid) or {USER_TEST} (test)',
-            'user_split')
+          f"value {self.user_split[u]} for user {u}; expected "
+          f"{USER_TRAIN} (train), {USER_VALID} (valid) or {USER_TEST} (test)",
+          "user_split",
+        )
 
     if self.user_in_train is not None:
       if self.user_split is None:
-        raise self._error('set without a user_split; expected it only for '
-                          'user-level splits', 'user_in_train')
+        raise self._error(
+          "set without a user_split; expected it only for user-level splits", "user_in_train"
+        )
       if self.user_in_train.shape[0] != self.num_users:
         raise self._error(
-            f'shape {self.user_in_train.shape}; expected [{self.num_users}]',
-            'user_in_train')
+          f"shape {self.user_in_train.shape}; expected [{self.num_users}]", "user_in_train"
+        )
       bad = self.user_in_train & (self.user_split == USER_TRAIN)
       if np.any(bad):
         u = int(np.argmax(bad))
         raise self._error(
-            f'True for training user {u}; expected True only for held-out '
-            '(valid / test) users', 'user_in_train')
+          f"True for training user {u}; expected True only for held-out (valid / test) users",
+          "user_in_train",
+        )
 
   @property
   def num_users(self) -> int:
@@ -328,8 +327,8 @@ class CDSRDataset:
   def sequence(self, u: int) -> np.ndarray:
     """Returns user `u`'s global item ids in time order (a read-only view)."""
     if not 0 <= u < self.num_users:
-      raise IndexError(f'user {u} out of range [0, {self.num_users})')
-    return self.items[self.offsets[u]:self.offsets[u + 1]]
+      raise IndexError(f"user {u} out of range [0, {self.num_users})")
+    return self.items[self.offsets[u] : self.offsets[u + 1]]
 
   def to_local(self, global_ids: Any) -> tuple[np.ndarray, np.ndarray]:
     """Splits global ids into per-domain local ids and a domain flag.
@@ -347,8 +346,8 @@ class CDSRDataset:
     ids = np.asarray(global_ids)
     if ids.size and (ids.min() < 0 or ids.max() > self.num_items):
       raise self._error(
-          f'ids {ids.min()}..{ids.max()} out of range; expected '
-          f'0..{self.num_items}', 'to_local')
+        f"ids {ids.min()}..{ids.max()} out of range; expected 0..{self.num_items}", "to_local"
+      )
     is_b = ids > self.num_items_a
     local = np.where(is_b, ids - self.num_items_a, ids).astype(np.int32)
     domain = np.where(ids == 0, PAD_DOMAIN, is_b).astype(np.int8)
@@ -374,37 +373,36 @@ class CDSRDataset:
     within = ~is_start[1:]  # Pairs (i-1, i) that belong to the same user.
     pairs = int(within.sum())
     return {
-        'name': self.name,
-        'users': self.num_users,
-        'overlapped_users': int(np.sum((num_a > 0) & (num_b > 0))),
-        'a_only_users': int(np.sum(num_b == 0)),
-        'b_only_users': int(np.sum(num_a == 0)),
-        'items_a': self.num_items_a,
-        'items_b': self.num_items_b,
-        'interactions': self.num_interactions,
-        'interactions_a': int(num_a.sum()),
-        'interactions_b': int(num_b.sum()),
-        'mean_length': float(lengths.mean()) if self.num_users else 0.0,
-        'domain_switch_rate': (float((change & within).sum() / pairs)
-                               if pairs else 0.0),
+      "name": self.name,
+      "users": self.num_users,
+      "overlapped_users": int(np.sum((num_a > 0) & (num_b > 0))),
+      "a_only_users": int(np.sum(num_b == 0)),
+      "b_only_users": int(np.sum(num_a == 0)),
+      "items_a": self.num_items_a,
+      "items_b": self.num_items_b,
+      "interactions": self.num_interactions,
+      "interactions_a": int(num_a.sum()),
+      "interactions_b": int(num_b.sum()),
+      "mean_length": float(lengths.mean()) if self.num_users else 0.0,
+      "domain_switch_rate": (float((change & within).sum() / pairs) if pairs else 0.0),
     }
 
   @classmethod
   def from_sequences(
-      cls,
-      name: str,
-      num_items_a: int,
-      num_items_b: int,
-      sequences: list[np.ndarray],
-      timestamps: list[np.ndarray] | None = None,
-      item_text_emb: np.ndarray | None = None,
-      user_ids: Any = None,
-      user_split: Any = None,
-      item_keys: Any = None,
-      item_titles: Any = None,
-      merged_timeline: bool = True,
-      user_in_train: Any = None,
-  ) -> 'CDSRDataset':
+    cls,
+    name: str,
+    num_items_a: int,
+    num_items_b: int,
+    sequences: list[np.ndarray],
+    timestamps: list[np.ndarray] | None = None,
+    item_text_emb: np.ndarray | None = None,
+    user_ids: Any = None,
+    user_split: Any = None,
+    item_keys: Any = None,
+    item_titles: Any = None,
+    merged_timeline: bool = True,
+    user_in_train: Any = None,
+  ) -> "CDSRDataset":
     """Builds a dataset from per-user global-id sequences.
 
     Args:
@@ -434,39 +432,40 @@ class CDSRDataset:
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     items = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
     if items.size and not np.issubdtype(items.dtype, np.integer):
-      raise DataError(f'expected integer ids, got dtype {items.dtype}',
-                      key=f'dataset {name!r}, sequences')
+      raise DataError(
+        f"expected integer ids, got dtype {items.dtype}", key=f"dataset {name!r}, sequences"
+      )
     ts = None
     if timestamps is not None:
       if len(timestamps) != len(seqs):
         raise DataError(
-            f'{len(timestamps)} timestamp arrays for {len(seqs)} sequences',
-            key=f'dataset {name!r}, timestamps')
+          f"{len(timestamps)} timestamp arrays for {len(seqs)} sequences",
+          key=f"dataset {name!r}, timestamps",
+        )
       ts_list = [np.asarray(t).reshape(-1) for t in timestamps]
       for u, (s, t) in enumerate(zip(seqs, ts_list)):
         if s.shape != t.shape:
           raise DataError(
-              f'{t.shape[0]} timestamps for {s.shape[0]} items',
-              key=f'dataset {name!r}, user {u}')
+            f"{t.shape[0]} timestamps for {s.shape[0]} items", key=f"dataset {name!r}, user {u}"
+          )
       ts = np.concatenate(ts_list) if ts_list else np.zeros(0, np.int64)
     # Out-of-range ids get a domain here too; validate() then reports the id.
     domains = (items > num_items_a).astype(np.int8)
     return cls(
-        name=name,
-        num_items_a=num_items_a,
-        num_items_b=num_items_b,
-        offsets=offsets,
-        items=items,
-        domains=domains,
-        timestamps=ts,
-        item_text_emb=item_text_emb,
-        user_ids=None if user_ids is None else np.asarray(user_ids),
-        user_split=None if user_split is None else np.asarray(user_split),
-        item_keys=item_keys,
-        item_titles=item_titles,
-        merged_timeline=merged_timeline,
-        user_in_train=(None if user_in_train is None
-                       else np.asarray(user_in_train)),
+      name=name,
+      num_items_a=num_items_a,
+      num_items_b=num_items_b,
+      offsets=offsets,
+      items=items,
+      domains=domains,
+      timestamps=ts,
+      item_text_emb=item_text_emb,
+      user_ids=None if user_ids is None else np.asarray(user_ids),
+      user_split=None if user_split is None else np.asarray(user_split),
+      item_keys=item_keys,
+      item_titles=item_titles,
+      merged_timeline=merged_timeline,
+      user_in_train=(None if user_in_train is None else np.asarray(user_in_train)),
     )
 
 
@@ -508,7 +507,7 @@ class EvalSplit:
   targets: np.ndarray
   target_domain: np.ndarray
   input_len: np.ndarray
-  name: str = ''
+  name: str = ""
 
   @property
   def num_cases(self) -> int:
@@ -531,27 +530,31 @@ def eval_split(ds: CDSRDataset, split: str) -> EvalSplit:
     The `EvalSplit`.
   """
   if split not in SPLITS:
-    raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
   lengths = ds.lengths
   if ds.user_split is not None:
     # User-level split: held-out users are evaluated on their last item.
-    code = USER_VALID if split == 'valid' else USER_TEST
+    code = USER_VALID if split == "valid" else USER_TEST
     users = np.flatnonzero((ds.user_split == code) & (lengths >= 2)).astype(np.int64)
     input_len = lengths[users] - 1
     position = ds.offsets[users] + input_len
-    return EvalSplit(users=users, targets=ds.items[position],
-                     target_domain=ds.domains[position], input_len=input_len,
-                     name=split)
-  users = np.flatnonzero(lengths >= MIN_EVAL_LENGTH).astype(np.int64)
-  held_out = 1 if split == 'test' else 2  # Items at and after the target.
-  input_len = lengths[users] - held_out
-  position = ds.offsets[users] + input_len
-  return EvalSplit(
+    return EvalSplit(
       users=users,
       targets=ds.items[position],
       target_domain=ds.domains[position],
       input_len=input_len,
       name=split,
+    )
+  users = np.flatnonzero(lengths >= MIN_EVAL_LENGTH).astype(np.int64)
+  held_out = 1 if split == "test" else 2  # Items at and after the target.
+  input_len = lengths[users] - held_out
+  position = ds.offsets[users] + input_len
+  return EvalSplit(
+    users=users,
+    targets=ds.items[position],
+    target_domain=ds.domains[position],
+    input_len=input_len,
+    name=split,
   )
 
 

@@ -52,19 +52,24 @@ def _positions(n: int, length: int) -> np.ndarray:
   return windows.right_align(np.arange(1, n + 1), length)
 
 
-def _domain_inputs(prefix: np.ndarray, dom: np.ndarray, d: int, offset: int, length: int,
-                   timeline: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _domain_inputs(
+  prefix: np.ndarray, dom: np.ndarray, d: int, offset: int, length: int, timeline: bool
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
   """Input arrays (seq: local ids, positions, time) of domain d's last `length` items of `prefix`,
-  plus their merged indices."""
+  plus their merged indices.
+  """
   idx = np.nonzero(dom == d)[0][-length:]
-  times = idx if timeline else np.zeros_like(idx)   # no timeline: every key is visible (docstring)
-  return dict(seq=windows.right_align(prefix[idx] - offset, length),
-              positions=_positions(len(idx), length),
-              time=windows.right_align(times, length, fill=-1)), idx
+  times = idx if timeline else np.zeros_like(idx)  # no timeline: every key is visible (docstring)
+  return dict(
+    seq=windows.right_align(prefix[idx] - offset, length),
+    positions=_positions(len(idx), length),
+    time=windows.right_align(times, length, fill=-1),
+  ), idx
 
 
-def train_windows(ds: dataset_lib.CDSRDataset, max_len: int, min_prefix: int = 2,
-                  mixed: bool = False) -> dict[str, np.ndarray]:
+def train_windows(
+  ds: dataset_lib.CDSRDataset, max_len: int, min_prefix: int = 2, mixed: bool = False
+) -> dict[str, np.ndarray]:
   """Per-domain seq2seq training arrays, one row per user with >= `min_prefix` training items.
 
   Args:
@@ -98,13 +103,13 @@ def train_windows(ds: dataset_lib.CDSRDataset, max_len: int, min_prefix: int = 2
   rows: dict[str, list[np.ndarray]] = {k: [] for k in keys}
   overlapped = []
   for u in users:
-    prefix = ds.sequence(u)[:prefix_len[u]]
+    prefix = ds.sequence(u)[: prefix_len[u]]
     dom = (prefix > na).astype(np.int8)
     overlapped.append(bool(dom.min() == 0 and dom.max() == 1))
     if mixed:
       n_mix = min(len(prefix) - 1, L)
-      start = len(prefix) - 1 - n_mix                   # merged index of the first mixed input
-      rows["seq_m"].append(windows.right_align(prefix[start:len(prefix) - 1], L))
+      start = len(prefix) - 1 - n_mix  # merged index of the first mixed input
+      rows["seq_m"].append(windows.right_align(prefix[start : len(prefix) - 1], L))
       rows["positions_m"].append(_positions(n_mix, L))
     for d, s in _DOMAINS:
       offset = na if d else 0
@@ -114,14 +119,17 @@ def train_windows(ds: dataset_lib.CDSRDataset, max_len: int, min_prefix: int = 2
       rows[f"time_{s}"].append(stream["time"])
       # Target of a token = the next item of its domain; the last kept item has none in the prefix.
       nxt = np.nonzero(dom == d)[0]
-      nxt = nxt[len(nxt) - len(idx) + 1:]
+      nxt = nxt[len(nxt) - len(idx) + 1 :]
       tgt = np.append(prefix[nxt] - offset, 0) if len(idx) else np.zeros(0, np.int32)
       rows[f"pos_{s}"].append(windows.right_align(tgt, L))
       if mixed:
-        before = nxt - 1 - start                          # mixed position of the item before it
+        before = nxt - 1 - start  # mixed position of the item before it
         before = np.where(before >= 0, L - n_mix + before, -1)
-        rows[f"mix_idx_{s}"].append(windows.right_align(
-            np.append(before, -1).astype(np.int32) if len(idx) else np.zeros(0, np.int32), L, -1))
+        rows[f"mix_idx_{s}"].append(
+          windows.right_align(
+            np.append(before, -1).astype(np.int32) if len(idx) else np.zeros(0, np.int32), L, -1
+          )
+        )
     rows["hist"].append(windows.right_align(np.sort(prefix), h))
   out = windows.stack_rows(rows, L)
   out["hist"] = out["hist"] if len(users) else np.zeros((0, h), np.int32)
@@ -130,8 +138,9 @@ def train_windows(ds: dataset_lib.CDSRDataset, max_len: int, min_prefix: int = 2
   return out
 
 
-def eval_windows(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit, max_len: int,
-                 mixed: bool = False) -> dict[str, np.ndarray]:
+def eval_windows(
+  ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit, max_len: int, mixed: bool = False
+) -> dict[str, np.ndarray]:
   """Per-domain inputs for next-item evaluation, one row per case of `split`.
 
   Args:

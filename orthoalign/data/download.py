@@ -14,6 +14,7 @@ timeout. Sources and checksums: ../shared/reference/downloads.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 import dataclasses
 import http.client
 import json
@@ -22,10 +23,9 @@ import posixpath
 import re
 import sys
 import time
+from typing import Any
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
-from typing import Any
 
 import tqdm
 
@@ -36,12 +36,12 @@ from orthoalign.data import store
 from orthoalign.data.errors import DataError
 from orthoalign.fileio import write_json
 
-PINS_FILE = 'pins.json'
-PART_SUFFIX = '.part'
+PINS_FILE = "pins.json"
+PART_SUFFIX = ".part"
 DEFAULT_TIMEOUT = 60.0  # Seconds per connect and per socket read.
 DEFAULT_RETRIES = 3
 _CHUNK = 1 << 16
-_CONTENT_RANGE = re.compile(r'bytes (\d+)-(\d+)/(\d+|\*)')
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,99 +70,187 @@ class RemoteDataset:
   name: str
   base_url: str
   files: tuple[RemoteFile, ...]
-  description: str = ''
+  description: str = ""
 
 
-_ABXI_BASE = ('https://raw.githubusercontent.com/DiMarzioBian/ABXI/'
-              '72e52c9f85c740cb5dbdab11f7e5a70eb28ae00d/data/')
-_LLMCDSR_BASE = ('https://raw.githubusercontent.com/xhran2010/LLMCDSR/'
-                 '5825e999d87c4b7f90448df17d05c5f9cea047ba/data/food-kitchen/')
-_AMAZON2014_BASE = 'http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/'
-_AMAZON2018_BASE = 'https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_v2/'
-_AMAZON2023_BASE = 'https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_2023/raw/'
+_ABXI_BASE = (
+  "https://raw.githubusercontent.com/DiMarzioBian/ABXI/"
+  "72e52c9f85c740cb5dbdab11f7e5a70eb28ae00d/data/"
+)
+_LLMCDSR_BASE = (
+  "https://raw.githubusercontent.com/xhran2010/LLMCDSR/"
+  "5825e999d87c4b7f90448df17d05c5f9cea047ba/data/food-kitchen/"
+)
+_AMAZON2014_BASE = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
+_AMAZON2018_BASE = "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_v2/"
+_AMAZON2023_BASE = "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_2023/raw/"
 # Categories registered for the raw dumps: the domains of ABXI's and LLM4CDSR's pairs.
-AMAZON2014_CATEGORIES = ('Beauty', 'Books', 'Cell_Phones_and_Accessories',
-                         'Clothing_Shoes_and_Jewelry', 'Electronics', 'Grocery_and_Gourmet_Food',
-                         'Home_and_Kitchen', 'Movies_and_TV', 'Sports_and_Outdoors')
-AMAZON2018_CATEGORIES = ('Books', 'Cell_Phones_and_Accessories', 'Clothing_Shoes_and_Jewelry',
-                         'Electronics', 'Grocery_and_Gourmet_Food', 'Home_and_Kitchen',
-                         'Movies_and_TV', 'Sports_and_Outdoors')
+AMAZON2014_CATEGORIES = (
+  "Beauty",
+  "Books",
+  "Cell_Phones_and_Accessories",
+  "Clothing_Shoes_and_Jewelry",
+  "Electronics",
+  "Grocery_and_Gourmet_Food",
+  "Home_and_Kitchen",
+  "Movies_and_TV",
+  "Sports_and_Outdoors",
+)
+AMAZON2018_CATEGORIES = (
+  "Books",
+  "Cell_Phones_and_Accessories",
+  "Clothing_Shoes_and_Jewelry",
+  "Electronics",
+  "Grocery_and_Gourmet_Food",
+  "Home_and_Kitchen",
+  "Movies_and_TV",
+  "Sports_and_Outdoors",
+)
 AMAZON2023_CATEGORIES = AMAZON2018_CATEGORIES
 
 
 def _abxi(pair: str, description: str, checksums: dict[str, tuple[int, str]] | None):
   files = tuple(
-      RemoteFile(f'{pair}/{name}', *(checksums or {}).get(name, (None, None)))
-      for name in (f'{pair}_50_preprocessed.txt', 'map_item_50.txt', 'map_user_50.txt'))
-  return RemoteDataset(f'abxi-{pair}', _ABXI_BASE, files, description)
+    RemoteFile(f"{pair}/{name}", *(checksums or {}).get(name, (None, None)))
+    for name in (f"{pair}_50_preprocessed.txt", "map_item_50.txt", "map_user_50.txt")
+  )
+  return RemoteDataset(f"abxi-{pair}", _ABXI_BASE, files, description)
 
 
 def _build_registry() -> dict[str, RemoteDataset]:
   sets = [
-      _abxi('afk', "ABXI's Amazon Food x Kitchen (pinned commit)", {
-          'afk_50_preprocessed.txt':
-              (2913978, '5f9856f574879920a70c93461add1ebc1c997b1ce6d626ba8d475315f53a4a15'),
-          'map_item_50.txt':
-              (719364, '64a939f71c0c48ba181d6d24e384af1160812bdf244f20c58ef101f5fc54b3c3'),
-          'map_user_50.txt':
-              (168481, 'e20b90e5b7b298e38243a64eb54830d537ea5a7a3ab5ae74d6d0179142a6d684'),
-      }),
-      _abxi('abe', "ABXI's Amazon Beauty x Electronics (pinned commit)", {
-          'abe_50_preprocessed.txt':
-              (1913628, 'e13235003725700fdc709eb78a8865bd7e4ab75dc28ae569f7a4cebcdab1e33b'),
-          'map_item_50.txt':
-              (627636, '4e144f3fea1a5e8037cd56167a084ce4d73c6ccc123187055470b3da9818de74'),
-          'map_user_50.txt':
-              (105126, 'efcec3a6a523c25753390afee0cb2ad74f68de5dfaf27574e4108e97b8452d24'),
-      }),
-      _abxi('amb', "ABXI's Amazon Movie x Book (pinned commit; checksums pinned on first use)",
-            None),
-      RemoteDataset('llmcdsr-food-kitchen', _LLMCDSR_BASE, (
-          RemoteFile('num.txt', 11,
-                     'ddf19800d60c1320b74a4507d88592b79eaa12c2b33c26620bc526c6e0dc5bee'),
-          RemoteFile('instance_num.txt', 17,
-                     'ef7ec64ba0d9bab809e56deec57bd710621681d0b5c63c4febf555f04a0c27b5'),
-          RemoteFile('train_A.txt', 201449,
-                     '4b39bfa69d9d001938d7ec32853928e51a53c141a95f3b698b052eb27821c3ad'),
-          RemoteFile('train_B.txt', 1774169,
-                     'bab4611796a5c077baf29d6c5f4a70c40cd25e38bb90e9d85035b8c1f06c7a93'),
-          RemoteFile('train_overlap.txt', 560265,
-                     '0375a8e5c049b9377c1199bda2d0de270e989f1cdf08ff21e4d120ec4a5b5986'),
-          RemoteFile('valid.txt', 96861,
-                     '6d93b5025ad65efef71f0b2e1beaa5899f5ed8f8fd95da96de1286f5b8cb0074'),
-          RemoteFile('test.txt', 86602,
-                     'bdc978617810e6bf9f6eac31260e0688169c0c1cdf34cbf395774f3896e37aa4'),
-          # Pickles: never load them with the standard unpickler (see downloads.md).
-          RemoteFile('item_set_A.pkl', 138370),
-          RemoteFile('item_set_B.pkl', 442060),
-          RemoteFile('text_A.pkl', 706631),
-          RemoteFile('text_B.pkl', 2132336),
-      ), "LLMCDSR's Amazon Food x Kitchen with titles (pinned commit)"),
+    _abxi(
+      "afk",
+      "ABXI's Amazon Food x Kitchen (pinned commit)",
+      {
+        "afk_50_preprocessed.txt": (
+          2913978,
+          "5f9856f574879920a70c93461add1ebc1c997b1ce6d626ba8d475315f53a4a15",
+        ),
+        "map_item_50.txt": (
+          719364,
+          "64a939f71c0c48ba181d6d24e384af1160812bdf244f20c58ef101f5fc54b3c3",
+        ),
+        "map_user_50.txt": (
+          168481,
+          "e20b90e5b7b298e38243a64eb54830d537ea5a7a3ab5ae74d6d0179142a6d684",
+        ),
+      },
+    ),
+    _abxi(
+      "abe",
+      "ABXI's Amazon Beauty x Electronics (pinned commit)",
+      {
+        "abe_50_preprocessed.txt": (
+          1913628,
+          "e13235003725700fdc709eb78a8865bd7e4ab75dc28ae569f7a4cebcdab1e33b",
+        ),
+        "map_item_50.txt": (
+          627636,
+          "4e144f3fea1a5e8037cd56167a084ce4d73c6ccc123187055470b3da9818de74",
+        ),
+        "map_user_50.txt": (
+          105126,
+          "efcec3a6a523c25753390afee0cb2ad74f68de5dfaf27574e4108e97b8452d24",
+        ),
+      },
+    ),
+    _abxi("amb", "ABXI's Amazon Movie x Book (pinned commit; checksums pinned on first use)", None),
+    RemoteDataset(
+      "llmcdsr-food-kitchen",
+      _LLMCDSR_BASE,
+      (
+        RemoteFile(
+          "num.txt", 11, "ddf19800d60c1320b74a4507d88592b79eaa12c2b33c26620bc526c6e0dc5bee"
+        ),
+        RemoteFile(
+          "instance_num.txt", 17, "ef7ec64ba0d9bab809e56deec57bd710621681d0b5c63c4febf555f04a0c27b5"
+        ),
+        RemoteFile(
+          "train_A.txt", 201449, "4b39bfa69d9d001938d7ec32853928e51a53c141a95f3b698b052eb27821c3ad"
+        ),
+        RemoteFile(
+          "train_B.txt", 1774169, "bab4611796a5c077baf29d6c5f4a70c40cd25e38bb90e9d85035b8c1f06c7a93"
+        ),
+        RemoteFile(
+          "train_overlap.txt",
+          560265,
+          "0375a8e5c049b9377c1199bda2d0de270e989f1cdf08ff21e4d120ec4a5b5986",
+        ),
+        RemoteFile(
+          "valid.txt", 96861, "6d93b5025ad65efef71f0b2e1beaa5899f5ed8f8fd95da96de1286f5b8cb0074"
+        ),
+        RemoteFile(
+          "test.txt", 86602, "bdc978617810e6bf9f6eac31260e0688169c0c1cdf34cbf395774f3896e37aa4"
+        ),
+        # Pickles: never load them with the standard unpickler (see downloads.md).
+        RemoteFile("item_set_A.pkl", 138370),
+        RemoteFile("item_set_B.pkl", 442060),
+        RemoteFile("text_A.pkl", 706631),
+        RemoteFile("text_B.pkl", 2132336),
+      ),
+      "LLMCDSR's Amazon Food x Kitchen with titles (pinned commit)",
+    ),
   ]
   for cat in AMAZON2014_CATEGORIES:
-    sets.append(RemoteDataset(f'amazon2014-ratings-{cat}', _AMAZON2014_BASE,
-                              (RemoteFile(f'ratings_{cat}.csv'),),
-                              f'Amazon 2014 ratings-only dump, {cat} (user,item,rating,ts)'))
-    sets.append(RemoteDataset(f'amazon2014-meta-{cat}', _AMAZON2014_BASE,
-                              (RemoteFile(f'meta_{cat}.json.gz'),),
-                              f'Amazon 2014 metadata, {cat} (Python-literal lines)'))
+    sets.append(
+      RemoteDataset(
+        f"amazon2014-ratings-{cat}",
+        _AMAZON2014_BASE,
+        (RemoteFile(f"ratings_{cat}.csv"),),
+        f"Amazon 2014 ratings-only dump, {cat} (user,item,rating,ts)",
+      )
+    )
+    sets.append(
+      RemoteDataset(
+        f"amazon2014-meta-{cat}",
+        _AMAZON2014_BASE,
+        (RemoteFile(f"meta_{cat}.json.gz"),),
+        f"Amazon 2014 metadata, {cat} (Python-literal lines)",
+      )
+    )
   for cat in AMAZON2018_CATEGORIES:
-    sets.append(RemoteDataset(f'amazon2018-{cat}', _AMAZON2018_BASE,
-                              (RemoteFile(f'categoryFiles/{cat}.json.gz'),),
-                              f'Amazon 2018 reviews, {cat}'))
-    sets.append(RemoteDataset(f'amazon2018-5core-{cat}', _AMAZON2018_BASE,
-                              (RemoteFile(f'categoryFilesSmall/{cat}_5.json.gz'),),
-                              f'Amazon 2018 5-core reviews, {cat}'))
-    sets.append(RemoteDataset(f'amazon2018-meta-{cat}', _AMAZON2018_BASE,
-                              (RemoteFile(f'metaFiles2/meta_{cat}.json.gz'),),
-                              f'Amazon 2018 metadata, {cat}'))
+    sets.append(
+      RemoteDataset(
+        f"amazon2018-{cat}",
+        _AMAZON2018_BASE,
+        (RemoteFile(f"categoryFiles/{cat}.json.gz"),),
+        f"Amazon 2018 reviews, {cat}",
+      )
+    )
+    sets.append(
+      RemoteDataset(
+        f"amazon2018-5core-{cat}",
+        _AMAZON2018_BASE,
+        (RemoteFile(f"categoryFilesSmall/{cat}_5.json.gz"),),
+        f"Amazon 2018 5-core reviews, {cat}",
+      )
+    )
+    sets.append(
+      RemoteDataset(
+        f"amazon2018-meta-{cat}",
+        _AMAZON2018_BASE,
+        (RemoteFile(f"metaFiles2/meta_{cat}.json.gz"),),
+        f"Amazon 2018 metadata, {cat}",
+      )
+    )
   for cat in AMAZON2023_CATEGORIES:
-    sets.append(RemoteDataset(f'amazon2023-{cat}', _AMAZON2023_BASE,
-                              (RemoteFile(f'review_categories/{cat}.jsonl.gz'),),
-                              f'Amazon 2023 reviews, {cat}'))
-    sets.append(RemoteDataset(f'amazon2023-meta-{cat}', _AMAZON2023_BASE,
-                              (RemoteFile(f'meta_categories/meta_{cat}.jsonl.gz'),),
-                              f'Amazon 2023 metadata, {cat}'))
+    sets.append(
+      RemoteDataset(
+        f"amazon2023-{cat}",
+        _AMAZON2023_BASE,
+        (RemoteFile(f"review_categories/{cat}.jsonl.gz"),),
+        f"Amazon 2023 reviews, {cat}",
+      )
+    )
+    sets.append(
+      RemoteDataset(
+        f"amazon2023-meta-{cat}",
+        _AMAZON2023_BASE,
+        (RemoteFile(f"meta_categories/meta_{cat}.jsonl.gz"),),
+        f"Amazon 2023 metadata, {cat}",
+      )
+    )
   return {s.name: s for s in sets}
 
 
@@ -178,21 +266,22 @@ def _read_pins(out: str) -> dict[str, Any]:
   if not os.path.exists(path):
     return {}
   try:
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding="utf-8") as f:
       pins = json.load(f)
   except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise DataError(f'unreadable pin file: {e}', path=path) from None
+    raise DataError(f"unreadable pin file: {e}", path=path) from None
   if not isinstance(pins, dict):
-    raise DataError('expected a JSON object {file: {sha256, bytes, url}}', path=path)
+    raise DataError("expected a JSON object {file: {sha256, bytes, url}}", path=path)
   return pins
 
 
 def _join(base: str, path: str) -> str:
-  return base.rstrip('/') + '/' + path.lstrip('/')
+  return base.rstrip("/") + "/" + path.lstrip("/")
 
 
-def _transfer(url: str, part: str, expected_bytes: int | None, timeout: float,
-              progress: bool) -> None:
+def _transfer(
+  url: str, part: str, expected_bytes: int | None, timeout: float, progress: bool
+) -> None:
   """Appends the rest of `url` to `part` (Range from its current size).
 
   Raises:
@@ -203,9 +292,9 @@ def _transfer(url: str, part: str, expected_bytes: int | None, timeout: float,
   if expected_bytes is not None and offset > expected_bytes:
     os.unlink(part)  # Longer than the file can be: garbage, not a prefix.
     offset = 0
-  headers = {'User-Agent': f'orthoalign/{orthoalign.__version__}'}
+  headers = {"User-Agent": f"orthoalign/{orthoalign.__version__}"}
   if offset:
-    headers['Range'] = f'bytes={offset}-'
+    headers["Range"] = f"bytes={offset}-"
   request = urllib.request.Request(url, headers=headers)
   try:
     response = urllib.request.urlopen(request, timeout=timeout)
@@ -216,29 +305,41 @@ def _transfer(url: str, part: str, expected_bytes: int | None, timeout: float,
       if expected_bytes is None or offset == expected_bytes:
         return
       os.unlink(part)
-      raise _Interrupted(f'server refused range {offset}-; restarting from 0') from None
+      raise _Interrupted(f"server refused range {offset}-; restarting from 0") from None
     if e.code >= 500 or e.code == 429:
-      raise _Interrupted(f'HTTP {e.code} {e.reason}') from None
-    raise DataError(f'HTTP {e.code} {e.reason}', key=url) from None
+      raise _Interrupted(f"HTTP {e.code} {e.reason}") from None
+    raise DataError(f"HTTP {e.code} {e.reason}", key=url) from None
   except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-    raise _Interrupted(f'cannot connect: {getattr(e, "reason", e)}') from None
+    raise _Interrupted(f"cannot connect: {getattr(e, 'reason', e)}") from None
 
   with response:
     if offset and response.status == 206:
-      match = _CONTENT_RANGE.fullmatch(response.headers.get('Content-Range', '').strip())
+      match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
       if not match or int(match.group(1)) != offset:
-        raise DataError(f'asked for bytes {offset}- but got Content-Range '
-                        f'{response.headers.get("Content-Range")!r}', key=url)
+        raise DataError(
+          f"asked for bytes {offset}- but got Content-Range "
+          f"{response.headers.get('Content-Range')!r}",
+          key=url,
+        )
     elif offset:
       offset = 0  # A 200 ignores Range: the body is the whole file.
-    length = response.headers.get('Content-Length')
+    length = response.headers.get("Content-Length")
     length = int(length) if length and length.isdigit() else None
     total = expected_bytes or (offset + length if length is not None else None)
     received = 0
-    with open(part, 'r+b' if offset else 'wb') as f, tqdm.tqdm(
-        total=total, initial=offset, unit='B', unit_scale=True, unit_divisor=1024,
-        desc=posixpath.basename(part[:-len(PART_SUFFIX)]), disable=not progress,
-        leave=False) as bar:
+    with (
+      open(part, "r+b" if offset else "wb") as f,
+      tqdm.tqdm(
+        total=total,
+        initial=offset,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=posixpath.basename(part[: -len(PART_SUFFIX)]),
+        disable=not progress,
+        leave=False,
+      ) as bar,
+    ):
       f.seek(offset)
       f.truncate()
       try:
@@ -250,28 +351,27 @@ def _transfer(url: str, part: str, expected_bytes: int | None, timeout: float,
           received += len(chunk)
           bar.update(len(chunk))
       except (OSError, http.client.HTTPException) as e:
-        raise _Interrupted(f'transfer failed after {offset + received} bytes: {e}') from None
+        raise _Interrupted(f"transfer failed after {offset + received} bytes: {e}") from None
       finally:
         # What arrived stays on disk for the next attempt.
         f.flush()
         os.fsync(f.fileno())
     if length is not None and received < length:
-      raise _Interrupted(f'connection closed after {offset + received} of {offset + length} '
-                         'bytes')
+      raise _Interrupted(f"connection closed after {offset + received} of {offset + length} bytes")
 
 
 def fetch(
-    url: str,
-    dest: str,
-    *,
-    expected_bytes: int | None = None,
-    expected_sha256: str | None = None,
-    pinned: dict[str, Any] | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    retries: int = DEFAULT_RETRIES,
-    retry_wait: float = 1.0,
-    progress: bool = True,
-    on_verified: Callable[[str], None] | None = None,
+  url: str,
+  dest: str,
+  *,
+  expected_bytes: int | None = None,
+  expected_sha256: str | None = None,
+  pinned: dict[str, Any] | None = None,
+  timeout: float = DEFAULT_TIMEOUT,
+  retries: int = DEFAULT_RETRIES,
+  retry_wait: float = 1.0,
+  progress: bool = True,
+  on_verified: Callable[[str], None] | None = None,
 ) -> str:
   """Downloads `url` to `dest` via `dest.part`, resuming and verifying.
 
@@ -295,8 +395,8 @@ def fetch(
     DataError: on a client error, after `retries` failed resumes (the .part file is kept: rerun to
       resume), or on a size / checksum mismatch (the .part file is deleted).
   """
-  if not url.startswith(('http://', 'https://')):
-    raise DataError(f'expected an http(s) URL, got {url!r}', key='url')
+  if not url.startswith(("http://", "https://")):
+    raise DataError(f"expected an http(s) URL, got {url!r}", key="url")
   part = dest + PART_SUFFIX
   for attempt in range(retries + 1):
     try:
@@ -304,26 +404,31 @@ def fetch(
       size = os.path.getsize(part)
       if expected_bytes is None or size >= expected_bytes:
         break
-      raise _Interrupted(f'got {size} of {expected_bytes} bytes')
+      raise _Interrupted(f"got {size} of {expected_bytes} bytes")
     except _Interrupted as e:
       if attempt == retries:
         kept = os.path.getsize(part) if os.path.exists(part) else 0
-        raise DataError(f'download interrupted ({e}); {kept} bytes kept in {part}: rerun to '
-                        'resume', key=url) from None
+        raise DataError(
+          f"download interrupted ({e}); {kept} bytes kept in {part}: rerun to resume", key=url
+        ) from None
       time.sleep(retry_wait * 2**attempt)
 
   size = os.path.getsize(part)
   if expected_bytes is not None and size != expected_bytes:
     os.unlink(part)
-    raise DataError(f'{size} bytes; expected {expected_bytes}; the partial file was deleted',
-                    key=url)
+    raise DataError(
+      f"{size} bytes; expected {expected_bytes}; the partial file was deleted", key=url
+    )
   sha = store.sha256_file(part)
-  for want, source in ((expected_sha256, 'the registry'),
-                       ((pinned or {}).get('sha256'), f'the pin in {PINS_FILE}')):
+  for want, source in (
+    (expected_sha256, "the registry"),
+    ((pinned or {}).get("sha256"), f"the pin in {PINS_FILE}"),
+  ):
     if want is not None and sha != want:
       os.unlink(part)
-      raise DataError(f'sha256 {sha} does not match {want} from {source}; the download was '
-                      'deleted', key=url)
+      raise DataError(
+        f"sha256 {sha} does not match {want} from {source}; the download was deleted", key=url
+      )
   if on_verified is not None:
     on_verified(sha)
   os.replace(part, dest)
@@ -331,14 +436,14 @@ def fetch(
 
 
 def download(
-    name_or_dataset: str | RemoteDataset,
-    out: str | os.PathLike[str],
-    *,
-    base_url: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    retries: int = DEFAULT_RETRIES,
-    retry_wait: float = 1.0,
-    progress: bool = True,
+  name_or_dataset: str | RemoteDataset,
+  out: str | os.PathLike[str],
+  *,
+  base_url: str | None = None,
+  timeout: float = DEFAULT_TIMEOUT,
+  retries: int = DEFAULT_RETRIES,
+  retry_wait: float = 1.0,
+  progress: bool = True,
 ) -> list[str]:
   """Downloads every file of a registered data set into `out`.
 
@@ -366,8 +471,10 @@ def download(
   else:
     spec = REGISTRY.get(name_or_dataset)
     if spec is None:
-      raise DataError(f'unknown data set {name_or_dataset!r}; valid names: '
-                      f'{", ".join(sorted(REGISTRY))}', key='name')
+      raise DataError(
+        f"unknown data set {name_or_dataset!r}; valid names: {', '.join(sorted(REGISTRY))}",
+        key="name",
+      )
   out = os.fspath(out)
   os.makedirs(out, exist_ok=True)
   pins = _read_pins(out)
@@ -379,25 +486,42 @@ def download(
     pin = pins.get(file.name)
     if os.path.exists(dest):
       _verify_existing(dest, file, pin)
-      print(f'{file.name}: present, verified', file=sys.stderr)
+      print(f"{file.name}: present, verified", file=sys.stderr)
       paths.append(dest)
       continue
 
     def record_pin(sha: str, file=file, url=url, dest=dest) -> None:
       if file.sha256 is not None or file.name in pins:
         return
-      pins[file.name] = {'sha256': sha, 'bytes': file.bytes or os.path.getsize(dest + PART_SUFFIX),
-                         'url': url, 'dataset': spec.name,
-                         'pinned': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
+      pins[file.name] = {
+        "sha256": sha,
+        "bytes": file.bytes or os.path.getsize(dest + PART_SUFFIX),
+        "url": url,
+        "dataset": spec.name,
+        "pinned": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+      }
       write_json(os.path.join(out, PINS_FILE), pins)
-      print(f'{file.name}: no published checksum; pinned sha256 {sha} in '
-            f'{os.path.join(out, PINS_FILE)} (trust on first use)', file=sys.stderr)
+      print(
+        f"{file.name}: no published checksum; pinned sha256 {sha} in "
+        f"{os.path.join(out, PINS_FILE)} (trust on first use)",
+        file=sys.stderr,
+      )
 
-    sha = fetch(url, dest, expected_bytes=file.bytes, expected_sha256=file.sha256, pinned=pin,
-                timeout=timeout, retries=retries, retry_wait=retry_wait, progress=progress,
-                on_verified=record_pin)
-    print(f'{file.name}: downloaded, {os.path.getsize(dest):,} bytes, sha256 {sha}',
-          file=sys.stderr)
+    sha = fetch(
+      url,
+      dest,
+      expected_bytes=file.bytes,
+      expected_sha256=file.sha256,
+      pinned=pin,
+      timeout=timeout,
+      retries=retries,
+      retry_wait=retry_wait,
+      progress=progress,
+      on_verified=record_pin,
+    )
+    print(
+      f"{file.name}: downloaded, {os.path.getsize(dest):,} bytes, sha256 {sha}", file=sys.stderr
+    )
     paths.append(dest)
   return paths
 
@@ -406,48 +530,59 @@ def _verify_existing(dest: str, file: RemoteFile, pin: dict[str, Any] | None) ->
   """Checks a final file against the registry and the pin; returns its sha256."""
   size = os.path.getsize(dest)
   if file.bytes is not None and size != file.bytes:
-    raise DataError(f'{size} bytes; expected {file.bytes}; delete it to download again', path=dest)
-  want = file.sha256 or (pin or {}).get('sha256')
+    raise DataError(f"{size} bytes; expected {file.bytes}; delete it to download again", path=dest)
+  want = file.sha256 or (pin or {}).get("sha256")
   if want is None:
     # Downloads are pinned before their rename, so this file did not come from here (perhaps
     # another data set's file of the same name): nothing vouches for it.
-    raise DataError(f'exists but has no published checksum and no pin in {PINS_FILE}, so it '
-                    'cannot be verified; delete it to download again', path=dest)
+    raise DataError(
+      f"exists but has no published checksum and no pin in {PINS_FILE}, so it "
+      "cannot be verified; delete it to download again",
+      path=dest,
+    )
   sha = store.sha256_file(dest)
   if sha != want:
-    raise DataError(f'sha256 {sha} does not match {want}; delete it to download again', path=dest)
+    raise DataError(f"sha256 {sha} does not match {want}; delete it to download again", path=dest)
   return sha
-
 
 
 @errors.cli_main(also=(OSError,))
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status."""
-  parser = cli.Parser(prog='python -m orthoalign.data.download',
-                   description='Download a public CDSR data set (resumable, sha256-verified).')
-  parser.add_argument('name', nargs='?', help='data set name (see --list)')
-  parser.add_argument('--out', help='destination folder')
-  parser.add_argument('--base-url', default=None, help='replace the registry base URL (mirror)')
-  parser.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT,
-                      help='seconds per connect / socket read')
-  parser.add_argument('--retries', type=int, default=DEFAULT_RETRIES,
-                      help='automatic resumes per file')
-  parser.add_argument('--list', action='store_true', help='list the registered data sets')
-  parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+  parser = cli.Parser(
+    prog="python -m orthoalign.data.download",
+    description="Download a public CDSR data set (resumable, sha256-verified).",
+  )
+  parser.add_argument("name", nargs="?", help="data set name (see --list)")
+  parser.add_argument("--out", help="destination folder")
+  parser.add_argument("--base-url", default=None, help="replace the registry base URL (mirror)")
+  parser.add_argument(
+    "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per connect / socket read"
+  )
+  parser.add_argument(
+    "--retries", type=int, default=DEFAULT_RETRIES, help="automatic resumes per file"
+  )
+  parser.add_argument("--list", action="store_true", help="list the registered data sets")
+  parser.add_argument("--no-progress", action="store_true", help="no progress bars")
   args = parser.parse_args(argv)
   if args.list:
     for spec in REGISTRY.values():
-      print(f'{spec.name:<48} {spec.description}')
+      print(f"{spec.name:<48} {spec.description}")
     return 0
   if not args.name:
-    raise DataError(f'give a data set name; valid names: {", ".join(sorted(REGISTRY))}',
-                    key='name')
+    raise DataError(f"give a data set name; valid names: {', '.join(sorted(REGISTRY))}", key="name")
   if not args.out:
-    raise DataError('give --out=DIR', key='--out')
-  download(args.name, args.out, base_url=args.base_url, timeout=args.timeout,
-           retries=args.retries, progress=not args.no_progress)
+    raise DataError("give --out=DIR", key="--out")
+  download(
+    args.name,
+    args.out,
+    base_url=args.base_url,
+    timeout=args.timeout,
+    retries=args.retries,
+    progress=not args.no_progress,
+  )
   return 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   sys.exit(main())

@@ -19,21 +19,21 @@ class DataError(ValueError):
   """
 
   def __init__(
-      self,
-      detail: str,
-      *,
-      path: str | os.PathLike[str] | None = None,
-      line: int | None = None,
-      key: str | None = None,
+    self,
+    detail: str,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    line: int | None = None,
+    key: str | None = None,
   ):
     self.path = None if path is None else os.fspath(path)
     self.line = line
     self.key = key
     self.detail = detail
-    location = ''
+    location = ""
     if self.path is not None:
-      location = self.path if line is None else f'{self.path}:{line}'
+      location = self.path if line is None else f"{self.path}:{line}"
     elif line is not None:
-      location = f'line {line}'
-    prefix = ': '.join(p for p in (location, key) if p)
-    super().__init__(f'{prefix}: {detail}' if prefix else detail)
+      location = f"line {line}"
+    prefix = ": ".join(p for p in (location, key) if p)
+    super().__init__(f"{prefix}: {detail}" if prefix else detail)

@@ -21,7 +21,8 @@ Case groups (the same reporting), only on a merged timeline (`CDSRDataset.merged
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -35,9 +36,12 @@ from orthoalign.metrics import keys
 WindowsFn = Callable[[dataset_lib.CDSRDataset, dataset_lib.EvalSplit], dict[str, np.ndarray]]
 
 
-def eval_inputs(ds: dataset_lib.CDSRDataset, eval_cfg: Any, windows_fn: WindowsFn,
-                extra: Callable[[str], dict[str, np.ndarray]] | None = None
-                ) -> dict[str, dict[str, np.ndarray]]:
+def eval_inputs(
+  ds: dataset_lib.CDSRDataset,
+  eval_cfg: Any,
+  windows_fn: WindowsFn,
+  extra: Callable[[str], dict[str, np.ndarray]] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
   """{"valid"|"test": the model's windows of the split + "cand" (+ `extra(split)`)}.
 
   Args:
@@ -59,31 +63,41 @@ def eval_inputs(ds: dataset_lib.CDSRDataset, eval_cfg: Any, windows_fn: WindowsF
     arrays = dict(windows_fn(ds, split))
     arrays.update(user_groups(ds, split.users, overlapped))
     arrays.update(case_groups(ds, split))
-    arrays["cand"] = _candidates(ds, name, eval_cfg.num_negatives, eval_cfg.candidate_seed,
-                                 f"eval.num_negatives={eval_cfg.num_negatives}")
+    arrays["cand"] = _candidates(
+      ds,
+      name,
+      eval_cfg.num_negatives,
+      eval_cfg.candidate_seed,
+      f"eval.num_negatives={eval_cfg.num_negatives}",
+    )
     extra_negatives = tuple(eval_cfg.get("extra_negatives", ()) or ())
-    for n in extra_negatives:                              # declared protocols (metrics/keys.py)
+    for n in extra_negatives:  # declared protocols (metrics/keys.py)
       arrays[f"protocol/{keys.extra_protocol(n)}"] = _candidates(
-          ds, name, n, eval_cfg.candidate_seed, f"eval.extra_negatives={extra_negatives} ({n})")
+        ds, name, n, eval_cfg.candidate_seed, f"eval.extra_negatives={extra_negatives} ({n})"
+      )
     if extra is not None:
       arrays.update(extra(name))
     out[name] = arrays
   return out
 
 
-def _candidates(ds: dataset_lib.CDSRDataset, split: str, n: int, seed: int,
-                setting: str) -> np.ndarray:
+def _candidates(
+  ds: dataset_lib.CDSRDataset, split: str, n: int, seed: int, setting: str
+) -> np.ndarray:
   """int32 [E, 1 + n] frozen candidates; a domain too small for n negatives names `setting`."""
   try:
     return data_load.candidates(ds, split, n, seed).astype(np.int32)
   except candidates_lib.TooFewItems as e:
-    raise errors.ConfigError(f"config key {setting}: asks for more negatives than a user's target "
-                             f"domain has ({e}); lower that number") from None
+    raise errors.ConfigError(
+      f"config key {setting}: asks for more negatives than a user's target "
+      f"domain has ({e}); lower that number"
+    ) from None
 
 
-def user_groups(ds: dataset_lib.CDSRDataset, users: np.ndarray,
-                overlapped: np.ndarray | None = None) -> dict[str, np.ndarray]:
-  """{"group/<name>": bool [E]} membership of evaluation cases (by user index) in each user group."""
+def user_groups(
+  ds: dataset_lib.CDSRDataset, users: np.ndarray, overlapped: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+  """{"group/<name>": bool [E]} membership of evaluation cases (by user index) in user groups."""
   if overlapped is None:
     overlapped = dataset_lib.overlapped_users(ds)
   ov = overlapped[users]

@@ -22,15 +22,16 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
-def sample_excluding(rng: Array, low: Array, high: Array, history: Array, offset: Array | int = 0,
-                     tries: int = 8) -> Array:
+def sample_excluding(
+  rng: Array, low: Array, high: Array, history: Array, offset: Array | int = 0, tries: int = 8
+) -> Array:
   """Draws one id per element uniformly from [low, high), avoiding ids in `history`.
 
   Args:
     rng: PRNG key.
     low, high: int arrays of shape [B, ...] (broadcast together); high > low.
-    history: int [B, H] global ids to avoid, each row sorted ascending (0 = padding, never equal to a
-      drawn id >= 1). Membership is a binary search, so memory stays O(draws), not O(draws x H).
+    history: int [B, H] global ids to avoid, each row sorted ascending (0 = padding, never equal to
+      a drawn id >= 1). Membership is a binary search, so memory stays O(draws), not O(draws x H).
     offset: added to a draw before comparing with `history` (domain-local draws vs global history).
     tries: candidates drawn per element.
 
@@ -40,14 +41,15 @@ def sample_excluding(rng: Array, low: Array, high: Array, history: Array, offset
   low, high = jnp.broadcast_arrays(jnp.asarray(low, jnp.int32), jnp.asarray(high, jnp.int32))
   draws = jax.random.randint(rng, (tries,) + low.shape, low, high, dtype=jnp.int32)
   glob = draws + jnp.asarray(offset, jnp.int32)
-  ok = ~jnp.moveaxis(is_member(history, jnp.moveaxis(glob, 0, 1)), 0, 1)   # [tries, B, ...]
-  first = jnp.argmax(ok, axis=0)                                        # first clean draw (0 if none)
+  ok = ~jnp.moveaxis(is_member(history, jnp.moveaxis(glob, 0, 1)), 0, 1)  # [tries, B, ...]
+  first = jnp.argmax(ok, axis=0)  # first clean draw (0 if none)
   first = jnp.where(jnp.any(ok, axis=0), first, tries - 1)
   return jnp.take_along_axis(draws, first[None], axis=0)[0]
 
 
-def sample_distinct_excluding(rng: Array, shape: tuple[int, ...], low: int, high: int,
-                              history: Array, n: int, extra: int = 32) -> Array:
+def sample_distinct_excluding(
+  rng: Array, shape: tuple[int, ...], low: int, high: int, history: Array, n: int, extra: int = 32
+) -> Array:
   """Draws n distinct ids per element uniformly from [low, high), avoiding ids in `history`.
 
   Args:
@@ -58,8 +60,9 @@ def sample_distinct_excluding(rng: Array, shape: tuple[int, ...], low: int, high
     n: ids per element (the last axis of the result).
     extra: spare draws of the rejection path. It is exact unless more than `extra` of the n + extra
       draws are repeats or history hits: with r = high - low, about (n + extra)**2 / (2 r) +
-      (n + extra) H / r are expected (ABXI on Food-Kitchen: ~1.8 for 32 spare draws, so by a Poisson-tail
-      estimate the failure chance is < 1e-25); if it happens the remaining slots keep rejected draws.
+      (n + extra) H / r are expected (ABXI on Food-Kitchen: ~1.8 for 32 spare draws, so by a
+      Poisson-tail estimate the failure chance is < 1e-25); if it happens the remaining slots keep
+      rejected draws.
       Ranges under 4 (n + extra) ids take the exact Gumbel-top-k path instead (O(r) per element).
       Either way, if fewer than n ids are allowed, history ids fill the remaining slots.
 
@@ -69,7 +72,7 @@ def sample_distinct_excluding(rng: Array, shape: tuple[int, ...], low: int, high
   m = n + extra
   if high - low < 4 * m:
     ids = jnp.arange(low, high, dtype=jnp.int32)
-    allowed = ~is_member(history, jnp.broadcast_to(ids, history.shape[:1] + ids.shape))   # [B, r]
+    allowed = ~is_member(history, jnp.broadcast_to(ids, history.shape[:1] + ids.shape))  # [B, r]
     allowed = allowed.reshape(allowed.shape[:1] + (1,) * (len(shape) - 1) + ids.shape)
     noise = jax.random.uniform(rng, shape + ids.shape)
     _, pick = jax.lax.top_k(jnp.where(allowed, noise, -1.0), n)
@@ -79,8 +82,9 @@ def sample_distinct_excluding(rng: Array, shape: tuple[int, ...], low: int, high
   # rejection keeps.
   index = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32), draws.shape)
   values, order = _sort_pairs(draws, index, high, m - 1)
-  repeat = jnp.concatenate([jnp.zeros_like(values[..., :1], bool),
-                            values[..., 1:] == values[..., :-1]], -1)
+  repeat = jnp.concatenate(
+    [jnp.zeros_like(values[..., :1], bool), values[..., 1:] == values[..., :-1]], -1
+  )
   keep = ~repeat & ~is_member(history, values)
   # Survivors in draw order first, then the rejected ones (used only if too few survive).
   _, picked = _sort_pairs(jnp.where(keep, order, order + m), values, 2 * m - 1, high)

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import array
 import collections.abc
+from collections.abc import Callable
 import dataclasses
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,7 @@ class _Interner:
 @dataclasses.dataclass
 class _Columns:
   """Interactions as parallel integer columns, in read order."""
+
   user: np.ndarray  # int64 user codes.
   item: np.ndarray  # int64 item codes.
   ts: np.ndarray  # int64 unix seconds.
@@ -73,23 +74,24 @@ class _Columns:
   ts_ms: np.ndarray
 
   def take(self, index: np.ndarray) -> _Columns:
-    return _Columns(self.user[index], self.item[index], self.ts[index],
-                    self.domain[index], self.ts_ms[index])
+    return _Columns(
+      self.user[index], self.item[index], self.ts[index], self.domain[index], self.ts_ms[index]
+    )
 
   def __len__(self) -> int:
     return self.user.shape[0]
 
 
 def _read_domains(
-    paths: tuple[PathLike, PathLike],
-    bad: BadLines,
-    users: _Interner,
-    items: _Interner,
-    keep: Callable[[amazon.Interaction], bool] | None = None,
+  paths: tuple[PathLike, PathLike],
+  bad: BadLines,
+  users: _Interner,
+  items: _Interner,
+  keep: Callable[[amazon.Interaction], bool] | None = None,
 ) -> _Columns:
   """Reads both domain files (A rows first, each in file order)."""
-  user, item, ts = array.array('q'), array.array('q'), array.array('q')
-  ts_ms = array.array('q')
+  user, item, ts = array.array("q"), array.array("q"), array.array("q")
+  ts_ms = array.array("q")
   sizes = []
   # Bound methods hoisted out of the per-line loop (it runs ~10^7 times).
   add_user, add_item, add_ts = user.append, item.append, ts.append
@@ -108,36 +110,39 @@ def _read_domains(
       add_ts(record.timestamp)
       add_ms(millis)
     sizes.append(len(user) - start)
-    _log(f'read {read} interactions from {os.fspath(path)}'
-         + (f' ({sizes[-1]} kept)' if keep is not None else ''))
+    _log(
+      f"read {read} interactions from {os.fspath(path)}"
+      + (f" ({sizes[-1]} kept)" if keep is not None else "")
+    )
   domain = np.repeat(np.array([0, 1], np.int8), sizes)
-  as_array = lambda a: np.frombuffer(a, np.int64) if len(a) else np.zeros(
-      0, np.int64)
-  return _Columns(as_array(user), as_array(item), as_array(ts), domain,
-                  as_array(ts_ms))
+  as_array = lambda a: np.frombuffer(a, np.int64) if len(a) else np.zeros(0, np.int64)
+  return _Columns(as_array(user), as_array(item), as_array(ts), domain, as_array(ts_ms))
 
 
 def _duplicate_rows(cols: _Columns) -> np.ndarray:
   """bool [len(cols)]: rows repeating an EARLIER row's (user, item, domain,
-  full-precision timestamp); the first of each group is False."""
+  full-precision timestamp); the first of each group is False.
+  """
   n = len(cols)
   if not n:
     return np.zeros(0, bool)
-  order = np.lexsort((np.arange(n), cols.ts_ms, cols.domain, cols.item,
-                      cols.user))
+  order = np.lexsort((np.arange(n), cols.ts_ms, cols.domain, cols.item, cols.user))
   same = np.zeros(n, bool)
   s = order
-  same[1:] = ((cols.user[s][1:] == cols.user[s][:-1]) &
-              (cols.item[s][1:] == cols.item[s][:-1]) &
-              (cols.domain[s][1:] == cols.domain[s][:-1]) &
-              (cols.ts_ms[s][1:] == cols.ts_ms[s][:-1]))
+  same[1:] = (
+    (cols.user[s][1:] == cols.user[s][:-1])
+    & (cols.item[s][1:] == cols.item[s][:-1])
+    & (cols.domain[s][1:] == cols.domain[s][:-1])
+    & (cols.ts_ms[s][1:] == cols.ts_ms[s][:-1])
+  )
   out = np.zeros(n, bool)
   out[order] = same
   return out
 
 
-def _apply_duplicates(cols: _Columns, policy: str, recipe: str,
-                      report: dict[str, Any] | None) -> _Columns:
+def _apply_duplicates(
+  cols: _Columns, policy: str, recipe: str, report: dict[str, Any] | None
+) -> _Columns:
   """Counts exact duplicate rows, then keeps or drops them (`policy`).
 
   A duplicate repeats an earlier row's user, item, domain and timestamp (to
@@ -148,61 +153,63 @@ def _apply_duplicates(cols: _Columns, policy: str, recipe: str,
   dup = _duplicate_rows(cols)
   found = int(dup.sum())
   if report is not None:
-    report.update(policy=policy, found=found,
-                  dropped=found if policy == 'drop' else 0)
+    report.update(policy=policy, found=found, dropped=found if policy == "drop" else 0)
   if not found:
     return cols
-  if policy == 'drop':
-    _log(f'{recipe}: dropping {found} exact duplicate (user, item, timestamp) '
-         'row(s) (duplicates=drop)')
+  if policy == "drop":
+    _log(
+      f"{recipe}: dropping {found} exact duplicate (user, item, timestamp) row(s) (duplicates=drop)"
+    )
     return cols.take(~dup)
-  _log(f'warning: {recipe}: keeping {found} exact duplicate (user, item, '
-       'timestamp) row(s) as the original does (duplicates=keep); a user '
-       'whose last two rows repeat gets the same validation and test target. '
-       'Pass --param duplicates=drop to remove them.')
+  _log(
+    f"warning: {recipe}: keeping {found} exact duplicate (user, item, "
+    "timestamp) row(s) as the original does (duplicates=keep); a user "
+    "whose last two rows repeat gets the same validation and test target. "
+    "Pass --param duplicates=drop to remove them."
+  )
   return cols
 
 
 def _describe(step: str, cols: _Columns) -> None:
   a = cols.domain == 0
-  _log(f'{step}: {np.unique(cols.user).size} users, '
-       f'{np.unique(cols.item[a]).size} A items / {int(a.sum())} A '
-       f'interactions, {np.unique(cols.item[~a]).size} B items / '
-       f'{int((~a).sum())} B interactions')
+  _log(
+    f"{step}: {np.unique(cols.user).size} users, "
+    f"{np.unique(cols.item[a]).size} A items / {int(a.sum())} A "
+    f"interactions, {np.unique(cols.item[~a]).size} B items / "
+    f"{int((~a).sum())} B interactions"
+  )
 
 
 def _titles_array(
-    keys: np.ndarray,
-    num_items_a: int,
-    titles_a: PathLike | None,
-    titles_b: PathLike | None,
-    bad: BadLines,
+  keys: np.ndarray,
+  num_items_a: int,
+  titles_a: PathLike | None,
+  titles_b: PathLike | None,
+  bad: BadLines,
 ) -> np.ndarray | None:
   """Titles by global id from the optional metadata files ('' = none)."""
   if titles_a is None and titles_b is None:
     return None
-  titles = np.full(keys.shape[0], '', dtype=object)
-  for path, lo, hi in ((titles_a, 1, num_items_a + 1),
-                       (titles_b, num_items_a + 1, keys.shape[0])):
+  titles = np.full(keys.shape[0], "", dtype=object)
+  for path, lo, hi in ((titles_a, 1, num_items_a + 1), (titles_b, num_items_a + 1, keys.shape[0])):
     if path is None:
       continue
     wanted = set(keys[lo:hi].tolist())
     found = amazon.read_titles(path, bad, wanted=wanted)
-    _log(f'titles: {len(found)} of {len(wanted)} items found in '
-         f'{os.fspath(path)}')
-    titles[lo:hi] = [found.get(k, '') for k in keys[lo:hi]]
+    _log(f"titles: {len(found)} of {len(wanted)} items found in {os.fspath(path)}")
+    titles[lo:hi] = [found.get(k, "") for k in keys[lo:hi]]
   return titles.astype(str)
 
 
 def _build(
-    name: str,
-    cols: _Columns,
-    user_keys: list[str],
-    item_keys: list[str],
-    num_a: int,
-    titles_a: PathLike | None,
-    titles_b: PathLike | None,
-    bad: BadLines,
+  name: str,
+  cols: _Columns,
+  user_keys: list[str],
+  item_keys: list[str],
+  num_a: int,
+  titles_a: PathLike | None,
+  titles_b: PathLike | None,
+  bad: BadLines,
 ) -> CDSRDataset:
   """Builds the dataset from rows grouped by user, items as GLOBAL ids.
 
@@ -223,25 +230,26 @@ def _build(
   num_items = len(item_keys) - 1
   num_b = num_items - num_a
   if num_a < 1 or num_b < 1:
-    empty = 'A' if num_a < 1 else 'B'
+    empty = "A" if num_a < 1 else "B"
     raise DataError(
-        f'no domain-{empty} items are left after the filters; expected both '
-        'domains to keep items (are the inputs the right files, and the '
-        'thresholds / time window sensible?)', key=f'dataset {name!r}')
-  offsets = np.concatenate(
-      [[0], np.cumsum(np.bincount(cols.user, minlength=len(user_keys)))])
+      f"no domain-{empty} items are left after the filters; expected both "
+      "domains to keep items (are the inputs the right files, and the "
+      "thresholds / time window sensible?)",
+      key=f"dataset {name!r}",
+    )
+  offsets = np.concatenate([[0], np.cumsum(np.bincount(cols.user, minlength=len(user_keys)))])
   keys = np.asarray(item_keys, dtype=str)
   return CDSRDataset(
-      name=name,
-      num_items_a=num_a,
-      num_items_b=num_b,
-      offsets=offsets,
-      items=cols.item,
-      domains=cols.domain,
-      timestamps=cols.ts,
-      user_ids=np.asarray(user_keys, dtype=str),
-      item_keys=keys,
-      item_titles=_titles_array(keys, num_a, titles_a, titles_b, bad),
+    name=name,
+    num_items_a=num_a,
+    num_items_b=num_b,
+    offsets=offsets,
+    items=cols.item,
+    domains=cols.domain,
+    timestamps=cols.ts,
+    user_ids=np.asarray(user_keys, dtype=str),
+    item_keys=keys,
+    item_titles=_titles_array(keys, num_a, titles_a, titles_b, bad),
   )
 
 
@@ -249,26 +257,26 @@ def _build(
 
 
 def _run_abxi(
-    paths: tuple[PathLike, PathLike],
-    params: dict[str, Any],
-    bad: BadLines,
-    titles: tuple[PathLike | None, PathLike | None],
-    name: str,
-    report: dict[str, Any] | None = None,
+  paths: tuple[PathLike, PathLike],
+  params: dict[str, Any],
+  bad: BadLines,
+  titles: tuple[PathLike | None, PathLike | None],
+  name: str,
+  report: dict[str, Any] | None = None,
 ) -> CDSRDataset:
   """ABXI `data/prepare_amazon.py`, step for step (see module docstring)."""
-  k_i, k_u, max_len = params['k_i'], params['k_u'], params['max_len']
+  k_i, k_u, max_len = params["k_i"], params["k_u"], params["max_len"]
   users, items = _Interner(), _Interner()
   # read_amazon: ratings are read and dropped, never filtered on.
   cols = _read_domains(paths, bad, users, items)
-  cols = _apply_duplicates(cols, params['duplicates'], 'abxi', report)
+  cols = _apply_duplicates(cols, params["duplicates"], "abxi", report)
   is_a = cols.domain == 0
 
   # 1. ASINs present in both domains go, from both (all rows, before any
   #    user filter).
   shared = np.intersect1d(cols.item[is_a], cols.item[~is_a])
   if shared.size:
-    _log(f'abxi: dropping {shared.size} item ids present in both domains')
+    _log(f"abxi: dropping {shared.size} item ids present in both domains")
   cols = cols.take(~np.isin(cols.item, shared))
 
   # 2. Users present in both domains (computed after step 1); concat A then
@@ -281,12 +289,12 @@ def _run_abxi(
   # Sorted on full precision (ms): 2023 events of one second keep their
   # order; whole-second ties behave as before.
   cols = cols.take(np.lexsort((cols.ts_ms, user_rank[cols.user])))
-  _describe('abxi: users in both domains', cols)
+  _describe("abxi: users in both domains", cols)
 
   # 3. Items with >= k_i interactions, counted over the merged rows.
   counts = np.bincount(cols.item, minlength=len(items))
   cols = cols.take(counts[cols.item] >= k_i)
-  _describe(f'abxi: items with >= {k_i} interactions', cols)
+  _describe(f"abxi: items with >= {k_i} interactions", cols)
 
   # 4. Each user's last max_len rows (groupby('user').tail(max_len)).
   cols = cols.take(_rank_from_end(cols.user) < max_len)
@@ -298,28 +306,25 @@ def _run_abxi(
   count_b = np.bincount(cols.user[~is_a], minlength=len(users))
   good = (count_a >= max(k_u, 1)) & (count_b >= max(k_u, 1))
   cols = cols.take(good[cols.user])
-  _describe(f'abxi: last {max_len} per user, >= {k_u} per domain', cols)
+  _describe(f"abxi: last {max_len} per user, >= {k_u} per domain", cols)
 
   # 6. Reindex: users 0..U-1 in sorted-string order (the rows already are);
   #    A items 1..nA then B items nA+1..nA+nB, each in sorted-ASIN order.
   user_codes, user_index = np.unique(cols.user, return_inverse=True)
-  user_order = np.argsort(_string_rank(user_codes, users.keys)[user_codes],
-                          kind='stable')
+  user_order = np.argsort(_string_rank(user_codes, users.keys)[user_codes], kind="stable")
   user_out = np.empty_like(user_order)
   user_out[user_order] = np.arange(user_order.size)
   global_id = np.zeros(len(items), np.int64)
-  item_keys = ['']
+  item_keys = [""]
   is_a = cols.domain == 0
   for in_domain in (is_a, ~is_a):
     codes = np.unique(cols.item[in_domain])
     ordered = sorted(codes.tolist(), key=items.keys.__getitem__)
-    global_id[ordered] = np.arange(len(item_keys),
-                                   len(item_keys) + len(ordered))
+    global_id[ordered] = np.arange(len(item_keys), len(item_keys) + len(ordered))
     item_keys.extend(items.keys[c] for c in ordered)
     if in_domain is is_a:
       num_a = len(ordered)
-  out = _Columns(user_out[user_index], global_id[cols.item], cols.ts,
-                 cols.domain, cols.ts_ms)
+  out = _Columns(user_out[user_index], global_id[cols.item], cols.ts, cols.domain, cols.ts_ms)
   user_keys = [users.keys[c] for c in user_codes[user_order]]
   return _build(name, out, user_keys, item_keys, num_a, *titles, bad)
 
@@ -352,34 +357,36 @@ def _rank_from_end(group: np.ndarray) -> np.ndarray:
 
 
 def _run_llm4cdsr(
-    paths: tuple[PathLike, PathLike],
-    params: dict[str, Any],
-    bad: BadLines,
-    titles: tuple[PathLike | None, PathLike | None],
-    name: str,
-    report: dict[str, Any] | None = None,
+  paths: tuple[PathLike, PathLike],
+  params: dict[str, Any],
+  bad: BadLines,
+  titles: tuple[PathLike | None, PathLike | None],
+  name: str,
+  report: dict[str, Any] | None = None,
 ) -> CDSRDataset:
   """LLM4CDSR `data/amazon/handle.ipynb`, step for step."""
-  user_core, item_core = params['user_core'], params['item_core']
-  t_min, t_max = params['t_min'], params['t_max']
-  rating_score = params['rating_score']
+  user_core, item_core = params["user_core"], params["item_core"]
+  t_min, t_max = params["t_min"], params["t_max"]
+  rating_score = params["rating_score"]
 
   def keep(record: amazon.Interaction) -> bool:
     # New_Amazon(..., rating_score=0) drops `overall <= rating_score`;
     # filter_time keeps t_min < time < t_max (both bounds exclusive). Both
     # are per-row filters applied before the k-core, so doing them while
     # reading changes nothing and saves memory.
-    return (record.rating > rating_score and
-            (t_min is None or record.timestamp > t_min) and
-            (t_max is None or record.timestamp < t_max))
+    return (
+      record.rating > rating_score
+      and (t_min is None or record.timestamp > t_min)
+      and (t_max is None or record.timestamp < t_max)
+    )
 
   users, items = _Interner(), _Interner()
   # Items are interned by ASIN across BOTH domains: the original counts
   # `item_count[item_id]` over the merged list, so an ASIN listed in both
   # categories pools its counts in the k-core (ids stay per domain below).
   cols = _read_domains(paths, bad, users, items, keep)
-  cols = _apply_duplicates(cols, params['duplicates'], 'llm4cdsr', report)
-  _describe('llm4cdsr: ratings and time window', cols)
+  cols = _apply_duplicates(cols, params["duplicates"], "llm4cdsr", report)
+  _describe("llm4cdsr: ratings and time window", cols)
 
   # Iterative k-core: check_Kcore fails when some count is < core, and each
   # round then keeps rows whose counts are > core (strictly), so users with
@@ -388,29 +395,25 @@ def _run_llm4cdsr(
   while True:
     user_count = np.bincount(cols.user, minlength=len(users))
     item_count = np.bincount(cols.item, minlength=len(items))
-    if (np.all(user_count[cols.user] >= user_core) and
-        np.all(item_count[cols.item] >= item_core)):
+    if np.all(user_count[cols.user] >= user_core) and np.all(item_count[cols.item] >= item_core):
       break
     rounds += 1
-    cols = cols.take((item_count[cols.item] > item_core) &
-                     (user_count[cols.user] > user_core))
-  _describe(f'llm4cdsr: k-core (user {user_core}, item {item_core}) after '
-            f'{rounds} round(s)', cols)
+    cols = cols.take((item_count[cols.item] > item_core) & (user_count[cols.user] > user_core))
+  _describe(f"llm4cdsr: k-core (user {user_core}, item {item_core}) after {rounds} round(s)", cols)
 
   # id_map: users and per-domain items numbered in order of first
   # appearance in the row order (A file order, then B file order), then each
   # user's rows sorted by time with a stable sort.
   user_codes, first = np.unique(cols.user, return_index=True)
-  user_codes = user_codes[np.argsort(first, kind='stable')]
+  user_codes = user_codes[np.argsort(first, kind="stable")]
   user_out = np.zeros(len(users), np.int64)
   user_out[user_codes] = np.arange(user_codes.size)
   global_id = np.zeros(cols.item.shape[0], np.int64)
-  item_keys = ['']
+  item_keys = [""]
   for domain in (0, 1):
     rows = np.flatnonzero(cols.domain == domain)
-    codes, first, inverse = np.unique(cols.item[rows], return_index=True,
-                                      return_inverse=True)
-    order = np.argsort(first, kind='stable')
+    codes, first, inverse = np.unique(cols.item[rows], return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
     local = np.empty_like(order)
     local[order] = np.arange(1, order.size + 1)
     # Global id: A = local, B = nA + local.
@@ -418,8 +421,7 @@ def _run_llm4cdsr(
     item_keys.extend(items.keys[c] for c in codes[order])
     if domain == 0:
       num_a = order.size
-  out = _Columns(user_out[cols.user], global_id, cols.ts, cols.domain,
-                 cols.ts_ms)
+  out = _Columns(user_out[cols.user], global_id, cols.ts, cols.domain, cols.ts_ms)
   out = out.take(np.lexsort((out.ts_ms, out.user)))
   user_keys = [users.keys[c] for c in user_codes]
   return _build(name, out, user_keys, item_keys, num_a, *titles, bad)
@@ -429,18 +431,17 @@ def _run_llm4cdsr(
 
 
 def _int_or_none(value: Any) -> int | None:
-  if value is None or (isinstance(value, str) and
-                       value.strip().lower() in ('none', '')):
+  if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "")):
     return None
   return _to_int(value)
 
 
 def _to_int(value: Any) -> int:
   if isinstance(value, bool):
-    raise TypeError('a bool')
+    raise TypeError("a bool")
   if isinstance(value, float):
     if not value.is_integer():
-      raise ValueError('not an integer')
+      raise ValueError("not an integer")
     return int(value)
   if isinstance(value, str):
     text = value.strip()
@@ -449,30 +450,31 @@ def _to_int(value: Any) -> int:
     except ValueError:
       as_float = float(text)  # Accepts '1.5e9'.
       if not as_float.is_integer():
-        raise ValueError('not an integer') from None
+        raise ValueError("not an integer") from None
       return int(as_float)
   return int(value)
 
 
-DUPLICATE_POLICIES = ('keep', 'drop')
+DUPLICATE_POLICIES = ("keep", "drop")
 
 
 def _duplicate_policy(value: Any) -> str:
   text = str(value).strip().lower()
   if text not in DUPLICATE_POLICIES:
-    raise ValueError(f'not one of {list(DUPLICATE_POLICIES)}')
+    raise ValueError(f"not one of {list(DUPLICATE_POLICIES)}")
   return text
 
 
 def _to_float(value: Any) -> float:
   if isinstance(value, bool):
-    raise TypeError('a bool')
+    raise TypeError("a bool")
   return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
 class Param:
   """One recipe parameter: default, converter, lower bound and help."""
+
   default: Any
   convert: Callable[[Any], Any]
   help: str
@@ -482,6 +484,7 @@ class Param:
 @dataclasses.dataclass(frozen=True)
 class Recipe:
   """A named pipeline: `run(domain_a, domain_b, params, bad, ...)`."""
+
   name: str
   description: str
   params: dict[str, Param]
@@ -491,8 +494,7 @@ class Recipe:
   def defaults(self) -> dict[str, Any]:
     return {k: p.default for k, p in self.params.items()}
 
-  def resolve_params(self, params: collections.abc.Mapping[str, Any] | None
-                     ) -> dict[str, Any]:
+  def resolve_params(self, params: collections.abc.Mapping[str, Any] | None) -> dict[str, Any]:
     """Returns the defaults overridden by `params`, converted and checked.
 
     Args:
@@ -505,32 +507,35 @@ class Recipe:
     for key, value in (params or {}).items():
       if key not in self.params:
         raise DataError(
-            f'unknown parameter for recipe {self.name!r}; valid parameters: '
-            f'{", ".join(sorted(self.params))}', key=f'param {key}')
+          f"unknown parameter for recipe {self.name!r}; valid parameters: "
+          f"{', '.join(sorted(self.params))}",
+          key=f"param {key}",
+        )
       spec = self.params[key]
       try:
         converted = spec.convert(value)
       except (TypeError, ValueError) as e:
-        raise DataError(f'bad value {value!r} ({e}); expected {spec.help}',
-                        key=f'param {key}') from None
-      if (spec.minimum is not None and converted is not None and
-          converted < spec.minimum):
-        raise DataError(f'value {converted!r} < {spec.minimum}; expected '
-                        f'{spec.help}', key=f'param {key}')
+        raise DataError(
+          f"bad value {value!r} ({e}); expected {spec.help}", key=f"param {key}"
+        ) from None
+      if spec.minimum is not None and converted is not None and converted < spec.minimum:
+        raise DataError(
+          f"value {converted!r} < {spec.minimum}; expected {spec.help}", key=f"param {key}"
+        )
       resolved[key] = converted
     return resolved
 
   def run(
-      self,
-      domain_a: PathLike,
-      domain_b: PathLike,
-      params: collections.abc.Mapping[str, Any] | None = None,
-      bad: BadLines | None = None,
-      titles_a: PathLike | None = None,
-      titles_b: PathLike | None = None,
-      *,
-      name: str | None = None,
-      report: dict[str, Any] | None = None,
+    self,
+    domain_a: PathLike,
+    domain_b: PathLike,
+    params: collections.abc.Mapping[str, Any] | None = None,
+    bad: BadLines | None = None,
+    titles_a: PathLike | None = None,
+    titles_b: PathLike | None = None,
+    *,
+    name: str | None = None,
+    report: dict[str, Any] | None = None,
   ) -> CDSRDataset:
     """Runs the recipe on two raw domain files.
 
@@ -554,59 +559,70 @@ class Recipe:
     """
     resolved = self.resolve_params(params)
     duplicates: dict[str, Any] = {}
-    ds = self._impl((domain_a, domain_b), resolved, bad or BadLines(),
-                    (titles_a, titles_b), name or self.name, duplicates)
+    ds = self._impl(
+      (domain_a, domain_b),
+      resolved,
+      bad or BadLines(),
+      (titles_a, titles_b),
+      name or self.name,
+      duplicates,
+    )
     if report is not None:
-      report['duplicates'] = duplicates
+      report["duplicates"] = duplicates
     return ds
 
   __call__ = run
 
 
-_NON_NEGATIVE_INT = 'an integer >= 0'
+_NON_NEGATIVE_INT = "an integer >= 0"
 _DUPLICATES = Param(
-    'keep', _duplicate_policy,
-    'keep or drop: exact duplicate (user, item, timestamp) rows; keep (as the '
-    'original, with a warning) or drop all but the first')
+  "keep",
+  _duplicate_policy,
+  "keep or drop: exact duplicate (user, item, timestamp) rows; keep (as the "
+  "original, with a warning) or drop all but the first",
+)
 
 RECIPES: dict[str, Recipe] = {
-    'abxi': Recipe(
-        name='abxi',
-        description='ABXI data/prepare_amazon.py: overlapped users only',
-        params={
-            'k_i': Param(10, _to_int, 'an integer >= 0: keep items with >= '
-                         'k_i interactions (merged, before truncation)', 0),
-            'k_u': Param(5, _to_int, 'an integer >= 0: keep users with >= '
-                         'k_u interactions in each domain', 0),
-            'max_len': Param(50, _to_int, 'an integer >= 1: keep each '
-                             "user's last max_len interactions", 1),
-            'duplicates': _DUPLICATES,
-        },
-        _impl=_run_abxi,
-    ),
-    'llm4cdsr': Recipe(
-        name='llm4cdsr',
-        description='LLM4CDSR data/amazon/handle.ipynb: time window, k-core, '
-                    'non-overlapped users kept',
-        params={
-            't_min': Param(LLM4CDSR_T_MIN, _int_or_none,
-                           'unix seconds or none: keep ts > t_min'),
-            't_max': Param(LLM4CDSR_T_MAX, _int_or_none,
-                           'unix seconds or none: keep ts < t_max'),
-            'user_core': Param(5, _to_int, _NON_NEGATIVE_INT, 0),
-            'item_core': Param(3, _to_int, _NON_NEGATIVE_INT, 0),
-            'rating_score': Param(0.0, _to_float,
-                                  'a number: drop ratings <= rating_score'),
-            'duplicates': _DUPLICATES,
-        },
-        _impl=_run_llm4cdsr,
-    ),
+  "abxi": Recipe(
+    name="abxi",
+    description="ABXI data/prepare_amazon.py: overlapped users only",
+    params={
+      "k_i": Param(
+        10,
+        _to_int,
+        "an integer >= 0: keep items with >= k_i interactions (merged, before truncation)",
+        0,
+      ),
+      "k_u": Param(
+        5, _to_int, "an integer >= 0: keep users with >= k_u interactions in each domain", 0
+      ),
+      "max_len": Param(
+        50, _to_int, "an integer >= 1: keep each user's last max_len interactions", 1
+      ),
+      "duplicates": _DUPLICATES,
+    },
+    _impl=_run_abxi,
+  ),
+  "llm4cdsr": Recipe(
+    name="llm4cdsr",
+    description="LLM4CDSR data/amazon/handle.ipynb: time window, k-core, non-overlapped users kept",
+    params={
+      "t_min": Param(LLM4CDSR_T_MIN, _int_or_none, "unix seconds or none: keep ts > t_min"),
+      "t_max": Param(LLM4CDSR_T_MAX, _int_or_none, "unix seconds or none: keep ts < t_max"),
+      "user_core": Param(5, _to_int, _NON_NEGATIVE_INT, 0),
+      "item_core": Param(3, _to_int, _NON_NEGATIVE_INT, 0),
+      "rating_score": Param(0.0, _to_float, "a number: drop ratings <= rating_score"),
+      "duplicates": _DUPLICATES,
+    },
+    _impl=_run_llm4cdsr,
+  ),
 }
 
 
 def get_recipe(name: str) -> Recipe:
   """Returns RECIPES[name]; DataError naming the valid recipes otherwise."""
   if name not in RECIPES:
-    raise DataError(f'unknown recipe {name!r}; valid recipes: '
-                    f'{", ".join(sorted(RECIPES))}', key='recipe')
+    raise DataError(
+      f"unknown recipe {name!r}; valid recipes: {', '.join(sorted(RECIPES))}", key="recipe"
+    )
   return RECIPES[name]

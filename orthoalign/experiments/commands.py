@@ -1,11 +1,15 @@
-"""The training command of a grid point: `python -m orthoalign.main --config=<grid> --workdir=... --config.k=v`."""
+"""The training command of a grid point.
+
+`python -m orthoalign.main --config=<grid> --workdir=... --config.k=v`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import os
 import shlex
 import sys
-from typing import Any, Sequence
+from typing import Any
 
 from orthoalign.experiments import expand
 
@@ -39,11 +43,16 @@ def config_flags(point: expand.Point) -> list[str]:
   return [f"--config.{k}={format_value(v)}" for k, v in point.flags().items()]
 
 
-def train_argv(point: expand.Point, grid_path: str, root: str,
-               entry: Sequence[str] | None = None) -> list[str]:
+def train_argv(
+  point: expand.Point, grid_path: str, root: str, entry: Sequence[str] | None = None
+) -> list[str]:
   """The argv that trains `point` in `<root>/<name>` (`entry` replaces the trainer in tests)."""
-  return [*(entry or trainer()), f"--config={grid_path}", f"--workdir={os.path.join(root, point.name)}",
-          *config_flags(point)]
+  return [
+    *(entry or trainer()),
+    f"--config={grid_path}",
+    f"--workdir={os.path.join(root, point.name)}",
+    *config_flags(point),
+  ]
 
 
 def shell(argv: Sequence[str], cwd: str) -> str:

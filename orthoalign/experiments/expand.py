@@ -1,6 +1,7 @@
-r"""Grid files -> named programs: each Point is one workdir with its config overrides and replica lists.
+r"""Grid files -> named programs: each Point is one workdir with its overrides and replica lists.
 
-A grid file is a config file (its `get_config()` is what `orthoalign.main --config=` loads) that also
+A grid file is a config file (its `get_config()` is what `orthoalign.main --config=` loads) that
+also
 has `get_grid()`, returning one dict of axes, a list of such dicts (the grid is the union of each
 dict's product), or `Grid(blocks=[...], names={...})` to give axes short names:
 
@@ -19,6 +20,7 @@ list sets that key in every run without naming it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 import dataclasses
 import importlib.util
 import itertools
@@ -27,7 +29,7 @@ import re
 import sys
 import traceback
 import types
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import ml_collections
 
@@ -37,7 +39,7 @@ from orthoalign import sweep
 ConfigError = config_lib.ConfigError
 # Value types ml_collections can parse back from a `--config.<key>=<value>` flag.
 FLAG_TYPES = (bool, int, float, str, tuple)
-MAX_NAME_LEN = 200                         # run names are folder names (255 bytes at most)
+MAX_NAME_LEN = 200  # run names are folder names (255 bytes at most)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Grid:
   `meta` is free-form JSON-able information written into grid.json (e.g. the parameter matching
   of a scaling grid: targets and achieved counts).
   """
+
   blocks: Sequence[Mapping[str, Any]]
   names: Mapping[str, str] = dataclasses.field(default_factory=dict)
   meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -63,6 +66,7 @@ class Point:
     axes: short axis name -> label, for the run axes.
     config: the base config with overrides and replicas applied (validated).
   """
+
   name: str
   overrides: dict[str, Any]
   replicas: dict[str, tuple[Any, ...]]
@@ -84,7 +88,7 @@ def label(value: Any) -> str:
   if isinstance(value, bool):
     return "true" if value else "false"
   if isinstance(value, (int, float)):
-    return sanitise(repr(value))            # repr: the shortest form that round-trips (1e-05)
+    return sanitise(repr(value))  # repr: the shortest form that round-trips (1e-05)
   if isinstance(value, (tuple, list)):
     return "-".join(label(v) for v in value) or "none"
   if value is None:
@@ -101,8 +105,10 @@ def load_module(path: str) -> types.ModuleType:
     sys.path.insert(0, os.getcwd())
   spec = importlib.util.spec_from_file_location("_orthoalign_grid", path)
   if spec is None or not path.endswith(".py"):
-    raise ConfigError(f"grid file {path!r} is not a Python file with get_config() and get_grid(), "
-                      "e.g. configs/grids/synthetic_table1_llm4cdsr.py")
+    raise ConfigError(
+      f"grid file {path!r} is not a Python file with get_config() and get_grid(), "
+      "e.g. configs/grids/synthetic_table1_llm4cdsr.py"
+    )
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)
@@ -110,15 +116,20 @@ def load_module(path: str) -> types.ModuleType:
     raise ConfigError(f"grid file {path}{_where(e, path)}: {type(e).__name__}: {e}") from e
   for fn in ("get_config", "get_grid"):
     if not callable(getattr(module, fn, None)):
-      raise ConfigError(f"grid file {path} has no {fn}(); a grid file defines get_config() (the "
-                        "base config) and get_grid() (the axes)")
+      raise ConfigError(
+        f"grid file {path} has no {fn}(); a grid file defines get_config() (the "
+        "base config) and get_grid() (the axes)"
+      )
   return module
 
 
 def _where(error: BaseException, path: str) -> str:
   """', line N' of the innermost frame in the grid file, so a user's mistake points at its line."""
-  lines = [f.lineno for f in traceback.extract_tb(error.__traceback__)
-           if os.path.abspath(f.filename) == os.path.abspath(path)]
+  lines = [
+    f.lineno
+    for f in traceback.extract_tb(error.__traceback__)
+    if os.path.abspath(f.filename) == os.path.abspath(path)
+  ]
   return f", line {lines[-1]}" if lines else ""
 
 
@@ -128,7 +139,9 @@ def _call(module: types.ModuleType, fn: str, path: str) -> Any:
   except ConfigError:
     raise
   except Exception as e:
-    raise ConfigError(f"grid file {path}{_where(e, path)}: {fn}() raised {type(e).__name__}: {e}") from e
+    raise ConfigError(
+      f"grid file {path}{_where(e, path)}: {fn}() raised {type(e).__name__}: {e}"
+    ) from e
 
 
 def _blocks(grid: Any, path: str) -> tuple[list[Mapping[str, Any]], dict[str, str]]:
@@ -139,12 +152,16 @@ def _blocks(grid: Any, path: str) -> tuple[list[Mapping[str, Any]], dict[str, st
   elif isinstance(grid, (list, tuple)):
     blocks, names = list(grid), {}
   else:
-    raise ConfigError(f"grid file {path}: get_grid() returned a {type(grid).__name__}; expected a "
-                      "dict of axes, a list of such dicts, or expand.Grid(blocks=..., names=...)")
+    raise ConfigError(
+      f"grid file {path}: get_grid() returned a {type(grid).__name__}; expected a "
+      "dict of axes, a list of such dicts, or expand.Grid(blocks=..., names=...)"
+    )
   for i, block in enumerate(blocks):
     if not isinstance(block, Mapping):
-      raise ConfigError(f"grid file {path}: block {i} of get_grid() is a {type(block).__name__}; "
-                        "expected a dict {config key: values}")
+      raise ConfigError(
+        f"grid file {path}: block {i} of get_grid() is a {type(block).__name__}; "
+        "expected a dict {config key: values}"
+      )
   return blocks, names
 
 
@@ -170,26 +187,37 @@ def _set(config: ml_collections.ConfigDict, key: str, value: Any, path: str) -> 
   parts = key.split(".")
   default = node[parts[-1]]
   if not isinstance(default, FLAG_TYPES):
-    raise ConfigError(f"grid file {path}: config key {key!r} is a {type(default).__name__}; a grid "
-                      "can only set keys whose default is a bool, int, float, str or tuple (the "
-                      "types ml_collections parses from --config flags)")
-  expected = (f"grid file {path}: config key {key}={value!r}: expected a value of type "
-              f"{type(default).__name__} like its default {default!r}")
-  if isinstance(value, bool) != isinstance(default, bool):   # ConfigDict stores True in an int key
+    raise ConfigError(
+      f"grid file {path}: config key {key!r} is a {type(default).__name__}; a grid "
+      "can only set keys whose default is a bool, int, float, str or tuple (the "
+      "types ml_collections parses from --config flags)"
+    )
+  expected = (
+    f"grid file {path}: config key {key}={value!r}: expected a value of type "
+    f"{type(default).__name__} like its default {default!r}"
+  )
+  if isinstance(value, bool) != isinstance(default, bool):  # ConfigDict stores True in an int key
     raise ConfigError(expected)
   try:
     node[parts[-1]] = tuple(value) if isinstance(value, list) else value
   except (TypeError, ValueError) as e:
     raise ConfigError(expected) from e
-  return node[parts[-1]]                   # as stored: an int given for a float key is a float
+  return node[parts[-1]]  # as stored: an int given for a float key is a float
 
 
-def _point(base: ml_collections.ConfigDict, overrides: dict[str, Any],
-           replicas: dict[str, tuple[Any, ...]], axes: dict[str, str], path: str) -> Point:
+def _point(
+  base: ml_collections.ConfigDict,
+  overrides: dict[str, Any],
+  replicas: dict[str, tuple[Any, ...]],
+  axes: dict[str, str],
+  path: str,
+) -> Point:
   name = "_".join(f"{k}={v}" for k, v in axes.items()) or "main"
   if len(name) > MAX_NAME_LEN:
-    raise ConfigError(f"grid file {path}: run name {name[:60]}... is {len(name)} characters; give "
-                      "the axes shorter labels (dict values) or short names (Grid(names=...))")
+    raise ConfigError(
+      f"grid file {path}: run name {name[:60]}... is {len(name)} characters; give "
+      "the axes shorter labels (dict values) or short names (Grid(names=...))"
+    )
   config = base.copy_and_resolve_references()
   overrides = {k: _set(config, k, v, path) for k, v in overrides.items()}
   replicas = {k: _set(config, k, v, path) for k, v in replicas.items()}
@@ -213,7 +241,8 @@ def expand(path: str) -> list[Point]:
 def parse_sets(base: ml_collections.ConfigDict, sets: Sequence[str], path: str) -> dict[str, Any]:
   """`KEY=VALUE` strings (the grid CLI's --set) -> {key: value typed like the key's default}.
 
-  Parsed as `--config.<key>` flags are (config_lib.parse_value): tuples as Python literals ('(0,1)'),
+  Parsed as `--config.<key>` flags are (config_lib.parse_value): tuples as Python literals
+  ('(0,1)'),
   bools true/false, everything else as its default's type.
 
   Raises:
@@ -242,15 +271,17 @@ def expand_with_meta(path: str, sets: Sequence[str] = ()) -> tuple[list[Point], 
   module = load_module(path)
   base = _call(module, "get_config", path)
   if not isinstance(base, ml_collections.ConfigDict):
-    raise ConfigError(f"grid file {path}: get_config() returned a {type(base).__name__}; expected "
-                      "an ml_collections.ConfigDict")
+    raise ConfigError(
+      f"grid file {path}: get_config() returned a {type(base).__name__}; expected "
+      "an ml_collections.ConfigDict"
+    )
   extra = parse_sets(base, sets, path)
   grid = _call(module, "get_grid", path)
   meta = dict(grid.meta) if isinstance(grid, Grid) else {}
   blocks, names = _blocks(grid, path)
   replica_axes = sweep.replica_axes(base)
   base_keys = set(config_lib.flatten(base.to_dict()))
-  short_of: dict[str, str] = {}            # short name -> the key it names (for collisions)
+  short_of: dict[str, str] = {}  # short name -> the key it names (for collisions)
   points: dict[str, Point] = {}
   for block in blocks:
     run_axes, fixed, rep = [], {}, {}
@@ -261,11 +292,15 @@ def expand_with_meta(path: str, sets: Sequence[str] = ()) -> tuple[list[Point], 
       elif named:
         short = sanitise(names.get(key, key.rsplit(".", 1)[-1]))
         if short_of.setdefault(short, key) != key:
-          raise ConfigError(f"grid file {path}: axes {short_of[short]!r} and {key!r} both have the "
-                            f"short name {short!r}; set distinct ones with Grid(names={{...}})")
-        if key in extra:                   # the runs would keep names that no longer hold
-          raise ConfigError(f"--set {key}: {key} is an axis of grid file {path} (it names the "
-                            "runs); pick runs with --only, or change the grid file")
+          raise ConfigError(
+            f"grid file {path}: axes {short_of[short]!r} and {key!r} both have the "
+            f"short name {short!r}; set distinct ones with Grid(names={{...}})"
+          )
+        if key in extra:  # the runs would keep names that no longer hold
+          raise ConfigError(
+            f"--set {key}: {key} is an axis of grid file {path} (it names the "
+            "runs); pick runs with --only, or change the grid file"
+          )
         run_axes.append((key, short, pairs))
       else:
         fixed[key] = pairs[0][1]
@@ -274,17 +309,24 @@ def expand_with_meta(path: str, sets: Sequence[str] = ()) -> tuple[list[Point], 
       values = tuple(v for _, v in pairs)
       if len(values) > 1 or key not in base_keys:
         replicas[replica_axes[key]] = values
-      else:                                # one value: the plain key (its sweep list emptied)
+      else:  # one value: the plain key (its sweep list emptied)
         single[key] = values[0]
         if replica_axes[key] not in base_keys or config_lib.get(base, replica_axes[key]):
           single[replica_axes[key]] = ()
     for combo in itertools.product(*[pairs for _, _, pairs in run_axes]):
       overrides = {key: value for (key, _, _), (_, value) in zip(run_axes, combo)}
       axes = {short: lab for (_, short, _), (lab, _) in zip(run_axes, combo)}
-      point = _point(base, {**overrides, **fixed, **single, **extra},
-                     {k: v for k, v in replicas.items() if k not in extra}, axes, path)
+      point = _point(
+        base,
+        {**overrides, **fixed, **single, **extra},
+        {k: v for k, v in replicas.items() if k not in extra},
+        axes,
+        path,
+      )
       other = points.setdefault(point.name, point)
       if other.flags() != point.flags():
-        raise ConfigError(f"grid file {path}: two different runs are named {point.name!r}: "
-                          f"{other.flags()} and {point.flags()}; give their axes distinct labels")
+        raise ConfigError(
+          f"grid file {path}: two different runs are named {point.name!r}: "
+          f"{other.flags()} and {point.flags()}; give their axes distinct labels"
+        )
   return list(points.values()), meta

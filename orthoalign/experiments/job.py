@@ -10,13 +10,14 @@ Shared by the local pool and the SLURM callable, so both train through the same 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 import os
 import shlex
 import signal
 import socket
 import subprocess
 import time
-from typing import IO, Mapping, Sequence
+from typing import IO
 
 from orthoalign import fileio
 from orthoalign import run_lock
@@ -41,14 +42,15 @@ class Attempt:
     env: extra environment variables for the child (e.g. CUDA_VISIBLE_DEVICES).
   """
 
-  def __init__(self, workdir: str, argv: Sequence[str], cwd: str,
-               env: Mapping[str, str] | None = None):
+  def __init__(
+    self, workdir: str, argv: Sequence[str], cwd: str, env: Mapping[str, str] | None = None
+  ):
     self.workdir, self.argv, self.cwd, self.env = workdir, list(argv), cwd, dict(env or {})
     self.log_path = os.path.join(workdir, LOG)
     self.proc: subprocess.Popen[bytes] | None = None
     self.started = 0.0
     self.wall_s = 0.0
-    self.interrupted = False               # stopped by us (Ctrl-C, preemption), not failed
+    self.interrupted = False  # stopped by us (Ctrl-C, preemption), not failed
     self._lock: run_lock.RunLock | None = None
     self._log: IO[bytes] | None = None
 
@@ -57,22 +59,29 @@ class Attempt:
     self._lock = run_lock.try_acquire(self.workdir)
     if self._lock is None:
       return "running elsewhere"
-    if finished(self.workdir):            # another runner may have finished it since we looked
+    if finished(self.workdir):  # another runner may have finished it since we looked
       self._release()
       return "done"
     self.started = time.time()
     self._log = open(self.log_path, "ab")
     env_note = " ".join(f"{k}={v}" for k, v in self.env.items())
-    self._log.write(f"\n=== [grid] attempt {time.strftime('%Y-%m-%d %H:%M:%S')} on "
-                    f"{socket.gethostname()} {env_note}: {shlex.join(self.argv)}\n".encode())
+    self._log.write(
+      f"\n=== [grid] attempt {time.strftime('%Y-%m-%d %H:%M:%S')} on "
+      f"{socket.gethostname()} {env_note}: {shlex.join(self.argv)}\n".encode()
+    )
     self._log.flush()
     # A new session: Ctrl-C reaches only the runner, which then stops the children itself. The
     # child inherits the locked descriptor and adopts it: the run is never unlocked in between.
     fd = self._lock.fileno()
-    self.proc = subprocess.Popen(self.argv, cwd=self.cwd,
-                                 env={**os.environ, **self.env, run_lock.ENV_FD: str(fd)},
-                                 stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                                 pass_fds=(fd,))
+    self.proc = subprocess.Popen(
+      self.argv,
+      cwd=self.cwd,
+      env={**os.environ, **self.env, run_lock.ENV_FD: str(fd)},
+      stdout=self._log,
+      stderr=subprocess.STDOUT,
+      start_new_session=True,
+      pass_fds=(fd,),
+    )
     self._lock.record(shlex.join(self.argv), pid=self.proc.pid)
     self._record("running")
     return "started"
@@ -97,7 +106,7 @@ class Attempt:
   def stop(self, grace_s: float = 30.0) -> None:
     """SIGTERM, then SIGKILL after `grace_s`; the run resumes from its last checkpoint next time."""
     if self.proc is None or self._lock is None:
-      return                               # not started, or already ended and recorded
+      return  # not started, or already ended and recorded
     self.terminate()
     try:
       self.proc.wait(grace_s)
@@ -115,10 +124,19 @@ class Attempt:
     self._release()
 
   def _record(self, status: str, rc: int | None = None) -> None:
-    fileio.write_json(os.path.join(self.workdir, ATTEMPT), {
-        "status": status, "returncode": rc, "started": self.started,
-        "wall_s": time.time() - self.started, "host": socket.gethostname(), "pid": self.proc.pid,
-        "env": self.env, "log": self.log_path})
+    fileio.write_json(
+      os.path.join(self.workdir, ATTEMPT),
+      {
+        "status": status,
+        "returncode": rc,
+        "started": self.started,
+        "wall_s": time.time() - self.started,
+        "host": socket.gethostname(),
+        "pid": self.proc.pid,
+        "env": self.env,
+        "log": self.log_path,
+      },
+    )
 
   def _release(self) -> None:
     self._lock.release()

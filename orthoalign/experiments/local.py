@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping, Sequence
 import dataclasses
 import json
 import os
@@ -10,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Any, Mapping, Sequence, TextIO
+from typing import Any, TextIO
 
 from orthoalign import config_lib
 from orthoalign import errors
@@ -58,6 +59,7 @@ class Outcome:
   status: done, skipped (finished earlier), failed, running elsewhere (locked by another runner) or
   conflict (finished with another config).
   """
+
   name: str
   workdir: str
   status: str
@@ -80,28 +82,42 @@ class _Progress:
 
   def __init__(self, total: int, parallel: int, out: TextIO):
     self.total, self.parallel, self.out = total, parallel, out
-    self.walls: list[float] = []          # runs finished in this session
+    self.walls: list[float] = []  # runs finished in this session
     self.last = ""
 
   def show(self, outcomes: Sequence[Outcome], running: int, pending: int) -> None:
     count = collections.Counter(o.status for o in outcomes)
-    line = (f"[grid] {count['done'] + count['skipped']}/{self.total} done, {running} running, "
-            f"{count['failed'] + count['conflict']} failed, {pending} pending")
+    line = (
+      f"[grid] {count['done'] + count['skipped']}/{self.total} done, {running} running, "
+      f"{count['failed'] + count['conflict']} failed, {pending} pending"
+    )
     if count["running elsewhere"]:
       line += f", {count['running elsewhere']} running elsewhere"
     if line == self.last:
       return
     self.last = line
     if running + pending:
-      eta = (sum(self.walls) / len(self.walls) * (running + pending) / self.parallel
-             if self.walls else None)
+      eta = (
+        sum(self.walls) / len(self.walls) * (running + pending) / self.parallel
+        if self.walls
+        else None
+      )
       line += f", ETA {status_lib.format_duration(eta) if eta is not None else '?'}"
     print(line, file=self.out, flush=True)
 
 
-def run(points: Sequence[expand.Point], root: str, grid_path: str, *, parallel: int = 1,
-        entry: Sequence[str] | None = None, cwd: str | None = None, out: TextIO | None = None,
-        poll_s: float = 0.5, devices: Sequence[str] | None = None) -> list[Outcome]:
+def run(
+  points: Sequence[expand.Point],
+  root: str,
+  grid_path: str,
+  *,
+  parallel: int = 1,
+  entry: Sequence[str] | None = None,
+  cwd: str | None = None,
+  out: TextIO | None = None,
+  poll_s: float = 0.5,
+  devices: Sequence[str] | None = None,
+) -> list[Outcome]:
   """Trains the unfinished points, `parallel` at a time; returns their outcomes in grid order.
 
   Finished runs are skipped, interrupted ones resume (orthoalign.main restores their checkpoints),
@@ -134,17 +150,26 @@ def run(points: Sequence[expand.Point], root: str, grid_path: str, *, parallel: 
         if job.finished(workdir):
           diff = config_conflict(point, workdir)
           if diff:
-            print(f"[grid] {point.name}: {workdir} holds a finished run with another config (keys: "
-                  f"{', '.join(diff)}); move it away to retrain", file=out)
+            print(
+              f"[grid] {point.name}: {workdir} holds a finished run with another config (keys: "
+              f"{', '.join(diff)}); move it away to retrain",
+              file=out,
+            )
           outcomes[point.name] = Outcome(point.name, workdir, "conflict" if diff else "skipped")
           continue
-        attempt = job.Attempt(workdir, commands.train_argv(point, grid_path, root, entry), cwd,
-                              device_env(free[0], parallel, devices))
+        attempt = job.Attempt(
+          workdir,
+          commands.train_argv(point, grid_path, root, entry),
+          cwd,
+          device_env(free[0], parallel, devices),
+        )
         state = attempt.start()
         if state == "started":
           running[free.pop(0)] = (point, attempt)
         else:
-          outcomes[point.name] = Outcome(point.name, workdir, "skipped" if state == "done" else state)
+          outcomes[point.name] = Outcome(
+            point.name, workdir, "skipped" if state == "done" else state
+          )
       for slot, (point, attempt) in list(running.items()):
         rc = attempt.poll()
         if rc is None:
@@ -156,31 +181,40 @@ def run(points: Sequence[expand.Point], root: str, grid_path: str, *, parallel: 
           progress.walls.append(attempt.wall_s)
         else:
           print(f"[grid] {point.name} failed (exit status {rc}); log: {attempt.log_path}", file=out)
-        outcomes[point.name] = Outcome(point.name, attempt.workdir, "done" if ok else "failed",
-                                       attempt.wall_s)
+        outcomes[point.name] = Outcome(
+          point.name, attempt.workdir, "done" if ok else "failed", attempt.wall_s
+        )
       progress.show(list(outcomes.values()), len(running), len(queue))
       if running:
         time.sleep(poll_s)
   except KeyboardInterrupt:
     attempts = [attempt for _, attempt in running.values()]
     try:
-      for attempt in attempts:            # all at once, then wait for each
+      for attempt in attempts:  # all at once, then wait for each
         attempt.terminate()
       for attempt in attempts:
         attempt.stop()
-    except KeyboardInterrupt:             # a second Ctrl-C: no more waiting
+    except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
       for attempt in attempts:
         attempt.stop(grace_s=0)
     raise errors.Interrupted(
-        f"stopped {len(running)} run(s) of the grid "
-        f"({', '.join(p.name for p, _ in running.values()) or 'none'}). Re-run the same command "
-        "to resume: finished runs are skipped, interrupted ones continue from their last "
-        "checkpoint.") from None
+      f"stopped {len(running)} run(s) of the grid "
+      f"({', '.join(p.name for p, _ in running.values()) or 'none'}). Re-run the same command "
+      "to resume: finished runs are skipped, interrupted ones continue from their last "
+      "checkpoint."
+    ) from None
   return [outcomes[p.name] for p in points]
 
 
 def summary_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
   """Outcomes as rows of status.summary, which reads each run's wall time (its last attempt) from
-  attempt.json, as `grid --status` does."""
-  return [{"name": o.name, "workdir": o.workdir,
-           "status": {"skipped": "done (earlier)"}.get(o.status, o.status)} for o in outcomes]
+  attempt.json, as `grid --status` does.
+  """
+  return [
+    {
+      "name": o.name,
+      "workdir": o.workdir,
+      "status": {"skipped": "done (earlier)"}.get(o.status, o.status),
+    }
+    for o in outcomes
+  ]

@@ -16,7 +16,8 @@ else the grid refuses to expand, naming the point).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import ml_collections
 
@@ -25,10 +26,14 @@ from orthoalign.experiments import expand
 from orthoalign.models import param_count
 
 
-def scaling_grid(config: ml_collections.ConfigDict,
-                 variants: Mapping[str, tuple[int, ...]] = (("early", (0,)), ("stack", (0, 1))),
-                 gca_sizes: int = 2, larger: int = 2, seeds: Sequence[int] = (0, 1, 2, 3, 4),
-                 tolerance: float = 0.01) -> expand.Grid:
+def scaling_grid(
+  config: ml_collections.ConfigDict,
+  variants: Mapping[str, tuple[int, ...]] = (("early", (0,)), ("stack", (0, 1))),
+  gca_sizes: int = 2,
+  larger: int = 2,
+  seeds: Sequence[int] = (0, 1, 2, 3, 4),
+  tolerance: float = 0.01,
+) -> expand.Grid:
   """Builds the Grid (blocks, short names, matching record) of a scaling experiment.
 
   Args:
@@ -50,13 +55,16 @@ def scaling_grid(config: ml_collections.ConfigDict,
   """
   variants = dict(variants)
   if config.model.name not in param_count.GROW_KEYS:
-    raise config_lib.ConfigError(f"scaling grid: no key to grow for model.name={config.model.name!r}")
+    raise config_lib.ConfigError(
+      f"scaling grid: no key to grow for model.name={config.model.name!r}"
+    )
   key, _ = param_count.GROW_KEYS[config.model.name]
-  base_value = config_lib.get(config, key) or config.model.hidden_size   # LLM4CDSR: 0 = hidden
+  base_value = config_lib.get(config, key) or config.model.hidden_size  # LLM4CDSR: 0 = hidden
   config = param_count.with_values(config, {key: int(base_value)})
   plain = param_count.with_values(config, {"gca.positions": ()})
   at = lambda value, positions: param_count.count(
-      param_count.with_values(config, {"gca.positions": tuple(positions), key: int(value)}))
+    param_count.with_values(config, {"gca.positions": tuple(positions), key: int(value)})
+  )
 
   base_total = at(base_value, ())[0]
   first = next(iter(variants))
@@ -77,8 +85,9 @@ def scaling_grid(config: ml_collections.ConfigDict,
     m = param_count.match(plain, target, key=key)
     if abs(m.rel_error) > tolerance:
       raise config_lib.ConfigError(
-          f"scaling grid: no {key} gives a baseline within {tolerance:.0%} of {label} "
-          f"({target:,} parameters; nearest {m.total:,} at {key}={m.value})")
+        f"scaling grid: no {key} gives a baseline within {tolerance:.0%} of {label} "
+        f"({target:,} parameters; nearest {m.total:,} at {key}={m.value})"
+      )
     matches.append({"matched_to": label, **m.to_dict()})
     if m.value not in plain_values:
       plain_values.append(m.value)
@@ -100,9 +109,12 @@ def scaling_grid(config: ml_collections.ConfigDict,
   size_axis = lambda values: {str(v): v for v in sorted(set(values))}
   blocks = [{"gca.positions": {"plain": ()}, key: size_axis(plain_values), "seed": tuple(seeds)}]
   for name, positions in variants.items():
-    blocks.append({"gca.positions": {name: tuple(positions)}, key: size_axis(gca_values),
-                   "seed": tuple(seeds)})
-  meta = {"scaling": {"grown_key": key, "unit_params": unit, "tolerance": tolerance,
-                      "matches": matches}}
-  return expand.Grid(blocks=blocks, names={"gca.positions": "gca", key: key.rsplit(".", 1)[-1]},
-                     meta=meta)
+    blocks.append(
+      {"gca.positions": {name: tuple(positions)}, key: size_axis(gca_values), "seed": tuple(seeds)}
+    )
+  meta = {
+    "scaling": {"grown_key": key, "unit_params": unit, "tolerance": tolerance, "matches": matches}
+  }
+  return expand.Grid(
+    blocks=blocks, names={"gca.positions": "gca", key: key.rsplit(".", 1)[-1]}, meta=meta
+  )

@@ -7,9 +7,10 @@ files (pickles, sbatch scripts, stdout/stderr) go to `<root>/slurm/`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 import dataclasses
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import submitit
 
@@ -19,6 +20,7 @@ from orthoalign.experiments import job
 @dataclasses.dataclass(frozen=True)
 class Resources:
   """Per-job resources of the array (submitit AutoExecutor parameter names)."""
+
   partition: str | None = None
   time_min: int = 60
   gpus_per_node: int = 1
@@ -29,9 +31,13 @@ class Resources:
   qos: str | None = None
 
   def parameters(self) -> dict[str, Any]:
-    params = {"timeout_min": self.time_min, "gpus_per_node": self.gpus_per_node,
-              "cpus_per_task": self.cpus_per_task, "mem_gb": self.mem_gb,
-              "slurm_array_parallelism": self.array_parallelism}
+    params = {
+      "timeout_min": self.time_min,
+      "gpus_per_node": self.gpus_per_node,
+      "cpus_per_task": self.cpus_per_task,
+      "mem_gb": self.mem_gb,
+      "slurm_array_parallelism": self.array_parallelism,
+    }
     for key in ("partition", "account", "qos"):
       if getattr(self, key):
         params[f"slurm_{key}"] = getattr(self, key)
@@ -48,8 +54,14 @@ class TrainJob(submitit.helpers.Checkpointable):
     cwd: where to run it (the grid file's paths are relative to it).
   """
 
-  def __init__(self, name: str, workdir: str, argv: Sequence[str], cwd: str,
-               env: Mapping[str, str] | None = None):
+  def __init__(
+    self,
+    name: str,
+    workdir: str,
+    argv: Sequence[str],
+    cwd: str,
+    env: Mapping[str, str] | None = None,
+  ):
     self.name, self.workdir, self.argv, self.cwd = name, workdir, list(argv), cwd
     self.env = dict(env or {})
 
@@ -62,15 +74,16 @@ class TrainJob(submitit.helpers.Checkpointable):
     try:
       rc = attempt.wait()
     finally:
-      attempt.stop()                       # preempted: end the child before the requeue
+      attempt.stop()  # preempted: end the child before the requeue
     if rc != 0 or not job.finished(self.workdir):
       raise RuntimeError(f"run {self.name} failed with exit status {rc}; log: {attempt.log_path}")
     return "done"
 
   def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
     """Resubmits the same command: training resumes from the run's own checkpoints."""
-    return submitit.helpers.DelayedSubmission(TrainJob(self.name, self.workdir, self.argv, self.cwd,
-                                                       self.env), *args, **kwargs)
+    return submitit.helpers.DelayedSubmission(
+      TrainJob(self.name, self.workdir, self.argv, self.cwd, self.env), *args, **kwargs
+    )
 
 
 def executor(folder: str, resources: Resources, name: str, cluster: str | None = "slurm"):
@@ -86,4 +99,5 @@ def submit(ex: Any, jobs: Sequence[TrainJob]) -> list[Any]:
 
 
 def folder(root: str) -> str:
+  """Where submitit keeps a grid's SLURM logs and pickles: `<root>/slurm`."""
   return os.path.join(root, "slurm")

@@ -5,10 +5,11 @@ The results of a grid's finished runs as a DataFrame: `orthoalign.analysis.resul
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import json
 import math
 import os
-from typing import Any, Sequence
+from typing import Any
 
 from orthoalign import run_lock
 from orthoalign.data.errors import DataError
@@ -28,8 +29,9 @@ def read_grid(root: str | os.PathLike[str]) -> dict[str, Any]:
   """
   path = os.path.join(os.fspath(root), GRID_JSON)
   if not os.path.isfile(path):
-    raise DataError("no grid.json: run `python -m orthoalign.grid --grid=... --root=...` first",
-                    path=path)
+    raise DataError(
+      "no grid.json: run `python -m orthoalign.grid --grid=... --root=...` first", path=path
+    )
   try:
     with open(path, encoding="utf-8") as f:
       meta = json.load(f)
@@ -39,10 +41,11 @@ def read_grid(root: str | os.PathLike[str]) -> dict[str, Any]:
     raise DataError("expected a list of runs", path=path, key="runs")
   for i, run in enumerate(meta["runs"]):
     if not isinstance(run, dict) or not isinstance(run.get("name", run.get("workdir")), str):
-      raise DataError("expected an object with a 'name' (and 'workdir')", path=path,
-                      key=f"runs[{i}]")
+      raise DataError(
+        "expected an object with a 'name' (and 'workdir')", path=path, key=f"runs[{i}]"
+      )
     run.setdefault("name", run.get("workdir"))
-    run.setdefault("workdir", run["name"])     # the runner names each workdir after its run
+    run.setdefault("workdir", run["name"])  # the runner names each workdir after its run
     run.setdefault("axes", {})
   return meta
 
@@ -138,9 +141,16 @@ def statuses(root: str) -> list[dict[str, Any]]:
   rows = []
   for run in read_grid(root)["runs"]:
     workdir = os.path.join(root, run["workdir"])
-    rows.append({"name": run["name"], "workdir": workdir, "status": run_status(workdir),
-                 "log": log_path(workdir), "axes": run["axes"],
-                 "wall_s": attempt_wall_s(workdir)})
+    rows.append(
+      {
+        "name": run["name"],
+        "workdir": workdir,
+        "status": run_status(workdir),
+        "log": log_path(workdir),
+        "axes": run["axes"],
+        "wall_s": attempt_wall_s(workdir),
+      }
+    )
   return rows
 
 

@@ -1,0 +1,1 @@
+"""Ranking metrics, alignment statistics and their keys."""

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-# Prefix of the statistics of X' before an intervention (models/gca.py), beside those of the X' added.
-PRE = 'pre_'
+# Prefix of the statistics of X' before an intervention (models/gca.py), beside those of the X'
+# added.
+PRE = "pre_"
 
 
 def _as_float(x: jax.Array) -> jax.Array:
@@ -51,11 +51,11 @@ def cosine(a: jax.Array, b: jax.Array, eps: float = 1e-8) -> jax.Array:
 
 
 def alignment_sums(
-    x: jax.Array,
-    x_prime: jax.Array,
-    y: jax.Array,
-    q_mask: jax.Array,
-    kv_mask: jax.Array,
+  x: jax.Array,
+  x_prime: jax.Array,
+  y: jax.Array,
+  q_mask: jax.Array,
+  kv_mask: jax.Array,
 ) -> dict[str, jax.Array]:
   """Additive sums of per-token alignment cosines for one batch.
 
@@ -94,12 +94,12 @@ def alignment_sums(
   xy_count = jnp.sum(xy_mask, dtype=jnp.int32)
 
   return {
-      'cos_sum': cos_sum,
-      'abs_cos_sum': abs_cos_sum,
-      'count': count,
-      'xy_cos_sum': xy_cos_sum,
-      'xy_abs_cos_sum': xy_abs_cos_sum,
-      'xy_count': xy_count,
+    "cos_sum": cos_sum,
+    "abs_cos_sum": abs_cos_sum,
+    "count": count,
+    "xy_cos_sum": xy_cos_sum,
+    "xy_abs_cos_sum": xy_abs_cos_sum,
+    "xy_count": xy_count,
   }
 
 
@@ -122,14 +122,14 @@ def finalize_alignment(sums: Mapping[str, Any]) -> dict[str, float]:
     return float(np.sum(np.asarray(sums[key], np.float64)))
 
   out = {}
-  for prefix in ('', 'xy_') + ((PRE,) if f'{PRE}count' in sums else ()):
-    count = total(f'{prefix}count')
+  for prefix in ("", "xy_") + ((PRE,) if f"{PRE}count" in sums else ()):
+    count = total(f"{prefix}count")
     if count > 0:
-      mean_cos = total(f'{prefix}cos_sum') / count
-      mean_abs_cos = total(f'{prefix}abs_cos_sum') / count
+      mean_cos = total(f"{prefix}cos_sum") / count
+      mean_abs_cos = total(f"{prefix}abs_cos_sum") / count
     else:
-      mean_cos = mean_abs_cos = float('nan')
-    out[f'{prefix}mean_cos'] = mean_cos
-    out[f'{prefix}abs_mean_cos'] = abs(mean_cos)
-    out[f'{prefix}mean_abs_cos'] = mean_abs_cos
+      mean_cos = mean_abs_cos = float("nan")
+    out[f"{prefix}mean_cos"] = mean_cos
+    out[f"{prefix}abs_mean_cos"] = abs(mean_cos)
+    out[f"{prefix}mean_abs_cos"] = mean_abs_cos
   return out

@@ -24,9 +24,10 @@ Light on purpose (no numpy, no JAX): every layer imports it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 import dataclasses
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 SPLITS = ("valid", "test")
 DOMAINS = ("A", "B", "all")
@@ -50,8 +51,11 @@ def protocols(eval_cfg: Any) -> tuple[str, ...]:
 
 
 def metric_key(split: str, protocol: str, domain: str, metric: str, group: str = "") -> str:
-  """metric_key("test", "sampled", "A", "ndcg@10") -> "test/sampled/A/ndcg@10"; with a group,
-  "test/overlapped/sampled/A/ndcg@10"; split "" gives the in-program sum's key."""
+  """The key of one metric: `<split>[/<group>]/<protocol>/<domain>/<metric>`.
+
+  `metric_key("test", "sampled", "A", "ndcg@10")` is "test/sampled/A/ndcg@10"; with a group,
+  "test/overlapped/sampled/A/ndcg@10"; split "" gives the in-program sum's key.
+  """
   return "/".join(p for p in (split, group, protocol, domain, metric) if p)
 
 
@@ -61,13 +65,16 @@ def count_key(split: str, group: str) -> str:
 
 
 def align_key(cell: str, stat: str) -> str:
+  """The key of one alignment statistic of a GCA cell: `align/<cell>/<stat>`."""
   return f"align/{cell}/{stat}"
 
 
 @dataclasses.dataclass(frozen=True)
 class MetricKey:
-  split: str        # "" for an in-program sum
-  group: str        # "" for all cases
+  """A metric key taken apart (see `metric_key`)."""
+
+  split: str  # "" for an in-program sum
+  group: str  # "" for all cases
   protocol: str
   domain: str
   metric: str
@@ -94,7 +101,7 @@ def protocol_order(protocol: str) -> tuple[int, int]:
     return (0, 0)
   if protocol == FULL:
     return (2, 0)
-  return (1, int(protocol[len(SAMPLED):]))
+  return (1, int(protocol[len(SAMPLED) :]))
 
 
 def row_protocols(rows: Iterable[Mapping[str, Any]], split: str = "test") -> list[str]:
@@ -109,7 +116,12 @@ _GROUP_ORDER = ("overlapped", "non-overlapped", "seen", "unseen", "switch", "sta
 
 def row_groups(rows: Iterable[Mapping[str, Any]], split: str = "test") -> list[str]:
   """The groups with cases in `split` among result rows (those with a count key)."""
-  found = {k.group for row in rows for key in row
-           if (k := parse(key)) and k.split == split and k.group and k.metric == COUNT}
-  return sorted(found, key=lambda g: (_GROUP_ORDER.index(g) if g in _GROUP_ORDER
-                                      else len(_GROUP_ORDER), g))
+  found = {
+    k.group
+    for row in rows
+    for key in row
+    if (k := parse(key)) and k.split == split and k.group and k.metric == COUNT
+  }
+  return sorted(
+    found, key=lambda g: (_GROUP_ORDER.index(g) if g in _GROUP_ORDER else len(_GROUP_ORDER), g)
+  )

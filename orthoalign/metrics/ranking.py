@@ -25,14 +25,14 @@ import math
 from typing import Any
 
 import jax
-import jax.scipy.special
 import jax.numpy as jnp
+import jax.scipy.special
 import numpy as np
 
 KS = (1, 5, 10)
-DOMAINS = ('A', 'B', 'all')
-TIES = ('pessimistic', 'optimistic', 'expected')
-_COUNT = 'count'
+DOMAINS = ("A", "B", "all")
+TIES = ("pessimistic", "optimistic", "expected")
+_COUNT = "count"
 # Below this first harmonic index the expected MRR uses digamma differences;
 # from it on an Euler-Maclaurin form that keeps float32 precision (see
 # `_mean_reciprocal`).
@@ -40,7 +40,7 @@ _HARMONIC_SWITCH = 16.0
 
 
 def _counts_against(
-    target: jax.Array, negatives: jax.Array, mask: jax.Array
+  target: jax.Array, negatives: jax.Array, mask: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Counts masked negatives above and tied with the target.
 
@@ -57,15 +57,17 @@ def _counts_against(
   # (ties count against the target) but a NaN on either side also counts
   # against the target instead of silently giving it rank 0.
   against = jnp.logical_not(negatives < target) & mask
-  equal = (negatives == target) & mask          # False whenever a NaN is involved
+  equal = (negatives == target) & mask  # False whenever a NaN is involved
   higher = against & jnp.logical_not(equal)
-  return (jnp.sum(higher, axis=-1, dtype=jnp.int32),
-          jnp.sum(equal, axis=-1, dtype=jnp.int32),
-          jnp.sum(mask, axis=-1, dtype=jnp.int32))
+  return (
+    jnp.sum(higher, axis=-1, dtype=jnp.int32),
+    jnp.sum(equal, axis=-1, dtype=jnp.int32),
+    jnp.sum(mask, axis=-1, dtype=jnp.int32),
+  )
 
 
 def _sampled_parts(
-    scores: jax.Array, valid: jax.Array | None
+  scores: jax.Array, valid: jax.Array | None
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """(target [..., 1], negatives [..., N], mask bool [..., N]) of sampled scores."""
   target = scores[..., :1]
@@ -73,14 +75,11 @@ def _sampled_parts(
   if valid is None:
     mask = jnp.ones(negatives.shape, dtype=bool)
   else:
-    mask = jnp.broadcast_to(jnp.asarray(valid, dtype=bool)[..., 1:],
-                            negatives.shape)
+    mask = jnp.broadcast_to(jnp.asarray(valid, dtype=bool)[..., 1:], negatives.shape)
   return target, negatives, mask
 
 
-def sampled_rank(
-    scores: jax.Array, valid: jax.Array | None = None
-) -> tuple[jax.Array, jax.Array]:
+def sampled_rank(scores: jax.Array, valid: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """Rank of the target among sampled negatives.
 
   Args:
@@ -96,7 +95,7 @@ def sampled_rank(
 
 
 def sampled_counts(
-    scores: jax.Array, valid: jax.Array | None = None
+  scores: jax.Array, valid: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Negatives above and tied with the target among sampled negatives.
 
@@ -112,7 +111,7 @@ def sampled_counts(
 
 
 def full_rank(
-    target_score: jax.Array, item_scores: jax.Array, candidate_mask: jax.Array
+  target_score: jax.Array, item_scores: jax.Array, candidate_mask: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
   """Rank of the target among all candidate items.
 
@@ -131,7 +130,7 @@ def full_rank(
 
 
 def full_counts(
-    target_score: jax.Array, item_scores: jax.Array, candidate_mask: jax.Array
+  target_score: jax.Array, item_scores: jax.Array, candidate_mask: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Items above and tied with the target among all candidate items.
 
@@ -148,8 +147,7 @@ def full_counts(
 
 
 def catalogue_counts(
-    item_scores: jax.Array, target: jax.Array, lo: jax.Array, hi: jax.Array,
-    seen: jax.Array
+  item_scores: jax.Array, target: jax.Array, lo: jax.Array, hi: jax.Array, seen: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """`full_counts` over a contiguous id range minus the seen items, with no [B, N] mask.
 
@@ -179,16 +177,18 @@ def catalogue_counts(
   h_all, e_all, n_all = _counts_against(target_score, item_scores, in_range)
   seen = jnp.sort(seen, axis=-1)
   first = jnp.concatenate(
-      [jnp.ones_like(seen[:, :1], dtype=bool), seen[:, 1:] != seen[:, :-1]], axis=-1)
+    [jnp.ones_like(seen[:, :1], dtype=bool), seen[:, 1:] != seen[:, :-1]], axis=-1
+  )
   drop = first & (seen >= lo[:, None]) & (seen <= hi[:, None]) & (seen != t)
   seen_scores = jnp.take_along_axis(
-      item_scores, jnp.clip(seen, 0, item_scores.shape[-1] - 1), axis=-1)
+    item_scores, jnp.clip(seen, 0, item_scores.shape[-1] - 1), axis=-1
+  )
   h_seen, e_seen, n_seen = _counts_against(target_score, seen_scores, drop)
   return h_all - h_seen, e_all - e_seen, n_all - n_seen
 
 
 def metrics_from_rank(
-    rank: jax.Array, num_negatives: jax.Array, ks: Sequence[int] = KS
+  rank: jax.Array, num_negatives: jax.Array, ks: Sequence[int] = KS
 ) -> dict[str, jax.Array]:
   """Per-case metrics from the target's 0-based rank.
 
@@ -210,13 +210,12 @@ def metrics_from_rank(
   out = {}
   for k in ks:
     hit = rank_f < k
-    out[f'ndcg@{k}'] = jnp.where(hit, dcg, 0.0)
-    out[f'hr@{k}'] = hit.astype(jnp.float32)
-  out['mrr'] = 1.0 / (rank_f + 1.0)
+    out[f"ndcg@{k}"] = jnp.where(hit, dcg, 0.0)
+    out[f"hr@{k}"] = hit.astype(jnp.float32)
+  out["mrr"] = 1.0 / (rank_f + 1.0)
   # With no negatives the AUC is undefined; report 0 (pessimistic, like ties)
   # and keep the division away from 0 so neither branch produces NaN.
-  out['auc'] = jnp.where(
-      num_f > 0, (num_f - rank_f) / jnp.maximum(num_f, 1.0), 0.0)
+  out["auc"] = jnp.where(num_f > 0, (num_f - rank_f) / jnp.maximum(num_f, 1.0), 0.0)
   return out
 
 
@@ -235,11 +234,11 @@ def _mean_reciprocal(higher: jax.Array, equal: jax.Array) -> jax.Array:
     relative error < 1e-6 there), which, unlike a difference of two large
     digammas, keeps float32 precision far down the ranking.
   """
-  a = higher + 1.0                      # first and last reciprocal index
+  a = higher + 1.0  # first and last reciprocal index
   b = higher + equal + 1.0
   n = equal + 1.0
   small = jax.scipy.special.digamma(b + 1.0) - jax.scipy.special.digamma(a)
-  lo = jnp.maximum(a, _HARMONIC_SWITCH) - 0.5   # keeps the unused branch finite
+  lo = jnp.maximum(a, _HARMONIC_SWITCH) - 0.5  # keeps the unused branch finite
   hi = b + (lo + 0.5 - a) + 0.5
   large = jnp.log1p(n / lo) - (1.0 / lo**2 - 1.0 / hi**2) / 24.0
   mean = jnp.where(a < _HARMONIC_SWITCH, small, large) / n
@@ -247,11 +246,11 @@ def _mean_reciprocal(higher: jax.Array, equal: jax.Array) -> jax.Array:
 
 
 def metrics_from_counts(
-    higher: jax.Array,
-    equal: jax.Array,
-    num_negatives: jax.Array,
-    ties: str = 'pessimistic',
-    ks: Sequence[int] = KS,
+  higher: jax.Array,
+  equal: jax.Array,
+  num_negatives: jax.Array,
+  ties: str = "pessimistic",
+  ks: Sequence[int] = KS,
 ) -> dict[str, jax.Array]:
   """Per-case metrics under a tie rule, plus whether the case has a tie.
 
@@ -275,12 +274,12 @@ def metrics_from_counts(
     ValueError: an unknown rule.
   """
   if ties not in TIES:
-    raise ValueError(f'unknown tie rule {ties!r}; valid choices: {list(TIES)}')
+    raise ValueError(f"unknown tie rule {ties!r}; valid choices: {list(TIES)}")
   higher = jnp.asarray(higher)
   equal = jnp.asarray(equal)
-  if ties == 'pessimistic':
+  if ties == "pessimistic":
     out = metrics_from_rank(higher + equal, num_negatives, ks)
-  elif ties == 'optimistic':
+  elif ties == "optimistic":
     out = metrics_from_rank(higher, num_negatives, ks)
   else:
     h = higher.astype(jnp.float32)
@@ -290,20 +289,19 @@ def metrics_from_counts(
     out = {}
     for k in ks:
       dcg = jnp.zeros(h.shape, jnp.float32)
-      for r in range(k):                       # static: only ranks < k count
+      for r in range(k):  # static: only ranks < k count
         inside = (h <= r) & (r <= h + e)
         dcg = dcg + jnp.where(inside, 1.0 / math.log2(r + 2), 0.0)
-      out[f'ndcg@{k}'] = dcg / n
-      out[f'hr@{k}'] = jnp.clip(jnp.minimum(h + e, k - 1.0) - h + 1.0, 0.0) / n
-    out['mrr'] = _mean_reciprocal(h, e)
-    out['auc'] = jnp.where(
-        num_f > 0, (num_f - h - 0.5 * e) / jnp.maximum(num_f, 1.0), 0.0)
-  out['tie_share'] = (equal > 0).astype(jnp.float32)
+      out[f"ndcg@{k}"] = dcg / n
+      out[f"hr@{k}"] = jnp.clip(jnp.minimum(h + e, k - 1.0) - h + 1.0, 0.0) / n
+    out["mrr"] = _mean_reciprocal(h, e)
+    out["auc"] = jnp.where(num_f > 0, (num_f - h - 0.5 * e) / jnp.maximum(num_f, 1.0), 0.0)
+  out["tie_share"] = (equal > 0).astype(jnp.float32)
   return out
 
 
 def domain_sums(
-    per_case: Mapping[str, jax.Array], domain: jax.Array, weight: jax.Array
+  per_case: Mapping[str, jax.Array], domain: jax.Array, weight: jax.Array
 ) -> dict[str, jax.Array]:
   """Weighted per-domain sums of per-case metrics, additive across batches.
 
@@ -319,9 +317,9 @@ def domain_sums(
   weight = jnp.asarray(weight).astype(jnp.float32)
   domain = jnp.asarray(domain)
   dom_weights = {
-      'A': jnp.where(domain == 0, weight, 0.0),
-      'B': jnp.where(domain == 1, weight, 0.0),
-      'all': weight,
+    "A": jnp.where(domain == 0, weight, 0.0),
+    "B": jnp.where(domain == 1, weight, 0.0),
+    "all": weight,
   }
   sums = {}
   for dom, w in dom_weights.items():
@@ -329,8 +327,8 @@ def domain_sums(
       # `where`, not a plain product: padded rows may hold NaN/inf garbage and
       # 0 * NaN would poison the sum.
       contrib = jnp.where(w != 0, w * jnp.asarray(value, jnp.float32), 0.0)
-      sums[f'{dom}/{name}'] = jnp.sum(contrib)
-    sums[f'{dom}/{_COUNT}'] = jnp.sum(w)
+      sums[f"{dom}/{name}"] = jnp.sum(contrib)
+    sums[f"{dom}/{_COUNT}"] = jnp.sum(w)
   return sums
 
 
@@ -346,10 +344,10 @@ def finalize(sums: Mapping[str, Any]) -> dict[str, float]:
   """
   out = {}
   for key, value in sums.items():
-    dom, _, name = key.partition('/')
+    dom, _, name = key.partition("/")
     if name == _COUNT:
       continue
-    count = float(np.sum(np.asarray(sums[f'{dom}/{_COUNT}'], np.float64)))
+    count = float(np.sum(np.asarray(sums[f"{dom}/{_COUNT}"], np.float64)))
     total = float(np.sum(np.asarray(value, np.float64)))
-    out[key] = total / count if count > 0 else float('nan')
+    out[key] = total / count if count > 0 else float("nan")
   return out

@@ -10,29 +10,38 @@ Light on purpose (no numpy, no pandas, no JAX): orthoalign.train and orthoalign.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 import math
 import numbers
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from orthoalign.metrics import keys
 
-METRIC_WIDTH = 8                     # columns of a metric in text tables (0.1234 and its name)
+METRIC_WIDTH = 8  # columns of a metric in text tables (0.1234 and its name)
 # config.eval.ties -> how a negative scoring exactly as the target counts (metrics/ranking.py).
-TIE_RULES = {"pessimistic": "a tie counts against the target",
-             "optimistic": "a tie counts for the target",
-             "expected": "mean over random tie-breaking"}
+TIE_RULES = {
+  "pessimistic": "a tie counts against the target",
+  "optimistic": "a tie counts for the target",
+  "expected": "mean over random tie-breaking",
+}
 
 
 def _cell(value: Any, float_format: str) -> str:
   if isinstance(value, str):
     return value
   if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
-    return format(float(value), float_format)    # numpy floats too
+    return format(float(value), float_format)  # numpy floats too
   return str(value)
 
 
-def render(header: Sequence[str], rows: Iterable[Sequence[Any]], *, markdown: bool = False,
-           widths: Sequence[int] = (), float_format: str = ".4f") -> str:
+def render(
+  header: Sequence[str],
+  rows: Iterable[Sequence[Any]],
+  *,
+  markdown: bool = False,
+  widths: Sequence[int] = (),
+  float_format: str = ".4f",
+) -> str:
   """A table as text: right-aligned columns separated by one space, or a markdown table.
 
   Args:
@@ -52,18 +61,26 @@ def render(header: Sequence[str], rows: Iterable[Sequence[Any]], *, markdown: bo
     if len(line) != len(header):
       raise ValueError(f"row {i} has {len(line)} cells; the header has {len(header)}")
   if markdown:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(line) + " |" for line in lines])
+    return "\n".join(
+      ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+      + ["| " + " | ".join(line) + " |" for line in lines]
+    )
   least = list(widths) + [0] * (len(header) - len(widths))
-  sizes = [max([least[j], len(name)] + [len(line[j]) for line in lines])
-           for j, name in enumerate(header)]
-  return "\n".join(" ".join(f"{cell:>{size}}" for cell, size in zip(line, sizes))
-                   for line in [list(header)] + lines)
+  sizes = [
+    max([least[j], len(name)] + [len(line[j]) for line in lines]) for j, name in enumerate(header)
+  ]
+  return "\n".join(
+    " ".join(f"{cell:>{size}}" for cell, size in zip(line, sizes))
+    for line in [list(header)] + lines
+  )
 
 
-def replica_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
-                  splits: Sequence[str] = ("test",),
-                  columns: Sequence[tuple[str, int, Callable[[Mapping[str, Any]], Any]]] = ()) -> str:
+def replica_table(
+  rows: Sequence[Mapping[str, Any]],
+  metrics: Sequence[str],
+  splits: Sequence[str] = ("test",),
+  columns: Sequence[tuple[str, int, Callable[[Mapping[str, Any]], Any]]] = (),
+) -> str:
   """Text table of ranking metrics: one line per result row (replica), split, protocol and domain.
 
   The protocols are those the rows hold (keys.row_protocols: sampled, sampled<N>..., full).
@@ -86,19 +103,29 @@ def replica_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
   header += ["proto", "dom", *(m.upper() for m in metrics)]
   widths += [7, 3, *([METRIC_WIDTH] * len(metrics))]
   lines = []
-  protocols = {split: keys.row_protocols(rows, split) or [keys.SAMPLED, keys.FULL] for split in splits}
+  protocols = {
+    split: keys.row_protocols(rows, split) or [keys.SAMPLED, keys.FULL] for split in splits
+  }
   for row in rows:
     ids = [row["replica"], row["seed"], *(cell(row) for _, _, cell in columns)]
     for split in splits:
       for proto in protocols[split]:
         for dom in keys.DOMAINS:
-          lines.append(ids + ([split] if len(splits) > 1 else []) + [proto, dom] + [
-              row.get(keys.metric_key(split, proto, dom, m), math.nan) for m in metrics])
+          lines.append(
+            ids
+            + ([split] if len(splits) > 1 else [])
+            + [proto, dom]
+            + [row.get(keys.metric_key(split, proto, dom, m), math.nan) for m in metrics]
+          )
   return render(header, lines, widths=widths)
 
 
-def group_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], split: str = "test",
-                domains: Sequence[str] = keys.DOMAINS) -> str:
+def group_table(
+  rows: Sequence[Mapping[str, Any]],
+  metrics: Sequence[str],
+  split: str = "test",
+  domains: Sequence[str] = keys.DOMAINS,
+) -> str:
   """Text table of ranking metrics per user group: one line per replica, group, protocol and domain.
 
   Args:
@@ -121,7 +148,18 @@ def group_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], split
       n = row.get(keys.count_key(split, group))
       for proto in protocols:
         for dom in domains:
-          lines.append([row["replica"], group, "-" if n is None else int(n), proto, dom, *(
-              row.get(keys.metric_key(split, proto, dom, m, group), math.nan) for m in metrics)])
-  return render(["rep", "group", "cases", "proto", "dom", *(m.upper() for m in metrics)], lines,
-                widths=[3, 14, 5, 7, 3, *([METRIC_WIDTH] * len(metrics))])
+          lines.append(
+            [
+              row["replica"],
+              group,
+              "-" if n is None else int(n),
+              proto,
+              dom,
+              *(row.get(keys.metric_key(split, proto, dom, m, group), math.nan) for m in metrics),
+            ]
+          )
+  return render(
+    ["rep", "group", "cases", "proto", "dom", *(m.upper() for m in metrics)],
+    lines,
+    widths=[3, 14, 5, 7, 3, *([METRIC_WIDTH] * len(metrics))],
+  )

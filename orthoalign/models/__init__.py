@@ -1,25 +1,27 @@
-"""Model registry: `model.name` -> its module (default_config, validate, build; see models/task.py)."""
+"""Model registry: `model.name` -> its module (default_config, validate, build; models/task.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import importlib
-from typing import Callable
 
 _BUILDERS = {
-    "abxi": "orthoalign.models.abxi",
-    "cdsrnp": "orthoalign.models.cdsrnp",
-    "llm4cdsr": "orthoalign.models.llm4cdsr",
-    "sasrec": "orthoalign.models.sasrec",
+  "abxi": "orthoalign.models.abxi",
+  "cdsrnp": "orthoalign.models.cdsrnp",
+  "llm4cdsr": "orthoalign.models.llm4cdsr",
+  "sasrec": "orthoalign.models.sasrec",
 }
 
 
 def names() -> tuple[str, ...]:
+  """The registered `model.name` values, sorted."""
   return tuple(sorted(_BUILDERS))
 
 
 def replica_hparams(name: str) -> tuple[str, ...]:
   """The shape-keeping `model.<k>` hyperparameters of a model that replicas may vary (loss weights,
-  temperatures): the model module's REPLICA_HPARAMS."""
+  temperatures): the model module's REPLICA_HPARAMS.
+  """
   if name not in _BUILDERS:
     return ()
   return tuple(getattr(importlib.import_module(_BUILDERS[name]), "REPLICA_HPARAMS", ()))
@@ -40,9 +42,11 @@ def default_config(name: str):
     ConfigError: an unknown model name.
   """
   if name not in _BUILDERS:
-    from orthoalign import config_lib   # config_lib imports this registry
-    raise config_lib.ConfigError(f"config key model.name={name!r} is not a known model; valid "
-                                 f"choices: {list(names())}")
+    from orthoalign import config_lib  # config_lib imports this registry
+
+    raise config_lib.ConfigError(
+      f"config key model.name={name!r} is not a known model; valid choices: {list(names())}"
+    )
   return importlib.import_module(_BUILDERS[name]).default_config()
 
 

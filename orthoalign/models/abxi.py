@@ -65,7 +65,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from orthoalign import config_lib
 from orthoalign.data import abxi_windows
@@ -78,9 +77,9 @@ from orthoalign.models import task as task_lib
 Array = jax.Array
 
 STREAMS = ("x", "a", "b")
-GCA_POSITIONS = (0, 1, 2)       # after the embedding, after the attention block, after FFN/LoRA
+GCA_POSITIONS = (0, 1, 2)  # after the embedding, after the attention block, after FFN/LoRA
 GCA_KV = ("other", "mixed")
-_LN_EPS = 1e-5                  # torch's LayerNorm default
+_LN_EPS = 1e-5  # torch's LayerNorm default
 
 _linear_init = nn.initializers.normal(0.02)
 
@@ -107,17 +106,21 @@ def _layer_norm(name: str) -> nn.LayerNorm:
 
 class SwiGLU(nn.Module):
   """ABXI's `FeedForward`: fc_3(silu(fc_2 h) * fc_1 h), no biases (residual and norm outside)."""
+
   d: int
   d_ffn: int
 
   @nn.compact
   def __call__(self, h: Array) -> Array:
     dense = lambda f, name: nn.Dense(f, use_bias=False, kernel_init=_linear_init, name=name)
-    return dense(self.d, "fc_3")(nn.silu(dense(self.d_ffn, "fc_2")(h)) * dense(self.d_ffn, "fc_1")(h))
+    return dense(self.d, "fc_3")(
+      nn.silu(dense(self.d_ffn, "fc_2")(h)) * dense(self.d_ffn, "fc_1")(h)
+    )
 
 
 class LoRA(nn.Module):
   """ABXI's `LoRA`: h @ (A @ B)^T with A [d, r] = randn/50 and B [r, d] = 0."""
+
   d: int
   rank: int
 
@@ -135,6 +138,7 @@ class CausalSelfAttention(nn.Module):
   torch's xavier_uniform on its (3d, d) weight (fan_in d, fan_out 3d); the out-projection is a
   torch Linear, so ABXI's `init_weights` gives it N(0, 0.02) and a zero bias.
   """
+
   d: int
   heads: int
 
@@ -150,8 +154,9 @@ class CausalSelfAttention(nn.Module):
     causal = jnp.tril(jnp.ones((length, length), bool))[None, None]
     probs, _ = layers.attention_probs(q, k, causal)
     out = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(h.shape)
-    return nn.Dense(self.d, kernel_init=_linear_init, bias_init=nn.initializers.zeros,
-                    name="out_proj")(out)
+    return nn.Dense(
+      self.d, kernel_init=_linear_init, bias_init=nn.initializers.zeros, name="out_proj"
+    )(out)
 
 
 class ABXI(nn.Module):
@@ -168,6 +173,7 @@ class ABXI(nn.Module):
     gca_kv: "other" (the A stream queries B and B queries A) or "mixed" (both query x).
     gca: keyword arguments of every `gca.GatedCrossAttention` cell.
   """
+
   num_items_a: int
   num_items_b: int
   length: int
@@ -196,24 +202,38 @@ class ABXI(nn.Module):
     self.norm_own = {s: _layer_norm(f"norm_{s}2{s}") for s in ("a", "b")}
     self.drop = nn.Dropout(self.dropout)
     bad = [p for p in self.gca_positions if p not in GCA_POSITIONS]
-    if bad or self.gca_kv not in GCA_KV:   # `validate` names these for configs; this guards direct use
+    if (
+      bad or self.gca_kv not in GCA_KV
+    ):  # `validate` names these for configs; this guards direct use
       raise config_lib.ConfigError(
-          f"gca.positions={list(self.gca_positions)}, gca.kv={self.gca_kv!r}: ABXI has positions "
-          f"{list(GCA_POSITIONS)} (after the embedding, the attention block, the FFN/LoRA stage) "
-          f"and kv {list(GCA_KV)}")
+        f"gca.positions={list(self.gca_positions)}, gca.kv={self.gca_kv!r}: ABXI has positions "
+        f"{list(GCA_POSITIONS)} (after the embedding, the attention block, the FFN/LoRA stage) "
+        f"and kv {list(GCA_KV)}"
+      )
     self.cells = gca_lib.make_cells(d, self.gca_positions, self.gca)
 
   def _dropout(self, h: Array, train: bool) -> Array:
     return self.drop(h, deterministic=not train)
 
-  def _cross(self, p: int, h: dict[str, Array], valid: dict[str, Array], batch: dict[str, Array],
-             train: bool, cells: dict[str, Any]) -> None:
+  def _cross(
+    self,
+    p: int,
+    h: dict[str, Array],
+    valid: dict[str, Array],
+    batch: dict[str, Array],
+    train: bool,
+    cells: dict[str, Any],
+  ) -> None:
     """Applies the two cells of GCA position p to h["a"] and h["b"] (in place, simultaneously)."""
     # Queries may carry their own times (evaluation reads the last position only).
     query = {s: (h[s], batch.get(f"qtime_{s}", batch[f"time_{s}"]), valid[s]) for s in ("a", "b")}
-    kv = {own: (h[k], batch[f"time_{k}"], valid[k])
-          for own, k in (("a", "b" if self.gca_kv == "other" else "x"),
-                         ("b", "a" if self.gca_kv == "other" else "x"))}
+    kv = {
+      own: (h[k], batch[f"time_{k}"], valid[k])
+      for own, k in (
+        ("a", "b" if self.gca_kv == "other" else "x"),
+        ("b", "a" if self.gca_kv == "other" else "x"),
+      )
+    }
     h.update(gca_lib.apply_position(self.cells, p, query, kv, train=train, out=cells))
 
   def __call__(self, batch: dict[str, Array], *, train: bool) -> dict[str, Any]:
@@ -229,8 +249,12 @@ class ABXI(nn.Module):
     """
     valid = {s: batch[f"seq_{s}"] > 0 for s in STREAMS}
     m = {s: valid[s][..., None].astype(self.ei.dtype) for s in STREAMS}
-    h = {s: self._dropout((self.ei[batch[f"seq_{s}"]] + self.ep[backward_positions(valid[s])]) * m[s],
-                          train) for s in STREAMS}
+    h = {
+      s: self._dropout(
+        (self.ei[batch[f"seq_{s}"]] + self.ep[backward_positions(valid[s])]) * m[s], train
+      )
+      for s in STREAMS
+    }
     cells: dict[str, Any] = {}
     if 0 in self.gca_positions:
       self._cross(0, h, valid, batch, train, cells)
@@ -241,20 +265,27 @@ class ABXI(nn.Module):
 
     if train:
       target = batch["target"]
-      gt = {"a": ((target > 0) & (target <= self.num_items_a))[..., None],
-            "b": (target > self.num_items_a)[..., None]}
+      gt = {
+        "a": ((target > 0) & (target <= self.num_items_a))[..., None],
+        "b": (target > self.num_items_a)[..., None],
+      }
     else:
       is_b = (batch["domain"] == 1)[:, None]
       gt = {"a": ~is_b, "b": is_b}
-      m = {s: jnp.ones_like(m[s]) for s in STREAMS}       # the original's `mask_x = ... = 1`
-      if 2 not in self.gca_positions:                      # position-wise from here: last slot only
+      m = {s: jnp.ones_like(m[s]) for s in STREAMS}  # the original's `mask_x = ... = 1`
+      if 2 not in self.gca_positions:  # position-wise from here: last slot only
         h = {s: h[s][:, -1] for s in STREAMS}
         m = {s: m[s][:, -1] for s in STREAMS}
     gt = {s: v.astype(self.ei.dtype) for s, v in gt.items()}
 
     # Shared FFN + per-sequence domain LoRA, post-norm.
-    h = {s: self.norm_sa[s](h[s] + self._dropout(self.ffn(h[s]), train)
-                            + self._dropout(self.dlora[s](h[s]), train)) * m[s] for s in STREAMS}
+    h = {
+      s: self.norm_sa[s](
+        h[s] + self._dropout(self.ffn(h[s]), train) + self._dropout(self.dlora[s](h[s]), train)
+      )
+      * m[s]
+      for s in STREAMS
+    }
     if 2 in self.gca_positions:
       self._cross(2, h, valid, batch, train, cells)
       if not train:
@@ -265,8 +296,9 @@ class ABXI(nn.Module):
     h_i = self.proj["i"](h_x)
     out = 0.0
     for s in ("a", "b"):
-      inv = self.norm_i2[s]((h_x + self._dropout(h_i, train)
-                             + self._dropout(self.ilora[s](h_x), train)) * gt[s])
+      inv = self.norm_i2[s](
+        (h_x + self._dropout(h_i, train) + self._dropout(self.ilora[s](h_x), train)) * gt[s]
+      )
       own = self.norm_own[s]((h[s] + self._dropout(self.proj[s](h[s]), train)) * gt[s])
       out = out + (inv + own) * gt[s]
     return {"h": out, "cells": cells}
@@ -284,6 +316,7 @@ REPLICA_HPARAMS = {"temp": config_lib.POSITIVE}
 @dataclasses.dataclass(frozen=True)
 class Hyper:
   """Loss and sampling settings of one ABXI run (static; not vmapped)."""
+
   num_items_a: int
   num_items_b: int
   n_neg: int = 128
@@ -294,12 +327,13 @@ class Hyper:
 
 def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> Array:
   """[B, L, 2 * n_neg] global ids: per position n_neg distinct A items then n_neg distinct B items
-  (without replacement, as the original), none in `hist`."""
+  (without replacement, as the original), none in `hist`.
+  """
   na, nb = hp.num_items_a, hp.num_items_b
   shape, hist = batch["target"].shape, batch["hist"]
   r_a, r_b = jax.random.split(rng)
   neg_a = negatives.sample_distinct_excluding(r_a, shape, 1, na + 1, hist, hp.n_neg)
-  low_b = na if hp.neg_b_off_by_one else na + 1          # v2's arange(n_item_a, n_item + 1)
+  low_b = na if hp.neg_b_off_by_one else na + 1  # v2's arange(n_item_a, n_item + 1)
   neg_b = negatives.sample_distinct_excluding(r_b, shape, low_b, na + nb + 1, hist, hp.n_neg)
   return jnp.concatenate([neg_a, neg_b], axis=-1)
 
@@ -310,8 +344,9 @@ def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> Ar
 _GATHER_BLOCK_ROWS = 32
 
 
-def info_nce(h: Array, table: Array, target: Array, neg: Array, temp: float,
-             catalog: bool = False) -> Array:
+def info_nce(
+  h: Array, table: Array, target: Array, neg: Array, temp: float, catalog: bool = False
+) -> Array:
   """-log softmax([<h, e_target>, <h, e_neg>...] / temp)[0] per position: [B, L].
 
   catalog=True scores every item once ([B, L, n_items+1]) and picks the target and negatives from
@@ -343,7 +378,8 @@ def _nce_from_logits(pos: Array, negs: Array, temp: float) -> Array:
 
 def domain_loss(per_pos: Array, mask: Array, row_valid: Array) -> Array:
   """ABXI's `(loss * cal_norm_mask(mask)).sum(-1).mean()`: per-sequence mean over the masked
-  positions (0 for a sequence without any), then the mean over the (valid) sequences."""
+  positions (0 for a sequence without any), then the mean over the (valid) sequences.
+  """
   w = mask.astype(per_pos.dtype)
   count = jnp.sum(w, -1)
   per_row = jnp.where(count > 0, jnp.sum(per_pos * w, -1) / jnp.maximum(count, 1.0), 0.0)
@@ -351,8 +387,15 @@ def domain_loss(per_pos: Array, mask: Array, row_valid: Array) -> Array:
   return jnp.sum(per_row * rows) / jnp.maximum(jnp.sum(rows), 1.0)
 
 
-def loss_fn(module: ABXI, hp: Hyper, params: Any, frozen: Any, batch: dict[str, Array],
-            rng: Array, hparams: dict[str, Array] | None = None) -> tuple[Array, dict[str, Array]]:
+def loss_fn(
+  module: ABXI,
+  hp: Hyper,
+  params: Any,
+  frozen: Any,
+  batch: dict[str, Array],
+  rng: Array,
+  hparams: dict[str, Array] | None = None,
+) -> tuple[Array, dict[str, Array]]:
   """ABXI's training objective loss_A + loss_B on one batch; batch["row_valid"] masks padded rows.
 
   `hparams` {"temp"}: this replica's InfoNCE temperature (a scalar); None = hp.temp.
@@ -367,12 +410,14 @@ def loss_fn(module: ABXI, hp: Hyper, params: Any, frozen: Any, batch: dict[str, 
   loss_a = domain_loss(per_pos, (target > 0) & (target <= na), batch["row_valid"])
   loss_b = domain_loss(per_pos, target > na, batch["row_valid"])
   loss = loss_a + loss_b
-  return gca_lib.orth_penalty_loss(loss, {"loss": loss, "loss_a": loss_a, "loss_b": loss_b},
-                                   out["cells"], hparams)
+  return gca_lib.orth_penalty_loss(
+    loss, {"loss": loss, "loss_a": loss_a, "loss_b": loss_b}, out["cells"], hparams
+  )
 
 
-def eval_fn(module: ABXI, params: Any, frozen: Any, table: Array,
-            batch: dict[str, Array]) -> task_lib.EvalOutputs:
+def eval_fn(
+  module: ABXI, params: Any, frozen: Any, table: Array, batch: dict[str, Array]
+) -> task_lib.EvalOutputs:
   """Scores <h, ei(item)> of the frozen candidates and of every item (by global id)."""
   out = module.apply({"params": params, **frozen}, batch, train=False)
   h = out["h"]
@@ -389,15 +434,29 @@ def _catalog_scoring(mode: str) -> bool:
   return mode == "catalog" or (mode == "auto" and jax.default_backend() != "cpu")
 
 
-def make_module(num_items_a: int, num_items_b: int, model_cfg: Any,
-                gca_positions: tuple[int, ...] = (), gca_kv: str = "other",
-                gca: dict[str, Any] | None = None) -> ABXI:
+def make_module(
+  num_items_a: int,
+  num_items_b: int,
+  model_cfg: Any,
+  gca_positions: tuple[int, ...] = (),
+  gca_kv: str = "other",
+  gca: dict[str, Any] | None = None,
+) -> ABXI:
   """The ABXI module for a catalog and `config.model`."""
-  return ABXI(num_items_a=num_items_a, num_items_b=num_items_b, length=int(model_cfg.max_len) - 3,
-              d_embed=int(model_cfg.d_embed), n_head=int(model_cfg.n_head),
-              d_ffn=int(model_cfg.d_ffn), rd=int(model_cfg.rd), ri=int(model_cfg.ri),
-              dropout=float(model_cfg.dropout), gca_positions=tuple(gca_positions), gca_kv=gca_kv,
-              gca=dict(gca or {}))
+  return ABXI(
+    num_items_a=num_items_a,
+    num_items_b=num_items_b,
+    length=int(model_cfg.max_len) - 3,
+    d_embed=int(model_cfg.d_embed),
+    n_head=int(model_cfg.n_head),
+    d_ffn=int(model_cfg.d_ffn),
+    rd=int(model_cfg.rd),
+    ri=int(model_cfg.ri),
+    dropout=float(model_cfg.dropout),
+    gca_positions=tuple(gca_positions),
+    gca_kv=gca_kv,
+    gca=dict(gca or {}),
+  )
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -425,8 +484,9 @@ def default_config() -> ml_collections.ConfigDict:
   return m
 
 
-_KEYS = tuple(f"model.{k}" for k in default_config()
-              if k not in ("name", "eval_domain_seq", "neg_scoring"))
+_KEYS = tuple(
+  f"model.{k}" for k in default_config() if k not in ("name", "eval_domain_seq", "neg_scoring")
+)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -438,18 +498,30 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """
   config_lib.require(config, _KEYS, "ABXI")
   m = config.model
-  for key in ("model.d_embed", "model.n_head", "model.d_ffn", "model.n_neg", "model.rd", "model.ri"):
+  for key in (
+    "model.d_embed",
+    "model.n_head",
+    "model.d_ffn",
+    "model.n_neg",
+    "model.rd",
+    "model.ri",
+  ):
     config_lib.check_int(config, key, 1)
-  config_lib.check_int(config, "model.max_len", 5)       # windows are max_len - 3 long
+  config_lib.check_int(config, "model.max_len", 5)  # windows are max_len - 3 long
   config_lib.check_divides(config, "model.n_head", "model.d_embed")
   config_lib.check_divides(config, "gca.heads", "model.d_embed")
   config_lib.check_positions(config, GCA_POSITIONS, "ABXI")
-  for key, choices in (("gca.kv", GCA_KV), ("model.neg_scoring", ("auto", "gather", "catalog")),
-                       ("model.eval_domain_seq", ("inplace", "compact"))):
+  for key, choices in (
+    ("gca.kv", GCA_KV),
+    ("model.neg_scoring", ("auto", "gather", "catalog")),
+    ("model.eval_domain_seq", ("inplace", "compact")),
+  ):
     *_, leaf = key.split(".")
     node = config.gca if key.startswith("gca.") else m
     if leaf in node and node[leaf] not in choices:
-      raise config_lib.ConfigError(f"config key {key}={node[leaf]!r}; valid choices: {list(choices)}")
+      raise config_lib.ConfigError(
+        f"config key {key}={node[leaf]!r}; valid choices: {list(choices)}"
+      )
   config_lib.check_fraction(config, "model.dropout")
 
 
@@ -459,26 +531,40 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   task_lib.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
   if m.n_neg > min(ds.num_items_a, ds.num_items_b):
     raise config_lib.ConfigError(
-        f"config key model.n_neg={m.n_neg}: ABXI draws that many distinct negatives per domain, "
-        f"but the domains have {ds.num_items_a} (A) and {ds.num_items_b} (B) items")
+      f"config key model.n_neg={m.n_neg}: ABXI draws that many distinct negatives per domain, "
+      f"but the domains have {ds.num_items_a} (A) and {ds.num_items_b} (B) items"
+    )
   gca = task_lib.gca_settings(config)
   module = make_module(ds.num_items_a, ds.num_items_b, m, gca.positions, gca.kv, gca.cell)
-  hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, n_neg=int(m.n_neg),
-             temp=float(m.temp), neg_b_off_by_one=bool(m.neg_b_off_by_one),
-             catalog_scoring=_catalog_scoring(m.get("neg_scoring", "auto")))
+  hp = Hyper(
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    n_neg=int(m.n_neg),
+    temp=float(m.temp),
+    neg_b_off_by_one=bool(m.neg_b_off_by_one),
+    catalog_scoring=_catalog_scoring(m.get("neg_scoring", "auto")),
+  )
   # A saved config without the key predates it: such runs were evaluated with the compact layout.
   layout = m.get("eval_domain_seq", "compact")
   task = task_lib.assemble(
-      ds, config, module=module, train_data=abxi_windows.train_windows(ds, m.max_len),
-      eval_windows=lambda d, split: abxi_windows.eval_windows(d, split, m.max_len, layout),
-      loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
-      eval_fn=lambda p, f, t, b: eval_fn(module, p, f, t, b),
-      tables_fn=lambda p, f: p["ei"], hparams={"temp": hp.temp})
+    ds,
+    config,
+    module=module,
+    train_data=abxi_windows.train_windows(ds, m.max_len),
+    eval_windows=lambda d, split: abxi_windows.eval_windows(d, split, m.max_len, layout),
+    loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
+    eval_fn=lambda p, f, t, b: eval_fn(module, p, f, t, b),
+    tables_fn=lambda p, f: p["ei"],
+    hparams={"temp": hp.temp},
+  )
   if gca.positions and layout == "inplace":
     switch = task.eval_data["test"].get("group/switch")
     if switch is not None and len(switch):
-      print(f"ABXI: in-place evaluation layout (model.eval_domain_seq): {int(switch.sum())} of "
-            f"{len(switch)} test cases ({switch.mean():.1%}) are switch cases, whose target-domain "
-            "stream ends in padding; the GCA cells cannot reach them (metrics per group 'switch' / "
-            "'stay'; the compact layout gives that slot the stream's last own item)", flush=True)
+      print(
+        f"ABXI: in-place evaluation layout (model.eval_domain_seq): {int(switch.sum())} of "
+        f"{len(switch)} test cases ({switch.mean():.1%}) are switch cases, whose target-domain "
+        "stream ends in padding; the GCA cells cannot reach them (metrics per group 'switch' / "
+        "'stay'; the compact layout gives that slot the stream's last own item)",
+        flush=True,
+      )
   return task

@@ -93,8 +93,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from typing import Any
+import warnings
 
 import flax.linen as nn
 import jax
@@ -118,7 +118,7 @@ POOLINGS = ("mean", "attention")
 PAIR_YS = ("sequence", "next_item")
 LOSSES = ("full", "sampled")
 SCORINGS = ("dot", "linear")
-DIRECTIONS = ("ab", "ba")      # A->B: x = h^A, y = B side (read by the A stream); B->A likewise
+DIRECTIONS = ("ab", "ba")  # A->B: x = h^A, y = B side (read by the A stream); B->A likewise
 _OTHER = {"a": "b", "b": "a"}
 _DIR_OF = {"a": "ab", "b": "ba"}
 _LN_EPS = 1e-8
@@ -132,6 +132,7 @@ def stream_keys(mixed: bool) -> tuple[str, ...]:
 
 class SetMLP(nn.Module):
   """TaNP's pair encoder: Dense-ReLU-Dropout, Dense-ReLU-Dropout, Dense (width d)."""
+
   d: int
   dropout: float
 
@@ -145,6 +146,7 @@ class SetMLP(nn.Module):
 
 class GaussianHead(nn.Module):
   """(mu, log sigma^2) = Heads(ReLU(W r)) (TaNP's latent encoder); optional attention pooling."""
+
   d: int
   latent_dim: int
   pooling: str = "mean"
@@ -165,7 +167,7 @@ class GaussianHead(nn.Module):
     w = mask.astype(elems.dtype)
     if self.pooling == "mean":
       return (w @ elems) / jnp.maximum(jnp.sum(w, -1, keepdims=True), 1.0)
-    a = self.score(jnp.tanh(self.score_hidden(elems)))[:, 0]                     # [M]
+    a = self.score(jnp.tanh(self.score_hidden(elems)))[:, 0]  # [M]
     logits = jnp.where(mask, a[None, :], jnp.finfo(elems.dtype).min)
     probs = jnp.where(mask, jax.nn.softmax(logits, -1), 0.0)
     return probs @ elems
@@ -203,6 +205,7 @@ class CDSRNP(nn.Module):
     gca_positions: GCA insertion points (0 = after the embeddings, i = after block i).
     gca: keyword arguments of every gca.GatedCrossAttention cell.
   """
+
   num_items_a: int
   num_items_b: int
   hidden: int = 64
@@ -227,57 +230,92 @@ class CDSRNP(nn.Module):
     d = self.hidden
     n = {"a": self.num_items_a, "b": self.num_items_b, "m": self.num_items_a + self.num_items_b}
     streams = ("a", "b", "m") if self.mixed else ("a", "b")
-    self.item_emb = {s: self.param(f"item_emb_{s}", layers.xavier_normal, (n[s] + 1, d))
-                     for s in streams}
-    self.pos_emb = {s: nn.Embed(self.max_len + 1, d, embedding_init=layers.xavier_normal,
-                                name=f"pos_emb_{s}") for s in streams}
-    self.blocks = {s: [layers.SASRecBlock(d, self.num_heads, self.dropout, causal=True,
-                                          ffn_inner=self.ffn_size, name=f"block_{s}{i + 1}")
-                       for i in range(self.num_blocks)] for s in streams}
+    self.item_emb = {
+      s: self.param(f"item_emb_{s}", layers.xavier_normal, (n[s] + 1, d)) for s in streams
+    }
+    self.pos_emb = {
+      s: nn.Embed(self.max_len + 1, d, embedding_init=layers.xavier_normal, name=f"pos_emb_{s}")
+      for s in streams
+    }
+    self.blocks = {
+      s: [
+        layers.SASRecBlock(
+          d,
+          self.num_heads,
+          self.dropout,
+          causal=True,
+          ffn_inner=self.ffn_size,
+          name=f"block_{s}{i + 1}",
+        )
+        for i in range(self.num_blocks)
+      ]
+      for s in streams
+    }
     self.last_ln = {s: nn.LayerNorm(epsilon=_LN_EPS, name=f"last_ln_{s}") for s in streams}
     self.emb_dropout = nn.Dropout(self.dropout)
     bad = [p for p in self.gca_positions if not 0 <= p <= self.num_blocks]
-    if bad:   # `validate` names this for configs; this guards direct use
+    if bad:  # `validate` names this for configs; this guards direct use
       raise config_lib.ConfigError(
-          f"gca.positions={list(self.gca_positions)}: CDSRNP has positions 0..{self.num_blocks} "
-          "(0 = after the embeddings, i = after block i)")
+        f"gca.positions={list(self.gca_positions)}: CDSRNP has positions 0..{self.num_blocks} "
+        "(0 = after the embeddings, i = after block i)"
+      )
     self.cells = gca_lib.make_cells(d, self.gca_positions, self.gca)
     self.pair_enc = {k: SetMLP(d, self.dropout, name=f"pair_{k}") for k in DIRECTIONS}
     self.task_enc = {k: SetMLP(d, self.dropout, name=f"task_{k}") for k in DIRECTIONS}
     names = ("z",) if self.latent == "shared" else ("z_ab", "z_ba")
-    self.heads = {k: GaussianHead(d, self.latent_dim, self.pooling, name=f"head_{k}")
-                  for k in names}
+    self.heads = {
+      k: GaussianHead(d, self.latent_dim, self.pooling, name=f"head_{k}") for k in names
+    }
     if self.adapt == "attention":
-      self.attn = {s: {k: nn.Dense(d, kernel_init=layers.xavier_normal, name=f"adapt_{k}_{s}")
-                       for k in ("q", "k", "v")} for s in ("a", "b")}
-      self.z_proj = {s: layers.torch_dense(d, self.latent_dim, name=f"z_proj_{s}")
-                     for s in ("a", "b")}
+      self.attn = {
+        s: {
+          k: nn.Dense(d, kernel_init=layers.xavier_normal, name=f"adapt_{k}_{s}")
+          for k in ("q", "k", "v")
+        }
+        for s in ("a", "b")
+      }
+      self.z_proj = {
+        s: layers.torch_dense(d, self.latent_dim, name=f"z_proj_{s}") for s in ("a", "b")
+      }
     else:
-      self.film = {s: {k: layers.torch_dense(d, d, name=f"film_{k}_{s}")
-                       for k in ("gamma", "beta")} for s in ("a", "b")}
+      self.film = {
+        s: {k: layers.torch_dense(d, d, name=f"film_{k}_{s}") for k in ("gamma", "beta")}
+        for s in ("a", "b")
+      }
       if self.memory_slots:
-        self.memory = {s: self.param(f"memory_{s}", layers.xavier_normal, (self.memory_slots, d))
-                       for s in ("a", "b")}
-      self.fuse = {s: [layers.torch_dense(d, d + self.latent_dim, name=f"fuse_0_{s}"),
-                       layers.torch_dense(d, d, name=f"fuse_1_{s}")] for s in ("a", "b")}
+        self.memory = {
+          s: self.param(f"memory_{s}", layers.xavier_normal, (self.memory_slots, d))
+          for s in ("a", "b")
+        }
+      self.fuse = {
+        s: [
+          layers.torch_dense(d, d + self.latent_dim, name=f"fuse_0_{s}"),
+          layers.torch_dense(d, d, name=f"fuse_1_{s}"),
+        ]
+        for s in ("a", "b")
+      }
     if self.scoring == "linear":
-      self.out_table = {s: self.param(f"out_{s}", layers.xavier_normal, (n[s] + 1, d))
-                        for s in ("a", "b")}
-      self.out_bias = {s: self.param(f"out_bias_{s}", nn.initializers.zeros, (n[s] + 1,))
-                       for s in ("a", "b")}
+      self.out_table = {
+        s: self.param(f"out_{s}", layers.xavier_normal, (n[s] + 1, d)) for s in ("a", "b")
+      }
+      self.out_bias = {
+        s: self.param(f"out_bias_{s}", nn.initializers.zeros, (n[s] + 1,)) for s in ("a", "b")
+      }
 
   # -- encoders -------------------------------------------------------------------------------
   def _embed(self, s: str, ids: Array, positions: Array, train: bool) -> Array:
     e = self.item_emb[s][ids] * math.sqrt(self.hidden) + self.pos_emb[s](positions)
     return self.emb_dropout(e, deterministic=not train) * (ids > 0)[..., None]
 
-  def _cross(self, p: int, h: dict[str, Array], rows: dict[str, Array], train: bool,
-             cells: dict[str, Any]) -> None:
+  def _cross(
+    self, p: int, h: dict[str, Array], rows: dict[str, Array], train: bool, cells: dict[str, Any]
+  ) -> None:
     """GCA position p: A queries B and B queries A (simultaneously), in place."""
     h.update(gca_lib.exchange(self.cells, p, h, rows, train=train, out=cells))
 
-  def encode(self, rows: dict[str, Array], *,
-             train: bool) -> tuple[dict[str, Array], dict[str, Any]]:
+  def encode(
+    self, rows: dict[str, Array], *, train: bool
+  ) -> tuple[dict[str, Array], dict[str, Any]]:
     """Encodes the per-domain streams (and the mixed one) of a set of rows.
 
     Args:
@@ -307,7 +345,7 @@ class CDSRNP(nn.Module):
     For a single-domain row the A->B (B->A) pair takes y = E_A[last A item] (E_B[...]): only read
     when `posterior_single_domain` admits such rows to Q+.
     """
-    last = {s: states[s][:, -1] for s in ("a", "b")}           # right-aligned: last = most recent
+    last = {s: states[s][:, -1] for s in ("a", "b")}  # right-aligned: last = most recent
     item = {s: self.item_emb[s][rows[f"seq_{s}"][:, -1]] for s in ("a", "b")}
     has = {s: rows[f"seq_{s}"][:, -1] > 0 for s in ("a", "b")}
     y_other = last if self.pair_y == "sequence" else item
@@ -318,18 +356,19 @@ class CDSRNP(nn.Module):
       out[_DIR_OF[s]] = jnp.concatenate([last[s], y], -1)
     return out
 
-  def encode_pairs(self, states: dict[str, Array], rows: dict[str, Array], *,
-                   train: bool) -> tuple[dict[str, Array], dict[str, Array]]:
+  def encode_pairs(
+    self, states: dict[str, Array], rows: dict[str, Array], *, train: bool
+  ) -> tuple[dict[str, Array], dict[str, Array]]:
     """(s, u): latent-path and deterministic-path encodings per direction, [N, d] each."""
     phi = self.pair_features(states, rows)
     s = {k: self.pair_enc[k](phi[k], train=train) for k in DIRECTIONS}
     u = {k: self.task_enc[k](phi[k], train=train) for k in DIRECTIONS}
     return s, u
 
-  def latents(self, s: dict[str, Array],
-              masks: dict[str, Array]) -> dict[str, tuple[Array, Array]]:
+  def latents(self, s: dict[str, Array], masks: dict[str, Array]) -> dict[str, tuple[Array, Array]]:
     """{latent name: (mu, logvar) [R, dz]} from element encodings s[dir] [N, d] and membership
-    masks[dir] [R, N] (which rows' pairs each of the R distributions reads)."""
+    masks[dir] [R, N] (which rows' pairs each of the R distributions reads).
+    """
     if self.latent == "shared":
       elems = jnp.concatenate([s["ab"], s["ba"]], 0)
       return {"z": self.heads["z"](elems, jnp.concatenate([masks["ab"], masks["ba"]], -1))}
@@ -338,15 +377,17 @@ class CDSRNP(nn.Module):
   def latent_of(self, stream: str) -> str:
     return "z" if self.latent == "shared" else f"z_{_DIR_OF[stream]}"
 
-  def adapt_tokens(self, stream: str, h: Array, valid: Array, z: Array, u_support: Array,
-                   support_ok: Array) -> Array:
+  def adapt_tokens(
+    self, stream: str, h: Array, valid: Array, z: Array, u_support: Array, support_ok: Array
+  ) -> Array:
     """User vectors v [B, T, d] of stream tokens h [B, T, d] given z [B, dz] and the support set's
-    deterministic encodings u_support [S, d] (of direction stream->other), support_ok bool [S]."""
+    deterministic encodings u_support [S, d] (of direction stream->other), support_ok bool [S].
+    """
     d = self.hidden
     if self.adapt == "attention":
       p = self.attn[stream]
-      q = p["q"](h)                                                       # [B, T, d]
-      k, v = p["k"](u_support), p["v"](u_support)                         # [S, d]
+      q = p["q"](h)  # [B, T, d]
+      k, v = p["k"](u_support), p["v"](u_support)  # [S, d]
       logits = jnp.einsum("btd,sd->bts", q, k) / math.sqrt(d)
       mask = jnp.broadcast_to(support_ok[None, None, :], logits.shape)
       logits = jnp.where(mask, logits, jnp.finfo(h.dtype).min)
@@ -355,11 +396,11 @@ class CDSRNP(nn.Module):
       out = h_tilde + self.z_proj[stream](z)[:, None, :]
     else:
       w = support_ok.astype(h.dtype)
-      t = (w @ u_support) / jnp.maximum(jnp.sum(w), 1.0)                  # [d]
+      t = (w @ u_support) / jnp.maximum(jnp.sum(w), 1.0)  # [d]
       if self.memory_slots:
         m = self.memory[stream]
         tau = self.memory_tau
-        dist = jnp.sqrt(jnp.sum((t[None, :] - m) ** 2, -1) + 1e-12)        # [K]
+        dist = jnp.sqrt(jnp.sum((t[None, :] - m) ** 2, -1) + 1e-12)  # [K]
         c = (1.0 + dist / tau) ** (-(tau + 1.0) / 2.0)
         t = t + (c / jnp.sum(c)) @ m
       f = self.film[stream]
@@ -394,9 +435,17 @@ class CDSRNP(nn.Module):
     return {**{f"h_{s}": h for s, h in states.items()}, "cells": cells}
 
   # -- training forward -----------------------------------------------------------------------
-  def episode(self, query: dict[str, Array], support: dict[str, Array], support_ok: Array,
-              row_valid: Array, posterior_single_domain: bool = False,
-              person: Array | None = None, *, train: bool) -> dict[str, Any]:
+  def episode(
+    self,
+    query: dict[str, Array],
+    support: dict[str, Array],
+    support_ok: Array,
+    row_valid: Array,
+    posterior_single_domain: bool = False,
+    person: Array | None = None,
+    *,
+    train: bool,
+  ) -> dict[str, Any]:
     """One episode: the query batch scored with the support set.
 
     Args:
@@ -431,11 +480,11 @@ class CDSRNP(nn.Module):
       if posterior_single_domain:
         pair = pair | (has[x] & is_query)
       elem = ok & pair
-      prior[k] = (elem & ~is_query)[None, :]                               # [1, N]
+      prior[k] = (elem & ~is_query)[None, :]  # [1, N]
       # Leave-one-out: query row i's posterior never reads its own pair.
       post[k] = elem[None, :] & (jnp.arange(b)[:, None] != jnp.arange(b + n_sup)[None, :])
       if person is not None:
-        same = person[:, None] == person[None, :]                        # [B, B]
+        same = person[:, None] == person[None, :]  # [B, B]
         post[k] = post[k] & ~jnp.pad(same, ((0, 0), (0, n_sup)))
     p_stats = self.latents(s, prior)
     q_stats = self.latents(s, post)
@@ -455,8 +504,9 @@ class CDSRNP(nn.Module):
       out[f"logvar_{tag}"] = {k: v[1] for k, v in stats.items()}
     for x in ("a", "b"):
       h = states[x][:b]
-      v = self.adapt_tokens(x, h, query[f"seq_{x}"] > 0, z[self.latent_of(x)],
-                            u[_DIR_OF[x]][b:], support_ok)
+      v = self.adapt_tokens(
+        x, h, query[f"seq_{x}"] > 0, z[self.latent_of(x)], u[_DIR_OF[x]][b:], support_ok
+      )
       if self.mixed:
         idx = query[f"mix_idx_{x}"]
         mix = jnp.take_along_axis(states["m"][:b], jnp.maximum(idx, 0)[..., None], 1)
@@ -467,25 +517,28 @@ class CDSRNP(nn.Module):
   # -- evaluation -----------------------------------------------------------------------------
   def support_summary(self, support: dict[str, Array]) -> dict[str, Any]:
     """The frozen evaluation support set, encoded once: u per direction [S, d] and the prior mean
-    per latent [dz]."""
+    per latent [dz].
+    """
     states, _ = self.encode(support, train=False)
     s, u = self.encode_pairs(states, support, train=False)
     n = support["seq_a"].shape[0]
-    full = {k: jnp.ones((1, n), bool) for k in DIRECTIONS}         # support rows are overlapped
+    full = {k: jnp.ones((1, n), bool) for k in DIRECTIONS}  # support rows are overlapped
     mu = {name: m[0] for name, (m, _) in self.latents(s, full).items()}
     return {"u": u, "mu_p": mu, "ok": jnp.ones((n,), bool)}
 
   def eval_vectors(self, batch: dict[str, Array], summary: dict[str, Any]) -> dict[str, Any]:
     """User vectors at the last position of each domain stream, z = the prior mean: v_a, v_b
-    [B, d] and the GCA intermediates."""
+    [B, d] and the GCA intermediates.
+    """
     states, cells = self.encode(batch, train=False)
     out = {"cells": cells}
     b = batch["seq_a"].shape[0]
     for x in ("a", "b"):
       z = jnp.broadcast_to(summary["mu_p"][self.latent_of(x)], (b, self.latent_dim))
       h = states[x][:, -1:]
-      v = self.adapt_tokens(x, h, jnp.ones((b, 1), bool), z, summary["u"][_DIR_OF[x]],
-                            summary["ok"])[:, 0]
+      v = self.adapt_tokens(
+        x, h, jnp.ones((b, 1), bool), z, summary["u"][_DIR_OF[x]], summary["ok"]
+      )[:, 0]
       if self.mixed:
         v = v + states["m"][:, -1]
       out[f"v_{x}"] = v
@@ -503,7 +556,9 @@ REPLICA_HPARAMS = {"beta": config_lib.NON_NEGATIVE}
 @dataclasses.dataclass(frozen=True)
 class Hyper:
   """Static settings of one CDSRNP run (not vmapped); beta is the config's value (the default of
-  the replica hyperparameter)."""
+  the replica hyperparameter).
+  """
+
   num_items_a: int
   num_items_b: int
   beta: float = 1.0
@@ -513,8 +568,17 @@ class Hyper:
   posterior_single_domain: bool = False
 
 
-def next_item_loss(v: Array, table: Array, bias: Array, target: Array, weight: Array,
-                   hp: Hyper, rng: Array, hist: Array, offset: int) -> Array:
+def next_item_loss(
+  v: Array,
+  table: Array,
+  bias: Array,
+  target: Array,
+  weight: Array,
+  hp: Hyper,
+  rng: Array,
+  hist: Array,
+  offset: int,
+) -> Array:
   """Mean over weighted tokens of the next-item softmax loss of one domain.
 
   Args:
@@ -526,23 +590,29 @@ def next_item_loss(v: Array, table: Array, bias: Array, target: Array, weight: A
   """
   if hp.loss == "full":
     logits = v @ table.T + bias
-    logits = logits.at[..., 0].set(jnp.finfo(logits.dtype).min)            # padding is no item
+    logits = logits.at[..., 0].set(jnp.finfo(logits.dtype).min)  # padding is no item
     per = -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), target[..., None], -1)[..., 0]
   else:
     n = table.shape[0] - 1
-    neg = negatives.sample_distinct_excluding(rng, target.shape, offset + 1, offset + n + 1, hist,
-                                              hp.n_neg) - offset
-    ids = jnp.concatenate([target[..., None], neg], -1)                      # [B, L, 1+N]
+    neg = (
+      negatives.sample_distinct_excluding(
+        rng, target.shape, offset + 1, offset + n + 1, hist, hp.n_neg
+      )
+      - offset
+    )
+    ids = jnp.concatenate([target[..., None], neg], -1)  # [B, L, 1+N]
     logits = jnp.einsum("bld,blnd->bln", v, table[ids]) + bias[ids]
     per = -jax.nn.log_softmax(logits, -1)[..., 0]
-  per = jnp.where(weight, per, 0.0)       # positions without a target score the padding id
+  per = jnp.where(weight, per, 0.0)  # positions without a target score the padding id
   return jnp.sum(per) / jnp.maximum(jnp.sum(weight.astype(per.dtype)), 1.0)
 
 
-def draw_support(rng: Array, pool: dict[str, np.ndarray], size: int, batch: dict[str, Array]
-                 ) -> tuple[dict[str, Array], Array]:
+def draw_support(
+  rng: Array, pool: dict[str, np.ndarray], size: int, batch: dict[str, Array]
+) -> tuple[dict[str, Array], Array]:
   """An episode's support set: `size` pool rows without replacement; a row whose person (user) is
-  in the batch (a valid row) is dropped (support_ok False)."""
+  in the batch (a valid row) is dropped (support_ok False).
+  """
   n_pool = len(pool["person"])
   idx = jax.random.choice(rng, n_pool, (size,), replace=False)
   support = {k: jnp.asarray(v)[idx] for k, v in pool.items()}
@@ -550,9 +620,16 @@ def draw_support(rng: Array, pool: dict[str, np.ndarray], size: int, batch: dict
   return support, ~jnp.any(clash, -1)
 
 
-def loss_fn(module: CDSRNP, hp: Hyper, pool: dict[str, np.ndarray], params: Any, frozen: Any,
-            batch: dict[str, Array], rng: Array,
-            hparams: dict[str, Array] | None = None) -> tuple[Array, dict[str, Array]]:
+def loss_fn(
+  module: CDSRNP,
+  hp: Hyper,
+  pool: dict[str, np.ndarray],
+  params: Any,
+  frozen: Any,
+  batch: dict[str, Array],
+  rng: Array,
+  hparams: dict[str, Array] | None = None,
+) -> tuple[Array, dict[str, Array]]:
   """CDSRNP's training loss on one batch (the query set); batch["row_valid"] masks padded rows.
 
   `hparams` {"beta"}: this replica's KL weight (a scalar); None = hp.beta.
@@ -561,29 +638,48 @@ def loss_fn(module: CDSRNP, hp: Hyper, pool: dict[str, np.ndarray], params: Any,
   r_sup, r_drop, r_z, r_neg = jax.random.split(rng, 4)
   support, support_ok = draw_support(r_sup, pool, hp.support_size, batch)
   variables = {"params": params, **frozen}
-  out = module.apply(variables, batch, support, support_ok, batch["row_valid"],
-                     hp.posterior_single_domain, batch["person"], train=True,
-                     rngs={"dropout": r_drop, "latent": r_z}, method=CDSRNP.episode)
+  out = module.apply(
+    variables,
+    batch,
+    support,
+    support_ok,
+    batch["row_valid"],
+    hp.posterior_single_domain,
+    batch["person"],
+    train=True,
+    rngs={"dropout": r_drop, "latent": r_z},
+    method=CDSRNP.episode,
+  )
   tables = module.apply(variables, method=CDSRNP.tables)
   row = batch["row_valid"][:, None]
   metrics = {}
   rec = 0.0
   for x, key, offset in (("a", "A", 0), ("b", "B", hp.num_items_a)):
     target = batch[f"pos_{x}"]
-    part = next_item_loss(out[f"v_{x}"], *tables[x], target, (target > 0) & row, hp,
-                          jax.random.fold_in(r_neg, offset), batch["hist"], offset)
+    part = next_item_loss(
+      out[f"v_{x}"],
+      *tables[x],
+      target,
+      (target > 0) & row,
+      hp,
+      jax.random.fold_in(r_neg, offset),
+      batch["hist"],
+      offset,
+    )
     metrics[f"loss_{key}"] = part
     rec = rec + part
   w = batch["row_valid"].astype(rec.dtype)
   kl = jnp.sum(out["kl"] * w) / jnp.maximum(jnp.sum(w), 1.0)
   loss = rec + beta * kl
-  metrics.update(rec_loss=rec, kl=kl, loss=loss,
-                 support_used=jnp.sum(support_ok.astype(jnp.float32)))
+  metrics.update(
+    rec_loss=rec, kl=kl, loss=loss, support_used=jnp.sum(support_ok.astype(jnp.float32))
+  )
   return gca_lib.orth_penalty_loss(loss, metrics, out["cells"], hparams)
 
 
-def eval_fn(module: CDSRNP, hp: Hyper, params: Any, frozen: Any, tables: Any,
-            batch: dict[str, Array]) -> task_lib.EvalOutputs:
+def eval_fn(
+  module: CDSRNP, hp: Hyper, params: Any, frozen: Any, tables: Any, batch: dict[str, Array]
+) -> task_lib.EvalOutputs:
   """Scores of the frozen candidates and of every item (by global id); reads no rng."""
   summary, out_tables = tables
   out = module.apply({"params": params, **frozen}, batch, summary, method=CDSRNP.eval_vectors)
@@ -606,6 +702,7 @@ def eval_fn(module: CDSRNP, hp: Hyper, params: Any, frozen: Any, tables: Any,
 
 # ---------------------------------------------------------------------------------------------
 # Assembly
+
 
 def default_config() -> ml_collections.ConfigDict:
   """CDSRNP's `model.*` keys with their defaults (every choice the specification leaves open).
@@ -674,24 +771,45 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """
   config_lib.require(config, _KEYS, "CDSRNP")
   m = config.model
-  for key in ("model.hidden_size", "model.num_blocks", "model.num_heads", "model.max_len",
-              "model.latent_dim", "model.support_size", "model.n_neg"):
+  for key in (
+    "model.hidden_size",
+    "model.num_blocks",
+    "model.num_heads",
+    "model.max_len",
+    "model.latent_dim",
+    "model.support_size",
+    "model.n_neg",
+  ):
     config_lib.check_int(config, key, 1)
-  for key in ("model.ffn_size", "model.memory_slots", "model.support_pool",
-              "model.eval_support_seed"):
+  for key in (
+    "model.ffn_size",
+    "model.memory_slots",
+    "model.support_pool",
+    "model.eval_support_seed",
+  ):
     config_lib.check_int(config, key, 0)
   config_lib.check_divides(config, "model.num_heads", "model.hidden_size")
   config_lib.check_divides(config, "gca.heads", "model.hidden_size")
-  config_lib.check_positions(config, range(m.num_blocks + 1),
-                             f"CDSRNP with model.num_blocks={m.num_blocks}")
+  config_lib.check_positions(
+    config, range(m.num_blocks + 1), f"CDSRNP with model.num_blocks={m.num_blocks}"
+  )
   if config.gca.kv != "other":
-    raise config_lib.ConfigError(f"config key gca.kv={config.gca.kv!r}: CDSRNP's cells read the "
-                                 "other domain's stream; valid choices: ['other']")
-  for key, choices in (("latent", LATENTS), ("pooling", POOLINGS), ("pair_y", PAIR_YS),
-                       ("adapt", ADAPTS), ("scoring", SCORINGS), ("loss", LOSSES)):
+    raise config_lib.ConfigError(
+      f"config key gca.kv={config.gca.kv!r}: CDSRNP's cells read the "
+      "other domain's stream; valid choices: ['other']"
+    )
+  for key, choices in (
+    ("latent", LATENTS),
+    ("pooling", POOLINGS),
+    ("pair_y", PAIR_YS),
+    ("adapt", ADAPTS),
+    ("scoring", SCORINGS),
+    ("loss", LOSSES),
+  ):
     if m[key] not in choices:
-      raise config_lib.ConfigError(f"config key model.{key}={m[key]!r}; valid choices: "
-                                   f"{list(choices)}")
+      raise config_lib.ConfigError(
+        f"config key model.{key}={m[key]!r}; valid choices: {list(choices)}"
+      )
   for key in ("mixed_encoder", "posterior_single_domain"):
     if not isinstance(m[key], bool):
       raise config_lib.ConfigError(f"config key model.{key}={m[key]!r} must be True or False")
@@ -699,29 +817,49 @@ def validate(config: ml_collections.ConfigDict) -> None:
   config_lib.check_number(config, "model.memory_tau", config_lib.POSITIVE)
 
 
-def make_module(ds: dataset_lib.CDSRDataset, m: Any, gca_positions: tuple[int, ...] = (),
-                gca: dict[str, Any] | None = None) -> CDSRNP:
+def make_module(
+  ds: dataset_lib.CDSRDataset,
+  m: Any,
+  gca_positions: tuple[int, ...] = (),
+  gca: dict[str, Any] | None = None,
+) -> CDSRNP:
   """The CDSRNP module for a catalog and `config.model`."""
-  return CDSRNP(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, hidden=int(m.hidden_size),
-                num_blocks=int(m.num_blocks), num_heads=int(m.num_heads), dropout=float(m.dropout),
-                max_len=int(m.max_len), ffn_size=int(m.ffn_size), latent_dim=int(m.latent_dim),
-                latent=m.latent, pooling=m.pooling, pair_y=m.pair_y, adapt=m.adapt,
-                memory_slots=int(m.memory_slots), memory_tau=float(m.memory_tau), scoring=m.scoring,
-                mixed=bool(m.mixed_encoder), gca_positions=tuple(gca_positions),
-                gca=dict(gca or {}))
+  return CDSRNP(
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    hidden=int(m.hidden_size),
+    num_blocks=int(m.num_blocks),
+    num_heads=int(m.num_heads),
+    dropout=float(m.dropout),
+    max_len=int(m.max_len),
+    ffn_size=int(m.ffn_size),
+    latent_dim=int(m.latent_dim),
+    latent=m.latent,
+    pooling=m.pooling,
+    pair_y=m.pair_y,
+    adapt=m.adapt,
+    memory_slots=int(m.memory_slots),
+    memory_tau=float(m.memory_tau),
+    scoring=m.scoring,
+    mixed=bool(m.mixed_encoder),
+    gca_positions=tuple(gca_positions),
+    gca=dict(gca or {}),
+  )
 
 
 def person_ids(ds: dataset_lib.CDSRDataset) -> np.ndarray:
   """int64 [U]: one id per person. Rows of the open-world CSVs that share an original user id
   (`ds.user_ids`, with a user-level split) are one person: the same lists with the other target
-  domain, so one row holds the other's target. Otherwise every user is its own person."""
+  domain, so one row holds the other's target. Otherwise every user is its own person.
+  """
   if ds.user_ids is None or ds.user_split is None:
     return np.arange(ds.num_users, dtype=np.int64)
   return np.unique(np.asarray(ds.user_ids), return_inverse=True)[1].astype(np.int64).reshape(-1)
 
 
-def support_sets(train: dict[str, np.ndarray], m: Any, held_out: np.ndarray
-                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def support_sets(
+  train: dict[str, np.ndarray], m: Any, held_out: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
   """(training pool, frozen evaluation support set): rows of the OVERLAPPED training users.
 
   The pool is every overlapped training row, or `model.support_pool` of them (0 = all); the eval
@@ -742,8 +880,9 @@ def support_sets(train: dict[str, np.ndarray], m: Any, held_out: np.ndarray
   rows = np.nonzero(train["overlapped"])[0]
   if not len(rows):
     raise config_lib.ConfigError(
-        f"config key model.name={m.name!r}: CDSRNP needs overlapped training users (items in both "
-        "domains) for its support sets; this dataset has none")
+      f"config key model.name={m.name!r}: CDSRNP needs overlapped training users (items in both "
+      "domains) for its support sets; this dataset has none"
+    )
   eligible = rows[~np.isin(train["person"][rows], held_out)]
   rng = np.random.default_rng(int(m.eval_support_seed))
   eval_rows = np.sort(rng.choice(eligible, min(int(m.support_size), len(eligible)), replace=False))
@@ -766,41 +905,63 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   mixed = bool(m.mixed_encoder)
   timeline = domain_windows.has_merged_timeline(ds)
   if mixed and not timeline:
-    raise config_lib.ConfigError(f"config key model.mixed_encoder=True: dataset {ds.name!r} has no "
-                                 "merged timeline; valid choices here: [False]")
+    raise config_lib.ConfigError(
+      f"config key model.mixed_encoder=True: dataset {ds.name!r} has no "
+      "merged timeline; valid choices here: [False]"
+    )
   if m.loss == "sampled" and m.n_neg > min(ds.num_items_a, ds.num_items_b):
-    raise config_lib.ConfigError(f"config key model.n_neg={m.n_neg}: the domains have "
-                                 f"{ds.num_items_a} (A) and {ds.num_items_b} (B) items")
+    raise config_lib.ConfigError(
+      f"config key model.n_neg={m.n_neg}: the domains have "
+      f"{ds.num_items_a} (A) and {ds.num_items_b} (B) items"
+    )
   gca = task_lib.gca_settings(config)
   if not timeline and len(gca.positions) > 1:
-    warnings.warn(f"dataset {ds.name!r} has no merged timeline, so GCA cells see every key; with "
-                  f"{len(gca.positions)} GCA positions training positions can see their own "
-                  "domain's later items through the other stream (data/domain_windows.py)",
-                  stacklevel=2)
+    warnings.warn(
+      f"dataset {ds.name!r} has no merged timeline, so GCA cells see every key; with "
+      f"{len(gca.positions)} GCA positions training positions can see their own "
+      "domain's later items through the other stream (data/domain_windows.py)",
+      stacklevel=2,
+    )
   module = make_module(ds, m, gca.positions, gca.cell)
   train = domain_windows.train_windows(ds, m.max_len, mixed=mixed)
   person = person_ids(ds)
   train["person"] = person[train["user"]]
-  held_out = (person[ds.user_split != dataset_lib.USER_TRAIN] if ds.user_split is not None
-              else np.zeros(0, np.int64))
+  held_out = (
+    person[ds.user_split != dataset_lib.USER_TRAIN]
+    if ds.user_split is not None
+    else np.zeros(0, np.int64)
+  )
   pool, eval_support = support_sets(train, m, held_out)
-  hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, beta=float(m.beta),
-             support_size=min(int(m.support_size), len(pool["person"])), loss=m.loss,
-             n_neg=int(m.n_neg), posterior_single_domain=bool(m.posterior_single_domain))
+  hp = Hyper(
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    beta=float(m.beta),
+    support_size=min(int(m.support_size), len(pool["person"])),
+    loss=m.loss,
+    n_neg=int(m.n_neg),
+    posterior_single_domain=bool(m.posterior_single_domain),
+  )
 
   def init_params(rng: Array) -> Any:
     query = {k: v[:1] for k, v in train.items()}
     support = {k: jnp.asarray(v) for k, v in eval_support.items()}
     n = len(eval_support["seq_a"])
-    variables = module.init({"params": rng, "dropout": rng, "latent": rng}, query, support,
-                            jnp.ones((n,), bool), jnp.ones((1,), bool), train=True,
-                            method=CDSRNP.episode)
+    variables = module.init(
+      {"params": rng, "dropout": rng, "latent": rng},
+      query,
+      support,
+      jnp.ones((n,), bool),
+      jnp.ones((1,), bool),
+      train=True,
+      method=CDSRNP.episode,
+    )
     return variables["params"]
 
   def tables_fn(params: Any, frozen: Any) -> Any:
     variables = {"params": params, **frozen}
-    summary = module.apply(variables, {k: jnp.asarray(v) for k, v in eval_support.items()},
-                           method=CDSRNP.support_summary)
+    summary = module.apply(
+      variables, {k: jnp.asarray(v) for k, v in eval_support.items()}, method=CDSRNP.support_summary
+    )
     tables = module.apply(variables, method=CDSRNP.tables)
     (w_a, b_a), (w_b, b_b) = tables["a"], tables["b"]
     # Concatenated once here, not per batch of scores: keeps the scores' item axis in place when
@@ -809,8 +970,14 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     return summary, {**tables, "all": all_ids}
 
   return task_lib.assemble(
-      ds, config, module=module, train_data=train,
-      eval_windows=lambda d, split: domain_windows.eval_windows(d, split, m.max_len, mixed=mixed),
-      loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, pool, p, f, b, r, h),
-      eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
-      tables_fn=tables_fn, init_params=init_params, hparams={"beta": hp.beta})
+    ds,
+    config,
+    module=module,
+    train_data=train,
+    eval_windows=lambda d, split: domain_windows.eval_windows(d, split, m.max_len, mixed=mixed),
+    loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, pool, p, f, b, r, h),
+    eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
+    tables_fn=tables_fn,
+    init_params=init_params,
+    hparams={"beta": hp.beta},
+  )

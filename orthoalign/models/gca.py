@@ -15,7 +15,8 @@ of X' onto X,
   parallel:   X'_t <- p_t          (only the "residual alignment" part is added)
   shuffled:   Y <- Y of the previous row of the batch (row i reads row i - 1, row 0 the last row:
               the batch rolled by one row), with that row's padding mask and
-              no causal cross-mask (its times are another user's): is it the user's *own* other-domain
+              no causal cross-mask (its times are another user's): is it the user's *own*
+              other-domain
               history that helps?
 Gradients flow through the projection. The statistics are those of the X' that is added; the X'
 before an orthogonal or parallel intervention is returned too ("x_prime_pre") and reported beside
@@ -70,6 +71,7 @@ class GatedCrossAttention(nn.Module):
       whole unit's output before the gate.
     intervention: "none", "orthogonal", "parallel" or "shuffled" (module docstring).
   """
+
   d: int
   heads: int = 1
   gate: str = "scalar"
@@ -82,8 +84,17 @@ class GatedCrossAttention(nn.Module):
   intervention: str = "none"
 
   @nn.compact
-  def __call__(self, x: Array, y: Array, x_time: Array, y_time: Array, x_valid: Array,
-               y_valid: Array, *, train: bool) -> tuple[Array, dict[str, Array]]:
+  def __call__(
+    self,
+    x: Array,
+    y: Array,
+    x_time: Array,
+    y_time: Array,
+    x_valid: Array,
+    y_valid: Array,
+    *,
+    train: bool,
+  ) -> tuple[Array, dict[str, Array]]:
     """Applies the cell.
 
     Args:
@@ -111,12 +122,15 @@ class GatedCrossAttention(nn.Module):
       y, y_valid = jnp.roll(y, 1, axis=0), jnp.roll(y_valid, 1, axis=0)
       causal = False
     x_in = nn.LayerNorm(name="pre_ln")(x) if self.layernorm == "pre" else x
-    q = layers.split_heads(nn.Dense(self.d, kernel_init=layers.xavier_normal, name="query")(x_in),
-                           self.heads)
-    k = layers.split_heads(nn.Dense(self.d, kernel_init=layers.xavier_normal, name="key")(y),
-                           self.heads)
-    v = layers.split_heads(nn.Dense(self.d, kernel_init=layers.xavier_normal, name="value")(y),
-                           self.heads)
+    q = layers.split_heads(
+      nn.Dense(self.d, kernel_init=layers.xavier_normal, name="query")(x_in), self.heads
+    )
+    k = layers.split_heads(
+      nn.Dense(self.d, kernel_init=layers.xavier_normal, name="key")(y), self.heads
+    )
+    v = layers.split_heads(
+      nn.Dense(self.d, kernel_init=layers.xavier_normal, name="value")(y), self.heads
+    )
     mask = y_valid[:, None, None, :]
     if causal:
       mask = mask & (y_time[:, None, None, :] <= x_time[:, None, :, None])
@@ -143,8 +157,12 @@ class GatedCrossAttention(nn.Module):
       alpha = act(self.param(GATE_PARAM, nn.initializers.constant(self.gate_init), (self.d,)))
     elif self.gate == "input":
       bias = self.param(GATE_PARAM, nn.initializers.constant(self.gate_init), (self.d,))
-      alpha = act(nn.Dense(self.d, use_bias=False, kernel_init=nn.initializers.zeros,
-                           name="gate_proj")(jnp.concatenate([x, x_prime], -1)) + bias)
+      alpha = act(
+        nn.Dense(self.d, use_bias=False, kernel_init=nn.initializers.zeros, name="gate_proj")(
+          jnp.concatenate([x, x_prime], -1)
+        )
+        + bias
+      )
     else:
       raise ValueError(f"gca.gate={self.gate!r}; expected one of {GATES}")
 
@@ -156,12 +174,22 @@ class GatedCrossAttention(nn.Module):
     out = jnp.where(x_valid[..., None], out, x)
 
     x_mask = x_valid & saw_key
-    alpha_tok = jnp.broadcast_to(jnp.mean(alpha, axis=-1) if jnp.ndim(alpha) else alpha, x_valid.shape)
+    alpha_tok = jnp.broadcast_to(
+      jnp.mean(alpha, axis=-1) if jnp.ndim(alpha) else alpha, x_valid.shape
+    )
     w = x_mask.astype(x.dtype)
     alpha_mean = jnp.sum(alpha_tok * w) / jnp.maximum(jnp.sum(w), 1.0)
-    return out, dict(x=x, x_prime=x_prime, y=y, x_mask=x_mask, y_mask=y_valid,
-                     alpha=alpha_mean, alpha_sum=jnp.sum(alpha_tok * w), alpha_count=jnp.sum(w),
-                     **extra)
+    return out, dict(
+      x=x,
+      x_prime=x_prime,
+      y=y,
+      x_mask=x_mask,
+      y_mask=y_valid,
+      alpha=alpha_mean,
+      alpha_sum=jnp.sum(alpha_tok * w),
+      alpha_count=jnp.sum(w),
+      **extra,
+    )
 
 
 def project_onto(v: Array, x: Array, eps: float = 1e-12) -> Array:
@@ -169,8 +197,9 @@ def project_onto(v: Array, x: Array, eps: float = 1e-12) -> Array:
 
   A zero x gives a zero projection (the denominator is floored at eps); differentiable.
   """
-  coef = jnp.sum(v * x, axis=-1, keepdims=True) / jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True),
-                                                              eps)
+  coef = jnp.sum(v * x, axis=-1, keepdims=True) / jnp.maximum(
+    jnp.sum(x * x, axis=-1, keepdims=True), eps
+  )
   return coef * x
 
 
@@ -207,8 +236,12 @@ def orth_penalties(config: Any) -> tuple[float, ...]:
   return (float(weight),) if weight != 0 else ()
 
 
-def orth_penalty_loss(loss: Array, metrics: dict[str, Array], cells: dict[str, dict[str, Array]],
-                      hparams: dict[str, Array] | None) -> tuple[Array, dict[str, Array]]:
+def orth_penalty_loss(
+  loss: Array,
+  metrics: dict[str, Array],
+  cells: dict[str, dict[str, Array]],
+  hparams: dict[str, Array] | None,
+) -> tuple[Array, dict[str, Array]]:
   """Adds gca.orth_penalty's w * mean cos^2(X, X') to a model's training loss, where it is set.
 
   Args:
@@ -233,25 +266,35 @@ def cell_names(positions: tuple[int, ...] | list[int]) -> tuple[str, ...]:
   return tuple(f"gca{p}_{q}" for p in sorted(positions) for q in ("A", "B"))
 
 
-def make_cells(d: int, positions: tuple[int, ...], cell: dict[str, Any]) -> dict[str, GatedCrossAttention]:
+def make_cells(
+  d: int, positions: tuple[int, ...], cell: dict[str, Any]
+) -> dict[str, GatedCrossAttention]:
   """The cells of GCA positions at width d (call from a module's setup); `cell` = gca.* settings."""
   return {name: GatedCrossAttention(d, name=name, **cell) for name in cell_names(positions)}
 
 
-# One stream a cell reads: (features [B, L, d], merged-sequence times int [B, L], valid bool [B, L]).
+# One stream a cell reads: (features [B, L, d], merged-sequence times int [B, L], valid bool [B,
+# L]).
 Stream = tuple[Array, Array, Array]
 
 
-def apply_position(cells: dict[str, GatedCrossAttention], p: int, query: dict[str, Stream],
-                   key_value: dict[str, Stream], *, train: bool,
-                   out: dict[str, Any]) -> dict[str, Array]:
+def apply_position(
+  cells: dict[str, GatedCrossAttention],
+  p: int,
+  query: dict[str, Stream],
+  key_value: dict[str, Stream],
+  *,
+  train: bool,
+  out: dict[str, Any],
+) -> dict[str, Array]:
   """Applies both cells of GCA position p simultaneously: A (stream "a") and B (stream "b").
 
   Args:
     cells: `make_cells` output.
     p: the position.
     query: {"a": stream, "b": stream}, the streams the cells update.
-    key_value: {"a": the stream the A cell attends to, "b": the one the B cell attends to} (the other
+    key_value: {"a": the stream the A cell attends to, "b": the one the B cell attends to} (the
+    other
       domain's stream, or a mixed stream).
     train: enables dropout.
     out: receives each cell's intermediates under its name.
@@ -263,13 +306,21 @@ def apply_position(cells: dict[str, GatedCrossAttention], p: int, query: dict[st
   for q, own in (("A", "a"), ("B", "b")):
     x, x_time, x_valid = query[own]
     y, y_time, y_valid = key_value[own]
-    new[own], out[f"gca{p}_{q}"] = cells[f"gca{p}_{q}"](x, y, x_time, y_time, x_valid, y_valid,
-                                                        train=train)
+    new[own], out[f"gca{p}_{q}"] = cells[f"gca{p}_{q}"](
+      x, y, x_time, y_time, x_valid, y_valid, train=train
+    )
   return new
 
 
-def exchange(cells: dict[str, GatedCrossAttention], p: int, h: dict[str, Array],
-             rows: dict[str, Array], *, train: bool, out: dict[str, Any]) -> dict[str, Array]:
+def exchange(
+  cells: dict[str, GatedCrossAttention],
+  p: int,
+  h: dict[str, Array],
+  rows: dict[str, Array],
+  *,
+  train: bool,
+  out: dict[str, Any],
+) -> dict[str, Array]:
   """GCA position p between two per-domain streams: A queries B and B queries A, simultaneously.
 
   Args:
@@ -288,13 +339,14 @@ def exchange(cells: dict[str, GatedCrossAttention], p: int, h: dict[str, Array],
   valid = {s: rows[f"seq_{s}"] > 0 for s in ("a", "b")}
   streams = {s: (h[s], rows[f"time_{s}"], valid[s]) for s in ("a", "b")}
   other = {"a": "b", "b": "a"}
-  new = apply_position(cells, p, streams, {s: streams[other[s]] for s in streams}, train=train,
-                       out=out)
+  new = apply_position(
+    cells, p, streams, {s: streams[other[s]] for s in streams}, train=train, out=out
+  )
   return {s: jnp.where(jnp.any(valid[other[s]], -1)[:, None, None], new[s], h[s]) for s in new}
 
 
 def unit_params(d: int, ffn: int = 0, gate: str = "scalar", layernorm: str = "none") -> int:
-  """Parameters of one GCA position (two cells, A<-B and B<-A) at width d; see GatedCrossAttention."""
+  """Parameters of one GCA position (cells A<-B and B<-A) at width d; see GatedCrossAttention."""
   attn = 4 * (d * d + d)
   ffn_params = (d * ffn * d + ffn * d) + (ffn * d * d + d) if ffn else 0
   gate_params = {"scalar": 1, "vector": d, "input": d + 2 * d * d}[gate]

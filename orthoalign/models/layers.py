@@ -17,7 +17,7 @@ xavier_normal = nn.initializers.glorot_normal()
 
 
 def torch_bias_init(fan_in: int):
-  """torch's default Linear/Conv1d bias init U(-1/sqrt(fan_in), 1/sqrt(fan_in)); 1-D params keep it."""
+  """torch's default Linear/Conv1d bias init U(+-1/sqrt(fan_in)); 1-D params keep it."""
   bound = 1.0 / math.sqrt(fan_in)
 
   def init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
@@ -26,13 +26,21 @@ def torch_bias_init(fan_in: int):
   return init
 
 
-def torch_dense(features: int, fan_in: int, name: str | None = None, use_bias: bool = True) -> nn.Dense:
+def torch_dense(
+  features: int, fan_in: int, name: str | None = None, use_bias: bool = True
+) -> nn.Dense:
   """nn.Dense initialised as a torch Linear after xavier_normal_ on its weight."""
-  return nn.Dense(features, use_bias=use_bias, kernel_init=xavier_normal,
-                  bias_init=torch_bias_init(fan_in), name=name)
+  return nn.Dense(
+    features,
+    use_bias=use_bias,
+    kernel_init=xavier_normal,
+    bias_init=torch_bias_init(fan_in),
+    name=name,
+  )
 
 
 def split_heads(x: Array, heads: int) -> Array:
+  """[B, L, d] -> [B, L, heads, d / heads]."""
   b, l, d = x.shape
   return x.reshape(b, l, heads, d // heads)
 
@@ -45,7 +53,8 @@ def attention_probs(q: Array, k: Array, mask: Array | None) -> tuple[Array, Arra
     mask: bool broadcastable to [B, H, Lq, Lk]; True = may attend. None = attend everywhere.
 
   Returns:
-    (probs [B, H, Lq, Lk], has_key bool [B, H, Lq, 1]). Queries that may attend to no key get all-zero
+    (probs [B, H, Lq, Lk], has_key bool [B, H, Lq, 1]). Queries that may attend to no key get
+    all-zero
     weights instead of a softmax over nothing.
   """
   logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
@@ -66,6 +75,7 @@ class SelfAttention(nn.Module):
   The fused (d, 3d) in-projection matters for fidelity: xavier_normal_ on torch's (3d, d)
   `in_proj_weight` has std sqrt(2/(4d)), not the sqrt(2/(2d)) of three separate layers.
   """
+
   d: int
   heads: int
   dropout: float
@@ -74,16 +84,17 @@ class SelfAttention(nn.Module):
   def __call__(self, query: Array, key_value: Array, mask: Array | None, *, train: bool) -> Array:
     w_in = self.param("in_proj_kernel", xavier_normal, (self.d, 3 * self.d))
     b_in = self.param("in_proj_bias", nn.initializers.zeros, (3 * self.d,))
-    q = query @ w_in[:, :self.d] + b_in[:self.d]
-    k = key_value @ w_in[:, self.d:2 * self.d] + b_in[self.d:2 * self.d]
-    v = key_value @ w_in[:, 2 * self.d:] + b_in[2 * self.d:]
+    q = query @ w_in[:, : self.d] + b_in[: self.d]
+    k = key_value @ w_in[:, self.d : 2 * self.d] + b_in[self.d : 2 * self.d]
+    v = key_value @ w_in[:, 2 * self.d :] + b_in[2 * self.d :]
     q, k, v = (split_heads(t, self.heads) for t in (q, k, v))
     probs, _ = attention_probs(q, k, mask)
     probs = nn.Dropout(self.dropout, deterministic=not train)(probs)
     out = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(query.shape[:2] + (self.d,))
     # torch initialises out_proj.bias to zero.
-    return nn.Dense(self.d, kernel_init=xavier_normal, bias_init=nn.initializers.zeros,
-                    name="out_proj")(out)
+    return nn.Dense(
+      self.d, kernel_init=xavier_normal, bias_init=nn.initializers.zeros, name="out_proj"
+    )(out)
 
 
 class PointWiseFeedForward(nn.Module):
@@ -93,6 +104,7 @@ class PointWiseFeedForward(nn.Module):
   parameter-matched comparisons (orthoalign/models/param_count.py). `residual=False` leaves out
   the "+ x" (a textbook pre-LN block adds its own).
   """
+
   d: int
   dropout: float
   inner: int = 0
@@ -119,6 +131,7 @@ class SASRecBlock(nn.Module):
   block instead, x = x + MHA(LN(x)); x = x + FFN(LN(x)), as pmixer/SASRec.pytorch's later
   `--norm_first`.
   """
+
   d: int
   heads: int
   dropout: float
@@ -139,8 +152,9 @@ class SASRecBlock(nn.Module):
       mask = keys if mask is None else mask & keys
     q = nn.LayerNorm(epsilon=self.eps, name="attn_ln")(x)
     attn = SelfAttention(self.d, self.heads, self.dropout, name="attn")
-    ffn = PointWiseFeedForward(self.d, self.dropout, self.ffn_inner, residual=not self.pre_ln,
-                               name="ffn")
+    ffn = PointWiseFeedForward(
+      self.d, self.dropout, self.ffn_inner, residual=not self.pre_ln, name="ffn"
+    )
     if self.pre_ln:
       x = x + attn(q, q, mask, train=train)
       x = x + ffn(nn.LayerNorm(epsilon=self.eps, name="ffn_ln")(x), train=train)

@@ -66,8 +66,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import weakref
 from typing import Any
+import weakref
 
 import flax.linen as nn
 import jax
@@ -90,6 +90,7 @@ Array = jax.Array
 
 class LLM4CDSR(nn.Module):
   """Three-stream LLM4CDSR encoder. Frozen tables live in the "frozen" variable collection."""
+
   num_items_a: int
   num_items_b: int
   hidden: int = 128
@@ -97,14 +98,15 @@ class LLM4CDSR(nn.Module):
   num_heads: int = 1
   dropout: float = 0.5
   max_len: int = 200
-  global_dim: int = 0          # width of the frozen mixed-path table; 0 = trainable ID embeddings
+  global_dim: int = 0  # width of the frozen mixed-path table; 0 = trainable ID embeddings
   freeze_global: bool = True
-  local_emb: bool = True       # frozen 128-d domain tables; False = trainable ID embeddings
-  user_dim: int = 0            # width of user profile vectors for the beta loss; 0 = no user adapter
+  local_emb: bool = True  # frozen 128-d domain tables; False = trainable ID embeddings
+  user_dim: int = 0  # width of user profile vectors for the beta loss; 0 = no user adapter
   causal: bool = False
-  mask_padding_keys: bool = False   # padding out of the self-attention keys (not upstream's)
-  ffn_size: int = 0            # inner width of the blocks' feed-forward layers; 0 = hidden (original)
-  # Items without text with their own trainable row (model.missing_text="learned"), per table: mixed,
+  mask_padding_keys: bool = False  # padding out of the self-attention keys (not upstream's)
+  ffn_size: int = 0  # inner width of the blocks' feed-forward layers; 0 = hidden (original)
+  # Items without text with their own trainable row (model.missing_text="learned"), per table:
+  # mixed,
   # A, B. 0 = none: no rows, no row map. The row maps are frozen ("missing_index_{m,a,b}").
   missing_rows: tuple[int, int, int] = (0, 0, 0)
   gca_positions: tuple[int, ...] = ()
@@ -114,44 +116,78 @@ class LLM4CDSR(nn.Module):
     n = self.num_items_a + self.num_items_b
     if self.global_dim:
       if self.freeze_global:
-        self.global_table = self.variable("frozen", "global_table", jnp.zeros, (n + 1, self.global_dim))
+        self.global_table = self.variable(
+          "frozen", "global_table", jnp.zeros, (n + 1, self.global_dim)
+        )
       else:
-        self.global_param = self.param("item_emb_llm", nn.initializers.zeros, (n + 1, self.global_dim))
+        self.global_param = self.param(
+          "item_emb_llm", nn.initializers.zeros, (n + 1, self.global_dim)
+        )
       g = self.global_dim
-      self.adapter = [layers.torch_dense(g // 2, g, name="adapter_0"),
-                      layers.torch_dense(self.hidden, g // 2, name="adapter_1")]
+      self.adapter = [
+        layers.torch_dense(g // 2, g, name="adapter_0"),
+        layers.torch_dense(self.hidden, g // 2, name="adapter_1"),
+      ]
     else:
       self.item_emb = self.param("item_emb", layers.xavier_normal, (n + 1, self.hidden))
     if self.local_emb:
-      self.table_a = self.variable("frozen", "table_a", jnp.zeros, (self.num_items_a + 1, self.hidden))
-      self.table_b = self.variable("frozen", "table_b", jnp.zeros, (self.num_items_b + 1, self.hidden))
+      self.table_a = self.variable(
+        "frozen", "table_a", jnp.zeros, (self.num_items_a + 1, self.hidden)
+      )
+      self.table_b = self.variable(
+        "frozen", "table_b", jnp.zeros, (self.num_items_b + 1, self.hidden)
+      )
     else:
-      self.item_emb_a = self.param("item_emb_a", layers.xavier_normal, (self.num_items_a + 1, self.hidden))
-      self.item_emb_b = self.param("item_emb_b", layers.xavier_normal, (self.num_items_b + 1, self.hidden))
+      self.item_emb_a = self.param(
+        "item_emb_a", layers.xavier_normal, (self.num_items_a + 1, self.hidden)
+      )
+      self.item_emb_b = self.param(
+        "item_emb_b", layers.xavier_normal, (self.num_items_b + 1, self.hidden)
+      )
     sizes = {"m": n, "a": self.num_items_a, "b": self.num_items_b}
     index, extra = {}, {}
     for s, k in zip(("m", "a", "b"), self.missing_rows):
-      if k:   # row map: item id -> its row in missing_text_<s> (-1 = has text, and padding)
-        index[s] = self.variable("frozen", f"missing_index_{s}",
-                                 lambda size: -jnp.ones(size, jnp.int32), (sizes[s] + 1,))
+      if k:  # row map: item id -> its row in missing_text_<s> (-1 = has text, and padding)
+        index[s] = self.variable(
+          "frozen", f"missing_index_{s}", lambda size: -jnp.ones(size, jnp.int32), (sizes[s] + 1,)
+        )
         extra[s] = self.param(f"missing_text_{s}", layers.xavier_normal, (k, self.hidden))
     self.missing_index, self.missing_emb = index, extra
-    self.pos_emb = {s: nn.Embed(self.max_len + 1, self.hidden, embedding_init=layers.xavier_normal,
-                                name=f"pos_emb_{s}") for s in ("m", "a", "b")}
-    self.blocks = {s: [layers.SASRecBlock(self.hidden, self.num_heads, self.dropout, self.causal,
-                                          ffn_inner=self.ffn_size, mask_padding=self.mask_padding_keys,
-                                          name=f"block_{s}{i + 1}") for i in range(self.num_blocks)]
-                   for s in ("m", "a", "b")}
+    self.pos_emb = {
+      s: nn.Embed(
+        self.max_len + 1, self.hidden, embedding_init=layers.xavier_normal, name=f"pos_emb_{s}"
+      )
+      for s in ("m", "a", "b")
+    }
+    self.blocks = {
+      s: [
+        layers.SASRecBlock(
+          self.hidden,
+          self.num_heads,
+          self.dropout,
+          self.causal,
+          ffn_inner=self.ffn_size,
+          mask_padding=self.mask_padding_keys,
+          name=f"block_{s}{i + 1}",
+        )
+        for i in range(self.num_blocks)
+      ]
+      for s in ("m", "a", "b")
+    }
     self.last_ln = {s: nn.LayerNorm(epsilon=1e-8, name=f"last_ln_{s}") for s in ("m", "a", "b")}
     self.emb_dropout = nn.Dropout(self.dropout)
     bad = [p for p in self.gca_positions if not 0 <= p <= self.num_blocks]
-    if bad:   # `validate` names this for configs; this guards direct use of the module
-      raise config_lib.ConfigError(f"gca.positions={list(self.gca_positions)}: LLM4CDSR has "
-                                   f"positions 0..{self.num_blocks} (0 = after the embedding, i = after block i)")
+    if bad:  # `validate` names this for configs; this guards direct use of the module
+      raise config_lib.ConfigError(
+        f"gca.positions={list(self.gca_positions)}: LLM4CDSR has "
+        f"positions 0..{self.num_blocks} (0 = after the embedding, i = after block i)"
+      )
     self.cells = gca_lib.make_cells(self.hidden, self.gca_positions, self.gca)
     if self.user_dim:
-      self.user_adapter = [layers.torch_dense(self.user_dim // 2, self.user_dim, name="user_adapter_0"),
-                           layers.torch_dense(self.hidden, self.user_dim // 2, name="user_adapter_1")]
+      self.user_adapter = [
+        layers.torch_dense(self.user_dim // 2, self.user_dim, name="user_adapter_0"),
+        layers.torch_dense(self.hidden, self.user_dim // 2, name="user_adapter_1"),
+      ]
 
   # -- item vectors ---------------------------------------------------------------------------
   def _add_missing(self, h: Array, ids: Array | None, table: str) -> Array:
@@ -162,7 +198,7 @@ class LLM4CDSR(nn.Module):
     if table not in self.missing_index:
       return h
     index = self.missing_index[table].value
-    row = index if ids is None else index[ids]                          # int32 [...], -1 = has text
+    row = index if ids is None else index[ids]  # int32 [...], -1 = has text
     extra = self.missing_emb[table][jnp.maximum(row, 0)]
     return h + jnp.where((row >= 0)[..., None], extra, 0.0)
 
@@ -202,7 +238,9 @@ class LLM4CDSR(nn.Module):
   def domain_table(self, domain: str) -> Array:
     """Domain-path vectors of every item of `domain` ("a" or "b"), [n+1, d], by local id."""
     if self.local_emb:
-      return self._add_missing((self.table_a if domain == "a" else self.table_b).value, None, domain)
+      return self._add_missing(
+        (self.table_a if domain == "a" else self.table_b).value, None, domain
+      )
     return self.item_emb_a if domain == "a" else self.item_emb_b
 
   def domain_items(self, ids: Array, domain: str) -> Array:
@@ -232,7 +270,7 @@ class LLM4CDSR(nn.Module):
   # -- encoder --------------------------------------------------------------------------------
   def _embed(self, stream: str, ids: Array, positions: Array, train: bool) -> Array:
     if stream == "m":
-      scale = self.global_dim if self.global_dim else self.hidden   # sqrt of the *table* width
+      scale = self.global_dim if self.global_dim else self.hidden  # sqrt of the *table* width
       e = self.mix_items(ids)
     else:
       scale = self.hidden
@@ -240,12 +278,16 @@ class LLM4CDSR(nn.Module):
     e = e * math.sqrt(scale) + self.pos_emb[stream](positions)
     return self.emb_dropout(e, deterministic=not train) * (ids > 0)[..., None]
 
-  def _cross(self, p: int, h: dict[str, Array], batch: dict[str, Array], train: bool,
-             cells: dict[str, Any]) -> None:
+  def _cross(
+    self, p: int, h: dict[str, Array], batch: dict[str, Array], train: bool, cells: dict[str, Any]
+  ) -> None:
     """GCA position p: the A stream queries B and B queries A (h["a"], h["b"] updated in place)."""
     streams = {s: (h[s], batch[f"time_{s}"], batch[f"seq_{s}"] > 0) for s in ("a", "b")}
-    h.update(gca_lib.apply_position(self.cells, p, streams, {"a": streams["b"], "b": streams["a"]},
-                                    train=train, out=cells))
+    h.update(
+      gca_lib.apply_position(
+        self.cells, p, streams, {"a": streams["b"], "b": streams["a"]}, train=train, out=cells
+      )
+    )
 
   def __call__(self, batch: dict[str, Array], *, train: bool) -> dict[str, Any]:
     """Encodes the three streams.
@@ -253,9 +295,14 @@ class LLM4CDSR(nn.Module):
     Returns a dict with f_m, f_a, f_b ([B, L, d] final features) and cells (per GCA cell name, the
     intermediates X, X', Y, masks and gate values).
     """
-    h = {s: self._embed(s, batch[k], batch[p], train)
-         for s, k, p in (("m", "seq", "positions"), ("a", "seq_a", "positions_a"),
-                         ("b", "seq_b", "positions_b"))}
+    h = {
+      s: self._embed(s, batch[k], batch[p], train)
+      for s, k, p in (
+        ("m", "seq", "positions"),
+        ("a", "seq_a", "positions_a"),
+        ("b", "seq_b", "positions_b"),
+      )
+    }
     valid = {"m": batch["seq"] > 0, "a": batch["seq_a"] > 0, "b": batch["seq_b"] > 0}
     cells: dict[str, Any] = {}
     if 0 in self.gca_positions:
@@ -277,7 +324,8 @@ class LLM4CDSR(nn.Module):
 def soft_clip_loss(x: Array, y: Array, valid: Array, tau: float) -> Array:
   """LLM4CDSR's `Contrastive_Loss2` restricted to valid rows.
 
-  logits = X Y^T / tau; targets = softmax((X X^T + Y Y^T) / 2 * tau) (the original multiplies by tau);
+  logits = X Y^T / tau; targets = softmax((X X^T + Y Y^T) / 2 * tau) (the original multiplies by
+  tau);
   symmetric soft cross-entropy, averaged over valid rows.
   """
   neg = jnp.finfo(x.dtype).min
@@ -301,8 +349,12 @@ def _bce_pair(pos_logit: Array, neg_logit: Array, mask: Array) -> Array:
 # Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>): the
 # loss reads them as arrays from the replica's state, not from Hyper. Loss weights are >= 0, the
 # temperatures divide logits (> 0).
-REPLICA_HPARAMS = {"alpha": config_lib.NON_NEGATIVE, "beta": config_lib.NON_NEGATIVE,
-                   "tau": config_lib.POSITIVE, "tau_reg": config_lib.POSITIVE}
+REPLICA_HPARAMS = {
+  "alpha": config_lib.NON_NEGATIVE,
+  "beta": config_lib.NON_NEGATIVE,
+  "tau": config_lib.POSITIVE,
+  "tau_reg": config_lib.POSITIVE,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,6 +366,7 @@ class Hyper:
   `if hp.alpha:` skip, kept when every replica has 0). The weights and temperatures used are the
   replica's hparams; the fields below are the config's values (the default hparams).
   """
+
   num_items_a: int
   num_items_b: int
   alpha: float
@@ -325,18 +378,20 @@ class Hyper:
   neg_exclusive_upper: bool
   reg_term: bool = True
   user_term: bool = True
-  reg_pool: str = "history"      # "inputs" (upstream) or "history"; see the module docstring
+  reg_pool: str = "history"  # "inputs" (upstream) or "history"; see the module docstring
 
 
 def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> dict[str, Array]:
   """One negative per position for the mixed stream (global ids) and each domain stream (local)."""
   na, nb = hp.num_items_a, hp.num_items_b
-  top = 0 if hp.neg_exclusive_upper else 1          # random_neq(1, n) vs the intended [1, n]
+  top = 0 if hp.neg_exclusive_upper else 1  # random_neq(1, n) vs the intended [1, n]
   r_m, r_a, r_b = jax.random.split(rng, 3)
   hist = batch["hist"]
   ones = lambda name: jnp.ones_like(batch[name])
   neg_a = negatives.sample_excluding(r_a, ones("pos_a"), ones("pos_a") * (na + top), hist)
-  neg_b = negatives.sample_excluding(r_b, ones("pos_b"), ones("pos_b") * (nb + top), hist, offset=na)
+  neg_b = negatives.sample_excluding(
+    r_b, ones("pos_b"), ones("pos_b") * (nb + top), hist, offset=na
+  )
   dom = batch["in_dom"] if hp.mixed_neg_domain == "input" else _target_domain(batch["pos"], na)
   low = jnp.where(dom == 1, na + 1, 1)
   high = jnp.where(dom == 1, na + nb + top, na + top)
@@ -372,8 +427,15 @@ def reg_pool_mask(batch: dict[str, Array], pool: str) -> Array:
   return valid & ~drop
 
 
-def loss_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, batch: dict[str, Array],
-            rng: Array, hparams: dict[str, Array] | None = None) -> tuple[Array, dict[str, Array]]:
+def loss_fn(
+  module: LLM4CDSR,
+  hp: Hyper,
+  params: Any,
+  frozen: Any,
+  batch: dict[str, Array],
+  rng: Array,
+  hparams: dict[str, Array] | None = None,
+) -> tuple[Array, dict[str, Array]]:
   """LLM4CDSR's training loss on one batch. batch['row_valid'] masks padded rows.
 
   `hparams` {alpha, beta, tau, tau_reg}: this replica's loss weights and temperatures (scalars);
@@ -409,7 +471,9 @@ def loss_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, batch: dict[s
     ka, kb = jax.random.split(r_reg)
     reg_a, found_a = negatives.sample_from_rows(ka, hist, is_a)
     reg_b, found_b = negatives.sample_from_rows(kb, hist, is_b)
-    reg = soft_clip_loss(mix(reg_a), mix(reg_b), found_a & found_b & batch["row_valid"], h["tau_reg"])
+    reg = soft_clip_loss(
+      mix(reg_a), mix(reg_b), found_a & found_b & batch["row_valid"], h["tau_reg"]
+    )
     loss = loss + h["alpha"] * reg
     metrics["reg_loss"] = reg
   if hp.user_term and "user_profile" in batch:
@@ -433,8 +497,9 @@ def eval_tables(module: LLM4CDSR, params: Any, frozen: Any) -> tuple[Array, Arra
   return mix_t, a_t, b_t, jnp.concatenate([a_t, b_t[1:]])
 
 
-def eval_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, tables: Any,
-            batch: dict[str, Array]) -> task_lib.EvalOutputs:
+def eval_fn(
+  module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, tables: Any, batch: dict[str, Array]
+) -> task_lib.EvalOutputs:
   """Scores of the sampled candidates and of the full target-domain catalog for one eval batch."""
   variables = {"params": params, **frozen}
   out = module.apply(variables, batch, train=False)
@@ -442,18 +507,21 @@ def eval_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, tables: Any,
   is_b = batch["domain"] == 1
   f_m = out["f_m"][:, -1]
   f_dom = jnp.where(is_b[:, None], out["f_b"][:, -1], out["f_a"][:, -1])
-  # Sampled protocol: mixed score of the global candidates + domain score of (independent) local ones.
+  # Sampled protocol: mixed score of the global candidates + domain score of (independent) local
+  # ones.
   cand, cand_dom = batch["cand"], batch["cand_dom"]
-  dom_vecs = jnp.where(is_b[:, None, None], b_t[jnp.clip(cand_dom, 0, b_t.shape[0] - 1)],
-                       a_t[jnp.clip(cand_dom, 0, a_t.shape[0] - 1)])
+  dom_vecs = jnp.where(
+    is_b[:, None, None],
+    b_t[jnp.clip(cand_dom, 0, b_t.shape[0] - 1)],
+    a_t[jnp.clip(cand_dom, 0, a_t.shape[0] - 1)],
+  )
   sampled = jnp.einsum("bd,bcd->bc", f_m, mix_t[cand]) + jnp.einsum("bd,bcd->bc", f_dom, dom_vecs)
   # Full ranking over the target's domain: mixed + domain score of each item by global id (A local
   # j = global j; B local j = global nA + j). The domain part scores every item against the
   # global-layout table of both domains' rows (`tables_fn`); the trainer masks the other domain
   # out, so only the target domain's columns are ever read.
   full = f_m @ mix_t.T + f_dom @ dom_t.T
-  return task_lib.EvalOutputs(sampled_scores=sampled, full_scores=full,
-                              cells=out["cells"])
+  return task_lib.EvalOutputs(sampled_scores=sampled, full_scores=full, cells=out["cells"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,7 +529,7 @@ def eval_fn(module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, tables: Any,
 
 
 def _pca(x: np.ndarray, dim: int) -> np.ndarray:
-  """Rows of x projected on their top-`dim` principal components (sklearn-style PCA, no whitening)."""
+  """Rows of x projected on their top-`dim` principal components (sklearn's PCA, no whitening)."""
   x = x - x.mean(0, keepdims=True)
   _, _, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
   return (x @ vt[:dim].T).astype(np.float32)
@@ -469,11 +537,12 @@ def _pca(x: np.ndarray, dim: int) -> np.ndarray:
 
 # PCA tables per dataset object and table sizes: parameter matching builds the same model at many
 # FFN widths, and an SVD of a large catalog's text embeddings takes seconds.
-_TABLES: "weakref.WeakKeyDictionary[dataset_lib.CDSRDataset, dict]" = weakref.WeakKeyDictionary()
+_TABLES: weakref.WeakKeyDictionary[dataset_lib.CDSRDataset, dict] = weakref.WeakKeyDictionary()
 
 
-def author_tables(ds: dataset_lib.CDSRDataset,
-                  config: ml_collections.ConfigDict) -> llm4cdsr_tables.AuthorTables | None:
+def author_tables(
+  ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict
+) -> llm4cdsr_tables.AuthorTables | None:
   """The authors' embedding pickles when `model.llm_emb_dir` finds them, else None.
 
   "auto" looks in the data folder of a `handled` dataset (where upstream keeps them), "none" never
@@ -493,39 +562,53 @@ def author_tables(ds: dataset_lib.CDSRDataset,
   cached = _TABLES.setdefault(ds, {})
   key = ("author", folder, item_file, user_file)
   if key not in cached:
-    tables = llm4cdsr_tables.load(folder, np.diff(ds.offsets), ds.num_items_a, ds.num_items_b,
-                                  item_file, user_file)
+    tables = llm4cdsr_tables.load(
+      folder, np.diff(ds.offsets), ds.num_items_a, ds.num_items_b, item_file, user_file
+    )
     if tables is None and where != "auto":
       raise config_lib.ConfigError(
-          f"config key model.llm_emb_dir={where!r}: no {list(llm4cdsr_tables.item_file_names(item_file))} "
-          "there (model.llm_emb_file names them); 'auto' = the handled data folder, 'none' = "
-          "orthoalign's substitutes")
+        f"config key model.llm_emb_dir={where!r}: "
+        f"no {list(llm4cdsr_tables.item_file_names(item_file))} "
+        "there (model.llm_emb_file names them); 'auto' = the handled data folder, 'none' = "
+        "orthoalign's substitutes"
+      )
     cached[key] = tables
   return cached[key]
 
 
-def frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict,
-                  author: llm4cdsr_tables.AuthorTables | None = None) -> dict[str, np.ndarray]:
+def frozen_tables(
+  ds: dataset_lib.CDSRDataset,
+  cfg: ml_collections.ConfigDict,
+  author: llm4cdsr_tables.AuthorTables | None = None,
+) -> dict[str, np.ndarray]:
   """Item tables: the authors' (`author`) or made as their notebooks do, by joint PCA (global) and
-  per-domain PCA (local) of `ds.item_text_emb`. float32, row 0 = padding (zeros)."""
-  key = (bool(cfg.global_emb), int(cfg.global_dim), bool(cfg.local_emb), int(cfg.hidden_size),
-         author.folder if author else None)
+  per-domain PCA (local) of `ds.item_text_emb`. float32, row 0 = padding (zeros).
+  """
+  key = (
+    bool(cfg.global_emb),
+    int(cfg.global_dim),
+    bool(cfg.local_emb),
+    int(cfg.hidden_size),
+    author.folder if author else None,
+  )
   cached = _TABLES.setdefault(ds, {})
   if key not in cached:
     cached[key] = _frozen_tables(ds, cfg, author)
   return cached[key]
 
 
-def _text_rows(ds: dataset_lib.CDSRDataset,
-               author: llm4cdsr_tables.AuthorTables | None) -> np.ndarray | None:
+def _text_rows(
+  ds: dataset_lib.CDSRDataset, author: llm4cdsr_tables.AuthorTables | None
+) -> np.ndarray | None:
   """[nA+nB+1, D] rows by global id that say which items have text, or None."""
   if author is not None:
     return np.concatenate([np.zeros((1, author.item_all.shape[1]), np.float32), author.item_all])
   return ds.item_text_emb
 
 
-def missing_text_index(ds: dataset_lib.CDSRDataset,
-                       author: llm4cdsr_tables.AuthorTables | None = None) -> dict[str, np.ndarray]:
+def missing_text_index(
+  ds: dataset_lib.CDSRDataset, author: llm4cdsr_tables.AuthorTables | None = None
+) -> dict[str, np.ndarray]:
   """Row maps of the items without text, the first time per dataset printing how many per domain.
 
   An item is without text where its text row (the authors' joint table, else `ds.item_text_emb`)
@@ -545,26 +628,33 @@ def missing_text_index(ds: dataset_lib.CDSRDataset,
         index = np.full(len(part) + 1, -1, np.int32)
         index[1:][part] = np.arange(int(part.sum()), dtype=np.int32)
         out[name] = index
-      print(f"LLM4CDSR: items without text (all-zero text embedding): A {int(missing[:na].sum())} / "
-            f"{na}, B {int(missing[na:].sum())} / {ds.num_items_b} (model.missing_text: 'learned' = "
-            "own trainable rows, 'zero' = one shared frozen row)", flush=True)
+      print(
+        f"LLM4CDSR: items without text (all-zero text embedding): A {int(missing[:na].sum())} / "
+        f"{na}, B {int(missing[na:].sum())} / {ds.num_items_b} (model.missing_text: 'learned' = "
+        "own trainable rows, 'zero' = one shared frozen row)",
+        flush=True,
+      )
     cached[key] = out
   return cached[key]
 
 
-def _frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict,
-                   author: llm4cdsr_tables.AuthorTables | None) -> dict[str, np.ndarray]:
+def _frozen_tables(
+  ds: dataset_lib.CDSRDataset,
+  cfg: ml_collections.ConfigDict,
+  author: llm4cdsr_tables.AuthorTables | None,
+) -> dict[str, np.ndarray]:
   out = {}
   pad = lambda x: np.concatenate([np.zeros((1, x.shape[1]), np.float32), x])
-  if author is not None:   # upstream's tables as they are: its global width is the file's
+  if author is not None:  # upstream's tables as they are: its global width is the file's
     if cfg.global_emb:
       out["global_table"] = pad(author.item_all)
     if cfg.local_emb:
       if author.item_a.shape[1] != cfg.hidden_size:
         raise config_lib.ConfigError(
-            f"config key model.hidden_size={cfg.hidden_size}: with the authors' local tables it must "
-            f"equal their width, {author.item_a.shape[1]} ({author.files[1]}), as upstream requires; "
-            "or set --config.model.local_emb=False")
+          f"config key model.hidden_size={cfg.hidden_size}: with the authors' local tables it must "
+          f"equal their width, {author.item_a.shape[1]} ({author.files[1]}), as upstream requires; "
+          "or set --config.model.local_emb=False"
+        )
       out["table_a"], out["table_b"] = pad(author.item_a), pad(author.item_b)
     return out
   emb = ds.item_text_emb
@@ -580,15 +670,20 @@ def _frozen_tables(ds: dataset_lib.CDSRDataset, cfg: ml_collections.ConfigDict,
     for name, part in (("table_a", items[:na]), ("table_b", items[na:])):
       if min(part.shape) < d:
         raise config_lib.ConfigError(
-            f"model.local_emb needs item text embeddings of at least model.hidden_size={d} dims and "
-            f"items per domain (got {part.shape[1]} dims, {part.shape[0]} items); set "
-            f"--config.model.local_emb=False or a smaller model.hidden_size")
+          f"model.local_emb needs item text embeddings of at least model.hidden_size={d} dims and "
+          f"items per domain (got {part.shape[1]} dims, {part.shape[0]} items); set "
+          f"--config.model.local_emb=False or a smaller model.hidden_size"
+        )
       out[name] = pad(_pca(part, d))
   return out
 
 
-def _report_inputs(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict,
-                   author: llm4cdsr_tables.AuthorTables | None, profiles: str) -> None:
+def _report_inputs(
+  ds: dataset_lib.CDSRDataset,
+  config: ml_collections.ConfigDict,
+  author: llm4cdsr_tables.AuthorTables | None,
+  profiles: str,
+) -> None:
   """Prints, once per dataset and source, where the item tables and user profiles come from."""
   cached = _TABLES.setdefault(ds, {})
   key = ("reported", author.folder if author else None, profiles)
@@ -598,14 +693,19 @@ def _report_inputs(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDic
   if author is not None:
     items = f"the authors' files in {author.folder}: {author.describe()}"
   elif ds.item_text_emb is not None:
-    source = ("synthetic" if config.data.format == "synthetic"
-              else f"data.text_emb={config.data.text_emb}")
+    source = (
+      "synthetic" if config.data.format == "synthetic" else f"data.text_emb={config.data.text_emb}"
+    )
     where = config.model.get("llm_emb_dir", _LEGACY["llm_emb_dir"])
-    why = ("model.llm_emb_dir='none'" if where == "none" else
-           "model.llm_emb_dir='auto' uses the authors' tables only where their data folder has "
-           "them")
-    items = (f"PCA of the dataset's item text embeddings ({source}), the substitute for the "
-             f"authors' LLM tables ({why})")
+    why = (
+      "model.llm_emb_dir='none'"
+      if where == "none"
+      else "model.llm_emb_dir='auto' uses the authors' tables only where their data folder has them"
+    )
+    items = (
+      f"PCA of the dataset's item text embeddings ({source}), the substitute for the "
+      f"authors' LLM tables ({why})"
+    )
   else:
     items = "none: trainable ID embeddings (no item text and no authors' files)"
   print(f"LLM4CDSR: item tables = {items}; user profiles (beta loss) = {profiles}", flush=True)
@@ -661,9 +761,18 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 # Keys a config saved before them may lack, and the value that reproduces such a run.
-_LEGACY = {k: config_lib.ADDED_KEYS[f"model.{k}"] for k in (
-    "ffn_size", "reg_pool", "missing_text", "llm_emb_dir", "llm_emb_file", "user_emb_file",
-    "mask_padding_keys")}
+_LEGACY = {
+  k: config_lib.ADDED_KEYS[f"model.{k}"]
+  for k in (
+    "ffn_size",
+    "reg_pool",
+    "missing_text",
+    "llm_emb_dir",
+    "llm_emb_file",
+    "user_emb_file",
+    "mask_padding_keys",
+  )
+}
 _KEYS = tuple(f"model.{k}" for k in default_config() if k != "name" and k not in _LEGACY)
 _CHOICES = {"reg_pool": ("inputs", "history"), "missing_text": ("learned", "zero")}
 
@@ -684,23 +793,32 @@ def validate(config: ml_collections.ConfigDict) -> None:
   config_lib.check_int(config, "model.global_dim", 1)
   config_lib.check_divides(config, "model.num_heads", "model.hidden_size")
   config_lib.check_divides(config, "gca.heads", "model.hidden_size")
-  config_lib.check_positions(config, range(m.num_blocks + 1),
-                             f"LLM4CDSR with model.num_blocks={m.num_blocks}")
+  config_lib.check_positions(
+    config, range(m.num_blocks + 1), f"LLM4CDSR with model.num_blocks={m.num_blocks}"
+  )
   if config.gca.kv != "other":
-    raise config_lib.ConfigError(f"config key gca.kv={config.gca.kv!r}: LLM4CDSR's cells read the "
-                                 "other domain's stream; valid choices: ['other']")
+    raise config_lib.ConfigError(
+      f"config key gca.kv={config.gca.kv!r}: LLM4CDSR's cells read the "
+      "other domain's stream; valid choices: ['other']"
+    )
   for key, choices in _CHOICES.items():
     value = m.get(key, _LEGACY[key])
     if value not in choices:
-      raise config_lib.ConfigError(f"config key model.{key}={value!r}; valid choices: {list(choices)}")
+      raise config_lib.ConfigError(
+        f"config key model.{key}={value!r}; valid choices: {list(choices)}"
+      )
   if m.mixed_neg_domain not in ("input", "target"):
-    raise config_lib.ConfigError(f"config key model.mixed_neg_domain={m.mixed_neg_domain!r}; valid "
-                                 "choices: ['input', 'target']")
+    raise config_lib.ConfigError(
+      f"config key model.mixed_neg_domain={m.mixed_neg_domain!r}; valid "
+      "choices: ['input', 'target']"
+    )
   for key in ("llm_emb_dir", "llm_emb_file", "user_emb_file"):
     value = m.get(key, _LEGACY[key])
     if not isinstance(value, str) or not value:
-      raise config_lib.ConfigError(f"config key model.{key}={value!r}; expected a non-empty string"
-                                   + (" ('auto', 'none' or a folder)" if key == "llm_emb_dir" else ""))
+      raise config_lib.ConfigError(
+        f"config key model.{key}={value!r}; expected a non-empty string"
+        + (" ('auto', 'none' or a folder)" if key == "llm_emb_dir" else "")
+      )
   config_lib.check_fraction(config, "model.dropout")
 
 
@@ -719,8 +837,13 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   if author is not None and author.users is not None:
     profiles, source = author.users[train["user"]], f"the authors' {author.files[3]}"
   elif ds.item_text_emb is not None:
-    profiles, source = None, ("mean text embedding of the user's training items (substitute for "
-                              "the authors' GPT profiles)")
+    profiles, source = (
+      None,
+      (
+        "mean text embedding of the user's training items (substitute for "
+        "the authors' GPT profiles)"
+      ),
+    )
   else:
     profiles, source = None, "none (no text): the beta loss is off"
   _report_inputs(ds, config, author, source)
@@ -743,44 +866,73 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
         missing_rows[i] = k
         frozen[f"missing_index_{name}"] = missing[name]
   gca = task_lib.gca_settings(config)
-  module = LLM4CDSR(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, hidden=m.hidden_size,
-                    num_blocks=m.num_blocks, num_heads=m.num_heads, dropout=m.dropout, max_len=m.max_len,
-                    global_dim=global_dim, freeze_global=m.freeze_emb, local_emb="table_a" in tables,
-                    user_dim=profiles.shape[1] if beta else 0, causal=m.causal_self_attention,
-                    mask_padding_keys=bool(m.get("mask_padding_keys", _LEGACY["mask_padding_keys"])),
-                    ffn_size=int(m.get("ffn_size", 0)), missing_rows=tuple(missing_rows),
-                    gca_positions=gca.positions, gca=gca.cell)
-  hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, alpha=float(m.alpha),
-             beta=float(m.beta) if use_profiles else 0.0, tau=float(m.tau), tau_reg=float(m.tau_reg),
-             reg_term=alpha > 0, user_term=beta > 0,
-             mixed_neg_domain=m.mixed_neg_domain, independent_negatives=m.independent_negatives,
-             neg_exclusive_upper=m.neg_exclusive_upper,
-             reg_pool=m.get("reg_pool", _LEGACY["reg_pool"]))
+  module = LLM4CDSR(
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    hidden=m.hidden_size,
+    num_blocks=m.num_blocks,
+    num_heads=m.num_heads,
+    dropout=m.dropout,
+    max_len=m.max_len,
+    global_dim=global_dim,
+    freeze_global=m.freeze_emb,
+    local_emb="table_a" in tables,
+    user_dim=profiles.shape[1] if beta else 0,
+    causal=m.causal_self_attention,
+    mask_padding_keys=bool(m.get("mask_padding_keys", _LEGACY["mask_padding_keys"])),
+    ffn_size=int(m.get("ffn_size", 0)),
+    missing_rows=tuple(missing_rows),
+    gca_positions=gca.positions,
+    gca=gca.cell,
+  )
+  hp = Hyper(
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    alpha=float(m.alpha),
+    beta=float(m.beta) if use_profiles else 0.0,
+    tau=float(m.tau),
+    tau_reg=float(m.tau_reg),
+    reg_term=alpha > 0,
+    user_term=beta > 0,
+    mixed_neg_domain=m.mixed_neg_domain,
+    independent_negatives=m.independent_negatives,
+    neg_exclusive_upper=m.neg_exclusive_upper,
+    reg_pool=m.get("reg_pool", _LEGACY["reg_pool"]),
+  )
 
   def cand_dom(split_name: str) -> dict[str, np.ndarray]:
     seed = config.eval.candidate_seed
     # The original draws the domain stream's candidates independently; freeze a second set.
-    cand = data_load.candidates(ds, split_name, config.eval.num_negatives,
-                                seed + 1000 if hp.independent_negatives else seed)
-    return {"cand_dom": np.where(cand > ds.num_items_a, cand - ds.num_items_a, cand).astype(np.int32)}
+    cand = data_load.candidates(
+      ds, split_name, config.eval.num_negatives, seed + 1000 if hp.independent_negatives else seed
+    )
+    return {
+      "cand_dom": np.where(cand > ds.num_items_a, cand - ds.num_items_a, cand).astype(np.int32)
+    }
 
   sample_batch = {k: v[:1] for k, v in train.items()}
   sample_batch["row_valid"] = np.ones((1,), bool)
 
   def init_params(rng: Array) -> Any:
-    variables = module.init({"params": rng, "dropout": rng}, sample_batch,
-                            method=LLM4CDSR.init_all)
+    variables = module.init({"params": rng, "dropout": rng}, sample_batch, method=LLM4CDSR.init_all)
     params = variables["params"]
-    if "item_emb_llm" in params:                      # unfrozen LLM table starts from the PCA table
+    if "item_emb_llm" in params:  # unfrozen LLM table starts from the PCA table
       params = {**params, "item_emb_llm": jnp.asarray(tables["global_table"])}
     return params
 
   return task_lib.assemble(
-      ds, config, module=module, train_data=train,
-      eval_windows=lambda d, split: windows.eval_windows(d, split, m.max_len), extra_eval=cand_dom,
-      loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
-      eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
-      tables_fn=lambda p, f: eval_tables(module, p, f),
-      frozen={"frozen": frozen} if frozen else {}, init_params=init_params,
-      hparams={"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg},
-      length_fn=windows.window_lengths, crop_fn=windows.crop_windows)
+    ds,
+    config,
+    module=module,
+    train_data=train,
+    eval_windows=lambda d, split: windows.eval_windows(d, split, m.max_len),
+    extra_eval=cand_dom,
+    loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
+    eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
+    tables_fn=lambda p, f: eval_tables(module, p, f),
+    frozen={"frozen": frozen} if frozen else {},
+    init_params=init_params,
+    hparams={"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg},
+    length_fn=windows.window_lengths,
+    crop_fn=windows.crop_windows,
+  )

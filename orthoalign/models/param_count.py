@@ -27,10 +27,10 @@ from orthoalign.data import load as data_load
 
 # Per baseline: the config key that parameter matching grows, and its smallest value.
 GROW_KEYS = {
-    "llm4cdsr": ("model.ffn_size", 1),    # inner width of the SASRec blocks' FFNs (0 = hidden)
-    "abxi": ("model.d_ffn", 1),           # SwiGLU width of the FFN and the three projectors
-    "cdsrnp": ("model.ffn_size", 1),      # inner width of the domain encoders' FFNs (0 = hidden)
-    "sasrec": ("model.ffn_size", 1),      # inner width of the SASRec blocks' FFNs (0 = hidden)
+  "llm4cdsr": ("model.ffn_size", 1),  # inner width of the SASRec blocks' FFNs (0 = hidden)
+  "abxi": ("model.d_ffn", 1),  # SwiGLU width of the FFN and the three projectors
+  "cdsrnp": ("model.ffn_size", 1),  # inner width of the domain encoders' FFNs (0 = hidden)
+  "sasrec": ("model.ffn_size", 1),  # inner width of the SASRec blocks' FFNs (0 = hidden)
 }
 
 
@@ -44,13 +44,20 @@ def _dataset(data_json: str) -> dataset_lib.CDSRDataset:
   """The configured dataset's catalog and item text with a few users spread over its user range."""
   ds = data_load.load(ml_collections.ConfigDict(json.loads(data_json)))
   users = np.unique(np.linspace(0, ds.num_users - 1, min(_COUNT_USERS, ds.num_users)).astype(int))
-  span = lambda a, u: None if a is None else a[ds.offsets[u]:ds.offsets[u + 1]]
+  span = lambda a, u: None if a is None else a[ds.offsets[u] : ds.offsets[u + 1]]
   pick = lambda a: None if a is None else a[users]
   return dataset_lib.CDSRDataset.from_sequences(
-      ds.name, ds.num_items_a, ds.num_items_b, [ds.sequence(u) for u in users],
-      timestamps=None if ds.timestamps is None else [span(ds.timestamps, u) for u in users],
-      item_text_emb=ds.item_text_emb, user_ids=pick(ds.user_ids), user_split=pick(ds.user_split),
-      item_keys=ds.item_keys, item_titles=ds.item_titles)
+    ds.name,
+    ds.num_items_a,
+    ds.num_items_b,
+    [ds.sequence(u) for u in users],
+    timestamps=None if ds.timestamps is None else [span(ds.timestamps, u) for u in users],
+    item_text_emb=ds.item_text_emb,
+    user_ids=pick(ds.user_ids),
+    user_split=pick(ds.user_split),
+    item_keys=ds.item_keys,
+    item_titles=ds.item_titles,
+  )
 
 
 def _key(tree: Any) -> str:
@@ -85,6 +92,7 @@ def _count(config_json: str) -> tuple[int, int]:
 @dataclasses.dataclass(frozen=True)
 class Match:
   """The result of `match`: the grown key's value and the counts it gives."""
+
   key: str
   value: int
   target: int
@@ -99,7 +107,9 @@ class Match:
     return {**dataclasses.asdict(self), "rel_error": self.rel_error}
 
 
-def with_values(config: ml_collections.ConfigDict, updates: dict[str, Any]) -> ml_collections.ConfigDict:
+def with_values(
+  config: ml_collections.ConfigDict, updates: dict[str, Any]
+) -> ml_collections.ConfigDict:
   """A copy of `config` with dotted keys set, e.g. {"model.ffn_size": 96, "gca.positions": ()}."""
   out = ml_collections.ConfigDict(config.to_dict())
   for key, value in updates.items():
@@ -107,8 +117,12 @@ def with_values(config: ml_collections.ConfigDict, updates: dict[str, Any]) -> m
   return out
 
 
-def match(config: ml_collections.ConfigDict, target_total: int, key: str | None = None,
-          max_value: int = 1 << 20) -> Match:
+def match(
+  config: ml_collections.ConfigDict,
+  target_total: int,
+  key: str | None = None,
+  max_value: int = 1 << 20,
+) -> Match:
   """The value of `key` (default GROW_KEYS[model]) whose total count is nearest to `target_total`.
 
   The count is affine in a feed-forward width, so two counts predict the value; the prediction and
@@ -127,14 +141,18 @@ def match(config: ml_collections.ConfigDict, target_total: int, key: str | None 
   """
   if key is None:
     if config.model.name not in GROW_KEYS:
-      raise config_lib.ConfigError(f"parameter matching: no default key to grow for model.name="
-                                   f"{config.model.name!r}; pass key=")
+      raise config_lib.ConfigError(
+        f"parameter matching: no default key to grow for model.name="
+        f"{config.model.name!r}; pass key="
+      )
     key, low = GROW_KEYS[config.model.name]
   else:
     low = 1
   if not isinstance(config_lib.get(config, key), int):
-    raise config_lib.ConfigError(f"parameter matching grows config key {key}, which must be an int "
-                                 f"(is {config_lib.get(config, key)!r})")
+    raise config_lib.ConfigError(
+      f"parameter matching grows config key {key}, which must be an int "
+      f"(is {config_lib.get(config, key)!r})"
+    )
   at = lambda value: count(with_values(config, {key: value}))
 
   c0, c1 = at(low)[0], at(low + 1)[0]

@@ -84,6 +84,7 @@ class SASRec(nn.Module):
     gca_positions: GCA insertion points ("dual" only).
     gca: keyword arguments of every gca.GatedCrossAttention cell.
   """
+
   num_items_a: int
   num_items_b: int
   hidden: int = 50
@@ -105,14 +106,26 @@ class SASRec(nn.Module):
     d = self.hidden
     n = {"a": self.num_items_a, "b": self.num_items_b, "m": self.num_items_a + self.num_items_b}
     names = self.names()
-    self.item_emb = {s: self.param(f"item_emb_{s}", layers.xavier_normal, (n[s] + 1, d))
-                     for s in names}
+    self.item_emb = {
+      s: self.param(f"item_emb_{s}", layers.xavier_normal, (n[s] + 1, d)) for s in names
+    }
     rows = self.max_len if self.positions == "slot" else self.max_len + 1
     self.pos_emb = {s: self.param(f"pos_emb_{s}", layers.xavier_normal, (rows, d)) for s in names}
-    self.blocks = {s: [layers.SASRecBlock(d, self.num_heads, self.dropout, causal=True,
-                                          ffn_inner=self.ffn_size, pre_ln=self.pre_ln,
-                                          name=f"block_{s}{i + 1}")
-                       for i in range(self.num_blocks)] for s in names}
+    self.blocks = {
+      s: [
+        layers.SASRecBlock(
+          d,
+          self.num_heads,
+          self.dropout,
+          causal=True,
+          ffn_inner=self.ffn_size,
+          pre_ln=self.pre_ln,
+          name=f"block_{s}{i + 1}",
+        )
+        for i in range(self.num_blocks)
+      ]
+      for s in names
+    }
     self.last_ln = {s: nn.LayerNorm(epsilon=_LN_EPS, name=f"last_ln_{s}") for s in names}
     self.emb_dropout = nn.Dropout(self.dropout)
     self.cells = gca_lib.make_cells(d, self.gca_positions, self.gca)
@@ -151,6 +164,7 @@ class SASRec(nn.Module):
 @dataclasses.dataclass(frozen=True)
 class Hyper:
   """What the loss and scoring read besides the params."""
+
   num_items_a: int
   num_items_b: int
   streams: str
@@ -178,19 +192,28 @@ def _stream_ranges(hp: Hyper) -> dict[str, tuple[int, int, str]]:
 
 def train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> dict[str, Array]:
   """pmixer's `random_neq`: per stream, one negative per position [B, L] (local ids), uniform over
-  the stream's catalogue minus the user's training items (batch["hist"])."""
+  the stream's catalogue minus the user's training items (batch["hist"]).
+  """
   out = {}
   for s, (offset, n, key) in _stream_ranges(hp).items():
     pos = batch[f"pos{key}"]
-    neg = negatives.sample_distinct_excluding(jax.random.fold_in(rng, offset), pos.shape,
-                                              offset + 1, offset + n + 1, batch["hist"], 1)
+    neg = negatives.sample_distinct_excluding(
+      jax.random.fold_in(rng, offset), pos.shape, offset + 1, offset + n + 1, batch["hist"], 1
+    )
     out[s] = neg[..., 0] - offset
   return out
 
 
-def loss_fn(module: SASRec, hp: Hyper, params: Any, frozen: Any, batch: dict[str, Array],
-            rng: Array, hparams: dict[str, Array] | None = None,
-            negs: dict[str, Array] | None = None) -> tuple[Array, dict[str, Array]]:
+def loss_fn(
+  module: SASRec,
+  hp: Hyper,
+  params: Any,
+  frozen: Any,
+  batch: dict[str, Array],
+  rng: Array,
+  hparams: dict[str, Array] | None = None,
+  negs: dict[str, Array] | None = None,
+) -> tuple[Array, dict[str, Array]]:
   """SASRec's training loss on one batch (sum over streams); batch["row_valid"] masks padded rows.
 
   `negs` replaces the drawn negatives (`train_negatives`), for the port check.
@@ -216,8 +239,9 @@ def loss_fn(module: SASRec, hp: Hyper, params: Any, frozen: Any, batch: dict[str
   return gca_lib.orth_penalty_loss(loss, metrics, out["cells"], hparams)
 
 
-def eval_fn(module: SASRec, hp: Hyper, params: Any, frozen: Any, tables: Array,
-            batch: dict[str, Array]) -> task_lib.EvalOutputs:
+def eval_fn(
+  module: SASRec, hp: Hyper, params: Any, frozen: Any, tables: Array, batch: dict[str, Array]
+) -> task_lib.EvalOutputs:
   """Scores of the frozen candidates and of every item by global id, from the last position.
 
   `tables` is the [nA+nB+1, d] table by global id (`tables_fn`); "dual" scores a case of domain D
@@ -238,6 +262,7 @@ def eval_fn(module: SASRec, hp: Hyper, params: Any, frozen: Any, tables: Array,
 
 # ---------------------------------------------------------------------------------------------
 # Assembly
+
 
 def default_config() -> ml_collections.ConfigDict:
   """SASRec's `model.*` keys with pmixer/SASRec.pytorch's defaults at 72ba89d (`main.py`)."""
@@ -280,36 +305,58 @@ def validate(config: ml_collections.ConfigDict) -> None:
   m = config.model
   for key, choices in (("streams", STREAMS), ("positions", POSITIONS)):
     if m[key] not in choices:
-      raise config_lib.ConfigError(f"config key model.{key}={m[key]!r}; valid choices: "
-                                   f"{list(choices)}")
+      raise config_lib.ConfigError(
+        f"config key model.{key}={m[key]!r}; valid choices: {list(choices)}"
+      )
   for key in ("model.hidden_size", "model.num_blocks", "model.num_heads", "model.max_len"):
     config_lib.check_int(config, key, 1)
   config_lib.check_int(config, "model.ffn_size", 0)
   config_lib.check_divides(config, "model.num_heads", "model.hidden_size")
   if m.streams == "mixed" and config.gca.positions:
     raise config_lib.ConfigError(
-        f"config key gca.positions={tuple(config.gca.positions)}: model.streams='mixed' has one "
-        "stream and so no GCA cell; use model.streams='dual' or gca.positions=()")
+      f"config key gca.positions={tuple(config.gca.positions)}: model.streams='mixed' has one "
+      "stream and so no GCA cell; use model.streams='dual' or gca.positions=()"
+    )
   config_lib.check_divides(config, "gca.heads", "model.hidden_size")
-  config_lib.check_positions(config, range(m.num_blocks + 1),
-                             f"SASRec with model.num_blocks={m.num_blocks}")
+  config_lib.check_positions(
+    config, range(m.num_blocks + 1), f"SASRec with model.num_blocks={m.num_blocks}"
+  )
   if config.gca.kv != "other":
-    raise config_lib.ConfigError(f"config key gca.kv={config.gca.kv!r}: SASRec's cells read the "
-                                 "other domain's stream; valid choices: ['other']")
+    raise config_lib.ConfigError(
+      f"config key gca.kv={config.gca.kv!r}: SASRec's cells read the "
+      "other domain's stream; valid choices: ['other']"
+    )
   if not isinstance(m.pre_ln, bool):
     raise config_lib.ConfigError(f"config key model.pre_ln={m.pre_ln!r} must be True or False")
   config_lib.check_fraction(config, "model.dropout")
   if not config_lib.is_finite_number(m.l2_emb) or m.l2_emb < 0:
-    raise config_lib.ConfigError(f"config key model.l2_emb={m.l2_emb!r} must be a finite number >= 0")
+    raise config_lib.ConfigError(
+      f"config key model.l2_emb={m.l2_emb!r} must be a finite number >= 0"
+    )
 
 
-def make_module(ds: dataset_lib.CDSRDataset, m: Any, gca_positions: tuple[int, ...] = (),
-                gca: dict[str, Any] | None = None) -> SASRec:
+def make_module(
+  ds: dataset_lib.CDSRDataset,
+  m: Any,
+  gca_positions: tuple[int, ...] = (),
+  gca: dict[str, Any] | None = None,
+) -> SASRec:
   """The SASRec module for a catalogue and `config.model`."""
-  return SASRec(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, hidden=int(m.hidden_size),
-                num_blocks=int(m.num_blocks), num_heads=int(m.num_heads), dropout=float(m.dropout),
-                max_len=int(m.max_len), ffn_size=int(m.ffn_size), streams=m.streams, positions=m.positions,
-                pre_ln=bool(m.pre_ln), gca_positions=tuple(gca_positions), gca=dict(gca or {}))
+  return SASRec(
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    hidden=int(m.hidden_size),
+    num_blocks=int(m.num_blocks),
+    num_heads=int(m.num_heads),
+    dropout=float(m.dropout),
+    max_len=int(m.max_len),
+    ffn_size=int(m.ffn_size),
+    streams=m.streams,
+    positions=m.positions,
+    pre_ln=bool(m.pre_ln),
+    gca_positions=tuple(gca_positions),
+    gca=dict(gca or {}),
+  )
 
 
 def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
@@ -324,8 +371,12 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     task_lib.require_merged_timeline(ds, config, "model.streams='mixed' reads the merged sequence")
   gca = task_lib.gca_settings(config)
   module = make_module(ds, m, gca.positions, gca.cell)
-  hp = Hyper(num_items_a=ds.num_items_a, num_items_b=ds.num_items_b, streams=m.streams,
-             l2_emb=float(m.l2_emb))
+  hp = Hyper(
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    streams=m.streams,
+    l2_emb=float(m.l2_emb),
+  )
   if dual:
     train = domain_windows.train_windows(ds, m.max_len)
     eval_windows = lambda d, split: domain_windows.eval_windows(d, split, m.max_len)
@@ -336,11 +387,17 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
 
   def tables_fn(params: Any, frozen: Any) -> Array:
     del frozen
-    if dual:   # concatenated once per evaluation, not per batch of scores (train.item_shards)
+    if dual:  # concatenated once per evaluation, not per batch of scores (train.item_shards)
       return jnp.concatenate([params["item_emb_a"], params["item_emb_b"][1:]])
     return params["item_emb_m"]
 
   return task_lib.assemble(
-      ds, config, module=module, train_data=train, eval_windows=eval_windows,
-      loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
-      eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b), tables_fn=tables_fn)
+    ds,
+    config,
+    module=module,
+    train_data=train,
+    eval_windows=eval_windows,
+    loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
+    eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
+    tables_fn=tables_fn,
+  )

@@ -16,8 +16,9 @@ and turns eval scores into ranks, metrics and alignment statistics.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
 import flax.struct
@@ -42,6 +43,7 @@ class EvalOutputs:
       to the target's domain, minus history and the target).
     cells: {cell name: intermediates of a GCA cell} (see models/gca.py).
   """
+
   sampled_scores: Array
   full_scores: Array
   cells: dict[str, Any]
@@ -57,7 +59,8 @@ class Task:
     frozen: non-trainable variable collections shared by every replica (e.g. frozen LLM tables).
     train_data: host arrays with a common leading dimension (one row per training sequence).
     eval_data: {"valid"|"test": host arrays with a leading dimension of eval cases; they must hold
-      "domain" (0 = A, 1 = B), "target" (global id) and "hist" (sorted items excluded from full ranking)}.
+      "domain" (0 = A, 1 = B), "target" (global id) and "hist" (sorted items excluded from full
+      ranking)}.
     loss_fn: (params, frozen, batch, rng, hparams=None) -> (loss, metrics); batch["row_valid"] masks
       padded rows; `hparams` holds this replica's values of the model's replica hyperparameters
       (scalars, traced under vmap), None = the config's values (`hparams` below).
@@ -76,6 +79,7 @@ class Task:
       positions, which must change none of the loss's or eval_fn's values for rows of at most
       `length` real positions (e.g. LLM4CDSR with padding masked out of attention).
   """
+
   name: str
   init_params: Callable[[Array], Any]
   frozen: Any
@@ -102,29 +106,34 @@ class GCASettings:
     kv: the stream the cells attend to ("other" or "mixed").
     cell: keyword arguments of every `gca.GatedCrossAttention` cell.
   """
+
   positions: tuple[int, ...]
   kv: str
   cell: dict[str, Any]
 
 
-def require_merged_timeline(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict,
-                            reason: str) -> None:
-  """Refuses a dataset without a merged timeline (e.g. the open-world CSVs) for a model that needs one.
+def require_merged_timeline(
+  ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict, reason: str
+) -> None:
+  """Refuses a dataset without a merged timeline (e.g. open-world CSVs) for a model needing one.
 
   Raises:
     ConfigError: naming the model, the dataset and why the model needs the timeline.
   """
   if not ds.merged_timeline:
-    from orthoalign import config_lib   # config_lib imports the model registry
+    from orthoalign import config_lib  # config_lib imports the model registry
+
     raise config_lib.ConfigError(
-        f"config key model.name={config.model.name!r} needs a merged timeline of both domains "
-        f"({reason}), but dataset {ds.name!r} (data.format={config.data.format!r}) has none: its "
-        "domain lists cannot be interleaved. Use a model with per-domain encoders (cdsrnp) or data "
-        "with timestamps.")
+      f"config key model.name={config.model.name!r} needs a merged timeline of both domains "
+      f"({reason}), but dataset {ds.name!r} (data.format={config.data.format!r}) has none: its "
+      "domain lists cannot be interleaved. Use a model with per-domain encoders (cdsrnp) or data "
+      "with timestamps."
+    )
 
 
-def _with_penalty(hparams: dict[str, float] | None, config: ml_collections.ConfigDict
-                  ) -> dict[str, float]:
+def _with_penalty(
+  hparams: dict[str, float] | None, config: ml_collections.ConfigDict
+) -> dict[str, float]:
   """The model's replica hyperparameters, plus gca.orth_penalty's weight where the run sets one."""
   out = dict(hparams or {})
   if gca_lib.orth_penalties(config):
@@ -133,21 +142,30 @@ def _with_penalty(hparams: dict[str, float] | None, config: ml_collections.Confi
 
 
 def gca_settings(config: ml_collections.ConfigDict) -> GCASettings:
+  """The GCA cell's settings from `config.gca` (the loss terms left out)."""
   cell = dict(config.gca)
-  cell.pop("orth_penalty", None)          # a loss term, not a cell setting
+  cell.pop("orth_penalty", None)  # a loss term, not a cell setting
   positions = tuple(sorted(int(p) for p in cell.pop("positions")))
   return GCASettings(positions=positions, kv=cell.pop("kv", "other"), cell=cell)
 
 
-def assemble(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict, *, module: nn.Module,
-             train_data: dict[str, np.ndarray], eval_windows: eval_inputs.WindowsFn,
-             loss_fn: Callable[..., tuple[Array, dict[str, Array]]],
-             eval_fn: Callable[..., EvalOutputs], tables_fn: Callable[..., Any],
-             frozen: Any = None, init_params: Callable[[Array], Any] | None = None,
-             hparams: dict[str, float] | None = None,
-             extra_eval: Callable[[str], dict[str, np.ndarray]] | None = None,
-             length_fn: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
-             crop_fn: Callable[[dict[str, Any], int], dict[str, Any]] | None = None) -> Task:
+def assemble(
+  ds: dataset_lib.CDSRDataset,
+  config: ml_collections.ConfigDict,
+  *,
+  module: nn.Module,
+  train_data: dict[str, np.ndarray],
+  eval_windows: eval_inputs.WindowsFn,
+  loss_fn: Callable[..., tuple[Array, dict[str, Array]]],
+  eval_fn: Callable[..., EvalOutputs],
+  tables_fn: Callable[..., Any],
+  frozen: Any = None,
+  init_params: Callable[[Array], Any] | None = None,
+  hparams: dict[str, float] | None = None,
+  extra_eval: Callable[[str], dict[str, np.ndarray]] | None = None,
+  length_fn: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
+  crop_fn: Callable[[dict[str, Any], int], dict[str, Any]] | None = None,
+) -> Task:
   """The Task of a baseline: what every model's `build` shares.
 
   Args:
@@ -175,9 +193,19 @@ def assemble(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict, *, 
       return module.init({"params": rng, "dropout": rng}, sample, train=True)["params"]
 
   return Task(
-      name=config.model.name, init_params=init_params, frozen=frozen or {}, train_data=train_data,
-      eval_data=eval_inputs.eval_inputs(ds, config.eval, eval_windows, extra_eval),
-      loss_fn=loss_fn, tables_fn=tables_fn, eval_fn=eval_fn,
-      num_items_a=ds.num_items_a, num_items_b=ds.num_items_b,
-      cell_names=gca_lib.cell_names(config.gca.positions), hparams=_with_penalty(hparams, config),
-      module=module, length_fn=length_fn, crop_fn=crop_fn)
+    name=config.model.name,
+    init_params=init_params,
+    frozen=frozen or {},
+    train_data=train_data,
+    eval_data=eval_inputs.eval_inputs(ds, config.eval, eval_windows, extra_eval),
+    loss_fn=loss_fn,
+    tables_fn=tables_fn,
+    eval_fn=eval_fn,
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    cell_names=gca_lib.cell_names(config.gca.positions),
+    hparams=_with_penalty(hparams, config),
+    module=module,
+    length_fn=length_fn,
+    crop_fn=crop_fn,
+  )

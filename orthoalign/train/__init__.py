@@ -1,0 +1,1 @@
+"""The trainer: state, the pure train step, the loop, checkpoints and sharding."""

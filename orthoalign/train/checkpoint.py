@@ -31,16 +31,18 @@ INCOMPLETE_DIR = "checkpoints_incomplete"
 @dataclasses.dataclass
 class Restored:
   """What `restore_latest` found: the epoch, the restored trees and the skipped folders."""
+
   epoch: int
   state: Any
   best: Any
   meta: dict[str, Any]
-  skipped: list[str]        # one line per incomplete step folder moved aside
+  skipped: list[str]  # one line per incomplete step folder moved aside
 
 
 def saved_epochs(workdir: str) -> list[int]:
   """The epochs whose checkpoint folders exist under <workdir>/checkpoints, ascending (without
-  opening orbax: for messages, e.g. after Ctrl-C)."""
+  opening orbax: for messages, e.g. after Ctrl-C).
+  """
   try:
     names = os.listdir(os.path.join(workdir, "checkpoints"))
   except OSError:
@@ -54,9 +56,9 @@ class Checkpointer:
   def __init__(self, workdir: str, keep: int = 1):
     self._workdir = os.path.abspath(workdir)
     self.directory = os.path.join(self._workdir, "checkpoints")
-    self._options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                                 cleanup_tmp_directories=True,
-                                                 enable_async_checkpointing=False)
+    self._options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True, cleanup_tmp_directories=True, enable_async_checkpointing=False
+    )
     self._mngr = self._open()
 
   def _open(self) -> ocp.CheckpointManager:
@@ -64,11 +66,12 @@ class Checkpointer:
     fileio.writable_dir(self.directory, "checkpoints", errors.ConfigError)
     try:
       mngr = ocp.CheckpointManager(self.directory, options=self._options)
-      if hasattr(mngr, "_maybe_await_cleanup_tmp_directory"):   # else orbax cleans before a save
-        mngr._maybe_await_cleanup_tmp_directory()   # pylint: disable=protected-access
+      if hasattr(mngr, "_maybe_await_cleanup_tmp_directory"):  # else orbax cleans before a save
+        mngr._maybe_await_cleanup_tmp_directory()  # pylint: disable=protected-access
     except OSError as e:
       raise errors.ConfigError(
-          f"cannot write checkpoints to {self.directory}: {e.strerror or e}") from None
+        f"cannot write checkpoints to {self.directory}: {e.strerror or e}"
+      ) from None
     return mngr
 
   def latest_epoch(self) -> int | None:
@@ -76,24 +79,39 @@ class Checkpointer:
 
   def save(self, epoch: int, state: Any, best: Any, meta: dict[str, Any]) -> None:
     try:
-      self._mngr.save(epoch, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), best=ocp.args.StandardSave(best),
-          meta=ocp.args.JsonSave(meta)), force=True)
+      self._mngr.save(
+        epoch,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          best=ocp.args.StandardSave(best),
+          meta=ocp.args.JsonSave(meta),
+        ),
+        force=True,
+      )
       self._mngr.wait_until_finished()
     except OSError as e:
       raise errors.ConfigError(
-          f"cannot write the epoch-{epoch} checkpoint to {self.directory}: {e.strerror or e}") from None
+        f"cannot write the epoch-{epoch} checkpoint to {self.directory}: {e.strerror or e}"
+      ) from None
 
   def restore(self, epoch: int, state_like: Any, best_like: Any) -> tuple[Any, Any, dict[str, Any]]:
     """Restores into the shapes and shardings of the given (freshly initialised) pytrees."""
     abstract = lambda tree: jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), tree)
-    missing = [item for item in ITEMS if not os.path.isdir(os.path.join(self.step_dir(epoch), item))]
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), tree
+    )
+    missing = [
+      item for item in ITEMS if not os.path.isdir(os.path.join(self.step_dir(epoch), item))
+    ]
     if missing:
       raise KeyError(f"missing item(s) {', '.join(missing)}")
-    out = self._mngr.restore(epoch, args=ocp.args.Composite(
+    out = self._mngr.restore(
+      epoch,
+      args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract(state_like)),
-        best=ocp.args.StandardRestore(abstract(best_like)), meta=ocp.args.JsonRestore()))
+        best=ocp.args.StandardRestore(abstract(best_like)),
+        meta=ocp.args.JsonRestore(),
+      ),
+    )
     meta = dict(out.meta)
     if "tracker" not in meta:
       raise KeyError("the meta item has no 'tracker'")
@@ -128,8 +146,9 @@ class Checkpointer:
       return Restored(epoch, state, best, meta, skipped)
     epoch, why = failures[0]
     raise errors.ConfigError(
-        f"no checkpoint in {self.directory} can be restored (epoch {epoch}: {why}); delete the "
-        f"folder {self.directory} to start the run afresh")
+      f"no checkpoint in {self.directory} can be restored (epoch {epoch}: {why}); delete the "
+      f"folder {self.directory} to start the run afresh"
+    )
 
   def _move_aside(self, epoch: int, why: str) -> str:
     src = self.step_dir(epoch)
@@ -140,8 +159,9 @@ class Checkpointer:
         shutil.move(src, dst)
       except OSError as e:
         raise errors.ConfigError(
-            f"the checkpoint {src} is incomplete ({why}) and cannot be moved aside to {dst} "
-            f"({e.strerror or e}); delete the folder {src}") from None
+          f"the checkpoint {src} is incomplete ({why}) and cannot be moved aside to {dst} "
+          f"({e.strerror or e}); delete the folder {src}"
+        ) from None
     return f"skipped the incomplete checkpoint {src} ({why}); moved it to {dst}"
 
   def close(self) -> None:

@@ -2,7 +2,8 @@
 
 One Python process per host (a TPU VM worker, a SLURM task, or one listed by hand) runs the same
 command; `initialize` connects them before anything touches a device, after which `jax.devices()`
-lists every process's devices and the trainer's ("data", "model") mesh spans them all (train/sharding.py).
+lists every process's devices and the trainer's ("data", "model") mesh spans them all
+(train/sharding.py).
 CDSR datasets are small: every process reads the whole dataset and places it replicated, each batch
 is split over the global mesh and the state stays replicated, so every process holds the same
 metrics and takes the same decisions; only process 0 writes (`is_writer`).
@@ -29,8 +30,11 @@ import numpy as np
 
 from orthoalign import errors
 
-_ENV = {"coordinator_address": "ORTHOALIGN_COORDINATOR_ADDRESS",
-        "num_processes": "ORTHOALIGN_NUM_PROCESSES", "process_id": "ORTHOALIGN_PROCESS_ID"}
+_ENV = {
+  "coordinator_address": "ORTHOALIGN_COORDINATOR_ADDRESS",
+  "num_processes": "ORTHOALIGN_NUM_PROCESSES",
+  "process_id": "ORTHOALIGN_PROCESS_ID",
+}
 
 
 def _cluster_detected() -> bool:
@@ -42,9 +46,14 @@ def _cluster_detected() -> bool:
   return slurm or tpu_pod
 
 
-def initialize(mode: str = "auto", coordinator_address: str = "", num_processes: int = 0,
-               process_id: int = -1, heartbeat_timeout_s: int = 0,
-               initialization_timeout_s: int = 0) -> None:
+def initialize(
+  mode: str = "auto",
+  coordinator_address: str = "",
+  num_processes: int = 0,
+  process_id: int = -1,
+  heartbeat_timeout_s: int = 0,
+  initialization_timeout_s: int = 0,
+) -> None:
   """Joins the processes of a multi-process run (a no-op for one process).
 
   Args:
@@ -61,10 +70,16 @@ def initialize(mode: str = "auto", coordinator_address: str = "", num_processes:
   """
   if mode not in ("auto", "explicit", "off"):
     raise errors.ConfigError(f"--distributed={mode!r}; valid choices: ['auto', 'explicit', 'off']")
-  explicit = {"coordinator_address": coordinator_address or os.environ.get(_ENV["coordinator_address"], ""),
-              "num_processes": num_processes or int(os.environ.get(_ENV["num_processes"], "0") or 0),
-              "process_id": process_id if process_id >= 0 else int(os.environ.get(_ENV["process_id"], "-1") or -1)}
-  if mode == "off" or (mode == "auto" and not explicit["coordinator_address"] and not _cluster_detected()):
+  explicit = {
+    "coordinator_address": coordinator_address or os.environ.get(_ENV["coordinator_address"], ""),
+    "num_processes": num_processes or int(os.environ.get(_ENV["num_processes"], "0") or 0),
+    "process_id": process_id
+    if process_id >= 0
+    else int(os.environ.get(_ENV["process_id"], "-1") or -1),
+  }
+  if mode == "off" or (
+    mode == "auto" and not explicit["coordinator_address"] and not _cluster_detected()
+  ):
     return
   kwargs: dict[str, Any] = {}
   if heartbeat_timeout_s:
@@ -72,24 +87,39 @@ def initialize(mode: str = "auto", coordinator_address: str = "", num_processes:
   if initialization_timeout_s:
     kwargs["initialization_timeout"] = int(initialization_timeout_s)
   if explicit["coordinator_address"] or mode == "explicit":
-    missing = [f"--{k}" for k, v in explicit.items()
-               if v in ("", 0, -1) and not (k == "process_id" and v == 0)]
+    missing = [
+      f"--{k}"
+      for k, v in explicit.items()
+      if v in ("", 0, -1) and not (k == "process_id" and v == 0)
+    ]
     if missing:
-      raise errors.ConfigError(f"--distributed=explicit needs {', '.join(missing)} (or the environment "
-                               f"variables {', '.join(_ENV[m[2:]] for m in missing)})")
+      raise errors.ConfigError(
+        f"--distributed=explicit needs {', '.join(missing)} (or the environment "
+        f"variables {', '.join(_ENV[m[2:]] for m in missing)})"
+      )
     if not 0 <= explicit["process_id"] < explicit["num_processes"]:
-      raise errors.ConfigError(f"--process_id={explicit['process_id']} must be in "
-                               f"0..{explicit['num_processes'] - 1} (--num_processes)")
+      raise errors.ConfigError(
+        f"--process_id={explicit['process_id']} must be in "
+        f"0..{explicit['num_processes'] - 1} (--num_processes)"
+      )
     kwargs.update(explicit)
-  # JAX ends a process that waits in vain with a C++ abort and a stack trace: say first what it waits for.
-  print(f"orthoalign: joining a multi-process run ({', '.join(f'{k}={v}' for k, v in kwargs.items()) or 'detected cluster'}); "
-        f"if a process never joins, JAX aborts after initialization_timeout "
-        f"({initialization_timeout_s or 300} s) with DEADLINE_EXCEEDED ... RegisterTask", file=sys.stderr, flush=True)
+  # JAX ends a process that waits in vain with a C++ abort and a stack trace: say first what it
+  # waits for.
+  print(
+    f"orthoalign: joining a multi-process run "
+    f"({', '.join(f'{k}={v}' for k, v in kwargs.items()) or 'detected cluster'}); "
+    f"if a process never joins, JAX aborts after initialization_timeout "
+    f"({initialization_timeout_s or 300} s) with DEADLINE_EXCEEDED ... RegisterTask",
+    file=sys.stderr,
+    flush=True,
+  )
   try:
     jax.distributed.initialize(**kwargs)
-  except Exception as e:   # noqa: BLE001  # the runtime reports a lost coordinator in many types
-    raise errors.ConfigError(f"jax.distributed.initialize({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) "
-                             f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+  except Exception as e:  # noqa: BLE001  # the runtime reports a lost coordinator in many types
+    raise errors.ConfigError(
+      f"jax.distributed.initialize({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) "
+      f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    ) from None
 
 
 def is_writer() -> bool:
@@ -100,7 +130,7 @@ def is_writer() -> bool:
 def quiet_unless_writer() -> None:
   """Silences stdout (progress, tables) on every process but 0; errors still go to stderr."""
   if not is_writer():
-    sys.stdout = open(os.devnull, "w", encoding="utf-8")   # noqa: SIM115  # lives as long as the process
+    sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  # lives as long as the process
 
 
 def describe() -> str:
@@ -112,6 +142,7 @@ def sync(name: str) -> None:
   """Waits until every process reaches the same point (a no-op for one process)."""
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
+
     multihost_utils.sync_global_devices(name)
 
 
@@ -122,10 +153,12 @@ def raise_together(error: Exception | None, what: str) -> None:
   """
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
+
     failed = np.asarray(multihost_utils.process_allgather(np.int32(error is not None))).reshape(-1)
     if error is None and failed.any():
-      raise errors.ConfigError(f"process(es) {np.flatnonzero(failed).tolist()} failed at {what}; "
-                               "their error says why")
+      raise errors.ConfigError(
+        f"process(es) {np.flatnonzero(failed).tolist()} failed at {what}; their error says why"
+      )
   if error is not None:
     raise error
 
@@ -140,11 +173,14 @@ def agree(value: Any, what: str) -> None:
   if jax.process_count() <= 1:
     return
   from jax.experimental import multihost_utils
+
   digest = hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).digest()
   mine = np.frombuffer(digest[:8], np.uint32)
   everyone = np.asarray(multihost_utils.process_allgather(mine))
   if not np.all(everyone == everyone[0]):
     differ = [i for i in range(len(everyone)) if not np.array_equal(everyone[i], everyone[0])]
-    raise errors.ConfigError(f"the processes disagree on {what}: process(es) {differ} differ from "
-                             f"process 0 (this is process {jax.process_index()}); every process must "
-                             "run the same orthoalign version and config on the same shared workdir")
+    raise errors.ConfigError(
+      f"the processes disagree on {what}: process(es) {differ} differ from "
+      f"process 0 (this is process {jax.process_index()}); every process must "
+      "run the same orthoalign version and config on the same shared workdir"
+    )

@@ -1,7 +1,8 @@
 """<workdir>/history.jsonl: one JSON row per (epoch, replica), for trajectories over training.
 
 Each row holds "epoch", "replica", the epoch's mean training metrics ("train/*", incl. the learning
-rate) and, on epochs with a validation pass, the validation metrics ("valid/<protocol>/<dom>/<metric>")
+rate) and, on epochs with a validation pass, the validation metrics
+("valid/<protocol>/<dom>/<metric>")
 and the alignment statistics of every GCA cell on validation inputs ("align/<cell>/<stat>"); with
 `eval.track_test` also the test metrics of that epoch's parameters ("test/..."). The analysis reads
 it (`orthoalign.analysis.history.trajectory`) instead of parsing TensorBoard files.
@@ -12,9 +13,10 @@ only the rows up to its checkpoint's epoch, so replayed epochs are not listed tw
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 import json
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import jax
 
@@ -38,7 +40,7 @@ class History:
         for line in f:
           try:
             row = json.loads(line)
-          except json.JSONDecodeError:       # a line cut short by the interruption
+          except json.JSONDecodeError:  # a line cut short by the interruption
             continue
           if isinstance(row, dict) and row.get("epoch", resume_epoch + 1) <= resume_epoch:
             kept.append(row)

@@ -42,6 +42,7 @@ class Padded:
       (multiple 1: the run takes them from its state rather than trace the init a second time).
     frozen: ShapeDtypeStructs of the unpadded frozen tables.
   """
+
   task: task_lib.Task
   params: Any
   frozen: Any
@@ -80,10 +81,11 @@ def pad_task(task: task_lib.Task, multiple: int) -> Padded:
     return task.loss_fn(unpad_p(p), unpad_f(f), batch, rng, hparams)
 
   wrapped = dataclasses.replace(
-      task,
-      init_params=lambda rng: pad(task.init_params(rng), jnp),
-      frozen=pad(task.frozen, np),
-      loss_fn=loss_fn,
-      tables_fn=lambda p, f: task.tables_fn(unpad_p(p), unpad_f(f)),
-      eval_fn=lambda p, f, tables, batch: task.eval_fn(unpad_p(p), unpad_f(f), tables, batch))
+    task,
+    init_params=lambda rng: pad(task.init_params(rng), jnp),
+    frozen=pad(task.frozen, np),
+    loss_fn=loss_fn,
+    tables_fn=lambda p, f: task.tables_fn(unpad_p(p), unpad_f(f)),
+    eval_fn=lambda p, f, tables, batch: task.eval_fn(unpad_p(p), unpad_f(f), tables, batch),
+  )
   return Padded(wrapped, params, frozen)

@@ -52,13 +52,16 @@ from orthoalign.train import step as step_lib
 from orthoalign.train import workdir as workdir_lib
 from orthoalign.train import writers
 
+TrainingDiverged = errors.TrainingDiverged  # the loss became NaN/inf; a one-line user error
 
-TrainingDiverged = errors.TrainingDiverged     # the loss became NaN/inf; a one-line user error
 
-
-def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int, hist_width: int,
-                  buckets: tuple[int, ...] = (), task: task_lib.Task | None = None
-                  ) -> dict[str, np.ndarray]:
+def _eval_batches(
+  arrays: dict[str, np.ndarray],
+  batch_size: int,
+  hist_width: int,
+  buckets: tuple[int, ...] = (),
+  task: task_lib.Task | None = None,
+) -> dict[str, np.ndarray]:
   """Pads eval cases to a multiple of batch_size (weight 0) and reshapes to [batches, batch, ...].
 
   With `buckets` (see `bucket_lengths`), the cases are first ordered by length bucket (the sums an
@@ -72,23 +75,29 @@ def _eval_batches(arrays: dict[str, np.ndarray], batch_size: int, hist_width: in
     order = np.argsort(case_bucket, kind="stable")
     arrays = {k: v[order] for k, v in arrays.items()}
   hist = arrays["hist"]
-  arrays["hist"] = np.pad(hist, ((0, 0), (hist_width - hist.shape[1], 0)))   # 0-padding stays sorted
+  arrays["hist"] = np.pad(hist, ((0, 0), (hist_width - hist.shape[1], 0)))  # 0-padding stays sorted
   padded = -(-n // batch_size) * batch_size
   out = {}
   for k, v in arrays.items():
     pad = np.zeros((padded - n,) + v.shape[1:], v.dtype)
     out[k] = np.concatenate([v, pad]).reshape((padded // batch_size, batch_size) + v.shape[1:])
-  out["weight"] = (np.arange(padded) < n).astype(np.float32).reshape(padded // batch_size, batch_size)
+  out["weight"] = (
+    (np.arange(padded) < n).astype(np.float32).reshape(padded // batch_size, batch_size)
+  )
   if buckets:
-    out[step_lib.BUCKET_KEY] = np.pad(case_bucket[order], (0, padded - n)).reshape(
-        padded // batch_size, batch_size).max(axis=1).astype(np.int32)
+    out[step_lib.BUCKET_KEY] = (
+      np.pad(case_bucket[order], (0, padded - n))
+      .reshape(padded // batch_size, batch_size)
+      .max(axis=1)
+      .astype(np.int32)
+    )
   return out
 
 
-def _param_counts(run: "Run") -> tuple[int, int]:
+def _param_counts(run: Run) -> tuple[int, int]:
   """(total, trainable) parameters of one replica, at the model's own (unpadded) shapes."""
   params = run.padded.params
-  if params is None:                        # nothing padded: the state has the model's shapes
+  if params is None:  # nothing padded: the state has the model's shapes
     params = jax.tree.map(lambda x: x[0], run.state.params)
   trainable = state_lib.count_params(params)
   return trainable + state_lib.count_params(run.padded.frozen), trainable
@@ -96,14 +105,16 @@ def _param_counts(run: "Run") -> tuple[int, int]:
 
 def bucket_lengths(config: ml_collections.ConfigDict) -> tuple[int, ...]:
   """The lengths a bucketed epoch cuts batches to: train.length_buckets, then model.max_len; ()
-  when training is not bucketed."""
+  when training is not bucketed.
+  """
   buckets = tuple(config_lib.get_added(config, "train.length_buckets"))
   return buckets + (int(config.model.max_len),) if buckets else ()
 
 
 def train_arrays(task: task_lib.Task, buckets: tuple[int, ...]) -> dict[str, np.ndarray]:
   """The host arrays of a training epoch: task.train_data, plus each row's real length
-  (step.LENGTH_KEY, from task.length_fn) when bucketed."""
+  (step.LENGTH_KEY, from task.length_fn) when bucketed.
+  """
   if not buckets:
     return task.train_data
   return {**task.train_data, step_lib.LENGTH_KEY: task.length_fn(task.train_data).astype(np.int32)}
@@ -111,8 +122,9 @@ def train_arrays(task: task_lib.Task, buckets: tuple[int, ...]) -> dict[str, np.
 
 def _out_of_memory(e: BaseException) -> bool:
   """A host MemoryError, or XLA's RESOURCE_EXHAUSTED on a device (a RuntimeError)."""
-  return isinstance(e, MemoryError) or (isinstance(e, RuntimeError)
-                                        and "RESOURCE_EXHAUSTED" in str(e))
+  return isinstance(e, MemoryError) or (
+    isinstance(e, RuntimeError) and "RESOURCE_EXHAUSTED" in str(e)
+  )
 
 
 @contextlib.contextmanager
@@ -120,7 +132,8 @@ def building(what: str):
   """Reports a ValueError or an out-of-memory error (host or device) raised while `what` is built
   from the config (a value the checks before could not judge, e.g. more embedding dims than a
   small catalogue has titles, or a width too large for the memory) as a one-line ConfigError
-  naming `what`; ORTHOALIGN_TRACEBACK=1 shows where a ValueError came from."""
+  naming `what`; ORTHOALIGN_TRACEBACK=1 shows where a ValueError came from.
+  """
   try:
     yield
   except errors.USER_ERRORS:
@@ -128,9 +141,10 @@ def building(what: str):
   except (MemoryError, RuntimeError) as e:
     if not _out_of_memory(e):
       raise
-    raise errors.ConfigError(f"out of memory while building {what}: the config asks for more "
-                             "than this machine holds (a width, depth or catalogue too large?)"
-                             ) from None
+    raise errors.ConfigError(
+      f"out of memory while building {what}: the config asks for more "
+      "than this machine holds (a width, depth or catalogue too large?)"
+    ) from None
   except ValueError as e:
     if errors.show_tracebacks():
       raise
@@ -140,6 +154,7 @@ def building(what: str):
 @dataclasses.dataclass
 class Run:
   """Everything a run needs on device: data, model task, replicas, mesh and compiled functions."""
+
   ds: Any
   task: task_lib.Task
   reps: list[dict[str, Any]]
@@ -152,7 +167,7 @@ class Run:
   state: state_lib.TrainState
   epoch_fn: Any
   eval_fn: Any
-  padded: item_shards.Padded        # the Task the programs run; the model's own shapes
+  padded: item_shards.Padded  # the Task the programs run; the model's own shapes
   state_sharding: Any
 
   def epoch_arg(self, epoch: int) -> jax.Array:
@@ -174,7 +189,9 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   reps = sweep.replicas(config)
   hp = sweep.stacked(reps)
   try:
-    mesh = sharding.make_mesh(config.train.num_devices, config_lib.get_added(config, "train.item_shards"))
+    mesh = sharding.make_mesh(
+      config.train.num_devices, config_lib.get_added(config, "train.item_shards")
+    )
   except ValueError as e:
     raise config_lib.ConfigError(str(e)) from None
   repl = sharding.replicated(mesh)
@@ -182,8 +199,9 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   ways = sharding.data_size(mesh)
   for key, value in (("train.batch_size", bs), ("eval.batch_size", ebs)):
     if value % ways:
-      raise config_lib.ConfigError(f"config key {key}={value} must be divisible by the {ways} devices "
-                                   "of the mesh's data axis")
+      raise config_lib.ConfigError(
+        f"config key {key}={value} must be divisible by the {ways} devices of the mesh's data axis"
+      )
   n_train = len(next(iter(task.train_data.values())))
   if n_train == 0:
     raise config_lib.ConfigError("the dataset has no user with a training sequence of >= 2 items")
@@ -194,47 +212,85 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   buckets = bucket_lengths(config)
   if buckets and (task.crop_fn is None or task.length_fn is None):
     raise config_lib.ConfigError(
-        f"config key train.length_buckets={tuple(buckets[:-1])}: model.name={config.model.name!r} "
-        "cannot train in length buckets (its Task has no crop_fn or length_fn); set the key to ()")
+      f"config key train.length_buckets={tuple(buckets[:-1])}: model.name={config.model.name!r} "
+      "cannot train in length buckets (its Task has no crop_fn or length_fn); set the key to ()"
+    )
   train_data = jax.device_put(train_arrays(task, buckets), repl)
   # One width for both splits' history so valid and test share one compiled eval program.
   hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())
-  eval_data = {s: jax.device_put(_eval_batches(a, ebs, hist_width, buckets, task), repl)
-               for s, a in task.eval_data.items()}
+  eval_data = {
+    s: jax.device_put(_eval_batches(a, ebs, hist_width, buckets, task), repl)
+    for s, a in task.eval_data.items()
+  }
   frozen = jax.device_put(step_task.frozen, sharding.item_shardings(step_task.frozen, mesh, rows))
   tx = state_lib.make_optimizer()
   init_fn = jax.vmap(functools.partial(state_lib.init_replica, step_task, tx))
-  init_args = [jax.device_put(hp[k], repl) for k in ("seed", "learning_rate", "weight_decay", "gate_init",
-                                                      "model")]
+  init_args = [
+    jax.device_put(hp[k], repl)
+    for k in ("seed", "learning_rate", "weight_decay", "gate_init", "model")
+  ]
   with building(f"the {config.model.name} model"):
-    if mesh.shape[sharding.MODEL] == 1:   # all replicated: no second trace of the init for shapes
+    if mesh.shape[sharding.MODEL] == 1:  # all replicated: no second trace of the init for shapes
       state = jax.jit(init_fn, out_shardings=repl)(*init_args)
       state_sharding = jax.tree.map(lambda x: x.sharding, state)
-    else:                                  # split as it is created: never whole on one device
-      state_sharding = sharding.item_shardings(jax.eval_shape(init_fn, *init_args), mesh, rows,
-                                               axis=1)
+    else:  # split as it is created: never whole on one device
+      state_sharding = sharding.item_shardings(
+        jax.eval_shape(init_fn, *init_args), mesh, rows, axis=1
+      )
       state = jax.jit(init_fn, out_shardings=state_sharding)(*init_args)
-    jax.block_until_ready(state)          # an allocation failure shows here, not in epoch 1
-  epoch_fn = jax.jit(jax.vmap(functools.partial(
-      step_lib.train_epoch, task=step_task, tx=tx, batch_size=bs, mesh=mesh,
-      compute_dtype=config_lib.get_added(config, "train.compute_dtype"), buckets=buckets),
-      in_axes=(0, None, None, None)),
-                     out_shardings=(state_sharding, repl), donate_argnums=0)
-  eval_fn = jax.jit(jax.vmap(functools.partial(step_lib.evaluate, task=step_task, mesh=mesh,
-                                               ties=config_lib.get_added(config, "eval.ties"),
-                                               buckets=buckets),
-                             in_axes=(0, None, None)))
-  return Run(ds=ds, task=task, reps=reps, mesh=mesh, repl=repl,
-             steps=step_lib.steps_per_epoch(n_train, bs), train_data=train_data, eval_data=eval_data,
-             frozen=frozen, state=state, epoch_fn=epoch_fn, eval_fn=eval_fn,
-             padded=padded, state_sharding=state_sharding)
+    jax.block_until_ready(state)  # an allocation failure shows here, not in epoch 1
+  epoch_fn = jax.jit(
+    jax.vmap(
+      functools.partial(
+        step_lib.train_epoch,
+        task=step_task,
+        tx=tx,
+        batch_size=bs,
+        mesh=mesh,
+        compute_dtype=config_lib.get_added(config, "train.compute_dtype"),
+        buckets=buckets,
+      ),
+      in_axes=(0, None, None, None),
+    ),
+    out_shardings=(state_sharding, repl),
+    donate_argnums=0,
+  )
+  eval_fn = jax.jit(
+    jax.vmap(
+      functools.partial(
+        step_lib.evaluate,
+        task=step_task,
+        mesh=mesh,
+        ties=config_lib.get_added(config, "eval.ties"),
+        buckets=buckets,
+      ),
+      in_axes=(0, None, None),
+    )
+  )
+  return Run(
+    ds=ds,
+    task=task,
+    reps=reps,
+    mesh=mesh,
+    repl=repl,
+    steps=step_lib.steps_per_epoch(n_train, bs),
+    train_data=train_data,
+    eval_data=eval_data,
+    frozen=frozen,
+    state=state,
+    epoch_fn=epoch_fn,
+    eval_fn=eval_fn,
+    padded=padded,
+    state_sharding=state_sharding,
+  )
 
 
 @functools.partial(jax.jit, donate_argnums=0)
 def _keep_best(best: Any, params: Any, improved: jax.Array) -> Any:
   """Per replica: best <- params where the replica improved."""
-  return jax.tree.map(lambda b, p: jnp.where(improved.reshape((-1,) + (1,) * (b.ndim - 1)), p, b),
-                      best, params)
+  return jax.tree.map(
+    lambda b, p: jnp.where(improved.reshape((-1,) + (1,) * (b.ndim - 1)), p, b), best, params
+  )
 
 
 def compile_together(*jobs: tuple[Any, tuple[Any, ...]]) -> list[tuple[Any, float]]:
@@ -245,6 +301,7 @@ def compile_together(*jobs: tuple[Any, tuple[Any, ...]]) -> list[tuple[Any, floa
   Returns [(compiled, seconds from its trace to its compiled program)] in job order; an
   exception of any job is raised here. Measured in docs/benchmarks.md.
   """
+
   def compile_one(lowered, t0):
     return lowered.compile(), time.time() - t0
 
@@ -258,7 +315,8 @@ def compile_together(*jobs: tuple[Any, tuple[Any, ...]]) -> list[tuple[Any, floa
 
 class Phases:
   """Wall-clock seconds per phase of a run (compile, train, evaluate, checkpoint), accumulated
-  over resumptions through the Tracker (the training time counts epochs' programs only)."""
+  over resumptions through the Tracker (the training time counts epochs' programs only).
+  """
 
   def __init__(self, tracker: schedule.Tracker):
     self.tracker = tracker
@@ -269,7 +327,9 @@ class Phases:
     try:
       yield
     finally:
-      setattr(self.tracker, f"{phase}_time_s", getattr(self.tracker, f"{phase}_time_s") + time.time() - t0)
+      setattr(
+        self.tracker, f"{phase}_time_s", getattr(self.tracker, f"{phase}_time_s") + time.time() - t0
+      )
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
@@ -282,15 +342,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   t_run = time.time()
   config_lib.validate(config)
   writer_process = distributed.is_writer()
-  distributed.agree({"version": orthoalign.__version__, "config": config.to_dict()},
-                    "the orthoalign version and config")
+  distributed.agree(
+    {"version": orthoalign.__version__, "config": config.to_dict()},
+    "the orthoalign version and config",
+  )
   with contextlib.ExitStack() as held:
     failure = None
     if writer_process:
       try:
-        held.enter_context(run_lock.acquire(workdir))   # before anything is written
+        held.enter_context(run_lock.acquire(workdir))  # before anything is written
         workdir_lib.prepare(config, workdir)
-      except (errors.ConfigError, errors.RunInUse) as e:   # every process stops
+      except (errors.ConfigError, errors.RunInUse) as e:  # every process stops
         failure = e
     distributed.raise_together(failure, "preparing the workdir")
     try:
@@ -298,15 +360,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     except errors.Interrupted:
       raise
     except KeyboardInterrupt:
-      raise errors.Interrupted(f"stopped {workdir} before its first epoch here; "
-                               f"{_resume_note(workdir)}") from None
+      raise errors.Interrupted(
+        f"stopped {workdir} before its first epoch here; {_resume_note(workdir)}"
+      ) from None
     except RuntimeError as e:
       if not _out_of_memory(e):
         raise
       raise errors.ConfigError(
-          f"out of memory while training {workdir} ({str(e).splitlines()[0][:200]}); lower "
-          "train.batch_size or eval.batch_size (or the model's width); the same command resumes "
-          f"from the last checkpoint") from None
+        f"out of memory while training {workdir} ({str(e).splitlines()[0][:200]}); lower "
+        "train.batch_size or eval.batch_size (or the model's width); the same command resumes "
+        f"from the last checkpoint"
+      ) from None
 
 
 def _resume_note(workdir: str) -> str:
@@ -314,14 +378,18 @@ def _resume_note(workdir: str) -> str:
   last = checkpoint_lib.saved_epochs(workdir)
   if not last:
     return "no checkpoint was saved yet: the same command starts the run afresh"
-  return (f"the checkpoint of epoch {last[-1]} is kept: the same command resumes from epoch "
-          f"{last[-1] + 1}")
+  return (
+    f"the checkpoint of epoch {last[-1]} is kept: the same command resumes from epoch "
+    f"{last[-1] + 1}"
+  )
 
 
-def _finished_rows(workdir: str, tracker: schedule.Tracker, start: int,
-                   max_epochs: int) -> list[dict[str, Any]] | None:
+def _finished_rows(
+  workdir: str, tracker: schedule.Tracker, start: int, max_epochs: int
+) -> list[dict[str, Any]] | None:
   """The rows of results.jsonl when the run has nothing left to train (every replica stopped, or
-  max_epochs reached) and finished earlier; None otherwise."""
+  max_epochs reached) and finished earlier; None otherwise.
+  """
   path = os.path.join(workdir, "results.jsonl")
   done = (all(tracker.stopped) or start > max_epochs) and os.path.isfile(path)
   distributed.agree(done, "whether the run finished earlier")
@@ -332,16 +400,23 @@ def _finished_rows(workdir: str, tracker: schedule.Tracker, start: int,
       rows = [json.loads(line) for line in f if line.strip()]
   except (OSError, ValueError) as e:
     rows = e
-  if isinstance(rows, Exception) or not rows or not all(
-      isinstance(r, dict) and "replica" in r for r in rows):
+  if (
+    isinstance(rows, Exception)
+    or not rows
+    or not all(isinstance(r, dict) and "replica" in r for r in rows)
+  ):
     why = rows if isinstance(rows, Exception) else "not one JSON row per replica"
-    raise errors.DataError(f"the finished run's results cannot be read ({why}); delete the file "
-                           "and run the same command to evaluate again", path=path)
+    raise errors.DataError(
+      f"the finished run's results cannot be read ({why}); delete the file "
+      "and run the same command to evaluate again",
+      path=path,
+    )
   return rows
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
-           writer_process: bool) -> list[dict[str, Any]]:
+def _train(
+  config: ml_collections.ConfigDict, workdir: str, t_run: float, writer_process: bool
+) -> list[dict[str, Any]]:
   """train_and_evaluate once the workdir is locked and prepared."""
   run = setup(config)
   ds, task, reps, mesh, repl, steps = run.ds, run.task, run.reps, run.mesh, run.repl, run.steps
@@ -349,15 +424,19 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
   epoch_fn, eval_fn, epoch_arg = run.epoch_fn, run.eval_fn, run.epoch_arg
   num_r = len(reps)
   say = print if writer_process else (lambda *a, **k: None)
-  say(f"orthoalign {orthoalign.__version__} | jax {jax.__version__} | {mesh.size} x "
-      f"{jax.devices()[0].platform}{distributed.describe()} | model {task.name} | data {ds.name}: "
-      f"{ds.num_users} users, {ds.num_items_a}+{ds.num_items_b} items | R={num_r} replicas | "
-      f"{steps} steps/epoch", flush=True)
+  say(
+    f"orthoalign {orthoalign.__version__} | jax {jax.__version__} | {mesh.size} x "
+    f"{jax.devices()[0].platform}{distributed.describe()} | model {task.name} | data {ds.name}: "
+    f"{ds.num_users} users, {ds.num_items_a}+{ds.num_items_b} items | R={num_r} replicas | "
+    f"{steps} steps/epoch",
+    flush=True,
+  )
   best = jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=run.state_sharding.params)(
-      state.params)
+    state.params
+  )
   total_params, trainable_params = _param_counts(run)
 
-  with errors.interrupts_held():           # it cleans up an interrupted save's folders
+  with errors.interrupts_held():  # it cleans up an interrupted save's folders
     ckpt = checkpoint_lib.Checkpointer(workdir)
   tracker = schedule.Tracker.new(num_r)
   start = 1
@@ -376,8 +455,11 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
   finished = None if restored is None else _finished_rows(workdir, tracker, start, tc.max_epochs)
   if finished is not None:
     ckpt.close()
-    say(f"{workdir} finished at epoch {latest} earlier; its results.jsonl is kept as written "
-        "(evaluate other settings with python -m orthoalign.evaluate)", flush=True)
+    say(
+      f"{workdir} finished at epoch {latest} earlier; its results.jsonl is kept as written "
+      "(evaluate other settings with python -m orthoalign.evaluate)",
+      flush=True,
+    )
     say(results.results_table(finished, config), flush=True)
     return finished
   # Times over every process that worked on the run, up to the checkpoint it resumed from.
@@ -387,20 +469,25 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
 
   t0 = time.time()
   (compiled, train_compile_s), (compiled_eval, eval_compile_s) = compile_together(
-      (epoch_fn, (state, train_data, frozen, epoch_arg(start))),
-      (eval_fn, (state.params, frozen, eval_data["valid"])))
+    (epoch_fn, (state, train_data, frozen, epoch_arg(start))),
+    (eval_fn, (state.params, frozen, eval_data["valid"])),
+  )
   compile_s = time.time() - t0
   tracker.compile_time_s += compile_s
   cache = jax.config.jax_compilation_cache_dir or "off"
-  say(f"compiled in {compile_s:.1f}s (train epoch {train_compile_s:.1f}s and evaluation "
-      f"{eval_compile_s:.1f}s, side by side; persistent cache: {cache})", flush=True)
+  say(
+    f"compiled in {compile_s:.1f}s (train epoch {train_compile_s:.1f}s and evaluation "
+    f"{eval_compile_s:.1f}s, side by side; persistent cache: {cache})",
+    flush=True,
+  )
   # On resumption TensorBoard hides what the interrupted run wrote from epoch `start` on.
-  writer = writers.ScalarWriter(os.path.join(workdir, "tb"),
-                                purge_step=None if latest is None else start)
+  writer = writers.ScalarWriter(
+    os.path.join(workdir, "tb"), purge_step=None if latest is None else start
+  )
   key, patience = tc.select_metric, tc.early_stop_patience
   max_epochs, every = tc.max_epochs, tc.eval_every
   base_lrs = np.asarray([rep["learning_rate"] for rep in reps], np.float32)
-  if not tracker.lr_scale:                       # a checkpoint of a run without the schedule
+  if not tracker.lr_scale:  # a checkpoint of a run without the schedule
     tracker.lr_scale, tracker.plateau_bad = [1.0] * num_r, [0] * num_r
   epoch = start
   try:
@@ -422,19 +509,32 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
       if not np.all(np.isfinite(losses)):
         bad = [r for r in range(num_r) if not np.isfinite(losses[r])]
         last = ckpt.latest_epoch()
-        kept = ("no checkpoint was saved before it" if last is None else
-                f"the last good checkpoint (epoch {last}) is kept in {workdir}/checkpoints")
+        kept = (
+          "no checkpoint was saved before it"
+          if last is None
+          else f"the last good checkpoint (epoch {last}) is kept in {workdir}/checkpoints"
+        )
         raise TrainingDiverged(
-            f"training loss became {losses[bad[0]]} at epoch {epoch} for replica(s) {bad} "
-            f"({[reps[r] for r in bad]}); {kept}. Lower the learning rate or check the data.")
+          f"training loss became {losses[bad[0]]} at epoch {epoch} for replica(s) {bad} "
+          f"({[reps[r] for r in bad]}); {kept}. Lower the learning rate or check the data."
+        )
       scalars = {f"train/{k}/r{r}": float(v[r]) for k, v in metrics.items() for r in range(num_r)}
-      tracker.last_train = [{f"train/{k}": float(v[r]) for k, v in metrics.items()} for r in range(num_r)]
+      tracker.last_train = [
+        {f"train/{k}": float(v[r]) for k, v in metrics.items()} for r in range(num_r)
+      ]
       scalars.update({f"perf/steps_per_s/r{r}": steps / dt for r in range(num_r)})
       scalars.update({f"train/learning_rate/r{r}": float(lrs[r]) for r in range(num_r)})
       tracker.last_epoch = epoch
       line = f"epoch {epoch}/{max_epochs}  loss {losses.mean():.4f}"
-      rows = [{"epoch": epoch, "replica": r, **tracker.last_train[r], "train/learning_rate": float(lrs[r])}
-              for r in range(num_r)]
+      rows = [
+        {
+          "epoch": epoch,
+          "replica": r,
+          **tracker.last_train[r],
+          "train/learning_rate": float(lrs[r]),
+        }
+        for r in range(num_r)
+      ]
       # As ABXI: no validation (so no early stopping or plateau) during warm-up.
       if epoch > tc.warmup_epochs and (epoch % every == 0 or epoch == max_epochs):
         with phases.time("eval"):
@@ -443,17 +543,26 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
           if config.eval.track_test:
             sums = jax.device_get(eval_fn(state.params, frozen, eval_data["test"]))
             for r in range(num_r):
-              rows[r].update({k: v for k, v in results.finalize_split(sums, r, "test").items()
-                              if not k.startswith("align/")})
+              rows[r].update(
+                {
+                  k: v
+                  for k, v in results.finalize_split(sums, r, "test").items()
+                  if not k.startswith("align/")
+                }
+              )
         for r in range(num_r):
           rows[r].update(valid[r])
-        improved = tracker.update(epoch, valid, key, patience, tc.plateau_patience, tc.plateau_factor)
+        improved = tracker.update(
+          epoch, valid, key, patience, tc.plateau_patience, tc.plateau_factor
+        )
         best = _keep_best(best, state.params, jax.device_put(improved, repl))
         for r in range(num_r):
           scalars.update({f"{k}/r{r}": v for k, v in valid[r].items()})
         cur = np.nanmean([schedule.select_value(v, key) for v in valid])
-        line += (f"  {results.short_key(key)} {cur:.4f} (best {np.mean(tracker.best_value):.4f})"
-                 f"  early-stopped {sum(tracker.stopped)}/{num_r} replicas")
+        line += (
+          f"  {results.short_key(key)} {cur:.4f} (best {np.mean(tracker.best_value):.4f})"
+          f"  early-stopped {sum(tracker.stopped)}/{num_r} replicas"
+        )
       else:
         line += "  (warm-up)" if epoch <= tc.warmup_epochs else ""
       with errors.interrupts_held():
@@ -468,8 +577,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
       line += f"  {steps / dt:.1f} steps/s  {dt:.1f}s/epoch  ETA <= {writers.format_duration(eta)}"
       say(line, flush=True)
   except KeyboardInterrupt:
-    raise errors.Interrupted(f"stopped {workdir} in epoch {epoch} of {max_epochs}; "
-                             f"{_resume_note(workdir)}") from None
+    raise errors.Interrupted(
+      f"stopped {workdir} in epoch {epoch} of {max_epochs}; {_resume_note(workdir)}"
+    ) from None
   finally:
     writer.close()
 
@@ -478,27 +588,47 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
     with phases.time("eval"):
       test_sums = jax.device_get(eval_fn(best, frozen, eval_data["test"]))
   except KeyboardInterrupt:
-    raise errors.Interrupted(f"stopped {workdir} in the test evaluation after its last epoch "
-                             f"({tracker.last_epoch}); the same command evaluates again") from None
+    raise errors.Interrupted(
+      f"stopped {workdir} in the test evaluation after its last epoch "
+      f"({tracker.last_epoch}); the same command evaluates again"
+    ) from None
   flat_config = config_lib.flatten(config.to_dict())
   steps_per_s = tracker.train_steps / tracker.train_time_s if tracker.train_time_s else math.nan
   rows = []
   for r in range(num_r):
     row: dict[str, Any] = {
-        "run": os.path.basename(os.path.abspath(workdir)), "replica": r, "model": task.name,
-        "dataset": ds.name, **reps[r], "gca_positions": list(config.gca.positions),
-        "params/total": total_params, "params/trainable": trainable_params,
-        "best_epoch": tracker.best_epoch[r], "epochs_trained": tracker.last_epoch,
-        "compile_s": tracker.compile_time_s, "wall_time_s": wall_before + time.time() - t_run,
-        "train_time_s": tracker.train_time_s, "eval_time_s": tracker.eval_time_s,
-        "checkpoint_time_s": tracker.checkpoint_time_s, "steps_per_s": steps_per_s,
-        "backend": jax.default_backend(), "num_devices": mesh.size,
-        "num_processes": jax.process_count(), "num_replicas": num_r,
-        "orthoalign_version": orthoalign.__version__, "config": flat_config}
+      "run": os.path.basename(os.path.abspath(workdir)),
+      "replica": r,
+      "model": task.name,
+      "dataset": ds.name,
+      **reps[r],
+      "gca_positions": list(config.gca.positions),
+      "params/total": total_params,
+      "params/trainable": trainable_params,
+      "best_epoch": tracker.best_epoch[r],
+      "epochs_trained": tracker.last_epoch,
+      "compile_s": tracker.compile_time_s,
+      "wall_time_s": wall_before + time.time() - t_run,
+      "train_time_s": tracker.train_time_s,
+      "eval_time_s": tracker.eval_time_s,
+      "checkpoint_time_s": tracker.checkpoint_time_s,
+      "steps_per_s": steps_per_s,
+      "backend": jax.default_backend(),
+      "num_devices": mesh.size,
+      "num_processes": jax.process_count(),
+      "num_replicas": num_r,
+      "orthoalign_version": orthoalign.__version__,
+      "config": flat_config,
+    }
     row.update(tracker.last_train[r] if tracker.last_train else {})
     row.update(tracker.best_metrics[r])
-    row.update({k: v for k, v in results.finalize_split(test_sums, r, "test").items()
-                if not k.startswith("align/")})
+    row.update(
+      {
+        k: v
+        for k, v in results.finalize_split(test_sums, r, "test").items()
+        if not k.startswith("align/")
+      }
+    )
     rows.append(row)
   if writer_process:
     with errors.interrupts_held():
@@ -507,6 +637,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float,
     ckpt.close()
   distributed.sync("results written")
   say(results.results_table(rows, config), flush=True)
-  say(f"results: {os.path.join(workdir, 'results.jsonl')} (per-epoch history, TensorBoard events and "
-      f"checkpoints beside it)", flush=True)
+  say(
+    f"results: {os.path.join(workdir, 'results.jsonl')} (per-epoch history, TensorBoard events and "
+    f"checkpoints beside it)",
+    flush=True,
+  )
   return rows

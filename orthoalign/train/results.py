@@ -22,19 +22,25 @@ def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str,
   "<split>/<group>/<protocol>/<dom>/<metric>" (plus its number of cases,
   "<split>/<group>/sampled/all/count"), and "align/<cell>/<stat>". The metrics follow the
   evaluation's tie rule (config.eval.ties, recorded in the row's config) and include "tie_share",
-  the share of cases with at least one negative tied with the target."""
+  the share of cases with at least one negative tied with the target.
+  """
   one = {k: np.asarray(v)[r] for k, v in sums.items()}
   out = {}
   parts: dict[tuple[str, str], dict[str, Any]] = {}
   for k, v in one.items():
     if (key := keys.parse(k, with_split=False)) is not None:
       parts.setdefault((key.group, key.protocol), {})[f"{key.domain}/{key.metric}"] = v
-  for (group, protocol), part in sorted(parts.items(), key=lambda gp: (gp[0][0] != "", gp[0][0],
-                                                                      keys.protocol_order(gp[0][1]))):
+  for (group, protocol), part in sorted(
+    parts.items(), key=lambda gp: (gp[0][0] != "", gp[0][0], keys.protocol_order(gp[0][1]))
+  ):
     if group and not float(part["all/count"]):
-      continue                                     # no case of this group in the split
-    out.update({keys.metric_key(split, protocol, *k.split("/"), group=group): v
-                for k, v in ranking.finalize(part).items()})
+      continue  # no case of this group in the split
+    out.update(
+      {
+        keys.metric_key(split, protocol, *k.split("/"), group=group): v
+        for k, v in ranking.finalize(part).items()
+      }
+    )
     if group and protocol == keys.SAMPLED:
       out[keys.count_key(split, group)] = float(part["all/count"])
   cells = sorted({k.split("/")[1] for k in one if k.startswith("align/")})
@@ -56,31 +62,55 @@ def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict)
   """A readable summary: per replica and domain, the test metrics; per GCA cell, |cos| and alpha."""
   n = config.eval.num_negatives
   ties = config_lib.get_added(config, "eval.ties")
-  lines = [f"\nTest results at each replica's best validation epoch ({config.train.select_metric})",
-           f"protocol: sampled = target vs {n} negatives from its domain; "
-           + "".join(f"{p} = target vs {p[len(keys.SAMPLED):]} (own frozen set, items scored as in full "
-                     "ranking); " for p in keys.protocols(config.eval)[1:-1])
-           + "full = whole domain catalog",
-           f"ties: {ties} ({table.TIE_RULES.get(ties, '?')}); TIE_SHARE = share of cases with a "
-           "negative scoring exactly as the target",
-           table.replica_table(rows, ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc", "tie_share"), columns=(
-               ("lr", 8, lambda row: f"{row['learning_rate']:.2g}"),
-               ("best", 4, lambda row: row["best_epoch"])))]
+  lines = [
+    f"\nTest results at each replica's best validation epoch ({config.train.select_metric})",
+    f"protocol: sampled = target vs {n} negatives from its domain; "
+    + "".join(
+      f"{p} = target vs {p[len(keys.SAMPLED) :]} (own frozen set, items scored as in full "
+      "ranking); "
+      for p in keys.protocols(config.eval)[1:-1]
+    )
+    + "full = whole domain catalog",
+    f"ties: {ties} ({table.TIE_RULES.get(ties, '?')}); TIE_SHARE = share of cases with a "
+    "negative scoring exactly as the target",
+    table.replica_table(
+      rows,
+      ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc", "tie_share"),
+      columns=(
+        ("lr", 8, lambda row: f"{row['learning_rate']:.2g}"),
+        ("best", 4, lambda row: row["best_epoch"]),
+      ),
+    ),
+  ]
   groups = table.group_table(rows, ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc"), domains=("all",))
   if groups:
-    lines += ["\nThe same by user and case group (overlapped = the user has items of both domains; switch "
-              "= the target's domain differs from the last input's; docs/metrics.md)", groups]
+    lines += [
+      "\nThe same by user and case group (overlapped = the user has items of both domains; switch "
+      "= the target's domain differs from the last input's; docs/metrics.md)",
+      groups,
+    ]
   cells = sorted({k.split("/")[1] for row in rows for k in row if k.startswith("align/")})
   if cells:
-    lines.append("\nOrthogonal alignment at the best epoch (validation inputs): |mean cos(X,X')|, "
-                 "mean |cos(X,X')|, |mean cos(X,Y)|, gate alpha")
+    lines.append(
+      "\nOrthogonal alignment at the best epoch (validation inputs): |mean cos(X,X')|, "
+      "mean |cos(X,X')|, |mean cos(X,Y)|, gate alpha"
+    )
     stats = ("abs_mean_cos", "mean_abs_cos", "xy_abs_mean_cos", "alpha")
-    lines.append(table.render(
+    lines.append(
+      table.render(
         ("rep", "cell", "|cos|", "mean|cos|", "|cosXY|", "alpha"),
-        [[row["replica"], c, *(row.get(f"align/{c}/{s}", math.nan) for s in stats)]
-         for row in rows for c in cells], widths=(3, 8, 8, 9, 8, 8)))
+        [
+          [row["replica"], c, *(row.get(f"align/{c}/{s}", math.nan) for s in stats)]
+          for row in rows
+          for c in cells
+        ],
+        widths=(3, 8, 8, 9, 8, 8),
+      )
+    )
   else:
     lines.append("\n(no GCA cells: gca.positions is empty, the plain baseline)")
-  lines.append(f"\nparams: {rows[0]['params/total']:,} total, {rows[0]['params/trainable']:,} trainable | "
-               f"{rows[0]['steps_per_s']:.1f} steps/s | wall {writers.format_duration(rows[0]['wall_time_s'])}")
+  lines.append(
+    f"\nparams: {rows[0]['params/total']:,} total, {rows[0]['params/trainable']:,} trainable | "
+    f"{rows[0]['steps_per_s']:.1f} steps/s | wall {writers.format_duration(rows[0]['wall_time_s'])}"
+  )
   return "\n".join(lines)

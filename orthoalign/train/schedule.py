@@ -21,6 +21,7 @@ from orthoalign.train import state as state_lib
 @dataclasses.dataclass
 class Tracker:
   """Per-replica early stopping on the validation metric (host side, checkpointed as JSON)."""
+
   best_value: list[float]
   best_epoch: list[int]
   bad_evals: list[int]
@@ -28,22 +29,36 @@ class Tracker:
   best_metrics: list[dict[str, float]]
   last_epoch: int = 0
   last_train: list[dict[str, float]] = dataclasses.field(default_factory=list)
-  lr_scale: list[float] = dataclasses.field(default_factory=list)      # reduce-on-plateau factor
+  lr_scale: list[float] = dataclasses.field(default_factory=list)  # reduce-on-plateau factor
   plateau_bad: list[int] = dataclasses.field(default_factory=list)
-  train_time_s: float = 0.0      # seconds per phase, over resumptions (loop.Phases)
+  train_time_s: float = 0.0  # seconds per phase, over resumptions (loop.Phases)
   train_steps: int = 0
   eval_time_s: float = 0.0
   checkpoint_time_s: float = 0.0
-  compile_time_s: float = 0.0    # every process's compilation of the run's programs
-  wall_time_s: float = 0.0       # wall clock of every process, up to its last checkpoint
+  compile_time_s: float = 0.0  # every process's compilation of the run's programs
+  wall_time_s: float = 0.0  # wall clock of every process, up to its last checkpoint
 
   @classmethod
-  def new(cls, r: int) -> "Tracker":
-    return cls([-math.inf] * r, [0] * r, [0] * r, [False] * r, [{} for _ in range(r)],
-               lr_scale=[1.0] * r, plateau_bad=[0] * r)
+  def new(cls, r: int) -> Tracker:
+    return cls(
+      [-math.inf] * r,
+      [0] * r,
+      [0] * r,
+      [False] * r,
+      [{} for _ in range(r)],
+      lr_scale=[1.0] * r,
+      plateau_bad=[0] * r,
+    )
 
-  def update(self, epoch: int, metrics: list[dict[str, float]], key: str, patience: int,
-             plateau_patience: int = 0, plateau_factor: float = 1.0) -> np.ndarray:
+  def update(
+    self,
+    epoch: int,
+    metrics: list[dict[str, float]],
+    key: str,
+    patience: int,
+    plateau_patience: int = 0,
+    plateau_factor: float = 1.0,
+  ) -> np.ndarray:
     """Records one evaluation; returns bool [R], True where the replica improved.
 
     Early stopping: a replica stops after `patience` evaluations without improvement. Reduce on

@@ -10,11 +10,15 @@ With item_shards=1 the mesh is ("data",)-only in effect: the model axis has size
 
 from __future__ import annotations
 
-from typing import Any, Collection
+from collections.abc import Collection
+from typing import Any
 
 import jax
+from jax.sharding import AxisType
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 DATA, MODEL = "data", "model"
 
@@ -33,13 +37,19 @@ def make_mesh(num_devices: int = 0, item_shards: int = 1) -> Mesh:
   devices = jax.devices()
   n = len(devices) if num_devices <= 0 else num_devices
   if n > len(devices):
-    raise ValueError(f"train.num_devices={num_devices} but only {len(devices)} "
-                     f"{devices[0].platform} device(s) are visible")
+    raise ValueError(
+      f"train.num_devices={num_devices} but only {len(devices)} "
+      f"{devices[0].platform} device(s) are visible"
+    )
   if item_shards < 1 or n % item_shards:
-    raise ValueError(f"train.item_shards={item_shards} must be >= 1 and divide the {n} devices "
-                     "(train.num_devices)")
-  return Mesh(np.asarray(devices[:n]).reshape(n // item_shards, item_shards), (DATA, MODEL),
-              axis_types=(AxisType.Auto, AxisType.Auto))
+    raise ValueError(
+      f"train.item_shards={item_shards} must be >= 1 and divide the {n} devices (train.num_devices)"
+    )
+  return Mesh(
+    np.asarray(devices[:n]).reshape(n // item_shards, item_shards),
+    (DATA, MODEL),
+    axis_types=(AxisType.Auto, AxisType.Auto),
+  )
 
 
 def data_size(mesh: Mesh) -> int:
@@ -48,6 +58,7 @@ def data_size(mesh: Mesh) -> int:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+  """The sharding of an array held whole on every device of `mesh`."""
   return NamedSharding(mesh, P())
 
 
@@ -57,11 +68,13 @@ def batch_axis(mesh: Mesh, axis: int = 0) -> NamedSharding:
 
 
 def constrain_batch(tree, mesh: Mesh):
-  """Inside jit: split every leaf's leading (batch) axis over the data axis; a no-op on one device."""
+  """Inside jit: split every leaf's leading (batch) axis over the data axis; no-op on one device."""
   if mesh.size == 1:
     return tree
-  return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(
-      x, NamedSharding(mesh, P(DATA))) if x.ndim else x, tree)
+  return jax.tree.map(
+    lambda x: jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P(DATA))) if x.ndim else x,
+    tree,
+  )
 
 
 def constrain_items(scores: jax.Array, mesh: Mesh) -> jax.Array:
@@ -94,4 +107,5 @@ def item_shardings(tree: Any, mesh: Mesh, catalogue_rows: Collection[int], axis:
     if mesh.shape[MODEL] > 1 and len(shape) > axis and shape[axis] in rows:
       return NamedSharding(mesh, P(*([None] * axis), MODEL))
     return NamedSharding(mesh, P())
+
   return jax.tree.map(one, tree)

@@ -23,6 +23,7 @@ class TrainState:
   `rng` is the replica's base key: shuffling and per-step randomness are derived from it with
   fold_in(epoch / step), so a resumed run replays exactly the same randomness.
   """
+
   step: Array
   params: Any
   opt_state: Any
@@ -36,13 +37,20 @@ def make_optimizer() -> optax.GradientTransformation:
   torch Adam defaults (b1=0.9, b2=0.999, eps=1e-8); weight decay is decoupled (AdamW). With the
   baselines' weight decay 0 this is exactly Adam.
   """
-  return optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3, weight_decay=0.0, b1=0.9,
-                                               b2=0.999, eps=1e-8)
+  return optax.inject_hyperparams(optax.adamw)(
+    learning_rate=1e-3, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8
+  )
 
 
-def init_replica(task: task_lib.Task, tx: optax.GradientTransformation, seed: Array,
-                 learning_rate: Array, weight_decay: Array, gate_init: Array,
-                 hparams: dict[str, Array] | None = None) -> TrainState:
+def init_replica(
+  task: task_lib.Task,
+  tx: optax.GradientTransformation,
+  seed: Array,
+  learning_rate: Array,
+  weight_decay: Array,
+  gate_init: Array,
+  hparams: dict[str, Array] | None = None,
+) -> TrainState:
   """Initialises one replica from its hyperparameters; vmap over them for R replicas.
 
   `hparams` overrides Task.hparams (the model's loss weights, temperatures) for this replica.
@@ -55,9 +63,11 @@ def init_replica(task: task_lib.Task, tx: optax.GradientTransformation, seed: Ar
   opt_state.hyperparams["learning_rate"] = jnp.array(learning_rate, jnp.float32, copy=True)
   opt_state.hyperparams["weight_decay"] = jnp.array(weight_decay, jnp.float32, copy=True)
   values = {k: jnp.asarray((hparams or {}).get(k, v), jnp.float32) for k, v in task.hparams.items()}
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, rng=train_key,
-                    hparams=values)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, rng=train_key, hparams=values
+  )
 
 
 def count_params(tree: Any) -> int:
+  """Number of scalars in the leaves of `tree`."""
   return int(sum(x.size for x in jax.tree.leaves(tree)))

@@ -11,8 +11,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.sharding import Mesh
+import optax
 
 from orthoalign.metrics import alignment
 from orthoalign.metrics import keys
@@ -22,8 +22,8 @@ from orthoalign.train import sharding
 from orthoalign.train import state as state_lib
 
 Array = jax.Array
-_SHUFFLE, _STEP = 0, 1      # independent random streams derived from a replica's base key
-_ORDER_SEED = 2             # the replica-independent order of bucketed batches (bucketed_batches)
+_SHUFFLE, _STEP = 0, 1  # independent random streams derived from a replica's base key
+_ORDER_SEED = 2  # the replica-independent order of bucketed batches (bucketed_batches)
 # With train.length_buckets: the train data's real length per row, the eval data's bucket per batch.
 LENGTH_KEY = "row_length"
 BUCKET_KEY = "length_bucket"
@@ -34,25 +34,35 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 
 def cast_floats(tree: Any, dtype: jnp.dtype) -> Any:
   """`tree` with every floating-point leaf cast to `dtype` (ints, bools and keys unchanged)."""
-  return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
-                      tree)
+  return jax.tree.map(
+    lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+  )
 
 
 def loss_in(task: task_lib.Task, compute_dtype: str) -> Any:
   """task.loss_fn computed in `compute_dtype`, returning its loss and metrics in float32."""
+
   def loss_fn(params, frozen, batch, rng, hparams):
     if compute_dtype != "float32":
       dtype = jnp.dtype(compute_dtype)
       params, frozen, batch = (cast_floats(t, dtype) for t in (params, frozen, batch))
     loss, metrics = task.loss_fn(params, frozen, batch, rng, hparams)
     return loss.astype(jnp.float32), cast_floats(metrics, jnp.float32)
+
   return loss_fn
 
 
-def train_step(state: state_lib.TrainState, batch: dict[str, Array], rng: Array, *,
-               task: task_lib.Task, tx: optax.GradientTransformation, frozen: Any,
-               compute_dtype: str = "float32", loss_scale: Array | None = None
-               ) -> tuple[state_lib.TrainState, dict[str, Array]]:
+def train_step(
+  state: state_lib.TrainState,
+  batch: dict[str, Array],
+  rng: Array,
+  *,
+  task: task_lib.Task,
+  tx: optax.GradientTransformation,
+  frozen: Any,
+  compute_dtype: str = "float32",
+  loss_scale: Array | None = None,
+) -> tuple[state_lib.TrainState, dict[str, Array]]:
   """One optimisation step: (state, batch, rng) -> (new state, metrics).
 
   With compute_dtype="bfloat16" (config `train.compute_dtype`) the loss is computed from bfloat16
@@ -67,9 +77,11 @@ def train_step(state: state_lib.TrainState, batch: dict[str, Array], rng: Array,
   """
   loss_fn = loss_in(task, compute_dtype)
   if loss_scale is not None:
+
     def scaled(*args):
       loss, metrics = loss_fn(*args)
       return loss * loss_scale, metrics
+
   grad_fn = jax.value_and_grad(loss_fn if loss_scale is None else scaled, has_aux=True)
   (_, metrics), grads = grad_fn(state.params, frozen, batch, rng, state.hparams)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -78,6 +90,7 @@ def train_step(state: state_lib.TrainState, batch: dict[str, Array], rng: Array,
 
 
 def steps_per_epoch(num_rows: int, batch_size: int) -> int:
+  """Batches per epoch: the last one is padded, not dropped."""
   return -(-num_rows // batch_size)
 
 
@@ -88,10 +101,19 @@ def gather_batch(data: dict[str, Array], idx: Array) -> dict[str, Array]:
   return batch
 
 
-def train_epoch(state: state_lib.TrainState, data: dict[str, Array], frozen: Any, epoch: Array, *,
-                task: task_lib.Task, tx: optax.GradientTransformation, batch_size: int,
-                mesh: Mesh, compute_dtype: str = "float32", buckets: tuple[int, ...] = ()
-                ) -> tuple[state_lib.TrainState, dict[str, Array]]:
+def train_epoch(
+  state: state_lib.TrainState,
+  data: dict[str, Array],
+  frozen: Any,
+  epoch: Array,
+  *,
+  task: task_lib.Task,
+  tx: optax.GradientTransformation,
+  batch_size: int,
+  mesh: Mesh,
+  compute_dtype: str = "float32",
+  buckets: tuple[int, ...] = (),
+) -> tuple[state_lib.TrainState, dict[str, Array]]:
   """A whole epoch on device: shuffle, gather batches, scan train_step. Returns mean metrics.
 
   With `buckets` (ascending lengths, the last = the full window; config `train.length_buckets`
@@ -116,8 +138,16 @@ def train_epoch(state: state_lib.TrainState, data: dict[str, Array], frozen: Any
       batch = task.crop_fn(batch, length)
     batch = sharding.constrain_batch(batch, mesh)
     rng = jax.random.fold_in(jax.random.fold_in(state.rng, _STEP), state.step)
-    return train_step(state, batch, rng, task=task, tx=tx, frozen=frozen, compute_dtype=compute_dtype,
-                      loss_scale=scale)
+    return train_step(
+      state,
+      batch,
+      rng,
+      task=task,
+      tx=tx,
+      frozen=frozen,
+      compute_dtype=compute_dtype,
+      loss_scale=scale,
+    )
 
   if not buckets:
     idx = jnp.pad(perm, (0, steps * batch_size - n), constant_values=-1).reshape(steps, batch_size)
@@ -129,28 +159,34 @@ def train_epoch(state: state_lib.TrainState, data: dict[str, Array], frozen: Any
     # The bucket index does not depend on the replica, so under vmap this stays a conditional
     # (one branch runs per step) instead of becoming a select over every branch.
     state, metrics = jax.lax.scan(
-        lambda st, xs: jax.lax.switch(xs[1], branches, st, xs[0], xs[2]), state,
-        (idx, step_bucket, scale))
+      lambda st, xs: jax.lax.switch(xs[1], branches, st, xs[0], xs[2]),
+      state,
+      (idx, step_bucket, scale),
+    )
   return state, jax.tree.map(jnp.mean, metrics)
 
 
 def length_bucket(lengths: Array, buckets: tuple[int, ...]) -> Array:
   """int32, shape of `lengths`: the index of the shortest of `buckets` that holds each length (the
-  last bucket for longer ones). Used on the host (numpy in) and in the epoch program alike."""
+  last bucket for longer ones). Used on the host (numpy in) and in the epoch program alike.
+  """
   rows = jnp.searchsorted(jnp.asarray(buckets), jnp.asarray(lengths), side="left")
   return jnp.minimum(rows, len(buckets) - 1).astype(jnp.int32)
 
 
 def token_weights(idx: Array, lengths: Array) -> Array:
   """float32 [S]: each batch's tokens (the sum of its rows' `lengths`; idx -1 = padding row) over
-  the mean per batch, so that the weights average 1 over the epoch."""
+  the mean per batch, so that the weights average 1 over the epoch.
+  """
   tokens = jnp.where(idx >= 0, lengths[jnp.maximum(idx, 0)], 0).sum(axis=1).astype(jnp.float32)
   return tokens / jnp.maximum(tokens.mean(), 1.0)
 
 
-def bucketed_batches(perm: Array, row_bucket: Array, batch_size: int,
-                     epoch: Array) -> tuple[Array, Array]:
-  """One epoch's batches with rows grouped by length bucket (as tf.data's bucket_by_sequence_length).
+def bucketed_batches(
+  perm: Array, row_bucket: Array, batch_size: int, epoch: Array
+) -> tuple[Array, Array]:
+  """One epoch's batches with rows grouped by length bucket (as tf.data's
+  bucket_by_sequence_length).
 
   Args:
     perm: int [N], this replica's shuffled row order.
@@ -178,8 +214,9 @@ def bucketed_batches(perm: Array, row_bucket: Array, batch_size: int,
   return idx[order], bucket[order].astype(jnp.int32)
 
 
-def full_counts(batch: dict[str, Array], scores: Array, num_items_a: int,
-                 num_items: int) -> tuple[Array, Array, Array]:
+def full_counts(
+  batch: dict[str, Array], scores: Array, num_items_a: int, num_items: int
+) -> tuple[Array, Array, Array]:
   """Full-ranking counts of one batch, (higher, equal, num_negatives) int32 [B] (ranking.py).
 
   The negatives of a case are the items of the target's domain minus its history and the target.
@@ -190,9 +227,16 @@ def full_counts(batch: dict[str, Array], scores: Array, num_items_a: int,
   return ranking.catalogue_counts(scores, batch["target"], lo, hi, batch["hist"])
 
 
-def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib.Task,
-             mesh: Mesh, ties: str = "pessimistic", buckets: tuple[int, ...] = ()
-             ) -> dict[str, Array]:
+def evaluate(
+  params: Any,
+  frozen: Any,
+  data: dict[str, Array],
+  *,
+  task: task_lib.Task,
+  mesh: Mesh,
+  ties: str = "pessimistic",
+  buckets: tuple[int, ...] = (),
+) -> dict[str, Array]:
   """Sums of ranking metrics and alignment statistics over all eval cases of one split.
 
   Args:
@@ -222,25 +266,37 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
   tables = task.tables_fn(params, frozen)
   n_items = task.num_items_a + task.num_items_b
 
-  def batch_sums(params: Any, frozen: Any, tables: Any, batch: dict[str, Array]) -> dict[str, Array]:
+  def batch_sums(
+    params: Any, frozen: Any, tables: Any, batch: dict[str, Array]
+  ) -> dict[str, Array]:
     batch = sharding.constrain_batch(batch, mesh)
     out = task.eval_fn(params, frozen, tables, batch)
-    full_scores = sharding.constrain_items(out.full_scores, mesh)   # [B, N]: cases x item shards
+    full_scores = sharding.constrain_items(out.full_scores, mesh)  # [B, N]: cases x item shards
     w = batch["weight"]
     sums = {}
-    per = {keys.SAMPLED: ranking.metrics_from_counts(*ranking.sampled_counts(out.sampled_scores),
-                                                     ties=ties)}
+    per = {
+      keys.SAMPLED: ranking.metrics_from_counts(
+        *ranking.sampled_counts(out.sampled_scores), ties=ties
+      )
+    }
     for name in sorted(k for k in batch if k.startswith("protocol/")):
       # Declared extra protocols: their frozen candidates scored as full ranking scores each item.
       scores = jnp.take_along_axis(full_scores, batch[name], 1)
-      per[name.split("/", 1)[1]] = ranking.metrics_from_counts(*ranking.sampled_counts(scores),
-                                                               ties=ties)
+      per[name.split("/", 1)[1]] = ranking.metrics_from_counts(
+        *ranking.sampled_counts(scores), ties=ties
+      )
     per[keys.FULL] = ranking.metrics_from_counts(
-        *full_counts(batch, full_scores, task.num_items_a, n_items), ties=ties)
+      *full_counts(batch, full_scores, task.num_items_a, n_items), ties=ties
+    )
     # Every metric for all cases, then per user group ("group/<name>" arrays, data/eval_inputs.py).
     weights = {"": w}
-    weights.update({key.split("/", 1)[1]: jnp.where(batch[key], w, 0.0)
-                    for key in batch if key.startswith("group/")})
+    weights.update(
+      {
+        key.split("/", 1)[1]: jnp.where(batch[key], w, 0.0)
+        for key in batch
+        if key.startswith("group/")
+      }
+    )
     for group, weight in weights.items():
       for protocol, metrics in per.items():
         for k, v in ranking.domain_sums(metrics, batch["domain"], weight).items():
@@ -250,7 +306,7 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
     for name, cell in out.cells.items():
       masks = (cell["x_mask"] & rows, cell["y_mask"] & rows)
       stats = alignment.alignment_sums(cell["x"], cell["x_prime"], cell["y"], *masks)
-      if "x_prime_pre" in cell:   # X' before an orthogonal or parallel intervention (models/gca.py)
+      if "x_prime_pre" in cell:  # X' before an orthogonal or parallel intervention (models/gca.py)
         pre = alignment.alignment_sums(cell["x"], cell["x_prime_pre"], cell["y"], *masks)
         stats.update({alignment.PRE + k: pre[k] for k in ("cos_sum", "abs_cos_sum", "count")})
       stats["alpha_sum"], stats["alpha_count"] = cell["alpha_sum"], cell["alpha_count"]
@@ -263,14 +319,16 @@ def evaluate(params: Any, frozen: Any, data: dict[str, Array], *, task: task_lib
   data = dict(data)
   batch_bucket = data.pop(BUCKET_KEY, None)
   first = jax.tree.map(lambda x: x[0], data)
-  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
-                       jax.eval_shape(batch_sums, params, frozen, tables, first))
+  zeros = jax.tree.map(
+    lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(batch_sums, params, frozen, tables, first)
+  )
   add = lambda carry, batch: jax.tree.map(jnp.add, carry, batch_sums(params, frozen, tables, batch))
   if not buckets:
     sums, _ = jax.lax.scan(lambda c, b: (add(c, b), None), zeros, data)
     return sums
   # As in train_epoch: the bucket does not depend on the replica, so one branch runs per batch.
   branches = [lambda c, b, length=length: add(c, task.crop_fn(b, length)) for length in buckets]
-  sums, _ = jax.lax.scan(lambda c, xs: (jax.lax.switch(xs[1], branches, c, xs[0]), None), zeros,
-                         (data, batch_bucket))
+  sums, _ = jax.lax.scan(
+    lambda c, xs: (jax.lax.switch(xs[1], branches, c, xs[0]), None), zeros, (data, batch_bucket)
+  )
   return sums

@@ -27,8 +27,9 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
     diff = config_lib.differences(old, json.loads(json.dumps(new)))
     if diff:
       raise config_lib.ConfigError(
-          f"{workdir} holds a run with a different config (keys: {', '.join(diff)}); resume with the "
-          "same config or use a new --workdir")
+        f"{workdir} holds a run with a different config (keys: {', '.join(diff)}); resume with the "
+        "same config or use a new --workdir"
+      )
   try:
     writers.write_json(path, config.to_dict())
   except OSError as e:

@@ -1,16 +1,21 @@
 """Run outputs: TensorBoard scalars (tensorboardX); atomic files and `format_duration` re-exported
-from orthoalign.fileio."""
+from orthoalign.fileio.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import math
-from typing import Mapping
 
 import jax
 
 from orthoalign.errors import ConfigError
-from orthoalign.fileio import atomic_write_text, jsonable, write_json, write_jsonl  # noqa: F401
-from orthoalign.fileio import format_duration, writable_dir  # noqa: F401
+from orthoalign.fileio import atomic_write_text  # noqa: F401  # noqa: F401
+from orthoalign.fileio import format_duration  # noqa: F401  # noqa: F401
+from orthoalign.fileio import jsonable  # noqa: F401  # noqa: F401
+from orthoalign.fileio import writable_dir  # noqa: F401  # noqa: F401
+from orthoalign.fileio import write_json  # noqa: F401  # noqa: F401
+from orthoalign.fileio import write_jsonl  # noqa: F401  # noqa: F401
 
 
 class ScalarWriter:
@@ -28,10 +33,13 @@ class ScalarWriter:
     self._tb = None
     if jax.process_index() == 0:
       import tensorboardX  # imported lazily: only the chief needs it
+
       try:
         self._tb = tensorboardX.SummaryWriter(logdir, purge_step=purge_step)
       except OSError as e:
-        raise ConfigError(f"cannot write TensorBoard events to {logdir}: {e.strerror or e}") from None
+        raise ConfigError(
+          f"cannot write TensorBoard events to {logdir}: {e.strerror or e}"
+        ) from None
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     if self._tb is None:

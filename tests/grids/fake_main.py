@@ -13,7 +13,7 @@ from orthoalign import run_lock
 
 workdir = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--workdir="))
 os.makedirs(workdir, exist_ok=True)
-lock = run_lock.acquire(workdir)            # RunInUse (a traceback here) unless handed over
+lock = run_lock.acquire(workdir)  # RunInUse (a traceback here) unless handed over
 with open(os.path.join(workdir, "lock.txt"), "w") as f:
   f.write(("adopted" if lock.adopted else "taken") + " " + json.dumps(run_lock.holder(workdir)))
 with open(os.path.join(workdir, "calls.txt"), "a") as f:
@@ -23,6 +23,8 @@ time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
 if os.environ.get("FAKE_FAIL") and os.environ["FAKE_FAIL"] in workdir:
   print("error: fake failure", file=sys.stderr)
   sys.exit(3)
-rows = [{"replica": r, "test/sampled/all/ndcg@10": 0.25 * (r + 1), "wall_time_s": 1.0} for r in range(2)]
+rows = [
+  {"replica": r, "test/sampled/all/ndcg@10": 0.25 * (r + 1), "wall_time_s": 1.0} for r in range(2)
+]
 with open(os.path.join(workdir, "results.jsonl"), "w") as f:
   f.write("".join(json.dumps(r) + "\n" for r in rows))

@@ -1,6 +1,6 @@
 r"""Test grid: two one-epoch programs of configs/tiny.py, each with two seeds as replicas.
 
-  python -m orthoalign.grid --grid=tests/grids/tiny_grid.py --root=/tmp/orthoalign/tiny_grid
+python -m orthoalign.grid --grid=tests/grids/tiny_grid.py --root=/tmp/orthoalign/tiny_grid
 """
 
 from configs import tiny

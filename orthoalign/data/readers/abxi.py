@@ -17,11 +17,11 @@ naming the file and 1-based line.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import json
 import os
 import pathlib
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -31,21 +31,21 @@ from orthoalign.data import textio
 from orthoalign.data.badlines import BadLines
 from orthoalign.data.errors import DataError
 
-PREPROCESSED_GLOB = '*_preprocessed.txt'
-ITEM_MAP = 'map_item_50.txt'
-USER_MAP = 'map_user_50.txt'
+PREPROCESSED_GLOB = "*_preprocessed.txt"
+ITEM_MAP = "map_item_50.txt"
+USER_MAP = "map_user_50.txt"
 
 # ASCII digits only: `int()` would also accept '+5', '1_000' and non-ASCII
 # digits, none of which a well-formed file contains.
-_UINT = re.compile(r'[0-9]+')
-_INT = re.compile(r'-?[0-9]+')
+_UINT = re.compile(r"[0-9]+")
+_INT = re.compile(r"-?[0-9]+")
 _SHOW = 40  # Longest token quoted in an error message.
 
 
 def show(token: str) -> str:
   """Quotes `token` for an error message, shortened if long."""
   if len(token) > _SHOW:
-    token = token[:_SHOW] + '...'
+    token = token[:_SHOW] + "..."
   return repr(token)
 
 
@@ -63,21 +63,18 @@ def parse_uint(token: str, what: str) -> int:
     DataError: (without a location) if `token` is not plain ASCII digits.
   """
   if not _UINT.fullmatch(token) or len(token) > 18:
-    raise DataError(f'{what} {show(token)} is not a non-negative integer '
-                    '(at most 18 digits)')
+    raise DataError(f"{what} {show(token)} is not a non-negative integer (at most 18 digits)")
   return int(token)
 
 
 def require_file(path: pathlib.Path) -> pathlib.Path:
   """Returns `path`, or raises DataError if it is not a readable file."""
   if not path.is_file():
-    raise DataError('file not found; expected it in the dataset folder',
-                    path=path)
+    raise DataError("file not found; expected it in the dataset folder", path=path)
   return path
 
 
-def text_lines(path: str | os.PathLike[str],
-               bad: BadLines) -> Iterator[tuple[int, str]]:
+def text_lines(path: str | os.PathLike[str], bad: BadLines) -> Iterator[tuple[int, str]]:
   """Streams (1-based line number, text) from a UTF-8 file.
 
   Line ends (LF or CRLF) and a byte-order mark at the start of the file are
@@ -95,20 +92,25 @@ def text_lines(path: str | os.PathLike[str],
     DataError: if the file cannot be opened, or for a bad line under 'error'.
   """
   try:
-    with open(path, 'rb') as f:
+    with open(path, "rb") as f:
       # Binary iteration splits on b'\n' only, so a stray b'\r' inside a
       # line cannot change the line numbering.
       for line_no, raw in enumerate(f, 1):
         try:
-          text = raw.decode('utf-8')
+          text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-          bad.handle(DataError(
-              f'byte 0x{raw[e.start]:02x} at column {e.start + 1} is not '
-              'valid UTF-8; expected UTF-8 text', path=path, line=line_no))
+          bad.handle(
+            DataError(
+              f"byte 0x{raw[e.start]:02x} at column {e.start + 1} is not "
+              "valid UTF-8; expected UTF-8 text",
+              path=path,
+              line=line_no,
+            )
+          )
           continue
         yield line_no, textio.clean_line(text, line_no)
   except OSError as e:
-    raise DataError(f'cannot read ({e.strerror})', path=path) from None
+    raise DataError(f"cannot read ({e.strerror})", path=path) from None
 
 
 class _DuplicateKey(Exception):
@@ -129,7 +131,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _reject_constant(name: str) -> Any:
-  raise ValueError(f'{name} is not a valid JSON number')
+  raise ValueError(f"{name} is not a valid JSON number")
 
 
 def json_line(text: str, key: str, occurrence: int = 1) -> int | None:
@@ -144,15 +146,16 @@ def json_line(text: str, key: str, occurrence: int = 1) -> int | None:
     The line, or None if `key` does not appear as a key that often.
   """
   for literal in (json.dumps(key, ensure_ascii=False), json.dumps(key)):
-    matches = re.finditer(re.escape(literal) + r'\s*:', text)
+    matches = re.finditer(re.escape(literal) + r"\s*:", text)
     for n, match in enumerate(matches, 1):
       if n == occurrence:
-        return text.count('\n', 0, match.start()) + 1
+        return text.count("\n", 0, match.start()) + 1
   return None
 
 
-def read_json_object(path: str | os.PathLike[str],
-                     bad: BadLines | None = None) -> tuple[dict[str, Any], str]:
+def read_json_object(
+  path: str | os.PathLike[str], bad: BadLines | None = None
+) -> tuple[dict[str, Any], str]:
   """Reads a UTF-8 JSON file whose top level is an object.
 
   A byte-order mark is ignored. Lone UTF-16 surrogates ("\\ud800" escapes)
@@ -172,31 +175,36 @@ def read_json_object(path: str | os.PathLike[str],
       a repeated key or a top level that is not an object.
   """
   try:
-    with open(path, 'rb') as f:
+    with open(path, "rb") as f:
       raw = f.read()
   except OSError as e:
-    raise DataError(f'cannot open ({e.strerror})', path=path) from None
+    raise DataError(f"cannot open ({e.strerror})", path=path) from None
   try:
     text = textio.decode_text(raw)
   except UnicodeDecodeError as e:
     raise DataError(
-        f'byte 0x{raw[e.start]:02x} is not valid UTF-8; expected UTF-8 JSON',
-        path=path, line=raw.count(b'\n', 0, e.start) + 1) from None
+      f"byte 0x{raw[e.start]:02x} is not valid UTF-8; expected UTF-8 JSON",
+      path=path,
+      line=raw.count(b"\n", 0, e.start) + 1,
+    ) from None
   try:
-    obj = json.loads(text, object_pairs_hook=_no_duplicates,
-                     parse_constant=_reject_constant)
+    obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
   except json.JSONDecodeError as e:
-    raise DataError(f'invalid JSON ({e.msg}); expected a JSON object',
-                    path=path, line=e.lineno) from None
+    raise DataError(
+      f"invalid JSON ({e.msg}); expected a JSON object", path=path, line=e.lineno
+    ) from None
   except _DuplicateKey as e:
-    raise DataError(f'key {show(e.key)} appears twice; expected unique keys',
-                    path=path, line=json_line(text, e.key, 2)) from None
+    raise DataError(
+      f"key {show(e.key)} appears twice; expected unique keys",
+      path=path,
+      line=json_line(text, e.key, 2),
+    ) from None
   except (ValueError, RecursionError) as e:
-    raise DataError(f'invalid JSON ({e}); expected a JSON object',
-                    path=path) from None
+    raise DataError(f"invalid JSON ({e}); expected a JSON object", path=path) from None
   if not isinstance(obj, dict):
-    raise DataError(f'top level is a JSON {type(obj).__name__}; expected an '
-                    'object', path=path, line=1)
+    raise DataError(
+      f"top level is a JSON {type(obj).__name__}; expected an object", path=path, line=1
+    )
   if textio.may_escape_surrogates(text):
     obj, replaced = textio.scrub_tree(obj)
     if replaced:
@@ -221,110 +229,116 @@ class _Where:
 
   def __call__(self) -> dict[str, Any]:
     # Searching the text is O(file size): done only once an error is certain.
-    return {'path': self.path, 'line': json_line(self.text, self.key),
-            'key': self.key}
+    return {"path": self.path, "line": json_line(self.text, self.key), "key": self.key}
 
 
 def _find_preprocessed(folder: pathlib.Path) -> pathlib.Path:
   matches = sorted(folder.glob(PREPROCESSED_GLOB))
   if len(matches) != 1:
-    found = ', '.join(p.name for p in matches) or 'none'
-    raise DataError(
-        f'expected exactly one {PREPROCESSED_GLOB} file, found {found}',
-        path=folder)
+    found = ", ".join(p.name for p in matches) or "none"
+    raise DataError(f"expected exactly one {PREPROCESSED_GLOB} file, found {found}", path=folder)
   return matches[0]
 
 
-def _read_item_map(path: pathlib.Path,
-                   bad: BadLines | None = None) -> tuple[int, int, np.ndarray]:
+def _read_item_map(path: pathlib.Path, bad: BadLines | None = None) -> tuple[int, int, np.ndarray]:
   """Reads map_item_50.txt; returns (nA, nB, ASIN by global id)."""
   obj, text = read_json_object(path, bad)
   num = len(obj)
-  keys = np.full(num + 1, '', dtype=object)
+  keys = np.full(num + 1, "", dtype=object)
   num_a = 0
   for asin, value in obj.items():
     where = _Where(path, text, asin)
-    if not (isinstance(value, list) and len(value) == 2 and
-            is_int(value[0]) and is_int(value[1])):
-      raise DataError(f'value {show(json.dumps(value))}; expected [item_id, '
-                      'domain] with two integers', **where())
+    if not (isinstance(value, list) and len(value) == 2 and is_int(value[0]) and is_int(value[1])):
+      raise DataError(
+        f"value {show(json.dumps(value))}; expected [item_id, domain] with two integers", **where()
+      )
     item_id, domain = value
     if domain not in (0, 1):
-      raise DataError(f'domain flag {domain}; expected 0 (A) or 1 (B)',
-                      **where())
+      raise DataError(f"domain flag {domain}; expected 0 (A) or 1 (B)", **where())
     if not 1 <= item_id <= num:
-      raise DataError(f'item id {item_id} out of range; expected 1..{num} '
-                      f'(ids contiguous over the {num} entries)', **where())
+      raise DataError(
+        f"item id {item_id} out of range; expected 1..{num} "
+        f"(ids contiguous over the {num} entries)",
+        **where(),
+      )
     if keys[item_id]:
-      raise DataError(f'item id {item_id} also used by {show(keys[item_id])}; '
-                      'expected unique ids', **where())
+      raise DataError(
+        f"item id {item_id} also used by {show(keys[item_id])}; expected unique ids", **where()
+      )
     keys[item_id] = asin
     num_a += domain == 0
   # Ids are unique and within 1..num, so they are exactly 1..num. Global ids
   # need A first: every A id <= nA (equivalently every B id > nA).
   for asin, (item_id, domain) in obj.items():
     if (domain == 0) != (item_id <= num_a):
-      expected = f'1..{num_a}' if domain == 0 else f'{num_a + 1}..{num}'
+      expected = f"1..{num_a}" if domain == 0 else f"{num_a + 1}..{num}"
       raise DataError(
-          f'item id {item_id} with domain {domain}; expected domain-{domain} '
-          f'ids {expected} (nA = {num_a} entries with domain 0)',
-          path=path, line=json_line(text, asin), key=asin)
+        f"item id {item_id} with domain {domain}; expected domain-{domain} "
+        f"ids {expected} (nA = {num_a} entries with domain 0)",
+        path=path,
+        line=json_line(text, asin),
+        key=asin,
+      )
   if num_a == 0 or num_a == num:
-    raise DataError(f'{num_a} domain-0 and {num - num_a} domain-1 items; '
-                    'expected both domains non-empty', path=path)
+    raise DataError(
+      f"{num_a} domain-0 and {num - num_a} domain-1 items; expected both domains non-empty",
+      path=path,
+    )
   return num_a, num - num_a, keys
 
 
-def _read_user_map(path: pathlib.Path,
-                   bad: BadLines | None = None) -> dict[int, str]:
+def _read_user_map(path: pathlib.Path, bad: BadLines | None = None) -> dict[int, str]:
   """Reads map_user_50.txt; returns {user_idx: user name}."""
   obj, text = read_json_object(path, bad)
   names: dict[int, str] = {}
   for name, idx in obj.items():
     where = _Where(path, text, name)
     if not is_int(idx) or idx < 0:
-      raise DataError(f'value {show(json.dumps(idx))}; expected a '
-                      'non-negative integer user index', **where())
+      raise DataError(
+        f"value {show(json.dumps(idx))}; expected a non-negative integer user index", **where()
+      )
     if idx in names:
-      raise DataError(f'user index {idx} also used by {show(names[idx])}; '
-                      'expected unique indices', **where())
+      raise DataError(
+        f"user index {idx} also used by {show(names[idx])}; expected unique indices", **where()
+      )
     names[idx] = name
   return names
 
 
-def _parse_line(text: str, num_items: int) -> tuple[int, list[int],
-                                                    list[int]]:
+def _parse_line(text: str, num_items: int) -> tuple[int, list[int], list[int]]:
   """Parses `<user_idx> <item>|<ts> ...`; raises DataError (no location)."""
   tokens = text.split()
-  user = parse_uint(tokens[0], 'user index')
+  user = parse_uint(tokens[0], "user index")
   if len(tokens) == 1:
-    raise DataError(f'user {user} has no interactions; expected '
-                    '`<user_idx> <item>|<ts> ...` with >= 1 item')
+    raise DataError(
+      f"user {user} has no interactions; expected `<user_idx> <item>|<ts> ...` with >= 1 item"
+    )
   items, stamps = [], []
   for j, token in enumerate(tokens[1:], 2):
-    item_text, sep, ts_text = token.partition('|')
+    item_text, sep, ts_text = token.partition("|")
     if not sep:
-      raise DataError(f'token {j} {show(token)} has no "|"; expected '
-                      '<item>|<unix_ts>')
-    item = parse_uint(item_text, f'token {j}: item id')
+      raise DataError(f'token {j} {show(token)} has no "|"; expected <item>|<unix_ts>')
+    item = parse_uint(item_text, f"token {j}: item id")
     if not 1 <= item <= num_items:
-      raise DataError(f'token {j}: item id {item} unknown; expected 1..'
-                      f'{num_items} (the ids of {ITEM_MAP})')
+      raise DataError(
+        f"token {j}: item id {item} unknown; expected 1..{num_items} (the ids of {ITEM_MAP})"
+      )
     # At most 19 digits: the value then fits int64 (`int` cannot blow up).
-    if not _INT.fullmatch(ts_text) or len(ts_text.lstrip('-')) > 19:
-      raise DataError(f'token {j}: timestamp {show(ts_text)} is not an '
-                      'integer (unix seconds, int64)')
+    if not _INT.fullmatch(ts_text) or len(ts_text.lstrip("-")) > 19:
+      raise DataError(
+        f"token {j}: timestamp {show(ts_text)} is not an integer (unix seconds, int64)"
+      )
     ts = int(ts_text)
     if stamps and ts < stamps[-1]:
-      raise DataError(f'token {j}: timestamp {ts} < previous {stamps[-1]}; '
-                      'expected non-decreasing timestamps')
+      raise DataError(
+        f"token {j}: timestamp {ts} < previous {stamps[-1]}; expected non-decreasing timestamps"
+      )
     items.append(item)
     stamps.append(ts)
   return user, items, stamps
 
 
-def read_abxi(path: str | os.PathLike[str],
-              bad: BadLines | None = None) -> dataset_lib.CDSRDataset:
+def read_abxi(path: str | os.PathLike[str], bad: BadLines | None = None) -> dataset_lib.CDSRDataset:
   """Reads an ABXI dataset folder (or its `*_preprocessed.txt` file).
 
   Args:
@@ -349,12 +363,10 @@ def read_abxi(path: str | os.PathLike[str],
     folder = path
     seq_path = _find_preprocessed(folder)
   else:
-    raise DataError('not found; expected an ABXI dataset folder', path=path)
-  num_a, num_b, item_keys = _read_item_map(require_file(folder / ITEM_MAP),
-                                           bad)
+    raise DataError("not found; expected an ABXI dataset folder", path=path)
+  num_a, num_b, item_keys = _read_item_map(require_file(folder / ITEM_MAP), bad)
   user_map_path = folder / USER_MAP
-  names = (_read_user_map(user_map_path, bad) if user_map_path.is_file()
-           else None)
+  names = _read_user_map(user_map_path, bad) if user_map_path.is_file() else None
 
   sequences, timestamps, users = [], [], []
   first_line: dict[int, int] = {}
@@ -364,10 +376,12 @@ def read_abxi(path: str | os.PathLike[str],
     try:
       user, items, stamps = _parse_line(text, num_a + num_b)
       if user in first_line:
-        raise DataError(f'duplicate user index {user} (first on line '
-                        f'{first_line[user]}); expected one line per user')
+        raise DataError(
+          f"duplicate user index {user} (first on line "
+          f"{first_line[user]}); expected one line per user"
+        )
       if names is not None and user not in names:
-        raise DataError(f'user index {user} not in {USER_MAP}')
+        raise DataError(f"user index {user} not in {USER_MAP}")
     except DataError as e:
       bad.handle(DataError(e.detail, path=seq_path, line=line_no))
       continue
@@ -376,10 +390,14 @@ def read_abxi(path: str | os.PathLike[str],
     sequences.append(np.array(items, np.int32))
     timestamps.append(np.array(stamps, np.int64))
   if not sequences:
-    raise DataError('no user sequences; expected one line per user',
-                    path=seq_path)
-  user_ids = (np.array([names[u] for u in users]) if names is not None
-              else np.array(users, np.int64))
+    raise DataError("no user sequences; expected one line per user", path=seq_path)
+  user_ids = np.array([names[u] for u in users]) if names is not None else np.array(users, np.int64)
   return dataset_lib.CDSRDataset.from_sequences(
-      folder.resolve().name, num_a, num_b, sequences, timestamps=timestamps,
-      user_ids=user_ids, item_keys=item_keys.astype(str))
+    folder.resolve().name,
+    num_a,
+    num_b,
+    sequences,
+    timestamps=timestamps,
+    user_ids=user_ids,
+    item_keys=item_keys.astype(str),
+  )

@@ -72,16 +72,16 @@ from orthoalign.data.badlines import BadLines
 from orthoalign.data.errors import DataError
 from orthoalign.data.readers import abxi
 
-TRAIN_SUFFIX = '_train.csv'
-TEST_SUFFIX = '_test_csu.csv'
-HEADER = ('user_id', 'seq_d1', 'seq_d2', 'domain_id')
+TRAIN_SUFFIX = "_train.csv"
+TEST_SUFFIX = "_test_csu.csv"
+HEADER = ("user_id", "seq_d1", "seq_d2", "domain_id")
 DEFAULT_VALID_FRACTION = 0.1
 DEFAULT_VALID_SEED = 0
 
 # A JSON list of plain non-negative integers of at most 18 digits (JSON forbids leading zeros),
 # e.g. `[3, 14, 15]` or `[]`.
-_ID = r'(?:0|[1-9][0-9]{0,17})'
-_ID_LIST = re.compile(rf'\[\s*(?:{_ID}\s*(?:,\s*{_ID}\s*)*)?\]')
+_ID = r"(?:0|[1-9][0-9]{0,17})"
+_ID_LIST = re.compile(rf"\[\s*(?:{_ID}\s*(?:,\s*{_ID}\s*)*)?\]")
 
 
 def find_files(path: str | os.PathLike[str]) -> tuple[pathlib.Path, pathlib.Path]:
@@ -99,19 +99,23 @@ def find_files(path: str | os.PathLike[str]) -> tuple[pathlib.Path, pathlib.Path
   """
   folder = pathlib.Path(path)
   if not folder.is_dir():
-    raise DataError('not found; expected an IM-VAE dataset folder', path=folder)
+    raise DataError("not found; expected an IM-VAE dataset folder", path=folder)
   found = []
   for suffix in (TRAIN_SUFFIX, TEST_SUFFIX):
-    files = sorted(f for f in folder.glob('*' + suffix) if f.is_file())
+    files = sorted(f for f in folder.glob("*" + suffix) if f.is_file())
     if len(files) != 1:
-      names = ', '.join(f.name for f in files) or 'none'
-      raise DataError(f'found {len(files)} *{suffix} files ({names}); expected exactly one',
-                      path=folder)
+      names = ", ".join(f.name for f in files) or "none"
+      raise DataError(
+        f"found {len(files)} *{suffix} files ({names}); expected exactly one", path=folder
+      )
     found.append(files[0])
   train, test = found
   if train.name.removesuffix(TRAIN_SUFFIX) != test.name.removesuffix(TEST_SUFFIX):
-    raise DataError(f'{train.name} and {test.name} name different pairs; expected '
-                    f'<pair>{TRAIN_SUFFIX} and <pair>{TEST_SUFFIX}', path=folder)
+    raise DataError(
+      f"{train.name} and {test.name} name different pairs; expected "
+      f"<pair>{TRAIN_SUFFIX} and <pair>{TEST_SUFFIX}",
+      path=folder,
+    )
   return train, test
 
 
@@ -124,15 +128,18 @@ def _parse_list(text: str, column: str) -> list[int]:
   try:
     value = json.loads(text)
   except (json.JSONDecodeError, RecursionError):
-    raise DataError(f'{column} {abxi.show(text)} is not valid JSON; expected a JSON list of '
-                    'item ids such as [3, 14]') from None
+    raise DataError(
+      f"{column} {abxi.show(text)} is not valid JSON; expected a JSON list of "
+      "item ids such as [3, 14]"
+    ) from None
   if not isinstance(value, list):
-    raise DataError(f'{column} is a JSON {type(value).__name__}; expected a JSON list of '
-                    'item ids')
+    raise DataError(f"{column} is a JSON {type(value).__name__}; expected a JSON list of item ids")
   for j, item in enumerate(value, 1):
     if not abxi.is_int(item) or item < 0 or item >= 10**18:
-      raise DataError(f'{column} item {j}: {abxi.show(json.dumps(item))} is not a '
-                      'non-negative integer id (at most 18 digits)')
+      raise DataError(
+        f"{column} item {j}: {abxi.show(json.dumps(item))} is not a "
+        "non-negative integer id (at most 18 digits)"
+      )
   return value
 
 
@@ -140,19 +147,21 @@ def _parse_row(text: str) -> tuple[int, list[int], list[int], int]:
   """Parses one data line; returns (user id, seq_d1, seq_d2, domain_id)."""
   fields = next(csv.reader([text]))
   if len(fields) != len(HEADER):
-    raise DataError(f'{len(fields)} fields; expected {len(HEADER)} '
-                    f'({",".join(HEADER)})')
-  uid = abxi.parse_uint(fields[0].strip(), 'user_id')
-  seq_d1 = _parse_list(fields[1], 'seq_d1')
-  seq_d2 = _parse_list(fields[2], 'seq_d2')
+    raise DataError(f"{len(fields)} fields; expected {len(HEADER)} ({','.join(HEADER)})")
+  uid = abxi.parse_uint(fields[0].strip(), "user_id")
+  seq_d1 = _parse_list(fields[1], "seq_d1")
+  seq_d2 = _parse_list(fields[2], "seq_d2")
   domain = fields[3].strip()
-  if domain not in ('0', '1'):
-    raise DataError(f'domain_id {abxi.show(domain)}; expected 0 (target in seq_d1) or 1 '
-                    '(target in seq_d2)')
+  if domain not in ("0", "1"):
+    raise DataError(
+      f"domain_id {abxi.show(domain)}; expected 0 (target in seq_d1) or 1 (target in seq_d2)"
+    )
   domain = int(domain)
   if not (seq_d1, seq_d2)[domain]:
-    raise DataError(f'domain_id is {domain} but seq_d{domain + 1} is empty; expected the '
-                    'target as its last element')
+    raise DataError(
+      f"domain_id is {domain} but seq_d{domain + 1} is empty; expected the "
+      "target as its last element"
+    )
   return uid, seq_d1, seq_d2, domain
 
 
@@ -166,8 +175,9 @@ def _read_rows(path: pathlib.Path, bad: BadLines) -> list[tuple[int, list[int], 
     if not header_seen:
       header = tuple(f.strip() for f in next(csv.reader([text])))
       if header != HEADER:
-        raise DataError(f'header {abxi.show(text)}; expected {",".join(HEADER)}', path=path,
-                        line=line_no)
+        raise DataError(
+          f"header {abxi.show(text)}; expected {','.join(HEADER)}", path=path, line=line_no
+        )
       header_seen = True
       continue
     try:
@@ -175,31 +185,37 @@ def _read_rows(path: pathlib.Path, bad: BadLines) -> list[tuple[int, list[int], 
     except DataError as e:
       bad.handle(DataError(e.detail, path=path, line=line_no))
     except csv.Error as e:
-      bad.handle(DataError(f'malformed CSV ({e}); expected {",".join(HEADER)}', path=path,
-                           line=line_no))
+      bad.handle(
+        DataError(f"malformed CSV ({e}); expected {','.join(HEADER)}", path=path, line=line_no)
+      )
   if not header_seen:
-    raise DataError(f'empty file; expected the header {",".join(HEADER)} and rows', path=path)
+    raise DataError(f"empty file; expected the header {','.join(HEADER)} and rows", path=path)
   if not rows:
-    raise DataError('no data rows (after skipping bad lines); expected one row per example',
-                    path=path)
+    raise DataError(
+      "no data rows (after skipping bad lines); expected one row per example", path=path
+    )
   return rows
 
 
-def _item_maps(rows: list[tuple[int, list[int], list[int], int]],
-               folder: pathlib.Path) -> tuple[dict[int, int], dict[int, int]]:
+def _item_maps(
+  rows: list[tuple[int, list[int], list[int], int]], folder: pathlib.Path
+) -> tuple[dict[int, int], dict[int, int]]:
   """Per-domain {original id: local id 1..n_d}, in ascending original id."""
   maps = []
   for d in (0, 1):
     ids = sorted({i for row in rows for i in row[1 + d]})
     if not ids:
-      raise DataError(f'no domain-{d + 1} (seq_d{d + 1}) items in any row; expected both '
-                      'domains to have items', path=folder)
+      raise DataError(
+        f"no domain-{d + 1} (seq_d{d + 1}) items in any row; expected both domains to have items",
+        path=folder,
+      )
     maps.append({orig: local for local, orig in enumerate(ids, 1)})
   return maps[0], maps[1]
 
 
-def _valid_rows(train_uids: np.ndarray, test_uids: np.ndarray, valid_fraction: float,
-                valid_seed: int) -> np.ndarray:
+def _valid_rows(
+  train_uids: np.ndarray, test_uids: np.ndarray, valid_fraction: float, valid_seed: int
+) -> np.ndarray:
   """bool [len(train_uids)]: the training rows carved into validation (module docstring)."""
   pool = np.setdiff1d(np.unique(train_uids), test_uids)  # Ascending.
   count = int(round(valid_fraction * pool.shape[0]))
@@ -209,18 +225,30 @@ def _valid_rows(train_uids: np.ndarray, test_uids: np.ndarray, valid_fraction: f
 
 def _check_params(valid_fraction: Any, valid_seed: Any) -> tuple[float, int]:
   if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)):
-    raise DataError(f'expected a number in [0, 1), got {valid_fraction!r}', key='data.reader_options.valid_fraction')
+    raise DataError(
+      f"expected a number in [0, 1), got {valid_fraction!r}",
+      key="data.reader_options.valid_fraction",
+    )
   if not 0 <= valid_fraction < 1:
-    raise DataError(f'{valid_fraction} is outside [0, 1)', key='data.reader_options.valid_fraction')
-  if isinstance(valid_seed, bool) or not isinstance(valid_seed, (int, np.integer)) or (
-      valid_seed < 0):
-    raise DataError(f'expected a non-negative int, got {valid_seed!r}', key='data.reader_options.valid_seed')
+    raise DataError(f"{valid_fraction} is outside [0, 1)", key="data.reader_options.valid_fraction")
+  if (
+    isinstance(valid_seed, bool)
+    or not isinstance(valid_seed, (int, np.integer))
+    or (valid_seed < 0)
+  ):
+    raise DataError(
+      f"expected a non-negative int, got {valid_seed!r}", key="data.reader_options.valid_seed"
+    )
   return float(valid_fraction), int(valid_seed)
 
 
-def read_imvae(path: str | os.PathLike[str], bad: BadLines | None = None, *,
-               valid_fraction: float = DEFAULT_VALID_FRACTION,
-               valid_seed: int = DEFAULT_VALID_SEED) -> dataset_lib.CDSRDataset:
+def read_imvae(
+  path: str | os.PathLike[str],
+  bad: BadLines | None = None,
+  *,
+  valid_fraction: float = DEFAULT_VALID_FRACTION,
+  valid_seed: int = DEFAULT_VALID_SEED,
+) -> dataset_lib.CDSRDataset:
   """Reads an IM-VAE / AMID open-world CSV folder into a user-split `CDSRDataset`.
 
   Args:
@@ -264,17 +292,27 @@ def read_imvae(path: str | os.PathLike[str], bad: BadLines | None = None, *,
   num_train = len(train_rows)
   train_uids, test_uids = user_ids[:num_train], user_ids[num_train:]
   is_valid = _valid_rows(train_uids, test_uids, valid_fraction, valid_seed)
-  user_split = np.concatenate([
+  user_split = np.concatenate(
+    [
       np.where(is_valid, dataset_lib.USER_VALID, dataset_lib.USER_TRAIN),
-      np.full(len(test_rows), dataset_lib.USER_TEST)]).astype(np.int8)
+      np.full(len(test_rows), dataset_lib.USER_TEST),
+    ]
+  ).astype(np.int8)
   trained = np.unique(train_uids[~is_valid])
   user_in_train = (user_split != dataset_lib.USER_TRAIN) & np.isin(user_ids, trained)
 
   keys = np.empty(1 + num_a + len(map_b), dtype=object)
-  keys[0] = ''
-  keys[1:1 + num_a] = [str(i) for i in map_a]
-  keys[1 + num_a:] = [str(i) for i in map_b]
+  keys[0] = ""
+  keys[1 : 1 + num_a] = [str(i) for i in map_a]
+  keys[1 + num_a :] = [str(i) for i in map_b]
   return dataset_lib.CDSRDataset.from_sequences(
-      folder.resolve().name, num_a, len(map_b), sequences, user_ids=user_ids,
-      user_split=user_split, item_keys=keys, merged_timeline=False,
-      user_in_train=user_in_train)
+    folder.resolve().name,
+    num_a,
+    len(map_b),
+    sequences,
+    user_ids=user_ids,
+    user_split=user_split,
+    item_keys=keys,
+    merged_timeline=False,
+    user_in_train=user_in_train,
+  )

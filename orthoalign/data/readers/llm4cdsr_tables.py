@@ -46,6 +46,7 @@ class AuthorTables:
       MIN_INTERACTIONS interactions are zero), or None when the user file is absent.
     files: the file names read, in the order above.
   """
+
   folder: str
   item_all: np.ndarray
   item_a: np.ndarray
@@ -54,7 +55,9 @@ class AuthorTables:
   files: tuple[str, ...]
 
   def describe(self) -> str:
-    shapes = [self.item_all, self.item_a, self.item_b] + ([self.users] if self.users is not None else [])
+    shapes = [self.item_all, self.item_a, self.item_b] + (
+      [self.users] if self.users is not None else []
+    )
     return ", ".join(f"{f} [{'x'.join(map(str, a.shape))}]" for f, a in zip(self.files, shapes))
 
 
@@ -67,19 +70,29 @@ def _matrix(folder: str, name: str, rows: int | None) -> np.ndarray:
   path = os.path.join(folder, name)
   value = handled.safe_load_pickle(path, expected="a 2-D float numpy array")
   if not isinstance(value, np.ndarray) or value.ndim != 2 or value.dtype.kind not in "fiu":
-    what = f"a {value.dtype} array of shape {value.shape}" if isinstance(value, np.ndarray) \
-        else f"a {type(value).__name__}"
+    what = (
+      f"a {value.dtype} array of shape {value.shape}"
+      if isinstance(value, np.ndarray)
+      else f"a {type(value).__name__}"
+    )
     raise DataError(f"holds {what}; expected a 2-D float array", path=path)
   if rows is not None and value.shape[0] != rows:
-    raise DataError(f"has {value.shape[0]} rows; expected {rows} (one per item, row i = id i + 1)",
-                    path=path)
+    raise DataError(
+      f"has {value.shape[0]} rows; expected {rows} (one per item, row i = id i + 1)", path=path
+    )
   if not np.all(np.isfinite(value)):
     raise DataError("holds NaN or infinite values; expected finite embeddings", path=path)
   return value.astype(np.float32)
 
 
-def load(folder: str, user_lengths: np.ndarray, num_items_a: int, num_items_b: int,
-         item_file: str = "itm_emb_np", user_file: str = "usr_profile_emb") -> AuthorTables | None:
+def load(
+  folder: str,
+  user_lengths: np.ndarray,
+  num_items_a: int,
+  num_items_b: int,
+  item_file: str = "itm_emb_np",
+  user_file: str = "usr_profile_emb",
+) -> AuthorTables | None:
   """Reads the authors' tables from `folder`, or None when none of the item files is there.
 
   Args:
@@ -102,26 +115,34 @@ def load(folder: str, user_lengths: np.ndarray, num_items_a: int, num_items_b: i
   if not any(present):
     return None
   if not all(present):
-    raise DataError(f"has {[n for n, p in zip(names, present) if p]} but not "
-                    f"{[n for n, p in zip(names, present) if not p]}; the authors' item tables come "
-                    "as all three files (or none, for orthoalign's substitutes)", path=folder)
+    raise DataError(
+      f"has {[n for n, p in zip(names, present) if p]} but not "
+      f"{[n for n, p in zip(names, present) if not p]}; the authors' item tables come "
+      "as all three files (or none, for orthoalign's substitutes)",
+      path=folder,
+    )
   item_all = _matrix(folder, names[0], num_items_a + num_items_b)
   item_a = _matrix(folder, names[1], num_items_a)
   item_b = _matrix(folder, names[2], num_items_b)
   if item_a.shape[1] != item_b.shape[1]:
-    raise DataError(f"is {item_b.shape[1]} wide but {names[1]} is {item_a.shape[1]}; expected "
-                    "equal widths", path=os.path.join(folder, names[2]))
+    raise DataError(
+      f"is {item_b.shape[1]} wide but {names[1]} is {item_a.shape[1]}; expected equal widths",
+      path=os.path.join(folder, names[2]),
+    )
   users, files = None, names
   user_name = f"{user_file}.pkl"
   if os.path.isfile(os.path.join(folder, user_name)):
     table = _matrix(folder, user_name, None)
     eligible = np.flatnonzero(np.asarray(user_lengths) >= MIN_INTERACTIONS)
     if table.shape[0] < len(eligible):
-      raise DataError(f"has {table.shape[0]} rows; expected at least {len(eligible)} (one per user "
-                      f"with >= {MIN_INTERACTIONS} interactions, in ascending user id)",
-                      path=os.path.join(folder, user_name))
+      raise DataError(
+        f"has {table.shape[0]} rows; expected at least {len(eligible)} (one per user "
+        f"with >= {MIN_INTERACTIONS} interactions, in ascending user id)",
+        path=os.path.join(folder, user_name),
+      )
     users = np.zeros((len(user_lengths), table.shape[1]), np.float32)
-    users[eligible] = table[:len(eligible)]
+    users[eligible] = table[: len(eligible)]
     files = names + (user_name,)
-  return AuthorTables(folder=folder, item_all=item_all, item_a=item_a, item_b=item_b, users=users,
-                      files=files)
+  return AuthorTables(
+    folder=folder, item_all=item_all, item_a=item_a, item_b=item_b, users=users, files=files
+  )
