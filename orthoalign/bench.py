@@ -38,11 +38,11 @@ import numpy as np
 import orthoalign
 from orthoalign import bench_catalogue
 from orthoalign import compile_cache
-from orthoalign import config_lib
 from orthoalign import errors
+from orthoalign import fileio
 from orthoalign import profiling
+from orthoalign.config import flags as flag_checks
 from orthoalign.train import loop
-from orthoalign.train import writers
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _REPLICAS = flags.DEFINE_list("replicas", ["1", "8"], "Replica counts R to measure.")
@@ -128,7 +128,7 @@ def profile(config) -> dict[str, Any]:
     flush=True,
   )
   run = loop.setup(config)
-  dtype = config_lib.get_added(config, "train.compute_dtype")
+  dtype = config.train.compute_dtype
   parts = profiling.step_profile(run, config.train.batch_size, dtype)
   print(f"one training step, batch {config.train.batch_size}, compute dtype {dtype}:")
   print(f"{'part':<20} {'GFLOP':>8} {'GB':>8} {'ms':>9} {'GFLOP/s':>8} {'GB/s':>7} {'FLOP/B':>7}")
@@ -170,7 +170,7 @@ def _ints(name: str, values: list[str]) -> list[int]:
   except ValueError:
     out = []
   if len(out) != len(values) or any(v < 1 for v in out):
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
       f"--{name}={','.join(values)} must be a comma-separated list of ints >= 1, e.g. --{name}=1,4"
     )
   return out
@@ -182,7 +182,7 @@ def main(argv: list[str]) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)
   if _EPOCHS.value < 1:
-    raise config_lib.ConfigError(f"--epochs={_EPOCHS.value}: expected an int >= 1 (timed epochs)")
+    raise errors.ConfigError(f"--epochs={_EPOCHS.value}: expected an int >= 1 (timed epochs)")
   compile_cache.enable()
   if _CPU_DEVICES.value:  # before the first device is touched
     jax.config.update("jax_num_cpu_devices", _CPU_DEVICES.value)
@@ -202,13 +202,13 @@ def main(argv: list[str]) -> None:
   if _PROFILE.value:
     out = {**header, "profile": profile(config)}
     if _OUT.value:
-      writers.write_json(_OUT.value, out)
+      fileio.write_json(_OUT.value, out)
     return
   if _ITEM_SHARDS.value:
     rows, first = [], None
     for k in _ints("item_shards", _ITEM_SHARDS.value):
       if k > jax.device_count():
-        raise config_lib.ConfigError(
+        raise errors.RunError(
           f"--item_shards={k} needs {k} devices but {jax.device_count()} "
           "are visible; on a CPU add --cpu_devices=<k>"
         )
@@ -220,7 +220,7 @@ def main(argv: list[str]) -> None:
       rows.append(row)
       print(bench_catalogue.line(rows[-1]), flush=True)
       if _OUT.value:  # after each k: a long run keeps what it measured
-        writers.write_json(_OUT.value, {**header, "catalogue": rows})
+        fileio.write_json(_OUT.value, {**header, "catalogue": rows})
     return
   results = []
   for r in _ints("replicas", _REPLICAS.value):
@@ -242,9 +242,9 @@ def main(argv: list[str]) -> None:
   out = {**header, "results": results}
   print(json.dumps(out), flush=True)
   if _OUT.value:
-    writers.write_json(_OUT.value, out)
+    fileio.write_json(_OUT.value, out)
 
 
 if __name__ == "__main__":
   jax.config.config_with_absl()
-  app.run(main, flags_parser=config_lib.parse_flags_checked)
+  app.run(main, flags_parser=flag_checks.parse_flags_checked)

@@ -49,9 +49,9 @@ def enable(path: str | None = None) -> str | None:
   if path is None:
     return None
   try:
-    fileio.writable_dir(path, "the JAX compilation cache", errors.ConfigError)
-  except errors.ConfigError as e:
-    raise errors.ConfigError(
+    fileio.writable_dir(path, "the JAX compilation cache", errors.RunError)
+  except errors.RunError as e:
+    raise errors.RunError(
       f"{e} (set another folder with {ENV}=<folder>, or {ENV}=off; the "
       "folder defaults to $ORTHOALIGN_CACHE/jax-compile)"
     ) from None

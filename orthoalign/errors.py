@@ -1,15 +1,21 @@
 """The errors a user sees as one line, and the entry points' handler that prints them.
 
-The project has one error type for config mistakes (`ConfigError`) and one for data mistakes
-(`orthoalign.data.errors.DataError`); with `TrainingDiverged` (the loss became NaN/inf: a
-learning rate or the data to change) and `RunInUse` (another process works in the run folder) they
-are `USER_ERRORS`. Every entry point wraps its `main` in `cli_main`, which prints such an error as
-one line `error: <message>` on stderr and returns exit status 1, never a traceback; Ctrl-C
+Every mistake or situation a user can fix is a `UserError`, of the kind its name says:
+
+  ConfigError       a config value, a flag, a config or grid file (names the key or flag)
+  DataError         a data file or array (names file, line and key where they apply)
+  RunError          a run's folder, files, lock, processes, devices or memory
+    RunInUse        another process holds the run folder's lock (orthoalign/run_lock.py)
+  TrainingDiverged  the loss became NaN/inf (a learning rate or the data to change)
+  DependencyError   an optional package is not installed (names the pip command)
+
+Every entry point wraps its `main` in `cli_main`, which prints a user error as one line
+`error: <message>` on stderr and returns exit status 1, never a traceback; Ctrl-C
 (`KeyboardInterrupt`, or its subclass `Interrupted` that says where a run stopped) is one line
 `interrupted: ...` and exit status 130. Any other exception is a bug and keeps its traceback
 (also under ORTHOALIGN_TRACEBACK=1, which shows the traceback of user errors too).
 
-Light on purpose (no JAX, no numpy): the data CLIs import it too.
+Light on purpose (no JAX, no numpy, nothing of orthoalign): every module may import it.
 """
 
 from __future__ import annotations
@@ -23,15 +29,16 @@ import sys
 import threading
 from typing import Any, TypeVar
 
-from orthoalign.data.errors import DataError
-
 __all__ = [
   "ConfigError",
   "DataError",
+  "DependencyError",
   "Interrupted",
+  "RunError",
   "RunInUse",
   "TrainingDiverged",
   "USER_ERRORS",
+  "UserError",
   "cli_main",
   "interrupts_held",
   "message",
@@ -41,23 +48,70 @@ __all__ = [
 _Main = TypeVar("_Main", bound=Callable[..., Any])
 
 
-class ConfigError(ValueError):
-  """A config value is invalid; the message names the key and the valid choices."""
+class UserError(Exception):
+  """A mistake or situation the user can fix; entry points print it as one line."""
 
 
-class TrainingDiverged(FloatingPointError):
+class ConfigError(UserError, ValueError):
+  """A config value, flag, config file or grid file is invalid; the message names the key."""
+
+
+class DataError(UserError, ValueError):
+  """Bad data: a malformed file, an inconsistent array, a dataset a config cannot use.
+
+  The message is prefixed with where the problem is, so that a user can go straight to it:
+  `path:line: key: what was expected`, each part omitted when it does not apply. The parts are
+  also kept as attributes (e.g. for tests that check which line was blamed).
+
+  Attributes:
+    path: the offending file, or None for in-memory data.
+    line: 1-based line number within `path`, or None.
+    key: the field / user / config key at fault, or None.
+    detail: the bare description of the problem, without the location prefix.
+  """
+
+  def __init__(
+    self,
+    detail: str,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    line: int | None = None,
+    key: str | None = None,
+  ):
+    self.path = None if path is None else os.fspath(path)
+    self.line = line
+    self.key = key
+    self.detail = detail
+    location = ""
+    if self.path is not None:
+      location = self.path if line is None else f"{self.path}:{line}"
+    elif line is not None:
+      location = f"line {line}"
+    prefix = ": ".join(p for p in (location, key) if p)
+    super().__init__(f"{prefix}: {detail}" if prefix else detail)
+
+
+class RunError(UserError, RuntimeError):
+  """A run's folder, files, lock, processes, devices or memory stop it; the message says which."""
+
+
+class RunInUse(RunError):
+  """Another process holds the run folder's lock (orthoalign/run_lock.py); the message names it."""
+
+
+class TrainingDiverged(UserError, FloatingPointError):
   """The loss became NaN/inf; the last good checkpoint is kept."""
 
 
-class RunInUse(RuntimeError):
-  """Another process holds the run folder's lock (orthoalign/run_lock.py); the message names it."""
+class DependencyError(UserError, ImportError):
+  """An optional package is not installed; the message names the pip command."""
 
 
 class Interrupted(KeyboardInterrupt):
   """Ctrl-C, with a message saying where the run stopped and how it resumes."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, TrainingDiverged, RunInUse)
+USER_ERRORS: tuple[type[Exception], ...] = (UserError,)
 # Exit status of a process stopped by Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED_STATUS = 130
 

@@ -14,7 +14,6 @@ holds the run folder's lock while it reads the checkpoint: not while the run tra
 from __future__ import annotations
 
 from collections.abc import Sequence
-import json
 import os
 from typing import Any
 
@@ -25,14 +24,16 @@ import jax
 import ml_collections
 
 from orthoalign import compile_cache
-from orthoalign import config_lib
 from orthoalign import errors
+from orthoalign import fileio
 from orthoalign import run_lock
+from orthoalign.config import dicts
+from orthoalign.config import flags as flag_checks
+from orthoalign.config import upgrade
 from orthoalign.metrics import table
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import loop
 from orthoalign.train import results
-from orthoalign.train import writers
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run folder written by orthoalign.main.")
 _SET = flags.DEFINE_multi_string("set", [], "key=value: an evaluation setting to change.")
@@ -48,34 +49,24 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str])
   for item in overrides:
     key, sep, text = item.partition("=")
     if not sep:
-      raise config_lib.ConfigError(f"--set {item!r}: expected key=value")
+      raise errors.ConfigError(f"--set {item!r}: expected key=value")
     if key in keys:
-      raise config_lib.ConfigError(f"--set {key} is given twice; give each key once")
+      raise errors.ConfigError(f"--set {key} is given twice; give each key once")
     if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in EVAL_KEYS):
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
         f"--set {key}: only evaluation settings may change ({', '.join(EVAL_KEYS)}*); the "
         "parameters were trained under the rest"
       )
     where = f" (in --set {item})"
-    node, leaf = config_lib.parent_of(config, key, where), key.rsplit(".", 1)[-1]
-    if leaf in node:
-      current = node[leaf]
-    elif key in config_lib.ADDED_KEYS:  # a run saved before the key existed
-      current = config_lib.ADDED_KEYS[key]
-    else:
-      raise config_lib.ConfigError(f"--set {key}: the run's config has no such key{where}")
-    node[leaf] = config_lib.parse_value(key, text, current, where)
+    node, leaf = dicts.parent_of(config, key, where), key.rsplit(".", 1)[-1]
+    node[leaf] = dicts.parse_value(key, text, node[leaf], where)
     keys.append(key)
   return keys
 
 
 def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
   """Rows (one per replica) of valid and test metrics of the run's best parameters."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
-    raise errors.DataError("no config.json: not an orthoalign run folder", path=path)
-  with open(path, encoding="utf-8") as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = upgrade.read_config(workdir)
   changed = apply_overrides(config, overrides)
   with run_lock.acquire(workdir, "evaluation"):  # not while a run trains or writes there
     with errors.interrupts_held():  # it cleans up an interrupted save's folders
@@ -98,7 +89,7 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]
       **rep,
       "checkpoint_epoch": epoch,
       "best_epoch": meta["tracker"]["best_epoch"][r],
-      "overrides": {k: config_lib.get(config, k) for k in changed},
+      "overrides": {k: dicts.get(config, k) for k in changed},
     }
     for split, s in sums.items():
       row.update(
@@ -138,7 +129,7 @@ def check_out(workdir: str, out: str) -> None:
     )
   if os.path.isdir(target):
     raise errors.ConfigError(f"--out={out} is a folder; give a file name, e.g. {out}/eval.jsonl")
-  writers.writable_dir(os.path.dirname(target), "the evaluation rows (--out)", errors.ConfigError)
+  fileio.writable_dir(os.path.dirname(target), "the evaluation rows (--out)", errors.RunError)
 
 
 @errors.cli_main
@@ -155,10 +146,10 @@ def main(argv: list[str]) -> None:
   )
   print(format_rows(rows), flush=True)
   if _OUT.value:
-    writers.write_jsonl(_OUT.value, rows)
+    fileio.write_jsonl(_OUT.value, rows)
 
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["workdir"])
   jax.config.config_with_absl()
-  app.run(main, flags_parser=config_lib.parse_flags_checked)
+  app.run(main, flags_parser=flag_checks.parse_flags_checked)

@@ -21,12 +21,12 @@ import sys
 import time
 from typing import Any
 
-from orthoalign import config_lib
 from orthoalign import errors
 from orthoalign import fileio
 from orthoalign import run_lock
+from orthoalign.config import dicts
 from orthoalign.data import cli
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 from orthoalign.experiments import commands
 from orthoalign.experiments import expand
 from orthoalign.experiments import job
@@ -101,7 +101,7 @@ def _slurm(args: argparse.Namespace, points: Sequence[expand.Point], cwd: str) -
   try:
     from orthoalign.experiments import slurm
   except ImportError as e:
-    raise config_lib.ConfigError(
+    raise errors.DependencyError(
       f"--executor=slurm needs submitit ({e}); pip install submitit"
     ) from None
   resources = slurm.Resources(
@@ -138,7 +138,7 @@ def _slurm(args: argparse.Namespace, points: Sequence[expand.Point], cwd: str) -
       ],
     )
   except RuntimeError as e:  # no srun/sbatch here, or sbatch refused the job
-    raise config_lib.ConfigError(f"--executor=slurm: {e}") from e
+    raise errors.RunError(f"--executor=slurm: {e}") from e
   for p, j in zip(todo, jobs):
     print(f"[grid] {p.name}: job {j.job_id}")
   print(f"[grid] follow with: python -m orthoalign.grid --root={args.root} --status")
@@ -154,7 +154,7 @@ def _status(root: str) -> int:
 def _replicas(point: expand.Point) -> int:
   """Models one program trains: the product of its sweep lists (an empty list counts once)."""
   n = 1
-  for values in config_lib.flatten(point.config.sweep.to_dict(), "sweep.").values():
+  for values in dicts.flatten(point.config.sweep.to_dict(), "sweep.").values():
     n *= max(len(values), 1) if isinstance(values, list) else 1
   return n
 
@@ -165,15 +165,15 @@ def run(argv: Sequence[str]) -> int:
   if args.status:
     return _status(args.root)
   if not args.grid:
-    raise config_lib.ConfigError("--grid is required (the grid file), unless --status")
+    raise errors.ConfigError("--grid is required (the grid file), unless --status")
   if args.parallel < 1:
-    raise config_lib.ConfigError(f"--parallel={args.parallel}: expected an int >= 1")
+    raise errors.ConfigError(f"--parallel={args.parallel}: expected an int >= 1")
   cwd = os.getcwd()
   points, meta = expand.expand_with_meta(args.grid, args.set)
   write_grid_json(points, args.grid, args.root, cwd, meta)
   selected = [p for p in points if args.only in p.name]
   if not selected:
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
       f"--only={args.only!r} matches none of the runs {[p.name for p in points]}"
     )
   n_models = sum(_replicas(p) for p in points)

@@ -20,8 +20,8 @@ import jax
 from ml_collections import config_flags
 
 from orthoalign import compile_cache
-from orthoalign import config_lib
 from orthoalign import errors
+from orthoalign.config import flags as flag_checks
 from orthoalign.train import distributed
 from orthoalign.train import loop
 
@@ -71,4 +71,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
   jax.config.config_with_absl()
-  app.run(main, flags_parser=config_lib.parse_flags_checked)
+  app.run(main, flags_parser=flag_checks.parse_flags_checked)

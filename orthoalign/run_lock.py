@@ -219,15 +219,16 @@ def acquire(workdir: str, what: str = "run", warn: Any = None) -> RunLock:
 
   Raises:
     RunInUse: another process holds the lock; the message names it.
-    ConfigError: the folder or its lock file cannot be written.
+    ConfigError: `workdir` is empty.
+    RunError: the folder or its lock file cannot be written.
   """
   if not workdir:
     raise errors.ConfigError("--workdir is empty; name the run's folder, e.g. --workdir=runs/tiny")
-  fileio.writable_dir(workdir, "the run's outputs (--workdir)", errors.ConfigError)
+  fileio.writable_dir(workdir, "the run's outputs (--workdir)", errors.RunError)
   try:
     lock = try_acquire(workdir)
   except OSError as e:
-    raise errors.ConfigError(
+    raise errors.RunError(
       f"cannot write the run's lock file (--workdir) to {workdir}: {e.strerror or e}"
     ) from None
   if lock is None:

@@ -17,8 +17,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from orthoalign import config_lib
 from orthoalign import models
+from orthoalign.config import dicts
 from orthoalign.models import gca as gca_lib
 
 # Replica axes every model has: config key -> the sweep list that makes it a replica axis.
@@ -48,7 +48,7 @@ def replica_axes(config: ml_collections.ConfigDict) -> dict[str, str]:
   Every other key changes the compiled program: a grid makes it a separate run.
   """
   axes = dict(COMMON_AXES)
-  model_lists = config.sweep.get("model") or {}
+  model_lists = config.sweep.model
   for k in models.replica_hparams(config.model.name):
     if k in model_lists:
       axes[f"model.{k}"] = f"sweep.model.{k}"
@@ -59,18 +59,18 @@ def replicas(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
   """The replicas of a run, in row-major order of `config.sweep`'s lists."""
   axes = []
   for key, (field, fallback) in SWEEPABLE.items():
-    values = tuple(config.sweep.get(key) or ())
+    values = tuple(config.sweep[key])
     if not values:
       if fallback is None:
         raise ValueError(f"sweep.{key} must list at least one value")
-      values = (config_lib.get(config, fallback),)
+      values = (dicts.get(config, fallback),)
     axes.append((field, values))
   penalties = gca_lib.orth_penalties(config)
   if penalties:  # only then: a run without the penalty keeps its state's structure (checkpoints)
     axes.append(("gca.orth_penalty", penalties))
-  model_lists = config.sweep.get("model") or {}  # checked by config_lib.validate
+  model_lists = config.sweep.model  # checked by models.check_config
   for k in models.replica_hparams(config.model.name):
-    values = tuple(model_lists.get(k) or ()) or (config_lib.get(config, f"model.{k}"),)
+    values = tuple(model_lists.get(k, ())) or (dicts.get(config, f"model.{k}"),)
     axes.append((f"model.{k}", tuple(float(v) for v in values)))
   return [
     dict(zip([f for f, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])

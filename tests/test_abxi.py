@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from configs import abxi as abxi_config
-from orthoalign import config_lib
+from orthoalign.config import flags as flag_checks
+from orthoalign.config import validation
 from orthoalign.data import abxi_windows
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
@@ -570,7 +571,7 @@ def test_parameter_count_food_kitchen_matches_original():
 
 def test_config_validates_and_documents_its_command():
   cfg = abxi_config.get_config()
-  config_lib.validate(cfg)
+  validation.validate(cfg)
   assert "python -m orthoalign.main --config=configs/abxi.py" in abxi_config.__doc__
   assert (cfg.model.name, cfg.data.format, cfg.gca.kv, cfg.gca.positions) == (
     "abxi",
@@ -579,7 +580,7 @@ def test_config_validates_and_documents_its_command():
     (),
   )
   assert cfg.eval.batch_size % 4 == 0 and cfg.model.max_len - 3 == 47
-  config_lib.check_overrides(
+  flag_checks.check_overrides(
     [
       "prog",
       "--config=configs/abxi.py",

@@ -8,8 +8,8 @@ import pathlib
 import pytest
 
 from orthoalign.data.badlines import BadLines
-from orthoalign.data.errors import DataError
 from orthoalign.data.readers import amazon
+from orthoalign.errors import DataError
 
 RECORDS = [
   ("U1", "A01", 5.0, 1400000000),

@@ -7,7 +7,7 @@ import pytest
 
 from orthoalign.analysis import report
 from orthoalign.analysis import results
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 
 def _write_run(folder, seeds, base):

@@ -20,7 +20,7 @@ from orthoalign.analysis import results
 from orthoalign.analysis import scaling_curves
 from orthoalign.analysis import tables
 from orthoalign.analysis import variants
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 METRICS = ("ndcg@1", "ndcg@10", "auc", "hr@10", "mrr")
 

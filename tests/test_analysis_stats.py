@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from orthoalign.analysis import stats
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 
 def test_paired_comparison_known_numbers():

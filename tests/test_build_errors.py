@@ -72,7 +72,7 @@ def test_out_of_memory_while_building_is_one_config_error(error, monkeypatch):
     raise error
 
   monkeypatch.setattr(loop.data_load, "load", too_large)
-  with pytest.raises(errors.ConfigError, match=r"out of memory while building the dataset"):
+  with pytest.raises(errors.RunError, match=r"out of memory while building the dataset"):
     loop.setup(tiny_config())
 
 
@@ -85,7 +85,7 @@ def test_other_runtime_errors_keep_their_traceback(monkeypatch):
     loop.setup(tiny_config())
 
 
-def test_out_of_memory_while_training_is_one_config_error(tmp_path, monkeypatch):
+def test_out_of_memory_while_training_is_one_run_error(tmp_path, monkeypatch):
   """A too large train.batch_size ended in a 43-line RESOURCE_EXHAUSTED traceback in epoch 1."""
 
   def exhausted(state, lrs):
@@ -93,7 +93,7 @@ def test_out_of_memory_while_training_is_one_config_error(tmp_path, monkeypatch)
 
   monkeypatch.setattr(loop.schedule, "set_learning_rates", exhausted)
   with pytest.raises(
-    errors.ConfigError,
+    errors.RunError,
     match=r"out of memory while training .* lower "
     r"train.batch_size",
   ):

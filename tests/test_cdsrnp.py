@@ -12,7 +12,9 @@ import pytest
 
 from configs import cdsrnp as cdsrnp_config
 from configs import tiny_cdsrnp
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import dicts
+from orthoalign.config import validation
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import domain_windows
 from orthoalign.data import load as data_load
@@ -459,7 +461,7 @@ def test_all_options_train_and_differ_from_the_default():
 
 def test_config_validates_and_documents_its_command():
   config = cdsrnp_config.get_config()
-  config_lib.validate(config)
+  validation.validate(config)
   assert "python -m orthoalign.main --config=configs/cdsrnp.py" in cdsrnp_config.__doc__
   assert "specification-level reimplementation" in config.model.label
   assert "SPECIFICATION-LEVEL REIMPLEMENTATION" in cdsrnp.__doc__
@@ -474,16 +476,16 @@ def test_config_validates_and_documents_its_command():
     ("model.support_size", 0, ">= 1"),
   ):
     bad = cdsrnp_config.get_config()
-    node, leaf = config_lib.parent_of(bad, key), key.rsplit(".", 1)[-1]
+    node, leaf = dicts.parent_of(bad, key), key.rsplit(".", 1)[-1]
     node[leaf] = value
-    with pytest.raises(config_lib.ConfigError, match=f"{key}.*{allowed}"):
-      config_lib.validate(bad)
+    with pytest.raises(errors.ConfigError, match=f"{key}.*{allowed}"):
+      validation.validate(bad)
 
 
 def test_mixed_encoder_needs_a_merged_timeline():
   config = tiny_cdsrnp.get_config()
   config.model.mixed_encoder = True
-  with pytest.raises(config_lib.ConfigError, match="model.mixed_encoder"):
+  with pytest.raises(errors.ConfigError, match="model.mixed_encoder"):
     cdsrnp.build(_toy(False), config)
 
 

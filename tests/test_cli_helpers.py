@@ -10,24 +10,31 @@ import ml_collections
 import numpy as np
 import pytest
 
-from orthoalign import config_lib
 from orthoalign import errors
-from orthoalign.data.errors import DataError
+from orthoalign.config import dicts
+from orthoalign.errors import DataError
 from orthoalign.metrics import keys
 from orthoalign.metrics import table
 
 
-def test_the_user_errors_are_the_projects_types():
+def test_the_user_errors_are_one_family():
   from orthoalign.train import loop
 
-  assert config_lib.ConfigError is errors.ConfigError and errors.DataError is DataError
   assert loop.TrainingDiverged is errors.TrainingDiverged
-  assert set(errors.USER_ERRORS) == {
+  assert errors.USER_ERRORS == (errors.UserError,)
+  family = (
     errors.ConfigError,
     DataError,
-    errors.TrainingDiverged,
+    errors.RunError,
     errors.RunInUse,
-  }
+    errors.TrainingDiverged,
+    errors.DependencyError,
+  )
+  assert all(issubclass(e, errors.UserError) for e in family)
+  assert issubclass(errors.RunInUse, errors.RunError)
+  # Each keeps the builtin type callers may catch.
+  assert issubclass(errors.ConfigError, ValueError) and issubclass(DataError, ValueError)
+  assert issubclass(errors.DependencyError, ImportError)
 
 
 @pytest.mark.parametrize(
@@ -37,6 +44,8 @@ def test_the_user_errors_are_the_projects_types():
     DataError("bad line", path="x.csv", line=3),
     errors.TrainingDiverged("loss became nan"),
     errors.RunInUse("runs/x is in use by process 1"),
+    errors.RunError("cannot write checkpoints to runs/x"),
+    errors.DependencyError("--executor=slurm needs submitit"),
   ],
 )
 def test_cli_main_prints_a_user_error_as_one_line(error, capsys):
@@ -140,14 +149,14 @@ def test_replica_table_lines():
 
 def test_get_names_the_valid_keys():
   config = ml_collections.ConfigDict({"train": {"max_epochs": 3, "opt": {"lr": 0.1}}})
-  assert config_lib.get(config, "train.opt.lr") == 0.1
-  assert config_lib.get(config, "train.opt").lr == 0.1
+  assert dicts.get(config, "train.opt.lr") == 0.1
+  assert dicts.get(config, "train.opt").lr == 0.1
   with pytest.raises(
-    config_lib.ConfigError,
+    errors.ConfigError,
     match=r"unknown config key 'train.max_epoch' \(in x\); valid keys under train: "
     r"\['max_epochs', 'opt'\]",
   ):
-    config_lib.get(config, "train.max_epoch", " (in x)")
+    dicts.get(config, "train.max_epoch", " (in x)")
 
 
 @pytest.mark.parametrize(
@@ -169,7 +178,7 @@ def test_get_names_the_valid_keys():
   ],
 )
 def test_parse_value(default, text, value):
-  parsed = config_lib.parse_value("k", text, default)
+  parsed = dicts.parse_value("k", text, default)
   assert parsed == value and type(parsed) is type(value)
 
 
@@ -178,12 +187,12 @@ def test_parse_value(default, text, value):
 )
 def test_parse_value_refuses(default, text):
   with pytest.raises(
-    config_lib.ConfigError,
+    errors.ConfigError,
     match=re.escape(
       f"config key k={text!r} (in y): expected a value of type {type(default).__name__} (default"
     ),
   ):
-    config_lib.parse_value("k", text, default, " (in y)")
+    dicts.parse_value("k", text, default, " (in y)")
 
 
 @pytest.mark.parametrize(

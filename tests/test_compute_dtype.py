@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import validation
 from orthoalign.models import llm4cdsr
 from orthoalign.train import loop
 from orthoalign.train import state as state_lib
@@ -58,8 +59,8 @@ def test_bfloat16_trains_end_to_end():
 
 
 def test_unknown_compute_dtype_is_refused():
-  with pytest.raises(config_lib.ConfigError, match="train.compute_dtype.*float16"):
-    config_lib.validate(tiny_config(**{"train.compute_dtype": "float16"}))
+  with pytest.raises(errors.ConfigError, match="train.compute_dtype.*float16"):
+    validation.validate(tiny_config(**{"train.compute_dtype": "float16"}))
 
 
 def test_mixed_items_table_path_equals_row_path():

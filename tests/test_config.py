@@ -13,15 +13,19 @@ from configs import llm4cdsr
 from configs import llm4cdsr_fk
 from configs import synthetic_small
 from configs import tiny
-from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign import sweep
+from orthoalign.config import dicts
+from orthoalign.config import flags as flag_checks
+from orthoalign.config import upgrade
+from orthoalign.config import validation
 
 
 @pytest.mark.parametrize("module", [base, llm4cdsr, tiny, abxi, synthetic_small, llm4cdsr_fk])
 def test_configs_validate(module):
   config = module.get_config()
   if module is not base:  # base.py holds the shared keys only (no model keys)
-    config_lib.validate(config)
+    validation.validate(config)
   for key in (
     "model.name",
     "data.format",
@@ -34,7 +38,7 @@ def test_configs_validate(module):
     "sweep.seeds",
     "gca.positions",
   ):
-    config_lib.get(config, key)  # the agreed key names exist in every config
+    dicts.get(config, key)  # the agreed key names exist in every config
 
 
 def test_command_in_docstring():
@@ -52,14 +56,14 @@ def test_command_in_docstring():
   ],
 )
 def test_bad_overrides(override, message):
-  with pytest.raises(config_lib.ConfigError, match=message):
-    config_lib.check_overrides(["prog", "--config=configs/llm4cdsr.py", override])
+  with pytest.raises(errors.ConfigError, match=message):
+    flag_checks.check_overrides(["prog", "--config=configs/llm4cdsr.py", override])
 
 
 def test_repeated_override_is_refused():
   # absl would concatenate repeated tuple flags: (0, 1) + (2,) -> (0, 1, 2) replicas.
-  with pytest.raises(config_lib.ConfigError, match="sweep.seeds is given twice"):
-    config_lib.check_overrides(
+  with pytest.raises(errors.ConfigError, match="sweep.seeds is given twice"):
+    flag_checks.check_overrides(
       [
         "prog",
         "--config=configs/tiny.py",
@@ -70,7 +74,7 @@ def test_repeated_override_is_refused():
 
 
 def test_good_overrides_pass():
-  config_lib.check_overrides(
+  flag_checks.check_overrides(
     [
       "prog",
       "--config=configs/llm4cdsr.py",
@@ -98,8 +102,8 @@ def test_good_overrides_pass():
 def test_validate_names_key_and_choices(key, value, message):
   config = llm4cdsr.get_config()
   config.update_from_flattened_dict({key: value})
-  with pytest.raises(config_lib.ConfigError, match=message):
-    config_lib.validate(config)
+  with pytest.raises(errors.ConfigError, match=message):
+    validation.validate(config)
 
 
 def test_sweep_product_order():
@@ -153,11 +157,16 @@ def test_main_reports_unknown_key_without_traceback(tmp_path):
       (0, -1),
       r"sweep.seeds=\(0, -1\): element 1 \(-1\) is not an int >= 0 below 4294967296",
     ),
-    ("tiny", "gca.kv", "mixed", r"gca.kv='mixed': LLM4CDSR's cells read the other domain's stream"),
+    ("tiny", "gca.kv", "mixed", r"gca.kv='mixed': model.name='llm4cdsr' supports \['other'\]"),
     ("tiny", "model.num_heads", 3, r"model.num_heads=3 must divide model.hidden_size=16"),
     ("abxi", "gca.positions", (3,), r"gca.positions=\(3,\): ABXI has GCA positions \[0, 1, 2\]"),
     ("abxi", "model.max_len", 4, r"model.max_len=4 must be an int >= 5"),
-    ("abxi", "model.eval_domain_seq", "both", r"model.eval_domain_seq='both'; valid choices"),
+    (
+      "abxi",
+      "model.eval_domain_seq",
+      "both",
+      r"model.eval_domain_seq='both' is invalid; valid choices",
+    ),
   ],
 )
 def test_models_validate_their_keys_before_tracing(config_file, key, value, match):
@@ -166,8 +175,8 @@ def test_models_validate_their_keys_before_tracing(config_file, key, value, matc
 
   config = importlib.import_module(f"configs.{config_file}").get_config()
   config.update_from_flattened_dict({key: value})
-  with pytest.raises(config_lib.ConfigError, match=match):
-    config_lib.validate(config)
+  with pytest.raises(errors.ConfigError, match=match):
+    validation.validate(config)
 
 
 def _config_files():
@@ -188,14 +197,14 @@ def test_every_element_of_every_list_valued_key_is_checked(config_file):
   import importlib
 
   base = importlib.import_module(f"configs.{config_file}").get_config()
-  lists = {k: v for k, v in config_lib.flatten(base.to_dict()).items() if isinstance(v, list)}
+  lists = {k: v for k, v in dicts.flatten(base.to_dict()).items() if isinstance(v, list)}
   assert "sweep.learning_rates" in lists and "gca.positions" in lists
   for key, value in lists.items():
     wrong = (3,) if key == "data.titles" else ("x",)  # file paths are the only text lists
     config = importlib.import_module(f"configs.{config_file}").get_config()
     config.update_from_flattened_dict({key: tuple(value) + wrong})
-    with pytest.raises(config_lib.ConfigError, match=re.escape(f"config key {key}=")):
-      config_lib.validate(config)
+    with pytest.raises(errors.ConfigError, match=re.escape(f"config key {key}=")):
+      validation.validate(config)
 
 
 @pytest.mark.parametrize(
@@ -228,14 +237,19 @@ def test_every_element_of_every_list_valued_key_is_checked(config_file):
       r"train.max_epochs=20",
     ),
     ("data.synthetic.num_users", 0, r"config key data.synthetic.num_users: expected >= 1, got 0"),
+    (
+      "data.synthetic.num_users",
+      float("nan"),
+      r"config key data.synthetic.num_users: expected a finite number, got nan",
+    ),
   ],
 )
 def test_values_that_make_no_sense_for_their_axis_are_refused(key, value, match):
   config = llm4cdsr.get_config()
   with config.ignore_type():
     config.update_from_flattened_dict({key: value})
-  with pytest.raises(config_lib.ConfigError, match=match):
-    config_lib.validate(config)
+  with pytest.raises(errors.ConfigError, match=match):
+    validation.validate(config)
 
 
 def test_abxi_temperature_sweep_is_checked_per_element():
@@ -243,8 +257,8 @@ def test_abxi_temperature_sweep_is_checked_per_element():
 
   config = abxi.get_config()
   config.sweep.model.temp = (0.5, -1.0)
-  with pytest.raises(config_lib.ConfigError, match=r"sweep.model.temp=.*element 1 \(-1.0\)"):
-    config_lib.validate(config)
+  with pytest.raises(errors.ConfigError, match=r"sweep.model.temp=.*element 1 \(-1.0\)"):
+    validation.validate(config)
 
 
 def test_cli_refuses_a_bad_list_element_before_writing_anything(tmp_path):
@@ -277,13 +291,13 @@ def test_base_config_takes_each_models_keys_from_its_module():
 
   for name in models.names():
     config = base.get_config(name)
-    config_lib.validate(config)
+    validation.validate(config)
     assert config.model.to_dict() == models.default_config(name).to_dict()
   assert "hidden_size" in base.get_config().model and "d_embed" not in base.get_config().model
-  with pytest.raises(config_lib.ConfigError, match="not a known model"):
+  with pytest.raises(errors.ConfigError, match="not a known model"):
     base.get_config("bert4rec")
-  with pytest.raises(config_lib.ConfigError, match="not a known model"):  # before absl parses
-    config_lib.check_overrides(["--config=configs/base.py:bert4rec"])
+  with pytest.raises(errors.ConfigError, match="not a known model"):  # before absl parses
+    flag_checks.check_overrides(["--config=configs/base.py:bert4rec"])
 
 
 def test_a_missing_model_key_is_named():
@@ -291,18 +305,16 @@ def test_a_missing_model_key_is_named():
 
   config = base.get_config("llm4cdsr")
   del config.model["hidden_size"]
-  with pytest.raises(
-    config_lib.ConfigError, match=r"model.hidden_size is missing; LLM4CDSR reads it"
-  ):
-    config_lib.validate(config)
+  with pytest.raises(errors.ConfigError, match=r"model.hidden_size is missing; LLM4CDSR reads it"):
+    validation.validate(config)
 
 
 def test_a_key_added_later_matches_its_old_behaviour_on_resume():
-  old = {"train.max_epochs": 3}  # a config.json written before eval.ties
-  assert config_lib.differences(old, {"train.max_epochs": 3, "eval.ties": "pessimistic"}) == []
-  assert config_lib.differences(old, {"train.max_epochs": 3, "eval.ties": "expected"}) == [
-    "eval.ties"
-  ]
+  old = upgrade.flat_config({"model.name": "abxi", "train.max_epochs": 3})  # before eval.ties
+  new = {**old, "eval.ties": "pessimistic"}
+  assert dicts.differences(old, new) == []
+  assert dicts.differences(old, {**new, "eval.ties": "expected"}) == ["eval.ties"]
+  assert dicts.differences(old, {**new, "train.max_epochs": 9}, ("train.max_epochs",)) == []
 
 
 @pytest.mark.parametrize(

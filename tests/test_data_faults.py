@@ -10,12 +10,13 @@ from orthoalign.data import prepare
 from orthoalign.data import recipes
 from orthoalign.data import stats
 from orthoalign.data import store
+from orthoalign.data import summary
 from orthoalign.data.badlines import BadLines
-from orthoalign.data.errors import DataError
 from orthoalign.data.readers import abxi
 from orthoalign.data.readers import amazon
 from orthoalign.data.readers import imvae
 from orthoalign.data.readers import llmcdsr
+from orthoalign.errors import DataError
 
 BOM = b"\xef\xbb\xbf"
 # Every filter off, so the tests see each row the reader kept.
@@ -77,8 +78,8 @@ def test_duplicates_kept_by_default_counted_and_warned(tmp_path, capsys, recipe)
   assert report["duplicates"] == {"policy": "keep", "found": 1, "dropped": 0}
   assert "warning" in capsys.readouterr().err
   assert ds.item_keys[ds.sequence(0)].tolist() == ["b1", "a1", "a2", "a2"]
-  assert stats.compute(ds)["duplicate_rows"] == 1
-  assert "duplicates" in stats.format_text(stats.compute(ds))
+  assert summary.compute(ds)["duplicate_rows"] == 1
+  assert "duplicates" in summary.format_text(summary.compute(ds))
 
 
 @pytest.mark.parametrize("recipe", ["abxi", "llm4cdsr"])
@@ -90,7 +91,7 @@ def test_duplicates_drop(tmp_path, recipe):
   )
   assert report["duplicates"] == {"policy": "drop", "found": 1, "dropped": 1}
   assert ds.item_keys[ds.sequence(0)].tolist() == ["b1", "a1", "a2"]
-  assert stats.compute(ds)["duplicate_rows"] == 0
+  assert summary.compute(ds)["duplicate_rows"] == 0
   with pytest.raises(DataError, match="keep or drop"):
     recipes.RECIPES[recipe].resolve_params({"duplicates": "maybe"})
 
@@ -128,7 +129,7 @@ def test_stats_without_timestamps_has_no_duplicate_count(tmp_path):
   from orthoalign.data.dataset import CDSRDataset
 
   ds = CDSRDataset.from_sequences("t", 2, 1, [np.array([1, 1, 3], np.int32)])
-  assert "duplicate_rows" not in stats.compute(ds)
+  assert "duplicate_rows" not in summary.compute(ds)
 
 
 # --- 3. A UTF-8 byte-order mark and CRLF line ends in every text reader -----------------------

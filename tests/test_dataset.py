@@ -9,7 +9,7 @@ from orthoalign.data.candidates import sample_candidates
 from orthoalign.data.dataset import CDSRDataset
 from orthoalign.data.dataset import eval_split
 from orthoalign.data.dataset import train_lengths
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 # nA = 4 (ids 1..4), nB = 3 (ids 5..7).
 TOY_SEQS = [

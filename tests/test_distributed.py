@@ -244,7 +244,7 @@ def test_explicit_mode_names_what_is_missing(monkeypatch):
   monkeypatch.setenv("ORTHOALIGN_NUM_PROCESSES", "2")
   monkeypatch.setenv("ORTHOALIGN_PROCESS_ID", "1")
   with pytest.raises(
-    errors.ConfigError,
+    errors.RunError,
     match=r"jax.distributed.initialize\(coordinator_address="
     r"'localhost:1', num_processes=2, process_id=1\) failed: unreachable$",
   ):

@@ -14,7 +14,7 @@ import pytest
 from orthoalign.data import download
 from orthoalign.data.download import RemoteDataset
 from orthoalign.data.download import RemoteFile
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 BIG = bytes(range(256)) * 1000  # 256,000 bytes: several read chunks.
 SMALL = b"user\titems\n1\t1,2,3\n"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from test_abxi import small_config
 
-from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign import evaluate
 from orthoalign.train import loop
 
@@ -57,12 +57,12 @@ def test_protocol_override_changes_the_metrics(trained):
   ],
 )
 def test_bad_overrides_name_the_key(trained, override, message):
-  with pytest.raises(config_lib.ConfigError, match=message):
+  with pytest.raises(errors.ConfigError, match=message):
     evaluate.evaluate(trained[0], [override])
 
 
 def test_set_parses_values_like_config_flags():
-  """--set values parse as --config.<key> flags do (config_lib.parse_value), without a run."""
+  """--set values parse as --config.<key> flags do (dicts.parse_value), without a run."""
   import ml_collections
 
   config = ml_collections.ConfigDict(
@@ -78,9 +78,7 @@ def test_set_parses_values_like_config_flags():
   assert keys == ["eval.num_negatives", "eval.exact", "eval.ks", "model.eval_domain_seq"]
   assert (config.eval.num_negatives, config.eval.exact, config.eval.ks) == (16, True, (1, 10))
   assert config.model.eval_domain_seq == "compact"
-  with pytest.raises(
-    config_lib.ConfigError, match="eval.exact='yes'.*expected a value of type bool"
-  ):
+  with pytest.raises(errors.ConfigError, match="eval.exact='yes'.*expected a value of type bool"):
     evaluate.apply_overrides(config, ["eval.exact=yes"])  # was silently False
 
 
@@ -95,6 +93,6 @@ def test_out_may_not_replace_the_runs_own_files(tmp_path):
   with pytest.raises(errors.ConfigError, match="is a folder"):
     evaluate.check_out(str(tmp_path), str(tmp_path))
   (tmp_path / "afile").write_text("x")
-  with pytest.raises(errors.ConfigError, match="cannot write the evaluation rows"):
+  with pytest.raises(errors.RunError, match="cannot write the evaluation rows"):
     evaluate.check_out(str(tmp_path), str(tmp_path / "afile" / "rows.jsonl"))
   evaluate.check_out(str(tmp_path), str(tmp_path / "eval.jsonl"))

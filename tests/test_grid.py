@@ -10,7 +10,7 @@ from absl import flags
 from ml_collections import config_flags
 import pytest
 
-from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign import grid as grid_cli
 from orthoalign.experiments import commands
 from orthoalign.experiments import expand
@@ -113,7 +113,7 @@ def test_identical_duplicates_merge_and_conflicts_raise(tmp_path):
         return [{"gca.positions": {"x": (0,)}}, {"gca.positions": {"x": (1,)}}]
       """,
   )
-  with pytest.raises(config_lib.ConfigError, match=r"two different runs are named 'positions=x'"):
+  with pytest.raises(errors.ConfigError, match=r"two different runs are named 'positions=x'"):
     expand.expand(path)
 
 
@@ -139,15 +139,15 @@ def test_identical_duplicates_merge_and_conflicts_raise(tmp_path):
 )
 def test_grid_errors_name_the_file_and_key(tmp_path, body, match):
   path = write_grid(tmp_path, f"def get_grid():\n  return {body}\n")
-  with pytest.raises(config_lib.ConfigError, match=match):
+  with pytest.raises(errors.ConfigError, match=match):
     expand.expand(path)
 
 
 def test_missing_file_and_functions(tmp_path):
-  with pytest.raises(config_lib.ConfigError, match="does not exist"):
+  with pytest.raises(errors.ConfigError, match="does not exist"):
     expand.expand(str(tmp_path / "nope.py"))
   (tmp_path / "h.py").write_text("def get_config():\n  return None\n")
-  with pytest.raises(config_lib.ConfigError, match=r"h\.py has no get_grid\(\)"):
+  with pytest.raises(errors.ConfigError, match=r"h\.py has no get_grid\(\)"):
     expand.expand(str(tmp_path / "h.py"))
 
 
@@ -258,7 +258,7 @@ def test_set_refuses_a_run_axis(tmp_path):
   path = write_grid(
     tmp_path, "def get_grid():\n  return {'gca.positions': {'plain': (), 'early': (0,)}}\n"
   )
-  with pytest.raises(config_lib.ConfigError, match=r"--set gca.positions: .* is an axis .* --only"):
+  with pytest.raises(errors.ConfigError, match=r"--set gca.positions: .* is an axis .* --only"):
     expand.expand_with_meta(path, ["gca.positions=(0,)"])
 
 
@@ -273,7 +273,7 @@ def test_set_refuses_a_run_axis(tmp_path):
 )
 def test_set_errors_name_the_key(tmp_path, item, match):
   path = write_grid(tmp_path, "def get_grid():\n  return {'seed': (0,)}\n")
-  with pytest.raises(config_lib.ConfigError, match=match):
+  with pytest.raises(errors.ConfigError, match=match):
     expand.expand_with_meta(path, [item])
 
 

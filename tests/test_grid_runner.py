@@ -288,7 +288,7 @@ def test_slurm_array_gets_the_resources(grid3, tmp_path, monkeypatch, capsys):
 def test_slurm_without_srun_is_a_clear_error(grid3, tmp_path, monkeypatch):
   points, root, path = grid3
   monkeypatch.setenv("PATH", str(tmp_path))
-  with pytest.raises(grid_cli.config_lib.ConfigError, match=r"--executor=slurm: .*srun"):
+  with pytest.raises(grid_cli.errors.RunError, match=r"--executor=slurm: .*srun"):
     grid_cli.run([f"--grid={path}", f"--root={root}", "--executor=slurm"])
 
 
@@ -297,7 +297,7 @@ def test_slurm_without_submitit_is_a_clear_error(grid3, monkeypatch):
   monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit fails
   monkeypatch.delitem(sys.modules, "orthoalign.experiments.slurm", raising=False)
   monkeypatch.delattr(sys.modules["orthoalign.experiments"], "slurm", raising=False)
-  with pytest.raises(grid_cli.config_lib.ConfigError, match="needs submitit.*pip install submitit"):
+  with pytest.raises(grid_cli.errors.DependencyError, match="needs submitit.*pip install submitit"):
     grid_cli.run([f"--grid={path}", f"--root={root}", "--executor=slurm"])
 
 

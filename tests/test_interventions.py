@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import validation
 from orthoalign.metrics import alignment
 from orthoalign.models import gca as gca_lib
 from orthoalign.train import loop
@@ -159,8 +160,8 @@ def test_no_penalty_leaves_loss_and_metrics_alone():
   ],
 )
 def test_config_errors_name_the_key(overrides, match):
-  with pytest.raises(config_lib.ConfigError, match=match):
-    config_lib.validate(tiny_config(**overrides))
+  with pytest.raises(errors.ConfigError, match=match):
+    validation.validate(tiny_config(**overrides))
 
 
 def test_penalty_replicas_train_in_one_program_and_pre_statistics_are_reported():

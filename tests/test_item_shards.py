@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from orthoalign import bench_catalogue
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import validation
 from orthoalign.data import synthetic
 from orthoalign.metrics import ranking
 from orthoalign.train import item_shards
@@ -72,10 +73,10 @@ def test_mesh_and_config_errors():
   with pytest.raises(ValueError, match="train.item_shards=3 must be >= 1 and divide the 4 devices"):
     sharding.make_mesh(4, item_shards=3)
   cfg = tiny_config(**{"train.item_shards": 0})
-  with pytest.raises(config_lib.ConfigError, match="train.item_shards=0 must be an int >= 1"):
-    config_lib.validate(cfg)
+  with pytest.raises(errors.ConfigError, match="train.item_shards=0 must be an int >= 1"):
+    validation.validate(cfg)
   cfg = tiny_config(**{"train.num_devices": 4, "train.item_shards": 3})
-  with pytest.raises(config_lib.ConfigError, match="item_shards=3 must be >= 1 and divide the 4"):
+  with pytest.raises(errors.ConfigError, match="item_shards=3 must be >= 1 and divide the 4"):
     loop.setup(cfg)
 
 

@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign import models
+from orthoalign.config import validation
 from orthoalign.data import load as data_load
 from orthoalign.data import windows
 from orthoalign.train import loop
@@ -97,15 +98,15 @@ def test_config_errors_name_the_key():
     ({"train.length_buckets": (3,)}, "needs model.mask_padding_keys=True"),
   ]
   for overrides, message in cases:
-    with pytest.raises(config_lib.ConfigError, match=message):
-      config_lib.validate(tiny_config(**overrides))
+    with pytest.raises(errors.ConfigError, match=message):
+      validation.validate(tiny_config(**overrides))
   from configs import tiny_abxi
 
   cfg = tiny_abxi.get_config()
   cfg.train.length_buckets = (3,)
-  with pytest.raises(config_lib.ConfigError, match="model.name='abxi' has no such key"):
-    config_lib.validate(cfg)
-  config_lib.validate(
+  with pytest.raises(errors.ConfigError, match="model.name='abxi' cannot train in length buckets"):
+    validation.validate(cfg)
+  validation.validate(
     tiny_config(**{"train.length_buckets": (3, 6), "model.mask_padding_keys": True})
   )
 

@@ -10,7 +10,9 @@ import pytest
 from configs import llm4cdsr as llm4cdsr_config
 from configs import llm4cdsr_afk as llm4cdsr_afk_config
 from configs import llm4cdsr_fk as llm4cdsr_fk_config
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import upgrade
+from orthoalign.config import validation
 from orthoalign.data import synthetic
 from orthoalign.models import llm4cdsr
 from orthoalign.train import state as state_lib
@@ -284,8 +286,10 @@ def test_missing_text_zero_keeps_the_shared_row_and_the_old_program():
   np.testing.assert_array_equal(mix_t[top_a[0]], mix_t[top_a[1]])  # indistinguishable
   np.testing.assert_array_equal(a_t[top_a[0]], a_t[top_a[1]])
   # A config saved before the keys existed builds the same program (the legacy values).
-  legacy = small_config()
-  del legacy.model["missing_text"], legacy.model["reg_pool"]
+  saved = small_config().to_dict()
+  del saved["model"]["missing_text"], saved["model"]["reg_pool"]
+  legacy = upgrade.config(saved)
+  assert (legacy.model.missing_text, legacy.model.reg_pool) == ("zero", "history")
   llm4cdsr.validate(legacy)
   task_legacy = llm4cdsr.build(ds, legacy)
   batch = _batch(task, np.arange(16))
@@ -325,14 +329,14 @@ def test_reg_pool_flag_changes_only_the_regularisation_term():
 def test_invalid_choices_are_refused():
   for key in ("missing_text", "reg_pool"):
     cfg = small_config(**{key: "bogus"})
-    with pytest.raises(config_lib.ConfigError, match=f"model.{key}"):
+    with pytest.raises(errors.ConfigError, match=f"model.{key}"):
       llm4cdsr.validate(cfg)
 
 
 @pytest.mark.parametrize("module", [llm4cdsr_afk_config, llm4cdsr_fk_config])
 def test_real_data_configs_have_the_upstream_schedule(module):
   cfg = module.get_config()
-  config_lib.validate(cfg)
+  validation.validate(cfg)
   assert (cfg.model.max_len, cfg.train.max_epochs, cfg.train.early_stop_patience) == (200, 200, 20)
   assert (cfg.model.alpha, cfg.model.beta, cfg.eval.num_negatives) == (0.1, 0.1, 100)
   assert tuple(cfg.gca.positions) == ()

@@ -10,11 +10,11 @@ import pickle
 import numpy as np
 import pytest
 
-from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign.data import load as data_load
 from orthoalign.data import synthetic
-from orthoalign.data.errors import DataError
 from orthoalign.data.readers import handled
+from orthoalign.errors import DataError
 from orthoalign.models import llm4cdsr
 from tests.conftest import tiny_config
 
@@ -103,17 +103,13 @@ def test_none_keeps_the_substitutes_and_says_so(folder, capsys):
 
 def test_an_explicit_folder_without_the_files_is_refused(folder, tmp_path):
   root, _ = folder
-  with pytest.raises(
-    config_lib.ConfigError, match=r"model.llm_emb_dir=.*no \['itm_emb_np_all.pkl'"
-  ):
+  with pytest.raises(errors.ConfigError, match=r"model.llm_emb_dir=.*no \['itm_emb_np_all.pkl'"):
     _build(_config(root, **{"model.llm_emb_dir": str(tmp_path)}))
 
 
 def test_the_local_width_must_equal_hidden_size(folder):
   root, _ = folder
-  with pytest.raises(
-    config_lib.ConfigError, match="model.hidden_size=32: .* equal their width, 16"
-  ):
+  with pytest.raises(errors.ConfigError, match="model.hidden_size=32: .* equal their width, 16"):
     _build(_config(root, **{"model.hidden_size": 32}))
 
 

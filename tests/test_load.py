@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from configs import base
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import validation
 from orthoalign.data import load as data_load
 from orthoalign.data import store
 from orthoalign.data import synthetic
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 
 def data_config(fmt, path, **kw):
@@ -97,11 +98,11 @@ def test_prepared_format(tmp_path):
 def test_bad_format_and_path_are_named():
   cfg = base.get_config()
   cfg.data.format = "abxi"
-  with pytest.raises(config_lib.ConfigError, match="data.path is empty"):
-    config_lib.validate(cfg)
+  with pytest.raises(errors.ConfigError, match="data.path is empty"):
+    validation.validate(cfg)
   cfg.data.format = "csv"
-  with pytest.raises(config_lib.ConfigError, match="data.format='csv' is invalid; valid choices"):
-    config_lib.validate(cfg)
+  with pytest.raises(errors.ConfigError, match="data.format='csv' is invalid; valid choices"):
+    validation.validate(cfg)
   with pytest.raises(DataError, match="data.path: expected a folder of abxi files"):
     data_load.load(data_config("abxi", "/nonexistent/folder"))
 
@@ -126,7 +127,7 @@ def test_main_job_config_on_real_data_builds():
   path = require_data("abxi-afk")
   cfg = llm4cdsr_config.get_config()
   cfg.data.format, cfg.data.path = "abxi", str(path)
-  config_lib.validate(cfg)
+  validation.validate(cfg)
   task = llm4cdsr.build(data_load.load(cfg.data), cfg)
   assert task.frozen == {}  # no titles: trainable ID embeddings
   assert task.eval_data["test"]["cand"].shape == (7144, 101)
@@ -156,7 +157,7 @@ def test_imvae_format_through_cache(tmp_path, capsys):
   folder = imvae_folder(tmp_path)
   (folder / "README.md").write_text("not a source")
   cfg = data_config("imvae", folder, cache_dir=str(tmp_path / "c"))
-  config_lib.validate(_config_with(cfg))
+  validation.validate(_config_with(cfg))
   ds = data_load.load(cfg)
   assert ds.merged_timeline is False and ds.num_users == 5
   np.testing.assert_array_equal(ds.user_in_train, [0, 0, 0, 1, 0])
@@ -197,7 +198,7 @@ def test_reader_options_are_checked(tmp_path):
 def test_imvae_real_folder_through_config(tmp_path):
   path = require_data("imvae-phone-elec")
   cfg = data_config("imvae", path, cache_dir=str(tmp_path))
-  config_lib.validate(_config_with(cfg))
+  validation.validate(_config_with(cfg))
   ds = data_load.load(cfg)
   assert ds.num_users == 16092 + 4024 and ds.merged_timeline is False
   assert int(ds.user_in_train.sum()) == 312

@@ -16,7 +16,7 @@ from configs import tiny
 from configs import tiny_abxi
 from configs import tiny_cdsrnp
 from configs import tiny_sasrec
-from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign import models
 from orthoalign.data import load as data_load
 from orthoalign.models import param_count
@@ -321,5 +321,5 @@ def test_replica_equals_standalone_run(name):
 def test_models_with_a_mixed_stream_refuse_data_without_a_merged_timeline(name):
   config = CONFIGS[name]()
   ds = dataclasses.replace(data_load.load(config.data), merged_timeline=False)
-  with pytest.raises(config_lib.ConfigError, match="needs a merged timeline"):
+  with pytest.raises(errors.ConfigError, match="needs a merged timeline"):
     models.get_builder(name)(ds, config)

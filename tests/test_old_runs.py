@@ -7,11 +7,11 @@ import json
 import os
 import shutil
 
-import ml_collections
 import numpy as np
 import pytest
 
 from orthoalign import evaluate
+from orthoalign.config import upgrade
 from orthoalign.train import loop
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "run_f34b26e_tiny")
@@ -26,11 +26,6 @@ def old_run(tmp_path):
   return str(workdir), rows
 
 
-def _saved_config(workdir):
-  with open(os.path.join(workdir, "config.json")) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
 def test_an_old_run_evaluates_to_its_own_test_metrics(old_run):
   workdir, rows = old_run
   new = evaluate.evaluate(workdir)
@@ -42,7 +37,7 @@ def test_an_old_run_evaluates_to_its_own_test_metrics(old_run):
 
 def test_an_old_run_resumes_and_trains_on(old_run, capsys):
   workdir, rows = old_run
-  config = _saved_config(workdir)
+  config = upgrade.read_config(workdir)  # the keys added since, with the old run's values
   config.train.max_epochs = 5  # a change a resumption may make
   new = loop.train_and_evaluate(config, workdir)
   assert "Resumed from" in capsys.readouterr().out

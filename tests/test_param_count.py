@@ -3,7 +3,7 @@
 import pytest
 
 from configs import tiny
-from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign.experiments import scaling
 from orthoalign.models import gca
 from orthoalign.models import param_count
@@ -47,7 +47,7 @@ def test_match_within_one_percent_and_records_counts():
 
 
 def test_match_needs_an_int_key():
-  with pytest.raises(config_lib.ConfigError, match="model.dropout, which must be an int"):
+  with pytest.raises(errors.ConfigError, match="model.dropout, which must be an int"):
     param_count.match(_config(), 10**5, key="model.dropout")
 
 
@@ -74,5 +74,5 @@ def test_scaling_grid_matches_every_gca_point():
 
 def test_scaling_grid_refuses_unreachable_tolerance():
   # A post-LayerNorm unit (2,242 parameters at d = 16) is no multiple of the FFN step (198).
-  with pytest.raises(config_lib.ConfigError, match="within 0% of early@model.ffn_size=16"):
+  with pytest.raises(errors.ConfigError, match="within 0% of early@model.ffn_size=16"):
     scaling.scaling_grid(_config(**{"gca.layernorm": "post"}), tolerance=0.0, gca_sizes=1, larger=0)

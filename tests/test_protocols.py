@@ -2,8 +2,9 @@
 
 import pytest
 
-from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign import evaluate
+from orthoalign.config import validation
 from orthoalign.metrics import keys
 from tests.conftest import tiny_config
 from tests.conftest import tiny_run
@@ -47,16 +48,14 @@ def test_keys_round_trip_and_order():
 def test_select_metric_must_name_a_declared_protocol():
   cfg = tiny_config()
   cfg.train.select_metric = "valid/sampled40/all/ndcg@10"
-  with pytest.raises(config_lib.ConfigError, match=r"valid/<sampled\|full>/"):
-    config_lib.validate(cfg)
+  with pytest.raises(errors.ConfigError, match=r"valid/<sampled\|full>/"):
+    validation.validate(cfg)
   cfg.eval.extra_negatives = (40,)
-  config_lib.validate(cfg)
+  validation.validate(cfg)
   for bad in ((40, 40), (0,), ("40",), (True,)):
     cfg.eval.extra_negatives = bad
-    with pytest.raises(
-      config_lib.ConfigError, match="eval.extra_negatives=.*distinct positive ints"
-    ):
-      config_lib.validate(cfg)
+    with pytest.raises(errors.ConfigError, match="eval.extra_negatives=.*distinct positive ints"):
+      validation.validate(cfg)
 
 
 def test_one_run_reports_every_declared_protocol(tmp_path, capsys):

@@ -15,10 +15,10 @@ import pytest
 
 from orthoalign.data import dataset
 from orthoalign.data.badlines import BadLines
-from orthoalign.data.errors import DataError
 from orthoalign.data.readers import abxi
 from orthoalign.data.readers import handled
 from orthoalign.data.readers import llmcdsr
+from orthoalign.errors import DataError
 
 FUZZ = hypothesis.settings(
   max_examples=100,

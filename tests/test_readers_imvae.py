@@ -9,10 +9,10 @@ import pytest
 
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
-from orthoalign.data import stats
+from orthoalign.data import summary
 from orthoalign.data.badlines import BadLines
-from orthoalign.data.errors import DataError
 from orthoalign.data.readers import imvae
+from orthoalign.errors import DataError
 
 HEADER = "user_id,seq_d1,seq_d2,domain_id\n"
 # Domain 1 ids used: 5, 7, 9 (-> A 1, 2, 3); domain 2 ids: 5, 8 (-> B 4, 5).
@@ -230,10 +230,10 @@ def test_file_pair_errors(tmp_path):
 
 
 def test_stats_show_the_missing_timeline(tmp_path):
-  s = stats.compute(read(write_pair(tmp_path)))
+  s = summary.compute(read(write_pair(tmp_path)))
   assert s["merged_timeline"] is False
   assert s["held_out_in_train"] == {"valid": 0, "test": 1}
-  text = stats.format_text(s)
+  text = summary.format_text(s)
   assert "timeline:      NOT merged" in text
   assert "in training:   valid 0, test 1 held-out users also have training rows" in text
 

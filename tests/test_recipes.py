@@ -15,7 +15,7 @@ import pytest
 from orthoalign.data import prepare
 from orthoalign.data import recipes
 from orthoalign.data.badlines import BadLines
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 Record = tuple[str, str, float, int]  # user, item, rating, unix seconds.
 

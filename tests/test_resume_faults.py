@@ -134,7 +134,7 @@ def test_ctrl_c_before_the_first_epoch_is_one_line(tmp_path, monkeypatch, capsys
   def interrupted(config):
     raise KeyboardInterrupt
 
-  monkeypatch.setattr(loop, "setup", interrupted)
+  monkeypatch.setattr(loop, "_build", interrupted)
   assert errors.cli_main(lambda: run(tmp_path))() == errors.INTERRUPTED_STATUS
   assert capsys.readouterr().err.splitlines() == [
     f"interrupted: stopped {tmp_path} before its first epoch here; no checkpoint was saved yet: "
@@ -202,7 +202,7 @@ def test_no_complete_checkpoint_is_one_error_naming_the_folder(tmp_path):
   ckpt.close()
   shutil.rmtree(tmp_path / "checkpoints" / "1" / "meta")
   ckpt = checkpoint_lib.Checkpointer(str(tmp_path))
-  with pytest.raises(errors.ConfigError, match="delete the folder .*checkpoints") as info:
+  with pytest.raises(errors.RunError, match="delete the folder .*checkpoints") as info:
     ckpt.restore_latest(state, best)
   assert "\n" not in errors.message(info.value)
 
@@ -319,7 +319,7 @@ def through_file(tmp_path):
 
 def test_unwritable_workdir_is_a_config_error(through_file):
   workdir = through_file / "workdir"
-  with pytest.raises(errors.ConfigError, match=f"cannot write .*--workdir.* to {workdir}"):
+  with pytest.raises(errors.RunError, match=f"cannot write .*--workdir.* to {workdir}"):
     run(workdir, **{"train.max_epochs": 1})
 
 
@@ -342,9 +342,7 @@ def test_unwritable_workdir_cli_prints_one_error_line(through_file):
 
 def test_unwritable_checkpoint_folder_is_a_config_error(tmp_path):
   (tmp_path / "checkpoints").write_text("a file where the folder should be")
-  with pytest.raises(
-    errors.ConfigError, match=f"cannot write checkpoints to {tmp_path}/checkpoints"
-  ):
+  with pytest.raises(errors.RunError, match=f"cannot write checkpoints to {tmp_path}/checkpoints"):
     checkpoint_lib.Checkpointer(str(tmp_path))
 
 
@@ -367,12 +365,12 @@ def test_unwritable_dataset_cache_is_a_data_error(through_file):
     store.save_dataset(ds, out_dir)
 
 
-def test_unwritable_compile_cache_is_a_config_error(through_file, monkeypatch):
+def test_unwritable_compile_cache_is_a_run_error(through_file, monkeypatch):
   fake_jax = types.SimpleNamespace(config=types.SimpleNamespace(jax_compilation_cache_dir=None))
   monkeypatch.setattr(compile_cache, "jax", fake_jax)
   monkeypatch.setenv(compile_cache.ENV, str(through_file / "jax"))
   with pytest.raises(
-    errors.ConfigError,
+    errors.RunError,
     match=f"JAX compilation cache to {through_file}/jax.*{compile_cache.ENV}=off",
   ):
     compile_cache.enable()

@@ -12,6 +12,7 @@ from conftest import tiny_run
 import pytest
 
 from orthoalign import errors
+from orthoalign import fileio
 from orthoalign import run_lock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,9 +148,8 @@ def test_evaluate_refuses_a_run_in_use(tmp_path):
   from conftest import tiny_config
 
   from orthoalign import evaluate
-  from orthoalign.train import writers
 
-  writers.write_json(tmp_path / "config.json", tiny_config().to_dict())
+  fileio.write_json(tmp_path / "config.json", tiny_config().to_dict())
   with run_lock.acquire(str(tmp_path)):
     with pytest.raises(errors.RunInUse, match=f"process {os.getpid()}"):
       evaluate.evaluate(str(tmp_path))

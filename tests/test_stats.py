@@ -8,6 +8,7 @@ import pytest
 
 from orthoalign.data import stats
 from orthoalign.data import store
+from orthoalign.data import summary
 from orthoalign.data.dataset import USER_TEST
 from orthoalign.data.dataset import USER_TRAIN
 from orthoalign.data.dataset import USER_VALID
@@ -22,7 +23,7 @@ def toy(**kwargs) -> CDSRDataset:
 
 
 def test_compute_leave_one_out():
-  s = stats.compute(toy())
+  s = summary.compute(toy())
   assert (s["users"], s["overlapped_users"], s["a_only_users"], s["b_only_users"]) == (4, 1, 2, 1)
   assert (s["items_a"], s["items_b"]) == (4, 3)
   assert (s["interactions"], s["interactions_a"], s["interactions_b"]) == (12, 7, 5)
@@ -40,7 +41,7 @@ def test_compute_leave_one_out():
 
 
 def test_compute_user_level():
-  s = stats.compute(toy(user_split=[USER_TRAIN, USER_TRAIN, USER_VALID, USER_TEST]))
+  s = summary.compute(toy(user_split=[USER_TRAIN, USER_TRAIN, USER_VALID, USER_TEST]))
   assert s["split"] == "user-level"
   assert s["split_users"] == {"train": 2, "valid": 1, "test": 1}
   # Held-out users are scored on their last item: user 2 -> 5 (B), user 3 -> 3 (A).
@@ -51,7 +52,7 @@ def test_compute_user_level():
 
 
 def test_text_output():
-  text = stats.format_text(stats.compute(toy()))
+  text = summary.format_text(summary.compute(toy()))
   assert "users:" in text and "4 (overlapped 1, A-only 2, B-only 1)" in text
   assert "min 2, p25 2.75, p50 3, p75 3.25, p95 3.85, max 4, mean 3.00" in text
   assert "test targets:  A 1, B 2 (total 3)" in text

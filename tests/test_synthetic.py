@@ -11,10 +11,10 @@ from orthoalign.data.candidates import sample_candidates
 from orthoalign.data.dataset import CDSRDataset
 from orthoalign.data.dataset import eval_split
 from orthoalign.data.dataset import train_lengths
-from orthoalign.data.errors import DataError
 from orthoalign.data.synthetic import SyntheticConfig
 from orthoalign.data.synthetic import from_config_dict
 from orthoalign.data.synthetic import generate
+from orthoalign.errors import DataError
 
 SMALL = SyntheticConfig(
   num_users=600, num_items_a=80, num_items_b=60, mean_length=12.0, max_length=40
@@ -108,8 +108,11 @@ class TestConfig:
   def test_wrong_type(self):
     with pytest.raises(DataError, match="num_users: expected an int"):
       from_config_dict({"num_users": 10.5})
-    with pytest.raises(DataError, match="seed: expected a number"):
+    with pytest.raises(DataError, match="seed: expected a finite number"):
       from_config_dict({"seed": "0"})
+    for bad in (float("nan"), float("inf")):  # int(nan) raised a bare ValueError
+      with pytest.raises(DataError, match="num_users: expected a finite number"):
+        from_config_dict({"num_users": bad})
 
   @pytest.mark.parametrize(
     "changes, pattern",

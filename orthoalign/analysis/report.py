@@ -31,7 +31,7 @@ from orthoalign.analysis import scaling_curves
 from orthoalign.analysis import tables
 from orthoalign.analysis import variants
 from orthoalign.data import cli
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 from orthoalign.fileio import atomic_write_text
 from orthoalign.fileio import writable_dir
 from orthoalign.metrics import keys

@@ -21,7 +21,8 @@ from typing import Any
 import pandas as pd
 
 from orthoalign.analysis import formatting
-from orthoalign.data.errors import DataError
+from orthoalign.config import upgrade
+from orthoalign.errors import DataError
 from orthoalign.experiments import status
 from orthoalign.metrics import keys
 from orthoalign.metrics import table
@@ -64,7 +65,8 @@ def load_runs(workdirs: Iterable[str]) -> pd.DataFrame:
     path = os.path.join(workdir, "results.jsonl")
     if not os.path.isfile(path):
       raise DataError("no results.jsonl: has the run finished?", path=path)
-    for _, row in _jsonl(path, skip_blank=False):
+    for _, saved in _jsonl(path, skip_blank=False):
+      row = upgrade.result_row(saved)
       config = row.pop("config", {})
       row.update(
         {f"config.{k}": json.dumps(v) if isinstance(v, list) else v for k, v in config.items()}
@@ -145,13 +147,10 @@ def load_grid(root: str | os.PathLike[str]) -> Grid:
   """
   root = os.fspath(root)
   meta = status.read_grid(root)
-  path = os.path.join(root, status.GRID_JSON)
   frames, missing, workdirs = [], [], []
-  for i, run in enumerate(meta["runs"]):
-    if not isinstance(run, dict) or ("workdir" not in run and "name" not in run):
-      raise DataError("expected an object with 'name' and 'workdir'", path=path, key=f"runs[{i}]")
-    name = str(run.get("name", run.get("workdir")))
-    workdir = os.path.join(root, str(run.get("workdir", name)))
+  for run in meta["runs"]:
+    name = run["name"]  # status.read_grid checked and upgraded every run
+    workdir = os.path.join(root, run["workdir"])
     if not os.path.isdir(workdir):
       missing.append((name, "not started (no workdir)"))
       continue
@@ -163,7 +162,7 @@ def load_grid(root: str | os.PathLike[str]) -> Grid:
     except DataError as e:
       missing.append((name, f"unreadable results: {e}"))
       continue
-    for axis, value in (run.get("axes") or {}).items():
+    for axis, value in run["axes"].items():
       one[f"axis.{axis}"] = str(value)
     one["grid.run"] = name
     frames.append(one)

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 from scipy import stats as sps
 
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 _NAN = float("nan")
 

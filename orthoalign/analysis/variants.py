@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 VARIANT_ORDER = ("plain", "early", "stack")
 # Width columns of the baselines (LLM4CDSR: hidden_size, ABXI: d_embed).

@@ -6,7 +6,7 @@ import collections
 import sys
 from typing import Any
 
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 POLICIES = ("error", "skip")
 

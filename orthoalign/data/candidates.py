@@ -13,7 +13,7 @@ import numpy as np
 
 from orthoalign.data.dataset import CDSRDataset
 from orthoalign.data.dataset import EvalSplit
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 # Per-chunk working-set limits for the vectorised sampler: cells of the
 # [rows, n_domain+1] scratch tables and random draws held at once. Small enough

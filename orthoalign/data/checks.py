@@ -18,7 +18,7 @@ from orthoalign.data.dataset import CDSRDataset
 from orthoalign.data.dataset import EvalSplit
 from orthoalign.data.dataset import eval_split
 from orthoalign.data.dataset import train_lengths
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 # Cells of the per-chunk [rows, nA+nB+1] lookup tables of the candidate check: large enough that
 # Python overhead is negligible, small enough to stay in cache.

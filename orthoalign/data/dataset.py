@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 # Users with fewer interactions cannot give a training prefix, a valid target
 # and a test target; they are dropped from both training and evaluation.

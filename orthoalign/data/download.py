@@ -33,7 +33,7 @@ import orthoalign
 from orthoalign import errors
 from orthoalign.data import cli
 from orthoalign.data import store
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 from orthoalign.fileio import write_json
 
 PINS_FILE = "pins.json"

@@ -70,7 +70,7 @@ def eval_inputs(
       eval_cfg.candidate_seed,
       f"eval.num_negatives={eval_cfg.num_negatives}",
     )
-    extra_negatives = tuple(eval_cfg.get("extra_negatives", ()) or ())
+    extra_negatives = tuple(eval_cfg.extra_negatives)
     for n in extra_negatives:  # declared protocols (metrics/keys.py)
       arrays[f"protocol/{keys.extra_protocol(n)}"] = _candidates(
         ds, name, n, eval_cfg.candidate_seed, f"eval.extra_negatives={extra_negatives} ({n})"

@@ -33,12 +33,14 @@ import weakref
 
 import numpy as np
 
+from orthoalign import errors
+from orthoalign.config import dicts
 from orthoalign.data import badlines
 from orthoalign.data import candidates as candidates_lib
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import store
 from orthoalign.data import synthetic
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 CDSRDataset = dataset_lib.CDSRDataset
 TEXT_METHODS = ("none", "tfidf", "minilm")
@@ -257,21 +259,50 @@ def load_path(
   return ds
 
 
+def check_config(config: Any) -> None:
+  """The `data.*` section's checks (orthoalign.config.validation runs them before anything else).
+
+  Raises:
+    ConfigError: naming the first invalid key, its value and what is allowed.
+  """
+  data = config.data
+  dicts.choice("data.format", data.format, FORMATS)
+  dicts.choice("data.on_bad_line", data.on_bad_line, ("error", "skip"))
+  dicts.choice("data.text_emb", data.text_emb, TEXT_METHODS)
+  if data.format != "synthetic" and not data.path:
+    raise errors.ConfigError(
+      f"config key data.path is empty; data.format={data.format!r} needs the folder of its "
+      "files, e.g. --config.data.path=../shared/data/abxi-afk"
+    )
+  if data.format == "synthetic":
+    try:  # the generator's own checks, before anything is written
+      synthetic.from_config_dict(data.synthetic)
+    except DataError as e:
+      key = str(e.key).split()[-1].strip("'")
+      raise errors.ConfigError(f"config key data.synthetic.{key}: {e.detail}") from None
+  titles = data.titles
+  if not isinstance(titles, (tuple, list)) or not all(isinstance(t, str) and t for t in titles):
+    raise errors.ConfigError(
+      f"config key data.titles={titles!r} must be a tuple of file paths (JSON files {{item id: "
+      "title}), e.g. '(\"titles.json\",)'"
+    )
+
+
 def load(data_cfg: Any) -> CDSRDataset:
-  """Loads (or generates) the dataset `config.data` names (`data.reader_options` is optional)."""
+  """Loads (or generates) the dataset `config.data` names (an upgraded, checked section)."""
   fmt = data_cfg.format
   if fmt == "synthetic":
     return synthetic.generate(synthetic.from_config_dict(data_cfg.synthetic))
-  options = data_cfg.get("reader_options", None)  # Optional; a dict or a ConfigDict.
-  options = options.to_dict() if hasattr(options, "to_dict") else dict(options or {})
+  options = data_cfg.reader_options  # a ConfigDict, or a dict in a config built by hand
+  options = options.to_dict() if hasattr(options, "to_dict") else dict(options)
   return load_path(
     fmt,
     data_cfg.path,
-    on_bad_line=data_cfg.get("on_bad_line", "error"),
-    cache_dir=data_cfg.get("cache_dir") or None,
-    titles=tuple(data_cfg.get("titles", ())),
-    text_emb=data_cfg.get("text_emb", "none"),
-    text_dim=data_cfg.get("text_dim", 384),
+    on_bad_line=data_cfg.on_bad_line,
+    cache_dir=data_cfg.cache_dir or None,
+    titles=tuple(data_cfg.titles),
+    text_emb=data_cfg.text_emb,
+    text_dim=data_cfg.text_dim,
     reader_options=options,
   )
 

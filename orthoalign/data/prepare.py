@@ -26,7 +26,7 @@ from orthoalign.data import cli
 from orthoalign.data import recipes
 from orthoalign.data.badlines import POLICIES
 from orthoalign.data.badlines import BadLines
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 
 def parse_params(pairs: Sequence[str] | None) -> dict[str, str]:

@@ -27,8 +27,8 @@ import numpy as np
 
 from orthoalign.data.badlines import BadLines
 from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.errors import DataError
 from orthoalign.data.readers import amazon
+from orthoalign.errors import DataError
 
 PathLike = str | os.PathLike[str]
 

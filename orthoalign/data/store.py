@@ -32,13 +32,13 @@ import zipfile
 import numpy as np
 
 import orthoalign
-from orthoalign.data import stats as stats_lib
+from orthoalign.data import summary
 from orthoalign.data.candidates import sample_candidates
 from orthoalign.data.checks import check_no_leakage
 from orthoalign.data.dataset import SPLITS
 from orthoalign.data.dataset import CDSRDataset
 from orthoalign.data.dataset import eval_split
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 from orthoalign.fileio import atomic_write_binary
 from orthoalign.fileio import jsonable as _jsonable
 from orthoalign.fileio import writable_dir
@@ -194,7 +194,7 @@ def save_dataset(
   """Stores `ds` as `out_dir/dataset.npz` plus `out_dir/manifest.json`.
 
   Manifest fields: format_version, orthoalign_version, name, created (UTC ISO 8601), statistics
-  (`stats.compute(ds)`: `ds.summary()`, length percentiles, valid/test targets per domain),
+  (`summary.compute(ds)`: `ds.summary()`, length percentiles, valid/test targets per domain),
   recipe, params, sources ([{path, bytes, mtime, mtime_ns, sha256}] of manifest_extra['sources']),
   bad_lines, files ({'dataset.npz': {bytes}}), content_sha256 (fingerprint of the arrays), plus
   every other manifest_extra key. Frozen candidate files are deleted when the content changes.
@@ -225,7 +225,7 @@ def save_dataset(
   sources = [s if isinstance(s, dict) else source_info(s) for s in sources]
   arrays = _storable(ds)
   content = _content_sha256(arrays)
-  statistics = stats_lib.compute(ds)  # Everything that can fail runs before the first write.
+  statistics = summary.compute(ds)  # Everything that can fail runs before the first write.
   writable_dir(out_dir, "the dataset store", DataError)
 
   npz_path = os.path.join(out_dir, DATASET_FILE)

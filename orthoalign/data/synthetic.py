@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 # Per-step domain probability of overlapped users: P(B) ~ U(lo, hi) per user.
 _B_RATE_RANGE = (0.2, 0.8)
@@ -152,8 +152,8 @@ def from_config_dict(d: Mapping[str, Any] | Any) -> SyntheticConfig:
       kwargs[key] = bool(value)
       continue
     is_number = isinstance(value, (int, float, np.integer, np.floating))
-    if isinstance(value, (bool, np.bool_)) or not is_number:
-      raise DataError(f"expected a number, got {value!r}", key=f"synthetic config {key}")
+    if isinstance(value, (bool, np.bool_)) or not is_number or not math.isfinite(float(value)):
+      raise DataError(f"expected a finite number, got {value!r}", key=f"synthetic config {key}")
     if field.type is int:
       if float(value) != int(value):
         raise DataError(f"expected an int, got {value!r}", key=f"synthetic config {key}")

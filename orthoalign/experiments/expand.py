@@ -33,10 +33,12 @@ from typing import Any
 
 import ml_collections
 
-from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign import sweep
+from orthoalign.config import dicts
+from orthoalign.config import validation
 
-ConfigError = config_lib.ConfigError
+ConfigError = errors.ConfigError
 # Value types ml_collections can parse back from a `--config.<key>=<value>` flag.
 FLAG_TYPES = (bool, int, float, str, tuple)
 MAX_NAME_LEN = 200  # run names are folder names (255 bytes at most)
@@ -181,7 +183,7 @@ def _choices(key: str, spec: Any, path: str) -> tuple[list[tuple[str, Any]], boo
 def _set(config: ml_collections.ConfigDict, key: str, value: Any, path: str) -> Any:
   """Sets a dotted key that must exist; returns the value as stored (lists become tuples)."""
   try:
-    node = config_lib.parent_of(config, key)
+    node = dicts.parent_of(config, key)
   except ConfigError as e:
     raise ConfigError(f"grid file {path}: {e}") from None
   parts = key.split(".")
@@ -222,7 +224,7 @@ def _point(
   overrides = {k: _set(config, k, v, path) for k, v in overrides.items()}
   replicas = {k: _set(config, k, v, path) for k, v in replicas.items()}
   try:
-    config_lib.validate(config)
+    validation.validate(config)
   except ConfigError as e:
     raise ConfigError(f"grid file {path}, run {name}: {e}") from e
   return Point(name, overrides, replicas, axes, config)
@@ -241,7 +243,7 @@ def expand(path: str) -> list[Point]:
 def parse_sets(base: ml_collections.ConfigDict, sets: Sequence[str], path: str) -> dict[str, Any]:
   """`KEY=VALUE` strings (the grid CLI's --set) -> {key: value typed like the key's default}.
 
-  Parsed as `--config.<key>` flags are (config_lib.parse_value): tuples as Python literals
+  Parsed as `--config.<key>` flags are (dicts.parse_value): tuples as Python literals
   ('(0,1)'),
   bools true/false, everything else as its default's type.
 
@@ -254,10 +256,10 @@ def parse_sets(base: ml_collections.ConfigDict, sets: Sequence[str], path: str) 
     if not eq or not key:
       raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.max_epochs=3")
     try:
-      default = config_lib.parent_of(base, key)[key.rsplit(".", 1)[-1]]
+      default = dicts.parent_of(base, key)[key.rsplit(".", 1)[-1]]
     except ConfigError as e:
       raise ConfigError(f"--set {item!r}: {e} (grid file {path})") from None
-    value = config_lib.parse_value(key, raw, default, f" (in --set, grid file {path})")
+    value = dicts.parse_value(key, raw, default, f" (in --set, grid file {path})")
     out[key] = value
   return out
 
@@ -280,7 +282,7 @@ def expand_with_meta(path: str, sets: Sequence[str] = ()) -> tuple[list[Point], 
   meta = dict(grid.meta) if isinstance(grid, Grid) else {}
   blocks, names = _blocks(grid, path)
   replica_axes = sweep.replica_axes(base)
-  base_keys = set(config_lib.flatten(base.to_dict()))
+  base_keys = set(dicts.flatten(base.to_dict()))
   short_of: dict[str, str] = {}  # short name -> the key it names (for collisions)
   points: dict[str, Point] = {}
   for block in blocks:
@@ -311,7 +313,7 @@ def expand_with_meta(path: str, sets: Sequence[str] = ()) -> tuple[list[Point], 
         replicas[replica_axes[key]] = values
       else:  # one value: the plain key (its sweep list emptied)
         single[key] = values[0]
-        if replica_axes[key] not in base_keys or config_lib.get(base, replica_axes[key]):
+        if replica_axes[key] not in base_keys or dicts.get(base, replica_axes[key]):
           single[replica_axes[key]] = ()
     for combo in itertools.product(*[pairs for _, _, pairs in run_axes]):
       overrides = {key: value for (key, _, _), (_, value) in zip(run_axes, combo)}

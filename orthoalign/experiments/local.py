@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 from collections.abc import Mapping, Sequence
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -13,12 +12,12 @@ import sys
 import time
 from typing import Any, TextIO
 
-from orthoalign import config_lib
 from orthoalign import errors
 from orthoalign.experiments import commands
 from orthoalign.experiments import expand
 from orthoalign.experiments import job
 from orthoalign.experiments import status as status_lib
+from orthoalign.train import workdir as workdir_lib
 
 
 def gpus(environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -67,14 +66,14 @@ class Outcome:
 
 
 def config_conflict(point: expand.Point, workdir: str) -> list[str]:
-  """Keys in which a finished run's config.json differs from the point's config."""
+  """Keys in which a finished run's config.json (upgraded) differs from the point's config.
+
+  [] when the config.json cannot be read: the run is then trained again, which rewrites it.
+  """
   try:
-    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
-      old = config_lib.flatten(json.load(f))
-  except (OSError, ValueError):
+    return workdir_lib.config_changes(workdir, point.config)
+  except (OSError, errors.DataError):
     return []
-  new = json.loads(json.dumps(config_lib.flatten(point.config.to_dict())))
-  return config_lib.differences(old, new)
 
 
 class _Progress:

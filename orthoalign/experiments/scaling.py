@@ -21,7 +21,8 @@ from typing import Any
 
 import ml_collections
 
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import dicts
 from orthoalign.experiments import expand
 from orthoalign.models import param_count
 
@@ -55,11 +56,9 @@ def scaling_grid(
   """
   variants = dict(variants)
   if config.model.name not in param_count.GROW_KEYS:
-    raise config_lib.ConfigError(
-      f"scaling grid: no key to grow for model.name={config.model.name!r}"
-    )
+    raise errors.ConfigError(f"scaling grid: no key to grow for model.name={config.model.name!r}")
   key, _ = param_count.GROW_KEYS[config.model.name]
-  base_value = config_lib.get(config, key) or config.model.hidden_size  # LLM4CDSR: 0 = hidden
+  base_value = dicts.get(config, key) or config.model.hidden_size  # LLM4CDSR: 0 = hidden
   config = param_count.with_values(config, {key: int(base_value)})
   plain = param_count.with_values(config, {"gca.positions": ()})
   at = lambda value, positions: param_count.count(
@@ -84,7 +83,7 @@ def scaling_grid(
         return value
     m = param_count.match(plain, target, key=key)
     if abs(m.rel_error) > tolerance:
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
         f"scaling grid: no {key} gives a baseline within {tolerance:.0%} of {label} "
         f"({target:,} parameters; nearest {m.total:,} at {key}={m.value})"
       )

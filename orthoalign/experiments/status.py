@@ -12,7 +12,8 @@ import os
 from typing import Any
 
 from orthoalign import run_lock
-from orthoalign.data.errors import DataError
+from orthoalign.config import upgrade
+from orthoalign.errors import DataError
 from orthoalign.experiments import job
 from orthoalign.fileio import format_duration  # local.py's progress line uses it from here too
 
@@ -44,10 +45,7 @@ def read_grid(root: str | os.PathLike[str]) -> dict[str, Any]:
       raise DataError(
         "expected an object with a 'name' (and 'workdir')", path=path, key=f"runs[{i}]"
       )
-    run.setdefault("name", run.get("workdir"))
-    run.setdefault("workdir", run["name"])  # the runner names each workdir after its run
-    run.setdefault("axes", {})
-  return meta
+  return upgrade.grid(meta)
 
 
 def run_status(workdir: str) -> str:

@@ -46,7 +46,7 @@ def extra_protocol(num_negatives: int) -> str:
 
 def protocols(eval_cfg: Any) -> tuple[str, ...]:
   """The protocols a config evaluates, in report order: sampled, sampled<N>..., full."""
-  extra = tuple(eval_cfg.get("extra_negatives", ()) or ())
+  extra = tuple(eval_cfg.extra_negatives)
   return (SAMPLED, *(extra_protocol(n) for n in extra), FULL)
 
 

@@ -66,11 +66,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import dicts
 from orthoalign.data import abxi_windows
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import negatives
 from orthoalign.models import gca as gca_lib
+from orthoalign.models import gca_checks
 from orthoalign.models import layers
 from orthoalign.models import task as task_lib
 
@@ -145,7 +147,7 @@ class CausalSelfAttention(nn.Module):
   @nn.compact
   def __call__(self, h: Array) -> Array:
     if self.d % self.heads:
-      raise config_lib.ConfigError(f"model.n_head={self.heads} must divide model.d_embed={self.d}")
+      raise errors.ConfigError(f"model.n_head={self.heads} must divide model.d_embed={self.d}")
     w_in = self.param("in_proj_kernel", nn.initializers.xavier_uniform(), (self.d, 3 * self.d))
     b_in = self.param("in_proj_bias", nn.initializers.zeros, (3 * self.d,))
     qkv = h @ w_in + b_in
@@ -205,7 +207,7 @@ class ABXI(nn.Module):
     if (
       bad or self.gca_kv not in GCA_KV
     ):  # `validate` names these for configs; this guards direct use
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
         f"gca.positions={list(self.gca_positions)}, gca.kv={self.gca_kv!r}: ABXI has positions "
         f"{list(GCA_POSITIONS)} (after the embedding, the attention block, the FFN/LoRA stage) "
         f"and kv {list(GCA_KV)}"
@@ -310,7 +312,7 @@ class ABXI(nn.Module):
 
 # Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>),
 # with the values they may take: the InfoNCE temperature divides the logits.
-REPLICA_HPARAMS = {"temp": config_lib.POSITIVE}
+REPLICA_HPARAMS = {"temp": dicts.POSITIVE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -484,9 +486,7 @@ def default_config() -> ml_collections.ConfigDict:
   return m
 
 
-_KEYS = tuple(
-  f"model.{k}" for k in default_config() if k not in ("name", "eval_domain_seq", "neg_scoring")
-)
+_KEYS = tuple(f"model.{k}" for k in default_config() if k != "name")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -494,9 +494,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
   Raises:
     ConfigError: a missing model key, GCA positions other than 0/1/2, heads that do not divide
-      d_embed, an unknown gca.kv / neg_scoring / eval_domain_seq, or a window shorter than 5.
+      d_embed, an unknown neg_scoring / eval_domain_seq, or a window shorter than 5 (gca.kv is
+      checked against GCA_KV with the other gca.* keys).
   """
-  config_lib.require(config, _KEYS, "ABXI")
+  dicts.require(config, _KEYS, "ABXI")
   m = config.model
   for key in (
     "model.d_embed",
@@ -506,23 +507,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "model.rd",
     "model.ri",
   ):
-    config_lib.check_int(config, key, 1)
-  config_lib.check_int(config, "model.max_len", 5)  # windows are max_len - 3 long
-  config_lib.check_divides(config, "model.n_head", "model.d_embed")
-  config_lib.check_divides(config, "gca.heads", "model.d_embed")
-  config_lib.check_positions(config, GCA_POSITIONS, "ABXI")
-  for key, choices in (
-    ("gca.kv", GCA_KV),
-    ("model.neg_scoring", ("auto", "gather", "catalog")),
-    ("model.eval_domain_seq", ("inplace", "compact")),
-  ):
-    *_, leaf = key.split(".")
-    node = config.gca if key.startswith("gca.") else m
-    if leaf in node and node[leaf] not in choices:
-      raise config_lib.ConfigError(
-        f"config key {key}={node[leaf]!r}; valid choices: {list(choices)}"
-      )
-  config_lib.check_fraction(config, "model.dropout")
+    dicts.check_int(config, key, 1)
+  dicts.check_int(config, "model.max_len", 5)  # windows are max_len - 3 long
+  dicts.check_divides(config, "model.n_head", "model.d_embed")
+  dicts.check_divides(config, "gca.heads", "model.d_embed")
+  gca_checks.check_positions(config, GCA_POSITIONS, "ABXI")
+  dicts.choice("model.neg_scoring", m.neg_scoring, ("auto", "gather", "catalog"))
+  dicts.choice("model.eval_domain_seq", m.eval_domain_seq, ("inplace", "compact"))
+  dicts.check_fraction(config, "model.dropout")
 
 
 def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
@@ -530,7 +522,7 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   m = config.model
   task_lib.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
   if m.n_neg > min(ds.num_items_a, ds.num_items_b):
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
       f"config key model.n_neg={m.n_neg}: ABXI draws that many distinct negatives per domain, "
       f"but the domains have {ds.num_items_a} (A) and {ds.num_items_b} (B) items"
     )
@@ -542,10 +534,10 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     n_neg=int(m.n_neg),
     temp=float(m.temp),
     neg_b_off_by_one=bool(m.neg_b_off_by_one),
-    catalog_scoring=_catalog_scoring(m.get("neg_scoring", "auto")),
+    catalog_scoring=_catalog_scoring(m.neg_scoring),
   )
   # A saved config without the key predates it: such runs were evaluated with the compact layout.
-  layout = m.get("eval_domain_seq", "compact")
+  layout = m.eval_domain_seq
   task = task_lib.assemble(
     ds,
     config,

@@ -102,11 +102,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import dicts
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import domain_windows
 from orthoalign.data import negatives
 from orthoalign.models import gca as gca_lib
+from orthoalign.models import gca_checks
 from orthoalign.models import layers
 from orthoalign.models import task as task_lib
 
@@ -255,7 +257,7 @@ class CDSRNP(nn.Module):
     self.emb_dropout = nn.Dropout(self.dropout)
     bad = [p for p in self.gca_positions if not 0 <= p <= self.num_blocks]
     if bad:  # `validate` names this for configs; this guards direct use
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
         f"gca.positions={list(self.gca_positions)}: CDSRNP has positions 0..{self.num_blocks} "
         "(0 = after the embeddings, i = after block i)"
       )
@@ -550,7 +552,7 @@ class CDSRNP(nn.Module):
 
 # Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>),
 # with the values they may take: beta weighs a loss term.
-REPLICA_HPARAMS = {"beta": config_lib.NON_NEGATIVE}
+REPLICA_HPARAMS = {"beta": dicts.NON_NEGATIVE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -766,10 +768,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
   Raises:
     ConfigError: a missing model key, GCA positions outside 0..num_blocks, heads that do not divide
-      the width, gca.kv other than "other", an unknown choice or an out-of-range value (naming the
+      the width, an unknown choice or an out-of-range value (naming the
       key, its value and what is allowed).
   """
-  config_lib.require(config, _KEYS, "CDSRNP")
+  dicts.require(config, _KEYS, "CDSRNP")
   m = config.model
   for key in (
     "model.hidden_size",
@@ -780,24 +782,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "model.support_size",
     "model.n_neg",
   ):
-    config_lib.check_int(config, key, 1)
+    dicts.check_int(config, key, 1)
   for key in (
     "model.ffn_size",
     "model.memory_slots",
     "model.support_pool",
     "model.eval_support_seed",
   ):
-    config_lib.check_int(config, key, 0)
-  config_lib.check_divides(config, "model.num_heads", "model.hidden_size")
-  config_lib.check_divides(config, "gca.heads", "model.hidden_size")
-  config_lib.check_positions(
+    dicts.check_int(config, key, 0)
+  dicts.check_divides(config, "model.num_heads", "model.hidden_size")
+  dicts.check_divides(config, "gca.heads", "model.hidden_size")
+  gca_checks.check_positions(
     config, range(m.num_blocks + 1), f"CDSRNP with model.num_blocks={m.num_blocks}"
   )
-  if config.gca.kv != "other":
-    raise config_lib.ConfigError(
-      f"config key gca.kv={config.gca.kv!r}: CDSRNP's cells read the "
-      "other domain's stream; valid choices: ['other']"
-    )
   for key, choices in (
     ("latent", LATENTS),
     ("pooling", POOLINGS),
@@ -807,14 +804,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     ("loss", LOSSES),
   ):
     if m[key] not in choices:
-      raise config_lib.ConfigError(
-        f"config key model.{key}={m[key]!r}; valid choices: {list(choices)}"
-      )
+      raise errors.ConfigError(f"config key model.{key}={m[key]!r}; valid choices: {list(choices)}")
   for key in ("mixed_encoder", "posterior_single_domain"):
     if not isinstance(m[key], bool):
-      raise config_lib.ConfigError(f"config key model.{key}={m[key]!r} must be True or False")
-  config_lib.check_fraction(config, "model.dropout")
-  config_lib.check_number(config, "model.memory_tau", config_lib.POSITIVE)
+      raise errors.ConfigError(f"config key model.{key}={m[key]!r} must be True or False")
+  dicts.check_fraction(config, "model.dropout")
+  dicts.check_number(config, "model.memory_tau", dicts.POSITIVE)
 
 
 def make_module(
@@ -879,7 +874,7 @@ def support_sets(
   """
   rows = np.nonzero(train["overlapped"])[0]
   if not len(rows):
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
       f"config key model.name={m.name!r}: CDSRNP needs overlapped training users (items in both "
       "domains) for its support sets; this dataset has none"
     )
@@ -905,12 +900,12 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   mixed = bool(m.mixed_encoder)
   timeline = domain_windows.has_merged_timeline(ds)
   if mixed and not timeline:
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
       f"config key model.mixed_encoder=True: dataset {ds.name!r} has no "
       "merged timeline; valid choices here: [False]"
     )
   if m.loss == "sampled" and m.n_neg > min(ds.num_items_a, ds.num_items_b):
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
       f"config key model.n_neg={m.n_neg}: the domains have "
       f"{ds.num_items_a} (A) and {ds.num_items_b} (B) items"
     )

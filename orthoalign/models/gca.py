@@ -226,13 +226,12 @@ ORTH_PENALTY = "orth_penalty"
 def orth_penalties(config: Any) -> tuple[float, ...]:
   """The gca.orth_penalty weights of a run's replicas; () when the loss has no penalty term.
 
-  sweep.orth_penalties where it lists values, else (gca.orth_penalty,) where that is not 0 (either
-  key may be absent from the config of a run written before they existed).
+  sweep.orth_penalties where it lists values, else (gca.orth_penalty,) where that is not 0.
   """
-  listed = tuple(config.sweep.get("orth_penalties", ()) or ())
+  listed = tuple(config.sweep.orth_penalties)
   if listed:
     return tuple(float(w) for w in listed)
-  weight = config.gca.get("orth_penalty", 0.0)
+  weight = config.gca.orth_penalty
   return (float(weight),) if weight != 0 else ()
 
 

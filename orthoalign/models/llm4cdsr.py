@@ -75,13 +75,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import dicts
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
 from orthoalign.data import negatives
 from orthoalign.data import windows
 from orthoalign.data.readers import llm4cdsr_tables
 from orthoalign.models import gca as gca_lib
+from orthoalign.models import gca_checks
 from orthoalign.models import layers
 from orthoalign.models import task as task_lib
 
@@ -178,7 +180,7 @@ class LLM4CDSR(nn.Module):
     self.emb_dropout = nn.Dropout(self.dropout)
     bad = [p for p in self.gca_positions if not 0 <= p <= self.num_blocks]
     if bad:  # `validate` names this for configs; this guards direct use of the module
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
         f"gca.positions={list(self.gca_positions)}: LLM4CDSR has "
         f"positions 0..{self.num_blocks} (0 = after the embedding, i = after block i)"
       )
@@ -350,10 +352,10 @@ def _bce_pair(pos_logit: Array, neg_logit: Array, mask: Array) -> Array:
 # loss reads them as arrays from the replica's state, not from Hyper. Loss weights are >= 0, the
 # temperatures divide logits (> 0).
 REPLICA_HPARAMS = {
-  "alpha": config_lib.NON_NEGATIVE,
-  "beta": config_lib.NON_NEGATIVE,
-  "tau": config_lib.POSITIVE,
-  "tau_reg": config_lib.POSITIVE,
+  "alpha": dicts.NON_NEGATIVE,
+  "beta": dicts.NON_NEGATIVE,
+  "tau": dicts.POSITIVE,
+  "tau_reg": dicts.POSITIVE,
 }
 
 
@@ -553,12 +555,12 @@ def author_tables(
     DataError: a file is present but malformed (readers/llm4cdsr_tables.py).
   """
   m = config.model
-  where = m.get("llm_emb_dir", _LEGACY["llm_emb_dir"])
+  where = m.llm_emb_dir
   if where == "none" or (where == "auto" and config.data.format != "handled"):
     return None
   folder = os.path.abspath(config.data.path if where == "auto" else where)
-  item_file = m.get("llm_emb_file", _LEGACY["llm_emb_file"])
-  user_file = m.get("user_emb_file", _LEGACY["user_emb_file"])
+  item_file = m.llm_emb_file
+  user_file = m.user_emb_file
   cached = _TABLES.setdefault(ds, {})
   key = ("author", folder, item_file, user_file)
   if key not in cached:
@@ -566,7 +568,7 @@ def author_tables(
       folder, np.diff(ds.offsets), ds.num_items_a, ds.num_items_b, item_file, user_file
     )
     if tables is None and where != "auto":
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
         f"config key model.llm_emb_dir={where!r}: "
         f"no {list(llm4cdsr_tables.item_file_names(item_file))} "
         "there (model.llm_emb_file names them); 'auto' = the handled data folder, 'none' = "
@@ -650,7 +652,7 @@ def _frozen_tables(
       out["global_table"] = pad(author.item_all)
     if cfg.local_emb:
       if author.item_a.shape[1] != cfg.hidden_size:
-        raise config_lib.ConfigError(
+        raise errors.ConfigError(
           f"config key model.hidden_size={cfg.hidden_size}: with the authors' local tables it must "
           f"equal their width, {author.item_a.shape[1]} ({author.files[1]}), as upstream requires; "
           "or set --config.model.local_emb=False"
@@ -669,7 +671,7 @@ def _frozen_tables(
     d = cfg.hidden_size
     for name, part in (("table_a", items[:na]), ("table_b", items[na:])):
       if min(part.shape) < d:
-        raise config_lib.ConfigError(
+        raise errors.ConfigError(
           f"model.local_emb needs item text embeddings of at least model.hidden_size={d} dims and "
           f"items per domain (got {part.shape[1]} dims, {part.shape[0]} items); set "
           f"--config.model.local_emb=False or a smaller model.hidden_size"
@@ -696,7 +698,7 @@ def _report_inputs(
     source = (
       "synthetic" if config.data.format == "synthetic" else f"data.text_emb={config.data.text_emb}"
     )
-    where = config.model.get("llm_emb_dir", _LEGACY["llm_emb_dir"])
+    where = config.model.llm_emb_dir
     why = (
       "model.llm_emb_dir='none'"
       if where == "none"
@@ -760,20 +762,7 @@ def default_config() -> ml_collections.ConfigDict:
   return m
 
 
-# Keys a config saved before them may lack, and the value that reproduces such a run.
-_LEGACY = {
-  k: config_lib.ADDED_KEYS[f"model.{k}"]
-  for k in (
-    "ffn_size",
-    "reg_pool",
-    "missing_text",
-    "llm_emb_dir",
-    "llm_emb_file",
-    "user_emb_file",
-    "mask_padding_keys",
-  )
-}
-_KEYS = tuple(f"model.{k}" for k in default_config() if k != "name" and k not in _LEGACY)
+_KEYS = tuple(f"model.{k}" for k in default_config() if k != "name")
 _CHOICES = {"reg_pool": ("inputs", "history"), "missing_text": ("learned", "zero")}
 
 
@@ -784,42 +773,53 @@ def validate(config: ml_collections.ConfigDict) -> None:
     ConfigError: a missing model key, GCA positions outside 0..num_blocks, heads that do not divide
       the width, a GCA cell reading the mixed stream, or an out-of-range value (naming the key).
   """
-  config_lib.require(config, _KEYS, "LLM4CDSR")
+  dicts.require(config, _KEYS, "LLM4CDSR")
   m = config.model
   for key in ("model.hidden_size", "model.num_blocks", "model.num_heads", "model.max_len"):
-    config_lib.check_int(config, key, 1)
-  if "ffn_size" in m:
-    config_lib.check_int(config, "model.ffn_size", 0)
-  config_lib.check_int(config, "model.global_dim", 1)
-  config_lib.check_divides(config, "model.num_heads", "model.hidden_size")
-  config_lib.check_divides(config, "gca.heads", "model.hidden_size")
-  config_lib.check_positions(
+    dicts.check_int(config, key, 1)
+  dicts.check_int(config, "model.ffn_size", 0)
+  dicts.check_int(config, "model.global_dim", 1)
+  dicts.check_divides(config, "model.num_heads", "model.hidden_size")
+  dicts.check_divides(config, "gca.heads", "model.hidden_size")
+  gca_checks.check_positions(
     config, range(m.num_blocks + 1), f"LLM4CDSR with model.num_blocks={m.num_blocks}"
   )
-  if config.gca.kv != "other":
-    raise config_lib.ConfigError(
-      f"config key gca.kv={config.gca.kv!r}: LLM4CDSR's cells read the "
-      "other domain's stream; valid choices: ['other']"
-    )
   for key, choices in _CHOICES.items():
-    value = m.get(key, _LEGACY[key])
-    if value not in choices:
-      raise config_lib.ConfigError(
-        f"config key model.{key}={value!r}; valid choices: {list(choices)}"
-      )
+    dicts.choice(f"model.{key}", m[key], choices)
   if m.mixed_neg_domain not in ("input", "target"):
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
       f"config key model.mixed_neg_domain={m.mixed_neg_domain!r}; valid "
       "choices: ['input', 'target']"
     )
   for key in ("llm_emb_dir", "llm_emb_file", "user_emb_file"):
-    value = m.get(key, _LEGACY[key])
+    value = m[key]
     if not isinstance(value, str) or not value:
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
         f"config key model.{key}={value!r}; expected a non-empty string"
         + (" ('auto', 'none' or a folder)" if key == "llm_emb_dir" else "")
       )
-  config_lib.check_fraction(config, "model.dropout")
+  dicts.check_fraction(config, "model.dropout")
+
+
+def check_length_buckets(config: ml_collections.ConfigDict) -> None:
+  """train.length_buckets (ascending ints >= 1, checked by train.checks) must lie below
+  model.max_len, which is always the last bucket, and need model.mask_padding_keys=True.
+
+  Raises:
+    ConfigError: naming the key and why.
+  """
+  buckets = tuple(config.train.length_buckets)
+  if buckets[-1] >= config.model.max_len:
+    raise errors.ConfigError(
+      f"config key train.length_buckets={buckets}; expected ints below "
+      f"model.max_len={config.model.max_len} (which is always the last bucket)"
+    )
+  if config.model.mask_padding_keys is not True:
+    raise errors.ConfigError(
+      f"config key train.length_buckets={buckets} needs model.mask_padding_keys=True: cutting "
+      "padding off a batch must not change the model's outputs, and LLM4CDSR's attention lets "
+      "padding act as keys unless masked"
+    )
 
 
 def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
@@ -830,10 +830,10 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   tables = frozen_tables(ds, m, author)
   global_dim = tables["global_table"].shape[1] if "global_table" in tables else 0
   train = windows.train_windows(ds, m.max_len)
-  swept = config.sweep.get("model") or {}
+  swept = config.sweep.model
   # A term exists in the program when any replica gives it a non-zero weight.
-  alpha = max((abs(float(v)) for v in (m.alpha, *(swept.get("alpha") or ()))), default=0.0)
-  beta = max((abs(float(v)) for v in (m.beta, *(swept.get("beta") or ()))), default=0.0)
+  alpha = max((abs(float(v)) for v in (m.alpha, *swept.alpha)), default=0.0)
+  beta = max((abs(float(v)) for v in (m.beta, *swept.beta)), default=0.0)
   if author is not None and author.users is not None:
     profiles, source = author.users[train["user"]], f"the authors' {author.files[3]}"
   elif ds.item_text_emb is not None:
@@ -856,7 +856,7 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   frozen = {k: v for k, v in tables.items() if k != "global_table" or m.freeze_emb}
   missing = missing_text_index(ds, author)
   missing_rows = [0, 0, 0]
-  if m.get("missing_text", _LEGACY["missing_text"]) == "learned":
+  if m.missing_text == "learned":
     # Frozen-table paths only: the mixed path when its global table is frozen, the domain paths when
     # they read the local tables (an unfrozen table or ID embeddings are trainable per item anyway).
     uses = {"m": global_dim and m.freeze_emb, "a": "table_a" in tables, "b": "table_b" in tables}
@@ -879,8 +879,8 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     local_emb="table_a" in tables,
     user_dim=profiles.shape[1] if beta else 0,
     causal=m.causal_self_attention,
-    mask_padding_keys=bool(m.get("mask_padding_keys", _LEGACY["mask_padding_keys"])),
-    ffn_size=int(m.get("ffn_size", 0)),
+    mask_padding_keys=bool(m.mask_padding_keys),
+    ffn_size=int(m.ffn_size),
     missing_rows=tuple(missing_rows),
     gca_positions=gca.positions,
     gca=gca.cell,
@@ -897,7 +897,7 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     mixed_neg_domain=m.mixed_neg_domain,
     independent_negatives=m.independent_negatives,
     neg_exclusive_upper=m.neg_exclusive_upper,
-    reg_pool=m.get("reg_pool", _LEGACY["reg_pool"]),
+    reg_pool=m.reg_pool,
   )
 
   def cand_dom(split_name: str) -> dict[str, np.ndarray]:

@@ -20,8 +20,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from orthoalign import config_lib
+from orthoalign import errors
 from orthoalign import models
+from orthoalign.config import dicts
+from orthoalign.config import validation
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
 
@@ -72,7 +74,7 @@ def count(config: ml_collections.ConfigDict) -> tuple[int, int]:
   (the counts do not depend on the users); nothing is compiled or trained.
 
   Raises:
-    ConfigError: for an invalid config (see config_lib.validate).
+    ConfigError: for an invalid config (see validation.validate).
   """
   return _count(_key(config.to_dict()))
 
@@ -80,7 +82,7 @@ def count(config: ml_collections.ConfigDict) -> tuple[int, int]:
 @functools.lru_cache(maxsize=256)
 def _count(config_json: str) -> tuple[int, int]:
   config = ml_collections.ConfigDict(json.loads(config_json))
-  config_lib.validate(config)
+  validation.validate(config)
   ds = _dataset(_key(config.data.to_dict()))
   task = models.get_builder(config.model.name)(ds, config)
   shapes = jax.eval_shape(task.init_params, jax.random.key(0))
@@ -113,7 +115,7 @@ def with_values(
   """A copy of `config` with dotted keys set, e.g. {"model.ffn_size": 96, "gca.positions": ()}."""
   out = ml_collections.ConfigDict(config.to_dict())
   for key, value in updates.items():
-    config_lib.parent_of(out, key)[key.rsplit(".", 1)[-1]] = value
+    dicts.parent_of(out, key)[key.rsplit(".", 1)[-1]] = value
   return out
 
 
@@ -141,17 +143,17 @@ def match(
   """
   if key is None:
     if config.model.name not in GROW_KEYS:
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
         f"parameter matching: no default key to grow for model.name="
         f"{config.model.name!r}; pass key="
       )
     key, low = GROW_KEYS[config.model.name]
   else:
     low = 1
-  if not isinstance(config_lib.get(config, key), int):
-    raise config_lib.ConfigError(
+  if not isinstance(dicts.get(config, key), int):
+    raise errors.ConfigError(
       f"parameter matching grows config key {key}, which must be an int "
-      f"(is {config_lib.get(config, key)!r})"
+      f"(is {dicts.get(config, key)!r})"
     )
   at = lambda value: count(with_values(config, {key: value}))
 

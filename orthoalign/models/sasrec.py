@@ -54,12 +54,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from orthoalign import config_lib
+from orthoalign import errors
+from orthoalign.config import dicts
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import domain_windows
 from orthoalign.data import negatives
 from orthoalign.data import windows
 from orthoalign.models import gca as gca_lib
+from orthoalign.models import gca_checks
 from orthoalign.models import layers
 from orthoalign.models import task as task_lib
 
@@ -298,41 +300,32 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
   Raises:
     ConfigError: a missing model key, an unknown choice, GCA positions on "mixed" or outside
-      0..num_blocks, heads that do not divide the width, gca.kv other than "other", a value out of
+      0..num_blocks, heads that do not divide the width, a value out of
       range (naming the key, its value and what is allowed).
   """
-  config_lib.require(config, _KEYS, "SASRec")
+  dicts.require(config, _KEYS, "SASRec")
   m = config.model
   for key, choices in (("streams", STREAMS), ("positions", POSITIONS)):
     if m[key] not in choices:
-      raise config_lib.ConfigError(
-        f"config key model.{key}={m[key]!r}; valid choices: {list(choices)}"
-      )
+      raise errors.ConfigError(f"config key model.{key}={m[key]!r}; valid choices: {list(choices)}")
   for key in ("model.hidden_size", "model.num_blocks", "model.num_heads", "model.max_len"):
-    config_lib.check_int(config, key, 1)
-  config_lib.check_int(config, "model.ffn_size", 0)
-  config_lib.check_divides(config, "model.num_heads", "model.hidden_size")
+    dicts.check_int(config, key, 1)
+  dicts.check_int(config, "model.ffn_size", 0)
+  dicts.check_divides(config, "model.num_heads", "model.hidden_size")
   if m.streams == "mixed" and config.gca.positions:
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
       f"config key gca.positions={tuple(config.gca.positions)}: model.streams='mixed' has one "
       "stream and so no GCA cell; use model.streams='dual' or gca.positions=()"
     )
-  config_lib.check_divides(config, "gca.heads", "model.hidden_size")
-  config_lib.check_positions(
+  dicts.check_divides(config, "gca.heads", "model.hidden_size")
+  gca_checks.check_positions(
     config, range(m.num_blocks + 1), f"SASRec with model.num_blocks={m.num_blocks}"
   )
-  if config.gca.kv != "other":
-    raise config_lib.ConfigError(
-      f"config key gca.kv={config.gca.kv!r}: SASRec's cells read the "
-      "other domain's stream; valid choices: ['other']"
-    )
   if not isinstance(m.pre_ln, bool):
-    raise config_lib.ConfigError(f"config key model.pre_ln={m.pre_ln!r} must be True or False")
-  config_lib.check_fraction(config, "model.dropout")
-  if not config_lib.is_finite_number(m.l2_emb) or m.l2_emb < 0:
-    raise config_lib.ConfigError(
-      f"config key model.l2_emb={m.l2_emb!r} must be a finite number >= 0"
-    )
+    raise errors.ConfigError(f"config key model.pre_ln={m.pre_ln!r} must be True or False")
+  dicts.check_fraction(config, "model.dropout")
+  if not dicts.is_finite_number(m.l2_emb) or m.l2_emb < 0:
+    raise errors.ConfigError(f"config key model.l2_emb={m.l2_emb!r} must be a finite number >= 0")
 
 
 def make_module(

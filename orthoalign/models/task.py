@@ -26,6 +26,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from orthoalign import errors
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import eval_inputs
 from orthoalign.models import gca as gca_lib
@@ -121,9 +122,7 @@ def require_merged_timeline(
     ConfigError: naming the model, the dataset and why the model needs the timeline.
   """
   if not ds.merged_timeline:
-    from orthoalign import config_lib  # config_lib imports the model registry
-
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
       f"config key model.name={config.model.name!r} needs a merged timeline of both domains "
       f"({reason}), but dataset {ds.name!r} (data.format={config.data.format!r}) has none: its "
       "domain lists cannot be interleaved. Use a model with per-domain encoders (cdsrnp) or data "
@@ -137,7 +136,7 @@ def _with_penalty(
   """The model's replica hyperparameters, plus gca.orth_penalty's weight where the run sets one."""
   out = dict(hparams or {})
   if gca_lib.orth_penalties(config):
-    out[gca_lib.ORTH_PENALTY] = float(config.gca.get("orth_penalty", 0.0))
+    out[gca_lib.ORTH_PENALTY] = float(config.gca.orth_penalty)
   return out
 
 

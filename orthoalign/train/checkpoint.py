@@ -63,13 +63,13 @@ class Checkpointer:
 
   def _open(self) -> ocp.CheckpointManager:
     """The orbax manager; its cleanup of leftover tmp folders is done before this returns."""
-    fileio.writable_dir(self.directory, "checkpoints", errors.ConfigError)
+    fileio.writable_dir(self.directory, "checkpoints", errors.RunError)
     try:
       mngr = ocp.CheckpointManager(self.directory, options=self._options)
       if hasattr(mngr, "_maybe_await_cleanup_tmp_directory"):  # else orbax cleans before a save
         mngr._maybe_await_cleanup_tmp_directory()  # pylint: disable=protected-access
     except OSError as e:
-      raise errors.ConfigError(
+      raise errors.RunError(
         f"cannot write checkpoints to {self.directory}: {e.strerror or e}"
       ) from None
     return mngr
@@ -90,7 +90,7 @@ class Checkpointer:
       )
       self._mngr.wait_until_finished()
     except OSError as e:
-      raise errors.ConfigError(
+      raise errors.RunError(
         f"cannot write the epoch-{epoch} checkpoint to {self.directory}: {e.strerror or e}"
       ) from None
 
@@ -128,7 +128,7 @@ class Checkpointer:
     step again; `Restored.skipped` says which and why.
 
     Raises:
-      ConfigError: when checkpoints exist but none restores, naming the folder to delete.
+      RunError: when checkpoints exist but none restores, naming the folder to delete.
     """
     steps = sorted(self._mngr.all_steps(), reverse=True)
     if not steps:
@@ -145,7 +145,7 @@ class Checkpointer:
         self._mngr.reload()
       return Restored(epoch, state, best, meta, skipped)
     epoch, why = failures[0]
-    raise errors.ConfigError(
+    raise errors.RunError(
       f"no checkpoint in {self.directory} can be restored (epoch {epoch}: {why}); delete the "
       f"folder {self.directory} to start the run afresh"
     )
@@ -158,7 +158,7 @@ class Checkpointer:
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         shutil.move(src, dst)
       except OSError as e:
-        raise errors.ConfigError(
+        raise errors.RunError(
           f"the checkpoint {src} is incomplete ({why}) and cannot be moved aside to {dst} "
           f"({e.strerror or e}); delete the folder {src}"
         ) from None

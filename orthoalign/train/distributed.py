@@ -65,8 +65,8 @@ def initialize(
     initialization_timeout_s: seconds to wait for every process to join (0 = JAX's default, 300).
 
   Raises:
-    ConfigError: an unknown mode, explicit settings that are missing or inconsistent, or a
-      coordinator that cannot be reached.
+    ConfigError: an unknown mode, or explicit settings that are missing or inconsistent.
+    RunError: a coordinator that cannot be reached.
   """
   if mode not in ("auto", "explicit", "off"):
     raise errors.ConfigError(f"--distributed={mode!r}; valid choices: ['auto', 'explicit', 'off']")
@@ -116,7 +116,7 @@ def initialize(
   try:
     jax.distributed.initialize(**kwargs)
   except Exception as e:  # noqa: BLE001  # the runtime reports a lost coordinator in many types
-    raise errors.ConfigError(
+    raise errors.RunError(
       f"jax.distributed.initialize({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) "
       f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
     ) from None
@@ -149,14 +149,14 @@ def sync(name: str) -> None:
 def raise_together(error: Exception | None, what: str) -> None:
   """Raises on every process when any process failed at `what`, so none waits for the failed one.
 
-  The failed process re-raises its own error; the others raise a ConfigError pointing to it.
+  The failed process re-raises its own error; the others raise a RunError pointing to it.
   """
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
 
     failed = np.asarray(multihost_utils.process_allgather(np.int32(error is not None))).reshape(-1)
     if error is None and failed.any():
-      raise errors.ConfigError(
+      raise errors.RunError(
         f"process(es) {np.flatnonzero(failed).tolist()} failed at {what}; their error says why"
       )
   if error is not None:
@@ -167,7 +167,7 @@ def agree(value: Any, what: str) -> None:
   """Checks that every process holds the same JSON-able `value`.
 
   Raises:
-    ConfigError: naming `what`, where the processes differ (e.g. different configs or versions, or
+    RunError: naming `what`, where the processes differ (e.g. different configs or versions, or
       a workdir that is not shared storage, so they would resume from different epochs).
   """
   if jax.process_count() <= 1:
@@ -179,7 +179,7 @@ def agree(value: Any, what: str) -> None:
   everyone = np.asarray(multihost_utils.process_allgather(mine))
   if not np.all(everyone == everyone[0]):
     differ = [i for i in range(len(everyone)) if not np.array_equal(everyone[i], everyone[0])]
-    raise errors.ConfigError(
+    raise errors.RunError(
       f"the processes disagree on {what}: process(es) {differ} differ from "
       f"process 0 (this is process {jax.process_index()}); every process must "
       "run the same orthoalign version and config on the same shared workdir"

@@ -33,11 +33,14 @@ import ml_collections
 import numpy as np
 
 import orthoalign
-from orthoalign import config_lib
 from orthoalign import errors
+from orthoalign import fileio
 from orthoalign import models
 from orthoalign import run_lock
 from orthoalign import sweep
+from orthoalign.config import dicts
+from orthoalign.config import upgrade
+from orthoalign.config import validation
 from orthoalign.data import load as data_load
 from orthoalign.models import task as task_lib
 from orthoalign.train import checkpoint as checkpoint_lib
@@ -107,7 +110,7 @@ def bucket_lengths(config: ml_collections.ConfigDict) -> tuple[int, ...]:
   """The lengths a bucketed epoch cuts batches to: train.length_buckets, then model.max_len; ()
   when training is not bucketed.
   """
-  buckets = tuple(config_lib.get_added(config, "train.length_buckets"))
+  buckets = tuple(config.train.length_buckets)
   return buckets + (int(config.model.max_len),) if buckets else ()
 
 
@@ -141,7 +144,7 @@ def building(what: str):
   except (MemoryError, RuntimeError) as e:
     if not _out_of_memory(e):
       raise
-    raise errors.ConfigError(
+    raise errors.RunError(
       f"out of memory while building {what}: the config asks for more "
       "than this machine holds (a width, depth or catalogue too large?)"
     ) from None
@@ -180,8 +183,17 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   With `train.item_shards` = k > 1 the mesh is [devices / k, k] ("data", "model") and every
   catalogue-sized leaf of the state and the frozen tables is padded to a multiple of k rows
   (train/item_shards.py) and split over "model"; `Run.task` stays the model's own Task.
+
+  Raises:
+    ConfigError: an invalid config (orthoalign.config.validation), or one the data or model
+      cannot be built from.
   """
-  config_lib.validate(config)
+  validation.validate(config)
+  return _build(config)
+
+
+def _build(config: ml_collections.ConfigDict) -> Run:
+  """`setup` of a validated config."""
   with building("the dataset"):
     ds = data_load.load(config.data)
   with building(f"the {config.model.name} model's inputs"):
@@ -189,29 +201,27 @@ def setup(config: ml_collections.ConfigDict) -> Run:
   reps = sweep.replicas(config)
   hp = sweep.stacked(reps)
   try:
-    mesh = sharding.make_mesh(
-      config.train.num_devices, config_lib.get_added(config, "train.item_shards")
-    )
-  except ValueError as e:
-    raise config_lib.ConfigError(str(e)) from None
+    mesh = sharding.make_mesh(config.train.num_devices, config.train.item_shards)
+  except ValueError as e:  # item shards that do not divide the devices, or too many devices
+    raise errors.ConfigError(str(e)) from None
   repl = sharding.replicated(mesh)
   bs, ebs = config.train.batch_size, config.eval.batch_size
   ways = sharding.data_size(mesh)
   for key, value in (("train.batch_size", bs), ("eval.batch_size", ebs)):
     if value % ways:
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
         f"config key {key}={value} must be divisible by the {ways} devices of the mesh's data axis"
       )
   n_train = len(next(iter(task.train_data.values())))
   if n_train == 0:
-    raise config_lib.ConfigError("the dataset has no user with a training sequence of >= 2 items")
+    raise errors.DataError("the dataset has no user with a training sequence of >= 2 items")
 
   padded = item_shards.pad_task(task, mesh.shape[sharding.MODEL])
   rows = item_shards.padded_rows(task, mesh.shape[sharding.MODEL])
   step_task = padded.task
   buckets = bucket_lengths(config)
   if buckets and (task.crop_fn is None or task.length_fn is None):
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
       f"config key train.length_buckets={tuple(buckets[:-1])}: model.name={config.model.name!r} "
       "cannot train in length buckets (its Task has no crop_fn or length_fn); set the key to ()"
     )
@@ -247,7 +257,7 @@ def setup(config: ml_collections.ConfigDict) -> Run:
         tx=tx,
         batch_size=bs,
         mesh=mesh,
-        compute_dtype=config_lib.get_added(config, "train.compute_dtype"),
+        compute_dtype=config.train.compute_dtype,
         buckets=buckets,
       ),
       in_axes=(0, None, None, None),
@@ -261,7 +271,7 @@ def setup(config: ml_collections.ConfigDict) -> Run:
         step_lib.evaluate,
         task=step_task,
         mesh=mesh,
-        ties=config_lib.get_added(config, "eval.ties"),
+        ties=config.eval.ties,
         buckets=buckets,
       ),
       in_axes=(0, None, None),
@@ -340,7 +350,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   process takes the same decisions (early stopping, resumption) from the same replicated values.
   """
   t_run = time.time()
-  config_lib.validate(config)
+  validation.validate(config)
   writer_process = distributed.is_writer()
   distributed.agree(
     {"version": orthoalign.__version__, "config": config.to_dict()},
@@ -352,7 +362,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
       try:
         held.enter_context(run_lock.acquire(workdir))  # before anything is written
         workdir_lib.prepare(config, workdir)
-      except (errors.ConfigError, errors.RunInUse) as e:  # every process stops
+      except errors.UserError as e:  # every process stops
         failure = e
     distributed.raise_together(failure, "preparing the workdir")
     try:
@@ -366,7 +376,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     except RuntimeError as e:
       if not _out_of_memory(e):
         raise
-      raise errors.ConfigError(
+      raise errors.RunError(
         f"out of memory while training {workdir} ({str(e).splitlines()[0][:200]}); lower "
         "train.batch_size or eval.batch_size (or the model's width); the same command resumes "
         f"from the last checkpoint"
@@ -418,7 +428,7 @@ def _train(
   config: ml_collections.ConfigDict, workdir: str, t_run: float, writer_process: bool
 ) -> list[dict[str, Any]]:
   """train_and_evaluate once the workdir is locked and prepared."""
-  run = setup(config)
+  run = _build(config)  # validated by train_and_evaluate
   ds, task, reps, mesh, repl, steps = run.ds, run.task, run.reps, run.mesh, run.repl, run.steps
   train_data, eval_data, frozen, state = run.train_data, run.eval_data, run.frozen, run.state
   epoch_fn, eval_fn, epoch_arg = run.epoch_fn, run.eval_fn, run.epoch_arg
@@ -447,7 +457,7 @@ def _train(
     for line in restored.skipped:
       say(f"warning: {line}", flush=True)
     state, best, latest = restored.state, restored.best, restored.epoch
-    tracker = schedule.Tracker(**restored.meta["tracker"])
+    tracker = schedule.Tracker(**upgrade.tracker(restored.meta["tracker"], num_r))
     start = latest + 1
     say(f"Resumed from {ckpt.directory} at epoch {latest}", flush=True)
   distributed.agree(start, "the epoch to resume from")
@@ -487,8 +497,6 @@ def _train(
   key, patience = tc.select_metric, tc.early_stop_patience
   max_epochs, every = tc.max_epochs, tc.eval_every
   base_lrs = np.asarray([rep["learning_rate"] for rep in reps], np.float32)
-  if not tracker.lr_scale:  # a checkpoint of a run without the schedule
-    tracker.lr_scale, tracker.plateau_bad = [1.0] * num_r, [0] * num_r
   epoch = start
   try:
     for epoch in range(start, max_epochs + 1):
@@ -574,7 +582,7 @@ def _train(
           ckpt.save(epoch, state, best, {"tracker": dataclasses.asdict(tracker)})
       writer.write_scalars(epoch, scalars)
       eta = (max_epochs - epoch) * tracker.train_time_s / max(tracker.train_steps / steps, 1)
-      line += f"  {steps / dt:.1f} steps/s  {dt:.1f}s/epoch  ETA <= {writers.format_duration(eta)}"
+      line += f"  {steps / dt:.1f} steps/s  {dt:.1f}s/epoch  ETA <= {fileio.format_duration(eta)}"
       say(line, flush=True)
   except KeyboardInterrupt:
     raise errors.Interrupted(
@@ -592,7 +600,7 @@ def _train(
       f"stopped {workdir} in the test evaluation after its last epoch "
       f"({tracker.last_epoch}); the same command evaluates again"
     ) from None
-  flat_config = config_lib.flatten(config.to_dict())
+  flat_config = dicts.flatten(config.to_dict())
   steps_per_s = tracker.train_steps / tracker.train_time_s if tracker.train_time_s else math.nan
   rows = []
   for r in range(num_r):
@@ -632,7 +640,7 @@ def _train(
     rows.append(row)
   if writer_process:
     with errors.interrupts_held():
-      writers.write_jsonl(os.path.join(workdir, "results.jsonl"), rows)
+      fileio.write_jsonl(os.path.join(workdir, "results.jsonl"), rows)
   with errors.interrupts_held():
     ckpt.close()
   distributed.sync("results written")

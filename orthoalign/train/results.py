@@ -8,12 +8,11 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from orthoalign import config_lib
+from orthoalign import fileio
 from orthoalign.metrics import alignment
 from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
 from orthoalign.metrics import table
-from orthoalign.train import writers
 
 
 def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str, float]:
@@ -61,7 +60,7 @@ def short_key(key: str) -> str:
 def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict) -> str:
   """A readable summary: per replica and domain, the test metrics; per GCA cell, |cos| and alpha."""
   n = config.eval.num_negatives
-  ties = config_lib.get_added(config, "eval.ties")
+  ties = config.eval.ties
   lines = [
     f"\nTest results at each replica's best validation epoch ({config.train.select_metric})",
     f"protocol: sampled = target vs {n} negatives from its domain; "
@@ -111,6 +110,6 @@ def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict)
     lines.append("\n(no GCA cells: gca.positions is empty, the plain baseline)")
   lines.append(
     f"\nparams: {rows[0]['params/total']:,} total, {rows[0]['params/trainable']:,} trainable | "
-    f"{rows[0]['steps_per_s']:.1f} steps/s | wall {writers.format_duration(rows[0]['wall_time_s'])}"
+    f"{rows[0]['steps_per_s']:.1f} steps/s | wall {fileio.format_duration(rows[0]['wall_time_s'])}"
   )
   return "\n".join(lines)

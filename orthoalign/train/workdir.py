@@ -7,30 +7,46 @@ import os
 
 import ml_collections
 
-from orthoalign import config_lib
 from orthoalign import errors
-from orthoalign.train import writers
+from orthoalign import fileio
+from orthoalign.config import dicts
+from orthoalign.config import upgrade
+
+# Keys that may change between a run and its resumption (they do not change what was computed).
+RESUMABLE_CHANGES = ("train.max_epochs", "train.early_stop_patience")
+
+
+def config_changes(workdir: str, config: ml_collections.ConfigDict) -> list[str]:
+  """Dotted keys in which the run in `workdir` (its config.json, upgraded) differs from `config`.
+
+  RESUMABLE_CHANGES do not count. [] when the workdir has no config.json yet.
+
+  Raises:
+    DataError: a config.json that is not a JSON object (naming the path and line).
+  """
+  if not os.path.isfile(os.path.join(workdir, "config.json")):
+    return []
+  old = dicts.flatten(upgrade.read_config(workdir).to_dict())
+  new = json.loads(json.dumps(dicts.flatten(config.to_dict())))
+  return dicts.differences(old, new, RESUMABLE_CHANGES)
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes config.json; on resumption refuses a config that would change what was computed.
 
   Raises:
-    ConfigError: the config differs from the workdir's, or the workdir cannot be written.
+    RunError: the workdir holds a run with another config, or cannot be written.
   """
-  writers.writable_dir(workdir, "the run's outputs (--workdir)", errors.ConfigError)
+  fileio.writable_dir(workdir, "the run's outputs (--workdir)", errors.RunError)
   path = os.path.join(workdir, "config.json")
-  new = config_lib.flatten(config.to_dict())
-  if os.path.exists(path) and os.path.isdir(os.path.join(workdir, "checkpoints")):
-    with open(path) as f:
-      old = config_lib.flatten(json.load(f))
-    diff = config_lib.differences(old, json.loads(json.dumps(new)))
+  if os.path.isdir(os.path.join(workdir, "checkpoints")):
+    diff = config_changes(workdir, config)
     if diff:
-      raise config_lib.ConfigError(
-        f"{workdir} holds a run with a different config (keys: {', '.join(diff)}); resume with the "
-        "same config or use a new --workdir"
+      raise errors.RunError(
+        f"{workdir} holds a run with a different config (keys: {', '.join(diff)}); resume with "
+        "the same config or use a new --workdir"
       )
   try:
-    writers.write_json(path, config.to_dict())
+    fileio.write_json(path, config.to_dict())
   except OSError as e:
-    raise errors.ConfigError(f"cannot write {path}: {e.strerror or e}") from None
+    raise errors.RunError(f"cannot write {path}: {e.strerror or e}") from None

@@ -1,6 +1,4 @@
-"""Run outputs: TensorBoard scalars (tensorboardX); atomic files and `format_duration` re-exported
-from orthoalign.fileio.
-"""
+"""Run outputs: TensorBoard scalars (tensorboardX)."""
 
 from __future__ import annotations
 
@@ -9,13 +7,7 @@ import math
 
 import jax
 
-from orthoalign.errors import ConfigError
-from orthoalign.fileio import atomic_write_text  # noqa: F401  # noqa: F401
-from orthoalign.fileio import format_duration  # noqa: F401  # noqa: F401
-from orthoalign.fileio import jsonable  # noqa: F401  # noqa: F401
-from orthoalign.fileio import writable_dir  # noqa: F401  # noqa: F401
-from orthoalign.fileio import write_json  # noqa: F401  # noqa: F401
-from orthoalign.fileio import write_jsonl  # noqa: F401  # noqa: F401
+from orthoalign import errors
 
 
 class ScalarWriter:
@@ -37,7 +29,7 @@ class ScalarWriter:
       try:
         self._tb = tensorboardX.SummaryWriter(logdir, purge_step=purge_step)
       except OSError as e:
-        raise ConfigError(
+        raise errors.RunError(
           f"cannot write TensorBoard events to {logdir}: {e.strerror or e}"
         ) from None
 

@@ -29,7 +29,7 @@ import numpy as np
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import textio
 from orthoalign.data.badlines import BadLines
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 PREPROCESSED_GLOB = "*_preprocessed.txt"
 ITEM_MAP = "map_item_50.txt"

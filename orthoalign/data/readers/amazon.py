@@ -43,7 +43,7 @@ import tqdm
 
 from orthoalign.data import textio
 from orthoalign.data.badlines import BadLines
-from orthoalign.data.errors import DataError
+from orthoalign.errors import DataError
 
 INTERACTION_FORMATS = {
   "csv": "2014 ratings-only CSV (user,item,rating,timestamp; no header)",

@@ -33,8 +33,8 @@ import numpy as np
 
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data.badlines import BadLines
-from orthoalign.data.errors import DataError
 from orthoalign.data.readers import abxi
+from orthoalign.errors import DataError
 
 # Protocol 4 pickles numpy arrays without out-of-band buffers and is read by
 # every Python LLM4CDSR supports (>= 3.4).

@@ -69,8 +69,8 @@ import numpy as np
 
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data.badlines import BadLines
-from orthoalign.data.errors import DataError
 from orthoalign.data.readers import abxi
+from orthoalign.errors import DataError
 
 TRAIN_SUFFIX = "_train.csv"
 TEST_SUFFIX = "_test_csu.csv"

@@ -25,8 +25,8 @@ import os
 
 import numpy as np
 
-from orthoalign.data.errors import DataError
 from orthoalign.data.readers import handled
+from orthoalign.errors import DataError
 
 # Users with fewer interactions are skipped by upstream's dataset (generators/generator.py), so
 # they have no dataset index.

@@ -29,8 +29,8 @@ import numpy as np
 
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data.badlines import BadLines
-from orthoalign.data.errors import DataError
 from orthoalign.data.readers import abxi
+from orthoalign.errors import DataError
 
 NUM_FILE = "num.txt"
 INSTANCE_FILE = "instance_num.txt"

@@ -1,0 +1,180 @@
+"""Saved runs -> today's keys: the one upgrade, applied wherever a saved run is read.
+
+A run folder written by an older orthoalign lacks the keys added since. Every reader upgrades
+what it reads here, once, and then reads keys directly; no other module keeps a default for a
+key that old runs may lack. Each added key gets the value that reproduces what the old run
+computed (which is not always today's default: runs from before `eval.ties` ranked ties
+pessimistically, runs from before `model.missing_text` zeroed text-less items).
+
+  config.json       `config` (resume, orthoalign.evaluate, the grid runner's skip check)
+  results.jsonl     `result_row` (its flattened `config`; the analysis loaders)
+  grid.json         `grid` (each run's name, workdir and axes)
+  checkpoint meta   `tracker` (the schedule's per-replica state and the time counters)
+
+history.jsonl rows need no upgrade: every key they ever had is still written, and a key absent
+on a row (epochs without evaluation) is absent by design.
+
+Imports nothing of orthoalign but `errors`: the tables below are data, kept here so that one
+file says what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import copy
+import json
+import os
+from typing import Any
+
+import ml_collections
+
+from orthoalign import errors
+
+# Keys of every config added after runs were written -> the value that reproduces those runs.
+ADDED: dict[str, Any] = {
+  "data.on_bad_line": "error",
+  "data.cache_dir": "",
+  "data.titles": (),
+  "data.text_emb": "none",
+  "data.text_dim": 384,
+  "data.reader_options": {},
+  "data.synthetic.planted": True,
+  "eval.ties": "pessimistic",
+  "eval.extra_negatives": (),
+  "eval.track_test": False,
+  "gca.ffn": 0,
+  "gca.intervention": "none",
+  "gca.orth_penalty": 0.0,
+  "sweep.orth_penalties": (),
+  "train.compute_dtype": "float32",
+  "train.item_shards": 1,
+  "train.length_buckets": (),
+}
+
+# model.name -> its `model.*` keys added after runs were written, as ADDED.
+MODEL_ADDED: dict[str, dict[str, Any]] = {
+  "abxi": {"neg_scoring": "auto", "eval_domain_seq": "compact"},
+  "llm4cdsr": {
+    "ffn_size": 0,
+    "reg_pool": "history",
+    "missing_text": "zero",
+    "llm_emb_dir": "none",
+    "llm_emb_file": "itm_emb_np",
+    "user_emb_file": "usr_profile_emb",
+    "mask_padding_keys": False,
+  },
+}
+
+
+def added_keys(model_name: str) -> dict[str, Any]:
+  """Dotted key -> value for every key added since the first runs, for a config of `model_name`."""
+  return {**ADDED, **{f"model.{k}": v for k, v in MODEL_ADDED.get(model_name, {}).items()}}
+
+
+def _fill(tree: dict[str, Any], dotted: str, value: Any) -> None:
+  """Sets `value` at `dotted` in a nested dict unless the key is there (or its section is not)."""
+  *sections, leaf = dotted.split(".")
+  node = tree
+  for section in sections:
+    node = node.get(section)
+    if not isinstance(node, dict):
+      return  # a section the config does not have: the section's own check reports it
+  if leaf not in node:
+    node[leaf] = copy.deepcopy(list(value) if isinstance(value, tuple) else value)
+
+
+def config_dict(saved: Mapping[str, Any]) -> dict[str, Any]:
+  """A saved config (the nested dict of config.json) with every added key filled in.
+
+  Returns a new dict; tuples are filled in as lists, as JSON holds them.
+  """
+  tree = json.loads(json.dumps(saved))
+  model = tree.get("model")
+  name = model.get("name", "") if isinstance(model, dict) else ""
+  for dotted, value in added_keys(name).items():
+    _fill(tree, dotted, value)
+  return tree
+
+
+def config(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """`config_dict` as a ConfigDict, the type every reader of a config takes."""
+  return ml_collections.ConfigDict(config_dict(saved))
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """`<workdir>/config.json`, upgraded.
+
+  Raises:
+    DataError: no config.json (not a run folder), or a file that is not a JSON object (naming
+      the path and line).
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise errors.DataError("no config.json: not an orthoalign run folder", path=path)
+  try:
+    with open(path, encoding="utf-8") as f:
+      saved = json.load(f)
+  except json.JSONDecodeError as e:
+    raise errors.DataError(f"expected a JSON object ({e.msg})", path=path, line=e.lineno) from None
+  if not isinstance(saved, dict):
+    raise errors.DataError("expected a JSON object (a saved config)", path=path)
+  return config(saved)
+
+
+def flat_config(flat: Mapping[str, Any]) -> dict[str, Any]:
+  """A flattened saved config (dotted keys, lists for tuples) with every added key filled in."""
+  out = dict(flat)
+  for dotted, value in added_keys(str(flat.get("model.name", ""))).items():
+    if dotted in out:
+      continue
+    if isinstance(value, dict):  # an empty section flattens to no key at all
+      continue
+    section = dotted.rsplit(".", 1)[0]
+    if section.count(".") and not any(k.startswith(section + ".") for k in out):
+      continue  # a subsection (data.synthetic) the config does not have
+    out[dotted] = list(value) if isinstance(value, tuple) else value
+  return out
+
+
+def result_row(row: Mapping[str, Any]) -> dict[str, Any]:
+  """A results.jsonl row with its flattened `config` upgraded (`flat_config`)."""
+  out = dict(row)
+  if isinstance(out.get("config"), Mapping):
+    out["config"] = flat_config(out["config"])
+  return out
+
+
+def grid(meta: dict[str, Any]) -> dict[str, Any]:
+  """grid.json: each run gets `name` and `workdir` (older files had one of them) and `axes`.
+
+  The caller has checked that every run is a dict with a string `name` or `workdir`.
+  """
+  for run in meta["runs"]:
+    run.setdefault("name", run.get("workdir"))
+    run.setdefault("workdir", run["name"])  # the runner names each workdir after its run
+    run.setdefault("axes", {})
+  return meta
+
+
+def tracker(meta: Mapping[str, Any], replicas: int) -> dict[str, Any]:
+  """A checkpoint's `tracker` record with the fields added since filled in.
+
+  Runs from before the learning-rate schedule have no `lr_scale` / `plateau_bad` (a factor of
+  1, no bad evaluations: what they trained with); runs from before a time counter count 0 s.
+  """
+  out = dict(meta)
+  if not out.get("lr_scale"):
+    out["lr_scale"], out["plateau_bad"] = [1.0] * replicas, [0] * replicas
+  for key in _TIME_COUNTERS:
+    out.setdefault(key, 0.0)
+  out.setdefault("train_steps", 0)
+  return out
+
+
+_TIME_COUNTERS = (
+  "train_time_s",
+  "eval_time_s",
+  "checkpoint_time_s",
+  "compile_time_s",
+  "wall_time_s",
+)

@@ -1,0 +1,130 @@
+"""The one upgrade of saved runs (orthoalign/config/upgrade.py) and that no reader keeps its own."""
+
+import json
+import os
+import re
+
+import ml_collections
+import pytest
+
+from configs import base
+import orthoalign
+from orthoalign import errors
+from orthoalign import models
+from orthoalign.config import dicts
+from orthoalign.config import upgrade
+from orthoalign.config import validation
+from orthoalign.experiments import status
+
+OLD_RUN = os.path.join(os.path.dirname(__file__), "fixtures", "run_f34b26e_tiny")
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_every_added_key_is_a_key_of_todays_config(name):
+  """A key in the tables must exist today, with a value of its type (else the table is stale)."""
+  today = base.get_config(name)
+  for key, value in upgrade.added_keys(name).items():
+    have = dicts.get(today, key)  # ConfigError if the key is not a key of today's config
+    if isinstance(value, dict):
+      assert isinstance(have, ml_collections.ConfigDict), key
+      continue
+    kinds = (int, float) if isinstance(have, (int, float)) and not isinstance(have, bool) else None
+    assert isinstance(value, kinds or type(have)), (key, value, have)
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_a_config_without_every_added_key_upgrades_to_a_valid_one(name):
+  config = base.get_config(name)
+  saved = json.loads(json.dumps(config.to_dict()))
+  for key in upgrade.added_keys(name):
+    *sections, leaf = key.split(".")
+    node = saved
+    for s in sections:
+      node = node[s]
+    node.pop(leaf, None)
+  upgraded = upgrade.config(saved)
+  validation.validate(upgraded)
+  flat = dicts.flatten(upgraded.to_dict())
+  for key, value in upgrade.added_keys(name).items():
+    if not isinstance(value, dict):
+      assert flat[key] == (list(value) if isinstance(value, tuple) else value), key
+
+
+def test_the_upgrade_keeps_what_a_run_wrote_and_fills_only_what_it_lacks():
+  config = upgrade.read_config(OLD_RUN)
+  with open(os.path.join(OLD_RUN, "config.json")) as f:
+    saved = dicts.flatten(json.load(f))
+  flat = dicts.flatten(config.to_dict())
+  assert {k: flat[k] for k in saved} == saved
+  added = set(flat) - set(saved)
+  assert added == {"gca.intervention", "gca.orth_penalty", "sweep.orth_penalties"}, added
+  assert (config.gca.intervention, config.gca.orth_penalty) == ("none", 0.0)
+
+
+def test_results_rows_of_an_old_run_gain_the_added_keys():
+  with open(os.path.join(OLD_RUN, "results.jsonl")) as f:
+    row = json.loads(f.readline())
+  assert "config.gca.intervention" not in row and "gca.intervention" not in row["config"]
+  upgraded = upgrade.result_row(row)
+  assert upgraded["config"]["gca.intervention"] == "none"
+  assert upgraded["config"]["sweep.orth_penalties"] == []
+  assert upgraded["test/sampled/all/ndcg@10"] == row["test/sampled/all/ndcg@10"]
+  # A model's own added keys only for that model; a subsection the config lacks stays absent.
+  flat = upgrade.flat_config({"model.name": "sasrec", "data.format": "abxi"})
+  assert "model.reg_pool" not in flat and "data.synthetic.planted" not in flat
+  assert upgrade.flat_config({"model.name": "llm4cdsr"})["model.reg_pool"] == "history"
+
+
+def test_grid_json_runs_get_name_workdir_and_axes(tmp_path):
+  (tmp_path / "grid.json").write_text(json.dumps({"runs": [{"workdir": "a"}, {"name": "b"}]}))
+  runs = status.read_grid(str(tmp_path))["runs"]
+  assert runs == [
+    {"name": "a", "workdir": "a", "axes": {}},
+    {"name": "b", "workdir": "b", "axes": {}},
+  ]
+
+
+def test_a_tracker_record_from_before_the_schedule_gets_its_factors():
+  old = {"best_value": [0.1, 0.2], "best_epoch": [1, 2], "bad_evals": [0, 0]}
+  out = upgrade.tracker(old, 2)
+  assert out["lr_scale"] == [1.0, 1.0] and out["plateau_bad"] == [0, 0]
+  assert out["compile_time_s"] == 0.0 and out["train_steps"] == 0
+  kept = upgrade.tracker({**old, "lr_scale": [0.5, 1.0], "plateau_bad": [2, 0]}, 2)
+  assert kept["lr_scale"] == [0.5, 1.0] and kept["plateau_bad"] == [2, 0]
+
+
+def test_a_damaged_config_json_is_one_data_error(tmp_path):
+  with pytest.raises(errors.DataError, match="no config.json"):
+    upgrade.read_config(str(tmp_path))
+  (tmp_path / "config.json").write_text('{"data": ')
+  with pytest.raises(errors.DataError, match=r"config.json:1: expected a JSON object"):
+    upgrade.read_config(str(tmp_path))
+  (tmp_path / "config.json").write_text("[1, 2]")
+  with pytest.raises(errors.DataError, match="expected a JSON object"):
+    upgrade.read_config(str(tmp_path))
+
+
+def test_no_reader_keeps_a_default_for_an_added_key():
+  """Outside config/upgrade.py no module reads an added key with `.get("<key>", default)`."""
+  leaves = {k.rsplit(".", 1)[-1] for name in models.names() for k in upgrade.added_keys(name)}
+  alternatives = "|".join(sorted(leaves))
+  pattern = re.compile(r"""\.get\(\s*["'](""" + alternatives + r""")["']""")
+  root = os.path.dirname(orthoalign.__file__)
+  found = []
+  for folder, _, files in os.walk(root):
+    for name in files:
+      path = os.path.join(folder, name)
+      if not name.endswith(".py") or path.endswith(os.path.join("config", "upgrade.py")):
+        continue
+      with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+          if pattern.search(line):
+            found.append(f"{os.path.relpath(path, root)}:{n}: {line.strip()}")
+  assert not found, "read-site defaults:\n" + "\n".join(found)
+
+
+def test_configdict_of_an_upgraded_config_keeps_lists_as_saved():
+  config = upgrade.config({"model": {"name": "abxi"}, "train": {"length_buckets": [3]}})
+  assert isinstance(config, ml_collections.ConfigDict)
+  assert list(config.train.length_buckets) == [3]
+  assert config.model.neg_scoring == "auto" and config.model.eval_domain_seq == "compact"
