@@ -27,7 +27,7 @@ from configs import base
 
 
 def get_config():
-  config = base.get_config("abxi")  # model keys: orthoalign/models/abxi.py default_config
+  config = base.get_config("abxi")  # model keys: orthoalign/models/abxi/config.py default_config
   config.data.format = "abxi"
   config.data.path = "../shared/data/abxi-afk"
 

@@ -26,7 +26,9 @@ from configs import base
 
 
 def get_config():
-  config = base.get_config("llm4cdsr")  # model keys: orthoalign/models/llm4cdsr.py default_config
+  config = base.get_config(
+    "llm4cdsr"
+  )  # model keys: orthoalign/models/llm4cdsr/config.py default_config
   # Synthetic sequences average 20 items (upstream 200 for Amazon); the last 30 keep the planted
   # signal (recent items) at 20 % less time per epoch than 40.
   config.model.max_len = 30

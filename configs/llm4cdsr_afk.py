@@ -11,7 +11,7 @@ is off. With LLMCDSR's titles attached the frozen text tables come back:
                          --config.data.text_emb=tfidf
 Those titles cover about 64% of the Food and 97% of the Kitchen items; `model.missing_text`
 (default "learned") gives every item without one its own trainable row
-(orthoalign/models/llm4cdsr.py).
+(orthoalign/models/llm4cdsr/).
 
 Upstream settings (reference/baselines.md §2.4), as configs/llm4cdsr_fk.py: max_len 200, at most
 200 epochs, early-stopping patience 20, hidden 128, 2 blocks, 1 head, dropout 0.5, Adam lr 1e-3,

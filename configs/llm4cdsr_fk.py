@@ -8,7 +8,7 @@ tables, the light substitute for the authors' LLM embeddings; `data.text_emb=min
 early-stopping patience 20, hidden 128, 2 blocks, 1 head, dropout 0.5, Adam lr 1e-3, batch 128,
 100 sampled negatives, alpha = beta = 0.1 (upstream's defaults; it gives no Food-Kitchen values),
 alpha items from the prefix without its last item (model.reg_pool="inputs"), items without a title
-with their own trainable rows (model.missing_text="learned"; orthoalign/models/llm4cdsr.py).
+with their own trainable rows (model.missing_text="learned"; orthoalign/models/llm4cdsr/).
 A GPU job: on a 2-core CPU one epoch takes hours (README.md "Real data").
 """
 

@@ -45,7 +45,7 @@ def build(cfg):
 def module_for(ds, cfg, positions=(), kv="other", **model):
   m = cfg.model.copy_and_resolve_references()
   m.update(**model)
-  return abxi.make_module(ds.num_items_a, ds.num_items_b, m, positions, kv, GCA)
+  return abxi.inputs.make_module(ds.num_items_a, ds.num_items_b, m, positions, kv, GCA)
 
 
 def _batch(arrays, rows):
@@ -149,7 +149,7 @@ def test_train_and_eval_windows_by_hand():
   np.testing.assert_array_equal(tr["seq_b"][1], [0, 0, 0, 0, 0])  # starts with A: no earlier B
   np.testing.assert_array_equal(tr["hist"][1], [0, 0, 0, 1, 2, 11])
   np.testing.assert_array_equal(
-    abxi.backward_positions(jnp.asarray(tr["seq_a"] > 0)), [[0, 0, 2, 1, 0], [0, 0, 0, 1, 0]]
+    abxi.module.backward_positions(jnp.asarray(tr["seq_a"] > 0)), [[0, 0, 2, 1, 0], [0, 0, 0, 1, 0]]
   )
 
   test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), max_len, "compact")
@@ -202,8 +202,8 @@ def test_loss_matches_numpy():
   # Recompute with the same randomness, by hand.
   r_drop, r_neg = jax.random.split(rng)
   module = module_for(ds, cfg)
-  hp = abxi.Hyper(ds.num_items_a, ds.num_items_b, n_neg=6, temp=0.75)
-  neg = np.asarray(abxi.sample_train_negatives(r_neg, batch, hp))
+  hp = abxi.loss.Hyper(ds.num_items_a, ds.num_items_b, n_neg=6, temp=0.75)
+  neg = np.asarray(abxi.loss.sample_train_negatives(r_neg, batch, hp))
   h = np.asarray(
     module.apply({"params": params}, batch, train=True, rngs={"dropout": r_drop})["h"], np.float64
   )
@@ -234,8 +234,8 @@ def test_negatives_avoid_history_and_respect_domains(off_by_one):
   ds, task = build(cfg)
   batch = _batch(task.train_data, np.arange(32))
   na, nb = ds.num_items_a, ds.num_items_b
-  hp = abxi.Hyper(na, nb, n_neg=16, neg_b_off_by_one=off_by_one)
-  neg = np.asarray(abxi.sample_train_negatives(jax.random.key(1), batch, hp))
+  hp = abxi.loss.Hyper(na, nb, n_neg=16, neg_b_off_by_one=off_by_one)
+  neg = np.asarray(abxi.loss.sample_train_negatives(jax.random.key(1), batch, hp))
   assert neg.shape == batch["target"].shape + (32,)
   neg_a, neg_b = neg[..., :16], neg[..., 16:]
   # Without replacement within each position's A set and B set, as the original.
@@ -300,7 +300,7 @@ def test_eval_slicing_matches_full_sequence_pass():
   assert batch["group/switch"].any()  # in-place: switch cases end their target stream in padding
   plain = module_for(ds, cfg).apply({"params": params}, batch, train=False)["h"]
   # GCA[2] with its gate closed: tanh(0) = 0 makes the cell the identity.
-  gca_mod = abxi.make_module(
+  gca_mod = abxi.inputs.make_module(
     ds.num_items_a, ds.num_items_b, cfg.model, (2,), "other", dict(GCA, act="tanh")
   )
   gca_params = gca_mod.init(
@@ -311,7 +311,7 @@ def test_eval_slicing_matches_full_sequence_pass():
   np.testing.assert_allclose(plain, full, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("position", abxi.GCA_POSITIONS)
+@pytest.mark.parametrize("position", abxi.config.GCA_POSITIONS)
 def test_gca_cannot_reach_inplace_switch_cases(position):
   """Issue 11 fault 7. In ABXI's in-place evaluation layout a switch case (last input item from the
   other domain) ends its target-domain stream in a padding slot, which the original encoder fills
@@ -512,7 +512,7 @@ def test_initialisation_follows_the_original():
 
 
 def test_lora_zero_init():
-  lora = abxi.LoRA(D, 4)
+  lora = abxi.module.LoRA(D, 4)
   h = jax.random.normal(jax.random.key(0), (3, 5, D))
   variables = lora.init(jax.random.key(1), h)
   assert np.all(np.asarray(variables["params"]["mat_B"]) == 0)
@@ -558,7 +558,7 @@ def test_parameter_count_food_kitchen_matches_original():
   ds = data_load.load_path("abxi", str(path))
   assert (ds.num_items_a, ds.num_items_b) == (11837, 16258)
   cfg = abxi_config.get_config()
-  module = abxi.make_module(ds.num_items_a, ds.num_items_b, cfg.model)
+  module = abxi.inputs.make_module(ds.num_items_a, ds.num_items_b, cfg.model)
   batch = {
     k: jnp.zeros((1, 47), jnp.int32)
     for k in ("seq_x", "seq_a", "seq_b", "target", "time_x", "time_a", "time_b")
@@ -633,7 +633,7 @@ def test_catalog_scoring_equals_gather(rows):
   w = jnp.asarray(r.normal(size=(rows, 5)), jnp.float32)
 
   def run(catalog):
-    f = lambda h, t: abxi_lib.info_nce(h, t, target, neg, 0.75, catalog=catalog)
+    f = lambda h, t: abxi_lib.loss.info_nce(h, t, target, neg, 0.75, catalog=catalog)
     return f(h, table), jax.grad(lambda h, t: jnp.sum(f(h, t) * w), (0, 1))(h, table)
 
   a, grads_a = run(False)

@@ -120,13 +120,15 @@ def test_kl_matches_numpy():
   r = np.random.default_rng(0)
   mu_q, lv_q = r.normal(size=(5, 7)), r.normal(size=(5, 7))
   mu_p, lv_p = r.normal(size=(1, 7)), r.normal(size=(1, 7))
-  got = cdsrnp.gaussian_kl(*(jnp.asarray(x, jnp.float32) for x in (mu_q, lv_q, mu_p, lv_p)))
+  got = cdsrnp.module.gaussian_kl(*(jnp.asarray(x, jnp.float32) for x in (mu_q, lv_q, mu_p, lv_p)))
   var_q, var_p = np.exp(lv_q), np.exp(lv_p)
   # KL of diagonal Gaussians, dimension by dimension: log(s_p/s_q) + (s_q^2 + (m_q-m_p)^2)/(2 s_p^2)
   # - 1/2.
   want = np.sum(0.5 * np.log(var_p / var_q) + (var_q + (mu_q - mu_p) ** 2) / (2 * var_p) - 0.5, -1)
   np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5)
-  assert float(cdsrnp.gaussian_kl(jnp.ones(3), jnp.zeros(3), jnp.ones(3), jnp.zeros(3))) == 0.0
+  assert (
+    float(cdsrnp.module.gaussian_kl(jnp.ones(3), jnp.zeros(3), jnp.ones(3), jnp.zeros(3))) == 0.0
+  )
 
 
 @functools.cache
@@ -156,7 +158,7 @@ def _episode_fn(key):
       psd,
       train=train,
       rngs={"dropout": jax.random.key(3), "latent": jax.random.key(4)},
-      method=cdsrnp.CDSRNP.episode,
+      method=cdsrnp.module.CDSRNP.episode,
     )
 
   return run
@@ -184,7 +186,7 @@ def _rows(task, idx):
 
 
 def _support(task, config, n=8):
-  pool, _ = cdsrnp.support_sets(task.train_data, config.model, np.zeros(0, np.int64))
+  pool, _ = cdsrnp.inputs.support_sets(task.train_data, config.model, np.zeros(0, np.int64))
   return {k: jnp.asarray(v[:n]) for k, v in pool.items()}
 
 
@@ -247,9 +249,9 @@ def test_support_sets_hold_only_overlapped_training_users():
   config = tiny_cdsrnp.get_config()
   config.model.update(support_size=5, support_pool=0)
   train = domain_windows.train_windows(ds, config.model.max_len)
-  train["person"] = cdsrnp.person_ids(ds)[train["user"]]
+  train["person"] = cdsrnp.inputs.person_ids(ds)[train["user"]]
   none = np.zeros(0, np.int64)
-  pool, eval_support = cdsrnp.support_sets(train, config.model, none)
+  pool, eval_support = cdsrnp.inputs.support_sets(train, config.model, none)
   lengths = dataset_lib.train_lengths(ds)
   both = {
     u
@@ -261,18 +263,18 @@ def test_support_sets_hold_only_overlapped_training_users():
     assert np.all((rows["seq_a"] > 0).any(1) & (rows["seq_b"] > 0).any(1))
   assert len(eval_support["seq_a"]) == 5
   # Eval support rows are pool rows, drawn reproducibly from the seed.
-  again = cdsrnp.support_sets(train, config.model, none)[1]
+  again = cdsrnp.inputs.support_sets(train, config.model, none)[1]
   np.testing.assert_array_equal(again["seq_a"], eval_support["seq_a"])
   # An episode's draw: distinct pool rows; batch users are dropped from it.
   batch = {"person": jnp.asarray(pool["person"][:3]), "row_valid": jnp.asarray([True, True, False])}
   for seed in range(5):
-    support, ok = cdsrnp.draw_support(jax.random.key(seed), pool, 8, batch)
+    support, ok = cdsrnp.loss.draw_support(jax.random.key(seed), pool, 8, batch)
     users = np.asarray(support["person"])
     assert len(set(users.tolist())) == 8 and set(users.tolist()) <= both
     np.testing.assert_array_equal(np.asarray(ok), ~np.isin(users, pool["person"][:2]))
   capped = config.model.copy_and_resolve_references()
   capped.support_pool = 4
-  assert len(cdsrnp.support_sets(train, capped, none)[0]["person"]) == 4
+  assert len(cdsrnp.inputs.support_sets(train, capped, none)[0]["person"]) == 4
 
 
 def test_rows_of_one_person_never_meet_in_a_support_set_or_posterior():
@@ -289,18 +291,18 @@ def test_rows_of_one_person_never_meet_in_a_support_set_or_posterior():
     user_split=[0, 0, 0, 0, dataset_lib.USER_TEST],
     user_ids=np.array([7, 7, 8, 9, 8]),
   )
-  person = cdsrnp.person_ids(ds)
+  person = cdsrnp.inputs.person_ids(ds)
   assert person[0] == person[1] and person[2] == person[4] and len(set(person.tolist())) == 3
   config = tiny_cdsrnp.get_config()
   config.model.update(support_size=4, support_pool=0)
   train = domain_windows.train_windows(ds, config.model.max_len)
   train["person"] = person[train["user"]]
-  pool, eval_support = cdsrnp.support_sets(train, config.model, person[[4]])
+  pool, eval_support = cdsrnp.inputs.support_sets(train, config.model, person[[4]])
   # Person 8 (user id 8) has a test row: its training row (items 3, 4) is no evaluation support row.
   assert len(pool["person"]) == 4 and len(eval_support["seq_a"]) == 3
   assert not np.any(eval_support["seq_a"] == 3)
   batch = {"person": jnp.asarray(pool["person"][:1]), "row_valid": jnp.asarray([True])}
-  support, ok = cdsrnp.draw_support(jax.random.key(0), pool, 4, batch)
+  support, ok = cdsrnp.loss.draw_support(jax.random.key(0), pool, 4, batch)
   np.testing.assert_array_equal(np.asarray(ok), np.asarray(support["person"]) != pool["person"][0])
 
 
@@ -528,7 +530,7 @@ def test_query_rows_of_one_person_do_not_feed_each_others_posterior():
       False,
       jnp.asarray(person),
       train=False,
-      method=cdsrnp.CDSRNP.episode,
+      method=cdsrnp.module.CDSRNP.episode,
     )
     return np.asarray(out["kl"])
 

@@ -69,7 +69,7 @@ def test_mixed_items_table_path_equals_row_path():
   """
   run = loop.setup(tiny_config())
   params = jax.tree.map(lambda x: x[0], run.state.params)
-  module = llm4cdsr.LLM4CDSR
+  module = llm4cdsr.module.LLM4CDSR
   n_rows = run.frozen["frozen"]["global_table"].shape[0]
   ids = jnp.asarray(np.random.default_rng(0).integers(0, n_rows, size=(4, n_rows)))  # > rows
 

@@ -55,12 +55,14 @@ def test_rec_loss_matches_numpy():
   loss, metrics = task.loss_fn(params, task.frozen, batch, rng)
   # Recompute with the same randomness, by hand.
   r_drop, r_neg, _ = jax.random.split(rng, 3)
-  module = llm4cdsr.LLM4CDSR(ds.num_items_a, ds.num_items_b, hidden=16, max_len=12, global_dim=32)
-  hp = llm4cdsr.Hyper(ds.num_items_a, ds.num_items_b, 0.0, 0.0, 1.0, 1.0, "input", True, True)
-  negs = jax.device_get(llm4cdsr.sample_train_negatives(r_neg, batch, hp))
+  module = llm4cdsr.module.LLM4CDSR(
+    ds.num_items_a, ds.num_items_b, hidden=16, max_len=12, global_dim=32
+  )
+  hp = llm4cdsr.loss.Hyper(ds.num_items_a, ds.num_items_b, 0.0, 0.0, 1.0, 1.0, "input", True, True)
+  negs = jax.device_get(llm4cdsr.loss.sample_train_negatives(r_neg, batch, hp))
   var = {"params": params, **task.frozen}
   out = jax.device_get(module.apply(var, batch, train=True, rngs={"dropout": r_drop}))
-  mix_t, a_t, b_t = jax.device_get(module.apply(var, method=llm4cdsr.LLM4CDSR.item_tables))
+  mix_t, a_t, b_t = jax.device_get(module.apply(var, method=llm4cdsr.module.LLM4CDSR.item_tables))
   b = jax.device_get(batch)
   f_m = out["f_m"]
   mix_pos = np.einsum("bld,bld->bl", f_m, mix_t[b["pos"]])
@@ -101,10 +103,10 @@ def test_soft_clip_loss_matches_original_formula_and_masks():
     yl = -(t.T * ls(logits.T)).sum(1)
     return ((xl + yl) / 2).mean()
 
-  got = llm4cdsr.soft_clip_loss(jnp.asarray(x), jnp.asarray(y), jnp.ones(6, bool), 0.5)
+  got = llm4cdsr.loss.soft_clip_loss(jnp.asarray(x), jnp.asarray(y), jnp.ones(6, bool), 0.5)
   np.testing.assert_allclose(float(got), reference(x, y, 0.5), rtol=1e-5)
   valid = np.array([1, 0, 1, 1, 0, 1], bool)
-  got = llm4cdsr.soft_clip_loss(jnp.asarray(x), jnp.asarray(y), jnp.asarray(valid), 1.0)
+  got = llm4cdsr.loss.soft_clip_loss(jnp.asarray(x), jnp.asarray(y), jnp.asarray(valid), 1.0)
   np.testing.assert_allclose(float(got), reference(x[valid], y[valid], 1.0), rtol=1e-5)
 
 
@@ -112,8 +114,8 @@ def test_negatives_avoid_history_and_respect_domains():
   cfg = small_config()
   ds, task = build(cfg)
   batch = _batch(task, np.arange(32))
-  hp = llm4cdsr.Hyper(ds.num_items_a, ds.num_items_b, 0.1, 0.1, 1.0, 1.0, "target", True, True)
-  negs = jax.device_get(llm4cdsr.sample_train_negatives(jax.random.key(1), batch, hp))
+  hp = llm4cdsr.loss.Hyper(ds.num_items_a, ds.num_items_b, 0.1, 0.1, 1.0, 1.0, "target", True, True)
+  negs = jax.device_get(llm4cdsr.loss.sample_train_negatives(jax.random.key(1), batch, hp))
   hist = np.asarray(batch["hist"])
   na, nb = ds.num_items_a, ds.num_items_b
   for i in range(32):
@@ -133,7 +135,7 @@ def test_negatives_avoid_history_and_respect_domains():
 def test_self_attention_causality_flag(causal):
   cfg = small_config(causal_self_attention=causal)
   ds, task = build(cfg)
-  module = llm4cdsr.LLM4CDSR(
+  module = llm4cdsr.module.LLM4CDSR(
     ds.num_items_a, ds.num_items_b, hidden=16, max_len=12, global_dim=32, causal=causal
   )
   params = task.init_params(jax.random.key(0))
@@ -152,7 +154,7 @@ def test_gca_cross_attention_is_causal_in_merged_time():
   cfg = small_config(causal_self_attention=True)
   cfg.gca.positions = (0, 1)
   ds, task = build(cfg)
-  module = llm4cdsr.LLM4CDSR(
+  module = llm4cdsr.module.LLM4CDSR(
     ds.num_items_a,
     ds.num_items_b,
     hidden=16,
@@ -309,8 +311,8 @@ def test_reg_pool_inputs_leaves_out_one_occurrence_of_the_last_item():
   hist = jnp.array([[0, 0, 2, 5, 5, 9], [0, 1, 3, 4, 4, 4], [0, 0, 0, 0, 6, 8]])
   pos = jnp.zeros((3, 4), jnp.int32).at[:, -1].set(jnp.array([5, 3, 8]))
   batch = {"hist": hist, "pos": pos}
-  np.testing.assert_array_equal(llm4cdsr.reg_pool_mask(batch, "history"), np.asarray(hist) > 0)
-  got = np.asarray(llm4cdsr.reg_pool_mask(batch, "inputs"))
+  np.testing.assert_array_equal(llm4cdsr.loss.reg_pool_mask(batch, "history"), np.asarray(hist) > 0)
+  got = np.asarray(llm4cdsr.loss.reg_pool_mask(batch, "inputs"))
   np.testing.assert_array_equal(got, [[0, 0, 1, 0, 1, 1], [0, 1, 0, 1, 1, 1], [0, 0, 0, 0, 1, 0]])
 
 

@@ -51,7 +51,7 @@ ZERO_AT_INIT = {
 # id kind: "global" or the domain "a"/"b" of local ids)]}; the output's tokens follow the first
 # input.
 # EXEMPTION: LLM4CDSR's faithful default (model.causal_self_attention=False) lets a position attend
-# to later items, as the original code does (models/llm4cdsr.py); it is checked with the flag on,
+# to later items, as the original code does (models/llm4cdsr/); it is checked with the flag on,
 # and `test_llm4cdsr_default_does_see_the_future` shows the check can fail.
 CAUSAL = {
   "llm4cdsr": (

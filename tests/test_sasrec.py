@@ -46,8 +46,8 @@ def test_dual_streams_share_nothing_without_a_cell_and_meet_through_one():
 def test_negatives_stay_in_the_stream_and_outside_the_users_items():
   task = _task()
   batch = {k: jnp.asarray(v) for k, v in task.train_data.items()}
-  hp = sasrec.Hyper(task.num_items_a, task.num_items_b, "dual", 0.0)
-  negs = jax.device_get(sasrec.train_negatives(jax.random.key(1), batch, hp))
+  hp = sasrec.loss.Hyper(task.num_items_a, task.num_items_b, "dual", 0.0)
+  negs = jax.device_get(sasrec.loss.train_negatives(jax.random.key(1), batch, hp))
   hist = np.asarray(batch["hist"])
   for s, offset, n in (("a", 0, task.num_items_a), ("b", task.num_items_a, task.num_items_b)):
     neg = negs[s]
@@ -64,7 +64,7 @@ def test_bce_pair_is_pmixers_two_means():
   want = (-np.log(sig(0.5)) - np.log(sig(2.0))) / 2 + (
     -np.log(1 - sig(0.1)) - np.log(1 - sig(-0.7))
   ) / 2
-  assert float(sasrec.bce_pair(pos, neg, weight)) == pytest.approx(want, rel=1e-6)
+  assert float(sasrec.loss.bce_pair(pos, neg, weight)) == pytest.approx(want, rel=1e-6)
 
 
 def test_mixed_stream_trains_on_the_merged_catalogue():

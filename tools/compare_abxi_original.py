@@ -75,7 +75,7 @@ def main() -> int:
     f"parameters: original {sum(p.numel() for p in model.parameters()):,}, "
     f"orthoalign {sum(x.size for x in jax.tree_util.tree_leaves(params)):,}"
   )
-  module = abxi.make_module(na, nb, m, (), "other", {})
+  module = abxi.inputs.make_module(na, nb, m, (), "other", {})
   tensor = lambda x: torch.tensor(np.asarray(x)).long()
   int_mask = lambda s: (s != 0).unsqueeze(-1).to(torch.int32)
   failures = []
@@ -88,14 +88,16 @@ def main() -> int:
   # Training: h, the two losses and all gradients.
   batch = {k: jnp.asarray(v[:64]) for k, v in task.train_data.items()}
   batch["row_valid"] = jnp.ones(64, bool)
-  neg = abxi.sample_train_negatives(jax.random.key(3), batch, abxi.Hyper(na, nb, n_neg=m.n_neg))
+  neg = abxi.loss.sample_train_negatives(
+    jax.random.key(3), batch, abxi.loss.Hyper(na, nb, n_neg=m.n_neg)
+  )
 
   def loss(params):
     h = module.apply({"params": params}, batch, train=True)["h"]
-    per_pos = abxi.info_nce(h, params["ei"], batch["target"], neg, m.temp)
+    per_pos = abxi.loss.info_nce(h, params["ei"], batch["target"], neg, m.temp)
     t = batch["target"]
-    la = abxi.domain_loss(per_pos, (t > 0) & (t <= na), batch["row_valid"])
-    lb = abxi.domain_loss(per_pos, t > na, batch["row_valid"])
+    la = abxi.loss.domain_loss(per_pos, (t > 0) & (t <= na), batch["row_valid"])
+    lb = abxi.loss.domain_loss(per_pos, t > na, batch["row_valid"])
     return la + lb, (h, la, lb)
 
   (_, (h, la, lb)), grads = jax.value_and_grad(loss, has_aux=True)(params)

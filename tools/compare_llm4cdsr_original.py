@@ -166,7 +166,7 @@ def main() -> int:
   (loss, metrics), grads = jax.jit(
     jax.value_and_grad(lambda p: task.loss_fn(p, frozen, batch, rng), has_aux=True)
   )(params)
-  hp = llm4cdsr.Hyper(
+  hp = llm4cdsr.loss.Hyper(
     num_items_a=na,
     num_items_b=nb,
     alpha=m.alpha,
@@ -179,9 +179,11 @@ def main() -> int:
     reg_pool=m.reg_pool,
   )
   _, r_neg, r_reg = jax.random.split(rng, 3)  # as loss_fn splits its rng
-  negs = {k: np.asarray(v) for k, v in llm4cdsr.sample_train_negatives(r_neg, batch, hp).items()}
+  negs = {
+    k: np.asarray(v) for k, v in llm4cdsr.loss.sample_train_negatives(r_neg, batch, hp).items()
+  }
   hist = batch["hist"]
-  pool = llm4cdsr.reg_pool_mask(batch, hp.reg_pool)
+  pool = llm4cdsr.loss.reg_pool_mask(batch, hp.reg_pool)
   ka, kb = jax.random.split(r_reg)
   reg_a, found_a = negatives.sample_from_rows(ka, hist, pool & (hist <= na))
   reg_b, found_b = negatives.sample_from_rows(kb, hist, pool & (hist > na))

@@ -47,7 +47,7 @@ def main() -> int:
   sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from orthoalign.models import sasrec
 
-  module = sasrec.SASRec(
+  module = sasrec.module.SASRec(
     num_items_a=N_ITEMS,
     num_items_b=0,
     hidden=D,
@@ -82,7 +82,7 @@ def main() -> int:
   }
   init = lambda key: module.init({"params": key}, batch, train=False)["params"]
   params = port_check.perturbed_float64(init)
-  hp = sasrec.Hyper(num_items_a=N_ITEMS, num_items_b=0, streams="mixed", l2_emb=L2_EMB)
+  hp = sasrec.loss.Hyper(num_items_a=N_ITEMS, num_items_b=0, streams="mixed", l2_emb=L2_EMB)
 
   model = TorchSASRec(
     ROWS,
@@ -114,7 +114,7 @@ def main() -> int:
 
   def loss(p):
     out = module.apply({"params": p}, batch, train=True)
-    value, _ = sasrec.loss_fn(
+    value, _ = sasrec.loss.loss_fn(
       module, hp, p, {}, batch, jax.random.key(0), negs={"m": jnp.asarray(neg)}
     )
     table = p["item_emb_m"]
@@ -159,7 +159,7 @@ def main() -> int:
   model.eval()
   with torch.no_grad():
     scores_t = model.predict(None, seq, np.array(batch["cand"])).numpy()
-  out = sasrec.eval_fn(module, hp, params, {}, params["item_emb_m"], batch)
+  out = sasrec.loss.eval_fn(module, hp, params, {}, params["item_emb_m"], batch)
   report(
     "predict: candidate scores, max |difference|",
     np.abs(scores_t - np.asarray(out.sampled_scores)).max(),

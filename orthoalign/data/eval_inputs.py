@@ -16,7 +16,7 @@ Case groups (the same reporting), only on a merged timeline (`CDSRDataset.merged
                                 case is where cross-domain transfer has to carry the prediction;
                                 with ABXI's in-place evaluation layout it is also the case whose
                                 target-domain stream ends in padding, which GCA cells leave as it
-                                is (models/abxi.py, docs/metrics.md).
+                                is (models/abxi/, docs/metrics.md).
 """
 
 from __future__ import annotations

@@ -1,0 +1,122 @@
+"""ABXI (Bian et al., WWW 2025) in Flax Linen, with GCA insertion points.
+
+Reproduces the authors' v2 code as of v2.1 (`DiMarzioBian/ABXI`, commit 72e52c9; the versions read
+are `models/ABXI.py`, `main.py` and `models/data/dataloader.py` at 3239e14, `models/encoders.py`,
+`models/layers.py`, `models/utils/initialization.py` and `models/data/evaluation.py` at 24faf77,
+`models/utils/position.py` at 5ec87b5, `trainer.py` at 10075a4; see reference/baselines.md §1).
+One item table `ei` (inputs and output scores), reversed positions, ONE shared causal attention
+block for the merged (x) and domain (a, b) sequences, a shared SwiGLU FFN with per-sequence domain
+LoRA (dLoRA) and LayerNorm, an invariant projector with invariant LoRA (iLoRA) carrying x into each
+domain, domain projectors, and the per-position mix `h = h_A * m_A + h_B * m_B` by the target's
+domain. InfoNCE (temperature 0.75) at every position against 128 A + 128 B negatives that avoid the
+user's train-part items; objective loss_A + loss_B.
+
+GCA (not in the original): cells `gca<p>_A` / `gca<p>_B` at p = 0 (after the embedding), 1 (after
+the attention block) or 2 (after the FFN/LoRA stage) update the A and B streams, querying the other
+domain's stream (`gca.kv="other"`) or the merged stream (`"mixed"`) under a causal mask on merged
+time (`data/abxi_windows.py` defines the times of aligned and evaluation tokens).
+
+Reproduced details: no key-padding mask (padding tokens are zero vectors whose keys/values are the
+in-projection bias); attention-probability dropout 0; dropout sampled separately on every branch;
+LayerNorm eps 1e-5 on masked inputs (`LN(x * m)` leaves the LN bias at masked slots until the final
+mix); at evaluation the FFN/LoRA stage runs on the last position with mask 1; initialisation
+(Linear N(0, 0.02) and zero bias, also the attention out-projection; attention in-projection
+xavier-uniform with zero bias; embeddings trunc-normal(0, 0.02, +-0.04) including the pad row;
+LoRA A = randn/50, B = 0; LayerNorm 1/0). Positions count backwards (most recent = 1); in training
+the aligned domain sequences have interior gaps, so a token's position also counts the later
+same-domain targets of the sequence (the original's behaviour).
+
+Quirks of the original, flags whose defaults are the v2.1 behaviour:
+  * `neg_b_off_by_one=True`: v2's `idx_all_b = arange(n_item_a, n_item + 1)` lets the last A item
+    (id nA) be drawn as a B negative (v1: `n_item_a + 1`).
+  * `eval_domain_seq="inplace"`: at evaluation `trainer.evaluate_batch` builds seq_a / seq_b by
+    zeroing the other domain's items of seq_x slot for slot. When the last input item is a B item,
+    seq_a's last slot is padding, its attention output is masked to 0 and the A stream reaches the
+    final mix only as LayerNorm biases (likewise for B). "compact" gives each stream the prefix's
+    own-domain items, left-padded, as reference/baselines.md describes the evaluation inputs.
+    With GCA this matters more: a cell leaves padding queries as they are (models/gca.py), so in
+    place, a *switch* case (last input from the other domain: 36.7 % of abxi-afk's test cases) gets
+    nothing from any GCA cell: the stream it is scored on never queried the other domain. This is
+    kept as the faithful default, since the slot holds no item to query with; the metrics are
+    reported per case group `switch` / `stay` (data/eval_inputs.py), `build` prints the share,
+    and `compact` (or `python -m orthoalign.evaluate --set=model.eval_domain_seq=compact`) lets GCA
+    reach every case whose own stream has seen the other domain.
+
+Deviations (named):
+  * Training negatives are drawn on device (`negatives.sample_distinct_excluding`: vectorised
+    rejection, exactly the original's uniform draw without replacement unless more than 32 of 160
+    candidates are rejected, chance < 1e-25 on Food-Kitchen), per position as the original (a fresh
+    128 A + 128 B at every non-pad position). All draws avoid the whole train-part history (the
+    original's B pool avoids only its B items, so id nA can be drawn there even when seen).
+  * Evaluation candidates are orthoalign's frozen sets (`data_load.candidates`, the target's domain
+    minus the history) instead of a fresh draw at every evaluation (which, in the original, has the
+    same off-by-one for B targets).
+  * Ranks: the trainer counts ties against the target, ABXI in its favour (negligible for float
+    scores); best-epoch selection is strict (`>`), ABXI's is `>=`.
+  * Users whose train part has < 2 items are not trained on (ABXI's data has none).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from orthoalign import errors
+from orthoalign.data import abxi_windows
+from orthoalign.data import dataset as dataset_lib
+from orthoalign.models import task as task_lib
+from orthoalign.models.abxi.config import GCA_KV
+from orthoalign.models.abxi.config import REPLICA_HPARAMS
+from orthoalign.models.abxi.config import default_config
+from orthoalign.models.abxi.config import validate
+from orthoalign.models.abxi.inputs import catalog_scoring
+from orthoalign.models.abxi.inputs import make_module
+from orthoalign.models.abxi.loss import Hyper
+from orthoalign.models.abxi.loss import eval_fn
+from orthoalign.models.abxi.loss import loss_fn
+
+__all__ = ["GCA_KV", "REPLICA_HPARAMS", "build", "default_config", "validate"]
+
+
+def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
+  """Builds the ABXI task (module, training and evaluation arrays) for one dataset and config."""
+  m = config.model
+  task_lib.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
+  if m.n_neg > min(ds.num_items_a, ds.num_items_b):
+    raise errors.ConfigError(
+      f"config key model.n_neg={m.n_neg}: ABXI draws that many distinct negatives per domain, "
+      f"but the domains have {ds.num_items_a} (A) and {ds.num_items_b} (B) items"
+    )
+  gca = task_lib.gca_settings(config)
+  module = make_module(ds.num_items_a, ds.num_items_b, m, gca.positions, gca.kv, gca.cell)
+  hp = Hyper(
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    n_neg=int(m.n_neg),
+    temp=float(m.temp),
+    neg_b_off_by_one=bool(m.neg_b_off_by_one),
+    catalog_scoring=catalog_scoring(m.neg_scoring),
+  )
+  # A saved config without the key predates it: such runs were evaluated with the compact layout.
+  layout = m.eval_domain_seq
+  task = task_lib.assemble(
+    ds,
+    config,
+    module=module,
+    train_data=abxi_windows.train_windows(ds, m.max_len),
+    eval_windows=lambda d, split: abxi_windows.eval_windows(d, split, m.max_len, layout),
+    loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
+    eval_fn=lambda p, f, t, b: eval_fn(module, p, f, t, b),
+    tables_fn=lambda p, f: p["ei"],
+    hparams={"temp": hp.temp},
+  )
+  if gca.positions and layout == "inplace":
+    switch = task.eval_data["test"].get("group/switch")
+    if switch is not None and len(switch):
+      print(
+        f"ABXI: in-place evaluation layout (model.eval_domain_seq): {int(switch.sum())} of "
+        f"{len(switch)} test cases ({switch.mean():.1%}) are switch cases, whose target-domain "
+        "stream ends in padding; the GCA cells cannot reach them (metrics per group 'switch' / "
+        "'stay'; the compact layout gives that slot the stream's last own item)",
+        flush=True,
+      )
+  return task

@@ -1,0 +1,128 @@
+"""ABXI's InfoNCE loss over sampled negatives, and its scoring."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from orthoalign.data import negatives
+from orthoalign.models import gca as gca_lib
+from orthoalign.models import task as task_lib
+from orthoalign.models.abxi.module import ABXI
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyper:
+  """Loss and sampling settings of one ABXI run (static; not vmapped)."""
+
+  num_items_a: int
+  num_items_b: int
+  n_neg: int = 128
+  temp: float = 0.75
+  neg_b_off_by_one: bool = True
+  catalog_scoring: bool = False
+
+
+def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> Array:
+  """[B, L, 2 * n_neg] global ids: per position n_neg distinct A items then n_neg distinct B items
+  (without replacement, as the original), none in `hist`.
+  """
+  na, nb = hp.num_items_a, hp.num_items_b
+  shape, hist = batch["target"].shape, batch["hist"]
+  r_a, r_b = jax.random.split(rng)
+  neg_a = negatives.sample_distinct_excluding(r_a, shape, 1, na + 1, hist, hp.n_neg)
+  low_b = na if hp.neg_b_off_by_one else na + 1  # v2's arange(n_item_a, n_item + 1)
+  neg_b = negatives.sample_distinct_excluding(r_b, shape, low_b, na + nb + 1, hist, hp.n_neg)
+  return jnp.concatenate([neg_a, neg_b], axis=-1)
+
+
+# Rows per block of the gathered InfoNCE: the [rows, L, 256, d] negative embeddings of one block
+# (~400 MB at 32 rows) are rematerialised in the backward pass instead of kept for the whole batch
+# (3.2 GB per replica at 256 rows, which capped the CPU at R = 5); the epoch time is unchanged.
+_GATHER_BLOCK_ROWS = 32
+
+
+def info_nce(
+  h: Array, table: Array, target: Array, neg: Array, temp: float, catalog: bool = False
+) -> Array:
+  """-log softmax([<h, e_target>, <h, e_neg>...] / temp)[0] per position: [B, L].
+
+  catalog=True scores every item once ([B, L, n_items+1]) and picks the target and negatives from
+  it: the same numbers with one dense matmul (more FLOPs, no gathers or scatters), the better
+  trade on a GPU. catalog=False gathers the negatives' embeddings block by block of rows.
+  """
+  if catalog:
+    scores = h @ table.T
+    pos = jnp.take_along_axis(scores, target[..., None], -1)
+    negs = jnp.take_along_axis(scores, neg, -1)
+    return _nce_from_logits(pos, negs, temp)
+
+  @jax.checkpoint
+  def block(h, target, neg):
+    pos = jnp.sum(h * table[target], -1, keepdims=True)
+    return _nce_from_logits(pos, jnp.einsum("bld,blnd->bln", h, table[neg]), temp)
+
+  rows = h.shape[0]
+  size = next(k for k in range(min(rows, _GATHER_BLOCK_ROWS), 0, -1) if rows % k == 0)
+  split = lambda x: x.reshape((rows // size, size) + x.shape[1:])
+  _, out = jax.lax.scan(lambda c, xs: (c, block(*xs)), None, (split(h), split(target), split(neg)))
+  return out.reshape(target.shape)
+
+
+def _nce_from_logits(pos: Array, negs: Array, temp: float) -> Array:
+  logits = jnp.concatenate([pos, negs], -1) / temp
+  return -jax.nn.log_softmax(logits, axis=-1)[..., 0]
+
+
+def domain_loss(per_pos: Array, mask: Array, row_valid: Array) -> Array:
+  """ABXI's `(loss * cal_norm_mask(mask)).sum(-1).mean()`: per-sequence mean over the masked
+  positions (0 for a sequence without any), then the mean over the (valid) sequences.
+  """
+  w = mask.astype(per_pos.dtype)
+  count = jnp.sum(w, -1)
+  per_row = jnp.where(count > 0, jnp.sum(per_pos * w, -1) / jnp.maximum(count, 1.0), 0.0)
+  rows = row_valid.astype(per_pos.dtype)
+  return jnp.sum(per_row * rows) / jnp.maximum(jnp.sum(rows), 1.0)
+
+
+def loss_fn(
+  module: ABXI,
+  hp: Hyper,
+  params: Any,
+  frozen: Any,
+  batch: dict[str, Array],
+  rng: Array,
+  hparams: dict[str, Array] | None = None,
+) -> tuple[Array, dict[str, Array]]:
+  """ABXI's training objective loss_A + loss_B on one batch; batch["row_valid"] masks padded rows.
+
+  `hparams` {"temp"}: this replica's InfoNCE temperature (a scalar); None = hp.temp.
+  """
+  temp = (hparams or {}).get("temp", hp.temp)
+  r_drop, r_neg = jax.random.split(rng)
+  out = module.apply({"params": params, **frozen}, batch, train=True, rngs={"dropout": r_drop})
+  neg = sample_train_negatives(r_neg, batch, hp)
+  target = batch["target"]
+  per_pos = info_nce(out["h"], params["ei"], target, neg, temp, hp.catalog_scoring)
+  na = hp.num_items_a
+  loss_a = domain_loss(per_pos, (target > 0) & (target <= na), batch["row_valid"])
+  loss_b = domain_loss(per_pos, target > na, batch["row_valid"])
+  loss = loss_a + loss_b
+  return gca_lib.orth_penalty_loss(
+    loss, {"loss": loss, "loss_a": loss_a, "loss_b": loss_b}, out["cells"], hparams
+  )
+
+
+def eval_fn(
+  module: ABXI, params: Any, frozen: Any, table: Array, batch: dict[str, Array]
+) -> task_lib.EvalOutputs:
+  """Scores <h, ei(item)> of the frozen candidates and of every item (by global id)."""
+  out = module.apply({"params": params, **frozen}, batch, train=False)
+  h = out["h"]
+  sampled = jnp.einsum("bd,bcd->bc", h, table[batch["cand"]])
+  return task_lib.EvalOutputs(sampled_scores=sampled, full_scores=h @ table.T, cells=out["cells"])

@@ -1,0 +1,209 @@
+"""LLM4CDSR (Liu et al., SIGIR 2025) in Flax Linen, with GCA insertion points.
+
+Faithful to the authors' code (`liuqidong07/LLM4CDSR-pytorch`, see reference/baselines.md §2):
+three SASRec encoders (mixed "AB", A, B); the mixed path reads a frozen LLM item table through a
+2-layer linear adapter (no activation) scaled by sqrt(table dim); the domain paths read frozen
+128-d tables; score = mixed score + target-domain score; seq2seq BCE with one negative per
+position; alpha * item regularisation and beta * user guidance (soft-target CLIP losses).
+
+Quirks of the original, each a flag whose default is the original behaviour:
+  * `causal_self_attention=False`: the backbone's causal mask is commented out upstream.
+  * `mixed_neg_domain="input"`: the mixed stream's negative comes from the domain of the *input*
+    item at that position, not the target's.
+  * `independent_negatives=True`: mixed and domain streams draw different negative items, in
+    training and in the sampled evaluation protocol.
+  * `neg_exclusive_upper=True`: `random_neq(l, r)` never returns the last item of a domain
+    (training negatives only; evaluation candidates are orthoalign's frozen sets).
+  * `reg_pool="inputs"`: the alpha (item-regularisation) loss draws its A and B item from the
+    user's training prefix *without its last item* (upstream `CDSRRegSeq2SeqDatasetUser` takes
+    `data[index][:-1]`, i.e. only items that are also inputs). `"history"` draws from the whole
+    training prefix, which is what orthoalign did before the flag existed (and what a config saved
+    without the key still gets). Default: upstream's, as for every quirk here; the difference is one
+    item per user (users whose only B or only A item is the last one lose their alpha pair).
+  * `mask_padding_keys=False`: the self-attention has no key-padding mask, so padding positions
+    (zero embeddings, i.e. the LayerNorm bias after the first norm) act as keys and every output
+    depends on how much padding its sequence carries. True masks them out (GCA cells always do);
+    `train.length_buckets` needs it, because it cuts padding off (orthoalign/train/step.py).
+
+Upstream differences that are not quirks of its code:
+  * `missing_text="learned"` (default): upstream has an LLM embedding for every item, so it never
+    meets an item without text. Here titles can be missing (abxi-afk with LLMCDSR's titles: about a
+    third of the Food items), and every such item gets the same all-zero text row, hence the same
+    frozen mixed and domain vectors: the model cannot tell them apart. "learned" gives each item
+    without text its own trainable row (xavier-normal, as the "w/o LLM" ID embeddings), added to its
+    frozen vector only where text is missing: after the adapter on the mixed path (width hidden,
+    frozen global table only; an unfrozen table is trainable per row anyway) and on each domain's
+    frozen local table. "zero" keeps the shared zero row (orthoalign's behaviour before the key; a
+    saved config without the key gets it). Items are "without text" where `ds.item_text_emb` has an
+    all-zero row (orthoalign/data/text_emb.py writes exactly that for a blank title); `build` prints
+    how many per domain. With "learned" the frozen collection also holds int32 row maps
+    (missing_index_{m,a,b}, one entry per item), which the frozen/total parameter counts include.
+  * Validation (and test) negatives: upstream redraws its 100 sampled negatives with Python `random`
+    on every evaluation pass, so they change every epoch and every run; orthoalign freezes one set
+    per split (`eval.candidate_seed`), shared by all epochs and seeds (no flag: the frozen sets make
+    model selection and seeds comparable).
+  * Item tables and user profiles: with the authors' pickles (`<llm_emb_file>_all.pkl`,
+    `_A_pca128.pkl`, `_B_pca128.pkl`, `<user_emb_file>.pkl`, read through the restricted unpickler
+    by orthoalign/data/readers/llm4cdsr_tables.py) the model runs on the authors' inputs:
+    `model.llm_emb_dir="auto"` finds them in a `handled` data folder, a path names another folder,
+    "none" ignores them. Their global table keeps its own width (model.global_dim is not applied)
+    and their local width must equal model.hidden_size, as upstream requires. Without them,
+    orthoalign substitutes PCA tables of its title embeddings (`data.text_emb`) and, for the user
+    profiles, the mean title embedding of the user's training items; `build` prints which.
+  * User-profile window (beta loss): upstream summarises, per k-means cluster of item embeddings,
+    the titles of the last 15 items of the user's sequence without its last (test) item, so the
+    validation target is inside the profile, and embeds GPT summaries with ada-002; the substitute
+    profile is the mean text embedding of all the user's *training* items (validation target
+    excluded). With the authors' file the profile is theirs, window included.
+
+Deviations (named): weight decay is decoupled (AdamW; the original's default is 0, so Adam); the
+user-guidance loss reuses the training forward pass instead of a second dropout-resampled pass; with
+no item tables the unused 1024->512->128 adapter is not created.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from orthoalign.data import dataset as dataset_lib
+from orthoalign.data import load as data_load
+from orthoalign.data import windows
+from orthoalign.models import task as task_lib
+from orthoalign.models.llm4cdsr.config import REPLICA_HPARAMS
+from orthoalign.models.llm4cdsr.config import check_length_buckets
+from orthoalign.models.llm4cdsr.config import default_config
+from orthoalign.models.llm4cdsr.config import validate
+from orthoalign.models.llm4cdsr.inputs import author_tables
+from orthoalign.models.llm4cdsr.inputs import frozen_tables
+from orthoalign.models.llm4cdsr.inputs import missing_text_index
+from orthoalign.models.llm4cdsr.inputs import report_inputs
+from orthoalign.models.llm4cdsr.loss import Hyper
+from orthoalign.models.llm4cdsr.loss import eval_fn
+from orthoalign.models.llm4cdsr.loss import eval_tables
+from orthoalign.models.llm4cdsr.loss import loss_fn
+from orthoalign.models.llm4cdsr.module import LLM4CDSR
+
+__all__ = ["REPLICA_HPARAMS", "build", "check_length_buckets", "default_config", "validate"]
+
+Array = jax.Array
+
+
+def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
+  """Builds the LLM4CDSR task (module, frozen tables, device arrays) for one dataset and config."""
+  m = config.model
+  task_lib.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
+  author = author_tables(ds, config)
+  tables = frozen_tables(ds, m, author)
+  global_dim = tables["global_table"].shape[1] if "global_table" in tables else 0
+  train = windows.train_windows(ds, m.max_len)
+  swept = config.sweep.model
+  # A term exists in the program when any replica gives it a non-zero weight.
+  alpha = max((abs(float(v)) for v in (m.alpha, *swept.alpha)), default=0.0)
+  beta = max((abs(float(v)) for v in (m.beta, *swept.beta)), default=0.0)
+  if author is not None and author.users is not None:
+    profiles, source = author.users[train["user"]], f"the authors' {author.files[3]}"
+  elif ds.item_text_emb is not None:
+    profiles, source = (
+      None,
+      (
+        "mean text embedding of the user's training items (substitute for "
+        "the authors' GPT profiles)"
+      ),
+    )
+  else:
+    profiles, source = None, "none (no text): the beta loss is off"
+  report_inputs(ds, config, author, source)
+  if beta and profiles is None and ds.item_text_emb is not None:
+    profiles = windows.mean_text_profiles(ds.item_text_emb, train["hist"])
+  use_profiles = profiles is not None
+  beta = beta if use_profiles else 0.0
+  if beta:
+    train["user_profile"] = profiles
+  frozen = {k: v for k, v in tables.items() if k != "global_table" or m.freeze_emb}
+  missing = missing_text_index(ds, author)
+  missing_rows = [0, 0, 0]
+  if m.missing_text == "learned":
+    # Frozen-table paths only: the mixed path when its global table is frozen, the domain paths when
+    # they read the local tables (an unfrozen table or ID embeddings are trainable per item anyway).
+    uses = {"m": global_dim and m.freeze_emb, "a": "table_a" in tables, "b": "table_b" in tables}
+    for i, name in enumerate(("m", "a", "b")):
+      k = int((missing[name] >= 0).sum()) if name in missing else 0
+      if uses[name] and k:
+        missing_rows[i] = k
+        frozen[f"missing_index_{name}"] = missing[name]
+  gca = task_lib.gca_settings(config)
+  module = LLM4CDSR(
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    hidden=m.hidden_size,
+    num_blocks=m.num_blocks,
+    num_heads=m.num_heads,
+    dropout=m.dropout,
+    max_len=m.max_len,
+    global_dim=global_dim,
+    freeze_global=m.freeze_emb,
+    local_emb="table_a" in tables,
+    user_dim=profiles.shape[1] if beta else 0,
+    causal=m.causal_self_attention,
+    mask_padding_keys=bool(m.mask_padding_keys),
+    ffn_size=int(m.ffn_size),
+    missing_rows=tuple(missing_rows),
+    gca_positions=gca.positions,
+    gca=gca.cell,
+  )
+  hp = Hyper(
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    alpha=float(m.alpha),
+    beta=float(m.beta) if use_profiles else 0.0,
+    tau=float(m.tau),
+    tau_reg=float(m.tau_reg),
+    reg_term=alpha > 0,
+    user_term=beta > 0,
+    mixed_neg_domain=m.mixed_neg_domain,
+    independent_negatives=m.independent_negatives,
+    neg_exclusive_upper=m.neg_exclusive_upper,
+    reg_pool=m.reg_pool,
+  )
+
+  def cand_dom(split_name: str) -> dict[str, np.ndarray]:
+    seed = config.eval.candidate_seed
+    # The original draws the domain stream's candidates independently; freeze a second set.
+    cand = data_load.candidates(
+      ds, split_name, config.eval.num_negatives, seed + 1000 if hp.independent_negatives else seed
+    )
+    return {
+      "cand_dom": np.where(cand > ds.num_items_a, cand - ds.num_items_a, cand).astype(np.int32)
+    }
+
+  sample_batch = {k: v[:1] for k, v in train.items()}
+  sample_batch["row_valid"] = np.ones((1,), bool)
+
+  def init_params(rng: Array) -> Any:
+    variables = module.init({"params": rng, "dropout": rng}, sample_batch, method=LLM4CDSR.init_all)
+    params = variables["params"]
+    if "item_emb_llm" in params:  # unfrozen LLM table starts from the PCA table
+      params = {**params, "item_emb_llm": jnp.asarray(tables["global_table"])}
+    return params
+
+  return task_lib.assemble(
+    ds,
+    config,
+    module=module,
+    train_data=train,
+    eval_windows=lambda d, split: windows.eval_windows(d, split, m.max_len),
+    extra_eval=cand_dom,
+    loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
+    eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
+    tables_fn=lambda p, f: eval_tables(module, p, f),
+    frozen={"frozen": frozen} if frozen else {},
+    init_params=init_params,
+    hparams={"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg},
+    length_fn=windows.window_lengths,
+    crop_fn=windows.crop_windows,
+  )

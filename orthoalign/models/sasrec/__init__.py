@@ -1,0 +1,113 @@
+"""SASRec, the single-domain floor of CDSR papers, per domain ("dual") or on the merged timeline.
+
+Faithful to the PyTorch port pmixer/SASRec.pytorch at 72ba89d (2021-06-09, `model.py` and
+`main.py`; Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018): the block of
+layers.SASRecBlock, which LLM4CDSR's and CDSRNP's encoders here use too:
+  * inputs E[item] * sqrt(d) + P[slot], slot = 0..L-1 of the left-padded window (padding slots
+    included, `model.positions="slot"`), embedding dropout, then padding tokens zeroed;
+  * `model.num_blocks` blocks Q = LN(x); x = Q + MHA(Q, x, x) (causal mask, no key-padding mask);
+    x = FFN(LN(x)) with FFN(h) = h + conv(ReLU(conv(h))) (1x1 convolutions, dropout after each);
+    x *= valid; a last LayerNorm (eps 1e-8 everywhere);
+  * training: at every position with a next item, BCE with logits on <f_t, E[pos_t]> (label 1) and
+    on <f_t, E[neg_t]> (label 0), one negative per position drawn uniformly from the catalogue
+    outside the user's items, each term a mean over those positions; plus `model.l2_emb` times
+    the Frobenius norm (not its square) of the item table;
+  * scores: <f_last, E[item]>, the item table tied to the input;
+  * initialisation: xavier_normal_ on every >= 2-D parameter (the item and position tables, the
+    attention in-projection and out-projection, the 1x1 convolutions), torch's defaults for the
+    rest (LayerNorm 1/0, attention biases 0, convolution biases U(+-1/sqrt(d))).
+
+`model.streams`:
+  * "dual": one such SASRec per domain, nothing shared, each over its own domain's window
+    (data/domain_windows.py) with its own item table (local ids). A GCA cell between the two
+    streams is then the only path for cross-domain information: cells gca<p>_A (the A stream
+    queries B) and gca<p>_B at p = 0 (after the embeddings) and p = i (after block i), under the
+    causal mask in merged time. Loss = loss_A + loss_B. A case of domain D is scored by D's
+    stream at its last position.
+  * "mixed": one SASRec over the merged timeline (data/windows.py) with one table of both domains'
+    items (global ids); negatives from the whole catalogue. No second stream, so no GCA cell.
+
+Flags whose defaults reproduce 72ba89d: `model.positions` ("slot"; "item" = orthoalign's own
+per-item index 1..n, 1 = the oldest item kept, 0 on padding, as data/domain_windows.py gives it;
+pmixer's later code gives a valid slot its slot index + 1 instead, which agrees with "item" only
+on a full window), `model.pre_ln` (False;
+True = the textbook pre-LN block, pmixer's later `--norm_first`).
+
+Deviations, named:
+  * Windows: a dual stream's window holds the last `max_len` items of the domain including the
+    last one (whose target is "none"), so it trains max_len - 1 positions where pmixer trains
+    max_len once a history is longer than the window; the merged window is pmixer's.
+  * pmixer never zeroes the item table's row 0 at 72ba89d (`padding_idx=0` only freezes it); it
+    reaches no score or loss there or here, so here it is whatever the initialiser drew.
+  * Optimiser: the trainer's Adam(W) with betas (0.9, 0.999); pmixer uses Adam(lr 1e-3, betas
+    (0.9, 0.98)). Evaluation: the trainer's protocols, not pmixer's 100 popularity-free negatives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from orthoalign.data import dataset as dataset_lib
+from orthoalign.data import domain_windows
+from orthoalign.data import windows
+from orthoalign.models import task as task_lib
+from orthoalign.models.sasrec.config import REPLICA_HPARAMS
+from orthoalign.models.sasrec.config import default_config
+from orthoalign.models.sasrec.config import validate
+from orthoalign.models.sasrec.inputs import make_module
+from orthoalign.models.sasrec.loss import Hyper
+from orthoalign.models.sasrec.loss import eval_fn
+from orthoalign.models.sasrec.loss import loss_fn
+
+__all__ = ["REPLICA_HPARAMS", "build", "default_config", "validate"]
+
+
+Array = jax.Array
+
+
+def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
+  """Builds the SASRec task (module, training and evaluation windows).
+
+  Raises:
+    ConfigError: model.streams="mixed" on data without a merged timeline.
+  """
+  m = config.model
+  dual = m.streams == "dual"
+  if not dual:
+    task_lib.require_merged_timeline(ds, config, "model.streams='mixed' reads the merged sequence")
+  gca = task_lib.gca_settings(config)
+  module = make_module(ds, m, gca.positions, gca.cell)
+  hp = Hyper(
+    num_items_a=ds.num_items_a,
+    num_items_b=ds.num_items_b,
+    streams=m.streams,
+    l2_emb=float(m.l2_emb),
+  )
+  if dual:
+    train = domain_windows.train_windows(ds, m.max_len)
+    eval_windows = lambda d, split: domain_windows.eval_windows(d, split, m.max_len)
+  else:
+    full = windows.train_windows(ds, m.max_len)
+    train = {k: full[k] for k in ("seq", "pos", "positions", "hist", "user")}
+    eval_windows = lambda d, split: windows.eval_windows(d, split, m.max_len)
+
+  def tables_fn(params: Any, frozen: Any) -> Array:
+    del frozen
+    if dual:  # concatenated once per evaluation, not per batch of scores (train.item_shards)
+      return jnp.concatenate([params["item_emb_a"], params["item_emb_b"][1:]])
+    return params["item_emb_m"]
+
+  return task_lib.assemble(
+    ds,
+    config,
+    module=module,
+    train_data=train,
+    eval_windows=eval_windows,
+    loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
+    eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
+    tables_fn=tables_fn,
+  )

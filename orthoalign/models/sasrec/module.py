@@ -1,0 +1,109 @@
+"""The SASRec Flax module (pmixer's port): one encoder per stream, GCA insertion points."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from orthoalign.models import gca as gca_lib
+from orthoalign.models import layers
+
+Array = jax.Array
+
+
+_LN_EPS = 1e-8
+
+
+class SASRec(nn.Module):
+  """SASRec per domain or on the merged timeline (module docstring); attributes mirror `model.*`.
+
+  Attributes:
+    num_items_a, num_items_b: catalogue sizes (local ids 1..n per domain, 0 = padding).
+    hidden, num_blocks, num_heads, dropout, max_len, ffn_size: the SASRec stack(s) (ffn_size 0 =
+      hidden).
+    streams: "dual" (streams "a" and "b") or "mixed" (stream "m", global ids).
+    positions: "slot" or "item".
+    pre_ln: textbook pre-LN blocks.
+    gca_positions: GCA insertion points ("dual" only).
+    gca: keyword arguments of every gca.GatedCrossAttention cell.
+  """
+
+  num_items_a: int
+  num_items_b: int
+  hidden: int = 50
+  num_blocks: int = 2
+  num_heads: int = 1
+  dropout: float = 0.5
+  max_len: int = 50
+  ffn_size: int = 0
+  streams: str = "dual"
+  positions: str = "slot"
+  pre_ln: bool = False
+  gca_positions: tuple[int, ...] = ()
+  gca: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def names(self) -> tuple[str, ...]:
+    return ("a", "b") if self.streams == "dual" else ("m",)
+
+  def setup(self):
+    d = self.hidden
+    n = {"a": self.num_items_a, "b": self.num_items_b, "m": self.num_items_a + self.num_items_b}
+    names = self.names()
+    self.item_emb = {
+      s: self.param(f"item_emb_{s}", layers.xavier_normal, (n[s] + 1, d)) for s in names
+    }
+    rows = self.max_len if self.positions == "slot" else self.max_len + 1
+    self.pos_emb = {s: self.param(f"pos_emb_{s}", layers.xavier_normal, (rows, d)) for s in names}
+    self.blocks = {
+      s: [
+        layers.SASRecBlock(
+          d,
+          self.num_heads,
+          self.dropout,
+          causal=True,
+          ffn_inner=self.ffn_size,
+          pre_ln=self.pre_ln,
+          name=f"block_{s}{i + 1}",
+        )
+        for i in range(self.num_blocks)
+      ]
+      for s in names
+    }
+    self.last_ln = {s: nn.LayerNorm(epsilon=_LN_EPS, name=f"last_ln_{s}") for s in names}
+    self.emb_dropout = nn.Dropout(self.dropout)
+    self.cells = gca_lib.make_cells(d, self.gca_positions, self.gca)
+
+  def _embed(self, s: str, ids: Array, positions: Array, train: bool) -> Array:
+    if self.positions == "slot":
+      positions = jnp.broadcast_to(jnp.arange(ids.shape[1]), ids.shape)
+    e = self.item_emb[s][ids] * math.sqrt(self.hidden) + self.pos_emb[s][positions]
+    return self.emb_dropout(e, deterministic=not train) * (ids > 0)[..., None]
+
+  def __call__(self, rows: dict[str, Array], *, train: bool) -> dict[str, Any]:
+    """Encodes the streams of a batch of windows.
+
+    Args:
+      rows: "dual": seq_a/seq_b, positions_a/_b, time_a/_b [B, L] (data/domain_windows.py);
+        "mixed": seq, positions [B, L] (data/windows.py).
+      train: enables dropout.
+
+    Returns:
+      {"f_a", "f_b"} or {"f_m"}: [B, L, d] final features (after the last LayerNorm); "cells": the
+      GCA intermediates by cell name.
+    """
+    key = {"a": "_a", "b": "_b", "m": ""}
+    ids = {s: rows[f"seq{key[s]}"] for s in self.names()}
+    h = {s: self._embed(s, ids[s], rows[f"positions{key[s]}"], train) for s in self.names()}
+    cells: dict[str, Any] = {}
+    if 0 in self.gca_positions:
+      h.update(gca_lib.exchange(self.cells, 0, h, rows, train=train, out=cells))
+    for i in range(self.num_blocks):
+      h = {s: self.blocks[s][i](h[s], ids[s] > 0, train=train) for s in self.names()}
+      if i + 1 in self.gca_positions:
+        h.update(gca_lib.exchange(self.cells, i + 1, h, rows, train=train, out=cells))
+    return {**{f"f_{s}": self.last_ln[s](h[s]) for s in self.names()}, "cells": cells}
