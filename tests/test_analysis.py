@@ -69,6 +69,17 @@ def test_report_end_to_end(tmp_path, capsys):
 def test_missing_or_bad_results_named(tmp_path):
   with pytest.raises(DataError, match="results.jsonl: no results.jsonl"):
     results.load_runs([tmp_path])
-  (tmp_path / "results.jsonl").write_text('{"a": 1}\nnot json\n')
+  good = '{"replica": 0, "best_epoch": 3, "test/sampled/A/mrr": 0.5}'
+  (tmp_path / "results.jsonl").write_text(good + "\nnot json\n")
   with pytest.raises(DataError, match=r"results.jsonl:2: expected one JSON object per line"):
     results.load_runs([tmp_path])
+  damaged = {  # a hand-edited row: one line naming file, line and what was expected
+    '{"replica": 0}': r"results.jsonl:1: the results row has no 'best_epoch'",
+    '{"replica": 0, "best_epoch": 3, "config": 5}': r"results.jsonl:1: expected 'config' to be",
+    '{"replica": 0, "best_epoch": 3, "test/sampled/A/mrr": "x"}': r":1: expected a number for 'te",
+    "[1, 2]": r"results.jsonl:1: expected a JSON object",
+  }
+  for text, match in damaged.items():
+    (tmp_path / "results.jsonl").write_text(text + "\n")
+    with pytest.raises(DataError, match=match):
+      results.load_runs([tmp_path])

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 
 import ml_collections
 import pytest
@@ -128,3 +129,40 @@ def test_configdict_of_an_upgraded_config_keeps_lists_as_saved():
   assert isinstance(config, ml_collections.ConfigDict)
   assert list(config.train.length_buckets) == [3]
   assert config.model.neg_scoring == "auto" and config.model.eval_domain_seq == "compact"
+
+
+@pytest.mark.parametrize(
+  "edit, match",
+  [
+    (lambda c: c["model"].pop("name"), "config key model.name is missing|unknown config key 'mode"),
+    (lambda c: c["data"].pop("synthetic"), "data.synthetic"),
+    (lambda c: c["data"].update(synthetic=5), r"config key data.synthetic=5 must be a section"),
+    (lambda c: c["sweep"].pop("model"), "sweep.model"),
+    (lambda c: c["sweep"].update(model=[]), r"config key sweep.model=\[\] must be a section"),
+    (lambda c: c["train"].pop("compute_dtype") and c["train"].pop("batch_size"), "train.batch_s"),
+    (lambda c: c["gca"].pop("heads"), r"config key gca.heads is missing; the GCA cell reads it"),
+    (lambda c: c.update(model=5), r"config key model=5 must be a section"),
+  ],
+)
+def test_a_hand_edited_saved_config_is_one_config_error(tmp_path, edit, match):
+  """Keys or sections removed from (or mistyped in) an old run's config.json: one line each."""
+  with open(os.path.join(OLD_RUN, "config.json")) as f:
+    saved = json.load(f)
+  edit(saved)
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  with pytest.raises(errors.ConfigError, match=match):
+    validation.validate(upgrade.read_config(str(tmp_path)))
+
+
+def test_a_resume_refusal_names_the_values_or_the_other_model(tmp_path):
+  from orthoalign.train import workdir as workdir_lib
+
+  shutil.copytree(OLD_RUN, tmp_path / "run")
+  run = str(tmp_path / "run")
+  config = upgrade.read_config(run)
+  config.model.reg_pool = "history"  # the run has "inputs"
+  with pytest.raises(errors.RunError, match=r"model.reg_pool: 'inputs' in the run, 'history' now"):
+    workdir_lib.prepare(config, run)
+  other = base.get_config("sasrec")
+  with pytest.raises(errors.RunError, match=r"holds a llm4cdsr run, and this config is sasrec;"):
+    workdir_lib.prepare(other, run)

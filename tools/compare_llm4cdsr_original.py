@@ -301,7 +301,7 @@ def main() -> int:
     """eval_fn's sampled scores, and its two paths' parts from the module's final features."""
     t_tables = task.tables_fn(params, frozen)
     enc = task.module.apply({"params": params, **frozen}, ev, train=False)
-    mix_t, a_t, b_t = t_tables
+    mix_t, a_t, b_t, _ = t_tables  # the 4th: the domain table by global id
     f_dom = jnp.where(is_b[:, None], enc["f_b"][:, -1], enc["f_a"][:, -1])
     dom_rows = jnp.where(
       is_b[:, None, None], b_t[jnp.minimum(cand_dom, nb)], a_t[jnp.minimum(cand_dom, na)]

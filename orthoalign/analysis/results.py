@@ -51,21 +51,44 @@ def _jsonl(path: str, skip_blank: bool) -> Iterator[tuple[int, Any]]:
       yield line_no, value
 
 
+# Keys every results row has had since the first version.
+_ROW_KEYS = ("replica", "best_epoch")
+
+
+def _check_row(row: Any, path: str, line_no: int) -> None:
+  """A results row: a JSON object with _ROW_KEYS, a `config` object, and numeric metrics."""
+  if not isinstance(row, dict):
+    raise DataError("expected a JSON object (one results row)", path=path, line=line_no)
+  for key in _ROW_KEYS:
+    if key not in row:
+      raise DataError(f"the results row has no {key!r}", path=path, line=line_no)
+  if not isinstance(row.get("config", {}), dict):
+    raise DataError(
+      "expected 'config' to be an object (the run's flattened config)", path=path, line=line_no
+    )
+  for key, value in row.items():
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key.startswith(("valid/", "test/")) and value is not None and not numeric:
+      raise DataError(f"expected a number for {key!r}, got {value!r}", path=path, line=line_no)
+
+
 def load_runs(workdirs: Iterable[str]) -> pd.DataFrame:
   """One row per replica of every run; `run` = the workdir's folder name (labels the model variant).
 
   The nested `config` of each row is flattened into `config.<key>` columns (lists as JSON text).
 
   Raises:
-    DataError: a missing results.jsonl (naming the path), a line that is not JSON (naming path and
-      line), or no rows at all.
+    DataError: a missing results.jsonl (naming the path), a line that is not a JSON object, a row
+      without replica / best_epoch, a non-numeric metric or a `config` that is not an object
+      (naming path and line), or no rows at all.
   """
   rows = []
   for workdir in workdirs:
     path = os.path.join(workdir, "results.jsonl")
     if not os.path.isfile(path):
       raise DataError("no results.jsonl: has the run finished?", path=path)
-    for _, saved in _jsonl(path, skip_blank=False):
+    for line_no, saved in _jsonl(path, skip_blank=False):
+      _check_row(saved, path, line_no)
       row = upgrade.result_row(saved)
       config = row.pop("config", {})
       row.update(

@@ -125,11 +125,25 @@ def choice(key: str, value: Any, choices: tuple[Any, ...]) -> None:
 
 def check_sections(config: ml_collections.ConfigDict, where: str = "") -> None:
   """The config has every section of SECTIONS, each a ConfigDict; ConfigError naming one if not."""
-  missing = [k for k in SECTIONS if not isinstance(config.get(k), ml_collections.ConfigDict)]
-  if missing:
+  for key in SECTIONS:
+    if key not in config:
+      raise ConfigError(
+        f"{where}the config has no section {key!r}; start from "
+        "configs/base.py, which has every section"
+      )
+    check_section(config, key, where)
+
+
+def check_section(config: ml_collections.ConfigDict, key: str, where: str = "") -> None:
+  """The value at dotted `key` exists and is a section (a ConfigDict of keys).
+
+  Raises:
+    ConfigError: naming the key (and `where`) when it is missing or holds a plain value.
+  """
+  value = get(config, key, where)
+  if not isinstance(value, ml_collections.ConfigDict):
     raise ConfigError(
-      f"{where}the config has no section {missing[0]!r}; start from "
-      "configs/base.py, which has every section"
+      f"{where}config key {key}={value!r} must be a section of keys (see configs/base.py)"
     )
 
 
@@ -140,15 +154,24 @@ def check_fraction(config: ml_collections.ConfigDict, key: str) -> None:
     raise ConfigError(f"config key {key}={value!r} must be a number in [0, 1)")
 
 
-def require(config: ml_collections.ConfigDict, keys: tuple[str, ...], who: str) -> None:
-  """Raises ConfigError naming the first of `keys` (dotted) missing in `config` (`who` reads it)."""
+def require(
+  config: ml_collections.ConfigDict, keys: tuple[str, ...], who: str, start: str = ""
+) -> None:
+  """Raises ConfigError naming the first of `keys` (dotted) missing in `config` (`who` reads it).
+
+  Args:
+    config: the config.
+    keys: dotted keys.
+    who: what reads them, for the message ("LLM4CDSR", "the trainer").
+    start: the config file to start from (default: `configs/<who, lower case>.py`).
+  """
+  start = start or f"that model's config file, e.g. configs/{who.lower()}.py"
   for key in keys:
     try:
       parent_of(config, key)
     except ConfigError:
       raise ConfigError(
-        f"config key {key} is missing; {who} reads it (start from that model's "
-        f"config file, e.g. configs/{who.lower()}.py)"
+        f"config key {key} is missing; {who} reads it (start from {start})"
       ) from None
 
 

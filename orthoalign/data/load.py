@@ -259,12 +259,20 @@ def load_path(
   return ds
 
 
+# The data keys the loader reads (configs/base.py has them all).
+_KEYS = tuple(
+  f"data.{k}"
+  for k in ("format", "path", "on_bad_line", "cache_dir", "titles", "text_emb", "text_dim")
+)
+
+
 def check_config(config: Any) -> None:
   """The `data.*` section's checks (orthoalign.config.validation runs them before anything else).
 
   Raises:
     ConfigError: naming the first invalid key, its value and what is allowed.
   """
+  dicts.require(config, _KEYS, "the dataset loader", "configs/base.py")
   data = config.data
   dicts.choice("data.format", data.format, FORMATS)
   dicts.choice("data.on_bad_line", data.on_bad_line, ("error", "skip"))
@@ -274,7 +282,9 @@ def check_config(config: Any) -> None:
       f"config key data.path is empty; data.format={data.format!r} needs the folder of its "
       "files, e.g. --config.data.path=../shared/data/abxi-afk"
     )
+  dicts.check_section(config, "data.reader_options")
   if data.format == "synthetic":
+    dicts.check_section(config, "data.synthetic")
     try:  # the generator's own checks, before anything is written
       synthetic.from_config_dict(data.synthetic)
     except DataError as e:

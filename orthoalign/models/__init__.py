@@ -66,7 +66,7 @@ def _module(name: str) -> ModuleType:
 
 def check_name(config: ml_collections.ConfigDict) -> None:
   """model.name must be a registered model (checked first: the other checks depend on it)."""
-  dicts.choice("model.name", config.model.name, names())
+  dicts.choice("model.name", dicts.get(config, "model.name"), names())
 
 
 def gca_kv(name: str) -> tuple[str, ...]:
@@ -97,6 +97,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 def _check_model_sweeps(config: ml_collections.ConfigDict) -> None:
   """sweep.model.<k>: only the model's replica hyperparameters, each value within its bounds."""
+  dicts.check_section(config, "sweep.model")
   model_lists = config.sweep.model
   bounds = replica_bounds(config.model.name)
   unknown = sorted(set(model_lists) - set(bounds))

@@ -14,6 +14,26 @@ from orthoalign.models import gca
 ConfigError = errors.ConfigError
 
 
+# Every gca.* key the cells read (configs/base.py has them all).
+_KEYS = tuple(
+  f"gca.{k}"
+  for k in (
+    "act",
+    "causal",
+    "dropout",
+    "ffn",
+    "gate",
+    "gate_init",
+    "heads",
+    "kv",
+    "layernorm",
+    "positions",
+    "intervention",
+    "orth_penalty",
+  )
+) + ("sweep.gate_inits", "sweep.orth_penalties")
+
+
 def check_config(config: ml_collections.ConfigDict, kv_choices: tuple[str, ...]) -> None:
   """The GCA cell's settings, its interventions and penalties, and the gate-init sweep.
 
@@ -22,8 +42,9 @@ def check_config(config: ml_collections.ConfigDict, kv_choices: tuple[str, ...])
     kv_choices: the `gca.kv` values the model supports ("other"; ABXI also "mixed").
 
   Raises:
-    ConfigError: naming the first invalid key.
+    ConfigError: naming the first missing or invalid key.
   """
+  dicts.require(config, _KEYS, "the GCA cell", "configs/base.py")
   dicts.choice("gca.gate", config.gca.gate, gca.GATES)
   dicts.choice("gca.act", config.gca.act, gca.ACTS)
   if config.gca.kv not in kv_choices:
@@ -48,8 +69,6 @@ def check_config(config: ml_collections.ConfigDict, kv_choices: tuple[str, ...])
     raise ConfigError(f"config key gca.ffn={config.gca.ffn!r} must be an int >= 0")
   dicts.check_int(config, "gca.heads", 1)
   dicts.check_fraction(config, "gca.dropout")
-  if "gate_inits" not in config.sweep:
-    raise ConfigError("config key sweep.gate_inits is missing")
   dicts.check_number(config, "gca.gate_init")
   dicts.check_number_list(
     "sweep.gate_inits", config.sweep.gate_inits, what="initial gate pre-activations"

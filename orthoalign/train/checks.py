@@ -27,12 +27,47 @@ _POSITIVE_INTS = (
 )
 
 
+# Every train.* and eval.* key the trainer reads (configs/base.py has them all).
+_KEYS = tuple(
+  f"train.{k}"
+  for k in (
+    "batch_size",
+    "checkpoint_every",
+    "compute_dtype",
+    "early_stop_patience",
+    "eval_every",
+    "item_shards",
+    "learning_rate",
+    "length_buckets",
+    "max_epochs",
+    "num_devices",
+    "plateau_factor",
+    "plateau_patience",
+    "select_metric",
+    "warmup_epochs",
+    "warmup_start_factor",
+    "weight_decay",
+  )
+) + tuple(
+  f"eval.{k}"
+  for k in (
+    "batch_size",
+    "candidate_seed",
+    "extra_negatives",
+    "num_negatives",
+    "ties",
+    "track_test",
+  )
+)
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """The trainer's and the evaluation's settings, and the seed, learning-rate, weight-decay lists.
 
   Raises:
-    ConfigError: naming the first invalid key.
+    ConfigError: naming the first missing or invalid key.
   """
+  dicts.require(config, _KEYS, "the trainer", "configs/base.py")
   dicts.choice("eval.ties", config.eval.ties, ranking.TIES)
   dicts.choice("train.compute_dtype", config.train.compute_dtype, step_lib.COMPUTE_DTYPES)
   dicts.check_int(config, "train.num_devices", 0)

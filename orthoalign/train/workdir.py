@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import ml_collections
 
@@ -24,11 +25,27 @@ def config_changes(workdir: str, config: ml_collections.ConfigDict) -> list[str]
   Raises:
     DataError: a config.json that is not a JSON object (naming the path and line).
   """
+  return [key for key, _, _ in _changes(workdir, config)]
+
+
+def _changes(workdir: str, config: ml_collections.ConfigDict) -> list[tuple[str, Any, Any]]:
+  """(key, the run's value, `config`'s value) of each key `config_changes` lists."""
   if not os.path.isfile(os.path.join(workdir, "config.json")):
     return []
   old = dicts.flatten(upgrade.read_config(workdir).to_dict())
   new = json.loads(json.dumps(dicts.flatten(config.to_dict())))
-  return dicts.differences(old, new, RESUMABLE_CHANGES)
+  return [(k, old.get(k), new.get(k)) for k in dicts.differences(old, new, RESUMABLE_CHANGES)]
+
+
+def _describe(changes: list[tuple[str, Any, Any]]) -> str:
+  """The changes for a message: model.name alone when it differs, else up to 4 keys with values."""
+  by_key = {k: (was, now) for k, was, now in changes}
+  if "model.name" in by_key:
+    was, now = by_key["model.name"]
+    return f"a {was} run, and this config is {now}"
+  shown = [f"{k}: {was!r} in the run, {now!r} now" for k, was, now in changes[:4]]
+  more = f"; and {len(changes) - 4} more" if len(changes) > 4 else ""
+  return "a different config (" + "; ".join(shown) + more + ")"
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -40,11 +57,10 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
   fileio.writable_dir(workdir, "the run's outputs (--workdir)", errors.RunError)
   path = os.path.join(workdir, "config.json")
   if os.path.isdir(os.path.join(workdir, "checkpoints")):
-    diff = config_changes(workdir, config)
-    if diff:
+    changes = _changes(workdir, config)
+    if changes:
       raise errors.RunError(
-        f"{workdir} holds a run with a different config (keys: {', '.join(diff)}); resume with "
-        "the same config or use a new --workdir"
+        f"{workdir} holds {_describe(changes)}; resume with the same config or use a new --workdir"
       )
   try:
     fileio.write_json(path, config.to_dict())

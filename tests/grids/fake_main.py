@@ -24,7 +24,8 @@ if os.environ.get("FAKE_FAIL") and os.environ["FAKE_FAIL"] in workdir:
   print("error: fake failure", file=sys.stderr)
   sys.exit(3)
 rows = [
-  {"replica": r, "test/sampled/all/ndcg@10": 0.25 * (r + 1), "wall_time_s": 1.0} for r in range(2)
+  {"replica": r, "best_epoch": 1, "test/sampled/all/ndcg@10": 0.25 * (r + 1), "wall_time_s": 1.0}
+  for r in range(2)
 ]
 with open(os.path.join(workdir, "results.jsonl"), "w") as f:
   f.write("".join(json.dumps(r) + "\n" for r in rows))
