@@ -1,12 +1,14 @@
 """What a baseline hands to the generic trainer: a `Task`, and the skeleton that assembles one.
 
-A baseline is one model module (`models/<name>.py`) plus its config file. The module defines, in
-the spirit of RecML's four-method task (reference/style-review.md):
+A baseline is one folder (`models/<name>/`: config, module, loss, inputs) plus its config file. Its
+package exposes, in the spirit of RecML's four-method task (reference/style-review.md):
 
   default_config()      its `model.*` keys with their documented defaults;
   validate(config)      its config checks, raising ConfigError before anything is traced;
   build(ds, config)     module + loss + scores + its window layout, handed to `assemble` below;
-  REPLICA_HPARAMS       the shape-keeping `model.*` keys replicas may vary (optional).
+  REPLICA_HPARAMS       the shape-keeping `model.*` keys replicas may vary (optional);
+  GCA_KV                the `gca.kv` values it supports (optional; default ("other",));
+  check_length_buckets  its check of `train.length_buckets` (optional: it can train in buckets).
 
 `assemble` does the rest every baseline shares: evaluation arrays with the frozen candidates
 (`data/eval_inputs.py`), parameter init, GCA cell names, the Task. The trainer in
