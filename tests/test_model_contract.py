@@ -101,6 +101,15 @@ def _batch(task, rows=8):
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_building_prints_nothing(name, capsys):
+  """What a model was built from goes into task.notes, which the trainer prints once."""
+  config = CONFIGS[name]()
+  task = models.get_builder(name)(data_load.load(config.data), config)
+  assert capsys.readouterr().out == ""
+  assert all(isinstance(n, str) and n for n in task.notes)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_init_is_finite_and_counted(name):
   config, task = _task(name)
   params = task.init_params(jax.random.key(0))

@@ -81,6 +81,8 @@ class Task:
     crop_fn: (batch, length) -> the batch with its sequence axis cut to the last `length`
       positions, which must change none of the loss's or eval_fn's values for rows of at most
       `length` real positions (e.g. LLM4CDSR with padding masked out of attention).
+    notes: lines saying what the model was built from (tables, layouts, items without text),
+      printed once by the trainer after building: models print nothing themselves.
   """
 
   name: str
@@ -98,6 +100,7 @@ class Task:
   module: Any = None
   length_fn: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None
   crop_fn: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
+  notes: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

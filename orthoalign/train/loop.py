@@ -198,6 +198,9 @@ def _build(config: ml_collections.ConfigDict) -> Run:
     ds = data_load.load(config.data)
   with building(f"the {config.model.name} model's inputs"):
     task = models.get_builder(config.model.name)(ds, config)
+  if distributed.is_writer():
+    for note in task.notes:  # what the model was built from; models print nothing themselves
+      print(note, flush=True)
   reps = sweep.replicas(config)
   hp = sweep.stacked(reps)
   try:

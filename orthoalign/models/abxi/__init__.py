@@ -58,6 +58,8 @@ Deviations (named):
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
 from orthoalign import errors
@@ -112,11 +114,11 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   if gca.positions and layout == "inplace":
     switch = task.eval_data["test"].get("group/switch")
     if switch is not None and len(switch):
-      print(
+      note = (
         f"ABXI: in-place evaluation layout (model.eval_domain_seq): {int(switch.sum())} of "
         f"{len(switch)} test cases ({switch.mean():.1%}) are switch cases, whose target-domain "
         "stream ends in padding; the GCA cells cannot reach them (metrics per group 'switch' / "
-        "'stay'; the compact layout gives that slot the stream's last own item)",
-        flush=True,
+        "'stay'; the compact layout gives that slot the stream's last own item)"
       )
+      task = dataclasses.replace(task, notes=(note,))
   return task

@@ -63,6 +63,7 @@ no item tables the unused 1024->512->128 adapter is not created.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -117,7 +118,7 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     )
   else:
     profiles, source = None, "none (no text): the beta loss is off"
-  report_inputs(ds, config, author, source)
+  notes = [report_inputs(ds, config, author, source)]
   if beta and profiles is None and ds.item_text_emb is not None:
     profiles = windows.mean_text_profiles(ds.item_text_emb, train["hist"])
   use_profiles = profiles is not None
@@ -125,7 +126,8 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   if beta:
     train["user_profile"] = profiles
   frozen = {k: v for k, v in tables.items() if k != "global_table" or m.freeze_emb}
-  missing = missing_text_index(ds, author)
+  missing, missing_note = missing_text_index(ds, author)
+  notes += [missing_note] if missing_note else []
   missing_rows = [0, 0, 0]
   if m.missing_text == "learned":
     # Frozen-table paths only: the mixed path when its global table is frozen, the domain paths when
@@ -191,7 +193,7 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
       params = {**params, "item_emb_llm": jnp.asarray(tables["global_table"])}
     return params
 
-  return task_lib.assemble(
+  task = task_lib.assemble(
     ds,
     config,
     module=module,
@@ -207,3 +209,4 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     length_fn=windows.window_lengths,
     crop_fn=windows.crop_windows,
   )
+  return dataclasses.replace(task, notes=tuple(notes))

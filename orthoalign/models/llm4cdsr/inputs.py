@@ -93,13 +93,14 @@ def _text_rows(
 
 def missing_text_index(
   ds: dataset_lib.CDSRDataset, author: llm4cdsr_tables.AuthorTables | None = None
-) -> dict[str, np.ndarray]:
-  """Row maps of the items without text, the first time per dataset printing how many per domain.
+) -> tuple[dict[str, np.ndarray], str | None]:
+  """Row maps of the items without text (cached per dataset), and a line saying how many per domain.
 
   An item is without text where its text row (the authors' joint table, else `ds.item_text_emb`)
   is all zero (text_emb.py's row for a blank title). Returns {"m": int32 [nA+nB+1] by global id,
   "a": [nA+1], "b": [nB+1] by local id}: the item's row in that table's trainable rows (0, 1, ... in
-  id order), -1 where it has text and for padding (id 0); {} when there is no text at all.
+  id order), -1 where it has text and for padding (id 0); {} when there is no text at all. The
+  line is None then too.
   """
   cached = _TABLES.setdefault(ds, {})
   key = ("missing", author.folder if author else None)
@@ -113,14 +114,15 @@ def missing_text_index(
         index = np.full(len(part) + 1, -1, np.int32)
         index[1:][part] = np.arange(int(part.sum()), dtype=np.int32)
         out[name] = index
-      print(
+      out["note"] = (
         f"LLM4CDSR: items without text (all-zero text embedding): A {int(missing[:na].sum())} / "
         f"{na}, B {int(missing[na:].sum())} / {ds.num_items_b} (model.missing_text: 'learned' = "
-        "own trainable rows, 'zero' = one shared frozen row)",
-        flush=True,
+        "own trainable rows, 'zero' = one shared frozen row)"
       )
     cached[key] = out
-  return cached[key]
+  maps = dict(cached[key])
+  note = maps.pop("note", None)
+  return maps, note
 
 
 def _frozen_tables(
@@ -168,13 +170,8 @@ def report_inputs(
   config: ml_collections.ConfigDict,
   author: llm4cdsr_tables.AuthorTables | None,
   profiles: str,
-) -> None:
-  """Prints, once per dataset and source, where the item tables and user profiles come from."""
-  cached = _TABLES.setdefault(ds, {})
-  key = ("reported", author.folder if author else None, profiles)
-  if key in cached:
-    return
-  cached[key] = True
+) -> str:
+  """The line saying where the item tables and user profiles come from."""
   if author is not None:
     items = f"the authors' files in {author.folder}: {author.describe()}"
   elif ds.item_text_emb is not None:
@@ -193,4 +190,4 @@ def report_inputs(
     )
   else:
     items = "none: trainable ID embeddings (no item text and no authors' files)"
-  print(f"LLM4CDSR: item tables = {items}; user profiles (beta loss) = {profiles}", flush=True)
+  return f"LLM4CDSR: item tables = {items}; user profiles (beta loss) = {profiles}"
