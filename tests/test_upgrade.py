@@ -103,6 +103,12 @@ def test_a_damaged_config_json_is_one_data_error(tmp_path):
   (tmp_path / "config.json").write_text("[1, 2]")
   with pytest.raises(errors.DataError, match="expected a JSON object"):
     upgrade.read_config(str(tmp_path))
+  (tmp_path / "config.json").write_bytes(b"\xff\xfe{}")  # not UTF-8: was a UnicodeDecodeError
+  with pytest.raises(errors.DataError, match=r"config.json: byte 0 is not UTF-8"):
+    upgrade.read_config(str(tmp_path))
+  (tmp_path / "grid.json").write_bytes(b"\xff{}")
+  with pytest.raises(errors.DataError, match=r"grid.json: byte 0 is not UTF-8"):
+    status.read_grid(str(tmp_path))
 
 
 def test_no_reader_keeps_a_default_for_an_added_key():

@@ -105,8 +105,8 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
   """`<workdir>/config.json`, upgraded.
 
   Raises:
-    DataError: no config.json (not a run folder), or a file that is not a JSON object (naming
-      the path and line).
+    DataError: no config.json (not a run folder), or a file that cannot be read or is not a
+      JSON object (naming the path, and the line where JSON says).
   """
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
@@ -116,6 +116,12 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
       saved = json.load(f)
   except json.JSONDecodeError as e:
     raise errors.DataError(f"expected a JSON object ({e.msg})", path=path, line=e.lineno) from None
+  except UnicodeDecodeError as e:
+    raise errors.DataError(
+      f"byte {e.start} is not UTF-8; expected a JSON object", path=path
+    ) from None
+  except OSError as e:
+    raise errors.DataError(f"cannot read it ({e.strerror or e})", path=path) from None
   if not isinstance(saved, dict):
     raise errors.DataError("expected a JSON object (a saved config)", path=path)
   return config(saved)
@@ -156,6 +162,16 @@ def grid(meta: dict[str, Any]) -> dict[str, Any]:
   return meta
 
 
+# The tracker's time counters (train/schedule.Tracker), seconds summed over resumptions.
+_TIME_COUNTERS = (
+  "train_time_s",
+  "eval_time_s",
+  "checkpoint_time_s",
+  "compile_time_s",
+  "wall_time_s",
+)
+
+
 def tracker(meta: Mapping[str, Any], replicas: int) -> dict[str, Any]:
   """A checkpoint's `tracker` record with the fields added since filled in.
 
@@ -169,12 +185,3 @@ def tracker(meta: Mapping[str, Any], replicas: int) -> dict[str, Any]:
     out.setdefault(key, 0.0)
   out.setdefault("train_steps", 0)
   return out
-
-
-_TIME_COUNTERS = (
-  "train_time_s",
-  "eval_time_s",
-  "checkpoint_time_s",
-  "compile_time_s",
-  "wall_time_s",
-)

@@ -38,6 +38,10 @@ def read_grid(root: str | os.PathLike[str]) -> dict[str, Any]:
       meta = json.load(f)
   except json.JSONDecodeError as e:
     raise DataError(f"expected a JSON object ({e.msg})", path=path, line=e.lineno) from e
+  except UnicodeDecodeError as e:
+    raise DataError(f"byte {e.start} is not UTF-8; expected a JSON object", path=path) from None
+  except OSError as e:
+    raise DataError(f"cannot read it ({e.strerror or e})", path=path) from None
   if not isinstance(meta, dict) or not isinstance(meta.get("runs"), list):
     raise DataError("expected a list of runs", path=path, key="runs")
   for i, run in enumerate(meta["runs"]):

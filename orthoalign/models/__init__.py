@@ -77,10 +77,11 @@ def gca_kv(name: str) -> tuple[str, ...]:
 def check_config(config: ml_collections.ConfigDict) -> None:
   """The model's checks: its module's `validate`, its replica sweeps and its length buckets.
 
+  Run after `check_name` (orthoalign.config.validation runs that first).
+
   Raises:
     ConfigError: naming the key, its value and what the model allows.
   """
-  check_name(config)
   module = _module(config.model.name)
   module.validate(config)
   _check_model_sweeps(config)

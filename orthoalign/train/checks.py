@@ -27,37 +27,41 @@ _POSITIVE_INTS = (
 )
 
 
-# Every train.* and eval.* key the trainer reads (configs/base.py has them all).
-_KEYS = tuple(
-  f"train.{k}"
-  for k in (
-    "batch_size",
-    "checkpoint_every",
-    "compute_dtype",
-    "early_stop_patience",
-    "eval_every",
-    "item_shards",
-    "learning_rate",
-    "length_buckets",
-    "max_epochs",
-    "num_devices",
-    "plateau_factor",
-    "plateau_patience",
-    "select_metric",
-    "warmup_epochs",
-    "warmup_start_factor",
-    "weight_decay",
+# Every train.*, eval.* and common sweep key the trainer reads (configs/base.py has them all).
+_KEYS = (
+  tuple(
+    f"train.{k}"
+    for k in (
+      "batch_size",
+      "checkpoint_every",
+      "compute_dtype",
+      "early_stop_patience",
+      "eval_every",
+      "item_shards",
+      "learning_rate",
+      "length_buckets",
+      "max_epochs",
+      "num_devices",
+      "plateau_factor",
+      "plateau_patience",
+      "select_metric",
+      "warmup_epochs",
+      "warmup_start_factor",
+      "weight_decay",
+    )
   )
-) + tuple(
-  f"eval.{k}"
-  for k in (
-    "batch_size",
-    "candidate_seed",
-    "extra_negatives",
-    "num_negatives",
-    "ties",
-    "track_test",
+  + tuple(
+    f"eval.{k}"
+    for k in (
+      "batch_size",
+      "candidate_seed",
+      "extra_negatives",
+      "num_negatives",
+      "ties",
+      "track_test",
+    )
   )
+  + ("sweep.seeds", "sweep.learning_rates", "sweep.weight_decays")
 )
 
 
@@ -149,9 +153,6 @@ def _check_length_buckets(config: ml_collections.ConfigDict) -> None:
 
 def _check_sweep(config: ml_collections.ConfigDict) -> None:
   """The seed, learning-rate and weight-decay lists, and the single values they replace."""
-  for key in ("seeds", "learning_rates", "weight_decays"):
-    if key not in config.sweep:
-      raise ConfigError(f"config key sweep.{key} is missing")
   dicts.check_number_list(
     "sweep.seeds",
     config.sweep.seeds,

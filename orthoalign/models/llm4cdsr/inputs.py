@@ -105,7 +105,7 @@ def missing_text_index(
   cached = _TABLES.setdefault(ds, {})
   key = ("missing", author.folder if author else None)
   if key not in cached:
-    out = {}
+    out, note = {}, None
     rows = _text_rows(ds, author)
     if rows is not None:
       na = ds.num_items_a
@@ -114,15 +114,13 @@ def missing_text_index(
         index = np.full(len(part) + 1, -1, np.int32)
         index[1:][part] = np.arange(int(part.sum()), dtype=np.int32)
         out[name] = index
-      out["note"] = (
+      note = (
         f"LLM4CDSR: items without text (all-zero text embedding): A {int(missing[:na].sum())} / "
         f"{na}, B {int(missing[na:].sum())} / {ds.num_items_b} (model.missing_text: 'learned' = "
         "own trainable rows, 'zero' = one shared frozen row)"
       )
-    cached[key] = out
-  maps = dict(cached[key])
-  note = maps.pop("note", None)
-  return maps, note
+    cached[key] = out, note
+  return cached[key]
 
 
 def _frozen_tables(
