@@ -11,8 +11,9 @@ domain:
   --config.gca.positions='(0,)'    --config.gca.positions='(0,1)'    --config.gca.kv=mixed
 
 Original settings (DiMarzioBian/ABXI commit 72e52c9 `main.py` defaults and `demo.sh` for afk;
-reference/baselines.md §1.3): d_embed 256, 2 heads, SwiGLU width 680, dropout 0.5, temperature
-0.75, 128 + 128 training negatives, len_max 50 (windows of 47), dLoRA rank 16 and iLoRA rank 64
+reference/baselines.md §1.3): width (d_embed) 256, 2 heads, SwiGLU width 680, dropout 0.5,
+temperature 0.75, 128 + 128 training negatives, len_max 50 (model.max_len 47, the window length),
+dLoRA rank 16 and iLoRA rank 64
 (abe: 64/64, amb: 4/4), AdamW lr 1e-4 with weight decay 3.0 (`demo.sh`; main.py default 5.0),
 batch 256, evaluation batch 1024 (bs * 4), at most 500 epochs, 999 sampled evaluation negatives.
 Early stopping: the original breaks once `cnt_es > es_p = 61`, i.e. at the 62nd evaluation without

@@ -18,7 +18,7 @@ def get_config():
   config.data.synthetic.update(
     num_users=2000, num_items_a=1_000_000, num_items_b=1_000_000, text_dim=32, planted=False
   )
-  config.model.update(hidden_size=16, global_dim=32, max_len=20, local_emb=False)
+  config.model.update(width=16, global_dim=32, max_len=20, local_emb=False)
   config.eval.update(num_negatives=100, batch_size=128)
   config.train.max_epochs = 1
   return config

@@ -16,7 +16,7 @@ Original settings kept (the model's defaults, reference/baselines.md §2.4): 2 b
 dropout 0.5, Adam lr 1e-3, batch 128, 100 sampled negatives, selection by overall validation
 NDCG@10, alpha = beta = 0.1 (Cloth-Sport), frozen text tables (global PCA <= 1024 d, local PCA to
 the hidden size). Changed for the embedded data, so that the default runs in under 2 minutes on a
-2-core CPU: hidden 64 (upstream 128: --config.model.hidden_size=128), max_len 30 (synthetic
+2-core CPU: hidden 64 (upstream 128: --config.model.width=128), max_len 30 (synthetic
 sequences average 20 items; upstream 200), at most 20 epochs with patience 5 (upstream 200 / 20),
 a checkpoint every 10 epochs. At this size GCA_early shows no paired NDCG@10 gain over the plain
 baseline on the embedded data (5 seeds; README, "Set up and run").
@@ -32,7 +32,7 @@ def get_config():
   # Synthetic sequences average 20 items (upstream 200 for Amazon); the last 30 keep the planted
   # signal (recent items) at 20 % less time per epoch than 40.
   config.model.max_len = 30
-  config.model.hidden_size = 64  # upstream 128; less work per step (docs/benchmarks.md)
+  config.model.width = 64  # upstream 128; less work per step (docs/benchmarks.md)
 
   config.train.batch_size = 128
   config.train.learning_rate = 1e-3

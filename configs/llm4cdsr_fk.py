@@ -18,7 +18,7 @@ from configs import llm4cdsr
 def get_config():
   config = llm4cdsr.get_config()
   config.data.update(format="llmcdsr", path="../shared/data/llmcdsr-food-kitchen", text_emb="tfidf")
-  config.model.update(max_len=200, hidden_size=128, num_blocks=2, num_heads=1, dropout=0.5)
+  config.model.update(max_len=200, width=128, blocks=2, heads=1, dropout=0.5)
   config.train.update(
     max_epochs=200, early_stop_patience=20, learning_rate=1e-3, batch_size=128, checkpoint_every=1
   )  # epochs are long here: lose none on an interrupt

@@ -22,7 +22,7 @@ def get_config():
     text_dim=32,
     seed=1,
   )
-  config.model.update(hidden_size=16, max_len=10, global_dim=32)
+  config.model.update(width=16, max_len=10, global_dim=32)
   config.train.update(batch_size=32, max_epochs=4, early_stop_patience=10)
   config.eval.update(num_negatives=20, batch_size=32)
   config.sweep.seeds = (0,)

@@ -19,7 +19,7 @@ def get_config():
     text_dim=32,
     seed=5,
   )
-  config.model.update(d_embed=16, n_head=2, d_ffn=24, rd=2, ri=4, n_neg=6, max_len=14)
+  config.model.update(width=16, heads=2, ffn=24, rd=2, ri=4, n_neg=6, max_len=11)
   config.train.update(
     batch_size=32,
     max_epochs=3,

@@ -22,9 +22,7 @@ def get_config():
     text_dim=32,
     seed=7,
   )
-  config.model.update(
-    hidden_size=16, num_blocks=1, max_len=8, latent_dim=8, support_size=8, n_neg=5
-  )
+  config.model.update(width=16, blocks=1, max_len=8, latent_dim=8, support_size=8, n_neg=5)
   config.train.update(batch_size=32, max_epochs=3, early_stop_patience=10)
   config.eval.update(num_negatives=10, batch_size=32)
   config.sweep.seeds = (0,)

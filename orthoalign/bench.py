@@ -42,6 +42,7 @@ from orthoalign import errors
 from orthoalign import fileio
 from orthoalign import profiling
 from orthoalign.config import flags as flag_checks
+from orthoalign.config import replica_axes
 from orthoalign.train import loop
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
@@ -78,9 +79,7 @@ def measure(config, replicas: int, epochs: int) -> dict[str, Any]:
   """Times one replica count; returns a JSON-able dict."""
   config = config.copy_and_resolve_references()
   config.unlock()
-  config.sweep.update(
-    seeds=tuple(range(replicas)), learning_rates=(), weight_decays=(), gate_inits=()
-  )
+  replica_axes.one_replica(config.sweep, seeds=tuple(range(replicas)))
   run = loop.setup(config)
   state = run.state
   t0 = time.perf_counter()
@@ -119,7 +118,7 @@ def profile(config) -> dict[str, Any]:
   """Prints and returns the roofline figures and the step profile (R = 1)."""
   config = config.copy_and_resolve_references()
   config.unlock()
-  config.sweep.update(seeds=(0,), learning_rates=(), weight_decays=(), gate_inits=())
+  replica_axes.one_replica(config.sweep)
   peaks = profiling.machine_peaks()
   print(
     f"machine: matmul 2048^3 {peaks['matmul_f32_gflops']:.0f} GFLOP/s float32, "

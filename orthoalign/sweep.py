@@ -1,6 +1,7 @@
 """Replicas: the vmappable hyperparameters of one run, stacked on a leading axis.
 
-`config.sweep` lists values for seed, learning rate, weight decay and GCA gate init, and
+`config.sweep` lists values for the common axes (config/replica_axes.py: seed, learning rate,
+weight decay, GCA gate init and orthogonality penalty), and
 `config.sweep.model.<k>` for each shape-keeping model hyperparameter the model declares
 (`REPLICA_HPARAMS` in its module: LLM4CDSR's loss weights alpha, beta and temperatures tau, tau_reg;
 ABXI's InfoNCE temperature temp). The run trains R = (product of the list lengths) models in one
@@ -19,24 +20,11 @@ import numpy as np
 
 from orthoalign import models
 from orthoalign.config import dicts
+from orthoalign.config import replica_axes as axis_table
 from orthoalign.models import gca as gca_lib
 
-# Replica axes every model has: config key -> the sweep list that makes it a replica axis.
-COMMON_AXES = {
-  "seed": "sweep.seeds",
-  "train.learning_rate": "sweep.learning_rates",
-  "train.weight_decay": "sweep.weight_decays",
-  "gca.gate_init": "sweep.gate_inits",
-  "gca.orth_penalty": "sweep.orth_penalties",
-}
-
-# sweep key -> (replica field, config fallback path)
-SWEEPABLE = {
-  "seeds": ("seed", None),
-  "learning_rates": ("learning_rate", "train.learning_rate"),
-  "weight_decays": ("weight_decay", "train.weight_decay"),
-  "gate_inits": ("gate_init", "gca.gate_init"),
-}
+# Replica axes every model has (config/replica_axes.py): config key -> the sweep list.
+COMMON_AXES = {a.key: a.sweep for a in axis_table.COMMON}
 
 
 def replica_axes(config: ml_collections.ConfigDict) -> dict[str, str]:
@@ -58,16 +46,18 @@ def replica_axes(config: ml_collections.ConfigDict) -> dict[str, str]:
 def replicas(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
   """The replicas of a run, in row-major order of `config.sweep`'s lists."""
   axes = []
-  for key, (field, fallback) in SWEEPABLE.items():
-    values = tuple(config.sweep[key])
+  for axis in axis_table.COMMON:
+    if axis.key == "gca.orth_penalty":
+      penalties = gca_lib.orth_penalties(config)
+      if penalties:  # only then: a run without one keeps its state's structure (checkpoints)
+        axes.append((axis.field, penalties))
+      continue
+    values = tuple(dicts.get(config, axis.sweep))
     if not values:
-      if fallback is None:
-        raise ValueError(f"sweep.{key} must list at least one value")
-      values = (dicts.get(config, fallback),)
-    axes.append((field, values))
-  penalties = gca_lib.orth_penalties(config)
-  if penalties:  # only then: a run without the penalty keeps its state's structure (checkpoints)
-    axes.append(("gca.orth_penalty", penalties))
+      if axis.key == "seed":
+        raise ValueError(f"{axis.sweep} must list at least one value")
+      values = (dicts.get(config, axis.key),)
+    axes.append((axis.field, values))
   model_lists = config.sweep.model  # checked by models.check_config
   for k in models.replica_hparams(config.model.name):
     values = tuple(model_lists.get(k, ())) or (dicts.get(config, f"model.{k}"),)

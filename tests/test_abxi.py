@@ -14,10 +14,11 @@ from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
 from orthoalign.data import synthetic
 from orthoalign.models import abxi
+from orthoalign.models import settings
 from orthoalign.train import loop
 from orthoalign.train import state as state_lib
 
-D, MAX_LEN = 16, 14  # tiny model: width 16, windows of 11
+D, MAX_LEN = 16, 11  # tiny model: width 16, windows of 11
 GCA = dict(
   gate="scalar", act="sigmoid", layernorm="none", heads=1, causal=True, dropout=0.0, gate_init=0.0
 )
@@ -30,7 +31,7 @@ def small_config(**model):
   cfg.data.synthetic.update(
     num_users=96, num_items_a=40, num_items_b=30, mean_length=10, max_length=18, seed=5
   )
-  cfg.model.update(d_embed=D, n_head=2, d_ffn=24, rd=2, ri=4, n_neg=6, max_len=MAX_LEN, **model)
+  cfg.model.update(width=D, heads=2, ffn=24, rd=2, ri=4, n_neg=6, max_len=MAX_LEN, **model)
   cfg.eval.num_negatives = 10
   cfg.eval.batch_size = 32
   cfg.train.batch_size = 32
@@ -45,7 +46,9 @@ def build(cfg):
 def module_for(ds, cfg, positions=(), kv="other", **model):
   m = cfg.model.copy_and_resolve_references()
   m.update(**model)
-  return abxi.inputs.make_module(ds.num_items_a, ds.num_items_b, m, positions, kv, GCA)
+  return abxi.module.ABXI(
+    ds.num_items_a, ds.num_items_b, settings.read(abxi.Config, m), positions, kv, GCA
+  )
 
 
 def _batch(arrays, rows):
@@ -126,13 +129,13 @@ def test_aligned_sequences_match_original_rule_on_random_sequences():
 
 
 def test_train_and_eval_windows_by_hand():
-  na, max_len = 10, 8  # windows of 5
+  na, len_max = 10, 8  # windows of 5
   seqs = [
     np.array([11, 12, 1, 13, 2, 3, 14, 4, 15]),  # train part: the first 7 items
     np.array([1, 2, 11, 3, 12]),
   ]
   ds = dataset_lib.CDSRDataset.from_sequences("hand", na, 10, seqs)
-  tr = abxi_windows.train_windows(ds, max_len)
+  tr = abxi_windows.train_windows(ds, len_max)
   # User 0: cut to the last 8 items, T = [12, 1, 13, 2, 3, 14]: 5 inputs, 5 targets.
   np.testing.assert_array_equal(tr["seq_x"][0], [12, 1, 13, 2, 3])
   np.testing.assert_array_equal(tr["target"][0], [1, 13, 2, 3, 14])
@@ -152,7 +155,7 @@ def test_train_and_eval_windows_by_hand():
     abxi.module.backward_positions(jnp.asarray(tr["seq_a"] > 0)), [[0, 0, 2, 1, 0], [0, 0, 0, 1, 0]]
   )
 
-  test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), max_len, "compact")
+  test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), len_max, "compact")
   # User 0: the sequence is cut to its last 8 items [12, 1, 13, 2, 3, 14, 4, 15]; input = first 7.
   np.testing.assert_array_equal(test["seq_x"][0], [13, 2, 3, 14, 4])
   np.testing.assert_array_equal(test["time_x"][0], [2, 3, 4, 5, 6])
@@ -164,14 +167,14 @@ def test_train_and_eval_windows_by_hand():
   np.testing.assert_array_equal(test["qtime_b"][0], [-1, -1, 0, 2, 6])  # predicts after time 6
   assert test["target"][0] == 15 and test["domain"][0] == 1
   np.testing.assert_array_equal(test["hist"][0], [1, 2, 3, 4, 11, 12, 13, 14])  # whole prefix
-  valid = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), max_len, "compact")
+  valid = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), len_max, "compact")
   np.testing.assert_array_equal(valid["seq_x"][1], [0, 0, 1, 2, 11])
   np.testing.assert_array_equal(valid["seq_a"][1], [0, 0, 0, 1, 2])
   np.testing.assert_array_equal(valid["seq_b"][1], [0, 0, 0, 0, 11])
   assert valid["target"][1] == 3 and valid["domain"][1] == 0
 
   # The original code's layout (the default): seq_x with the other domain zeroed, slot for slot.
-  test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), max_len)
+  test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), len_max)
   np.testing.assert_array_equal(test["seq_x"][0], [13, 2, 3, 14, 4])
   np.testing.assert_array_equal(test["seq_a"][0], [0, 2, 3, 0, 4])
   np.testing.assert_array_equal(test["time_a"][0], [-1, 3, 4, -1, 6])
@@ -179,11 +182,11 @@ def test_train_and_eval_windows_by_hand():
   np.testing.assert_array_equal(test["seq_b"][0], [13, 0, 0, 14, 0])
   np.testing.assert_array_equal(test["time_b"][0], [2, -1, -1, 5, -1])
   np.testing.assert_array_equal(test["qtime_b"][0], [2, -1, -1, 5, -1])  # last slot is padding
-  valid = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), max_len)
+  valid = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), len_max)
   np.testing.assert_array_equal(valid["seq_a"][1], [0, 0, 1, 2, 0])
   np.testing.assert_array_equal(valid["seq_b"][1], [0, 0, 0, 0, 11])
   with pytest.raises(ValueError, match="model.eval_domain_seq='left'"):
-    abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), max_len, "left")
+    abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), len_max, "left")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,7 +205,7 @@ def test_loss_matches_numpy():
   # Recompute with the same randomness, by hand.
   r_drop, r_neg = jax.random.split(rng)
   module = module_for(ds, cfg)
-  hp = abxi.loss.Hyper(ds.num_items_a, ds.num_items_b, n_neg=6, temp=0.75)
+  hp = abxi.loss.Hyper(module.config, ds.num_items_a, ds.num_items_b)
   neg = np.asarray(abxi.loss.sample_train_negatives(r_neg, batch, hp))
   h = np.asarray(
     module.apply({"params": params}, batch, train=True, rngs={"dropout": r_drop})["h"], np.float64
@@ -234,7 +237,7 @@ def test_negatives_avoid_history_and_respect_domains(off_by_one):
   ds, task = build(cfg)
   batch = _batch(task.train_data, np.arange(32))
   na, nb = ds.num_items_a, ds.num_items_b
-  hp = abxi.loss.Hyper(na, nb, n_neg=16, neg_b_off_by_one=off_by_one)
+  hp = abxi.loss.Hyper(abxi.Config(n_neg=16, neg_b_off_by_one=off_by_one), na, nb)
   neg = np.asarray(abxi.loss.sample_train_negatives(jax.random.key(1), batch, hp))
   assert neg.shape == batch["target"].shape + (32,)
   neg_a, neg_b = neg[..., :16], neg[..., 16:]
@@ -279,7 +282,7 @@ def test_shapes_and_eval_outputs():
     atol=1e-6,
   )
   assert set(out.cells) == set(task.cell_names)
-  assert out.cells["gca0_A"]["x"].shape == (5, MAX_LEN - 3, D)
+  assert out.cells["gca0_A"]["x"].shape == (5, MAX_LEN, D)
 
 
 def test_eval_slicing_matches_full_sequence_pass():
@@ -300,9 +303,8 @@ def test_eval_slicing_matches_full_sequence_pass():
   assert batch["group/switch"].any()  # in-place: switch cases end their target stream in padding
   plain = module_for(ds, cfg).apply({"params": params}, batch, train=False)["h"]
   # GCA[2] with its gate closed: tanh(0) = 0 makes the cell the identity.
-  gca_mod = abxi.inputs.make_module(
-    ds.num_items_a, ds.num_items_b, cfg.model, (2,), "other", dict(GCA, act="tanh")
-  )
+  gca_mod = module_for(ds, cfg)
+  gca_mod = gca_mod.clone(gca_positions=(2,), gca=dict(GCA, act="tanh"))
   gca_params = gca_mod.init(
     {"params": jax.random.key(1), "dropout": jax.random.key(1)}, batch, train=False
   )["params"]
@@ -437,7 +439,7 @@ def test_self_attention_is_causal():
   params = task.init_params(jax.random.key(0))
   batch = _batch(task.train_data, np.arange(16))
   out = np.asarray(module.apply({"params": params}, batch, train=True)["h"])
-  j = MAX_LEN - 3 - 3
+  j = MAX_LEN - 3
   for stream in ("seq_x", "seq_a", "seq_b"):
     seq = np.asarray(batch[stream])
     rows = np.nonzero(seq[:, j] > 0)[0]
@@ -534,7 +536,7 @@ def test_lora_zero_init():
 def test_parameter_count_formula():
   cfg = small_config()
   ds, task = build(cfg)
-  d, f, L = D, 24, MAX_LEN - 3
+  d, f, L = D, 24, MAX_LEN
   n = ds.num_items_a + ds.num_items_b
   expected = (
     (n + 1) * d
@@ -557,8 +559,7 @@ def test_parameter_count_food_kitchen_matches_original():
   path = require_data("abxi-afk")
   ds = data_load.load_path("abxi", str(path))
   assert (ds.num_items_a, ds.num_items_b) == (11837, 16258)
-  cfg = abxi_config.get_config()
-  module = abxi.inputs.make_module(ds.num_items_a, ds.num_items_b, cfg.model)
+  module = abxi.module.ABXI(ds.num_items_a, ds.num_items_b, abxi.Config())
   batch = {
     k: jnp.zeros((1, 47), jnp.int32)
     for k in ("seq_x", "seq_a", "seq_b", "target", "time_x", "time_a", "time_b")
@@ -579,7 +580,7 @@ def test_config_validates_and_documents_its_command():
     "other",
     (),
   )
-  assert cfg.eval.batch_size % 4 == 0 and cfg.model.max_len - 3 == 47
+  assert cfg.eval.batch_size % 4 == 0 and cfg.model.max_len == 47
   flag_checks.check_overrides(
     [
       "prog",

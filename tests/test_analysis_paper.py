@@ -47,7 +47,7 @@ def _row(
     "backend": "cpu",
     "num_devices": 1,
     "config": {
-      "model.hidden_size": hidden,
+      "model.width": hidden,
       "eval.num_negatives": 100,
       "gca.positions": list(positions),
       "gca.act": "sigmoid",
@@ -173,8 +173,8 @@ def test_table1_matches_on_settings_the_baselines_vary():
   pa = t.paired[t.paired["domain"] == "A"]
   assert len(pa) == 2
   assert list(pa["mean_diff"]) == [pytest.approx(0.02)] * 2  # each width vs. its own baseline
-  assert set(pa["setting"]) == {"model.hidden_size=64", "model.hidden_size=128"}
-  assert set(pa["control"]) == {"model.hidden_size=64", "model.hidden_size=128"}
+  assert set(pa["setting"]) == {"model.width=64", "model.width=128"}
+  assert set(pa["control"]) == {"model.width=64", "model.width=128"}
 
 
 def _intervention_rows():
@@ -280,14 +280,14 @@ def test_correlation_per_domain_and_by_width():
   assert ca["controls_used"] == "width" and np.isfinite(ca["partial_r"])
   assert ca["selection"] == correlations.BEST_VALID_LABEL
 
-  by = correlations.correlation(df, by=("config.model.hidden_size",), n_boot=0)
+  by = correlations.correlation(df, by=("config.model.width",), n_boot=0)
   assert len(by) == 4 and set(by["n"]) == {12}
-  sub = df[(df["config.model.hidden_size"] == 64) & df["align/gca0_B/abs_mean_cos"].notna()]
+  sub = df[(df["config.model.width"] == 64) & df["align/gca0_B/abs_mean_cos"].notna()]
   xs = sub["align/gca0_B/abs_mean_cos"]
-  r64b = by[(by["config.model.hidden_size"] == 64) & (by["domain"] == "B")]["pearson_r"].item()
+  r64b = by[(by["config.model.width"] == 64) & (by["domain"] == "B")]["pearson_r"].item()
   assert r64b == pytest.approx(sps.pearsonr(xs, sub["test/sampled/B/ndcg@10"]).statistic)
   md = correlations.correlation_markdown(by)
-  assert "model.hidden_size" in md and "| abxi | 64 | A | 12 |" in md
+  assert "model.width" in md and "| abxi | 64 | A | 12 |" in md
   assert correlations.correlation(df, position=1).empty
 
 
@@ -692,10 +692,10 @@ def test_report_lists_the_scaling_grids_parameter_matching():
     "meta": {
       "scaling": {
         "unit_params": 8450,
-        "grown_key": "model.ffn_size",
+        "grown_key": "model.ffn",
         "matches": [
           {
-            "matched_to": "early@model.ffn_size=32",
+            "matched_to": "early@model.ffn=32",
             "target": 94242,
             "value": 54,
             "total": 94372,
@@ -707,8 +707,8 @@ def test_report_lists_the_scaling_grids_parameter_matching():
     }
   }
   text = "\n".join(report._matching(meta))
-  assert "GCA unit: 8,450 parameters per GCA position" in text and "`model.ffn_size`" in text
-  assert "| early@model.ffn_size=32 | 94,242 | 54 | 94,372 | 55,844 | +0.14 % |" in text
+  assert "GCA unit: 8,450 parameters per GCA position" in text and "`model.ffn`" in text
+  assert "| early@model.ffn=32 | 94,242 | 54 | 94,372 | 55,844 | +0.14 % |" in text
   assert report._matching({"meta": {}}) == []
 
 

@@ -14,11 +14,11 @@ def test_a_small_catalogue_for_the_text_tables_is_one_config_error():
   """With data.text_emb=tfidf a 60-item domain cannot fill 64-dim LLM4CDSR tables: a 35-line
   ValueError before, one line naming the settings now.
   """
-  config = tiny_config(**{"data.text_emb": "tfidf", "model.hidden_size": 64})
+  config = tiny_config(**{"data.text_emb": "tfidf", "model.width": 64})
   with pytest.raises(
     errors.ConfigError,
     match=r"model.local_emb needs item text embeddings of at "
-    r"least model.hidden_size=64",
+    r"least model.width=64",
   ) as info:
     loop.setup(config)
   assert "\n" not in errors.message(info.value)

@@ -502,7 +502,7 @@ def test_learns_end_to_end():
   config = tiny_cdsrnp.get_config()
   config.gca.positions = (0,)
   config.train.num_devices = 1
-  config.model.update(hidden_size=32, latent_dim=16)
+  config.model.update(width=32, latent_dim=16)
   config.train.learning_rate = 3e-3
   run = loop.setup(config)
   before = _valid_ndcg(run, run.state.params)

@@ -80,7 +80,7 @@ def test_good_overrides_pass():
       "--config=configs/llm4cdsr.py",
       "--config.train.max_epochs=3",
       "--config.gca.positions=(0,1)",
-      "--config.model.causal_self_attention=True",
+      "--config.model.causal=True",
     ]
   )
 
@@ -148,9 +148,9 @@ def test_main_reports_unknown_key_without_traceback(tmp_path):
       "tiny",
       "gca.positions",
       (5,),
-      r"gca.positions=\(5,\): LLM4CDSR with model.num_blocks=2 has GCA positions \[0, 1, 2\]",
+      r"gca.positions=\(5,\): LLM4CDSR with model.blocks=2 has GCA positions \[0, 1, 2\]",
     ),
-    ("tiny", "gca.heads", 3, r"gca.heads=3 must divide model.hidden_size=16"),
+    ("tiny", "gca.heads", 3, r"gca.heads=3 must divide model.width=16"),
     (
       "tiny",
       "sweep.seeds",
@@ -158,9 +158,9 @@ def test_main_reports_unknown_key_without_traceback(tmp_path):
       r"sweep.seeds=\(0, -1\): element 1 \(-1\) is not an int >= 0 below 4294967296",
     ),
     ("tiny", "gca.kv", "mixed", r"gca.kv='mixed': model.name='llm4cdsr' supports \['other'\]"),
-    ("tiny", "model.num_heads", 3, r"model.num_heads=3 must divide model.hidden_size=16"),
+    ("tiny", "model.heads", 3, r"model.heads=3 must divide model.width=16"),
     ("abxi", "gca.positions", (3,), r"gca.positions=\(3,\): ABXI has GCA positions \[0, 1, 2\]"),
-    ("abxi", "model.max_len", 4, r"model.max_len=4 must be an int >= 5"),
+    ("abxi", "model.max_len", 1, r"model.max_len=1 must be an int >= 2"),
     (
       "abxi",
       "model.eval_domain_seq",
@@ -293,7 +293,7 @@ def test_base_config_takes_each_models_keys_from_its_module():
     config = base.get_config(name)
     validation.validate(config)
     assert config.model.to_dict() == models.default_config(name).to_dict()
-  assert "hidden_size" in base.get_config().model and "d_embed" not in base.get_config().model
+  assert "global_dim" in base.get_config().model and "rd" not in base.get_config().model
   with pytest.raises(errors.ConfigError, match="not a known model"):
     base.get_config("bert4rec")
   with pytest.raises(errors.ConfigError, match="not a known model"):  # before absl parses
@@ -304,8 +304,8 @@ def test_a_missing_model_key_is_named():
   from configs import base
 
   config = base.get_config("llm4cdsr")
-  del config.model["hidden_size"]
-  with pytest.raises(errors.ConfigError, match=r"model.hidden_size is missing; LLM4CDSR reads it"):
+  del config.model["width"]
+  with pytest.raises(errors.ConfigError, match=r"model.width is missing; LLM4CDSR reads it"):
     validation.validate(config)
 
 

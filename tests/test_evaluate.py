@@ -43,7 +43,7 @@ def test_protocol_override_changes_the_metrics(trained):
 @pytest.mark.parametrize(
   "override,message",
   [
-    ("model.d_embed=8", "only evaluation settings may change"),
+    ("model.width=8", "only evaluation settings may change"),
     (
       "eval.num_negatives=many",
       r"eval.num_negatives='many' \(in --set eval.num_negatives=many\): "
@@ -68,7 +68,7 @@ def test_set_parses_values_like_config_flags():
   config = ml_collections.ConfigDict(
     {
       "eval": {"num_negatives": 99, "exact": False, "ks": (1, 5)},
-      "model": {"eval_domain_seq": "full", "d_embed": 8},
+      "model": {"eval_domain_seq": "full", "width": 8},
     }
   )
   keys = evaluate.apply_overrides(

@@ -40,11 +40,11 @@ def test_example_product_union_and_replica_folding():
     "gca=early_act=tanh",
   ]
   first = points[0]
-  assert first.overrides == {"gca.positions": (), "model.hidden_size": 16}
+  assert first.overrides == {"gca.positions": (), "model.width": 16}
   # Seeds and learning rates are replicas of one program, not separate runs.
   assert first.replicas == {"sweep.seeds": (0, 1, 2), "sweep.learning_rates": (1e-3, 1e-4)}
   assert first.axes == {"gca": "plain", "hidden": "16"}
-  assert first.config.model.hidden_size == 16 and first.config.sweep.seeds == (0, 1, 2)
+  assert first.config.model.width == 16 and first.config.sweep.seeds == (0, 1, 2)
   last = points[-1]
   # A scalar is a fixed setting: applied, but not part of the name.
   assert last.overrides == {"gca.positions": (0,), "gca.act": "tanh", "train.max_epochs": 2}
@@ -65,12 +65,12 @@ def test_default_short_names_plain_dict_and_main(tmp_path):
     tmp_path,
     """
       def get_grid():
-        return {"model.hidden_size": [16, 32], "gca.act": {"Tanh fn": "tanh"}}
+        return {"model.width": [16, 32], "gca.act": {"Tanh fn": "tanh"}}
       """,
   )
   assert [p.name for p in expand.expand(path)] == [
-    "hidden_size=16_act=Tanh_fn",
-    "hidden_size=32_act=Tanh_fn",
+    "width=16_act=Tanh_fn",
+    "width=32_act=Tanh_fn",
   ]
   path = write_grid(
     tmp_path,
@@ -102,10 +102,10 @@ def test_identical_duplicates_merge_and_conflicts_raise(tmp_path):
     tmp_path,
     """
       def get_grid():
-        return [{"model.hidden_size": [16, 32]}, {"model.hidden_size": [32]}]
+        return [{"model.width": [16, 32]}, {"model.width": [32]}]
       """,
   )
-  assert [p.name for p in expand.expand(path)] == ["hidden_size=16", "hidden_size=32"]
+  assert [p.name for p in expand.expand(path)] == ["width=16", "width=32"]
   path = write_grid(
     tmp_path,
     """
@@ -120,18 +120,18 @@ def test_identical_duplicates_merge_and_conflicts_raise(tmp_path):
 @pytest.mark.parametrize(
   "body, match",
   [
-    ('{"model.hiden_size": [16]}', r"g\.py: unknown config key 'model\.hiden_size'.*hidden_size"),
+    ('{"model.widht": [16]}', r"g\.py: unknown config key 'model\.widht'.*width"),
     (
-      '{"model.hidden_size": ["big"]}',
-      r"g\.py: config key model\.hidden_size='big': expected a value of type int",
+      '{"model.width": ["big"]}',
+      r"g\.py: config key model\.width='big': expected a value of type int",
     ),
     (
-      '{"model.hidden_size": [True]}',
-      r"config key model\.hidden_size=True: expected a value of type int",
+      '{"model.width": [True]}',
+      r"config key model\.width=True: expected a value of type int",
     ),
     ('{"gca": [1]}', r"config key 'gca' is a ConfigDict"),
     ('{"gca.act": ["bogus"]}', r"run act=bogus: config key gca\.act='bogus' is invalid"),
-    ('{"model.hidden_size": []}', r"axis 'model\.hidden_size' has no values"),
+    ('{"model.width": []}', r"axis 'model\.width' has no values"),
     ('[{"model.dropout": [0.1]}, {"gca.dropout": [0.1]}]', r"both have the short name 'dropout'"),
     ("42", r"get_grid\(\) returned a int"),
     ('{"x": 1/0}', r"g\.py, line 8: get_grid\(\) raised ZeroDivisionError"),

@@ -38,11 +38,11 @@ TINY = "tests/grids/tiny_grid.py"
 
 @pytest.fixture
 def grid3(tmp_path):
-  """A grid of three runs (hidden_size=16/32/64) and its root; trained with the fake trainer."""
+  """A grid of three runs (width=16/32/64) and its root; trained with the fake trainer."""
   path = tmp_path / "g.py"
   path.write_text(
     "from configs import tiny\n\ndef get_config():\n  return tiny.get_config()\n\n"
-    "def get_grid():\n  return {'model.hidden_size': [16, 32, 64], 'seed': [0, 1]}\n"
+    "def get_grid():\n  return {'model.width': [16, 32, 64], 'seed': [0, 1]}\n"
   )
   points = expand.expand(str(path))
   root = str(tmp_path / "runs")
@@ -57,17 +57,17 @@ def calls(root: str, name: str) -> int:
 
 def test_failure_is_isolated_and_rerun_skips_finished(grid3, monkeypatch):
   points, root, path = grid3
-  monkeypatch.setenv("FAKE_FAIL", "hidden_size=32")
+  monkeypatch.setenv("FAKE_FAIL", "width=32")
   out = io.StringIO()
   outcomes = local.run(points, root, path, parallel=2, entry=FAKE, out=out, poll_s=0.02, devices=[])
   assert [o.status for o in outcomes] == ["done", "failed", "done"]
-  log = os.path.join(root, "hidden_size=32", "log.txt")
+  log = os.path.join(root, "width=32", "log.txt")
   text = open(log).read()
   assert text.startswith("\n=== [grid] attempt ") and "error: fake failure" in text
   assert "exit status 3" in text and f"log: {log}" in out.getvalue()
   # The run adopted the runner's lock (a second lock would have failed it), which the runner freed.
-  assert open(os.path.join(root, "hidden_size=16", "lock.txt")).read().startswith("adopted")
-  assert not run_lock.locked(os.path.join(root, "hidden_size=16"))
+  assert open(os.path.join(root, "width=16", "lock.txt")).read().startswith("adopted")
+  assert not run_lock.locked(os.path.join(root, "width=16"))
   lines = [l for l in out.getvalue().splitlines() if l.startswith("[grid] ") and " done, " in l]
   assert all(
     re.fullmatch(r"\[grid\] \d/3 done, \d running, \d failed, \d pending(, ETA .+)?", l)
@@ -75,8 +75,8 @@ def test_failure_is_isolated_and_rerun_skips_finished(grid3, monkeypatch):
   ), lines
   assert lines[-1] == "[grid] 2/3 done, 0 running, 1 failed, 0 pending"
   table = status_lib.summary(local.summary_rows(outcomes))
-  assert re.search(r"hidden_size=16\s+done\s+\S+\s+0\.3750", table)  # mean over 2 replicas
-  assert re.search(r"hidden_size=32\s+failed\s+\S+\s+" + re.escape(log), table)
+  assert re.search(r"width=16\s+done\s+\S+\s+0\.3750", table)  # mean over 2 replicas
+  assert re.search(r"width=32\s+failed\s+\S+\s+" + re.escape(log), table)
   assert [r["status"] for r in status_lib.statuses(root)] == ["done", "failed", "done"]
 
   monkeypatch.delenv("FAKE_FAIL")
@@ -91,22 +91,22 @@ def test_cli_exit_status_and_summary(grid3, monkeypatch, capsys):
 
   points, root, path = grid3
   monkeypatch.setattr(commands, "trainer", lambda: FAKE)
-  monkeypatch.setenv("FAKE_FAIL", "hidden_size=64")
+  monkeypatch.setenv("FAKE_FAIL", "width=64")
   assert grid_cli.run([f"--grid={path}", f"--root={root}", "--parallel=3"]) == 1
   out = capsys.readouterr().out
-  assert re.search(r"hidden_size=64\s+failed\s+\S+\s+.*hidden_size=64/log\.txt", out)
+  assert re.search(r"width=64\s+failed\s+\S+\s+.*width=64/log\.txt", out)
   assert grid_cli.run([f"--grid={path}", f"--root={root}", "--only=16"]) == 0
-  assert "hidden_size=16  done (earlier)" in capsys.readouterr().out
+  assert "width=16  done (earlier)" in capsys.readouterr().out
 
 
 def test_children_get_the_training_command(grid3):
   points, root, path = grid3
   local.run(points[:1], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
-  argv = open(os.path.join(root, "hidden_size=16", "calls.txt")).read().split()
+  argv = open(os.path.join(root, "width=16", "calls.txt")).read().split()
   assert argv == [
     f"--config={path}",
-    f"--workdir={root}/hidden_size=16",
-    "--config.model.hidden_size=16",
+    f"--workdir={root}/width=16",
+    "--config.model.width=16",
     "--config.sweep.seeds=(0,",
     "1)",
   ]
@@ -114,17 +114,17 @@ def test_children_get_the_training_command(grid3):
 
 def test_a_locked_run_is_not_trained(grid3):
   points, root, path = grid3
-  holder = run_lock.acquire(os.path.join(root, "hidden_size=32"))  # "another runner"
+  holder = run_lock.acquire(os.path.join(root, "width=32"))  # "another runner"
   try:
-    assert status_lib.run_status(os.path.join(root, "hidden_size=32")) == "running"
+    assert status_lib.run_status(os.path.join(root, "width=32")) == "running"
     outcomes = local.run(
       points, root, path, parallel=3, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[]
     )
   finally:
     holder.release()
   assert [o.status for o in outcomes] == ["done", "running elsewhere", "done"]
-  assert calls(root, "hidden_size=32") == 0
-  assert status_lib.run_status(os.path.join(root, "hidden_size=32")) == "pending"
+  assert calls(root, "width=32") == 0
+  assert status_lib.run_status(os.path.join(root, "width=32")) == "pending"
 
 
 def test_a_finished_run_with_another_config_is_a_conflict(grid3):
@@ -133,14 +133,14 @@ def test_a_finished_run_with_another_config_is_a_conflict(grid3):
     workdir = os.path.join(root, point.name)
     os.makedirs(workdir)
     config = point.config.to_dict()
-    config["model"]["hidden_size"] = hidden
+    config["model"]["width"] = hidden
     with open(os.path.join(workdir, "config.json"), "w") as f:
       json.dump(config, f)
     open(os.path.join(workdir, "results.jsonl"), "w").close()
   out = io.StringIO()
   outcomes = local.run(points[:2], root, path, entry=FAKE, out=out, poll_s=0.02, devices=[])
   assert [o.status for o in outcomes] == ["skipped", "conflict"]
-  assert "holds a finished run with another config (keys: model.hidden_size)" in out.getvalue()
+  assert "holds a finished run with another config (keys: model.width)" in out.getvalue()
 
 
 def test_ctrl_c_stops_children_and_says_how_to_resume(grid3, monkeypatch):
@@ -213,20 +213,20 @@ def test_gpu_detection_and_one_device_per_concurrent_run(grid3, tmp_path, monkey
 @pytest.mark.smoke
 def test_load_grid_lists_results_and_unfinished_runs(grid3, monkeypatch):
   points, root, path = grid3
-  monkeypatch.setenv("FAKE_FAIL", "hidden_size=64")
+  monkeypatch.setenv("FAKE_FAIL", "width=64")
   local.run(points[1:], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
   from orthoalign.analysis import results  # pandas: the analysis extra, not the runner's
 
   grid = results.load_grid(root)
   df = grid.df
-  assert sorted(set(df["grid.run"])) == ["hidden_size=32"] and len(df) == 2
-  assert list(df["axis.hidden_size"]) == ["32", "32"]
+  assert sorted(set(df["grid.run"])) == ["width=32"] and len(df) == 2
+  assert list(df["axis.width"]) == ["32", "32"]
   assert grid.missing == [
-    ("hidden_size=16", "not started (no workdir)"),
-    ("hidden_size=64", "failed (no results.jsonl)"),
+    ("width=16", "not started (no workdir)"),
+    ("width=64", "failed (no results.jsonl)"),
   ]
-  assert grid.missing_runs() == ["hidden_size=16", "hidden_size=64"]
-  assert [r["name"] for r in status_lib.unfinished(root)] == ["hidden_size=16", "hidden_size=64"]
+  assert grid.missing_runs() == ["width=16", "width=64"]
+  assert [r["name"] for r in status_lib.unfinished(root)] == ["width=16", "width=64"]
 
 
 # --- SLURM (submitit) without a cluster ---------------------------------------------------------
@@ -241,8 +241,8 @@ def test_slurm_array_gets_the_resources(grid3, tmp_path, monkeypatch, capsys):
     (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
     (bin_dir / name).chmod(0o755)
   monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-  os.makedirs(os.path.join(root, "hidden_size=16"))
-  open(os.path.join(root, "hidden_size=16", "results.jsonl"), "w").close()  # finished: not sent
+  os.makedirs(os.path.join(root, "width=16"))
+  open(os.path.join(root, "width=16", "results.jsonl"), "w").close()  # finished: not sent
   assert (
     grid_cli.run(
       [
@@ -262,11 +262,7 @@ def test_slurm_array_gets_the_resources(grid3, tmp_path, monkeypatch, capsys):
     == 0
   )
   out = capsys.readouterr().out
-  assert (
-    "submitting 2" in out
-    and "hidden_size=32: job 4242_0" in out
-    and "hidden_size=64: job 4242_1" in out
-  )
+  assert "submitting 2" in out and "width=32: job 4242_0" in out and "width=64: job 4242_1" in out
   (sbatch,) = glob.glob(os.path.join(root, "slurm", "**", "*submission*.sh"), recursive=True)
   text = open(sbatch).read()
   for line in (
@@ -394,15 +390,15 @@ def _columns(table: str) -> dict[str, list[str]]:
 
 def test_status_names_only_log_files_that_exist(grid3, monkeypatch):
   points, root, path = grid3
-  monkeypatch.setenv("FAKE_FAIL", "hidden_size=32")
+  monkeypatch.setenv("FAKE_FAIL", "width=32")
   local.run(points[1:2], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
-  os.makedirs(os.path.join(root, "hidden_size=64"))  # a workdir, but no attempt yet
+  os.makedirs(os.path.join(root, "width=64"))  # a workdir, but no attempt yet
   rows = status_lib.statuses(root)
   assert [r["status"] for r in rows] == ["pending", "failed", "pending"]
-  assert [r["log"] for r in rows] == [None, os.path.join(root, "hidden_size=32", "log.txt"), None]
+  assert [r["log"] for r in rows] == [None, os.path.join(root, "width=32", "log.txt"), None]
   cols = _columns(status_lib.summary(rows))
-  assert cols["hidden_size=32"][2] == os.path.join(root, "hidden_size=32", "log.txt")
-  for name in ("hidden_size=16", "hidden_size=64"):
+  assert cols["width=32"][2] == os.path.join(root, "width=32", "log.txt")
+  for name in ("width=16", "width=64"):
     assert cols[name][2] == "-" and "log.txt" not in " ".join(cols[name])
 
 
@@ -420,12 +416,12 @@ def test_status_and_runner_report_the_same_wall_time(grid3):
   header = re.split(r"\s{2,}", runner.splitlines()[0])
   assert header[2] == "wall (last attempt)"
   assert re.split(r"\s{2,}", status.splitlines()[0]) == header
-  attempt = json.load(open(os.path.join(root, "hidden_size=16", job.ATTEMPT)))
+  attempt = json.load(open(os.path.join(root, "width=16", job.ATTEMPT)))
   expected = status_lib.format_duration(attempt["wall_s"])
-  assert _columns(runner)["hidden_size=16"][1] == _columns(status)["hidden_size=16"][1] == expected
-  assert _columns(status)["hidden_size=64"][1] == "-"  # never attempted
+  assert _columns(runner)["width=16"][1] == _columns(status)["width=16"][1] == expected
+  assert _columns(status)["width=64"][1] == "-"  # never attempted
   # Re-run: the runner's "done (earlier)" rows give the same number as --status.
   again = local.run(points[:2], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
   runner = _columns(status_lib.summary(local.summary_rows(again)))
-  assert runner["hidden_size=16"][:2] == ["done (earlier)", expected]
-  assert runner["hidden_size=32"][1] == _columns(status)["hidden_size=32"][1]
+  assert runner["width=16"][:2] == ["done (earlier)", expected]
+  assert runner["width=32"][1] == _columns(status)["width=32"][1]

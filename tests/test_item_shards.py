@@ -82,7 +82,7 @@ def test_mesh_and_config_errors():
 
 def _trainable_tables(**overrides):
   """tiny LLM4CDSR, trainable ID and LLM tables: each item table is a param with Adam moments."""
-  return tiny_config(**{"model.local_emb": False, "model.freeze_emb": False, **overrides})
+  return tiny_config(**{"model.local_emb": False, "model.freeze_global": False, **overrides})
 
 
 def _assert_same_results(sums_one, sums_four, cases_one, cases_four):

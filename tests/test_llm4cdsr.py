@@ -29,7 +29,7 @@ def small_config(**model):
     text_dim=48,
     seed=3,
   )
-  cfg.model.update(hidden_size=16, max_len=12, global_dim=32, **model)
+  cfg.model.update(width=16, max_len=12, global_dim=32, **model)
   cfg.eval.num_negatives = 20
   cfg.gca.positions = ()  # the plain baseline unless a test adds cells
   return cfg
@@ -55,10 +55,8 @@ def test_rec_loss_matches_numpy():
   loss, metrics = task.loss_fn(params, task.frozen, batch, rng)
   # Recompute with the same randomness, by hand.
   r_drop, r_neg, _ = jax.random.split(rng, 3)
-  module = llm4cdsr.module.LLM4CDSR(
-    ds.num_items_a, ds.num_items_b, hidden=16, max_len=12, global_dim=32
-  )
-  hp = llm4cdsr.loss.Hyper(ds.num_items_a, ds.num_items_b, 0.0, 0.0, 1.0, 1.0, "input", True, True)
+  module = task.module
+  hp = llm4cdsr.loss.Hyper(module.config, ds.num_items_a, ds.num_items_b)
   negs = jax.device_get(llm4cdsr.loss.sample_train_negatives(r_neg, batch, hp))
   var = {"params": params, **task.frozen}
   out = jax.device_get(module.apply(var, batch, train=True, rngs={"dropout": r_drop}))
@@ -114,7 +112,9 @@ def test_negatives_avoid_history_and_respect_domains():
   cfg = small_config()
   ds, task = build(cfg)
   batch = _batch(task, np.arange(32))
-  hp = llm4cdsr.loss.Hyper(ds.num_items_a, ds.num_items_b, 0.1, 0.1, 1.0, 1.0, "target", True, True)
+  hp = llm4cdsr.loss.Hyper(
+    llm4cdsr.Config(mixed_neg_domain="target"), ds.num_items_a, ds.num_items_b
+  )
   negs = jax.device_get(llm4cdsr.loss.sample_train_negatives(jax.random.key(1), batch, hp))
   hist = np.asarray(batch["hist"])
   na, nb = ds.num_items_a, ds.num_items_b
@@ -133,11 +133,10 @@ def test_negatives_avoid_history_and_respect_domains():
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_self_attention_causality_flag(causal):
-  cfg = small_config(causal_self_attention=causal)
+  cfg = small_config(causal=causal)
   ds, task = build(cfg)
-  module = llm4cdsr.module.LLM4CDSR(
-    ds.num_items_a, ds.num_items_b, hidden=16, max_len=12, global_dim=32, causal=causal
-  )
+  module = task.module
+  assert module.config.causal == causal
   params = task.init_params(jax.random.key(0))
   var = {"params": params, **task.frozen}
   batch = _batch(task, np.arange(4))
@@ -151,27 +150,11 @@ def test_self_attention_causality_flag(causal):
 
 
 def test_gca_cross_attention_is_causal_in_merged_time():
-  cfg = small_config(causal_self_attention=True)
-  cfg.gca.positions = (0, 1)
+  cfg = small_config(causal=True)
+  cfg.gca.update(positions=(0, 1), gate="scalar", act="sigmoid", layernorm="none", heads=1)
+  cfg.gca.update(causal=True, dropout=0.0, gate_init=0.0)
   ds, task = build(cfg)
-  module = llm4cdsr.module.LLM4CDSR(
-    ds.num_items_a,
-    ds.num_items_b,
-    hidden=16,
-    max_len=12,
-    global_dim=32,
-    causal=True,
-    gca_positions=(0, 1),
-    gca=dict(
-      gate="scalar",
-      act="sigmoid",
-      layernorm="none",
-      heads=1,
-      causal=True,
-      dropout=0.0,
-      gate_init=0.0,
-    ),
-  )
+  module = task.module
   params = task.init_params(jax.random.key(0))
   var = {"params": params, **task.frozen}
   batch = _batch(task, np.arange(16))

@@ -18,7 +18,7 @@ from orthoalign.errors import DataError
 from orthoalign.models import llm4cdsr
 from tests.conftest import tiny_config
 
-HIDDEN = 16  # configs/tiny.py's model.hidden_size: the local tables' width must equal it
+HIDDEN = 16  # configs/tiny.py's model.width: the local tables' width must equal it
 
 
 def _dump(path, value, protocol=pickle.HIGHEST_PROTOCOL):
@@ -110,8 +110,8 @@ def test_an_explicit_folder_without_the_files_is_refused(folder, tmp_path):
 
 def test_the_local_width_must_equal_hidden_size(folder):
   root, _ = folder
-  with pytest.raises(errors.ConfigError, match="model.hidden_size=32: .* equal their width, 16"):
-    _build(_config(root, **{"model.hidden_size": 32}))
+  with pytest.raises(errors.ConfigError, match="model.width=32: .* equal their width, 16"):
+    _build(_config(root, **{"model.width": 32}))
 
 
 @pytest.mark.parametrize(

@@ -50,12 +50,12 @@ ZERO_AT_INIT = {
 # streams as {module output key: [(input id key, time key or None = index among valid tokens,
 # id kind: "global" or the domain "a"/"b" of local ids)]}; the output's tokens follow the first
 # input.
-# EXEMPTION: LLM4CDSR's faithful default (model.causal_self_attention=False) lets a position attend
+# EXEMPTION: LLM4CDSR's faithful default (model.causal=False) lets a position attend
 # to later items, as the original code does (models/llm4cdsr/); it is checked with the flag on,
 # and `test_llm4cdsr_default_does_see_the_future` shows the check can fail.
 CAUSAL = {
   "llm4cdsr": (
-    lambda c: c.model.update(causal_self_attention=True, dropout=0.0),
+    lambda c: c.model.update(causal=True, dropout=0.0),
     {
       "f_m": [("seq", None, "global")],
       "f_a": [("seq_a", "time_a", "a")],

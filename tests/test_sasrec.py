@@ -46,7 +46,7 @@ def test_dual_streams_share_nothing_without_a_cell_and_meet_through_one():
 def test_negatives_stay_in_the_stream_and_outside_the_users_items():
   task = _task()
   batch = {k: jnp.asarray(v) for k, v in task.train_data.items()}
-  hp = sasrec.loss.Hyper(task.num_items_a, task.num_items_b, "dual", 0.0)
+  hp = sasrec.loss.Hyper(task.module.config, task.num_items_a, task.num_items_b)
   negs = jax.device_get(sasrec.loss.train_negatives(jax.random.key(1), batch, hp))
   hist = np.asarray(batch["hist"])
   for s, offset, n in (("a", 0, task.num_items_a), ("b", task.num_items_a, task.num_items_b)):
@@ -93,7 +93,7 @@ def test_flags_change_the_computation():
     ({"model.streams": "mixed", "gca.positions": (0,)}, "model.streams='mixed' has one stream"),
     ({"model.streams": "both"}, "model.streams='both'; valid choices: \\['dual', 'mixed'\\]"),
     ({"model.positions": "time"}, "model.positions='time'; valid choices"),
-    ({"gca.positions": (3,)}, "SASRec with model.num_blocks=1 has GCA positions \\[0, 1\\]"),
+    ({"gca.positions": (3,)}, "SASRec with model.blocks=1 has GCA positions \\[0, 1\\]"),
     ({"gca.kv": "mixed"}, r"gca.kv='mixed': model.name='sasrec' supports \['other'\]"),
     ({"model.l2_emb": -1.0}, "model.l2_emb=-1.0 must be a finite number >= 0"),
     ({"model.l2_emb": float("nan")}, "model.l2_emb=nan must be a finite number >= 0"),

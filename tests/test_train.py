@@ -136,8 +136,8 @@ def test_resume_after_interruption_gives_identical_results(tmp_path, monkeypatch
 
 def test_changed_config_is_refused_on_resume(tmp_path):
   run(tmp_path, **{"train.max_epochs": 1})
-  with pytest.raises(loop.errors.RunError, match=r"model.hidden_size: \d+ in the run, 8 now"):
-    run(tmp_path, **{"train.max_epochs": 1, "model.hidden_size": 8})
+  with pytest.raises(loop.errors.RunError, match=r"model.width: \d+ in the run, 8 now"):
+    run(tmp_path, **{"train.max_epochs": 1, "model.width": 8})
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):

@@ -9,10 +9,12 @@ import ml_collections
 import pytest
 
 from configs import base
+from configs import tiny
 import orthoalign
 from orthoalign import errors
 from orthoalign import models
 from orthoalign.config import dicts
+from orthoalign.config import flags
 from orthoalign.config import upgrade
 from orthoalign.config import validation
 from orthoalign.experiments import status
@@ -56,6 +58,7 @@ def test_the_upgrade_keeps_what_a_run_wrote_and_fills_only_what_it_lacks():
   with open(os.path.join(OLD_RUN, "config.json")) as f:
     saved = dicts.flatten(json.load(f))
   flat = dicts.flatten(config.to_dict())
+  saved = {upgrade.renamed_key(k): v for k, v in saved.items()}  # hidden_size -> width, ...
   assert {k: flat[k] for k in saved} == saved
   added = set(flat) - set(saved)
   assert added == {"gca.intervention", "gca.orth_penalty", "sweep.orth_penalties"}, added
@@ -172,3 +175,50 @@ def test_a_resume_refusal_names_the_values_or_the_other_model(tmp_path):
   other = base.get_config("sasrec")
   with pytest.raises(errors.RunError, match=r"holds a llm4cdsr run, and this config is sasrec;"):
     workdir_lib.prepare(other, run)
+
+
+def test_renamed_model_keys_are_read_under_their_new_names():
+  config = upgrade.read_config(OLD_RUN)  # written with hidden_size, num_heads, freeze_emb, ...
+  assert (config.model.width, config.model.blocks, config.model.freeze_global) == (16, 2, True)
+  assert not set(upgrade.RENAMED_MODEL_KEYS) & set(config.model)
+  with open(os.path.join(OLD_RUN, "results.jsonl")) as f:
+    row = upgrade.result_row(json.loads(f.readline()))
+  assert row["config"]["model.width"] == 16 and "model.hidden_size" not in row["config"]
+  meta = upgrade.grid({"runs": [{"name": "r", "axes": {"model.ffn_size": 8, "gca.act": "x"}}]})
+  assert meta["runs"][0]["axes"] == {"model.ffn": 8, "gca.act": "x"}
+
+
+def test_an_old_abxi_config_gets_todays_window_length():
+  """ABXI's max_len was upstream's len_max before the shared names: 50 items = windows of 47."""
+  old = {"model": {"name": "abxi", "d_embed": 16, "n_head": 2, "d_ffn": 24, "max_len": 50}}
+  model = upgrade.config_dict(old)["model"]
+  assert (model["width"], model["heads"], model["ffn"], model["max_len"]) == (16, 2, 24, 47)
+  assert (
+    upgrade.config_dict({"model": {"name": "abxi", "width": 16, "max_len": 47}})["model"]["max_len"]
+    == 47
+  )  # today's configs as they are
+  flat = upgrade.flat_config({"model.name": "abxi", "model.d_embed": 16, "model.max_len": 50})
+  assert (flat["model.width"], flat["model.max_len"]) == (16, 47)
+
+
+@pytest.mark.parametrize(
+  "argv, match",
+  [
+    (["--config.model.hidden_size=8"], r"config key model\.hidden_size is now model\.width"),
+    (["--config.model.d_ffn=8"], r"config key model\.d_ffn is now model\.ffn"),
+  ],
+)
+def test_an_old_key_name_on_the_command_line_names_the_new_one(argv, match):
+  with pytest.raises(errors.ConfigError, match=match):
+    flags.check_overrides(["--config=configs/tiny.py", *argv])
+
+
+def test_an_old_key_name_in_a_config_file_names_the_new_one():
+  config = ml_collections.ConfigDict(tiny.get_config().to_dict())
+  config.model.num_heads = 1
+  with pytest.raises(errors.ConfigError, match=r"model\.num_heads is now model\.heads"):
+    validation.validate(config)
+  config = ml_collections.ConfigDict(tiny.get_config().to_dict())
+  config.model.widht = 1
+  with pytest.raises(errors.ConfigError, match=r"model\.widht: LLM4CDSR has no such setting"):
+    validation.validate(config)

@@ -72,12 +72,12 @@ def build(checkout: str, data: str, steps: int, device: str = "cpu") -> bench_co
     ver="v1.0",
     data="afk",
     raw=True,
-    len_max=m.max_len,
+    len_max=m.max_len + 3,  # upstream keeps len_max items; its windows are 3 shorter
     n_neg=m.n_neg,
     n_mtc=cfg.eval.num_negatives,
-    d_embed=m.d_embed,
+    d_embed=m.width,
     n_attn=1,
-    n_head=m.n_head,
+    n_head=m.heads,
     dropout=m.dropout,
     temp=m.temp,
     rd=m.rd,
@@ -183,7 +183,7 @@ def build(checkout: str, data: str, steps: int, device: str = "cpu") -> bench_co
   )
   notes = [
     f"data: {ds.name} {ds.num_users} users, {ds.num_items_a}+{ds.num_items_b} items | max_len "
-    f"{m.max_len} (ABXI's len_max; windows of {args.len_trim}; --max-lens is LLM4CDSR's) | "
+    f"{m.max_len} (the window; ABXI's len_max {args.len_max}; --max-lens is LLM4CDSR's) | "
     f"{steps} steps x {batch} = {steps * batch} training users | {n_eval} validation users | "
     f"trainable parameters: original {theirs.params:,}, orthoalign {ours.side.params:,}",
     f"original: torch.set_float32_matmul_precision('high') as its main.py -> "

@@ -46,7 +46,7 @@ def build(
 
   cfg = llm4cdsr_config.get_config()
   cfg.model.max_len = max_len
-  cfg.model.hidden_size = 128  # upstream's (configs/llm4cdsr.py runs 64 on a CPU)
+  cfg.model.width = 128  # upstream's (configs/llm4cdsr.py runs 64 on a CPU)
   cfg.model.missing_text = "zero"  # upstream has no trainable rows for text-less items
   cfg.gca.positions = ()  # the plain model: the original has no GCA
   cfg.train.batch_size = _BATCH
@@ -97,11 +97,11 @@ def build(
     user_emb_file=_USER_FILE,
     global_emb=True,
     local_emb=True,
-    freeze_emb=m.freeze_emb,
-    hidden_size=m.hidden_size,
+    freeze_emb=m.freeze_global,
+    hidden_size=m.width,
     dropout_rate=m.dropout,
-    trm_num=m.num_blocks,
-    num_heads=m.num_heads,
+    trm_num=m.blocks,
+    num_heads=m.heads,
     alpha=m.alpha,
     beta=m.beta,
     tau=m.tau,

@@ -55,13 +55,13 @@ def main() -> int:
   model = TorchABXI(
     argparse.Namespace(
       bs=cfg.train.batch_size,
-      len_trim=m.max_len - 3,
-      n_head=m.n_head,
+      len_trim=m.max_len,
+      n_head=m.heads,
       n_item=na + nb,
       n_item_a=na,
       n_neg=m.n_neg,
       temp=m.temp,
-      d_embed=m.d_embed,
+      d_embed=m.width,
       rd=m.rd,
       ri=m.ri,
       dropout=0.0,
@@ -75,7 +75,7 @@ def main() -> int:
     f"parameters: original {sum(p.numel() for p in model.parameters()):,}, "
     f"orthoalign {sum(x.size for x in jax.tree_util.tree_leaves(params)):,}"
   )
-  module = abxi.inputs.make_module(na, nb, m, (), "other", {})
+  module = task.module
   tensor = lambda x: torch.tensor(np.asarray(x)).long()
   int_mask = lambda s: (s != 0).unsqueeze(-1).to(torch.int32)
   failures = []
@@ -89,7 +89,7 @@ def main() -> int:
   batch = {k: jnp.asarray(v[:64]) for k, v in task.train_data.items()}
   batch["row_valid"] = jnp.ones(64, bool)
   neg = abxi.loss.sample_train_negatives(
-    jax.random.key(3), batch, abxi.loss.Hyper(na, nb, n_neg=m.n_neg)
+    jax.random.key(3), batch, abxi.loss.Hyper(task.module.config, na, nb)
   )
 
   def loss(params):

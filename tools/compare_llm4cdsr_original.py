@@ -166,18 +166,7 @@ def main() -> int:
   (loss, metrics), grads = jax.jit(
     jax.value_and_grad(lambda p: task.loss_fn(p, frozen, batch, rng), has_aux=True)
   )(params)
-  hp = llm4cdsr.loss.Hyper(
-    num_items_a=na,
-    num_items_b=nb,
-    alpha=m.alpha,
-    beta=m.beta,
-    tau=m.tau,
-    tau_reg=m.tau_reg,
-    mixed_neg_domain=m.mixed_neg_domain,
-    independent_negatives=m.independent_negatives,
-    neg_exclusive_upper=m.neg_exclusive_upper,
-    reg_pool=m.reg_pool,
-  )
+  hp = llm4cdsr.loss.Hyper(task.module.config, na, nb)
   _, r_neg, r_reg = jax.random.split(rng, 3)  # as loss_fn splits its rng
   negs = {
     k: np.asarray(v) for k, v in llm4cdsr.loss.sample_train_negatives(r_neg, batch, hp).items()
@@ -221,12 +210,12 @@ def main() -> int:
           user_emb_file=_USER_FILE,
           global_emb=True,
           local_emb=True,
-          freeze_emb=m.freeze_emb,
-          hidden_size=m.hidden_size,
+          freeze_emb=m.freeze_global,
+          hidden_size=m.width,
           max_len=m.max_len,
           dropout_rate=0.0,
-          trm_num=m.num_blocks,
-          num_heads=m.num_heads,
+          trm_num=m.blocks,
+          num_heads=m.heads,
           alpha=m.alpha,
           beta=m.beta,
           tau=m.tau,

@@ -16,6 +16,7 @@ for gradients). `--flip KEY=VALUE` changes one of orthoalign's model settings (e
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -50,19 +51,16 @@ def main() -> int:
   module = sasrec.module.SASRec(
     num_items_a=N_ITEMS,
     num_items_b=0,
-    hidden=D,
-    num_blocks=BLOCKS,
-    num_heads=HEADS,
-    dropout=0.0,
-    max_len=LENGTH,
-    streams="mixed",
+    config=sasrec.Config(
+      streams="mixed", width=D, blocks=BLOCKS, heads=HEADS, dropout=0.0, max_len=LENGTH
+    ),
   )
   if args.flip:
     key, value = args.flip.split("=", 1)
-    module = module.clone(
-      **{key: type(getattr(module, key))(value == "True" if value in ("True", "False") else value)}
-    )
-    print(f"orthoalign's model.{key} flipped to {getattr(module, key)!r}")
+    old = getattr(module.config, key)
+    new = type(old)(value == "True" if value in ("True", "False") else value)
+    module = module.clone(config=dataclasses.replace(module.config, **{key: new}))
+    print(f"orthoalign's model.{key} flipped to {new!r}")
 
   rng = np.random.default_rng(0)
   lengths = rng.integers(2, LENGTH + 2, ROWS)

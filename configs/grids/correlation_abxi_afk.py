@@ -6,7 +6,7 @@ r"""The orthogonality-performance correlation (Figure 2) for ABXI on Food-Kitche
       --out=docs/results/correlation_abxi_afk
 
 The paper's variants (reference/paper.md §2.4): position GCA[0] / GCA[0,1] / GCA[0,2] x gate
-activation sigmoid / tanh x LayerNorm none / post x width d_embed 128 / 256 x cross-attention
+activation sigmoid / tanh x LayerNorm none / post x width 128 / 256 x cross-attention
 heads 1 / 4 = 48 programs, each with 3 seeds as replicas (144 runs). Test metrics are tracked per
 epoch (eval.track_test) for the paper's best-test-epoch reading. GCA unit: bare cross-attention
 (gca.ffn = 0). A GPU job (docs/experiments.md has its cost).
@@ -29,10 +29,10 @@ def get_grid():
         "gca.positions": {"0": (0,), "0-1": (0, 1), "0-2": (0, 2)},
         "gca.act": ("sigmoid", "tanh"),
         "gca.layernorm": ("none", "post"),
-        "model.d_embed": (128, 256),
+        "model.width": (128, 256),
         "gca.heads": (1, 4),
         "seed": (3407, 0, 1),
       }
     ],
-    names={"gca.positions": "gca", "gca.layernorm": "ln", "model.d_embed": "d"},
+    names={"gca.positions": "gca", "gca.layernorm": "ln", "model.width": "d"},
   )

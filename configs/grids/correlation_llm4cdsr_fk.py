@@ -28,10 +28,10 @@ def get_grid():
         "gca.positions": {"0": (0,), "0-1": (0, 1), "0-2": (0, 2)},
         "gca.act": ("sigmoid", "tanh"),
         "gca.layernorm": ("none", "post"),
-        "model.hidden_size": (64, 128),
+        "model.width": (64, 128),
         "gca.heads": (1, 4),
         "seed": (42, 0, 1),
       }
     ],
-    names={"gca.positions": "gca", "gca.layernorm": "ln", "model.hidden_size": "hidden"},
+    names={"gca.positions": "gca", "gca.layernorm": "ln", "model.width": "hidden"},
   )

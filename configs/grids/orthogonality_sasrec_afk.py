@@ -26,7 +26,7 @@ SEEDS = (0, 1, 2, 3, 4)
 
 def get_config():
   config = sasrec.get_config()
-  config.model.update(hidden_size=32, dropout=0.2)
+  config.model.update(width=32, dropout=0.2)
   config.train.update(learning_rate=5e-3, max_epochs=25, early_stop_patience=8)
   return config
 

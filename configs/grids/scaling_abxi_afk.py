@@ -7,7 +7,7 @@ r"""Parameter-matched scaling (Figure 3) for ABXI on Food-Kitchen, with the pape
 GCA unit: cross-attention + a feed-forward block of expansion 6 (gca.ffn = 6): 2.10M parameters
 per GCA position at d = 256, the unit the paper's Figure 3 implies for ABXI on Food-Kitchen
 (reference/paper.md §1.3). GCA_early (GCA[0]) and GCA_stack (GCA[0,1]) on the two smallest ABXI
-sizes; ABXI sizes matched to every GCA point by growing the SwiGLU width (model.d_ffn), plus two
+sizes; ABXI sizes matched to every GCA point by growing the SwiGLU width (model.ffn), plus two
 larger sizes (orthoalign/experiments/scaling.py). 5 seeds as replicas. A GPU job.
 """
 

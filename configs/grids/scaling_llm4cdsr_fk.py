@@ -8,7 +8,7 @@ r"""Parameter-matched scaling (Figure 3) for LLM4CDSR on Food-Kitchen, with the 
 GCA unit: cross-attention + a feed-forward block of expansion 12 (gca.ffn = 12): 0.92M parameters
 per GCA position at d = 128, near the 0.94M the paper's Figure 3 implies for LLM4CDSR
 (reference/paper.md §1.3). GCA_early (GCA[0]) and GCA_stack (GCA[0,1]) on the two smallest sizes;
-LLM4CDSR sizes matched by growing the blocks' FFN width (model.ffn_size), plus two larger sizes.
+LLM4CDSR sizes matched by growing the blocks' FFN width (model.ffn), plus two larger sizes.
 Totals include the frozen text tables, as the paper's do. 5 seeds as replicas. A GPU job.
 """
 

@@ -29,10 +29,10 @@ def get_grid():
         "gca.positions": {"0": (0,), "0-1": (0, 1)},
         "gca.act": ("sigmoid", "tanh"),
         "gca.layernorm": ("none", "post"),
-        "model.hidden_size": (16, 32),
+        "model.width": (16, 32),
         "seed": (0, 1),
         "gca.gate_init": (-1.0, 1.0),
       }
     ],
-    names={"gca.positions": "gca", "gca.layernorm": "ln", "model.hidden_size": "hidden"},
+    names={"gca.positions": "gca", "gca.layernorm": "ln", "model.width": "hidden"},
   )

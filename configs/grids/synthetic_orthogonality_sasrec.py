@@ -26,7 +26,7 @@ def get_config():
   config.data = small.data
   config.train = small.train
   config.eval = small.eval
-  config.model.update(hidden_size=32, max_len=20, dropout=0.2)
+  config.model.update(width=32, max_len=20, dropout=0.2)
   return config
 
 

@@ -7,7 +7,7 @@ r"""Parameter-matched scaling (the paper's Figure 3) on synthetic data (LLM4CDSR
 
 The smallest baseline is configs/synthetic_small.py (hidden 32, FFN width 32). GCA_early (GCA[0])
 and GCA_stack (GCA[0,1]) are added to the two smallest baseline sizes; the baseline sizes are
-matched to each GCA model's total parameter count by growing the FFN width (model.ffn_size,
+matched to each GCA model's total parameter count by growing the FFN width (model.ffn,
 orthoalign/models/param_count.py), plus two larger sizes one GCA unit apart
 (orthoalign/experiments/scaling.py); grid.json's meta records every target and achieved count.
 GCA unit: the bare cross-attention cell (gca.ffn = 0), 8,450 parameters per position at d = 32.

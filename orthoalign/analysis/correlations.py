@@ -152,7 +152,7 @@ def correlation(
 
   Args:
     df, stat, position, metric, protocol, epoch, histories: see `correlation_points`.
-    by: extra columns to stratify on (e.g. ("config.model.hidden_size",) or ("dataset",)).
+    by: extra columns to stratify on (e.g. ("config.model.width",) or ("dataset",)).
     controls: columns of the points frame for the partial correlation ("width" = model width).
     n_boot, seed: bootstrap of the CIs (`stats.correlation`).
 

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from orthoalign.config import replica_axes
 from orthoalign.errors import DataError
 
 VARIANT_ORDER = ("plain", "early", "stack")
-# Width columns of the baselines (LLM4CDSR: hidden_size, ABXI: d_embed).
-WIDTH_COLUMNS = ("config.model.hidden_size", "config.model.d_embed")
+# The width column, shared by every baseline (old runs' hidden_size / d_embed are upgraded to it).
+WIDTH_COLUMN = "config.model.width"
 # Columns that are bookkeeping, not experimental settings (they never split conditions).
 _IGNORED_CONFIG_PREFIXES = (
   "config.sweep.",
@@ -40,9 +41,7 @@ _IGNORED_CONFIG_PREFIXES = (
 # Per-replica settings of a program (the sweep axes of orthoalign.sweep) at the top level of a
 # results row -> the config key they replace (its value is only their fallback).
 _REPLICA_SETTINGS = {
-  "learning_rate": "config.train.learning_rate",
-  "weight_decay": "config.train.weight_decay",
-  "gate_init": "config.gca.gate_init",
+  a.field: f"config.{a.key}" for a in replica_axes.COMMON if "." in a.key and "." not in a.field
 }
 # Config sections: a top-level results column named "<section>.<key>" is a per-replica setting
 # (e.g. `model.alpha` from --config.sweep.model.alpha, `gca.orth_penalty`), replacing
@@ -253,12 +252,10 @@ def _splits(df: pd.DataFrame, settings: Sequence[str], col: str) -> bool:
 
 
 def width_of(df: pd.DataFrame) -> pd.Series:
-  """The model width per row: config.model.hidden_size (LLM4CDSR) or config.model.d_embed (ABXI)."""
-  out = pd.Series(np.nan, index=df.index, dtype=object)
-  for c in WIDTH_COLUMNS:
-    if c in df.columns:
-      out = out.where(out.notna(), df[c])
-  return out
+  """The model width per row (config.model.width; NaN where the rows have no such column)."""
+  if WIDTH_COLUMN in df.columns:
+    return df[WIDTH_COLUMN].astype(object)
+  return pd.Series(np.nan, index=df.index, dtype=object)
 
 
 def short_name(col: str) -> str:

@@ -16,6 +16,7 @@ import ml_collections
 
 from orthoalign import errors
 from orthoalign.config import dicts
+from orthoalign.config import upgrade
 
 ConfigError = errors.ConfigError
 
@@ -80,9 +81,19 @@ def check_overrides(argv: list[str]) -> None:
       # absl treats repeated --config.<tuple key> flags as a multi-flag and concatenates them.
       raise ConfigError(f"config key {key} is given twice; give each --config.<key> once")
     seen.add(key)
+    if upgrade.renamed_key(key) != key and not _has(config, key):
+      raise ConfigError(f"config key {key} is now {upgrade.renamed_key(key)} (same meaning)")
     node = dicts.get(config, key, f" (in --config.{item})")
     if has_value and not isinstance(node, ml_collections.ConfigDict):
       dicts.parse_value(key, raw, node)
+
+
+def _has(config: ml_collections.ConfigDict, key: str) -> bool:
+  try:
+    dicts.get(config, key)
+  except ConfigError:
+    return False
+  return True
 
 
 def parse_flags_checked(argv: list[str]) -> list[str]:

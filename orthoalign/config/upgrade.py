@@ -4,7 +4,8 @@ A run folder written by an older orthoalign lacks the keys added since. Every re
 what it reads here, once, and then reads keys directly; no other module keeps a default for a
 key that old runs may lack. Each added key gets the value that reproduces what the old run
 computed (which is not always today's default: runs from before `eval.ties` ranked ties
-pessimistically, runs from before `model.missing_text` zeroed text-less items).
+pessimistically, runs from before `model.missing_text` zeroed text-less items). Renamed keys
+(RENAMED_MODEL_KEYS: the baselines' shared names) are read under today's names.
 
   config.json       `config` (resume, orthoalign.evaluate, the grid runner's skip check)
   results.jsonl     `result_row` (its flattened `config`; the analysis loaders)
@@ -51,11 +52,30 @@ ADDED: dict[str, Any] = {
   "train.length_buckets": (),
 }
 
-# model.name -> its `model.*` keys added after runs were written, as ADDED.
+# `model.*` keys renamed when every baseline's shared concepts got shared names -> today's name
+# (no model had one of these keys with another meaning).
+RENAMED_MODEL_KEYS: dict[str, str] = {
+  "hidden_size": "width",  # LLM4CDSR, CDSRNP, SASRec
+  "d_embed": "width",  # ABXI
+  "num_heads": "heads",
+  "n_head": "heads",
+  "num_blocks": "blocks",
+  "ffn_size": "ffn",
+  "d_ffn": "ffn",
+  "causal_self_attention": "causal",  # LLM4CDSR
+  "freeze_emb": "freeze_global",  # LLM4CDSR: it freezes the mixed path's (global) table only
+}
+
+# ABXI's max_len was upstream's `len_max` (the user's last items kept, targets included) before the
+# renaming; today it is the window length like every model's, len_max - 3. A saved ABXI config
+# holding this old key is converted.
+_ABXI_OLD_KEY, _ABXI_WINDOW_SHIFT = "d_embed", -3
+
+# model.name -> its `model.*` keys added after runs were written, as ADDED (today's names).
 MODEL_ADDED: dict[str, dict[str, Any]] = {
   "abxi": {"neg_scoring": "auto", "eval_domain_seq": "compact"},
   "llm4cdsr": {
-    "ffn_size": 0,
+    "ffn": 0,
     "reg_pool": "history",
     "missing_text": "zero",
     "llm_emb_dir": "none",
@@ -91,6 +111,8 @@ def config_dict(saved: Mapping[str, Any]) -> dict[str, Any]:
   tree = json.loads(json.dumps(saved))
   model = tree.get("model")
   name = model.get("name", "") if isinstance(model, dict) else ""
+  if isinstance(model, dict):
+    tree["model"] = _renamed(model, name)
   for dotted, value in added_keys(name).items():
     _fill(tree, dotted, value)
   return tree
@@ -129,7 +151,10 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
 
 def flat_config(flat: Mapping[str, Any]) -> dict[str, Any]:
   """A flattened saved config (dotted keys, lists for tuples) with every added key filled in."""
-  out = dict(flat)
+  name = str(flat.get("model.name", ""))
+  model = {k[len("model.") :]: v for k, v in flat.items() if k.startswith("model.")}
+  out = {k: v for k, v in flat.items() if not k.startswith("model.")}
+  out.update({f"model.{k}": v for k, v in _renamed(model, name).items()})
   for dotted, value in added_keys(str(flat.get("model.name", ""))).items():
     if dotted in out:
       continue
@@ -140,6 +165,22 @@ def flat_config(flat: Mapping[str, Any]) -> dict[str, Any]:
       continue  # a subsection (data.synthetic) the config does not have
     out[dotted] = list(value) if isinstance(value, tuple) else value
   return out
+
+
+def _renamed(model: dict[str, Any], name: str) -> dict[str, Any]:
+  """A saved `model` section (or its flattened keys without "model.") under today's key names."""
+  out = {RENAMED_MODEL_KEYS.get(k, k): v for k, v in model.items()}
+  if name == "abxi" and _ABXI_OLD_KEY in model and isinstance(out.get("max_len"), int):
+    out["max_len"] += _ABXI_WINDOW_SHIFT
+  return out
+
+
+def renamed_key(dotted: str) -> str:
+  """Today's name of a dotted key (`model.hidden_size` -> `model.width`); others as they are."""
+  section, _, leaf = dotted.partition(".")
+  if section == "model" and leaf in RENAMED_MODEL_KEYS:
+    return f"model.{RENAMED_MODEL_KEYS[leaf]}"
+  return dotted
 
 
 def result_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -159,6 +200,7 @@ def grid(meta: dict[str, Any]) -> dict[str, Any]:
     run.setdefault("name", run.get("workdir"))
     run.setdefault("workdir", run["name"])  # the runner names each workdir after its run
     run.setdefault("axes", {})
+    run["axes"] = {renamed_key(k): v for k, v in run["axes"].items()}
   return meta
 
 

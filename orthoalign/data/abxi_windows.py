@@ -4,8 +4,8 @@ Ported from the data pipeline of `DiMarzioBian/ABXI` v2.1 (`models/data/dataload
 `trim_seq`, `get_spe_seq`, `process_train`, `process_evaluate`); see reference/baselines.md §1.1.
 
 Conventions (as the original):
-  * Each user's sequence is first cut to its last `max_len` items (the original reads
-    `line[1:][-len_max:]`); every window has length `len_trim = max_len - 3`, padded on the LEFT.
+  * Each user's sequence is first cut to its last `len_max` items (the original reads
+    `line[1:][-len_max:]`); every window has length `len_trim = len_max - 3`, padded on the LEFT.
   * Training uses the train part T = sequence[:-2]: inputs T[:-1], targets T[1:] (seq2seq, every
     position supervised). `seq_x` is the merged input; `seq_a` / `seq_b` are TASK-GUIDED ALIGNED
     (`aligned_domain_sequences`): at a slot whose target is in A, `seq_a` holds the A item that
@@ -68,12 +68,12 @@ def aligned_domain_sequences(
   return out[0], out[1]
 
 
-def train_windows(ds: dataset_lib.CDSRDataset, max_len: int) -> dict[str, np.ndarray]:
+def train_windows(ds: dataset_lib.CDSRDataset, len_max: int) -> dict[str, np.ndarray]:
   """Seq2seq training arrays, one row per user whose train part has >= 2 items.
 
   Args:
     ds: the dataset.
-    max_len: ABXI's `len_max` (50); windows have length max_len - 3.
+    len_max: ABXI's `len_max` (50); windows have length len_max - 3.
 
   Returns:
     Arrays with leading dimension U_train: seq_x, seq_a, seq_b (global ids), target (global id of
@@ -81,12 +81,12 @@ def train_windows(ds: dataset_lib.CDSRDataset, max_len: int) -> dict[str, np.nda
     padding), hist (the train part T sorted ascending, left-padded with 0; never drawn as a
     negative) and user.
   """
-  length = max_len - 3
+  length = len_max - 3
   na = ds.num_items_a
   train_len = dataset_lib.train_lengths(ds)
   users = np.nonzero(train_len >= 2)[0]
-  # The train part of the cut sequence: sequence[-max_len:][:-2] = train prefix[-(max_len - 2):].
-  parts = [ds.sequence(u)[: train_len[u]][-(max_len - 2) :] for u in users]
+  # The train part of the cut sequence: sequence[-len_max:][:-2] = train prefix[-(len_max - 2):].
+  parts = [ds.sequence(u)[: train_len[u]][-(len_max - 2) :] for u in users]
   width = max((len(p) for p in parts), default=1)
   rows: dict[str, list[np.ndarray]] = {
     k: [] for k in ("seq_x", "seq_a", "seq_b", "target", "time_x", "time_a", "time_b", "hist")
@@ -112,14 +112,14 @@ EVAL_LAYOUTS = ("inplace", "compact")
 
 
 def eval_windows(
-  ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit, max_len: int, layout: str = "inplace"
+  ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit, len_max: int, layout: str = "inplace"
 ) -> dict[str, np.ndarray]:
   """Inputs for next-item evaluation, one row per evaluated user.
 
   Args:
     ds: the dataset.
     split: the leave-one-out cases (`dataset.eval_split`).
-    max_len: ABXI's `len_max` (50); windows have length max_len - 3.
+    len_max: ABXI's `len_max` (50); windows have length len_max - 3.
     layout: domain sequences "inplace" (the original code) or "compact" (see the module docstring).
 
   Returns:
@@ -130,7 +130,7 @@ def eval_windows(
   """
   if layout not in EVAL_LAYOUTS:
     raise ValueError(f"model.eval_domain_seq={layout!r}; expected one of {list(EVAL_LAYOUTS)}")
-  length = max_len - 3
+  length = len_max - 3
   na = ds.num_items_a
   width = int(split.input_len.max()) if split.num_cases else 1
   rows: dict[str, list[np.ndarray]] = {
@@ -139,7 +139,7 @@ def eval_windows(
   }
   for u, n in zip(split.users, split.input_len):
     full = ds.sequence(u)
-    start = max(0, len(full) - max_len)  # the original's cut to the last len_max items
+    start = max(0, len(full) - len_max)  # the original's cut to the last len_max items
     inputs = full[start:n]
     time = np.arange(len(inputs))
     seq_x, time_x = windows.right_align(inputs, length), windows.right_align(time, length, fill=-1)

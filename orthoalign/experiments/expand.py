@@ -8,9 +8,9 @@ dict's product), or `Grid(blocks=[...], names={...})` to give axes short names:
   def get_grid():
     return Grid(blocks=[{
         "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)},   # labelled values
-        "model.hidden_size": [64, 128],                                     # labels "64", "128"
+        "model.width": [64, 128],                                     # labels "64", "128"
         "seed": [0, 1, 2],                                                  # replicas of each run
-    }], names={"gca.positions": "gca", "model.hidden_size": "hidden"})
+    }], names={"gca.positions": "gca", "model.width": "hidden"})
 
 Axes whose key `orthoalign.sweep.replica_axes` lists (seed, learning rate, ...) become the replica
 lists of every program; the others are run axes: one program per combination, named from their

@@ -52,13 +52,11 @@ def scaling_grid(
     meta {"grown_key", "unit_params", "matches": [...], "tolerance"}.
 
   Raises:
-    ConfigError: a model without a key to grow, or a target no width can reach within tolerance.
+    ConfigError: a target no width can reach within tolerance.
   """
   variants = dict(variants)
-  if config.model.name not in param_count.GROW_KEYS:
-    raise errors.ConfigError(f"scaling grid: no key to grow for model.name={config.model.name!r}")
-  key, _ = param_count.GROW_KEYS[config.model.name]
-  base_value = dicts.get(config, key) or config.model.hidden_size  # LLM4CDSR: 0 = hidden
+  key = param_count.GROW_KEY
+  base_value = dicts.get(config, key) or config.model.width  # ffn 0 = width
   config = param_count.with_values(config, {key: int(base_value)})
   plain = param_count.with_values(config, {"gca.positions": ()})
   at = lambda value, positions: param_count.count(

@@ -9,6 +9,7 @@ import ml_collections
 
 from orthoalign import errors
 from orthoalign.config import dicts
+from orthoalign.config import replica_axes
 from orthoalign.models import gca
 
 ConfigError = errors.ConfigError
@@ -31,7 +32,7 @@ _KEYS = tuple(
     "intervention",
     "orth_penalty",
   )
-) + ("sweep.gate_inits", "sweep.orth_penalties")
+) + replica_axes.sweep_keys("gca")
 
 
 def check_config(config: ml_collections.ConfigDict, kv_choices: tuple[str, ...]) -> None:
@@ -109,7 +110,7 @@ def _check_interventions(config: ml_collections.ConfigDict) -> None:
 def check_positions(
   config: ml_collections.ConfigDict, allowed: tuple[int, ...] | range, where: str
 ) -> None:
-  """gca.positions must be insertion points the model has (a range for 0..num_blocks).
+  """gca.positions must be insertion points the model has (a range for 0..blocks).
 
   Raises:
     ConfigError: naming the positions the model has.

@@ -2,11 +2,12 @@
 
 The paper's Figure 3 (reference/paper.md §4) compares baseline + GCA with bigger baselines of about
 the same total parameter count. The paper does not say which dimension it grew; orthoalign grows
-the feed-forward width (GROW_KEYS): it leaves the embedding tables, the sequence length and the
-number of attention blocks -- and so the model's structure -- as they are, and it moves the count
-in small steps, so a target can be met within 1 %. (An unverified secondary source, cited in
-paper.md §4.1, says the paper added the extra parameters to the FFNs.) Counts include frozen
-tables, as the paper's do (`sum(p.numel() for p in model.parameters())` in the baselines' code).
+the feed-forward width (GROW_KEY, `model.ffn`): it leaves the embedding tables, the sequence length
+and the number of attention blocks -- and so the model's structure -- as they are, and it moves
+the count in small steps, so a target can be met within 1 %. (An unverified secondary source,
+cited in paper.md §4.1, says the paper added the extra parameters to the FFNs.) Counts include
+frozen tables, as the paper's do (`sum(p.numel() for p in model.parameters())` in the baselines'
+code).
 """
 
 from __future__ import annotations
@@ -27,13 +28,10 @@ from orthoalign.config import validation
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
 
-# Per baseline: the config key that parameter matching grows, and its smallest value.
-GROW_KEYS = {
-  "llm4cdsr": ("model.ffn_size", 1),  # inner width of the SASRec blocks' FFNs (0 = hidden)
-  "abxi": ("model.d_ffn", 1),  # SwiGLU width of the FFN and the three projectors
-  "cdsrnp": ("model.ffn_size", 1),  # inner width of the domain encoders' FFNs (0 = hidden)
-  "sasrec": ("model.ffn_size", 1),  # inner width of the SASRec blocks' FFNs (0 = hidden)
-}
+# The config key parameter matching grows, the same for every baseline (models/settings.py's shared
+# `ffn`: LLM4CDSR's, CDSRNP's and SASRec's blocks' FFNs, ABXI's SwiGLU FFN and three projectors),
+# and its smallest value.
+GROW_KEY, GROW_MIN = "model.ffn", 1
 
 
 # Users kept for counting: a model's parameters depend on the item catalog (and its text), never on
@@ -112,7 +110,7 @@ class Match:
 def with_values(
   config: ml_collections.ConfigDict, updates: dict[str, Any]
 ) -> ml_collections.ConfigDict:
-  """A copy of `config` with dotted keys set, e.g. {"model.ffn_size": 96, "gca.positions": ()}."""
+  """A copy of `config` with dotted keys set, e.g. {"model.ffn": 96, "gca.positions": ()}."""
   out = ml_collections.ConfigDict(config.to_dict())
   for key, value in updates.items():
     dicts.parent_of(out, key)[key.rsplit(".", 1)[-1]] = value
@@ -125,7 +123,7 @@ def match(
   key: str | None = None,
   max_value: int = 1 << 20,
 ) -> Match:
-  """The value of `key` (default GROW_KEYS[model]) whose total count is nearest to `target_total`.
+  """The value of `key` (default GROW_KEY) whose total count is nearest to `target_total`.
 
   The count is affine in a feed-forward width, so two counts predict the value; the prediction and
   its neighbours are then counted for real and the nearest is returned (ties: the smaller value).
@@ -135,21 +133,13 @@ def match(
   Args:
     config: the baseline's config (GCA positions as wanted for the counted model, usually none).
     target_total: the total parameter count to reach (frozen tables included).
-    key: the integer config key to grow; default per model (GROW_KEYS).
+    key: the integer config key to grow; default GROW_KEY.
     max_value: the largest value considered.
 
   Raises:
-    ConfigError: for a model without a default key, or a key that is not an int in the config.
+    ConfigError: a key the config lacks or that is not an int in it.
   """
-  if key is None:
-    if config.model.name not in GROW_KEYS:
-      raise errors.ConfigError(
-        f"parameter matching: no default key to grow for model.name="
-        f"{config.model.name!r}; pass key="
-      )
-    key, low = GROW_KEYS[config.model.name]
-  else:
-    low = 1
+  key, low = key or GROW_KEY, GROW_MIN
   if not isinstance(dicts.get(config, key), int):
     raise errors.ConfigError(
       f"parameter matching grows config key {key}, which must be an int "

@@ -10,6 +10,7 @@ import ml_collections
 
 from orthoalign import errors
 from orthoalign.config import dicts
+from orthoalign.config import replica_axes
 from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
 from orthoalign.train import step as step_lib
@@ -61,7 +62,7 @@ _KEYS = (
       "track_test",
     )
   )
-  + ("sweep.seeds", "sweep.learning_rates", "sweep.weight_decays")
+  + replica_axes.sweep_keys("train")
 )
 
 

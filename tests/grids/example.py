@@ -16,7 +16,7 @@ def get_grid():
     blocks=[
       {
         "gca.positions": {"plain": (), "early": (0,), "stack": (0, 1, 2)},
-        "model.hidden_size": [16, 32],
+        "model.width": [16, 32],
         "seed": (0, 1, 2),
         "train.learning_rate": [1e-3, 1e-4],
       },
@@ -28,5 +28,5 @@ def get_grid():
         "train.max_epochs": 2,
       },
     ],
-    names={"gca.positions": "gca", "model.hidden_size": "hidden"},
+    names={"gca.positions": "gca", "model.width": "hidden"},
   )

@@ -65,18 +65,20 @@ import ml_collections
 from orthoalign import errors
 from orthoalign.data import abxi_windows
 from orthoalign.data import dataset as dataset_lib
+from orthoalign.models import settings
 from orthoalign.models import task as task_lib
 from orthoalign.models.abxi.config import GCA_KV
 from orthoalign.models.abxi.config import REPLICA_HPARAMS
+from orthoalign.models.abxi.config import Config
 from orthoalign.models.abxi.config import default_config
 from orthoalign.models.abxi.config import validate
 from orthoalign.models.abxi.inputs import catalog_scoring
-from orthoalign.models.abxi.inputs import make_module
 from orthoalign.models.abxi.loss import Hyper
 from orthoalign.models.abxi.loss import eval_fn
 from orthoalign.models.abxi.loss import loss_fn
+from orthoalign.models.abxi.module import ABXI
 
-__all__ = ["GCA_KV", "REPLICA_HPARAMS", "build", "default_config", "validate"]
+__all__ = ["GCA_KV", "REPLICA_HPARAMS", "Config", "build", "default_config", "validate"]
 
 
 def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
@@ -89,27 +91,21 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
       f"but the domains have {ds.num_items_a} (A) and {ds.num_items_b} (B) items"
     )
   gca = task_lib.gca_settings(config)
-  module = make_module(ds.num_items_a, ds.num_items_b, m, gca.positions, gca.kv, gca.cell)
-  hp = Hyper(
-    num_items_a=ds.num_items_a,
-    num_items_b=ds.num_items_b,
-    n_neg=int(m.n_neg),
-    temp=float(m.temp),
-    neg_b_off_by_one=bool(m.neg_b_off_by_one),
-    catalog_scoring=catalog_scoring(m.neg_scoring),
-  )
+  cfg = settings.read(Config, m)
+  module = ABXI(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.kv, gca.cell)
+  hp = Hyper(cfg, ds.num_items_a, ds.num_items_b, catalog_scoring(cfg.neg_scoring))
   # A saved config without the key predates it: such runs were evaluated with the compact layout.
   layout = m.eval_domain_seq
   task = task_lib.assemble(
     ds,
     config,
     module=module,
-    train_data=abxi_windows.train_windows(ds, m.max_len),
-    eval_windows=lambda d, split: abxi_windows.eval_windows(d, split, m.max_len, layout),
+    train_data=abxi_windows.train_windows(ds, cfg.len_max),
+    eval_windows=lambda d, split: abxi_windows.eval_windows(d, split, cfg.len_max, layout),
     loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
     eval_fn=lambda p, f, t, b: eval_fn(module, p, f, t, b),
     tables_fn=lambda p, f: p["ei"],
-    hparams={"temp": hp.temp},
+    hparams={"temp": cfg.temp},
   )
   if gca.positions and layout == "inplace":
     switch = task.eval_data["test"].get("group/switch")

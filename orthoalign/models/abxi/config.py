@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
 from orthoalign.config import dicts
 from orthoalign.models import gca_checks
+from orthoalign.models import settings
 
 STREAMS = ("x", "a", "b")
 
@@ -21,32 +24,55 @@ GCA_KV = ("other", "mixed")
 REPLICA_HPARAMS = {"temp": dicts.POSITIVE}
 
 
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """ABXI's `model.*` keys, their defaults (v2.1's for Food-Kitchen, reference/baselines.md §1.3)
+  and the Flax module's arguments. Upstream names (`DiMarzioBian/ABXI`, main.py) in brackets.
+
+  Attributes:
+    width: item embedding and model width [d_embed].
+    heads: attention heads [n_head].
+    ffn: hidden width of the SwiGLU FFN and of the three projectors [d_ffn]; >= 1.
+    dropout: the shared dropout rate [dropout].
+    temp: InfoNCE temperature [temp]; a replica hyperparameter.
+    n_neg: negatives per domain at every position [n_neg].
+    max_len: window length, as for every model: the positions the encoder reads. Upstream's
+      `len_max` (50) is the user's last items kept including the validation and test targets,
+      and its windows are `len_max - 3` long [len_trim], so max_len = 47 is upstream's setting.
+    rd, ri: ranks of the domain LoRAs (x, a, b) and of the invariant LoRAs (a, b) [rd, ri]; they
+      depend on the dataset (demo.sh): afk 16/64, abe 64/64, amb 4/4.
+    neg_b_off_by_one: quirk of v2 (default = original behaviour; see the package docstring): id nA
+      may be drawn as a B negative.
+    eval_domain_seq: evaluation domain sequences: "inplace" = the original trainer (seq_x with the
+      other domain's items zeroed), "compact" = the own-domain history left-padded
+      (data/abxi_windows.py).
+    neg_scoring: how negative logits are computed (same numbers): "gather" their embeddings (less
+      compute, CPU), "catalog" = score all items then pick (less memory, GPU/TPU), "auto" = by
+      backend.
+  """
+
+  width: int = 256
+  heads: int = 2
+  ffn: int = 680
+  dropout: float = 0.5
+  temp: float = 0.75
+  n_neg: int = 128
+  max_len: int = 47
+  rd: int = 16
+  ri: int = 64
+  neg_b_off_by_one: bool = True
+  eval_domain_seq: str = "inplace"
+  neg_scoring: str = "auto"
+
+  @property
+  def len_max(self) -> int:
+    """Upstream's `len_max`: the user's last items kept, the two evaluation targets included."""
+    return self.max_len + 3
+
+
 def default_config() -> ml_collections.ConfigDict:
-  """ABXI's `model.*` keys with the v2.1 defaults for Food-Kitchen (reference/baselines.md §1.3)."""
-  m = ml_collections.ConfigDict()
-  m.name = "abxi"
-  m.d_embed = 256
-  m.n_head = 2
-  m.d_ffn = 680
-  m.dropout = 0.5
-  m.temp = 0.75
-  m.n_neg = 128
-  m.max_len = 50
-  # Dataset-dependent LoRA ranks (demo.sh): afk 16/64, abe 64/64, amb 4/4.
-  m.rd = 16
-  m.ri = 64
-  # Quirk of v2 (default = original behaviour; see the module docstring): id nA may be a B negative.
-  m.neg_b_off_by_one = True
-  # Evaluation domain sequences: "inplace" = the original trainer (seq_x with the other domain's
-  # items zeroed), "compact" = the own-domain history left-padded (see data/abxi_windows.py).
-  m.eval_domain_seq = "inplace"
-  # How negative logits are computed (same numbers): "gather" their embeddings (less compute, CPU),
-  # "catalog" = score all items then pick (less memory, GPU/TPU), "auto" = by backend.
-  m.neg_scoring = "auto"
-  return m
-
-
-_KEYS = tuple(f"model.{k}" for k in default_config() if k != "name")
+  """ABXI's `model.*` section with the defaults of `Config`."""
+  return settings.section(Config, "abxi")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -54,23 +80,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
   Raises:
     ConfigError: a missing model key, GCA positions other than 0/1/2, heads that do not divide
-      d_embed, an unknown neg_scoring / eval_domain_seq, or a window shorter than 5 (gca.kv is
+      the width, an unknown neg_scoring / eval_domain_seq, or a window shorter than 2 (gca.kv is
       checked against GCA_KV with the other gca.* keys).
   """
-  dicts.require(config, _KEYS, "ABXI")
+  settings.check_keys(Config, config, "ABXI")
+  dicts.require(config, settings.keys(Config), "ABXI")
   m = config.model
-  for key in (
-    "model.d_embed",
-    "model.n_head",
-    "model.d_ffn",
-    "model.n_neg",
-    "model.rd",
-    "model.ri",
-  ):
+  for key in ("model.width", "model.heads", "model.ffn", "model.n_neg", "model.rd", "model.ri"):
     dicts.check_int(config, key, 1)
-  dicts.check_int(config, "model.max_len", 5)  # windows are max_len - 3 long
-  dicts.check_divides(config, "model.n_head", "model.d_embed")
-  dicts.check_divides(config, "gca.heads", "model.d_embed")
+  dicts.check_int(config, "model.max_len", 2)
+  dicts.check_divides(config, "model.heads", "model.width")
+  dicts.check_divides(config, "gca.heads", "model.width")
   gca_checks.check_positions(config, GCA_POSITIONS, "ABXI")
   dicts.choice("model.neg_scoring", m.neg_scoring, ("auto", "gather", "catalog"))
   dicts.choice("model.eval_domain_seq", m.eval_domain_seq, ("inplace", "compact"))

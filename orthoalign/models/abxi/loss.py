@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from orthoalign.data import negatives
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import task as task_lib
+from orthoalign.models.abxi.config import Config
 from orthoalign.models.abxi.module import ABXI
 
 Array = jax.Array
@@ -18,13 +19,17 @@ Array = jax.Array
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
-  """Loss and sampling settings of one ABXI run (static; not vmapped)."""
+  """Loss and sampling settings of one ABXI run (static; not vmapped).
 
+  Attributes:
+    config: the `model.*` settings (its temp is the replica hyperparameter's default).
+    num_items_a, num_items_b: catalog sizes.
+    catalog_scoring: model.neg_scoring resolved for this backend (inputs.catalog_scoring).
+  """
+
+  config: Config
   num_items_a: int
   num_items_b: int
-  n_neg: int = 128
-  temp: float = 0.75
-  neg_b_off_by_one: bool = True
   catalog_scoring: bool = False
 
 
@@ -35,9 +40,9 @@ def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> Ar
   na, nb = hp.num_items_a, hp.num_items_b
   shape, hist = batch["target"].shape, batch["hist"]
   r_a, r_b = jax.random.split(rng)
-  neg_a = negatives.sample_distinct_excluding(r_a, shape, 1, na + 1, hist, hp.n_neg)
-  low_b = na if hp.neg_b_off_by_one else na + 1  # v2's arange(n_item_a, n_item + 1)
-  neg_b = negatives.sample_distinct_excluding(r_b, shape, low_b, na + nb + 1, hist, hp.n_neg)
+  neg_a = negatives.sample_distinct_excluding(r_a, shape, 1, na + 1, hist, hp.config.n_neg)
+  low_b = na if hp.config.neg_b_off_by_one else na + 1  # v2's arange(n_item_a, n_item + 1)
+  neg_b = negatives.sample_distinct_excluding(r_b, shape, low_b, na + nb + 1, hist, hp.config.n_neg)
   return jnp.concatenate([neg_a, neg_b], axis=-1)
 
 
@@ -101,9 +106,9 @@ def loss_fn(
 ) -> tuple[Array, dict[str, Array]]:
   """ABXI's training objective loss_A + loss_B on one batch; batch["row_valid"] masks padded rows.
 
-  `hparams` {"temp"}: this replica's InfoNCE temperature (a scalar); None = hp.temp.
+  `hparams` {"temp"}: this replica's InfoNCE temperature (a scalar); None = hp.config.temp.
   """
-  temp = (hparams or {}).get("temp", hp.temp)
+  temp = (hparams or {}).get("temp", hp.config.temp)
   r_drop, r_neg = jax.random.split(rng)
   out = module.apply({"params": params, **frozen}, batch, train=True, rngs={"dropout": r_drop})
   neg = sample_train_negatives(r_neg, batch, hp)

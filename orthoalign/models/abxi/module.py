@@ -15,6 +15,7 @@ from orthoalign.models import layers
 from orthoalign.models.abxi.config import GCA_KV
 from orthoalign.models.abxi.config import GCA_POSITIONS
 from orthoalign.models.abxi.config import STREAMS
+from orthoalign.models.abxi.config import Config
 
 Array = jax.Array
 
@@ -105,10 +106,8 @@ class ABXI(nn.Module):
 
   Attributes:
     num_items_a, num_items_b: catalog sizes (the item table has nA + nB + 1 rows, row 0 = padding).
-    length: window length L (= max_len - 3); the position table has L + 1 rows.
-    d_embed, n_head, d_ffn: model width, attention heads, SwiGLU hidden width.
-    rd, ri: ranks of the domain LoRAs (x, a, b) and of the invariant LoRAs (a, b).
-    dropout: the shared dropout rate.
+    config: the `model.*` settings (config.py); its max_len is the window length L (upstream's
+      len_max - 3), and the position table has L + 1 rows.
     gca_positions: GCA insertion points, 0 = after the embedding, 1 = after the attention block,
       2 = after the FFN/LoRA stage.
     gca_kv: "other" (the A stream queries B and B queries A) or "mixed" (both query x).
@@ -117,31 +116,25 @@ class ABXI(nn.Module):
 
   num_items_a: int
   num_items_b: int
-  length: int
-  d_embed: int = 256
-  n_head: int = 2
-  d_ffn: int = 680
-  rd: int = 16
-  ri: int = 64
-  dropout: float = 0.5
+  config: Config
   gca_positions: tuple[int, ...] = ()
   gca_kv: str = "other"
   gca: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def setup(self):
-    d = self.d_embed
+    d = self.config.width
     self.ei = self.param("ei", _embedding_init, (self.num_items_a + self.num_items_b + 1, d))
-    self.ep = self.param("ep", _embedding_init, (self.length + 1, d))
-    self.mha = CausalSelfAttention(d, self.n_head, name="mha")
+    self.ep = self.param("ep", _embedding_init, (self.config.max_len + 1, d))
+    self.mha = CausalSelfAttention(d, self.config.heads, name="mha")
     self.norm_mha = _layer_norm("norm_mha")
-    self.ffn = SwiGLU(d, self.d_ffn, name="ffn")
-    self.dlora = {s: LoRA(d, self.rd, name=f"dlora_{s}") for s in STREAMS}
+    self.ffn = SwiGLU(d, self.config.ffn, name="ffn")
+    self.dlora = {s: LoRA(d, self.config.rd, name=f"dlora_{s}") for s in STREAMS}
     self.norm_sa = {s: _layer_norm(f"norm_sa_{s}") for s in STREAMS}
-    self.ilora = {s: LoRA(d, self.ri, name=f"ilora_{s}") for s in ("a", "b")}
-    self.proj = {s: SwiGLU(d, self.d_ffn, name=f"proj_{s}") for s in ("i", "a", "b")}
+    self.ilora = {s: LoRA(d, self.config.ri, name=f"ilora_{s}") for s in ("a", "b")}
+    self.proj = {s: SwiGLU(d, self.config.ffn, name=f"proj_{s}") for s in ("i", "a", "b")}
     self.norm_i2 = {s: _layer_norm(f"norm_i2{s}") for s in ("a", "b")}
     self.norm_own = {s: _layer_norm(f"norm_{s}2{s}") for s in ("a", "b")}
-    self.drop = nn.Dropout(self.dropout)
+    self.drop = nn.Dropout(self.config.dropout)
     bad = [p for p in self.gca_positions if p not in GCA_POSITIONS]
     if (
       bad or self.gca_kv not in GCA_KV

@@ -6,7 +6,7 @@ the specification in reference/cdsrnp.md ("The specification orthoalign implemen
 the abstract and its open-source relatives (TaNP's neural process, C2DSR's encoders); it is NOT the
 paper's model and claims no parity with the paper's numbers.
 
-Model (spec items 1-6; d = model.hidden_size):
+Model (spec items 1-6; d = model.width):
   * Encoders: one causal SASRec stack per domain (layers.SASRecBlock, pmixer style) over that
     domain's own window (data/domain_windows.py) with its own item table E_A [nA+1, d] / E_B
     [nB+1, d] (inputs scaled by sqrt(d), learned positions, final LayerNorm). Optional mixed
@@ -102,11 +102,12 @@ import numpy as np
 from orthoalign import errors
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import domain_windows
+from orthoalign.models import settings
 from orthoalign.models import task as task_lib
 from orthoalign.models.cdsrnp.config import REPLICA_HPARAMS
+from orthoalign.models.cdsrnp.config import Config
 from orthoalign.models.cdsrnp.config import default_config
 from orthoalign.models.cdsrnp.config import validate
-from orthoalign.models.cdsrnp.inputs import make_module
 from orthoalign.models.cdsrnp.inputs import person_ids
 from orthoalign.models.cdsrnp.inputs import support_sets
 from orthoalign.models.cdsrnp.loss import Hyper
@@ -114,7 +115,7 @@ from orthoalign.models.cdsrnp.loss import eval_fn
 from orthoalign.models.cdsrnp.loss import loss_fn
 from orthoalign.models.cdsrnp.module import CDSRNP
 
-__all__ = ["REPLICA_HPARAMS", "build", "default_config", "validate"]
+__all__ = ["REPLICA_HPARAMS", "Config", "build", "default_config", "validate"]
 
 
 Array = jax.Array
@@ -148,7 +149,8 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
       "domain's later items through the other stream (data/domain_windows.py)",
       stacklevel=2,
     )
-  module = make_module(ds, m, gca.positions, gca.cell)
+  cfg = settings.read(Config, m)
+  module = CDSRNP(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.cell)
   train = domain_windows.train_windows(ds, m.max_len, mixed=mixed)
   person = person_ids(ds)
   train["person"] = person[train["user"]]
@@ -159,13 +161,10 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   )
   pool, eval_support = support_sets(train, m, held_out)
   hp = Hyper(
+    config=cfg,
     num_items_a=ds.num_items_a,
     num_items_b=ds.num_items_b,
-    beta=float(m.beta),
-    support_size=min(int(m.support_size), len(pool["person"])),
-    loss=m.loss,
-    n_neg=int(m.n_neg),
-    posterior_single_domain=bool(m.posterior_single_domain),
+    support_drawn=min(cfg.support_size, len(pool["person"])),
   )
 
   def init_params(rng: Array) -> Any:
@@ -205,5 +204,5 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
     tables_fn=tables_fn,
     init_params=init_params,
-    hparams={"beta": hp.beta},
+    hparams={"beta": cfg.beta},
   )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
 from orthoalign import errors
 from orthoalign.config import dicts
 from orthoalign.models import gca_checks
+from orthoalign.models import settings
 
 ADAPTS = ("attention", "film")
 
@@ -34,77 +37,91 @@ DIRECTIONS = ("ab", "ba")  # A->B: x = h^A, y = B side (read by the A stream); B
 REPLICA_HPARAMS = {"beta": dicts.NON_NEGATIVE}
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """CDSRNP's `model.*` keys with their defaults (every choice the specification leaves open).
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """CDSRNP's `model.*` keys, their defaults and the Flax module's arguments.
 
-  Defaults follow C2DSR's lineage where it has one (2 causal blocks, 1 head, dropout 0.2,
-  full-softmax cross-entropy) and the specification otherwise (beta = 1, 32 support users).
+  No paper code exists (reference/cdsrnp.md), so there are no upstream names. Defaults follow
+  C2DSR's lineage where it has one (2 causal blocks, 1 head, dropout 0.2, full-softmax
+  cross-entropy; C2DSR itself: width 256, maxlen 15) and the specification otherwise (beta = 1,
+  32 support users).
+
+  Attributes:
+    width, blocks, heads, dropout, max_len: the per-domain causal SASRec encoders.
+    ffn: inner width of the blocks' feed-forward layers; 0 = width.
+    mixed_encoder: a mixed-sequence encoder whose state before each target is added to the user
+      vector (C2DSR's h_mix); needs a merged timeline. Off by default: the open-world data has none.
+    latent_dim: width of the latent z.
+    latent: "shared" (one z from both directions' pairs) or "directional" (z_{A->B} for the A
+      stream, z_{B->A} for the B stream).
+    pooling: permutation-invariant pooling of pair encodings: "mean" or "attention".
+    pair_y: y of a context pair: "sequence" (the other domain's encoder state) or "next_item" (the
+      embedding of the user's last item in the other domain).
+    posterior_single_domain: single-domain query users join the posterior Q+ with y = their
+      own-domain last item (the spec's "or"); never in their own z (the posterior is
+      leave-one-out).
+    adapt: fine-grained interest adaptive layer: "attention" (each token attends over the support
+      set) or "film" (TaNP FiLM from the support set's task vector).
+    memory_slots, memory_tau: FiLM's memory unit: slots (0 = none) and Student-t temperature.
+    scoring: item scores: "dot" (tied to the input item table) or "linear" (output table + bias,
+      C2DSR).
+    support_size: support users per step (overlapped training users; spec: 32-128).
+    support_pool: the pool they are drawn from (0 = every overlapped training user).
+    eval_support_seed: numpy seed of the frozen evaluation support set (and of the pool when
+      capped).
+    loss: next-item loss: "full" (softmax over the domain's items) or "sampled" (the target and
+      n_neg negatives of its domain).
+    n_neg: negatives of the sampled loss.
+    beta: weight of KL(posterior || prior) (a replica hyperparameter).
   """
-  m = ml_collections.ConfigDict()
-  m.name = "cdsrnp"
-  m.label = "specification-level reimplementation (reference/cdsrnp.md); no paper code exists"
-  # Per-domain causal SASRec encoders (C2DSR: d = 256, maxlen 15).
-  m.hidden_size = 64
-  m.num_blocks = 2
-  m.num_heads = 1
-  m.dropout = 0.2
-  m.max_len = 20
-  # Inner width of the blocks' feed-forward layers; 0 = hidden_size.
-  m.ffn_size = 0
-  # Mixed-sequence encoder whose state before each target is added to the user vector (C2DSR's
-  # h_mix); needs a merged timeline. Off by default: the open-world data has none.
-  m.mixed_encoder = False
-  # Latent z: width; "shared" (one z from both directions' pairs) or "directional" (z_{A->B} for
-  # the A stream, z_{B->A} for the B stream).
-  m.latent_dim = 64
-  m.latent = "shared"
-  # Permutation-invariant pooling of pair encodings: "mean" or "attention".
-  m.pooling = "mean"
-  # y of a context pair: "sequence" (the other domain's encoder state) or "next_item" (the
-  # embedding of the user's last item in the other domain).
-  m.pair_y = "sequence"
-  # Single-domain query users join the posterior Q+ with y = their own-domain last item (the
-  # spec's "or"); never in their own z (the posterior is leave-one-out).
-  m.posterior_single_domain = False
-  # Fine-grained interest adaptive layer: "attention" (each token attends over the support set) or
-  # "film" (TaNP FiLM from the support set's task vector); FiLM's memory unit: slots (0 = none)
-  # and Student-t temperature.
-  m.adapt = "attention"
-  m.memory_slots = 0
-  m.memory_tau = 1.0
-  # Item scores: "dot" (tied to the input item table) or "linear" (output table + bias, C2DSR).
-  m.scoring = "dot"
-  # Episode: support users per step (overlapped training users; spec: 32-128), the pool they are
-  # drawn from (0 = every overlapped training user), and the numpy seed of the frozen evaluation
-  # support set (and of the pool when capped).
-  m.support_size = 32
-  m.support_pool = 0
-  m.eval_support_seed = 0
-  # Next-item loss: "full" (softmax over the domain's items) or "sampled" (the target and n_neg
-  # negatives of its domain); beta weighs KL(posterior || prior) (a replica hyperparameter).
-  m.loss = "full"
-  m.n_neg = 100
-  m.beta = 1.0
-  return m
+
+  width: int = 64
+  blocks: int = 2
+  heads: int = 1
+  dropout: float = 0.2
+  max_len: int = 20
+  ffn: int = 0
+  mixed_encoder: bool = False
+  latent_dim: int = 64
+  latent: str = "shared"
+  pooling: str = "mean"
+  pair_y: str = "sequence"
+  posterior_single_domain: bool = False
+  adapt: str = "attention"
+  memory_slots: int = 0
+  memory_tau: float = 1.0
+  scoring: str = "dot"
+  support_size: int = 32
+  support_pool: int = 0
+  eval_support_seed: int = 0
+  loss: str = "full"
+  n_neg: int = 100
+  beta: float = 1.0
 
 
-_KEYS = tuple(f"model.{k}" for k in default_config() if k not in ("name", "label"))
+LABEL = "specification-level reimplementation (reference/cdsrnp.md); no paper code exists"
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """CDSRNP's `model.*` section with the defaults of `Config`."""
+  return settings.section(Config, "cdsrnp", LABEL)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """CDSRNP's config checks, before anything is built or traced.
 
   Raises:
-    ConfigError: a missing model key, GCA positions outside 0..num_blocks, heads that do not divide
+    ConfigError: a missing model key, GCA positions outside 0..blocks, heads that do not divide
       the width, an unknown choice or an out-of-range value (naming the
       key, its value and what is allowed).
   """
-  dicts.require(config, _KEYS, "CDSRNP")
+  settings.check_keys(Config, config, "CDSRNP")
+  dicts.require(config, settings.keys(Config), "CDSRNP")
   m = config.model
   for key in (
-    "model.hidden_size",
-    "model.num_blocks",
-    "model.num_heads",
+    "model.width",
+    "model.blocks",
+    "model.heads",
     "model.max_len",
     "model.latent_dim",
     "model.support_size",
@@ -112,17 +129,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
   ):
     dicts.check_int(config, key, 1)
   for key in (
-    "model.ffn_size",
+    "model.ffn",
     "model.memory_slots",
     "model.support_pool",
     "model.eval_support_seed",
   ):
     dicts.check_int(config, key, 0)
-  dicts.check_divides(config, "model.num_heads", "model.hidden_size")
-  dicts.check_divides(config, "gca.heads", "model.hidden_size")
-  gca_checks.check_positions(
-    config, range(m.num_blocks + 1), f"CDSRNP with model.num_blocks={m.num_blocks}"
-  )
+  dicts.check_divides(config, "model.heads", "model.width")
+  dicts.check_divides(config, "gca.heads", "model.width")
+  gca_checks.check_positions(config, range(m.blocks + 1), f"CDSRNP with model.blocks={m.blocks}")
   for key, choices in (
     ("latent", LATENTS),
     ("pooling", POOLINGS),

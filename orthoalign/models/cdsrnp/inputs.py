@@ -1,4 +1,4 @@
-"""CDSRNP's module from a config and its support sets (training pool, frozen eval set)."""
+"""CDSRNP's inputs: one id per person, and its support sets (training pool, frozen eval set)."""
 
 from __future__ import annotations
 
@@ -8,38 +8,7 @@ import numpy as np
 
 from orthoalign import errors
 from orthoalign.data import dataset as dataset_lib
-from orthoalign.models.cdsrnp.module import CDSRNP
 from orthoalign.models.cdsrnp.module import stream_keys
-
-
-def make_module(
-  ds: dataset_lib.CDSRDataset,
-  m: Any,
-  gca_positions: tuple[int, ...] = (),
-  gca: dict[str, Any] | None = None,
-) -> CDSRNP:
-  """The CDSRNP module for a catalog and `config.model`."""
-  return CDSRNP(
-    num_items_a=ds.num_items_a,
-    num_items_b=ds.num_items_b,
-    hidden=int(m.hidden_size),
-    num_blocks=int(m.num_blocks),
-    num_heads=int(m.num_heads),
-    dropout=float(m.dropout),
-    max_len=int(m.max_len),
-    ffn_size=int(m.ffn_size),
-    latent_dim=int(m.latent_dim),
-    latent=m.latent,
-    pooling=m.pooling,
-    pair_y=m.pair_y,
-    adapt=m.adapt,
-    memory_slots=int(m.memory_slots),
-    memory_tau=float(m.memory_tau),
-    scoring=m.scoring,
-    mixed=bool(m.mixed_encoder),
-    gca_positions=tuple(gca_positions),
-    gca=dict(gca or {}),
-  )
 
 
 def person_ids(ds: dataset_lib.CDSRDataset) -> np.ndarray:

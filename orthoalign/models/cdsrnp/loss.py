@@ -12,6 +12,7 @@ import numpy as np
 from orthoalign.data import negatives
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import task as task_lib
+from orthoalign.models.cdsrnp.config import Config
 from orthoalign.models.cdsrnp.module import CDSRNP
 
 Array = jax.Array
@@ -19,17 +20,19 @@ Array = jax.Array
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
-  """Static settings of one CDSRNP run (not vmapped); beta is the config's value (the default of
-  the replica hyperparameter).
+  """Static settings of one CDSRNP run (not vmapped).
+
+  Attributes:
+    config: the `model.*` settings; its beta is the config's value (the default of the replica
+      hyperparameter).
+    num_items_a, num_items_b: catalog sizes.
+    support_drawn: support users drawn per step (model.support_size, at most the pool's size).
   """
 
+  config: Config
   num_items_a: int
   num_items_b: int
-  beta: float = 1.0
-  support_size: int = 32
-  loss: str = "full"
-  n_neg: int = 100
-  posterior_single_domain: bool = False
+  support_drawn: int
 
 
 def next_item_loss(
@@ -48,11 +51,11 @@ def next_item_loss(
   Args:
     v: user vectors [B, L, d]; table/bias: the domain's output vectors [n+1, d] and biases [n+1].
     target: local ids [B, L] (0 = none); weight: bool [B, L].
-    hp: loss "full" (softmax over items 1..n) or "sampled" (target + hp.n_neg distinct negatives of
-      the domain outside `hist`).
+    hp: its config's loss: "full" (softmax over items 1..n) or "sampled" (target + n_neg distinct
+      negatives of the domain outside `hist`).
     rng: negatives' key; hist: [B, H] sorted global ids; offset: the domain's global offset.
   """
-  if hp.loss == "full":
+  if hp.config.loss == "full":
     logits = v @ table.T + bias
     logits = logits.at[..., 0].set(jnp.finfo(logits.dtype).min)  # padding is no item
     per = -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), target[..., None], -1)[..., 0]
@@ -60,7 +63,7 @@ def next_item_loss(
     n = table.shape[0] - 1
     neg = (
       negatives.sample_distinct_excluding(
-        rng, target.shape, offset + 1, offset + n + 1, hist, hp.n_neg
+        rng, target.shape, offset + 1, offset + n + 1, hist, hp.config.n_neg
       )
       - offset
     )
@@ -96,11 +99,11 @@ def loss_fn(
 ) -> tuple[Array, dict[str, Array]]:
   """CDSRNP's training loss on one batch (the query set); batch["row_valid"] masks padded rows.
 
-  `hparams` {"beta"}: this replica's KL weight (a scalar); None = hp.beta.
+  `hparams` {"beta"}: this replica's KL weight (a scalar); None = hp.config.beta.
   """
-  beta = (hparams or {}).get("beta", hp.beta)
+  beta = (hparams or {}).get("beta", hp.config.beta)
   r_sup, r_drop, r_z, r_neg = jax.random.split(rng, 4)
-  support, support_ok = draw_support(r_sup, pool, hp.support_size, batch)
+  support, support_ok = draw_support(r_sup, pool, hp.support_drawn, batch)
   variables = {"params": params, **frozen}
   out = module.apply(
     variables,
@@ -108,7 +111,7 @@ def loss_fn(
     support,
     support_ok,
     batch["row_valid"],
-    hp.posterior_single_domain,
+    hp.config.posterior_single_domain,
     batch["person"],
     train=True,
     rngs={"dropout": r_drop, "latent": r_z},

@@ -14,6 +14,7 @@ from orthoalign import errors
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import layers
 from orthoalign.models.cdsrnp.config import DIRECTIONS
+from orthoalign.models.cdsrnp.config import Config
 
 Array = jax.Array
 
@@ -91,85 +92,65 @@ def gaussian_kl(mu_q: Array, logvar_q: Array, mu_p: Array, logvar_p: Array) -> A
 
 
 class CDSRNP(nn.Module):
-  """The CDSRNP specification (see the module docstring); attributes mirror `config.model`.
+  """The CDSRNP specification (see the package docstring).
 
   Attributes:
     num_items_a, num_items_b: catalog sizes (local ids 1..n per domain, 0 = padding).
-    hidden: model width d.
-    num_blocks, num_heads, dropout, max_len, ffn_size: the SASRec stacks (ffn_size 0 = d).
-    latent_dim: width of z.
-    latent: "shared" or "directional".
-    pooling: "mean" or "attention".
-    pair_y: "sequence" or "next_item".
-    adapt: "attention" or "film".
-    memory_slots, memory_tau: FiLM's memory unit (0 slots = none).
-    scoring: "dot" or "linear".
-    mixed: build the mixed encoder.
+    config: the `model.*` settings (config.py); width = d.
     gca_positions: GCA insertion points (0 = after the embeddings, i = after block i).
     gca: keyword arguments of every gca.GatedCrossAttention cell.
   """
 
   num_items_a: int
   num_items_b: int
-  hidden: int = 64
-  num_blocks: int = 2
-  num_heads: int = 1
-  dropout: float = 0.2
-  max_len: int = 20
-  ffn_size: int = 0
-  latent_dim: int = 64
-  latent: str = "shared"
-  pooling: str = "mean"
-  pair_y: str = "sequence"
-  adapt: str = "attention"
-  memory_slots: int = 0
-  memory_tau: float = 1.0
-  scoring: str = "dot"
-  mixed: bool = False
+  config: Config
   gca_positions: tuple[int, ...] = ()
   gca: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def setup(self):
-    d = self.hidden
+    d = self.config.width
     n = {"a": self.num_items_a, "b": self.num_items_b, "m": self.num_items_a + self.num_items_b}
-    streams = ("a", "b", "m") if self.mixed else ("a", "b")
+    streams = ("a", "b", "m") if self.config.mixed_encoder else ("a", "b")
     self.item_emb = {
       s: self.param(f"item_emb_{s}", layers.xavier_normal, (n[s] + 1, d)) for s in streams
     }
     self.pos_emb = {
-      s: nn.Embed(self.max_len + 1, d, embedding_init=layers.xavier_normal, name=f"pos_emb_{s}")
+      s: nn.Embed(
+        self.config.max_len + 1, d, embedding_init=layers.xavier_normal, name=f"pos_emb_{s}"
+      )
       for s in streams
     }
     self.blocks = {
       s: [
         layers.SASRecBlock(
           d,
-          self.num_heads,
-          self.dropout,
+          self.config.heads,
+          self.config.dropout,
           causal=True,
-          ffn_inner=self.ffn_size,
+          ffn_inner=self.config.ffn,
           name=f"block_{s}{i + 1}",
         )
-        for i in range(self.num_blocks)
+        for i in range(self.config.blocks)
       ]
       for s in streams
     }
     self.last_ln = {s: nn.LayerNorm(epsilon=_LN_EPS, name=f"last_ln_{s}") for s in streams}
-    self.emb_dropout = nn.Dropout(self.dropout)
-    bad = [p for p in self.gca_positions if not 0 <= p <= self.num_blocks]
+    self.emb_dropout = nn.Dropout(self.config.dropout)
+    bad = [p for p in self.gca_positions if not 0 <= p <= self.config.blocks]
     if bad:  # `validate` names this for configs; this guards direct use
       raise errors.ConfigError(
-        f"gca.positions={list(self.gca_positions)}: CDSRNP has positions 0..{self.num_blocks} "
+        f"gca.positions={list(self.gca_positions)}: CDSRNP has positions 0..{self.config.blocks} "
         "(0 = after the embeddings, i = after block i)"
       )
     self.cells = gca_lib.make_cells(d, self.gca_positions, self.gca)
-    self.pair_enc = {k: SetMLP(d, self.dropout, name=f"pair_{k}") for k in DIRECTIONS}
-    self.task_enc = {k: SetMLP(d, self.dropout, name=f"task_{k}") for k in DIRECTIONS}
-    names = ("z",) if self.latent == "shared" else ("z_ab", "z_ba")
+    self.pair_enc = {k: SetMLP(d, self.config.dropout, name=f"pair_{k}") for k in DIRECTIONS}
+    self.task_enc = {k: SetMLP(d, self.config.dropout, name=f"task_{k}") for k in DIRECTIONS}
+    names = ("z",) if self.config.latent == "shared" else ("z_ab", "z_ba")
     self.heads = {
-      k: GaussianHead(d, self.latent_dim, self.pooling, name=f"head_{k}") for k in names
+      k: GaussianHead(d, self.config.latent_dim, self.config.pooling, name=f"head_{k}")
+      for k in names
     }
-    if self.adapt == "attention":
+    if self.config.adapt == "attention":
       self.attn = {
         s: {
           k: nn.Dense(d, kernel_init=layers.xavier_normal, name=f"adapt_{k}_{s}")
@@ -178,26 +159,26 @@ class CDSRNP(nn.Module):
         for s in ("a", "b")
       }
       self.z_proj = {
-        s: layers.torch_dense(d, self.latent_dim, name=f"z_proj_{s}") for s in ("a", "b")
+        s: layers.torch_dense(d, self.config.latent_dim, name=f"z_proj_{s}") for s in ("a", "b")
       }
     else:
       self.film = {
         s: {k: layers.torch_dense(d, d, name=f"film_{k}_{s}") for k in ("gamma", "beta")}
         for s in ("a", "b")
       }
-      if self.memory_slots:
+      if self.config.memory_slots:
         self.memory = {
-          s: self.param(f"memory_{s}", layers.xavier_normal, (self.memory_slots, d))
+          s: self.param(f"memory_{s}", layers.xavier_normal, (self.config.memory_slots, d))
           for s in ("a", "b")
         }
       self.fuse = {
         s: [
-          layers.torch_dense(d, d + self.latent_dim, name=f"fuse_0_{s}"),
+          layers.torch_dense(d, d + self.config.latent_dim, name=f"fuse_0_{s}"),
           layers.torch_dense(d, d, name=f"fuse_1_{s}"),
         ]
         for s in ("a", "b")
       }
-    if self.scoring == "linear":
+    if self.config.scoring == "linear":
       self.out_table = {
         s: self.param(f"out_{s}", layers.xavier_normal, (n[s] + 1, d)) for s in ("a", "b")
       }
@@ -207,7 +188,7 @@ class CDSRNP(nn.Module):
 
   # -- encoders -------------------------------------------------------------------------------
   def _embed(self, s: str, ids: Array, positions: Array, train: bool) -> Array:
-    e = self.item_emb[s][ids] * math.sqrt(self.hidden) + self.pos_emb[s](positions)
+    e = self.item_emb[s][ids] * math.sqrt(self.config.width) + self.pos_emb[s](positions)
     return self.emb_dropout(e, deterministic=not train) * (ids > 0)[..., None]
 
   def _cross(
@@ -228,13 +209,13 @@ class CDSRNP(nn.Module):
     Returns:
       ({"a", "b"[, "m"]: [N, L, d] final states, 0 on padding}, GCA intermediates by cell name).
     """
-    streams = ("a", "b", "m") if self.mixed else ("a", "b")
+    streams = ("a", "b", "m") if self.config.mixed_encoder else ("a", "b")
     valid = {s: rows[f"seq_{s}"] > 0 for s in streams}
     h = {s: self._embed(s, rows[f"seq_{s}"], rows[f"positions_{s}"], train) for s in streams}
     cells: dict[str, Any] = {}
     if 0 in self.gca_positions:
       self._cross(0, h, rows, train, cells)
-    for i in range(self.num_blocks):
+    for i in range(self.config.blocks):
       for s in streams:
         h[s] = self.blocks[s][i](h[s], valid[s], train=train)
       if i + 1 in self.gca_positions:
@@ -251,7 +232,7 @@ class CDSRNP(nn.Module):
     last = {s: states[s][:, -1] for s in ("a", "b")}  # right-aligned: last = most recent
     item = {s: self.item_emb[s][rows[f"seq_{s}"][:, -1]] for s in ("a", "b")}
     has = {s: rows[f"seq_{s}"][:, -1] > 0 for s in ("a", "b")}
-    y_other = last if self.pair_y == "sequence" else item
+    y_other = last if self.config.pair_y == "sequence" else item
     out = {}
     for s in ("a", "b"):
       o = _OTHER[s]
@@ -272,13 +253,13 @@ class CDSRNP(nn.Module):
     """{latent name: (mu, logvar) [R, dz]} from element encodings s[dir] [N, d] and membership
     masks[dir] [R, N] (which rows' pairs each of the R distributions reads).
     """
-    if self.latent == "shared":
+    if self.config.latent == "shared":
       elems = jnp.concatenate([s["ab"], s["ba"]], 0)
       return {"z": self.heads["z"](elems, jnp.concatenate([masks["ab"], masks["ba"]], -1))}
     return {f"z_{k}": self.heads[f"z_{k}"](s[k], masks[k]) for k in DIRECTIONS}
 
   def latent_of(self, stream: str) -> str:
-    return "z" if self.latent == "shared" else f"z_{_DIR_OF[stream]}"
+    return "z" if self.config.latent == "shared" else f"z_{_DIR_OF[stream]}"
 
   def adapt_tokens(
     self, stream: str, h: Array, valid: Array, z: Array, u_support: Array, support_ok: Array
@@ -286,8 +267,8 @@ class CDSRNP(nn.Module):
     """User vectors v [B, T, d] of stream tokens h [B, T, d] given z [B, dz] and the support set's
     deterministic encodings u_support [S, d] (of direction stream->other), support_ok bool [S].
     """
-    d = self.hidden
-    if self.adapt == "attention":
+    d = self.config.width
+    if self.config.adapt == "attention":
       p = self.attn[stream]
       q = p["q"](h)  # [B, T, d]
       k, v = p["k"](u_support), p["v"](u_support)  # [S, d]
@@ -300,9 +281,9 @@ class CDSRNP(nn.Module):
     else:
       w = support_ok.astype(h.dtype)
       t = (w @ u_support) / jnp.maximum(jnp.sum(w), 1.0)  # [d]
-      if self.memory_slots:
+      if self.config.memory_slots:
         m = self.memory[stream]
-        tau = self.memory_tau
+        tau = self.config.memory_tau
         dist = jnp.sqrt(jnp.sum((t[None, :] - m) ** 2, -1) + 1e-12)  # [K]
         c = (1.0 + dist / tau) ** (-(tau + 1.0) / 2.0)
         t = t + (c / jnp.sum(c)) @ m
@@ -315,7 +296,7 @@ class CDSRNP(nn.Module):
 
   def output_table(self, stream: str) -> tuple[Array, Array]:
     """Output vectors [n+1, d] and biases [n+1] of a domain's items (local ids)."""
-    if self.scoring == "linear":
+    if self.config.scoring == "linear":
       return self.out_table[stream], self.out_bias[stream]
     table = self.item_emb[stream]
     return table, jnp.zeros(table.shape[:1], table.dtype)
@@ -369,7 +350,7 @@ class CDSRNP(nn.Module):
     """
     b = query["seq_a"].shape[0]
     n_sup = support["seq_a"].shape[0]
-    keys = stream_keys(self.mixed)
+    keys = stream_keys(self.config.mixed_encoder)
     rows = {k: jnp.concatenate([query[k], support[k]], 0) for k in keys}
     states, cells = self.encode(rows, train=train)
     s, u = self.encode_pairs(states, rows, train=train)
@@ -410,7 +391,7 @@ class CDSRNP(nn.Module):
       v = self.adapt_tokens(
         x, h, query[f"seq_{x}"] > 0, z[self.latent_of(x)], u[_DIR_OF[x]][b:], support_ok
       )
-      if self.mixed:
+      if self.config.mixed_encoder:
         idx = query[f"mix_idx_{x}"]
         mix = jnp.take_along_axis(states["m"][:b], jnp.maximum(idx, 0)[..., None], 1)
         v = v + mix * (idx >= 0)[..., None]
@@ -437,12 +418,12 @@ class CDSRNP(nn.Module):
     out = {"cells": cells}
     b = batch["seq_a"].shape[0]
     for x in ("a", "b"):
-      z = jnp.broadcast_to(summary["mu_p"][self.latent_of(x)], (b, self.latent_dim))
+      z = jnp.broadcast_to(summary["mu_p"][self.latent_of(x)], (b, self.config.latent_dim))
       h = states[x][:, -1:]
       v = self.adapt_tokens(
         x, h, jnp.ones((b, 1), bool), z, summary["u"][_DIR_OF[x]], summary["ok"]
       )[:, 0]
-      if self.mixed:
+      if self.config.mixed_encoder:
         v = v + states["m"][:, -1]
       out[f"v_{x}"] = v
     return out

@@ -7,7 +7,7 @@ three SASRec encoders (mixed "AB", A, B); the mixed path reads a frozen LLM item
 position; alpha * item regularisation and beta * user guidance (soft-target CLIP losses).
 
 Quirks of the original, each a flag whose default is the original behaviour:
-  * `causal_self_attention=False`: the backbone's causal mask is commented out upstream.
+  * `causal=False`: the backbone's causal mask is commented out upstream.
   * `mixed_neg_domain="input"`: the mixed stream's negative comes from the domain of the *input*
     item at that position, not the target's.
   * `independent_negatives=True`: mixed and domain streams draw different negative items, in
@@ -47,7 +47,7 @@ Upstream differences that are not quirks of its code:
     by orthoalign/data/readers/llm4cdsr_tables.py) the model runs on the authors' inputs:
     `model.llm_emb_dir="auto"` finds them in a `handled` data folder, a path names another folder,
     "none" ignores them. Their global table keeps its own width (model.global_dim is not applied)
-    and their local width must equal model.hidden_size, as upstream requires. Without them,
+    and their local width must equal model.width, as upstream requires. Without them,
     orthoalign substitutes PCA tables of its title embeddings (`data.text_emb`) and, for the user
     profiles, the mean title embedding of the user's training items; `build` prints which.
   * User-profile window (beta loss): upstream summarises, per k-means cluster of item embeddings,
@@ -74,8 +74,10 @@ import numpy as np
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
 from orthoalign.data import windows
+from orthoalign.models import settings
 from orthoalign.models import task as task_lib
 from orthoalign.models.llm4cdsr.config import REPLICA_HPARAMS
+from orthoalign.models.llm4cdsr.config import Config
 from orthoalign.models.llm4cdsr.config import check_length_buckets
 from orthoalign.models.llm4cdsr.config import default_config
 from orthoalign.models.llm4cdsr.config import validate
@@ -89,7 +91,14 @@ from orthoalign.models.llm4cdsr.loss import eval_tables
 from orthoalign.models.llm4cdsr.loss import loss_fn
 from orthoalign.models.llm4cdsr.module import LLM4CDSR
 
-__all__ = ["REPLICA_HPARAMS", "build", "check_length_buckets", "default_config", "validate"]
+__all__ = [
+  "REPLICA_HPARAMS",
+  "Config",
+  "build",
+  "check_length_buckets",
+  "default_config",
+  "validate",
+]
 
 Array = jax.Array
 
@@ -125,59 +134,45 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   beta = beta if use_profiles else 0.0
   if beta:
     train["user_profile"] = profiles
-  frozen = {k: v for k, v in tables.items() if k != "global_table" or m.freeze_emb}
+  frozen = {k: v for k, v in tables.items() if k != "global_table" or m.freeze_global}
   missing, missing_note = missing_text_index(ds, author)
   notes += [missing_note] if missing_note else []
   missing_rows = [0, 0, 0]
   if m.missing_text == "learned":
     # Frozen-table paths only: the mixed path when its global table is frozen, the domain paths when
     # they read the local tables (an unfrozen table or ID embeddings are trainable per item anyway).
-    uses = {"m": global_dim and m.freeze_emb, "a": "table_a" in tables, "b": "table_b" in tables}
+    uses = {"m": global_dim and m.freeze_global, "a": "table_a" in tables, "b": "table_b" in tables}
     for i, name in enumerate(("m", "a", "b")):
       k = int((missing[name] >= 0).sum()) if name in missing else 0
       if uses[name] and k:
         missing_rows[i] = k
         frozen[f"missing_index_{name}"] = missing[name]
   gca = task_lib.gca_settings(config)
+  cfg = settings.read(Config, m)
   module = LLM4CDSR(
     num_items_a=ds.num_items_a,
     num_items_b=ds.num_items_b,
-    hidden=m.hidden_size,
-    num_blocks=m.num_blocks,
-    num_heads=m.num_heads,
-    dropout=m.dropout,
-    max_len=m.max_len,
+    config=cfg,
     global_dim=global_dim,
-    freeze_global=m.freeze_emb,
-    local_emb="table_a" in tables,
+    local_tables="table_a" in tables,
     user_dim=profiles.shape[1] if beta else 0,
-    causal=m.causal_self_attention,
-    mask_padding_keys=bool(m.mask_padding_keys),
-    ffn_size=int(m.ffn_size),
     missing_rows=tuple(missing_rows),
     gca_positions=gca.positions,
     gca=gca.cell,
   )
   hp = Hyper(
+    config=cfg if use_profiles else dataclasses.replace(cfg, beta=0.0),
     num_items_a=ds.num_items_a,
     num_items_b=ds.num_items_b,
-    alpha=float(m.alpha),
-    beta=float(m.beta) if use_profiles else 0.0,
-    tau=float(m.tau),
-    tau_reg=float(m.tau_reg),
     reg_term=alpha > 0,
     user_term=beta > 0,
-    mixed_neg_domain=m.mixed_neg_domain,
-    independent_negatives=m.independent_negatives,
-    neg_exclusive_upper=m.neg_exclusive_upper,
-    reg_pool=m.reg_pool,
   )
 
   def cand_dom(split_name: str) -> dict[str, np.ndarray]:
     seed = config.eval.candidate_seed
     # The original draws the domain stream's candidates independently; freeze a second set.
     cand = data_load.candidates(
-      ds, split_name, config.eval.num_negatives, seed + 1000 if hp.independent_negatives else seed
+      ds, split_name, config.eval.num_negatives, seed + 1000 if cfg.independent_negatives else seed
     )
     return {
       "cand_dom": np.where(cand > ds.num_items_a, cand - ds.num_items_a, cand).astype(np.int32)
@@ -205,7 +200,7 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     tables_fn=lambda p, f: eval_tables(module, p, f),
     frozen={"frozen": frozen} if frozen else {},
     init_params=init_params,
-    hparams={"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg},
+    hparams={k: getattr(hp.config, k) for k in REPLICA_HPARAMS},
     length_fn=windows.window_lengths,
     crop_fn=windows.crop_windows,
   )

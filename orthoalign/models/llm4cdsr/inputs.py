@@ -73,7 +73,7 @@ def frozen_tables(
     bool(cfg.global_emb),
     int(cfg.global_dim),
     bool(cfg.local_emb),
-    int(cfg.hidden_size),
+    int(cfg.width),
     author.folder if author else None,
   )
   cached = _TABLES.setdefault(ds, {})
@@ -134,9 +134,9 @@ def _frozen_tables(
     if cfg.global_emb:
       out["global_table"] = pad(author.item_all)
     if cfg.local_emb:
-      if author.item_a.shape[1] != cfg.hidden_size:
+      if author.item_a.shape[1] != cfg.width:
         raise errors.ConfigError(
-          f"config key model.hidden_size={cfg.hidden_size}: with the authors' local tables it must "
+          f"config key model.width={cfg.width}: with the authors' local tables it must "
           f"equal their width, {author.item_a.shape[1]} ({author.files[1]}), as upstream requires; "
           "or set --config.model.local_emb=False"
         )
@@ -151,13 +151,13 @@ def _frozen_tables(
     g = min(cfg.global_dim, items.shape[1], items.shape[0])
     out["global_table"] = pad(_pca(items, g))
   if cfg.local_emb:
-    d = cfg.hidden_size
+    d = cfg.width
     for name, part in (("table_a", items[:na]), ("table_b", items[na:])):
       if min(part.shape) < d:
         raise errors.ConfigError(
-          f"model.local_emb needs item text embeddings of at least model.hidden_size={d} dims and "
+          f"model.local_emb needs item text embeddings of at least model.width={d} dims and "
           f"items per domain (got {part.shape[1]} dims, {part.shape[0]} items); set "
-          f"--config.model.local_emb=False or a smaller model.hidden_size"
+          f"--config.model.local_emb=False or a smaller model.width"
         )
       out[name] = pad(_pca(part, d))
   return out

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from orthoalign.data import negatives
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import task as task_lib
+from orthoalign.models.llm4cdsr.config import Config
 from orthoalign.models.llm4cdsr.module import LLM4CDSR
 
 Array = jax.Array
@@ -43,32 +44,28 @@ def _bce_pair(pos_logit: Array, neg_logit: Array, mask: Array) -> Array:
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
-  """Loss and sampling settings of one LLM4CDSR run (static; not vmapped).
+  """What the loss and scoring read besides the params (static; not vmapped).
 
-  `reg_term` / `user_term` decide whether the item-regularisation / user-guidance terms exist in
-  the program: their weight is non-zero in the config or in any replica (the original's
-  `if hp.alpha:` skip, kept when every replica has 0). The weights and temperatures used are the
-  replica's hparams; the fields below are the config's values (the default hparams).
+  Attributes:
+    config: the `model.*` settings; its weights and temperatures are the config's values (the
+      default hparams), the ones used are the replica's hparams.
+    num_items_a, num_items_b: catalogue sizes.
+    reg_term, user_term: whether the item-regularisation / user-guidance terms exist in the
+      program: their weight is non-zero in the config or in any replica (the original's
+      `if hp.alpha:` skip, kept when every replica has 0).
   """
 
+  config: Config
   num_items_a: int
   num_items_b: int
-  alpha: float
-  beta: float
-  tau: float
-  tau_reg: float
-  mixed_neg_domain: str
-  independent_negatives: bool
-  neg_exclusive_upper: bool
   reg_term: bool = True
   user_term: bool = True
-  reg_pool: str = "history"  # "inputs" (upstream) or "history"; see the module docstring
 
 
 def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> dict[str, Array]:
   """One negative per position for the mixed stream (global ids) and each domain stream (local)."""
   na, nb = hp.num_items_a, hp.num_items_b
-  top = 0 if hp.neg_exclusive_upper else 1  # random_neq(1, n) vs the intended [1, n]
+  top = 0 if hp.config.neg_exclusive_upper else 1  # random_neq(1, n) vs the intended [1, n]
   r_m, r_a, r_b = jax.random.split(rng, 3)
   hist = batch["hist"]
   ones = lambda name: jnp.ones_like(batch[name])
@@ -76,11 +73,13 @@ def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> di
   neg_b = negatives.sample_excluding(
     r_b, ones("pos_b"), ones("pos_b") * (nb + top), hist, offset=na
   )
-  dom = batch["in_dom"] if hp.mixed_neg_domain == "input" else _target_domain(batch["pos"], na)
+  dom = (
+    batch["in_dom"] if hp.config.mixed_neg_domain == "input" else _target_domain(batch["pos"], na)
+  )
   low = jnp.where(dom == 1, na + 1, 1)
   high = jnp.where(dom == 1, na + nb + top, na + top)
   neg_m = negatives.sample_excluding(r_m, low, high, hist)
-  if not hp.independent_negatives:
+  if not hp.config.independent_negatives:
     # Shared negatives: the mixed position scored with a domain position uses the same item.
     for name, local, offset in (("a", neg_a, 0), ("b", neg_b, na)):
       idx = batch[f"mix_idx_{name}"]
@@ -125,7 +124,8 @@ def loss_fn(
   `hparams` {alpha, beta, tau, tau_reg}: this replica's loss weights and temperatures (scalars);
   None = the config's values in `hp`.
   """
-  h = {"alpha": hp.alpha, "beta": hp.beta, "tau": hp.tau, "tau_reg": hp.tau_reg, **(hparams or {})}
+  c = hp.config
+  h = {"alpha": c.alpha, "beta": c.beta, "tau": c.tau, "tau_reg": c.tau_reg, **(hparams or {})}
   r_drop, r_neg, r_reg = jax.random.split(rng, 3)
   negs = sample_train_negatives(r_neg, batch, hp)
   variables = {"params": params, **frozen}
@@ -149,7 +149,7 @@ def loss_fn(
   metrics = {"rec_loss": rec}
   if hp.reg_term:
     hist = batch["hist"]
-    pool = reg_pool_mask(batch, hp.reg_pool)
+    pool = reg_pool_mask(batch, hp.config.reg_pool)
     is_a = pool & (hist <= hp.num_items_a)
     is_b = pool & (hist > hp.num_items_a)
     ka, kb = jax.random.split(r_reg)

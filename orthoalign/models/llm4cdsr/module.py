@@ -13,30 +13,29 @@ import jax.numpy as jnp
 from orthoalign import errors
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import layers
+from orthoalign.models.llm4cdsr.config import Config
 
 Array = jax.Array
 
 
 class LLM4CDSR(nn.Module):
-  """Three-stream LLM4CDSR encoder. Frozen tables live in the "frozen" variable collection."""
+  """Three-stream LLM4CDSR encoder. Frozen tables live in the "frozen" variable collection.
+
+  Attributes:
+    num_items_a, num_items_b: catalogue sizes.
+    config: the `model.*` settings (config.py).
+    global_dim, local_tables, user_dim, missing_rows: what the dataset's tables give (build).
+    gca_positions, gca: the GCA insertion points and the cells' keyword arguments.
+  """
 
   num_items_a: int
   num_items_b: int
-  hidden: int = 128
-  num_blocks: int = 2
-  num_heads: int = 1
-  dropout: float = 0.5
-  max_len: int = 200
-  global_dim: int = 0  # width of the frozen mixed-path table; 0 = trainable ID embeddings
-  freeze_global: bool = True
-  local_emb: bool = True  # frozen 128-d domain tables; False = trainable ID embeddings
+  config: Config
+  global_dim: int = 0  # width of the mixed path's table; 0 = trainable ID embeddings
+  local_tables: bool = True  # frozen domain tables (model.local_emb and item text); False = IDs
   user_dim: int = 0  # width of user profile vectors for the beta loss; 0 = no user adapter
-  causal: bool = False
-  mask_padding_keys: bool = False  # padding out of the self-attention keys (not upstream's)
-  ffn_size: int = 0  # inner width of the blocks' feed-forward layers; 0 = hidden (original)
   # Items without text with their own trainable row (model.missing_text="learned"), per table:
-  # mixed,
-  # A, B. 0 = none: no rows, no row map. The row maps are frozen ("missing_index_{m,a,b}").
+  # mixed, A, B. 0 = none: no rows, no row map. The row maps are frozen ("missing_index_{m,a,b}").
   missing_rows: tuple[int, int, int] = (0, 0, 0)
   gca_positions: tuple[int, ...] = ()
   gca: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -44,7 +43,7 @@ class LLM4CDSR(nn.Module):
   def setup(self):
     n = self.num_items_a + self.num_items_b
     if self.global_dim:
-      if self.freeze_global:
+      if self.config.freeze_global:
         self.global_table = self.variable(
           "frozen", "global_table", jnp.zeros, (n + 1, self.global_dim)
         )
@@ -55,23 +54,23 @@ class LLM4CDSR(nn.Module):
       g = self.global_dim
       self.adapter = [
         layers.torch_dense(g // 2, g, name="adapter_0"),
-        layers.torch_dense(self.hidden, g // 2, name="adapter_1"),
+        layers.torch_dense(self.config.width, g // 2, name="adapter_1"),
       ]
     else:
-      self.item_emb = self.param("item_emb", layers.xavier_normal, (n + 1, self.hidden))
-    if self.local_emb:
+      self.item_emb = self.param("item_emb", layers.xavier_normal, (n + 1, self.config.width))
+    if self.local_tables:
       self.table_a = self.variable(
-        "frozen", "table_a", jnp.zeros, (self.num_items_a + 1, self.hidden)
+        "frozen", "table_a", jnp.zeros, (self.num_items_a + 1, self.config.width)
       )
       self.table_b = self.variable(
-        "frozen", "table_b", jnp.zeros, (self.num_items_b + 1, self.hidden)
+        "frozen", "table_b", jnp.zeros, (self.num_items_b + 1, self.config.width)
       )
     else:
       self.item_emb_a = self.param(
-        "item_emb_a", layers.xavier_normal, (self.num_items_a + 1, self.hidden)
+        "item_emb_a", layers.xavier_normal, (self.num_items_a + 1, self.config.width)
       )
       self.item_emb_b = self.param(
-        "item_emb_b", layers.xavier_normal, (self.num_items_b + 1, self.hidden)
+        "item_emb_b", layers.xavier_normal, (self.num_items_b + 1, self.config.width)
       )
     sizes = {"m": n, "a": self.num_items_a, "b": self.num_items_b}
     index, extra = {}, {}
@@ -80,42 +79,45 @@ class LLM4CDSR(nn.Module):
         index[s] = self.variable(
           "frozen", f"missing_index_{s}", lambda size: -jnp.ones(size, jnp.int32), (sizes[s] + 1,)
         )
-        extra[s] = self.param(f"missing_text_{s}", layers.xavier_normal, (k, self.hidden))
+        extra[s] = self.param(f"missing_text_{s}", layers.xavier_normal, (k, self.config.width))
     self.missing_index, self.missing_emb = index, extra
     self.pos_emb = {
       s: nn.Embed(
-        self.max_len + 1, self.hidden, embedding_init=layers.xavier_normal, name=f"pos_emb_{s}"
+        self.config.max_len + 1,
+        self.config.width,
+        embedding_init=layers.xavier_normal,
+        name=f"pos_emb_{s}",
       )
       for s in ("m", "a", "b")
     }
     self.blocks = {
       s: [
         layers.SASRecBlock(
-          self.hidden,
-          self.num_heads,
-          self.dropout,
-          self.causal,
-          ffn_inner=self.ffn_size,
-          mask_padding=self.mask_padding_keys,
+          self.config.width,
+          self.config.heads,
+          self.config.dropout,
+          self.config.causal,
+          ffn_inner=self.config.ffn,
+          mask_padding=self.config.mask_padding_keys,
           name=f"block_{s}{i + 1}",
         )
-        for i in range(self.num_blocks)
+        for i in range(self.config.blocks)
       ]
       for s in ("m", "a", "b")
     }
     self.last_ln = {s: nn.LayerNorm(epsilon=1e-8, name=f"last_ln_{s}") for s in ("m", "a", "b")}
-    self.emb_dropout = nn.Dropout(self.dropout)
-    bad = [p for p in self.gca_positions if not 0 <= p <= self.num_blocks]
+    self.emb_dropout = nn.Dropout(self.config.dropout)
+    bad = [p for p in self.gca_positions if not 0 <= p <= self.config.blocks]
     if bad:  # `validate` names this for configs; this guards direct use of the module
       raise errors.ConfigError(
         f"gca.positions={list(self.gca_positions)}: LLM4CDSR has "
-        f"positions 0..{self.num_blocks} (0 = after the embedding, i = after block i)"
+        f"positions 0..{self.config.blocks} (0 = after the embedding, i = after block i)"
       )
-    self.cells = gca_lib.make_cells(self.hidden, self.gca_positions, self.gca)
+    self.cells = gca_lib.make_cells(self.config.width, self.gca_positions, self.gca)
     if self.user_dim:
       self.user_adapter = [
         layers.torch_dense(self.user_dim // 2, self.user_dim, name="user_adapter_0"),
-        layers.torch_dense(self.hidden, self.user_dim // 2, name="user_adapter_1"),
+        layers.torch_dense(self.config.width, self.user_dim // 2, name="user_adapter_1"),
       ]
 
   # -- item vectors ---------------------------------------------------------------------------
@@ -139,7 +141,7 @@ class LLM4CDSR(nn.Module):
     """
     if not self.global_dim:
       return self.item_emb
-    h = self.global_table.value if self.freeze_global else self.global_param
+    h = self.global_table.value if self.config.freeze_global else self.global_param
     for dense in self.adapter:
       h = dense(h)
     return self._add_missing(h, None, "m")
@@ -156,7 +158,7 @@ class LLM4CDSR(nn.Module):
     """
     if not self.global_dim:
       return self.item_emb[ids]
-    table = self.global_table.value if self.freeze_global else self.global_param
+    table = self.global_table.value if self.config.freeze_global else self.global_param
     if ids.size > table.shape[0]:
       return self.mix_table()[ids]
     h = table[ids]
@@ -166,7 +168,7 @@ class LLM4CDSR(nn.Module):
 
   def domain_table(self, domain: str) -> Array:
     """Domain-path vectors of every item of `domain` ("a" or "b"), [n+1, d], by local id."""
-    if self.local_emb:
+    if self.local_tables:
       return self._add_missing(
         (self.table_a if domain == "a" else self.table_b).value, None, domain
       )
@@ -174,7 +176,7 @@ class LLM4CDSR(nn.Module):
 
   def domain_items(self, ids: Array, domain: str) -> Array:
     """Domain-path item vectors [..., d] for local ids [...] of `domain` ("a" or "b")."""
-    if self.local_emb:
+    if self.local_tables:
       h = (self.table_a if domain == "a" else self.table_b).value[ids]
       return self._add_missing(h, ids, domain)
     return (self.item_emb_a if domain == "a" else self.item_emb_b)[ids]
@@ -199,10 +201,10 @@ class LLM4CDSR(nn.Module):
   # -- encoder --------------------------------------------------------------------------------
   def _embed(self, stream: str, ids: Array, positions: Array, train: bool) -> Array:
     if stream == "m":
-      scale = self.global_dim if self.global_dim else self.hidden  # sqrt of the *table* width
+      scale = self.global_dim if self.global_dim else self.config.width  # sqrt of the *table* width
       e = self.mix_items(ids)
     else:
-      scale = self.hidden
+      scale = self.config.width
       e = self.domain_items(ids, stream)
     e = e * math.sqrt(scale) + self.pos_emb[stream](positions)
     return self.emb_dropout(e, deterministic=not train) * (ids > 0)[..., None]
@@ -236,7 +238,7 @@ class LLM4CDSR(nn.Module):
     cells: dict[str, Any] = {}
     if 0 in self.gca_positions:
       self._cross(0, h, batch, train, cells)
-    for i in range(self.num_blocks):
+    for i in range(self.config.blocks):
       for s in h:
         h[s] = self.blocks[s][i](h[s], valid[s], train=train)
       if i + 1 in self.gca_positions:

@@ -5,7 +5,7 @@ Faithful to the PyTorch port pmixer/SASRec.pytorch at 72ba89d (2021-06-09, `mode
 layers.SASRecBlock, which LLM4CDSR's and CDSRNP's encoders here use too:
   * inputs E[item] * sqrt(d) + P[slot], slot = 0..L-1 of the left-padded window (padding slots
     included, `model.positions="slot"`), embedding dropout, then padding tokens zeroed;
-  * `model.num_blocks` blocks Q = LN(x); x = Q + MHA(Q, x, x) (causal mask, no key-padding mask);
+  * `model.blocks` blocks Q = LN(x); x = Q + MHA(Q, x, x) (causal mask, no key-padding mask);
     x = FFN(LN(x)) with FFN(h) = h + conv(ReLU(conv(h))) (1x1 convolutions, dropout after each);
     x *= valid; a last LayerNorm (eps 1e-8 everywhere);
   * training: at every position with a next item, BCE with logits on <f_t, E[pos_t]> (label 1) and
@@ -54,16 +54,18 @@ import ml_collections
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import domain_windows
 from orthoalign.data import windows
+from orthoalign.models import settings
 from orthoalign.models import task as task_lib
 from orthoalign.models.sasrec.config import REPLICA_HPARAMS
+from orthoalign.models.sasrec.config import Config
 from orthoalign.models.sasrec.config import default_config
 from orthoalign.models.sasrec.config import validate
-from orthoalign.models.sasrec.inputs import make_module
 from orthoalign.models.sasrec.loss import Hyper
 from orthoalign.models.sasrec.loss import eval_fn
 from orthoalign.models.sasrec.loss import loss_fn
+from orthoalign.models.sasrec.module import SASRec
 
-__all__ = ["REPLICA_HPARAMS", "build", "default_config", "validate"]
+__all__ = ["REPLICA_HPARAMS", "Config", "build", "default_config", "validate"]
 
 
 Array = jax.Array
@@ -80,13 +82,9 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
   if not dual:
     task_lib.require_merged_timeline(ds, config, "model.streams='mixed' reads the merged sequence")
   gca = task_lib.gca_settings(config)
-  module = make_module(ds, m, gca.positions, gca.cell)
-  hp = Hyper(
-    num_items_a=ds.num_items_a,
-    num_items_b=ds.num_items_b,
-    streams=m.streams,
-    l2_emb=float(m.l2_emb),
-  )
+  cfg = settings.read(Config, m)
+  module = SASRec(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.cell)
+  hp = Hyper(config=cfg, num_items_a=ds.num_items_a, num_items_b=ds.num_items_b)
   if dual:
     train = domain_windows.train_windows(ds, m.max_len)
     eval_windows = lambda d, split: domain_windows.eval_windows(d, split, m.max_len)

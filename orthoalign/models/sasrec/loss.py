@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from orthoalign.data import negatives
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import task as task_lib
+from orthoalign.models.sasrec.config import Config
 from orthoalign.models.sasrec.module import SASRec
 
 Array = jax.Array
@@ -18,12 +19,11 @@ Array = jax.Array
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
-  """What the loss and scoring read besides the params."""
+  """What the loss and scoring read besides the params: the settings and the catalogue sizes."""
 
+  config: Config
   num_items_a: int
   num_items_b: int
-  streams: str
-  l2_emb: float
 
 
 def bce_pair(pos: Array, neg: Array, weight: Array) -> Array:
@@ -40,7 +40,7 @@ def bce_pair(pos: Array, neg: Array, weight: Array) -> Array:
 def _stream_ranges(hp: Hyper) -> dict[str, tuple[int, int, str]]:
   """Per stream: (global offset of its local ids, catalogue size, suffix of its window keys)."""
   na, nb = hp.num_items_a, hp.num_items_b
-  if hp.streams == "dual":
+  if hp.config.streams == "dual":
     return {"a": (0, na, "_a"), "b": (na, nb, "_b")}
   return {"m": (0, na + nb, "")}
 
@@ -86,8 +86,8 @@ def loss_fn(
     table = params[f"item_emb_{s}"]
     pos, neg, f = batch[f"pos{key}"], negs[s], out[f"f_{s}"]
     part = bce_pair(jnp.sum(f * table[pos], -1), jnp.sum(f * table[neg], -1), (pos > 0) & row)
-    if hp.l2_emb:
-      part = part + hp.l2_emb * jnp.sqrt(jnp.sum(jnp.square(table)))
+    if hp.config.l2_emb:
+      part = part + hp.config.l2_emb * jnp.sqrt(jnp.sum(jnp.square(table)))
     metrics[f"loss_{s}"] = part
     loss = loss + part
   metrics["loss"] = loss
@@ -104,7 +104,7 @@ def eval_fn(
   """
   out = module.apply({"params": params, **frozen}, batch, train=False)
   cand = batch["cand"]
-  if hp.streams == "mixed":
+  if hp.config.streams == "mixed":
     v = out["f_m"][:, -1]
     sampled = jnp.einsum("bd,bcd->bc", v, tables[cand])
   else:

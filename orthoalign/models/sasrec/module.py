@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import layers
+from orthoalign.models.sasrec.config import Config
 
 Array = jax.Array
 
@@ -20,68 +21,57 @@ _LN_EPS = 1e-8
 
 
 class SASRec(nn.Module):
-  """SASRec per domain or on the merged timeline (module docstring); attributes mirror `model.*`.
+  """SASRec per domain or on the merged timeline (package docstring).
 
   Attributes:
     num_items_a, num_items_b: catalogue sizes (local ids 1..n per domain, 0 = padding).
-    hidden, num_blocks, num_heads, dropout, max_len, ffn_size: the SASRec stack(s) (ffn_size 0 =
-      hidden).
-    streams: "dual" (streams "a" and "b") or "mixed" (stream "m", global ids).
-    positions: "slot" or "item".
-    pre_ln: textbook pre-LN blocks.
+    config: the `model.*` settings (config.py); "dual" streams are "a" and "b", "mixed" is "m"
+      (global ids).
     gca_positions: GCA insertion points ("dual" only).
     gca: keyword arguments of every gca.GatedCrossAttention cell.
   """
 
   num_items_a: int
   num_items_b: int
-  hidden: int = 50
-  num_blocks: int = 2
-  num_heads: int = 1
-  dropout: float = 0.5
-  max_len: int = 50
-  ffn_size: int = 0
-  streams: str = "dual"
-  positions: str = "slot"
-  pre_ln: bool = False
+  config: Config
   gca_positions: tuple[int, ...] = ()
   gca: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def names(self) -> tuple[str, ...]:
-    return ("a", "b") if self.streams == "dual" else ("m",)
+    return ("a", "b") if self.config.streams == "dual" else ("m",)
 
   def setup(self):
-    d = self.hidden
+    d = self.config.width
     n = {"a": self.num_items_a, "b": self.num_items_b, "m": self.num_items_a + self.num_items_b}
     names = self.names()
     self.item_emb = {
       s: self.param(f"item_emb_{s}", layers.xavier_normal, (n[s] + 1, d)) for s in names
     }
-    rows = self.max_len if self.positions == "slot" else self.max_len + 1
+    rows = self.config.max_len if self.config.positions == "slot" else self.config.max_len + 1
     self.pos_emb = {s: self.param(f"pos_emb_{s}", layers.xavier_normal, (rows, d)) for s in names}
     self.blocks = {
       s: [
         layers.SASRecBlock(
           d,
-          self.num_heads,
-          self.dropout,
+          self.config.heads,
+          self.config.dropout,
           causal=True,
-          ffn_inner=self.ffn_size,
-          pre_ln=self.pre_ln,
+          ffn_inner=self.config.ffn,
+          pre_ln=self.config.pre_ln,
           name=f"block_{s}{i + 1}",
         )
-        for i in range(self.num_blocks)
+        for i in range(self.config.blocks)
       ]
       for s in names
     }
     self.last_ln = {s: nn.LayerNorm(epsilon=_LN_EPS, name=f"last_ln_{s}") for s in names}
-    self.emb_dropout = nn.Dropout(self.dropout)
+    self.emb_dropout = nn.Dropout(self.config.dropout)
     self.cells = gca_lib.make_cells(d, self.gca_positions, self.gca)
 
   def _embed(self, s: str, ids: Array, positions: Array, train: bool) -> Array:
-    if self.positions == "slot":
+    if self.config.positions == "slot":
       positions = jnp.broadcast_to(jnp.arange(ids.shape[1]), ids.shape)
-    e = self.item_emb[s][ids] * math.sqrt(self.hidden) + self.pos_emb[s][positions]
+    e = self.item_emb[s][ids] * math.sqrt(self.config.width) + self.pos_emb[s][positions]
     return self.emb_dropout(e, deterministic=not train) * (ids > 0)[..., None]
 
   def __call__(self, rows: dict[str, Array], *, train: bool) -> dict[str, Any]:
@@ -102,7 +92,7 @@ class SASRec(nn.Module):
     cells: dict[str, Any] = {}
     if 0 in self.gca_positions:
       h.update(gca_lib.exchange(self.cells, 0, h, rows, train=train, out=cells))
-    for i in range(self.num_blocks):
+    for i in range(self.config.blocks):
       h = {s: self.blocks[s][i](h[s], ids[s] > 0, train=train) for s in self.names()}
       if i + 1 in self.gca_positions:
         h.update(gca_lib.exchange(self.cells, i + 1, h, rows, train=train, out=cells))
