@@ -4,7 +4,7 @@ r"""Base config: every key of a run, with the defaults; a model's own keys come 
       --config.train.max_epochs=3
 
 runs a model (the part after ':'; default llm4cdsr) with its faithful defaults
-(`default_config()` in orthoalign/models/<name>.py) on the embedded synthetic data. The tuned
+(the `Config` of orthoalign/models/<name>/config.py) on the embedded synthetic data. The tuned
 configs import this one: configs/llm4cdsr.py, configs/abxi.py. Override any key on the command line,
 e.g. `--config.train.max_epochs=5` `--config.gca.positions='(0,)'` `--config.sweep.seeds='(0,1,2)'`;
 a key the chosen model does not have is refused, naming the valid keys.
@@ -56,7 +56,7 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
     )
   )
 
-  # The model's keys and defaults are its module's (orthoalign/models/<name>.py: default_config).
+  # The model's keys and defaults are its Config's (orthoalign/models/<name>/config.py).
   config.model = models.default_config(model)
 
   config.gca = ml_collections.ConfigDict()

@@ -17,7 +17,7 @@ cells see the whole other-domain history (models/cdsrnp/). Validation: 10 % of t
 users, seeded (data.reader_options). Evaluation: 999 sampled negatives (the Cao / AMID protocol)
 plus the full catalog.
 
-Model keys and their defaults: `default_config()` in orthoalign/models/cdsrnp/config.py (width 64,
+Model keys and their defaults: `Config` in orthoalign/models/cdsrnp/config.py (width 64,
 window 20, 2 causal blocks, dropout 0.2, 32 support users, beta 1, full-softmax loss). Training:
 Adam lr 1e-3 and batch 128 (C2DSR: lr 1e-3, batch 256, weight decay 5e-4), at most 30 epochs with
 patience 5. On a 2-core CPU one epoch takes about 80 s with the full-softmax loss (29k Elec items;

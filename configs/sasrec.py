@@ -11,7 +11,7 @@ SASRec (no cells):
   --config.sweep.orth_penalties='(0.0,0.1)'
   --config.model.streams=mixed --config.gca.positions='()'
 
-Model keys and their defaults: `default_config()` in orthoalign/models/sasrec/config.py (pmixer's:
+Model keys and their defaults: `Config` in orthoalign/models/sasrec/config.py (pmixer's:
 width 50, window 50, 2 blocks, 1 head, dropout 0.5). Training: Adam lr 1e-3, batch 128 (pmixer's),
 model selection by validation MRR_A + MRR_B as ABXI's; the epoch budget (at most 100, patience 10)
 is provisional until the epoch time and convergence are measured on this data.

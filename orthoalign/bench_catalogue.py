@@ -219,7 +219,7 @@ def case_counts(run: loop.Run, split: str = "valid", replica: int = 0) -> dict[s
   @jax.jit
   def per_batch(params, frozen, batch):
     batch = sharding.constrain_batch(batch, mesh)
-    out = task.eval_fn(params, frozen, task.tables_fn(params, frozen), batch)
+    out = task.model.score(params, frozen, task.model.tables(params, frozen), batch)
     full = sharding.constrain_items(out.full_scores, mesh)
     is_b = batch["domain"] == 1
     ids = jax.lax.broadcasted_iota(jnp.int32, (1, full.shape[-1]), 1)

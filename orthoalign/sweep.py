@@ -1,10 +1,10 @@
 """Replicas: the vmappable hyperparameters of one run, stacked on a leading axis.
 
 `config.sweep` lists values for the common axes (config/replica_axes.py: seed, learning rate,
-weight decay, GCA gate init and orthogonality penalty), and
-`config.sweep.model.<k>` for each shape-keeping model hyperparameter the model declares
-(`REPLICA_HPARAMS` in its module: LLM4CDSR's loss weights alpha, beta and temperatures tau, tau_reg;
-ABXI's InfoNCE temperature temp). The run trains R = (product of the list lengths) models in one
+weight decay, GCA gate init and orthogonality penalty), and `config.sweep.model.<k>` for each
+shape-keeping model hyperparameter the model declares (its Baseline's `REPLICA_HPARAMS`:
+LLM4CDSR's loss weights alpha, beta and temperatures tau, tau_reg; ABXI's InfoNCE temperature
+temp; CDSRNP's KL weight beta). The run trains R = (product of the list lengths) models in one
 compiled program. An empty list means "use the single value from `train.*` / `gca.gate_init` /
 `model.<k>`". Shape-changing settings (width, depth, GCA positions) are not here: they are separate
 runs.

@@ -17,6 +17,7 @@ from orthoalign.models import abxi
 from orthoalign.models import settings
 from orthoalign.train import loop
 from orthoalign.train import state as state_lib
+from orthoalign.train import task as task_lib
 
 D, MAX_LEN = 16, 11  # tiny model: width 16, windows of 11
 GCA = dict(
@@ -40,7 +41,7 @@ def small_config(**model):
 
 def build(cfg):
   ds = synthetic.generate(synthetic.from_config_dict(cfg.data.synthetic))
-  return ds, abxi.build(ds, cfg)
+  return ds, task_lib.bind(ds, cfg)
 
 
 def module_for(ds, cfg, positions=(), kv="other", **model):
@@ -196,11 +197,11 @@ def test_train_and_eval_windows_by_hand():
 def test_loss_matches_numpy():
   cfg = small_config()
   ds, task = build(cfg)
-  params = task.init_params(jax.random.key(0))
+  params = task.model.init(jax.random.key(0))
   batch = _batch(task.train_data, np.arange(8))
   batch["row_valid"] = batch["row_valid"].at[5].set(False)  # a padded row does not count
   rng = jax.random.key(3)
-  loss, metrics = task.loss_fn(params, task.frozen, batch, rng)
+  loss, metrics = task.model.loss(params, task.model.frozen, batch, rng)
   assert set(metrics) == {"loss", "loss_a", "loss_b"}
   # Recompute with the same randomness, by hand.
   r_drop, r_neg = jax.random.split(rng)
@@ -262,17 +263,19 @@ def test_shapes_and_eval_outputs():
   cfg = small_config()
   cfg.gca.positions = (0, 2)
   ds, task = build(cfg)
-  params = task.init_params(jax.random.key(0))
+  params = task.model.init(jax.random.key(0))
   assert task.cell_names == ("gca0_A", "gca0_B", "gca2_A", "gca2_B")
-  loss, _ = task.loss_fn(
-    params, task.frozen, _batch(task.train_data, np.arange(4)), jax.random.key(0)
+  loss, _ = task.model.loss(
+    params, task.model.frozen, _batch(task.train_data, np.arange(4)), jax.random.key(0)
   )
   assert np.isfinite(float(loss))
   ev = task.eval_data["valid"]
   assert ev["cand"].shape == (len(ev["target"]), 11)
   np.testing.assert_array_equal(ev["cand"][:, 0], ev["target"])
   batch = {k: jnp.asarray(v[:5]) for k, v in ev.items()}
-  out = task.eval_fn(params, task.frozen, task.tables_fn(params, task.frozen), batch)
+  out = task.model.score(
+    params, task.model.frozen, task.model.tables(params, task.model.frozen), batch
+  )
   assert out.sampled_scores.shape == (5, 11)
   assert out.full_scores.shape == (5, ds.num_items_a + ds.num_items_b + 1)
   np.testing.assert_allclose(
@@ -293,7 +296,7 @@ def test_eval_slicing_matches_full_sequence_pass():
   """
   cfg = small_config()
   ds, task = build(cfg)
-  params = task.init_params(jax.random.key(0))
+  params = task.model.init(jax.random.key(0))
   # Trained-like weights: non-zero biases put LayerNorm biases into in-place padding slots.
   rng = iter(jax.random.split(jax.random.key(2), 256))
   params = jax.tree_util.tree_map(
@@ -326,7 +329,7 @@ def test_gca_cannot_reach_inplace_switch_cases(position):
     cfg = small_config(eval_domain_seq=layout)
     cfg.gca.positions = (position,)
     _, task = build(cfg)
-    params = task.init_params(jax.random.key(0))
+    params = task.model.init(jax.random.key(0))
     rng = iter(jax.random.split(jax.random.key(1), 64))
     moved = {
       k: jax.tree_util.tree_map(lambda x: x + 0.5 * jax.random.normal(next(rng), x.shape), v)
@@ -337,7 +340,11 @@ def test_gca_cannot_reach_inplace_switch_cases(position):
     ev = task.eval_data["test"]
     batch = {k: jnp.asarray(v) for k, v in ev.items()}
     scores = [
-      np.asarray(task.eval_fn(p, task.frozen, task.tables_fn(p, task.frozen), batch).sampled_scores)
+      np.asarray(
+        task.model.score(
+          p, task.model.frozen, task.model.tables(p, task.model.frozen), batch
+        ).sampled_scores
+      )
       for p in (params, moved)
     ]
     changed[layout] = ~np.all(np.isclose(*scores, rtol=1e-6, atol=1e-6), axis=1)
@@ -406,7 +413,7 @@ def _reference_forward(p, batch, na, heads, evaluation=False):
 def test_forward_matches_reference_equations():
   cfg = small_config()
   ds, task = build(cfg)
-  params = task.init_params(jax.random.key(0))
+  params = task.model.init(jax.random.key(0))
   # Random values everywhere (LoRA B, LayerNorms, biases) so that every term shows.
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.key(1), len(leaves))
@@ -436,7 +443,7 @@ def test_self_attention_is_causal():
   cfg = small_config()
   ds, task = build(cfg)
   module = module_for(ds, cfg, dropout=0.0)
-  params = task.init_params(jax.random.key(0))
+  params = task.model.init(jax.random.key(0))
   batch = _batch(task.train_data, np.arange(16))
   out = np.asarray(module.apply({"params": params}, batch, train=True)["h"])
   j = MAX_LEN - 3
@@ -490,7 +497,7 @@ def test_gca_cross_attention_is_causal_in_merged_time(kv):
 def test_initialisation_follows_the_original():
   cfg = small_config()
   _, task = build(cfg)
-  p = task.init_params(jax.random.key(0))
+  p = task.model.init(jax.random.key(0))
   ei = np.asarray(p["ei"])
   assert np.abs(ei).max() <= 0.04 and np.abs(ei[0]).max() > 0  # pad row initialised too
   assert 0.015 < ei.std() < 0.019  # trunc-normal(0.02, +-2 std)
@@ -527,7 +534,7 @@ def test_lora_zero_init():
   # In the model every LoRA starts at zero.
   cfg = small_config()
   _, task = build(cfg)
-  p = task.init_params(jax.random.key(0))
+  p = task.model.init(jax.random.key(0))
   for name in ("dlora_x", "dlora_a", "dlora_b", "ilora_a", "ilora_b"):
     assert np.all(np.asarray(p[name]["mat_B"]) == 0)
     assert 0.01 < np.asarray(p[name]["mat_A"]).std() < 0.03
@@ -548,10 +555,10 @@ def test_parameter_count_formula():
     + 2 * 2 * d * 4  # dLoRA x, a, b (rank 2); iLoRA a, b (rank 4)
     + 8 * 2 * d
   )  # 8 LayerNorms
-  assert state_lib.count_params(task.init_params(jax.random.key(0))) == expected
+  assert state_lib.count_params(task.model.init(jax.random.key(0))) == expected
   cfg.gca.positions = (0, 1)
   _, task2 = build(cfg)
-  extra = state_lib.count_params(task2.init_params(jax.random.key(0))) - expected
+  extra = state_lib.count_params(task2.model.init(jax.random.key(0))) - expected
   assert extra == 2 * 2 * (4 * (d * d + d) + 1)  # two cells per position, scalar gates
 
 

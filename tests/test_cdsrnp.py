@@ -19,8 +19,10 @@ from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import domain_windows
 from orthoalign.data import load as data_load
 from orthoalign.models import cdsrnp
+from orthoalign.models import gca as gca_lib
 from orthoalign.train import loop
 from orthoalign.train import results
+from orthoalign.train import task as task_lib
 
 # ---------------------------------------------------------------------------------------------
 # domain_windows
@@ -137,8 +139,8 @@ def _setup(**model):
   config.gca.positions = (0, 1)
   config.model.update(dropout=0.0, **model)
   ds = data_load.load(config.data)
-  task = cdsrnp.build(ds, config)
-  params = jax.jit(task.init_params)(jax.random.key(0))
+  task = task_lib.bind(ds, config)
+  params = jax.jit(task.model.init)(jax.random.key(0))
   return config, ds, task, params
 
 
@@ -199,7 +201,7 @@ def test_prior_equals_posterior_when_the_query_adds_nothing():
   # Single-domain queries (not admitted to Q+): no observed query pairs, so every posterior is the
   # prior.
   out = jax.device_get(
-    _episode(task.module, params, _rows(task, single), support, ok, valid, False, train=False)
+    _episode(task.model.module, params, _rows(task, single), support, ok, valid, False, train=False)
   )
   for stat in ("mu", "logvar"):
     q, p = out[f"{stat}_q"]["z"], out[f"{stat}_p"]["z"]
@@ -209,14 +211,14 @@ def test_prior_equals_posterior_when_the_query_adds_nothing():
   # other query users' posteriors read its pair.
   rows = np.concatenate([overlapped[:1], single[1:]])
   out = jax.device_get(
-    _episode(task.module, params, _rows(task, rows), support, ok, valid, False, train=False)
+    _episode(task.model.module, params, _rows(task, rows), support, ok, valid, False, train=False)
   )
   np.testing.assert_allclose(out["kl"][0], 0.0, atol=1e-5)
   assert np.all(out["kl"][1:] > 1e-7)
   # Padding rows are no query users: masking the overlapped row removes its pair again.
   out = jax.device_get(
     _episode(
-      task.module,
+      task.model.module,
       params,
       _rows(task, rows),
       support,
@@ -312,9 +314,11 @@ def test_evaluation_never_samples():
   """
   _, _, task, params = _setup()
   batch = {k: jnp.asarray(v[:16]) for k, v in task.eval_data["valid"].items()}
-  tables_fn = jax.jit(lambda p: task.tables_fn(p, task.frozen))
-  scores = jax.jit(lambda p, t: task.eval_fn(p, task.frozen, t, batch).sampled_scores)
-  program = str(jax.make_jaxpr(lambda p: scores(p, task.tables_fn(p, task.frozen)))(params))
+  tables_fn = jax.jit(lambda p: task.model.tables(p, task.model.frozen))
+  scores = jax.jit(lambda p, t: task.model.score(p, task.model.frozen, t, batch).sampled_scores)
+  program = str(
+    jax.make_jaxpr(lambda p: scores(p, task.model.tables(p, task.model.frozen)))(params)
+  )
   assert not any(
     name in program for name in ("random_bits", "random_seed", "random_wrap", "threefry")
   )
@@ -345,14 +349,14 @@ def test_own_target_never_reaches_own_score_or_latent(model):
   support = _support(task, config)
   ok, valid = jnp.ones(8, bool), jnp.ones(len(rows), bool)
   psd = bool(config.model.posterior_single_domain)
-  base = jax.device_get(_episode(task.module, params, query, support, ok, valid, psd))
+  base = jax.device_get(_episode(task.model.module, params, query, support, ok, valid, psd))
   na = task.num_items_a
   for j in (-1, -2):  # the last A item (final A target), then an earlier one
     changed = dict(query)
     new_item = int(query["seq_a"][0, j]) % na + 1
     changed["seq_a"] = query["seq_a"].at[0, j].set(new_item)
     changed["pos_a"] = query["pos_a"].at[0, j - 1].set(new_item)  # it is position j-1's target
-    out = jax.device_get(_episode(task.module, params, changed, support, ok, valid, psd))
+    out = jax.device_get(_episode(task.model.module, params, changed, support, ok, valid, psd))
     # Row 0's user vectors at the positions up to the one predicting the changed item.
     np.testing.assert_allclose(out["v_a"][0, :j], base["v_a"][0, :j], atol=1e-6)
     t = int(query["time_a"][0, j])
@@ -373,8 +377,8 @@ def test_single_domain_rows_leave_the_gca_cell_unchanged(layernorm):
   else:
     config = tiny_cdsrnp.get_config()
     config.gca.update(positions=(0,), layernorm=layernorm)
-    task = cdsrnp.build(data_load.load(config.data), config)
-    params = jax.jit(task.init_params)(jax.random.key(0))
+    task = task_lib.bind(data_load.load(config.data), config)
+    params = jax.jit(task.model.init)(jax.random.key(0))
   data = task.train_data
   rows = np.concatenate(
     [np.nonzero(~data["overlapped"])[0][:4], np.nonzero(data["overlapped"])[0][:4]]
@@ -388,11 +392,11 @@ def test_single_domain_rows_leave_the_gca_cell_unchanged(layernorm):
   }
 
   def cross(module, h, rows):
-    new, cells = dict(h), {}
-    module._cross(0, new, rows, False, cells)
-    return new, cells
+    cells = {}
+    new = gca_lib.exchange(module.cells, 0, h, rows, train=False, out=cells)
+    return {**h, **new}, cells
 
-  apply = jax.jit(lambda p, h, b: task.module.apply({"params": p}, h, b, method=cross))
+  apply = jax.jit(lambda p, h, b: task.model.module.apply({"params": p}, h, b, method=cross))
   new, cells = jax.device_get(apply(params, h, batch))
   single = ~np.asarray(data["overlapped"][rows])
   for s in ("a", "b"):
@@ -415,11 +419,11 @@ def test_no_timeline_lets_every_query_see_every_key():
   seen = {}
   for timeline in (True, False):
     ds = dataset_lib.CDSRDataset.from_sequences("t", 8, 6, seqs, merged_timeline=timeline)
-    task = cdsrnp.build(ds, config)
-    params = jax.jit(task.init_params)(jax.random.key(0))
+    task = task_lib.bind(ds, config)
+    params = jax.jit(task.model.init)(jax.random.key(0))
     batch = {k: jnp.asarray(v) for k, v in task.train_data.items()}
     out = jax.device_get(
-      jax.jit(lambda p, b: task.module.apply({"params": p}, b, train=False))(params, batch)
+      jax.jit(lambda p, b: task.model.module.apply({"params": p}, b, train=False))(params, batch)
     )
     seen[timeline] = out["cells"]["gca0_A"]["x_mask"], np.asarray(batch["seq_a"]) > 0
   mask, valid = seen[False]
@@ -447,8 +451,8 @@ def test_all_options_train_and_differ_from_the_default():
   )
   batch = _rows(task, np.arange(24))
   batch["row_valid"] = jnp.ones(24, bool)
-  (loss, metrics), grads = jax.jit(jax.value_and_grad(task.loss_fn, has_aux=True))(
-    params, task.frozen, batch, jax.random.key(1)
+  (loss, metrics), grads = jax.jit(jax.value_and_grad(task.model.loss, has_aux=True))(
+    params, task.model.frozen, batch, jax.random.key(1)
   )
   assert np.isfinite(float(loss)) and float(metrics["kl"]) > 0
   flat = jax.tree_util.tree_flatten_with_path(grads)[0]
@@ -468,7 +472,7 @@ def test_config_validates_and_documents_its_command():
   assert "specification-level reimplementation" in config.model.label
   assert "SPECIFICATION-LEVEL REIMPLEMENTATION" in cdsrnp.__doc__
   assert config.model.name == "cdsrnp" and tuple(config.sweep.model) == tuple(
-    cdsrnp.REPLICA_HPARAMS
+    cdsrnp.Baseline.REPLICA_HPARAMS
   )
   for key, value, allowed in (
     ("model.adapt", "mlp", "attention"),
@@ -488,7 +492,7 @@ def test_mixed_encoder_needs_a_merged_timeline():
   config = tiny_cdsrnp.get_config()
   config.model.mixed_encoder = True
   with pytest.raises(errors.ConfigError, match="model.mixed_encoder"):
-    cdsrnp.build(_toy(False), config)
+    task_lib.bind(_toy(False), config)
 
 
 def _valid_ndcg(run, params):
@@ -521,7 +525,7 @@ def test_query_rows_of_one_person_do_not_feed_each_others_posterior():
   ok, valid = jnp.ones(8, bool), jnp.ones(2, bool)
 
   def kl(person):
-    out = task.module.apply(
+    out = task.model.module.apply(
       {"params": params},
       _rows(task, rows),
       support,
@@ -557,7 +561,7 @@ def test_builds_on_the_real_datasets(name, fmt, negatives, tmp_path):
     config.data.reader_options = ml_collections.ConfigDict()
   config.eval.num_negatives = negatives
   ds = data_load.load(config.data)
-  task = cdsrnp.build(ds, config)
+  task = task_lib.bind(ds, config)
   assert 0 < task.train_data["overlapped"].mean() <= 1
   for split in task.eval_data.values():
     ov, nov = split["group/overlapped"], split["group/non-overlapped"]

@@ -74,7 +74,7 @@ def test_mixed_items_table_path_equals_row_path():
   ids = jnp.asarray(np.random.default_rng(0).integers(0, n_rows, size=(4, n_rows)))  # > rows
 
   def total(p, ids):
-    out = run.task.module.apply({"params": p, **run.frozen}, ids, method=module.mix_items)
+    out = run.task.model.module.apply({"params": p, **run.frozen}, ids, method=module.mix_items)
     return jnp.sum(jnp.sin(out)), out
 
   (_, big), g_big = jax.value_and_grad(total, has_aux=True)(params, ids)

@@ -9,22 +9,22 @@ import numpy as np
 import pytest
 
 from orthoalign import errors
-from orthoalign import models
 from orthoalign.config import validation
 from orthoalign.data import load as data_load
 from orthoalign.data import windows
 from orthoalign.train import loop
 from orthoalign.train import step as step_lib
+from orthoalign.train import task as task_lib
 
 
 def _task(**overrides):
   cfg = tiny_config(**{"model.dropout": 0.0, **overrides})
-  return models.get_builder("llm4cdsr")(data_load.load(cfg.data), cfg)
+  return task_lib.bind(data_load.load(cfg.data), cfg)
 
 
 def _features(task, batch):
-  params = task.init_params(jax.random.PRNGKey(0))
-  out = task.module.apply({"params": params, **task.frozen}, batch, train=False)
+  params = task.model.init(jax.random.PRNGKey(0))
+  out = task.model.module.apply({"params": params, **task.model.frozen}, batch, train=False)
   return {k: np.asarray(out[k]) for k in ("f_m", "f_a", "f_b")}
 
 
@@ -32,7 +32,7 @@ def _features(task, batch):
 def test_cutting_padding_changes_no_output_only_when_padding_is_masked(masked):
   task = _task(**{"model.mask_padding_keys": masked})
   length = 4
-  rows = np.nonzero(task.length_fn(task.train_data) <= length)[0][:16]
+  rows = np.nonzero(task.model.lengths(task.train_data) <= length)[0][:16]
   assert len(rows) >= 8, "tiny data should have short training windows"
   batch = {k: jnp.asarray(v[rows]) for k, v in task.train_data.items()}
   full, cut = _features(task, batch), _features(task, windows.crop_windows(batch, length))
@@ -46,7 +46,7 @@ def test_cutting_padding_changes_no_output_only_when_padding_is_masked(masked):
 def test_crop_windows_keeps_every_target_and_its_mixed_position():
   task = _task()
   length = 5
-  rows = np.nonzero(task.length_fn(task.train_data) <= length)[0]
+  rows = np.nonzero(task.model.lengths(task.train_data) <= length)[0]
   full = {k: v[rows] for k, v in task.train_data.items()}
   cut = windows.crop_windows(full, length)
   assert cut["seq"].shape == (len(rows), length) and cut["hist"].shape == full["hist"].shape

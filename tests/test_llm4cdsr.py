@@ -16,6 +16,7 @@ from orthoalign.config import validation
 from orthoalign.data import synthetic
 from orthoalign.models import llm4cdsr
 from orthoalign.train import state as state_lib
+from orthoalign.train import task as task_lib
 
 
 def small_config(**model):
@@ -37,7 +38,7 @@ def small_config(**model):
 
 def build(cfg):
   ds = synthetic.generate(synthetic.from_config_dict(cfg.data.synthetic))
-  return ds, llm4cdsr.build(ds, cfg)
+  return ds, task_lib.bind(ds, cfg)
 
 
 def _batch(task, rows):
@@ -49,16 +50,16 @@ def _batch(task, rows):
 def test_rec_loss_matches_numpy():
   cfg = small_config(alpha=0.0, beta=0.0)
   ds, task = build(cfg)
-  params = task.init_params(jax.random.key(0))
+  params = task.model.init(jax.random.key(0))
   batch = _batch(task, np.arange(8))
   rng = jax.random.key(7)
-  loss, metrics = task.loss_fn(params, task.frozen, batch, rng)
+  loss, metrics = task.model.loss(params, task.model.frozen, batch, rng)
   # Recompute with the same randomness, by hand.
   r_drop, r_neg, _ = jax.random.split(rng, 3)
-  module = task.module
+  module = task.model.module
   hp = llm4cdsr.loss.Hyper(module.config, ds.num_items_a, ds.num_items_b)
   negs = jax.device_get(llm4cdsr.loss.sample_train_negatives(r_neg, batch, hp))
-  var = {"params": params, **task.frozen}
+  var = {"params": params, **task.model.frozen}
   out = jax.device_get(module.apply(var, batch, train=True, rngs={"dropout": r_drop}))
   mix_t, a_t, b_t = jax.device_get(module.apply(var, method=llm4cdsr.module.LLM4CDSR.item_tables))
   b = jax.device_get(batch)
@@ -135,10 +136,10 @@ def test_negatives_avoid_history_and_respect_domains():
 def test_self_attention_causality_flag(causal):
   cfg = small_config(causal=causal)
   ds, task = build(cfg)
-  module = task.module
+  module = task.model.module
   assert module.config.causal == causal
-  params = task.init_params(jax.random.key(0))
-  var = {"params": params, **task.frozen}
+  params = task.model.init(jax.random.key(0))
+  var = {"params": params, **task.model.frozen}
   batch = _batch(task, np.arange(4))
   rows = np.nonzero(np.asarray(batch["seq"][:, 3]) > 0)[0]
   out = module.apply(var, batch, train=False)
@@ -154,9 +155,9 @@ def test_gca_cross_attention_is_causal_in_merged_time():
   cfg.gca.update(positions=(0, 1), gate="scalar", act="sigmoid", layernorm="none", heads=1)
   cfg.gca.update(causal=True, dropout=0.0, gate_init=0.0)
   ds, task = build(cfg)
-  module = task.module
-  params = task.init_params(jax.random.key(0))
-  var = {"params": params, **task.frozen}
+  module = task.model.module
+  params = task.model.init(jax.random.key(0))
+  var = {"params": params, **task.model.frozen}
   batch = _batch(task, np.arange(16))
   out = jax.device_get(module.apply(var, batch, train=False))
   assert set(out["cells"]) == {"gca0_A", "gca0_B", "gca1_A", "gca1_B"}
@@ -176,7 +177,7 @@ def test_gca_cross_attention_is_causal_in_merged_time():
 def test_parameter_counts():
   cfg = small_config()
   ds, task = build(cfg)
-  params = task.init_params(jax.random.key(0))
+  params = task.model.init(jax.random.key(0))
   d, g, L = 16, 32, 12
   block = (d * 3 * d + 3 * d) + (d * d + d) + 2 * (d * d + d) + 4 * d  # attn, out, ffn, 2 LN
   stream = (L + 1) * d + 2 * block + 2 * d  # pos emb, blocks, last LN
@@ -185,13 +186,13 @@ def test_parameter_counts():
   assert state_lib.count_params(params) == 3 * stream + adapter + user
   n = ds.num_items_a + ds.num_items_b
   assert (
-    state_lib.count_params(task.frozen)
+    state_lib.count_params(task.model.frozen)
     == (n + 1) * g + (ds.num_items_a + 1 + ds.num_items_b + 1) * d
   )
   # One GCA position = two cells of 4 d x d projections (+ biases) and a scalar gate each.
   cfg.gca.positions = (0,)
   _, task2 = build(cfg)
-  extra = state_lib.count_params(task2.init_params(jax.random.key(0))) - state_lib.count_params(
+  extra = state_lib.count_params(task2.model.init(jax.random.key(0))) - state_lib.count_params(
     params
   )
   assert extra == 2 * (4 * (d * d + d) + 1)
@@ -201,13 +202,15 @@ def test_id_embedding_mode_without_text():
   """No text tables: trainable ID embeddings on every stream, no adapter, no user guidance."""
   cfg = small_config(global_emb=False, local_emb=False)
   ds, task = build(cfg)
-  assert task.frozen == {}
-  params = task.init_params(jax.random.key(0))
+  assert task.model.frozen == {}
+  params = task.model.init(jax.random.key(0))
   n = ds.num_items_a + ds.num_items_b
   assert params["item_emb"].shape == (n + 1, 16)
   assert params["item_emb_a"].shape == (ds.num_items_a + 1, 16)
   assert not any(k.startswith("adapter") for k in params)
-  loss, metrics = task.loss_fn(params, task.frozen, _batch(task, np.arange(8)), jax.random.key(0))
+  loss, metrics = task.model.loss(
+    params, task.model.frozen, _batch(task, np.arange(8)), jax.random.key(0)
+  )
   assert np.isfinite(float(loss)) and "reg_loss" in metrics
 
 
@@ -227,17 +230,17 @@ def _without_text(cfg, n_a=2, n_b=2):
 def test_missing_text_learned_gives_each_item_its_own_trainable_row():
   cfg = small_config(missing_text="learned")
   ds, top_a, top_b = _without_text(cfg)
-  task = llm4cdsr.build(ds, cfg)
+  task = task_lib.bind(ds, cfg)
   na = ds.num_items_a
-  params = task.init_params(jax.random.key(0))
+  params = task.model.init(jax.random.key(0))
   assert params["missing_text_m"].shape == (4, 16)
   assert params["missing_text_a"].shape == (2, 16) and params["missing_text_b"].shape == (2, 16)
-  assert set(k for k in task.frozen["frozen"] if k.startswith("missing")) == {
+  assert set(k for k in task.model.frozen["frozen"] if k.startswith("missing")) == {
     "missing_index_m",
     "missing_index_a",
     "missing_index_b",
   }
-  mix_t, a_t, b_t, dom_t = jax.device_get(task.tables_fn(params, task.frozen))
+  mix_t, a_t, b_t, dom_t = jax.device_get(task.model.tables(params, task.model.frozen))
   np.testing.assert_array_equal(dom_t, np.concatenate([a_t, b_t[1:]]))  # by global id
   assert not np.allclose(mix_t[top_a[0]], mix_t[top_a[1]])
   assert not np.allclose(mix_t[top_b[0]], mix_t[top_b[1]])
@@ -245,9 +248,9 @@ def test_missing_text_learned_gives_each_item_its_own_trainable_row():
   assert not np.allclose(b_t[top_b[0] - na], b_t[top_b[1] - na])
   # Items with text keep their frozen vectors exactly.
   cfg0 = small_config(missing_text="zero")
-  task0 = llm4cdsr.build(ds, cfg0)
+  task0 = task_lib.bind(ds, cfg0)
   p0 = {k: v for k, v in params.items() if not k.startswith("missing_text")}
-  mix0, a0, _, _ = jax.device_get(task0.tables_fn(p0, task0.frozen))
+  mix0, a0, _, _ = jax.device_get(task0.model.tables(p0, task0.model.frozen))
   has = np.ones(na + 1, bool)
   has[top_a] = False
   has[0] = False
@@ -255,7 +258,9 @@ def test_missing_text_learned_gives_each_item_its_own_trainable_row():
   np.testing.assert_array_equal(mix_t[1 : na + 1][has[1:]], mix0[1 : na + 1][has[1:]])
   # Gradients reach every new row (the items are the most frequent ones, so the loss sees them).
   batch = _batch(task, np.arange(len(task.train_data["seq"])))
-  grads = jax.grad(lambda p: task.loss_fn(p, task.frozen, batch, jax.random.key(3))[0])(params)
+  grads = jax.grad(lambda p: task.model.loss(p, task.model.frozen, batch, jax.random.key(3))[0])(
+    params
+  )
   for name in ("missing_text_m", "missing_text_a", "missing_text_b"):
     assert np.all(np.abs(np.asarray(grads[name])).sum(-1) > 0), name
 
@@ -263,11 +268,11 @@ def test_missing_text_learned_gives_each_item_its_own_trainable_row():
 def test_missing_text_zero_keeps_the_shared_row_and_the_old_program():
   cfg = small_config(missing_text="zero", reg_pool="history")
   ds, top_a, _ = _without_text(cfg)
-  task = llm4cdsr.build(ds, cfg)
-  params = task.init_params(jax.random.key(0))
+  task = task_lib.bind(ds, cfg)
+  params = task.model.init(jax.random.key(0))
   assert not any(k.startswith("missing") for k in params)
-  assert not any(k.startswith("missing") for k in task.frozen["frozen"])
-  mix_t, a_t, _, _ = jax.device_get(task.tables_fn(params, task.frozen))
+  assert not any(k.startswith("missing") for k in task.model.frozen["frozen"])
+  mix_t, a_t, _, _ = jax.device_get(task.model.tables(params, task.model.frozen))
   np.testing.assert_array_equal(mix_t[top_a[0]], mix_t[top_a[1]])  # indistinguishable
   np.testing.assert_array_equal(a_t[top_a[0]], a_t[top_a[1]])
   # A config saved before the keys existed builds the same program (the legacy values).
@@ -275,19 +280,19 @@ def test_missing_text_zero_keeps_the_shared_row_and_the_old_program():
   del saved["model"]["missing_text"], saved["model"]["reg_pool"]
   legacy = upgrade.config(saved)
   assert (legacy.model.missing_text, legacy.model.reg_pool) == ("zero", "history")
-  llm4cdsr.validate(legacy)
-  task_legacy = llm4cdsr.build(ds, legacy)
+  llm4cdsr.Baseline.validate(legacy)
+  task_legacy = task_lib.bind(ds, legacy)
   batch = _batch(task, np.arange(16))
-  a = task.loss_fn(params, task.frozen, batch, jax.random.key(5))[0]
-  b = task_legacy.loss_fn(params, task_legacy.frozen, batch, jax.random.key(5))[0]
+  a = task.model.loss(params, task.model.frozen, batch, jax.random.key(5))[0]
+  b = task_legacy.model.loss(params, task_legacy.model.frozen, batch, jax.random.key(5))[0]
   assert float(a) == float(b)
 
 
 def test_missing_text_without_missing_items_adds_nothing():
   cfg = small_config()  # default "learned"; the synthetic data has text for every item
   _, task = build(cfg)
-  assert not any(k.startswith("missing") for k in task.init_params(jax.random.key(0)))
-  assert not any(k.startswith("missing") for k in task.frozen["frozen"])
+  assert not any(k.startswith("missing") for k in task.model.init(jax.random.key(0)))
+  assert not any(k.startswith("missing") for k in task.model.frozen["frozen"])
 
 
 def test_reg_pool_inputs_leaves_out_one_occurrence_of_the_last_item():
@@ -303,10 +308,10 @@ def test_reg_pool_flag_changes_only_the_regularisation_term():
   cfg = small_config(reg_pool="inputs")
   _, task = build(cfg)
   _, task_h = build(small_config(reg_pool="history"))
-  params = task.init_params(jax.random.key(0))
+  params = task.model.init(jax.random.key(0))
   batch = _batch(task, np.arange(32))
-  _, m_in = task.loss_fn(params, task.frozen, batch, jax.random.key(2))
-  _, m_h = task_h.loss_fn(params, task_h.frozen, batch, jax.random.key(2))
+  _, m_in = task.model.loss(params, task.model.frozen, batch, jax.random.key(2))
+  _, m_h = task_h.model.loss(params, task_h.model.frozen, batch, jax.random.key(2))
   assert float(m_in["rec_loss"]) == float(m_h["rec_loss"])
   assert float(m_in["reg_loss"]) != float(m_h["reg_loss"])
 
@@ -315,7 +320,7 @@ def test_invalid_choices_are_refused():
   for key in ("missing_text", "reg_pool"):
     cfg = small_config(**{key: "bogus"})
     with pytest.raises(errors.ConfigError, match=f"model.{key}"):
-      llm4cdsr.validate(cfg)
+      llm4cdsr.Baseline.validate(cfg)
 
 
 @pytest.mark.parametrize("module", [llm4cdsr_afk_config, llm4cdsr_fk_config])

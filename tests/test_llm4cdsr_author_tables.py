@@ -15,7 +15,7 @@ from orthoalign.data import load as data_load
 from orthoalign.data import synthetic
 from orthoalign.data.readers import handled
 from orthoalign.errors import DataError
-from orthoalign.models import llm4cdsr
+from orthoalign.train import task as task_lib
 from tests.conftest import tiny_config
 
 HIDDEN = 16  # configs/tiny.py's model.width: the local tables' width must equal it
@@ -67,13 +67,13 @@ def _config(root, **overrides):
 
 def _build(cfg):
   ds = data_load.load(cfg.data)
-  return ds, llm4cdsr.build(ds, cfg)
+  return ds, task_lib.bind(ds, cfg)
 
 
 def test_the_authors_tables_are_read_and_used(folder):
   root, tables = folder
   ds, task = _build(_config(root))
-  frozen = task.frozen["frozen"]
+  frozen = task.model.frozen["frozen"]
   for key, name in (
     ("global_table", "itm_emb_np_all.pkl"),
     ("table_a", "itm_emb_np_A_pca128.pkl"),
@@ -87,7 +87,7 @@ def test_the_authors_tables_are_read_and_used(folder):
   users = task.train_data["user"]
   want = tables["usr_profile_emb.pkl"][[rank[u] for u in users]].astype(np.float32)
   np.testing.assert_array_equal(task.train_data["user_profile"], want)
-  out = "\n".join(task.notes)  # the trainer prints them; the model prints nothing
+  out = "\n".join(task.model.notes)  # the trainer prints them; the model prints nothing
   assert f"item tables = the authors' files in {root}" in out
   assert "itm_emb_np_all.pkl [110x24]" in out and "user profiles (beta loss) = the authors'" in out
   assert "items without text (all-zero text embedding): A 0 / 60, B 0 / 50" in out
@@ -96,9 +96,9 @@ def test_the_authors_tables_are_read_and_used(folder):
 def test_none_keeps_the_substitutes_and_says_so(folder, capsys):
   root, _ = folder
   _, task = _build(_config(root, **{"model.llm_emb_dir": "none"}))
-  assert "global_table" not in task.frozen.get("frozen", {})  # no titles here: ID embeddings
+  assert "global_table" not in task.model.frozen.get("frozen", {})  # no titles here: ID embeddings
   assert "user_profile" not in task.train_data
-  assert "item tables = none: trainable ID embeddings" in task.notes[0]
+  assert "item tables = none: trainable ID embeddings" in task.model.notes[0]
   assert capsys.readouterr().out == ""  # models print nothing
 
 

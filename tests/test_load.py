@@ -122,14 +122,14 @@ def test_handled_format_round_trip(tmp_path):
 def test_main_job_config_on_real_data_builds():
   """The README's real-data command resolves to a valid config and a buildable LLM4CDSR task."""
   from configs import llm4cdsr as llm4cdsr_config
-  from orthoalign.models import llm4cdsr
+  from orthoalign.train import task as task_lib
 
   path = require_data("abxi-afk")
   cfg = llm4cdsr_config.get_config()
   cfg.data.format, cfg.data.path = "abxi", str(path)
   validation.validate(cfg)
-  task = llm4cdsr.build(data_load.load(cfg.data), cfg)
-  assert task.frozen == {}  # no titles: trainable ID embeddings
+  task = task_lib.bind(data_load.load(cfg.data), cfg)
+  assert task.model.frozen == {}  # no titles: trainable ID embeddings
   assert task.eval_data["test"]["cand"].shape == (7144, 101)
 
 

@@ -16,6 +16,7 @@ from orthoalign import errors
 from orthoalign.config import validation
 from orthoalign.data import load as data_load
 from orthoalign.models import sasrec
+from orthoalign.train import task as task_lib
 
 
 def _task(**model):
@@ -23,19 +24,19 @@ def _task(**model):
   config.model.update(dropout=0.0, **model.pop("model", {}))
   config.gca.positions = model.pop("positions", ())
   validation.validate(config)
-  return sasrec.build(data_load.load(config.data), config)
+  return task_lib.bind(data_load.load(config.data), config)
 
 
 def test_dual_streams_share_nothing_without_a_cell_and_meet_through_one():
   rows = 8
   for positions, crosses in (((), False), ((0,), True)):
     task = _task(positions=positions)
-    params = task.init_params(jax.random.key(0))
+    params = task.model.init(jax.random.key(0))
     batch = {k: jnp.asarray(v[:rows]) for k, v in task.train_data.items()}
     both = (np.asarray(batch["seq_a"]) > 0).any(1) & (np.asarray(batch["seq_b"]) > 0).any(1)
     assert both.any()
     other = batch["seq_b"].at[:].set(jnp.where(batch["seq_b"] > 0, 1 + batch["seq_b"] % 5, 0))
-    apply = lambda b: task.module.apply({"params": params}, b, train=False)
+    apply = lambda b: task.model.module.apply({"params": params}, b, train=False)
     before, after = apply(batch), apply({**batch, "seq_b": other})
     moved = np.abs(np.asarray(before["f_a"]) - np.asarray(after["f_a"])).max(axis=(1, 2))
     assert (moved[both] > 1e-4).all() if crosses else moved.max() == 0.0, positions
@@ -46,7 +47,7 @@ def test_dual_streams_share_nothing_without_a_cell_and_meet_through_one():
 def test_negatives_stay_in_the_stream_and_outside_the_users_items():
   task = _task()
   batch = {k: jnp.asarray(v) for k, v in task.train_data.items()}
-  hp = sasrec.loss.Hyper(task.module.config, task.num_items_a, task.num_items_b)
+  hp = sasrec.loss.Hyper(task.model.module.config, task.num_items_a, task.num_items_b)
   negs = jax.device_get(sasrec.loss.train_negatives(jax.random.key(1), batch, hp))
   hist = np.asarray(batch["hist"])
   for s, offset, n in (("a", 0, task.num_items_a), ("b", task.num_items_a, task.num_items_b)):
@@ -69,11 +70,11 @@ def test_bce_pair_is_pmixers_two_means():
 
 def test_mixed_stream_trains_on_the_merged_catalogue():
   task = _task(model={"streams": "mixed"})
-  params = task.init_params(jax.random.key(0))
+  params = task.model.init(jax.random.key(0))
   assert params["item_emb_m"].shape[0] == task.num_items_a + task.num_items_b + 1
   batch = {k: jnp.asarray(v[:16]) for k, v in task.train_data.items()}
   batch["row_valid"] = jnp.ones(16, bool)
-  loss, metrics = task.loss_fn(params, task.frozen, batch, jax.random.key(2))
+  loss, metrics = task.model.loss(params, task.model.frozen, batch, jax.random.key(2))
   assert np.isfinite(float(loss)) and set(metrics) == {"loss", "loss_m"}
 
 
@@ -81,9 +82,9 @@ def test_flags_change_the_computation():
   outs = []
   for model in ({}, {"pre_ln": True}, {"positions": "item"}):
     task = _task(model=model)
-    params = task.init_params(jax.random.key(0))
+    params = task.model.init(jax.random.key(0))
     batch = {k: jnp.asarray(v[:8]) for k, v in task.train_data.items()}
-    outs.append(np.asarray(task.module.apply({"params": params}, batch, train=False)["f_a"]))
+    outs.append(np.asarray(task.model.module.apply({"params": params}, batch, train=False)["f_a"]))
   assert np.abs(outs[0] - outs[1]).max() > 1e-3 and np.abs(outs[0] - outs[2]).max() > 1e-3
 
 
@@ -112,6 +113,6 @@ def test_mixed_refuses_data_without_a_merged_timeline():
   config.gca.positions = ()
   ds = dataclasses.replace(data_load.load(config.data), merged_timeline=False)
   with pytest.raises(errors.ConfigError, match="needs a merged timeline"):
-    sasrec.build(ds, config)
+    task_lib.bind(ds, config)
   config.model.streams = "dual"
-  assert sasrec.build(ds, config).num_items_a == ds.num_items_a  # per-domain windows need none
+  assert task_lib.bind(ds, config).num_items_a == ds.num_items_a  # per-domain windows need none

@@ -64,7 +64,7 @@ def build(
   n_eval = len(ours.ev_rows)
 
   # -- the original's data (not timed: it reads these files when it is built) --------------------
-  tables = {k: np.asarray(v, np.float32) for k, v in task.frozen["frozen"].items()}
+  tables = {k: np.asarray(v, np.float32) for k, v in task.model.frozen["frozen"].items()}
   tmp = tempfile.TemporaryDirectory()
   handled_dir = os.path.join(tmp.name, "data", _DATASET, "handled")
   os.makedirs(handled_dir)

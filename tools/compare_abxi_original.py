@@ -43,14 +43,15 @@ def main() -> int:
   from configs import abxi as abxi_config
   from orthoalign.data import load as data_load
   from orthoalign.models import abxi
+  from orthoalign.train import task as task_lib
 
   cfg = abxi_config.get_config()
   cfg.data.path = args.data
   cfg.model.dropout = 0.0
   ds = data_load.load(cfg.data)
-  task = abxi.build(ds, cfg)
+  task = task_lib.bind(ds, cfg)
   na, nb, m = ds.num_items_a, ds.num_items_b, cfg.model
-  params = port_check.perturbed_float64(task.init_params)
+  params = port_check.perturbed_float64(task.model.init)
 
   model = TorchABXI(
     argparse.Namespace(
@@ -75,7 +76,7 @@ def main() -> int:
     f"parameters: original {sum(p.numel() for p in model.parameters()):,}, "
     f"orthoalign {sum(x.size for x in jax.tree_util.tree_leaves(params)):,}"
   )
-  module = task.module
+  module = task.model.module
   tensor = lambda x: torch.tensor(np.asarray(x)).long()
   int_mask = lambda s: (s != 0).unsqueeze(-1).to(torch.int32)
   failures = []
@@ -89,7 +90,7 @@ def main() -> int:
   batch = {k: jnp.asarray(v[:64]) for k, v in task.train_data.items()}
   batch["row_valid"] = jnp.ones(64, bool)
   neg = abxi.loss.sample_train_negatives(
-    jax.random.key(3), batch, abxi.loss.Hyper(task.module.config, na, nb)
+    jax.random.key(3), batch, abxi.loss.Hyper(task.model.module.config, na, nb)
   )
 
   def loss(params):

@@ -68,16 +68,17 @@ def main() -> int:
   from orthoalign.data import negatives
   from orthoalign.metrics import ranking
   from orthoalign.models import llm4cdsr
+  from orthoalign.train import task as task_lib
 
   cfg = llm4cdsr_fk.get_config()
   cfg.data.path = args.data
   cfg.model.dropout = 0.0
   cfg.model.missing_text = "zero"  # upstream has no rows for items without text
   ds = data_load.load(cfg.data)
-  task = llm4cdsr.build(ds, cfg)
+  task = task_lib.bind(ds, cfg)
   na, nb, m = ds.num_items_a, ds.num_items_b, cfg.model
-  params = port_check.perturbed_float64(task.init_params)
-  frozen = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), task.frozen)
+  params = port_check.perturbed_float64(task.model.init)
+  frozen = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), task.model.frozen)
   tables = {k: np.asarray(v) for k, v in frozen["frozen"].items()}
   failures = []
 
@@ -161,18 +162,18 @@ def main() -> int:
   diff += int((e_in["pos"] != cand[:, 0]).sum() + (e_in["target_domain"] != is_b).sum())
   report(f"evaluation windows ({_EVAL_USERS} users): entries differing", float(diff), 0)
 
-  # -- orthoalign: loss and gradients through task.loss_fn; its draws, reproduced for torch ---
+  # -- orthoalign: loss and gradients through task.model.loss; its draws, reproduced for torch ---
   rng = jax.random.key(3)
   (loss, metrics), grads = jax.jit(
-    jax.value_and_grad(lambda p: task.loss_fn(p, frozen, batch, rng), has_aux=True)
+    jax.value_and_grad(lambda p: task.model.loss(p, frozen, batch, rng), has_aux=True)
   )(params)
-  hp = llm4cdsr.loss.Hyper(task.module.config, na, nb)
+  hp = llm4cdsr.loss.Hyper(task.model.module.config, na, nb)
   _, r_neg, r_reg = jax.random.split(rng, 3)  # as loss_fn splits its rng
   negs = {
     k: np.asarray(v) for k, v in llm4cdsr.loss.sample_train_negatives(r_neg, batch, hp).items()
   }
   hist = batch["hist"]
-  pool = llm4cdsr.loss.reg_pool_mask(batch, hp.reg_pool)
+  pool = llm4cdsr.loss.reg_pool_mask(batch, hp.config.reg_pool)
   ka, kb = jax.random.split(r_reg)
   reg_a, found_a = negatives.sample_from_rows(ka, hist, pool & (hist <= na))
   reg_b, found_b = negatives.sample_from_rows(kb, hist, pool & (hist > na))
@@ -288,15 +289,15 @@ def main() -> int:
   @jax.jit
   def evaluate(params, ev):
     """eval_fn's sampled scores, and its two paths' parts from the module's final features."""
-    t_tables = task.tables_fn(params, frozen)
-    enc = task.module.apply({"params": params, **frozen}, ev, train=False)
+    t_tables = task.model.tables(params, frozen)
+    enc = task.model.module.apply({"params": params, **frozen}, ev, train=False)
     mix_t, a_t, b_t, _ = t_tables  # the 4th: the domain table by global id
     f_dom = jnp.where(is_b[:, None], enc["f_b"][:, -1], enc["f_a"][:, -1])
     dom_rows = jnp.where(
       is_b[:, None, None], b_t[jnp.minimum(cand_dom, nb)], a_t[jnp.minimum(cand_dom, na)]
     )
     return (
-      task.eval_fn(params, frozen, t_tables, ev).sampled_scores,
+      task.model.score(params, frozen, t_tables, ev).sampled_scores,
       jnp.einsum("bd,bcd->bc", enc["f_m"][:, -1], mix_t[cand]),
       jnp.einsum("bd,bcd->bc", f_dom, dom_rows),
     )

@@ -52,7 +52,13 @@ def main() -> int:
     num_items_a=N_ITEMS,
     num_items_b=0,
     config=sasrec.Config(
-      streams="mixed", width=D, blocks=BLOCKS, heads=HEADS, dropout=0.0, max_len=LENGTH
+      streams="mixed",
+      width=D,
+      blocks=BLOCKS,
+      heads=HEADS,
+      dropout=0.0,
+      max_len=LENGTH,
+      l2_emb=L2_EMB,
     ),
   )
   if args.flip:
@@ -80,7 +86,7 @@ def main() -> int:
   }
   init = lambda key: module.init({"params": key}, batch, train=False)["params"]
   params = port_check.perturbed_float64(init)
-  hp = sasrec.loss.Hyper(num_items_a=N_ITEMS, num_items_b=0, streams="mixed", l2_emb=L2_EMB)
+  hp = sasrec.loss.Hyper(module.config, num_items_a=N_ITEMS, num_items_b=0)
 
   model = TorchSASRec(
     ROWS,

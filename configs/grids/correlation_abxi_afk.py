@@ -13,7 +13,7 @@ epoch (eval.track_test) for the paper's best-test-epoch reading. GCA unit: bare 
 """
 
 from configs import abxi
-from orthoalign.experiments.expand import Grid
+from orthoalign.experiments import correlation
 
 
 def get_config():
@@ -23,16 +23,4 @@ def get_config():
 
 
 def get_grid():
-  return Grid(
-    blocks=[
-      {
-        "gca.positions": {"0": (0,), "0-1": (0, 1), "0-2": (0, 2)},
-        "gca.act": ("sigmoid", "tanh"),
-        "gca.layernorm": ("none", "post"),
-        "model.width": (128, 256),
-        "gca.heads": (1, 4),
-        "seed": (3407, 0, 1),
-      }
-    ],
-    names={"gca.positions": "gca", "gca.layernorm": "ln", "model.width": "d"},
-  )
+  return correlation.figure2_grid(widths=(128, 256), seeds=(3407, 0, 1), width_label="d")

@@ -12,7 +12,7 @@ configs/llm4cdsr_fk.py. Test metrics tracked per epoch. GCA unit: bare cross-att
 """
 
 from configs import llm4cdsr_fk
-from orthoalign.experiments.expand import Grid
+from orthoalign.experiments import correlation
 
 
 def get_config():
@@ -22,16 +22,4 @@ def get_config():
 
 
 def get_grid():
-  return Grid(
-    blocks=[
-      {
-        "gca.positions": {"0": (0,), "0-1": (0, 1), "0-2": (0, 2)},
-        "gca.act": ("sigmoid", "tanh"),
-        "gca.layernorm": ("none", "post"),
-        "model.width": (64, 128),
-        "gca.heads": (1, 4),
-        "seed": (42, 0, 1),
-      }
-    ],
-    names={"gca.positions": "gca", "gca.layernorm": "ln", "model.width": "hidden"},
-  )
+  return correlation.figure2_grid(widths=(64, 128), seeds=(42, 0, 1), width_label="hidden")

@@ -11,6 +11,7 @@ array (CSR layout), with items identified by GLOBAL ids:
 so a single id says both which item and which domain. See docs/data.md.
 """
 
+from collections.abc import Callable
 import dataclasses
 from typing import Any
 
@@ -101,6 +102,9 @@ class CDSRDataset:
       USER_TRAIN rows, i.e. the model trains on the same person; always False
       for USER_TRAIN users. Lets results be reported separately for seen and
       unseen held-out users. None = not recorded.
+    domain_names: the domains' names, in domain order: what metric keys and
+      messages call them ("A", "B" by default, so that every key, result and
+      figure of two-domain data reads as before).
 
   Arrays are converted to the dtypes above and made read-only on construction;
   `validate()` runs in `__post_init__`, so an instance is always consistent.
@@ -120,9 +124,40 @@ class CDSRDataset:
   item_titles: np.ndarray | None = None
   merged_timeline: bool = True
   user_in_train: np.ndarray | None = None
+  domain_names: tuple[str, ...] = ("A", "B")
+  # What models derive from the dataset (see `cached`); never copied by dataclasses.replace.
+  _derived: dict[Any, Any] = dataclasses.field(init=False, repr=False, default_factory=dict)
+
+  @property
+  def num_domains(self) -> int:
+    """How many item domains the dataset has (2: A and B)."""
+    return len(self.domain_names)
+
+  def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+    """`compute()`, once per dataset object and hashable `key`.
+
+    Holds what a model derives from the dataset (e.g. LLM4CDSR's PCA item tables), kept with the
+    dataset as the frozen candidates are, so that building the same model again (parameter
+    matching builds one model at many widths) derives it once. A dataset changed with
+    `dataclasses.replace` starts empty.
+    """
+    if key not in self._derived:
+      self._derived[key] = compute()
+    return self._derived[key]
 
   def __post_init__(self):
     set_ = lambda field, value: object.__setattr__(self, field, value)
+    names = self.domain_names
+    if (
+      not isinstance(names, (tuple, list))
+      or len(names) != 2
+      or len(set(names)) != 2
+      or not all(isinstance(n, str) and n.strip() and "/" not in n for n in names)
+    ):
+      raise self._error(
+        f"expected two distinct non-empty names without '/', got {names!r}", "domain_names"
+      )
+    set_("domain_names", tuple(names))
     for field in ("num_items_a", "num_items_b"):
       value = getattr(self, field)
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -32,24 +32,20 @@ from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
 from orthoalign.metrics import keys
 
-# (dataset, split) -> host arrays with a leading dimension of evaluation cases.
-WindowsFn = Callable[[dataset_lib.CDSRDataset, dataset_lib.EvalSplit], dict[str, np.ndarray]]
+# split -> the model's host arrays with a leading dimension of evaluation cases.
+WindowsFn = Callable[[dataset_lib.EvalSplit], dict[str, np.ndarray]]
 
 
 def eval_inputs(
-  ds: dataset_lib.CDSRDataset,
-  eval_cfg: Any,
-  windows_fn: WindowsFn,
-  extra: Callable[[str], dict[str, np.ndarray]] | None = None,
+  ds: dataset_lib.CDSRDataset, eval_cfg: Any, windows_fn: WindowsFn
 ) -> dict[str, dict[str, np.ndarray]]:
-  """{"valid"|"test": the model's windows of the split + "cand" (+ `extra(split)`)}.
+  """{"valid"|"test": the model's windows of the split + "cand", protocols and groups}.
 
   Args:
     ds: the dataset.
-    eval_cfg: `config.eval` (num_negatives, candidate_seed).
-    windows_fn: the model's evaluation windows; they must hold "domain", "target" and "hist"
-      (see `models.task.Task.eval_data`).
-    extra: more per-split arrays (e.g. a second candidate set), keyed by split name.
+    eval_cfg: `config.eval` (num_negatives, candidate_seed, extra_negatives).
+    windows_fn: the model's evaluation windows (`Baseline.eval_windows`); they must hold
+      "domain", "target" and "hist".
 
   Returns:
     Per split, the windows plus cand: int32 [E, 1 + eval.num_negatives] global ids, column 0 = the
@@ -60,7 +56,7 @@ def eval_inputs(
   out = {}
   for name in dataset_lib.SPLITS:
     split = dataset_lib.eval_split(ds, name)
-    arrays = dict(windows_fn(ds, split))
+    arrays = dict(windows_fn(split))
     arrays.update(user_groups(ds, split.users, overlapped))
     arrays.update(case_groups(ds, split))
     arrays["cand"] = _candidates(
@@ -75,8 +71,6 @@ def eval_inputs(
       arrays[f"protocol/{keys.extra_protocol(n)}"] = _candidates(
         ds, name, n, eval_cfg.candidate_seed, f"eval.extra_negatives={extra_negatives} ({n})"
       )
-    if extra is not None:
-      arrays.update(extra(name))
     out[name] = arrays
   return out
 

@@ -9,7 +9,8 @@ analysis all read and write these keys through this module:
   <split>/<group>/sampled/all/count               the group's number of cases in the split
   align/<cell>/<stat>                             GCA alignment statistics (metrics/alignment.py)
 
-split: "valid" | "test"; domain: "A" | "B" | "all" (the target's domain); metric: ndcg@k, hr@k
+split: "valid" | "test"; domain: the target's domain by its name in the dataset (`domain_names`:
+"A" | "B" for two-domain data) or "all"; metric: ndcg@k, hr@k
 (k in 1, 5, 10), mrr, auc, tie_share. Protocols (docs/metrics.md):
 
   sampled      the target vs `eval.num_negatives` frozen negatives of its domain, scored the
@@ -30,7 +31,7 @@ import re
 from typing import Any
 
 SPLITS = ("valid", "test")
-DOMAINS = ("A", "B", "all")
+DOMAINS = ("A", "B", "all")  # the domains of two-domain data, which the analysis tables show
 SAMPLED, FULL = "sampled", "full"
 COUNT = "count"
 _PROTOCOL = r"sampled(?:[1-9]\d*)?|full"
@@ -90,7 +91,7 @@ def parse(key: str, with_split: bool = True) -> MetricKey | None:
     return None
   group = parts.pop(0) if len(parts) == 4 else ""
   protocol, domain, metric = parts
-  if not PROTOCOL_RE.match(protocol) or domain not in DOMAINS or group == "align":
+  if not PROTOCOL_RE.match(protocol) or not domain or group == "align":
     return None
   return MetricKey(split, group, protocol, domain, metric)
 

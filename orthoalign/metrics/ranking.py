@@ -30,7 +30,6 @@ import jax.scipy.special
 import numpy as np
 
 KS = (1, 5, 10)
-DOMAINS = ("A", "B", "all")
 TIES = ("pessimistic", "optimistic", "expected")
 _COUNT = "count"
 # Below this first harmonic index the expected MRR uses digamma differences;
@@ -301,26 +300,27 @@ def metrics_from_counts(
 
 
 def domain_sums(
-  per_case: Mapping[str, jax.Array], domain: jax.Array, weight: jax.Array
+  per_case: Mapping[str, jax.Array],
+  domain: jax.Array,
+  weight: jax.Array,
+  names: tuple[str, ...] = ("A", "B"),
 ) -> dict[str, jax.Array]:
   """Weighted per-domain sums of per-case metrics, additive across batches.
 
   Args:
     per_case: float [B] metric arrays (e.g. from `metrics_from_rank`).
-    domain: int [B], 0 = domain A, 1 = domain B.
+    domain: int [B], the target's domain index (0 = the first of `names`).
     weight: float or bool [B]; 0 for padded rows.
+    names: the domains' names (the dataset's `domain_names`).
 
   Returns:
-    float32 scalars keyed '<dom>/<metric>' and '<dom>/count' for dom in
-    ('A', 'B', 'all'); 'all' is every row with nonzero weight.
+    float32 scalars keyed '<dom>/<metric>' and '<dom>/count' for dom in `names` and 'all', every
+    row with nonzero weight.
   """
   weight = jnp.asarray(weight).astype(jnp.float32)
   domain = jnp.asarray(domain)
-  dom_weights = {
-    "A": jnp.where(domain == 0, weight, 0.0),
-    "B": jnp.where(domain == 1, weight, 0.0),
-    "all": weight,
-  }
+  dom_weights = {name: jnp.where(domain == i, weight, 0.0) for i, name in enumerate(names)}
+  dom_weights["all"] = weight
   sums = {}
   for dom, w in dom_weights.items():
     for name, value in per_case.items():

@@ -1,23 +1,23 @@
-"""Model registry: `model.name` -> its module (default_config, validate, build; models/task.py).
+"""Model registry: `model.name` -> its baseline (a `models.baseline.Baseline` subclass).
 
-A model module defines `default_config()`, `validate(config)` (its own `model.*` checks) and
-`build(dataset, config) -> Task`, and may declare `REPLICA_HPARAMS` (its shape-keeping
-hyperparameters with their bounds), `GCA_KV` (the `gca.kv` values it supports; default
-("other",)) and `check_length_buckets(config)` (it can train in length buckets).
+A baseline is one folder, `models/<name>/`, whose package exposes `Baseline`; registering it is one
+line in _BASELINES below (or `register(name, cls)`, e.g. from a test). Everything else the config
+layer and the trainer need (keys and defaults, checks, replica hyperparameters, `gca.kv` values,
+length buckets) is read from the class.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import importlib
-from types import ModuleType
 
 import ml_collections
 
 from orthoalign import errors
 from orthoalign.config import dicts
+from orthoalign.models import baseline
+from orthoalign.models import settings
 
-_BUILDERS = {
+_BASELINES: dict[str, str | type[baseline.Baseline]] = {
   "abxi": "orthoalign.models.abxi",
   "cdsrnp": "orthoalign.models.cdsrnp",
   "llm4cdsr": "orthoalign.models.llm4cdsr",
@@ -25,43 +25,67 @@ _BUILDERS = {
 }
 
 
+def register(name: str, cls: type[baseline.Baseline]) -> None:
+  """Registers a baseline class under `model.name` = `name` (in this process).
+
+  Raises:
+    ValueError: `name` is taken, or `cls` is not a Baseline subclass.
+  """
+  if name in _BASELINES:
+    raise ValueError(f"model name {name!r} is already registered")
+  if not (isinstance(cls, type) and issubclass(cls, baseline.Baseline)):
+    raise ValueError(f"{cls!r} is not a subclass of orthoalign.models.baseline.Baseline")
+  _BASELINES[name] = cls
+
+
+def unregister(name: str) -> None:
+  """Removes a baseline registered with `register` (tests clean up with it)."""
+  if not isinstance(_BASELINES.get(name), type):
+    raise ValueError(f"model name {name!r} was not registered with register()")
+  del _BASELINES[name]
+
+
 def names() -> tuple[str, ...]:
   """The registered `model.name` values, sorted."""
-  return tuple(sorted(_BUILDERS))
+  return tuple(sorted(_BASELINES))
+
+
+def baseline_class(name: str) -> type[baseline.Baseline]:
+  """The Baseline class of a registered model.
+
+  Raises:
+    ConfigError: an unknown model name.
+  """
+  target = _BASELINES.get(name)
+  if target is None:
+    raise errors.ConfigError(
+      f"config key model.name={name!r} is not a known model; valid choices: {list(names())}"
+    )
+  if isinstance(target, str):
+    return importlib.import_module(target).Baseline
+  return target
 
 
 def replica_hparams(name: str) -> tuple[str, ...]:
-  """The shape-keeping `model.<k>` hyperparameters of a model that replicas may vary (loss weights,
-  temperatures): the model module's REPLICA_HPARAMS.
-  """
-  if name not in _BUILDERS:
-    return ()
-  return tuple(getattr(importlib.import_module(_BUILDERS[name]), "REPLICA_HPARAMS", ()))
+  """The shape-keeping `model.<k>` hyperparameters of a model that replicas may vary."""
+  return tuple(replica_bounds(name))
 
 
 def replica_bounds(name: str) -> dict[str, tuple[float | None, bool]]:
   """REPLICA_HPARAMS with the values each may take (dicts.ANY / NON_NEGATIVE / POSITIVE)."""
-  if name not in _BUILDERS:
+  if name not in _BASELINES:
     return {}
-  declared = getattr(importlib.import_module(_BUILDERS[name]), "REPLICA_HPARAMS", {})
-  return dict(declared) if isinstance(declared, dict) else {k: (None, False) for k in declared}
+  return dict(baseline_class(name).REPLICA_HPARAMS)
 
 
-def default_config(name: str):
+def default_config(name: str) -> ml_collections.ConfigDict:
   """The `model.*` ConfigDict of a registered model, with its documented defaults.
 
   Raises:
     ConfigError: an unknown model name.
   """
-  if name not in _BUILDERS:
-    raise errors.ConfigError(
-      f"config key model.name={name!r} is not a known model; valid choices: {list(names())}"
-    )
-  return importlib.import_module(_BUILDERS[name]).default_config()
-
-
-def _module(name: str) -> ModuleType:
-  return importlib.import_module(_BUILDERS[name])
+  cls = baseline_class(name)
+  return settings.section(cls.Config, name, cls.LABEL)
 
 
 def check_name(config: ml_collections.ConfigDict) -> None:
@@ -70,30 +94,30 @@ def check_name(config: ml_collections.ConfigDict) -> None:
 
 
 def gca_kv(name: str) -> tuple[str, ...]:
-  """The `gca.kv` values a registered model supports (its module's GCA_KV; default ("other",))."""
-  return tuple(getattr(_module(name), "GCA_KV", ("other",)))
+  """The `gca.kv` values a registered model supports (its GCA_KV)."""
+  return tuple(baseline_class(name).GCA_KV)
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-  """The model's checks: its module's `validate`, its replica sweeps and its length buckets.
+  """The model's checks: its `validate`, its replica sweeps and its length buckets.
 
   Run after `check_name` (orthoalign.config.validation runs that first).
 
   Raises:
     ConfigError: naming the key, its value and what the model allows.
   """
-  module = _module(config.model.name)
-  module.validate(config)
+  cls = baseline_class(config.model.name)
+  cls.validate(config)
   _check_model_sweeps(config)
   if config.train.length_buckets:
-    check = getattr(module, "check_length_buckets", None)
-    if check is None:
+    if not issubclass(cls, baseline.LengthBuckets):
+      able = [n for n in names() if issubclass(baseline_class(n), baseline.LengthBuckets)]
       raise errors.ConfigError(
         f"config key train.length_buckets={tuple(config.train.length_buckets)}: "
         f"model.name={config.model.name!r} cannot train in length buckets (models that can: "
-        f"{[n for n in names() if hasattr(_module(n), 'check_length_buckets')]}); set it to ()"
+        f"{able}); set it to ()"
       )
-    check(config)
+    cls.check_length_buckets(config)
 
 
 def _check_model_sweeps(config: ml_collections.ConfigDict) -> None:
@@ -111,10 +135,3 @@ def _check_model_sweeps(config: ml_collections.ConfigDict) -> None:
     if k in config.model:
       dicts.check_number(config, f"model.{k}", bound)
     dicts.check_number_list(f"sweep.model.{k}", model_lists.get(k, ()), bound)
-
-
-def get_builder(name: str) -> Callable:
-  """Returns the `build(dataset, config) -> Task` function of a registered model."""
-  if name not in _BUILDERS:
-    raise ValueError(f"model.name={name!r} is not a known model; choose one of {list(names())}")
-  return importlib.import_module(_BUILDERS[name]).build

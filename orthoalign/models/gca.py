@@ -26,12 +26,14 @@ cos^2(X, X') (`gca.orth_penalty`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from orthoalign import errors
 from orthoalign.models import layers
 
 Array = jax.Array
@@ -342,6 +344,90 @@ def exchange(
     cells, p, streams, {s: streams[other[s]] for s in streams}, train=train, out=out
   )
   return {s: jnp.where(jnp.any(valid[other[s]], -1)[:, None, None], new[s], h[s]) for s in new}
+
+
+def encoder_stacks(
+  streams: tuple[str, ...],
+  settings: Any,
+  *,
+  causal: bool,
+  mask_padding: bool = False,
+  pre_ln: bool = False,
+) -> tuple[dict[str, list[layers.SASRecBlock]], dict[str, nn.LayerNorm]]:
+  """The SASRec encoder stacks of `streams` (call from a module's setup).
+
+  Args:
+    streams: the stream names.
+    settings: a baseline's Config: its shared `width`, `heads`, `blocks`, `dropout` and `ffn`.
+    causal: causal self-attention; mask_padding, pre_ln: as layers.SASRecBlock's.
+
+  Returns:
+    ({stream: its blocks, named block_<stream><i> for i = 1..blocks}, {stream: its last
+    LayerNorm, named last_ln_<stream>}): the names every Flax parameter path of
+    LLM4CDSR, CDSRNP and SASRec has, so their checkpoints and initial weights stay as they are.
+  """
+  stacks = {
+    s: [
+      layers.SASRecBlock(
+        settings.width,
+        settings.heads,
+        settings.dropout,
+        causal,
+        ffn_inner=settings.ffn,
+        mask_padding=mask_padding,
+        pre_ln=pre_ln,
+        name=f"block_{s}{i + 1}",
+      )
+      for i in range(settings.blocks)
+    ]
+    for s in streams
+  }
+  last_ln = {s: nn.LayerNorm(epsilon=1e-8, name=f"last_ln_{s}") for s in streams}
+  return stacks, last_ln
+
+
+def run_stacks(
+  stacks: dict[str, list[layers.SASRecBlock]],
+  h: dict[str, Array],
+  valid: dict[str, Array],
+  positions: tuple[int, ...],
+  cross: Callable[[int, dict[str, Array]], dict[str, Array]],
+  *,
+  train: bool,
+) -> dict[str, Array]:
+  """Runs the streams' blocks in step, with the GCA insertion points between them.
+
+  Args:
+    stacks: `encoder_stacks`' blocks of every stream in `h`.
+    h: {stream: [B, L, d]} the embedded streams.
+    valid: {stream: bool [B, L]} their non-padding positions.
+    positions: the GCA insertion points: 0 = after the embeddings, i = after block i.
+    cross: (p, h) -> h with position p's cells applied (the model's exchange between streams).
+    train: enables dropout.
+
+  Returns:
+    {stream: [B, L, d]} the features after the last block (before the last LayerNorm).
+  """
+  if 0 in positions:
+    h = cross(0, h)
+  for i in range(len(next(iter(stacks.values())))):
+    h = {s: stacks[s][i](h[s], valid[s], train=train) for s in h}
+    if i + 1 in positions:
+      h = cross(i + 1, h)
+  return h
+
+
+def check_stack_positions(positions: tuple[int, ...], blocks: int, title: str) -> None:
+  """Guards a module built directly (configs are checked by gca_checks): positions 0..blocks.
+
+  Raises:
+    ConfigError: naming the positions and the ones the model has.
+  """
+  if any(not 0 <= p <= blocks for p in positions):
+    raise errors.ConfigError(
+      f"gca.positions={list(positions)}: {title} has positions 0..{blocks} "
+      "(0 = after the embeddings, i = after block i)"
+    )
 
 
 def unit_params(d: int, ffn: int = 0, gate: str = "scalar", layernorm: str = "none") -> int:

@@ -82,10 +82,10 @@ def _count(config_json: str) -> tuple[int, int]:
   config = ml_collections.ConfigDict(json.loads(config_json))
   validation.validate(config)
   ds = _dataset(_key(config.data.to_dict()))
-  task = models.get_builder(config.model.name)(ds, config)
-  shapes = jax.eval_shape(task.init_params, jax.random.key(0))
+  model = models.baseline_class(config.model.name)(ds, config)
+  shapes = jax.eval_shape(model.init, jax.random.key(0))
   trainable = int(sum(np.prod(s.shape) for s in jax.tree.leaves(shapes)))
-  frozen = int(sum(np.size(x) for x in jax.tree.leaves(task.frozen)))
+  frozen = int(sum(np.size(x) for x in jax.tree.leaves(model.frozen)))
   return trainable + frozen, trainable
 
 

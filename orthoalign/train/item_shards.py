@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from orthoalign.models import task as task_lib
+from orthoalign.train import task as task_lib
 
 
 def catalogue_rows(task: task_lib.Task) -> tuple[int, int, int]:
@@ -37,7 +37,7 @@ class Padded:
   """A Task whose catalogue-sized leaves are padded, and the shapes the model sees.
 
   Attributes:
-    task: the wrapped Task (init_params, frozen and the three functions act on padded trees).
+    task: the wrapped Task (its model's init, frozen, loss, tables and score act on padded trees).
     params: ShapeDtypeStructs of one replica's unpadded params; None when nothing is padded
       (multiple 1: the run takes them from its state rather than trace the init a second time).
     frozen: ShapeDtypeStructs of the unpadded frozen tables.
@@ -61,6 +61,34 @@ def _slice_to(x: jax.Array, like: jax.ShapeDtypeStruct) -> jax.Array:
   return jax.lax.slice(x, (0,) * x.ndim, like.shape)
 
 
+class PaddedModel:
+  """A model's interface on padded trees: init pads, loss / tables / score slice back first."""
+
+  def __init__(self, model: Any, params: Any, frozen: Any, rows: set[int], multiple: int):
+    self.inner, self._params, self._frozen = model, params, frozen
+    self.ds, self.config, self.module = model.ds, model.config, model.module
+    self._pad = lambda tree, xp: jax.tree.map(lambda x: _pad_leaf(x, rows, multiple, xp), tree)
+    self.frozen = self._pad(model.frozen, np)
+
+  def _unpad(self, p: Any, f: Any) -> tuple[Any, Any]:
+    return jax.tree.map(_slice_to, p, self._params), jax.tree.map(_slice_to, f, self._frozen)
+
+  def init(self, rng: jax.Array) -> Any:
+    return self._pad(self.inner.init(rng), jnp)
+
+  def loss(self, p, f, batch, rng, hparams=None):
+    return self.inner.loss(*self._unpad(p, f), batch, rng, hparams)
+
+  def tables(self, p, f):
+    return self.inner.tables(*self._unpad(p, f))
+
+  def score(self, p, f, tables, batch):
+    return self.inner.score(*self._unpad(p, f), tables, batch)
+
+  def crop(self, batch: dict[str, Any], length: int) -> dict[str, Any]:
+    return self.inner.crop(batch, length)
+
+
 def pad_task(task: task_lib.Task, multiple: int) -> Padded:
   """`task` with its catalogue-sized param and frozen leaves padded to a multiple of `multiple`.
 
@@ -68,24 +96,10 @@ def pad_task(task: task_lib.Task, multiple: int) -> Padded:
     task: the model's Task.
     multiple: the number of item shards (`train.item_shards`); 1 returns the task unchanged.
   """
-  frozen = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), task.frozen)
+  model = task.model
+  frozen = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), model.frozen)
   if multiple == 1:
     return Padded(task, None, frozen)
-  params = jax.eval_shape(task.init_params, jax.random.key(0))
-  rows = set(catalogue_rows(task))
-  pad = lambda tree, xp: jax.tree.map(lambda x: _pad_leaf(x, rows, multiple, xp), tree)
-  unpad_p = lambda p: jax.tree.map(_slice_to, p, params)
-  unpad_f = lambda f: jax.tree.map(_slice_to, f, frozen)
-
-  def loss_fn(p, f, batch, rng, hparams=None):
-    return task.loss_fn(unpad_p(p), unpad_f(f), batch, rng, hparams)
-
-  wrapped = dataclasses.replace(
-    task,
-    init_params=lambda rng: pad(task.init_params(rng), jnp),
-    frozen=pad(task.frozen, np),
-    loss_fn=loss_fn,
-    tables_fn=lambda p, f: task.tables_fn(unpad_p(p), unpad_f(f)),
-    eval_fn=lambda p, f, tables, batch: task.eval_fn(unpad_p(p), unpad_f(f), tables, batch),
-  )
-  return Padded(wrapped, params, frozen)
+  params = jax.eval_shape(model.init, jax.random.key(0))
+  padded = PaddedModel(model, params, frozen, set(catalogue_rows(task)), multiple)
+  return Padded(dataclasses.replace(task, model=padded), params, frozen)

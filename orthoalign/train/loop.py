@@ -35,14 +35,12 @@ import numpy as np
 import orthoalign
 from orthoalign import errors
 from orthoalign import fileio
-from orthoalign import models
 from orthoalign import run_lock
 from orthoalign import sweep
 from orthoalign.config import dicts
 from orthoalign.config import upgrade
 from orthoalign.config import validation
 from orthoalign.data import load as data_load
-from orthoalign.models import task as task_lib
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import distributed
 from orthoalign.train import history as history_lib
@@ -52,6 +50,7 @@ from orthoalign.train import schedule
 from orthoalign.train import sharding
 from orthoalign.train import state as state_lib
 from orthoalign.train import step as step_lib
+from orthoalign.train import task as task_lib
 from orthoalign.train import workdir as workdir_lib
 from orthoalign.train import writers
 
@@ -74,7 +73,7 @@ def _eval_batches(
   n = len(arrays["domain"])
   arrays = dict(arrays)
   if buckets:
-    case_bucket = np.asarray(step_lib.length_bucket(task.length_fn(arrays), buckets))
+    case_bucket = np.asarray(step_lib.length_bucket(task.model.lengths(arrays), buckets))
     order = np.argsort(case_bucket, kind="stable")
     arrays = {k: v[order] for k, v in arrays.items()}
   hist = arrays["hist"]
@@ -116,11 +115,14 @@ def bucket_lengths(config: ml_collections.ConfigDict) -> tuple[int, ...]:
 
 def train_arrays(task: task_lib.Task, buckets: tuple[int, ...]) -> dict[str, np.ndarray]:
   """The host arrays of a training epoch: task.train_data, plus each row's real length
-  (step.LENGTH_KEY, from task.length_fn) when bucketed.
+  (step.LENGTH_KEY, from the model's `lengths`) when bucketed.
   """
   if not buckets:
     return task.train_data
-  return {**task.train_data, step_lib.LENGTH_KEY: task.length_fn(task.train_data).astype(np.int32)}
+  return {
+    **task.train_data,
+    step_lib.LENGTH_KEY: task.model.lengths(task.train_data).astype(np.int32),
+  }
 
 
 def _out_of_memory(e: BaseException) -> bool:
@@ -197,9 +199,9 @@ def _build(config: ml_collections.ConfigDict) -> Run:
   with building("the dataset"):
     ds = data_load.load(config.data)
   with building(f"the {config.model.name} model's inputs"):
-    task = models.get_builder(config.model.name)(ds, config)
+    task = task_lib.bind(ds, config)
   if distributed.is_writer():
-    for note in task.notes:  # what the model was built from; models print nothing themselves
+    for note in task.model.notes:  # what the model was built from; models print nothing themselves
       print(note, flush=True)
   reps = sweep.replicas(config)
   hp = sweep.stacked(reps)
@@ -223,10 +225,10 @@ def _build(config: ml_collections.ConfigDict) -> Run:
   rows = item_shards.padded_rows(task, mesh.shape[sharding.MODEL])
   step_task = padded.task
   buckets = bucket_lengths(config)
-  if buckets and (task.crop_fn is None or task.length_fn is None):
+  if buckets and not task.length_buckets:
     raise errors.ConfigError(
       f"config key train.length_buckets={tuple(buckets[:-1])}: model.name={config.model.name!r} "
-      "cannot train in length buckets (its Task has no crop_fn or length_fn); set the key to ()"
+      "cannot train in length buckets (it is no models.baseline.LengthBuckets); set the key to ()"
     )
   train_data = jax.device_put(train_arrays(task, buckets), repl)
   # One width for both splits' history so valid and test share one compiled eval program.
@@ -235,7 +237,8 @@ def _build(config: ml_collections.ConfigDict) -> Run:
     s: jax.device_put(_eval_batches(a, ebs, hist_width, buckets, task), repl)
     for s, a in task.eval_data.items()
   }
-  frozen = jax.device_put(step_task.frozen, sharding.item_shardings(step_task.frozen, mesh, rows))
+  frozen = step_task.model.frozen
+  frozen = jax.device_put(frozen, sharding.item_shardings(frozen, mesh, rows))
   tx = state_lib.make_optimizer()
   init_fn = jax.vmap(functools.partial(state_lib.init_replica, step_task, tx))
   init_args = [

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from orthoalign.models import gca as gca_lib
-from orthoalign.models import task as task_lib
+from orthoalign.train import task as task_lib
 
 Array = jax.Array
 
@@ -57,7 +57,7 @@ def init_replica(
   """
   key = jax.random.key(seed)
   init_key, train_key = jax.random.split(key)
-  params = gca_lib.set_gate_init(task.init_params(init_key), gate_init)
+  params = gca_lib.set_gate_init(task.model.init(init_key), gate_init)
   opt_state = tx.init(params)
   # copy=True: a view of a caller's array inside a donated state would be deleted with it.
   opt_state.hyperparams["learning_rate"] = jnp.array(learning_rate, jnp.float32, copy=True)

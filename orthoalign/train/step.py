@@ -17,9 +17,9 @@ import optax
 from orthoalign.metrics import alignment
 from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
-from orthoalign.models import task as task_lib
 from orthoalign.train import sharding
 from orthoalign.train import state as state_lib
+from orthoalign.train import task as task_lib
 
 Array = jax.Array
 _SHUFFLE, _STEP = 0, 1  # independent random streams derived from a replica's base key
@@ -40,13 +40,13 @@ def cast_floats(tree: Any, dtype: jnp.dtype) -> Any:
 
 
 def loss_in(task: task_lib.Task, compute_dtype: str) -> Any:
-  """task.loss_fn computed in `compute_dtype`, returning its loss and metrics in float32."""
+  """task.model.loss computed in `compute_dtype`, returning its loss and metrics in float32."""
 
   def loss_fn(params, frozen, batch, rng, hparams):
     if compute_dtype != "float32":
       dtype = jnp.dtype(compute_dtype)
       params, frozen, batch = (cast_floats(t, dtype) for t in (params, frozen, batch))
-    loss, metrics = task.loss_fn(params, frozen, batch, rng, hparams)
+    loss, metrics = task.model.loss(params, frozen, batch, rng, hparams)
     return loss.astype(jnp.float32), cast_floats(metrics, jnp.float32)
 
   return loss_fn
@@ -117,13 +117,13 @@ def train_epoch(
   """A whole epoch on device: shuffle, gather batches, scan train_step. Returns mean metrics.
 
   With `buckets` (ascending lengths, the last = the full window; config `train.length_buckets`
-  plus model.max_len), data[LENGTH_KEY] holds each row's real length (`task.length_fn`), a row's
-  bucket is the shortest that holds it, batches are drawn by `bucketed_batches` and each step runs
-  the compiled branch of its batch's bucket on the batch cut by `task.crop_fn`: one program, one
-  branch per bucket, no padding beyond the bucket computed. Each batch's loss is scaled by its
-  tokens (the sum of its rows' lengths) over the epoch's mean per batch: the losses are means over
-  a batch's tokens, and without the scale a batch of short rows would weigh each of its tokens
-  more than a mixed batch does.
+  plus model.max_len), data[LENGTH_KEY] holds each row's real length (the model's `lengths`), a
+  row's bucket is the shortest that holds it, batches are drawn by `bucketed_batches` and each step
+  runs the compiled branch of its batch's bucket on the batch cut by the model's `crop`: one
+  program, one branch per bucket, no padding beyond the bucket computed. Each batch's loss is
+  scaled by its tokens (the sum of its rows' lengths) over the epoch's mean per batch: the losses
+  are means over a batch's tokens, and without the scale a batch of short rows would weigh each of
+  its tokens more than a mixed batch does.
   """
   data = dict(data)
   lengths = data.pop(LENGTH_KEY, None)
@@ -135,7 +135,7 @@ def train_epoch(
   def step(state, idx_b, scale=None, length=None):
     batch = gather_batch(data, idx_b)
     if length is not None:
-      batch = task.crop_fn(batch, length)
+      batch = task.model.crop(batch, length)
     batch = sharding.constrain_batch(batch, mesh)
     rng = jax.random.fold_in(jax.random.fold_in(state.rng, _STEP), state.step)
     return train_step(
@@ -251,7 +251,7 @@ def evaluate(
       scores count against the target under every rule.
     buckets: as in `train_epoch`; then data[BUCKET_KEY] int32 [num_batches] is each batch's bucket
       (the cases ordered by bucket on the host, train/loop.py) and each batch is cut by
-      `task.crop_fn` to its bucket's length before the model sees it.
+      the model's `crop` to its bucket's length before the model sees it.
 
   Returns:
     Additive sums keyed "<protocol>/<dom>/<metric>" (metrics/keys.py without the split; with
@@ -263,14 +263,14 @@ def evaluate(
     group: a query token with nothing to attend to (e.g. every token of a non-overlapped user) is
     outside the cell's x_mask, so they are statistics of tokens that saw the other stream.
   """
-  tables = task.tables_fn(params, frozen)
+  tables = task.model.tables(params, frozen)
   n_items = task.num_items_a + task.num_items_b
 
   def batch_sums(
     params: Any, frozen: Any, tables: Any, batch: dict[str, Array]
   ) -> dict[str, Array]:
     batch = sharding.constrain_batch(batch, mesh)
-    out = task.eval_fn(params, frozen, tables, batch)
+    out = task.model.score(params, frozen, tables, batch)
     full_scores = sharding.constrain_items(out.full_scores, mesh)  # [B, N]: cases x item shards
     w = batch["weight"]
     sums = {}
@@ -299,7 +299,9 @@ def evaluate(
     )
     for group, weight in weights.items():
       for protocol, metrics in per.items():
-        for k, v in ranking.domain_sums(metrics, batch["domain"], weight).items():
+        for k, v in ranking.domain_sums(
+          metrics, batch["domain"], weight, task.domain_names
+        ).items():
           dom, metric = k.split("/")
           sums[keys.metric_key("", protocol, dom, metric, group)] = v
     rows = (w > 0)[:, None]
@@ -327,7 +329,7 @@ def evaluate(
     sums, _ = jax.lax.scan(lambda c, b: (add(c, b), None), zeros, data)
     return sums
   # As in train_epoch: the bucket does not depend on the replica, so one branch runs per batch.
-  branches = [lambda c, b, length=length: add(c, task.crop_fn(b, length)) for length in buckets]
+  branches = [lambda c, b, length=length: add(c, task.model.crop(b, length)) for length in buckets]
   sums, _ = jax.lax.scan(
     lambda c, xs: (jax.lax.switch(xs[1], branches, c, xs[0]), None), zeros, (data, batch_bucket)
   )

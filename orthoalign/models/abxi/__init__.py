@@ -58,63 +58,75 @@ Deviations (named):
 
 from __future__ import annotations
 
-import dataclasses
-
 import ml_collections
+import numpy as np
 
 from orthoalign import errors
 from orthoalign.data import abxi_windows
 from orthoalign.data import dataset as dataset_lib
-from orthoalign.models import settings
-from orthoalign.models import task as task_lib
-from orthoalign.models.abxi.config import GCA_KV
-from orthoalign.models.abxi.config import REPLICA_HPARAMS
+from orthoalign.data import eval_inputs
+from orthoalign.models import baseline
+from orthoalign.models.abxi import config as config_lib
 from orthoalign.models.abxi.config import Config
-from orthoalign.models.abxi.config import default_config
-from orthoalign.models.abxi.config import validate
 from orthoalign.models.abxi.inputs import catalog_scoring
 from orthoalign.models.abxi.loss import Hyper
 from orthoalign.models.abxi.loss import eval_fn
 from orthoalign.models.abxi.loss import loss_fn
 from orthoalign.models.abxi.module import ABXI
 
-__all__ = ["GCA_KV", "REPLICA_HPARAMS", "Config", "build", "default_config", "validate"]
+__all__ = ["Baseline", "Config"]
 
 
-def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
-  """Builds the ABXI task (module, training and evaluation arrays) for one dataset and config."""
-  m = config.model
-  task_lib.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
-  if m.n_neg > min(ds.num_items_a, ds.num_items_b):
-    raise errors.ConfigError(
-      f"config key model.n_neg={m.n_neg}: ABXI draws that many distinct negatives per domain, "
-      f"but the domains have {ds.num_items_a} (A) and {ds.num_items_b} (B) items"
-    )
-  gca = task_lib.gca_settings(config)
-  cfg = settings.read(Config, m)
-  module = ABXI(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.kv, gca.cell)
-  hp = Hyper(cfg, ds.num_items_a, ds.num_items_b, catalog_scoring(cfg.neg_scoring))
-  # A saved config without the key predates it: such runs were evaluated with the compact layout.
-  layout = m.eval_domain_seq
-  task = task_lib.assemble(
-    ds,
-    config,
-    module=module,
-    train_data=abxi_windows.train_windows(ds, cfg.len_max),
-    eval_windows=lambda d, split: abxi_windows.eval_windows(d, split, cfg.len_max, layout),
-    loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
-    eval_fn=lambda p, f, t, b: eval_fn(module, p, f, t, b),
-    tables_fn=lambda p, f: p["ei"],
-    hparams={"temp": cfg.temp},
-  )
-  if gca.positions and layout == "inplace":
-    switch = task.eval_data["test"].get("group/switch")
-    if switch is not None and len(switch):
-      note = (
-        f"ABXI: in-place evaluation layout (model.eval_domain_seq): {int(switch.sum())} of "
-        f"{len(switch)} test cases ({switch.mean():.1%}) are switch cases, whose target-domain "
-        "stream ends in padding; the GCA cells cannot reach them (metrics per group 'switch' / "
-        "'stay'; the compact layout gives that slot the stream's last own item)"
+class Baseline(baseline.Baseline):
+  """ABXI bound to a dataset: its merged and aligned domain windows, one item table `ei`.
+
+  Raises (on construction):
+    ConfigError: data without a merged timeline, or model.n_neg above a domain's catalog size.
+  """
+
+  TITLE = "ABXI"
+  Config = Config
+  GCA_KV = config_lib.GCA_KV
+  REPLICA_HPARAMS = config_lib.REPLICA_HPARAMS
+
+  check = staticmethod(config_lib.validate)
+
+  def __init__(self, ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict):
+    super().__init__(ds, config)
+    cfg = self.settings
+    baseline.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
+    if cfg.n_neg > min(ds.num_items_a, ds.num_items_b):
+      raise errors.ConfigError(
+        f"config key model.n_neg={cfg.n_neg}: ABXI draws that many distinct negatives per domain, "
+        f"but the domains have {ds.num_items_a} (A) and {ds.num_items_b} (B) items"
       )
-      task = dataclasses.replace(task, notes=(note,))
-  return task
+    gca = baseline.gca_settings(config)
+    self.module = ABXI(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.kv, gca.cell)
+    self.hp = Hyper(cfg, ds.num_items_a, ds.num_items_b, catalog_scoring(cfg.neg_scoring))
+    self._train = abxi_windows.train_windows(ds, cfg.len_max)
+    if gca.positions and cfg.eval_domain_seq == "inplace":
+      switch = eval_inputs.case_groups(ds, dataset_lib.eval_split(ds, "test")).get("group/switch")
+      if switch is not None and len(switch):
+        self.notes = (
+          f"ABXI: in-place evaluation layout (model.eval_domain_seq): {int(switch.sum())} of "
+          f"{len(switch)} test cases ({switch.mean():.1%}) are switch cases, whose target-domain "
+          "stream ends in padding; the GCA cells cannot reach them (metrics per group 'switch' / "
+          "'stay'; the compact layout gives that slot the stream's last own item)",
+        )
+
+  def train_windows(self) -> dict[str, np.ndarray]:
+    return self._train
+
+  def eval_windows(self, split: dataset_lib.EvalSplit) -> dict[str, np.ndarray]:
+    cfg = self.settings
+    return abxi_windows.eval_windows(self.ds, split, cfg.len_max, cfg.eval_domain_seq)
+
+  def loss(self, params, frozen, batch, rng, hparams=None):
+    return loss_fn(self.module, self.hp, params, frozen, batch, rng, hparams)
+
+  def tables(self, params, frozen):
+    del frozen
+    return params["ei"]
+
+  def score(self, params, frozen, tables, batch):
+    return eval_fn(self.module, params, frozen, tables, batch)

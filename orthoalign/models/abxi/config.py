@@ -8,7 +8,6 @@ import ml_collections
 
 from orthoalign.config import dicts
 from orthoalign.models import gca_checks
-from orthoalign.models import settings
 
 STREAMS = ("x", "a", "b")
 
@@ -70,21 +69,14 @@ class Config:
     return self.max_len + 3
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """ABXI's `model.*` section with the defaults of `Config`."""
-  return settings.section(Config, "abxi")
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
-  """ABXI's config checks, before anything is built or traced.
+  """ABXI's own config checks, after Baseline.validate's key checks.
 
   Raises:
-    ConfigError: a missing model key, GCA positions other than 0/1/2, heads that do not divide
+    ConfigError: GCA positions other than 0/1/2, heads that do not divide
       the width, an unknown neg_scoring / eval_domain_seq, or a window shorter than 2 (gca.kv is
       checked against GCA_KV with the other gca.* keys).
   """
-  settings.check_keys(Config, config, "ABXI")
-  dicts.require(config, settings.keys(Config), "ABXI")
   m = config.model
   for key in ("model.width", "model.heads", "model.ffn", "model.n_neg", "model.rd", "model.ri"):
     dicts.check_int(config, key, 1)

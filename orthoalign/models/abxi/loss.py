@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from orthoalign.data import negatives
+from orthoalign.models import baseline
 from orthoalign.models import gca as gca_lib
-from orthoalign.models import task as task_lib
 from orthoalign.models.abxi.config import Config
 from orthoalign.models.abxi.module import ABXI
 
@@ -125,9 +125,9 @@ def loss_fn(
 
 def eval_fn(
   module: ABXI, params: Any, frozen: Any, table: Array, batch: dict[str, Array]
-) -> task_lib.EvalOutputs:
+) -> baseline.EvalOutputs:
   """Scores <h, ei(item)> of the frozen candidates and of every item (by global id)."""
   out = module.apply({"params": params, **frozen}, batch, train=False)
   h = out["h"]
   sampled = jnp.einsum("bd,bcd->bc", h, table[batch["cand"]])
-  return task_lib.EvalOutputs(sampled_scores=sampled, full_scores=h @ table.T, cells=out["cells"])
+  return baseline.EvalOutputs(sampled_scores=sampled, full_scores=h @ table.T, cells=out["cells"])

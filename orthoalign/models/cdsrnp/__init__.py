@@ -102,12 +102,9 @@ import numpy as np
 from orthoalign import errors
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import domain_windows
-from orthoalign.models import settings
-from orthoalign.models import task as task_lib
-from orthoalign.models.cdsrnp.config import REPLICA_HPARAMS
+from orthoalign.models import baseline
+from orthoalign.models.cdsrnp import config as config_lib
 from orthoalign.models.cdsrnp.config import Config
-from orthoalign.models.cdsrnp.config import default_config
-from orthoalign.models.cdsrnp.config import validate
 from orthoalign.models.cdsrnp.inputs import person_ids
 from orthoalign.models.cdsrnp.inputs import support_sets
 from orthoalign.models.cdsrnp.loss import Hyper
@@ -115,63 +112,79 @@ from orthoalign.models.cdsrnp.loss import eval_fn
 from orthoalign.models.cdsrnp.loss import loss_fn
 from orthoalign.models.cdsrnp.module import CDSRNP
 
-__all__ = ["REPLICA_HPARAMS", "Config", "build", "default_config", "validate"]
+__all__ = ["Baseline", "Config"]
 
 
 Array = jax.Array
 
 
-def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
-  """Builds the CDSRNP task (module, support sets, training and evaluation arrays).
+class Baseline(baseline.Baseline):
+  """CDSRNP bound to a dataset: per-domain windows, its support sets, the episode loss.
 
-  Raises:
+  Raises (on construction):
     ConfigError: `model.mixed_encoder` on data without a merged timeline, `model.n_neg` larger
       than a domain's catalog with `model.loss="sampled"`, or no overlapped training user.
   """
-  m = config.model
-  mixed = bool(m.mixed_encoder)
-  timeline = domain_windows.has_merged_timeline(ds)
-  if mixed and not timeline:
-    raise errors.ConfigError(
-      f"config key model.mixed_encoder=True: dataset {ds.name!r} has no "
-      "merged timeline; valid choices here: [False]"
-    )
-  if m.loss == "sampled" and m.n_neg > min(ds.num_items_a, ds.num_items_b):
-    raise errors.ConfigError(
-      f"config key model.n_neg={m.n_neg}: the domains have "
-      f"{ds.num_items_a} (A) and {ds.num_items_b} (B) items"
-    )
-  gca = task_lib.gca_settings(config)
-  if not timeline and len(gca.positions) > 1:
-    warnings.warn(
-      f"dataset {ds.name!r} has no merged timeline, so GCA cells see every key; with "
-      f"{len(gca.positions)} GCA positions training positions can see their own "
-      "domain's later items through the other stream (data/domain_windows.py)",
-      stacklevel=2,
-    )
-  cfg = settings.read(Config, m)
-  module = CDSRNP(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.cell)
-  train = domain_windows.train_windows(ds, m.max_len, mixed=mixed)
-  person = person_ids(ds)
-  train["person"] = person[train["user"]]
-  held_out = (
-    person[ds.user_split != dataset_lib.USER_TRAIN]
-    if ds.user_split is not None
-    else np.zeros(0, np.int64)
-  )
-  pool, eval_support = support_sets(train, m, held_out)
-  hp = Hyper(
-    config=cfg,
-    num_items_a=ds.num_items_a,
-    num_items_b=ds.num_items_b,
-    support_drawn=min(cfg.support_size, len(pool["person"])),
-  )
 
-  def init_params(rng: Array) -> Any:
-    query = {k: v[:1] for k, v in train.items()}
-    support = {k: jnp.asarray(v) for k, v in eval_support.items()}
-    n = len(eval_support["seq_a"])
-    variables = module.init(
+  TITLE = "CDSRNP"
+  Config = Config
+  LABEL = config_lib.LABEL
+  REPLICA_HPARAMS = config_lib.REPLICA_HPARAMS
+
+  check = staticmethod(config_lib.validate)
+
+  def __init__(self, ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict):
+    super().__init__(ds, config)
+    cfg = self.settings
+    timeline = domain_windows.has_merged_timeline(ds)
+    if cfg.mixed_encoder and not timeline:
+      raise errors.ConfigError(
+        f"config key model.mixed_encoder=True: dataset {ds.name!r} has no "
+        "merged timeline; valid choices here: [False]"
+      )
+    if cfg.loss == "sampled" and cfg.n_neg > min(ds.num_items_a, ds.num_items_b):
+      raise errors.ConfigError(
+        f"config key model.n_neg={cfg.n_neg}: the domains have "
+        f"{ds.num_items_a} (A) and {ds.num_items_b} (B) items"
+      )
+    gca = baseline.gca_settings(config)
+    if not timeline and len(gca.positions) > 1:
+      warnings.warn(
+        f"dataset {ds.name!r} has no merged timeline, so GCA cells see every key; with "
+        f"{len(gca.positions)} GCA positions training positions can see their own "
+        "domain's later items through the other stream (data/domain_windows.py)",
+        stacklevel=2,
+      )
+    self.module = CDSRNP(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.cell)
+    train = domain_windows.train_windows(ds, cfg.max_len, mixed=cfg.mixed_encoder)
+    person = person_ids(ds)
+    train["person"] = person[train["user"]]
+    held_out = (
+      person[ds.user_split != dataset_lib.USER_TRAIN]
+      if ds.user_split is not None
+      else np.zeros(0, np.int64)
+    )
+    self.pool, self.eval_support = support_sets(train, config.model, held_out)
+    self._train = train
+    self.hp = Hyper(
+      config=cfg,
+      num_items_a=ds.num_items_a,
+      num_items_b=ds.num_items_b,
+      support_drawn=min(cfg.support_size, len(self.pool["person"])),
+    )
+
+  def train_windows(self) -> dict[str, np.ndarray]:
+    return self._train
+
+  def eval_windows(self, split: dataset_lib.EvalSplit) -> dict[str, np.ndarray]:
+    cfg = self.settings
+    return domain_windows.eval_windows(self.ds, split, cfg.max_len, mixed=cfg.mixed_encoder)
+
+  def init(self, rng: Array) -> Any:
+    query = {k: v[:1] for k, v in self._train.items()}
+    support = {k: jnp.asarray(v) for k, v in self.eval_support.items()}
+    n = len(self.eval_support["seq_a"])
+    variables = self.module.init(
       {"params": rng, "dropout": rng, "latent": rng},
       query,
       support,
@@ -182,27 +195,19 @@ def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> tas
     )
     return variables["params"]
 
-  def tables_fn(params: Any, frozen: Any) -> Any:
+  def loss(self, params, frozen, batch, rng, hparams=None):
+    return loss_fn(self.module, self.hp, self.pool, params, frozen, batch, rng, hparams)
+
+  def tables(self, params: Any, frozen: Any) -> Any:
     variables = {"params": params, **frozen}
-    summary = module.apply(
-      variables, {k: jnp.asarray(v) for k, v in eval_support.items()}, method=CDSRNP.support_summary
-    )
-    tables = module.apply(variables, method=CDSRNP.tables)
+    support = {k: jnp.asarray(v) for k, v in self.eval_support.items()}
+    summary = self.module.apply(variables, support, method=CDSRNP.support_summary)
+    tables = self.module.apply(variables, method=CDSRNP.tables)
     (w_a, b_a), (w_b, b_b) = tables["a"], tables["b"]
     # Concatenated once here, not per batch of scores: keeps the scores' item axis in place when
     # it is split over devices (train.item_shards).
     all_ids = (jnp.concatenate([w_a, w_b[1:]]), jnp.concatenate([b_a, b_b[1:]]))
     return summary, {**tables, "all": all_ids}
 
-  return task_lib.assemble(
-    ds,
-    config,
-    module=module,
-    train_data=train,
-    eval_windows=lambda d, split: domain_windows.eval_windows(d, split, m.max_len, mixed=mixed),
-    loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, pool, p, f, b, r, h),
-    eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
-    tables_fn=tables_fn,
-    init_params=init_params,
-    hparams={"beta": cfg.beta},
-  )
+  def score(self, params, frozen, tables, batch):
+    return eval_fn(self.module, self.hp, params, frozen, tables, batch)

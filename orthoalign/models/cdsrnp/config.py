@@ -9,7 +9,6 @@ import ml_collections
 from orthoalign import errors
 from orthoalign.config import dicts
 from orthoalign.models import gca_checks
-from orthoalign.models import settings
 
 ADAPTS = ("attention", "film")
 
@@ -102,21 +101,14 @@ class Config:
 LABEL = "specification-level reimplementation (reference/cdsrnp.md); no paper code exists"
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """CDSRNP's `model.*` section with the defaults of `Config`."""
-  return settings.section(Config, "cdsrnp", LABEL)
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
-  """CDSRNP's config checks, before anything is built or traced.
+  """CDSRNP's own config checks, after Baseline.validate's key checks.
 
   Raises:
-    ConfigError: a missing model key, GCA positions outside 0..blocks, heads that do not divide
+    ConfigError: GCA positions outside 0..blocks, heads that do not divide
       the width, an unknown choice or an out-of-range value (naming the
       key, its value and what is allowed).
   """
-  settings.check_keys(Config, config, "CDSRNP")
-  dicts.require(config, settings.keys(Config), "CDSRNP")
   m = config.model
   for key in (
     "model.width",

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from orthoalign.data import negatives
+from orthoalign.models import baseline
 from orthoalign.models import gca as gca_lib
-from orthoalign.models import task as task_lib
 from orthoalign.models.cdsrnp.config import Config
 from orthoalign.models.cdsrnp.module import CDSRNP
 
@@ -146,7 +146,7 @@ def loss_fn(
 
 def eval_fn(
   module: CDSRNP, hp: Hyper, params: Any, frozen: Any, tables: Any, batch: dict[str, Array]
-) -> task_lib.EvalOutputs:
+) -> baseline.EvalOutputs:
   """Scores of the frozen candidates and of every item (by global id); reads no rng."""
   summary, out_tables = tables
   out = module.apply({"params": params, **frozen}, batch, summary, method=CDSRNP.eval_vectors)
@@ -164,4 +164,4 @@ def eval_fn(
   # `tables_fn` concatenates once per evaluation; the trainer masks the other domain's columns out.
   w_all, b_all = out_tables["all"]
   full = v @ w_all.T + b_all
-  return task_lib.EvalOutputs(sampled_scores=sampled, full_scores=full, cells=out["cells"])
+  return baseline.EvalOutputs(sampled_scores=sampled, full_scores=full, cells=out["cells"])

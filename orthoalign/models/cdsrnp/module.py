@@ -10,7 +10,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from orthoalign import errors
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import layers
 from orthoalign.models.cdsrnp.config import DIRECTIONS
@@ -23,9 +22,6 @@ _OTHER = {"a": "b", "b": "a"}
 
 
 _DIR_OF = {"a": "ab", "b": "ba"}
-
-
-_LN_EPS = 1e-8
 
 
 def stream_keys(mixed: bool) -> tuple[str, ...]:
@@ -120,28 +116,10 @@ class CDSRNP(nn.Module):
       )
       for s in streams
     }
-    self.blocks = {
-      s: [
-        layers.SASRecBlock(
-          d,
-          self.config.heads,
-          self.config.dropout,
-          causal=True,
-          ffn_inner=self.config.ffn,
-          name=f"block_{s}{i + 1}",
-        )
-        for i in range(self.config.blocks)
-      ]
-      for s in streams
-    }
-    self.last_ln = {s: nn.LayerNorm(epsilon=_LN_EPS, name=f"last_ln_{s}") for s in streams}
-    self.emb_dropout = nn.Dropout(self.config.dropout)
-    bad = [p for p in self.gca_positions if not 0 <= p <= self.config.blocks]
-    if bad:  # `validate` names this for configs; this guards direct use
-      raise errors.ConfigError(
-        f"gca.positions={list(self.gca_positions)}: CDSRNP has positions 0..{self.config.blocks} "
-        "(0 = after the embeddings, i = after block i)"
-      )
+    cfg = self.config
+    self.stacks, self.last_ln = gca_lib.encoder_stacks(streams, cfg, causal=True)
+    self.emb_dropout = nn.Dropout(cfg.dropout)
+    gca_lib.check_stack_positions(self.gca_positions, cfg.blocks, "CDSRNP")
     self.cells = gca_lib.make_cells(d, self.gca_positions, self.gca)
     self.pair_enc = {k: SetMLP(d, self.config.dropout, name=f"pair_{k}") for k in DIRECTIONS}
     self.task_enc = {k: SetMLP(d, self.config.dropout, name=f"task_{k}") for k in DIRECTIONS}
@@ -191,12 +169,6 @@ class CDSRNP(nn.Module):
     e = self.item_emb[s][ids] * math.sqrt(self.config.width) + self.pos_emb[s](positions)
     return self.emb_dropout(e, deterministic=not train) * (ids > 0)[..., None]
 
-  def _cross(
-    self, p: int, h: dict[str, Array], rows: dict[str, Array], train: bool, cells: dict[str, Any]
-  ) -> None:
-    """GCA position p: A queries B and B queries A (simultaneously), in place."""
-    h.update(gca_lib.exchange(self.cells, p, h, rows, train=train, out=cells))
-
   def encode(
     self, rows: dict[str, Array], *, train: bool
   ) -> tuple[dict[str, Array], dict[str, Any]]:
@@ -213,13 +185,9 @@ class CDSRNP(nn.Module):
     valid = {s: rows[f"seq_{s}"] > 0 for s in streams}
     h = {s: self._embed(s, rows[f"seq_{s}"], rows[f"positions_{s}"], train) for s in streams}
     cells: dict[str, Any] = {}
-    if 0 in self.gca_positions:
-      self._cross(0, h, rows, train, cells)
-    for i in range(self.config.blocks):
-      for s in streams:
-        h[s] = self.blocks[s][i](h[s], valid[s], train=train)
-      if i + 1 in self.gca_positions:
-        self._cross(i + 1, h, rows, train, cells)
+    # GCA position p: A queries B and B queries A, simultaneously (the mixed stream as it is).
+    cross = lambda p, h: {**h, **gca_lib.exchange(self.cells, p, h, rows, train=train, out=cells)}
+    h = gca_lib.run_stacks(self.stacks, h, valid, self.gca_positions, cross, train=train)
     return {s: self.last_ln[s](h[s]) * valid[s][..., None] for s in streams}, cells
 
   # -- neural-process parts -------------------------------------------------------------------

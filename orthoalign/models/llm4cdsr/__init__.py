@@ -74,13 +74,9 @@ import numpy as np
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import load as data_load
 from orthoalign.data import windows
-from orthoalign.models import settings
-from orthoalign.models import task as task_lib
-from orthoalign.models.llm4cdsr.config import REPLICA_HPARAMS
+from orthoalign.models import baseline
+from orthoalign.models.llm4cdsr import config as config_lib
 from orthoalign.models.llm4cdsr.config import Config
-from orthoalign.models.llm4cdsr.config import check_length_buckets
-from orthoalign.models.llm4cdsr.config import default_config
-from orthoalign.models.llm4cdsr.config import validate
 from orthoalign.models.llm4cdsr.inputs import author_tables
 from orthoalign.models.llm4cdsr.inputs import frozen_tables
 from orthoalign.models.llm4cdsr.inputs import missing_text_index
@@ -91,117 +87,133 @@ from orthoalign.models.llm4cdsr.loss import eval_tables
 from orthoalign.models.llm4cdsr.loss import loss_fn
 from orthoalign.models.llm4cdsr.module import LLM4CDSR
 
-__all__ = [
-  "REPLICA_HPARAMS",
-  "Config",
-  "build",
-  "check_length_buckets",
-  "default_config",
-  "validate",
-]
+__all__ = ["Baseline", "Config"]
 
 Array = jax.Array
 
 
-def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
-  """Builds the LLM4CDSR task (module, frozen tables, device arrays) for one dataset and config."""
-  m = config.model
-  task_lib.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
-  author = author_tables(ds, config)
-  tables = frozen_tables(ds, m, author)
-  global_dim = tables["global_table"].shape[1] if "global_table" in tables else 0
-  train = windows.train_windows(ds, m.max_len)
-  swept = config.sweep.model
-  # A term exists in the program when any replica gives it a non-zero weight.
-  alpha = max((abs(float(v)) for v in (m.alpha, *swept.alpha)), default=0.0)
-  beta = max((abs(float(v)) for v in (m.beta, *swept.beta)), default=0.0)
-  if author is not None and author.users is not None:
-    profiles, source = author.users[train["user"]], f"the authors' {author.files[3]}"
-  elif ds.item_text_emb is not None:
-    profiles, source = (
-      None,
-      (
-        "mean text embedding of the user's training items (substitute for "
-        "the authors' GPT profiles)"
-      ),
+class Baseline(baseline.Baseline, baseline.LengthBuckets):
+  """LLM4CDSR bound to a dataset: its frozen item tables, user profiles and merged windows.
+
+  Raises (on construction):
+    ConfigError: data without a merged timeline; authors' tables that do not fit the config.
+    DataError: an authors' file that is present but malformed.
+  """
+
+  TITLE = "LLM4CDSR"
+  Config = Config
+  REPLICA_HPARAMS = config_lib.REPLICA_HPARAMS
+
+  check = staticmethod(config_lib.validate)
+
+  @classmethod
+  def check_length_buckets(cls, config: ml_collections.ConfigDict) -> None:
+    config_lib.check_length_buckets(config)
+
+  def __init__(self, ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict):
+    super().__init__(ds, config)
+    cfg = self.settings
+    baseline.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
+    author = author_tables(ds, config)
+    tables = frozen_tables(ds, cfg, author)
+    global_dim = tables["global_table"].shape[1] if "global_table" in tables else 0
+    train = windows.train_windows(ds, cfg.max_len)
+    swept = config.sweep.model
+    # A term exists in the program when any replica gives it a non-zero weight.
+    alpha = max((abs(float(v)) for v in (cfg.alpha, *swept.alpha)), default=0.0)
+    beta = max((abs(float(v)) for v in (cfg.beta, *swept.beta)), default=0.0)
+    if author is not None and author.users is not None:
+      profiles, source = author.users[train["user"]], f"the authors' {author.files[3]}"
+    elif ds.item_text_emb is not None:
+      profiles = None
+      source = (
+        "mean text embedding of the user's training items (substitute for the authors' GPT "
+        "profiles)"
+      )
+    else:
+      profiles, source = None, "none (no text): the beta loss is off"
+    notes = [report_inputs(ds, config, author, source)]
+    if beta and profiles is None and ds.item_text_emb is not None:
+      profiles = windows.mean_text_profiles(ds.item_text_emb, train["hist"])
+    use_profiles = profiles is not None
+    beta = beta if use_profiles else 0.0
+    if beta:
+      train["user_profile"] = profiles
+    frozen = {k: v for k, v in tables.items() if k != "global_table" or cfg.freeze_global}
+    missing, missing_note = missing_text_index(ds, author)
+    notes += [missing_note] if missing_note else []
+    missing_rows = [0, 0, 0]
+    if cfg.missing_text == "learned":
+      # Frozen-table paths only: the mixed path when its global table is frozen, the domain paths
+      # when they read the local tables (an unfrozen table or ID embeddings are trainable per item
+      # anyway).
+      uses = {
+        "m": global_dim and cfg.freeze_global,
+        "a": "table_a" in tables,
+        "b": "table_b" in tables,
+      }
+      for i, name in enumerate(("m", "a", "b")):
+        k = int((missing[name] >= 0).sum()) if name in missing else 0
+        if uses[name] and k:
+          missing_rows[i] = k
+          frozen[f"missing_index_{name}"] = missing[name]
+    gca = baseline.gca_settings(config)
+    self.module = LLM4CDSR(
+      num_items_a=ds.num_items_a,
+      num_items_b=ds.num_items_b,
+      config=cfg,
+      global_dim=global_dim,
+      local_tables="table_a" in tables,
+      user_dim=profiles.shape[1] if beta else 0,
+      missing_rows=tuple(missing_rows),
+      gca_positions=gca.positions,
+      gca=gca.cell,
     )
-  else:
-    profiles, source = None, "none (no text): the beta loss is off"
-  notes = [report_inputs(ds, config, author, source)]
-  if beta and profiles is None and ds.item_text_emb is not None:
-    profiles = windows.mean_text_profiles(ds.item_text_emb, train["hist"])
-  use_profiles = profiles is not None
-  beta = beta if use_profiles else 0.0
-  if beta:
-    train["user_profile"] = profiles
-  frozen = {k: v for k, v in tables.items() if k != "global_table" or m.freeze_global}
-  missing, missing_note = missing_text_index(ds, author)
-  notes += [missing_note] if missing_note else []
-  missing_rows = [0, 0, 0]
-  if m.missing_text == "learned":
-    # Frozen-table paths only: the mixed path when its global table is frozen, the domain paths when
-    # they read the local tables (an unfrozen table or ID embeddings are trainable per item anyway).
-    uses = {"m": global_dim and m.freeze_global, "a": "table_a" in tables, "b": "table_b" in tables}
-    for i, name in enumerate(("m", "a", "b")):
-      k = int((missing[name] >= 0).sum()) if name in missing else 0
-      if uses[name] and k:
-        missing_rows[i] = k
-        frozen[f"missing_index_{name}"] = missing[name]
-  gca = task_lib.gca_settings(config)
-  cfg = settings.read(Config, m)
-  module = LLM4CDSR(
-    num_items_a=ds.num_items_a,
-    num_items_b=ds.num_items_b,
-    config=cfg,
-    global_dim=global_dim,
-    local_tables="table_a" in tables,
-    user_dim=profiles.shape[1] if beta else 0,
-    missing_rows=tuple(missing_rows),
-    gca_positions=gca.positions,
-    gca=gca.cell,
-  )
-  hp = Hyper(
-    config=cfg if use_profiles else dataclasses.replace(cfg, beta=0.0),
-    num_items_a=ds.num_items_a,
-    num_items_b=ds.num_items_b,
-    reg_term=alpha > 0,
-    user_term=beta > 0,
-  )
-
-  def cand_dom(split_name: str) -> dict[str, np.ndarray]:
-    seed = config.eval.candidate_seed
-    # The original draws the domain stream's candidates independently; freeze a second set.
-    cand = data_load.candidates(
-      ds, split_name, config.eval.num_negatives, seed + 1000 if cfg.independent_negatives else seed
+    self.hp = Hyper(
+      config=cfg if use_profiles else dataclasses.replace(cfg, beta=0.0),
+      num_items_a=ds.num_items_a,
+      num_items_b=ds.num_items_b,
+      reg_term=alpha > 0,
+      user_term=beta > 0,
     )
-    return {
-      "cand_dom": np.where(cand > ds.num_items_a, cand - ds.num_items_a, cand).astype(np.int32)
-    }
+    self.hparams = {k: getattr(self.hp.config, k) for k in self.REPLICA_HPARAMS}
+    self.frozen = {"frozen": frozen} if frozen else {}
+    self.notes = tuple(notes)
+    self._train = train
+    self._global_table = tables.get("global_table")
 
-  sample_batch = {k: v[:1] for k, v in train.items()}
-  sample_batch["row_valid"] = np.ones((1,), bool)
+  def train_windows(self) -> dict[str, np.ndarray]:
+    return self._train
 
-  def init_params(rng: Array) -> Any:
-    variables = module.init({"params": rng, "dropout": rng}, sample_batch, method=LLM4CDSR.init_all)
+  def eval_windows(self, split: dataset_lib.EvalSplit) -> dict[str, np.ndarray]:
+    out = windows.eval_windows(self.ds, split, self.settings.max_len)
+    # The original draws the domain stream's candidates independently: a second frozen set.
+    seed = self.config.eval.candidate_seed + (1000 if self.settings.independent_negatives else 0)
+    cand = data_load.candidates(self.ds, split.name, self.config.eval.num_negatives, seed)
+    na = self.ds.num_items_a
+    out["cand_dom"] = np.where(cand > na, cand - na, cand).astype(np.int32)
+    return out
+
+  def init(self, rng: Array) -> Any:
+    sample = {k: v[:1] for k, v in self._train.items()}
+    sample["row_valid"] = np.ones((1,), bool)
+    variables = self.module.init({"params": rng, "dropout": rng}, sample, method=LLM4CDSR.init_all)
     params = variables["params"]
     if "item_emb_llm" in params:  # unfrozen LLM table starts from the PCA table
-      params = {**params, "item_emb_llm": jnp.asarray(tables["global_table"])}
+      params = {**params, "item_emb_llm": jnp.asarray(self._global_table)}
     return params
 
-  task = task_lib.assemble(
-    ds,
-    config,
-    module=module,
-    train_data=train,
-    eval_windows=lambda d, split: windows.eval_windows(d, split, m.max_len),
-    extra_eval=cand_dom,
-    loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
-    eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
-    tables_fn=lambda p, f: eval_tables(module, p, f),
-    frozen={"frozen": frozen} if frozen else {},
-    init_params=init_params,
-    hparams={k: getattr(hp.config, k) for k in REPLICA_HPARAMS},
-    length_fn=windows.window_lengths,
-    crop_fn=windows.crop_windows,
-  )
-  return dataclasses.replace(task, notes=tuple(notes))
+  def loss(self, params, frozen, batch, rng, hparams=None):
+    return loss_fn(self.module, self.hp, params, frozen, batch, rng, hparams)
+
+  def tables(self, params, frozen):
+    return eval_tables(self.module, params, frozen)
+
+  def score(self, params, frozen, tables, batch):
+    return eval_fn(self.module, self.hp, params, frozen, tables, batch)
+
+  def lengths(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    return windows.window_lengths(arrays)
+
+  def crop(self, batch: dict[str, Any], length: int) -> dict[str, Any]:
+    return windows.crop_windows(batch, length)

@@ -9,7 +9,6 @@ import ml_collections
 from orthoalign import errors
 from orthoalign.config import dicts
 from orthoalign.models import gca_checks
-from orthoalign.models import settings
 
 # Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>): the
 # loss reads them as arrays from the replica's state, not from Hyper. Loss weights are >= 0, the
@@ -88,23 +87,16 @@ class Config:
   user_emb_file: str = "usr_profile_emb"
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """LLM4CDSR's `model.*` section with the defaults of `Config`."""
-  return settings.section(Config, "llm4cdsr")
-
-
 _CHOICES = {"reg_pool": ("inputs", "history"), "missing_text": ("learned", "zero")}
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """LLM4CDSR's config checks, before anything is built or traced.
+  """LLM4CDSR's own config checks, after Baseline.validate's key checks.
 
   Raises:
-    ConfigError: a missing model key, GCA positions outside 0..blocks, heads that do not divide
+    ConfigError: GCA positions outside 0..blocks, heads that do not divide
       the width, a GCA cell reading the mixed stream, or an out-of-range value (naming the key).
   """
-  settings.check_keys(Config, config, "LLM4CDSR")
-  dicts.require(config, settings.keys(Config), "LLM4CDSR")
   m = config.model
   for key in ("model.width", "model.blocks", "model.heads", "model.max_len"):
     dicts.check_int(config, key, 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import weakref
 
 import ml_collections
 import numpy as np
@@ -11,6 +10,7 @@ import numpy as np
 from orthoalign import errors
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data.readers import llm4cdsr_tables
+from orthoalign.models.llm4cdsr.config import Config
 
 
 def _pca(x: np.ndarray, dim: int) -> np.ndarray:
@@ -18,11 +18,6 @@ def _pca(x: np.ndarray, dim: int) -> np.ndarray:
   x = x - x.mean(0, keepdims=True)
   _, _, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
   return (x @ vt[:dim].T).astype(np.float32)
-
-
-# PCA tables per dataset object and table sizes: parameter matching builds the same model at many
-# FFN widths, and an SVD of a large catalog's text embeddings takes seconds.
-_TABLES: weakref.WeakKeyDictionary[dataset_lib.CDSRDataset, dict] = weakref.WeakKeyDictionary()
 
 
 def author_tables(
@@ -44,9 +39,8 @@ def author_tables(
   folder = os.path.abspath(config.data.path if where == "auto" else where)
   item_file = m.llm_emb_file
   user_file = m.user_emb_file
-  cached = _TABLES.setdefault(ds, {})
-  key = ("author", folder, item_file, user_file)
-  if key not in cached:
+
+  def read() -> llm4cdsr_tables.AuthorTables | None:
     tables = llm4cdsr_tables.load(
       folder, np.diff(ds.offsets), ds.num_items_a, ds.num_items_b, item_file, user_file
     )
@@ -57,17 +51,20 @@ def author_tables(
         "there (model.llm_emb_file names them); 'auto' = the handled data folder, 'none' = "
         "orthoalign's substitutes"
       )
-    cached[key] = tables
-  return cached[key]
+    return tables
+
+  return ds.cached(("llm4cdsr/author", folder, item_file, user_file), read)
 
 
 def frozen_tables(
   ds: dataset_lib.CDSRDataset,
-  cfg: ml_collections.ConfigDict,
+  cfg: Config,
   author: llm4cdsr_tables.AuthorTables | None = None,
 ) -> dict[str, np.ndarray]:
   """Item tables: the authors' (`author`) or made as their notebooks do, by joint PCA (global) and
-  per-domain PCA (local) of `ds.item_text_emb`. float32, row 0 = padding (zeros).
+  per-domain PCA (local) of `ds.item_text_emb`. float32, row 0 = padding (zeros). Kept with the
+  dataset (`CDSRDataset.cached`): parameter matching builds the same model at many FFN widths,
+  and an SVD of a large catalog's text embeddings takes seconds.
   """
   key = (
     bool(cfg.global_emb),
@@ -76,10 +73,7 @@ def frozen_tables(
     int(cfg.width),
     author.folder if author else None,
   )
-  cached = _TABLES.setdefault(ds, {})
-  if key not in cached:
-    cached[key] = _frozen_tables(ds, cfg, author)
-  return cached[key]
+  return ds.cached(("llm4cdsr/tables", *key), lambda: _frozen_tables(ds, cfg, author))
 
 
 def _text_rows(
@@ -102,9 +96,8 @@ def missing_text_index(
   id order), -1 where it has text and for padding (id 0); {} when there is no text at all. The
   line is None then too.
   """
-  cached = _TABLES.setdefault(ds, {})
-  key = ("missing", author.folder if author else None)
-  if key not in cached:
+
+  def find() -> tuple[dict[str, np.ndarray], str | None]:
     out, note = {}, None
     rows = _text_rows(ds, author)
     if rows is not None:
@@ -119,13 +112,14 @@ def missing_text_index(
         f"{na}, B {int(missing[na:].sum())} / {ds.num_items_b} (model.missing_text: 'learned' = "
         "own trainable rows, 'zero' = one shared frozen row)"
       )
-    cached[key] = out, note
-  return cached[key]
+    return out, note
+
+  return ds.cached(("llm4cdsr/missing", author.folder if author else None), find)
 
 
 def _frozen_tables(
   ds: dataset_lib.CDSRDataset,
-  cfg: ml_collections.ConfigDict,
+  cfg: Config,
   author: llm4cdsr_tables.AuthorTables | None,
 ) -> dict[str, np.ndarray]:
   out = {}

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from orthoalign.data import negatives
+from orthoalign.models import baseline
 from orthoalign.models import gca as gca_lib
-from orthoalign.models import task as task_lib
 from orthoalign.models.llm4cdsr.config import Config
 from orthoalign.models.llm4cdsr.module import LLM4CDSR
 
@@ -183,7 +183,7 @@ def eval_tables(module: LLM4CDSR, params: Any, frozen: Any) -> tuple[Array, Arra
 
 def eval_fn(
   module: LLM4CDSR, hp: Hyper, params: Any, frozen: Any, tables: Any, batch: dict[str, Array]
-) -> task_lib.EvalOutputs:
+) -> baseline.EvalOutputs:
   """Scores of the sampled candidates and of the full target-domain catalog for one eval batch."""
   variables = {"params": params, **frozen}
   out = module.apply(variables, batch, train=False)
@@ -205,4 +205,4 @@ def eval_fn(
   # global-layout table of both domains' rows (`tables_fn`); the trainer masks the other domain
   # out, so only the target domain's columns are ever read.
   full = f_m @ mix_t.T + f_dom @ dom_t.T
-  return task_lib.EvalOutputs(sampled_scores=sampled, full_scores=full, cells=out["cells"])
+  return baseline.EvalOutputs(sampled_scores=sampled, full_scores=full, cells=out["cells"])

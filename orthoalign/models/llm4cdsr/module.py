@@ -10,7 +10,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from orthoalign import errors
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import layers
 from orthoalign.models.llm4cdsr.config import Config
@@ -90,29 +89,12 @@ class LLM4CDSR(nn.Module):
       )
       for s in ("m", "a", "b")
     }
-    self.blocks = {
-      s: [
-        layers.SASRecBlock(
-          self.config.width,
-          self.config.heads,
-          self.config.dropout,
-          self.config.causal,
-          ffn_inner=self.config.ffn,
-          mask_padding=self.config.mask_padding_keys,
-          name=f"block_{s}{i + 1}",
-        )
-        for i in range(self.config.blocks)
-      ]
-      for s in ("m", "a", "b")
-    }
-    self.last_ln = {s: nn.LayerNorm(epsilon=1e-8, name=f"last_ln_{s}") for s in ("m", "a", "b")}
-    self.emb_dropout = nn.Dropout(self.config.dropout)
-    bad = [p for p in self.gca_positions if not 0 <= p <= self.config.blocks]
-    if bad:  # `validate` names this for configs; this guards direct use of the module
-      raise errors.ConfigError(
-        f"gca.positions={list(self.gca_positions)}: LLM4CDSR has "
-        f"positions 0..{self.config.blocks} (0 = after the embedding, i = after block i)"
-      )
+    cfg = self.config
+    self.stacks, self.last_ln = gca_lib.encoder_stacks(
+      ("m", "a", "b"), cfg, causal=cfg.causal, mask_padding=cfg.mask_padding_keys
+    )
+    self.emb_dropout = nn.Dropout(cfg.dropout)
+    gca_lib.check_stack_positions(self.gca_positions, cfg.blocks, "LLM4CDSR")
     self.cells = gca_lib.make_cells(self.config.width, self.gca_positions, self.gca)
     if self.user_dim:
       self.user_adapter = [
@@ -211,14 +193,12 @@ class LLM4CDSR(nn.Module):
 
   def _cross(
     self, p: int, h: dict[str, Array], batch: dict[str, Array], train: bool, cells: dict[str, Any]
-  ) -> None:
-    """GCA position p: the A stream queries B and B queries A (h["a"], h["b"] updated in place)."""
+  ) -> dict[str, Array]:
+    """GCA position p: the A stream queries B and B queries A (the mixed stream as it is)."""
     streams = {s: (h[s], batch[f"time_{s}"], batch[f"seq_{s}"] > 0) for s in ("a", "b")}
-    h.update(
-      gca_lib.apply_position(
-        self.cells, p, streams, {"a": streams["b"], "b": streams["a"]}, train=train, out=cells
-      )
-    )
+    other = {"a": streams["b"], "b": streams["a"]}
+    new = gca_lib.apply_position(self.cells, p, streams, other, train=train, out=cells)
+    return {**h, **new}
 
   def __call__(self, batch: dict[str, Array], *, train: bool) -> dict[str, Any]:
     """Encodes the three streams.
@@ -236,13 +216,8 @@ class LLM4CDSR(nn.Module):
     }
     valid = {"m": batch["seq"] > 0, "a": batch["seq_a"] > 0, "b": batch["seq_b"] > 0}
     cells: dict[str, Any] = {}
-    if 0 in self.gca_positions:
-      self._cross(0, h, batch, train, cells)
-    for i in range(self.config.blocks):
-      for s in h:
-        h[s] = self.blocks[s][i](h[s], valid[s], train=train)
-      if i + 1 in self.gca_positions:
-        self._cross(i + 1, h, batch, train, cells)
+    cross = lambda p, h: self._cross(p, h, batch, train, cells)
+    h = gca_lib.run_stacks(self.stacks, h, valid, self.gca_positions, cross, train=train)
     out = {f"f_{s}": self.last_ln[s](h[s]) for s in h}
     out["cells"] = cells
     return out

@@ -50,62 +50,67 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from orthoalign.data import dataset as dataset_lib
 from orthoalign.data import domain_windows
 from orthoalign.data import windows
-from orthoalign.models import settings
-from orthoalign.models import task as task_lib
-from orthoalign.models.sasrec.config import REPLICA_HPARAMS
+from orthoalign.models import baseline
+from orthoalign.models.sasrec import config as config_lib
 from orthoalign.models.sasrec.config import Config
-from orthoalign.models.sasrec.config import default_config
-from orthoalign.models.sasrec.config import validate
 from orthoalign.models.sasrec.loss import Hyper
 from orthoalign.models.sasrec.loss import eval_fn
 from orthoalign.models.sasrec.loss import loss_fn
 from orthoalign.models.sasrec.module import SASRec
 
-__all__ = ["REPLICA_HPARAMS", "Config", "build", "default_config", "validate"]
-
+__all__ = ["Baseline", "Config"]
 
 Array = jax.Array
 
 
-def build(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> task_lib.Task:
-  """Builds the SASRec task (module, training and evaluation windows).
+class Baseline(baseline.Baseline):
+  """SASRec bound to a dataset: per-domain or merged windows, one item table per stream.
 
-  Raises:
+  Raises (on construction):
     ConfigError: model.streams="mixed" on data without a merged timeline.
   """
-  m = config.model
-  dual = m.streams == "dual"
-  if not dual:
-    task_lib.require_merged_timeline(ds, config, "model.streams='mixed' reads the merged sequence")
-  gca = task_lib.gca_settings(config)
-  cfg = settings.read(Config, m)
-  module = SASRec(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.cell)
-  hp = Hyper(config=cfg, num_items_a=ds.num_items_a, num_items_b=ds.num_items_b)
-  if dual:
-    train = domain_windows.train_windows(ds, m.max_len)
-    eval_windows = lambda d, split: domain_windows.eval_windows(d, split, m.max_len)
-  else:
-    full = windows.train_windows(ds, m.max_len)
-    train = {k: full[k] for k in ("seq", "pos", "positions", "hist", "user")}
-    eval_windows = lambda d, split: windows.eval_windows(d, split, m.max_len)
 
-  def tables_fn(params: Any, frozen: Any) -> Array:
+  TITLE = "SASRec"
+  Config = Config
+  LABEL = config_lib.LABEL
+
+  check = staticmethod(config_lib.validate)
+
+  def __init__(self, ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict):
+    super().__init__(ds, config)
+    cfg = self.settings
+    self.dual = cfg.streams == "dual"
+    if not self.dual:
+      baseline.require_merged_timeline(
+        ds, config, "model.streams='mixed' reads the merged sequence"
+      )
+    gca = baseline.gca_settings(config)
+    self.module = SASRec(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.cell)
+    self.hp = Hyper(config=cfg, num_items_a=ds.num_items_a, num_items_b=ds.num_items_b)
+
+  def train_windows(self) -> dict[str, np.ndarray]:
+    if self.dual:
+      return domain_windows.train_windows(self.ds, self.settings.max_len)
+    full = windows.train_windows(self.ds, self.settings.max_len)
+    return {k: full[k] for k in ("seq", "pos", "positions", "hist", "user")}
+
+  def eval_windows(self, split: dataset_lib.EvalSplit) -> dict[str, np.ndarray]:
+    module = domain_windows if self.dual else windows
+    return module.eval_windows(self.ds, split, self.settings.max_len)
+
+  def loss(self, params, frozen, batch, rng, hparams=None):
+    return loss_fn(self.module, self.hp, params, frozen, batch, rng, hparams)
+
+  def tables(self, params: Any, frozen: Any) -> Array:
     del frozen
-    if dual:  # concatenated once per evaluation, not per batch of scores (train.item_shards)
+    if self.dual:  # concatenated once per evaluation, not per batch of scores (train.item_shards)
       return jnp.concatenate([params["item_emb_a"], params["item_emb_b"][1:]])
     return params["item_emb_m"]
 
-  return task_lib.assemble(
-    ds,
-    config,
-    module=module,
-    train_data=train,
-    eval_windows=eval_windows,
-    loss_fn=lambda p, f, b, r, h=None: loss_fn(module, hp, p, f, b, r, h),
-    eval_fn=lambda p, f, t, b: eval_fn(module, hp, p, f, t, b),
-    tables_fn=tables_fn,
-  )
+  def score(self, params, frozen, tables, batch):
+    return eval_fn(self.module, self.hp, params, frozen, tables, batch)

@@ -9,7 +9,6 @@ import ml_collections
 from orthoalign import errors
 from orthoalign.config import dicts
 from orthoalign.models import gca_checks
-from orthoalign.models import settings
 
 STREAMS = ("dual", "mixed")
 
@@ -57,21 +56,14 @@ class Config:
 LABEL = "pmixer/SASRec.pytorch at 72ba89d, per domain (dual) or on the merged timeline (mixed)"
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """SASRec's `model.*` section with the defaults of `Config`."""
-  return settings.section(Config, "sasrec", LABEL)
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
-  """SASRec's config checks, before anything is built or traced.
+  """SASRec's own config checks, after Baseline.validate's key checks.
 
   Raises:
-    ConfigError: a missing model key, an unknown choice, GCA positions on "mixed" or outside
+    ConfigError: an unknown choice, GCA positions on "mixed" or outside
       0..blocks, heads that do not divide the width, a value out of
       range (naming the key, its value and what is allowed).
   """
-  settings.check_keys(Config, config, "SASRec")
-  dicts.require(config, settings.keys(Config), "SASRec")
   m = config.model
   for key, choices in (("streams", STREAMS), ("positions", POSITIONS)):
     if m[key] not in choices:

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from orthoalign.data import negatives
+from orthoalign.models import baseline
 from orthoalign.models import gca as gca_lib
-from orthoalign.models import task as task_lib
 from orthoalign.models.sasrec.config import Config
 from orthoalign.models.sasrec.module import SASRec
 
@@ -96,7 +96,7 @@ def loss_fn(
 
 def eval_fn(
   module: SASRec, hp: Hyper, params: Any, frozen: Any, tables: Array, batch: dict[str, Array]
-) -> task_lib.EvalOutputs:
+) -> baseline.EvalOutputs:
   """Scores of the frozen candidates and of every item by global id, from the last position.
 
   `tables` is the [nA+nB+1, d] table by global id (`tables_fn`); "dual" scores a case of domain D
@@ -112,4 +112,4 @@ def eval_fn(
     v = jnp.where(is_b[:, None], out["f_b"][:, -1], out["f_a"][:, -1])
     # By global id: the both-domain table (A local j = global j, B local j = global nA + j).
     sampled = jnp.einsum("bd,bcd->bc", v, tables[jnp.clip(cand, 0, tables.shape[0] - 1)])
-  return task_lib.EvalOutputs(sampled_scores=sampled, full_scores=v @ tables.T, cells=out["cells"])
+  return baseline.EvalOutputs(sampled_scores=sampled, full_scores=v @ tables.T, cells=out["cells"])

@@ -17,9 +17,6 @@ from orthoalign.models.sasrec.config import Config
 Array = jax.Array
 
 
-_LN_EPS = 1e-8
-
-
 class SASRec(nn.Module):
   """SASRec per domain or on the merged timeline (package docstring).
 
@@ -49,22 +46,8 @@ class SASRec(nn.Module):
     }
     rows = self.config.max_len if self.config.positions == "slot" else self.config.max_len + 1
     self.pos_emb = {s: self.param(f"pos_emb_{s}", layers.xavier_normal, (rows, d)) for s in names}
-    self.blocks = {
-      s: [
-        layers.SASRecBlock(
-          d,
-          self.config.heads,
-          self.config.dropout,
-          causal=True,
-          ffn_inner=self.config.ffn,
-          pre_ln=self.config.pre_ln,
-          name=f"block_{s}{i + 1}",
-        )
-        for i in range(self.config.blocks)
-      ]
-      for s in names
-    }
-    self.last_ln = {s: nn.LayerNorm(epsilon=_LN_EPS, name=f"last_ln_{s}") for s in names}
+    cfg = self.config
+    self.stacks, self.last_ln = gca_lib.encoder_stacks(names, cfg, causal=True, pre_ln=cfg.pre_ln)
     self.emb_dropout = nn.Dropout(self.config.dropout)
     self.cells = gca_lib.make_cells(d, self.gca_positions, self.gca)
 
@@ -90,10 +73,7 @@ class SASRec(nn.Module):
     ids = {s: rows[f"seq{key[s]}"] for s in self.names()}
     h = {s: self._embed(s, ids[s], rows[f"positions{key[s]}"], train) for s in self.names()}
     cells: dict[str, Any] = {}
-    if 0 in self.gca_positions:
-      h.update(gca_lib.exchange(self.cells, 0, h, rows, train=train, out=cells))
-    for i in range(self.config.blocks):
-      h = {s: self.blocks[s][i](h[s], ids[s] > 0, train=train) for s in self.names()}
-      if i + 1 in self.gca_positions:
-        h.update(gca_lib.exchange(self.cells, i + 1, h, rows, train=train, out=cells))
+    cross = lambda p, h: {**h, **gca_lib.exchange(self.cells, p, h, rows, train=train, out=cells)}
+    valid = {s: ids[s] > 0 for s in self.names()}
+    h = gca_lib.run_stacks(self.stacks, h, valid, self.gca_positions, cross, train=train)
     return {**{f"f_{s}": self.last_ln[s](h[s]) for s in self.names()}, "cells": cells}
