@@ -184,7 +184,7 @@ def test_it_trains_in_replicas_and_writes_results(tmp_path):
   assert {"test/sampled/A/ndcg@10", "align/gca0_B/mean_abs_cos"} <= set(rows[0])
 
 
-def test_metric_keys_name_the_datasets_domains(monkeypatch):
+def test_metric_keys_name_the_datasets_domains(monkeypatch, tmp_path):
   """A dataset whose domains have other names than A and B reports its metrics under them."""
   config = _config()
   ds = data_load.load(config.data)
@@ -194,6 +194,7 @@ def test_metric_keys_name_the_datasets_domains(monkeypatch):
   sums = run.eval_fn(run.state.params, run.frozen, run.eval_data["valid"])
   assert {"sampled/Food/ndcg@10", "full/Kitchen/auc", "sampled/all/count"} <= set(sums)
   assert not any("/A/" in f"/{k}/" for k in sums)
+  assert "align/gca0_Kitchen/mean_abs_cos" in loop.train_and_evaluate(config, str(tmp_path))[0]
   with pytest.raises(errors.DataError, match="two distinct non-empty names"):
     dataclasses.replace(ds, domain_names=("Food", "Food"))
 

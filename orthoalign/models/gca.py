@@ -262,9 +262,15 @@ def orth_penalty_loss(
   return loss, {**metrics, "loss": loss, "orth_cos2": cos2}
 
 
-def cell_names(positions: tuple[int, ...] | list[int]) -> tuple[str, ...]:
-  """Names of the cells of GCA positions, two per position: ("gca0_A", "gca0_B", "gca1_A", ...)."""
-  return tuple(f"gca{p}_{q}" for p in sorted(positions) for q in ("A", "B"))
+def cell_names(
+  positions: tuple[int, ...] | list[int], domains: tuple[str, ...] = ("A", "B")
+) -> tuple[str, ...]:
+  """Names of the cells of GCA positions, one per position and domain: ("gca0_A", "gca0_B",
+  "gca1_A", ...). A module's cells are always named by the default A and B (the first and second
+  domain), so that their parameter paths do not depend on the data; the trainer reports them
+  under the dataset's domain names (`domains`).
+  """
+  return tuple(f"gca{p}_{q}" for p in sorted(positions) for q in domains)
 
 
 def make_cells(

@@ -312,7 +312,7 @@ def evaluate(
         pre = alignment.alignment_sums(cell["x"], cell["x_prime_pre"], cell["y"], *masks)
         stats.update({alignment.PRE + k: pre[k] for k in ("cos_sum", "abs_cos_sum", "count")})
       stats["alpha_sum"], stats["alpha_count"] = cell["alpha_sum"], cell["alpha_count"]
-      sums.update({keys.align_key(name, k): v for k, v in stats.items()})
+      sums.update({keys.align_key(task.cell_labels[name], k): v for k, v in stats.items()})
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), sums)
 
   # jit: eval_shape below traces batch_sums for the carry's structure, and the scan body's call

@@ -32,6 +32,8 @@ class Task:
     eval_data: {"valid"|"test": the model's windows of the split's cases plus "cand" (the frozen
       candidates, target first), extra protocols' candidates and "group/<name>" masks}.
     cell_names: the GCA cells the model reports, e.g. ("gca0_A", "gca0_B").
+    cell_labels: {cell name: the name its statistics are reported under}: the cell's domain by
+      its dataset name ("gca0_A" -> "gca0_<first domain>"; the same for two-domain data A, B).
     hparams: {name: config value} of the replica hyperparameters the loss reads as arrays.
   """
 
@@ -39,6 +41,7 @@ class Task:
   train_data: dict[str, np.ndarray]
   eval_data: dict[str, dict[str, np.ndarray]]
   cell_names: tuple[str, ...]
+  cell_labels: dict[str, str]
   hparams: dict[str, float]
 
   @property
@@ -77,13 +80,16 @@ def bind(ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict) -> Task
 
 def with_arrays(model: baseline.Baseline, config: ml_collections.ConfigDict) -> Task:
   """The Task of a bound model: its training windows, the evaluation inputs, the cells, hparams."""
-  hparams = dict(model.hparams)
+  hparams, positions = dict(model.hparams), tuple(config.gca.positions)
   if gca_lib.orth_penalties(config):
     hparams[gca_lib.ORTH_PENALTY] = float(config.gca.orth_penalty)
   return Task(
     model=model,
     train_data=model.train_windows(),
     eval_data=eval_inputs.eval_inputs(model.ds, config.eval, model.eval_windows),
-    cell_names=gca_lib.cell_names(config.gca.positions),
+    cell_names=gca_lib.cell_names(positions),
+    cell_labels=dict(
+      zip(gca_lib.cell_names(positions), gca_lib.cell_names(positions, model.ds.domain_names))
+    ),
     hparams=hparams,
   )
