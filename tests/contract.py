@@ -11,10 +11,27 @@ import numpy as np
 import pytest
 
 from orthoalign import models
+from orthoalign.config import flags
 from orthoalign.data import load as data_load
 from orthoalign.models import param_count
 from orthoalign.train import loop
 from orthoalign.train import task as task_lib
+
+# Each registered baseline's tiny config (seconds to train): the contract suite, the entry-point
+# smoke tests and the parameter-path record run every model through it.
+TINY = {
+  "abxi": "configs/tiny_abxi.py",
+  "cdsrnp": "configs/tiny_cdsrnp.py",
+  "llm4cdsr": "configs/tiny.py",
+  "sasrec": "configs/tiny_sasrec.py",
+}
+
+
+def tiny_config(name):
+  """The tiny config of a registered baseline, on one device."""
+  config = flags.load_file(TINY[name])
+  config.train.num_devices = 1
+  return config
 
 
 def bind(config):

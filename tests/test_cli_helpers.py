@@ -147,6 +147,15 @@ def test_replica_table_lines():
   assert lines[-1] == "  0  3407    0.001  test    full all   0.2500" and len(lines) == 1 + 12
 
 
+def test_the_results_table_shows_the_replica_axes_that_vary():
+  from orthoalign.train import results
+
+  base = {"seed": 0, "learning_rate": 1e-3, "weight_decay": 0.0, "gate_init": 0.0, "best_epoch": 1}
+  rows = [{**base, "replica": r, "model.temp": t} for r, t in enumerate((0.5, 2.0))]
+  columns = results._swept_columns(rows)  # weight decay, gate init: the same in every row
+  assert [(name, fn(rows[1])) for name, _, fn in columns] == [("temp", "2")]
+
+
 def test_get_names_the_valid_keys():
   config = ml_collections.ConfigDict({"train": {"max_epochs": 3, "opt": {"lr": 0.1}}})
   assert dicts.get(config, "train.opt.lr") == 0.1

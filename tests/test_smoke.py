@@ -11,18 +11,19 @@ import os
 import subprocess
 import sys
 
+import contract
 import jax
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _main(config, workdir, env):
+def _main(name, workdir, env):
   cmd = [
     sys.executable,
     "-m",
     "orthoalign.main",
-    f"--config=configs/{config}.py",
+    f"--config={contract.TINY[name]}",
     f"--workdir={workdir}",
     "--config.train.max_epochs=2",
     "--config.train.num_devices=1",
@@ -41,15 +42,15 @@ def _main(config, workdir, env):
 
 @pytest.mark.slow
 @pytest.mark.smoke
-@pytest.mark.parametrize("config", ["tiny", "tiny_abxi", "tiny_cdsrnp", "tiny_sasrec"])
-def test_entry_point_trains_evaluates_and_reruns_each_model(config, tmp_path):
+@pytest.mark.parametrize("name", sorted(contract.TINY))
+def test_entry_point_trains_evaluates_and_reruns_each_model(name, tmp_path):
   # The suite's persistent compilation cache (conftest.py), shared with the subprocesses.
   env = {
     **os.environ,
     "ORTHOALIGN_COMPILE_CACHE": jax.config.jax_compilation_cache_dir,
     "ORTHOALIGN_CACHE": str(tmp_path / "cache"),
   }
-  first = _main(config, tmp_path / "run", env)
+  first = _main(name, tmp_path / "run", env)
   assert first.returncode == 0, first.stdout[-3000:]
   assert "Traceback" not in first.stdout
   with open(tmp_path / "run" / "results.jsonl") as f:
@@ -58,7 +59,7 @@ def test_entry_point_trains_evaluates_and_reruns_each_model(config, tmp_path):
   for key in ("test/sampled/all/ndcg@10", "test/full/all/mrr", "params/total"):
     assert all(row[key] == row[key] for row in rows), key  # present and not NaN
   # The same command again: resumed from the last checkpoint, the same results.
-  again = _main(config, tmp_path / "run", env)
+  again = _main(name, tmp_path / "run", env)
   assert again.returncode == 0, again.stdout[-3000:]
   with open(tmp_path / "run" / "results.jsonl") as f:
     rows_again = [json.loads(line) for line in f]

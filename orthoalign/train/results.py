@@ -9,6 +9,7 @@ import ml_collections
 import numpy as np
 
 from orthoalign import fileio
+from orthoalign.config import replica_axes
 from orthoalign.metrics import alignment
 from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
@@ -57,6 +58,19 @@ def short_key(key: str) -> str:
   return "+".join(k.split("/", 1)[1] for k in key.split("+"))
 
 
+def _swept_columns(rows: list[dict[str, Any]]) -> list[tuple[str, int, Any]]:
+  """A column per other replica axis whose value differs between the rows (weight decay, gate
+  init, orthogonality penalty, a model's swept hyperparameters), named by its last part.
+  """
+  fields = [a.field for a in replica_axes.COMMON if a.field not in ("seed", "learning_rate")]
+  fields += sorted(k for k in rows[0] if k.startswith("model."))
+  varying = [f for f in fields if len({repr(row.get(f)) for row in rows}) > 1]
+  return [
+    (f.rsplit(".", 1)[-1], 8, lambda row, f=f: "-" if row.get(f) is None else f"{row[f]:.3g}")
+    for f in varying
+  ]
+
+
 def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict) -> str:
   """A readable summary: per replica and domain, the test metrics; per GCA cell, |cos| and alpha."""
   n = config.eval.num_negatives
@@ -77,6 +91,7 @@ def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict)
       ("ndcg@1", "ndcg@10", "hr@10", "mrr", "auc", "tie_share"),
       columns=(
         ("lr", 8, lambda row: f"{row['learning_rate']:.2g}"),
+        *_swept_columns(rows),
         ("best", 4, lambda row: row["best_epoch"]),
       ),
     ),
