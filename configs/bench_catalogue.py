@@ -1,6 +1,7 @@
 r"""A catalogue of 1M items per domain for the item-sharding benchmark (evaluation only).
 
-  python -m orthoalign.bench --config=configs/bench_catalogue.py --item_shards=1,4 --cpu_devices=4
+  python -m orthoalign.bench.catalogue --config=configs/bench_catalogue.py --item_shards=1,4 \
+      --cpu_devices=4
 
 LLM4CDSR + GCA_early on the light synthetic generator (data.synthetic.planted=False: items drawn
 by popularity, random text embeddings; docs/data.md), with trainable ID tables for the domain

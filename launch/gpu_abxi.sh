@@ -12,7 +12,7 @@ source launch/gpu_env.sh          # $OUT, caches, carried wheels, $data
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/bench.log"
 
 # 1. Speed: one compiled epoch program per R, median of 3 timed epochs.
-timeout "${BENCH_BUDGET:-150}" python3 -m orthoalign.bench --config=configs/abxi.py \
+timeout "${BENCH_BUDGET:-150}" python3 -m orthoalign.bench.speed --config=configs/abxi.py \
     --config.data.path="$data" --replicas=1,5 --epochs=3 --out="$OUT/bench_abxi.json" \
     2>&1 | tee -a "$OUT/bench.log"
 

@@ -252,3 +252,26 @@ def test_interrupts_held_until_the_block_ends():
   finally:
     signal.signal(signal.SIGINT, previous)
   assert done == ["the block ran to its end"]
+
+
+@pytest.mark.parametrize(
+  "args, message",
+  [
+    (["orthoalign.bench"], "error: choose a benchmark: python -m orthoalign.bench.speed"),
+    (
+      ["orthoalign.bench.speed", "--config=configs/tiny.py", "--epochs=0"],
+      "error: --epochs=0: expected an int >= 1",
+    ),
+    (
+      ["orthoalign.bench.catalogue", "--config=configs/tiny.py", "--item_shards=1,x"],
+      "error: --item_shards=1,x must be a comma-separated list of ints >= 1",
+    ),
+  ],
+)
+def test_each_benchmark_is_its_own_program_with_one_line_errors(args, message):
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(
+    [sys.executable, "-m", *args], cwd=root, capture_output=True, text=True, check=False
+  )
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith(message), proc.stderr

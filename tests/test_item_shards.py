@@ -11,8 +11,8 @@ from jax.sharding import PartitionSpec as P
 import numpy as np
 import pytest
 
-from orthoalign import bench_catalogue
 from orthoalign import errors
+from orthoalign.bench import sharded_eval
 from orthoalign.config import validation
 from orthoalign.data import synthetic
 from orthoalign.metrics import ranking
@@ -91,12 +91,12 @@ def _assert_same_results(sums_one, sums_four, cases_one, cases_four):
   instruction set) and the near-ties that ranked otherwise.
   """
   flips = 0
-  for protocol, c in bench_catalogue.rank_mismatches(cases_one, cases_four).items():
+  for protocol, c in sharded_eval.rank_mismatches(cases_one, cases_four).items():
     assert c["cases"] == int(sums_one["full/all/count"][0]) > 0
     assert c["mismatches"] == 0, (protocol, c)
     assert c["near_ties"] < 0.01 * c["cases"], (protocol, c)  # else the check would be vacuous
     flips += c["near_tie_flips"]
-  assert bench_catalogue.sums_differ(sums_one, sums_four, flipped_cases=flips) == []
+  assert sharded_eval.sums_differ(sums_one, sums_four, flipped_cases=flips) == []
 
 
 def test_sums_differ_allows_float32_summation_order_only():
@@ -108,22 +108,22 @@ def test_sums_differ_allows_float32_summation_order_only():
     "align/gca0_A/count": np.int32([400]),
   }
   ulp = {**sums, "full/all/ndcg@10": np.float32([21.029655])}  # one ulp: another order
-  assert bench_catalogue.sums_differ(sums, ulp) == []
+  assert sharded_eval.sums_differ(sums, ulp) == []
   rank = {**sums, "full/all/ndcg@10": np.float32([21.029654 + 0.01])}  # one case's rank moved
-  assert bench_catalogue.sums_differ(sums, rank) == ["full/all/ndcg@10"]
-  assert bench_catalogue.sums_differ(sums, rank, flipped_cases=1) == []  # ... at a near-tie
+  assert sharded_eval.sums_differ(sums, rank) == ["full/all/ndcg@10"]
+  assert sharded_eval.sums_differ(sums, rank, flipped_cases=1) == []  # ... at a near-tie
   # A signed sum is bounded by its |cos| sum: 2 * 400 * 2^-24 * 90 = 4.3e-3.
   assert (
-    bench_catalogue.sums_differ(sums, {**sums, "align/gca0_A/cos_sum": np.float32([-3.004])}) == []
+    sharded_eval.sums_differ(sums, {**sums, "align/gca0_A/cos_sum": np.float32([-3.004])}) == []
   )
-  assert bench_catalogue.sums_differ(sums, {**sums, "align/gca0_A/cos_sum": np.float32([-3.01])})
-  assert bench_catalogue.sums_differ(sums, {**sums, "full/all/count": np.float32([159.0])})
+  assert sharded_eval.sums_differ(sums, {**sums, "align/gca0_A/cos_sum": np.float32([-3.01])})
+  assert sharded_eval.sums_differ(sums, {**sums, "full/all/count": np.float32([159.0])})
 
 
 def test_sharded_evaluation_equals_unsharded_and_splits_the_arrays():
   config = _trainable_tables()
-  one, sums_one, cases_one = bench_catalogue.measure(config, 1, passes=1, with_cases=True)
-  four, sums_four, cases_four = bench_catalogue.measure(config, 4, passes=1, with_cases=True)
+  one, sums_one, cases_one = sharded_eval.measure(config, 1, passes=1, with_cases=True)
+  four, sums_four, cases_four = sharded_eval.measure(config, 4, passes=1, with_cases=True)
   _assert_same_results(sums_one, sums_four, cases_one, cases_four)
   # A device holds a quarter of each item table and of its two Adam moments (tiny: 60 + 50 items,
   # hidden 16, LLM table width 32), up to the padding rows; the rest of the state is replicated.
@@ -156,8 +156,8 @@ def test_sharded_evaluation_equals_unsharded_other_models(name):
 
   config = importlib.import_module(f"configs.{name}").get_config()
   config.gca.positions = (0,)
-  _, sums_one, cases_one = bench_catalogue.measure(config, 1, passes=1, with_cases=True)
-  _, sums_four, cases_four = bench_catalogue.measure(config, 4, passes=1, with_cases=True)
+  _, sums_one, cases_one = sharded_eval.measure(config, 1, passes=1, with_cases=True)
+  _, sums_four, cases_four = sharded_eval.measure(config, 4, passes=1, with_cases=True)
   _assert_same_results(sums_one, sums_four, cases_one, cases_four)
 
 

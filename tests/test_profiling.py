@@ -2,7 +2,7 @@
 
 import jax
 
-from orthoalign import profiling
+from orthoalign.bench import profiling
 from orthoalign.train import loop
 from tests.conftest import tiny_config
 

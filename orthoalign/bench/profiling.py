@@ -1,6 +1,6 @@
 """Where a training step's time goes: XLA's cost analysis, measured times and a per-op trace.
 
-Used by `python -m orthoalign.bench --profile`. Three parts:
+Used by `python -m orthoalign.bench.profile`. Three parts:
 
   * `machine_peaks`: the practical roofline of this device: achieved GFLOP/s of a large float32
     (and bfloat16) matmul and GB/s of a large elementwise pass, both jit-compiled.

@@ -1,6 +1,6 @@
 """Full-catalogue evaluation with the item tables split over devices: memory per device and time.
 
-The measurement behind `python -m orthoalign.bench --item_shards=1,4` (see orthoalign/bench.py):
+The measurement behind `python -m orthoalign.bench.catalogue --item_shards=1,4`:
 for each k the config is set up on k devices with `train.item_shards=k` (k = 1: one device, nothing
 split), the evaluation program is compiled, and validation passes are timed. Memory per device is
 read from the shards of the arrays each device holds (fake CPU devices report no memory
