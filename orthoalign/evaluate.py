@@ -30,6 +30,7 @@ from orthoalign import run_lock
 from orthoalign.config import dicts
 from orthoalign.config import flags as flag_checks
 from orthoalign.config import upgrade
+from orthoalign.metrics import keys
 from orthoalign.metrics import table
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import loop
@@ -96,7 +97,7 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]
         {
           k: v
           for k, v in results.finalize_split(s, r, split).items()
-          if not k.startswith("align/") or split == "valid"
+          if not keys.parse_align(k) or split == "valid"
         }
       )
     rows.append(row)

@@ -88,3 +88,15 @@ def test_one_run_reports_every_declared_protocol(tmp_path, capsys):
   again = evaluate.evaluate(str(tmp_path / "run"), ["eval.extra_negatives=(25,)"])
   assert "test/sampled25/all/ndcg@10" in again[0] and "test/sampled30/all/ndcg@10" not in again[0]
   assert again[0]["test/sampled/all/ndcg@10"] == pytest.approx(row["test/sampled/all/ndcg@10"])
+
+
+def test_alignment_keys_are_built_and_parsed_in_one_place():
+  key = keys.align_key(keys.cell_name(0, "Kitchen"), "mean_abs_cos")
+  assert key == "align/gca0_Kitchen/mean_abs_cos"
+  assert keys.parse_align(key) == ("gca0_Kitchen", "mean_abs_cos")
+  for other in ("align/gca0_A", "align//x", "test/sampled/A/mrr", "align/a/b/c", "alignment/x/y"):
+    assert keys.parse_align(other) is None, other
+  assert keys.align_cells(["align/gca1_B/alpha", "align/gca0_A/alpha", "steps_per_s"]) == [
+    "gca0_A",
+    "gca1_B",
+  ]

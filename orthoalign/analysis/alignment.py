@@ -13,6 +13,7 @@ import pandas as pd
 
 from orthoalign.analysis import formatting
 from orthoalign.analysis import variants
+from orthoalign.metrics import keys
 
 ALIGNMENT_STATS = ("mean_abs_cos", "abs_mean_cos", "xy_mean_abs_cos")
 STAT_LABELS = {
@@ -35,9 +36,9 @@ def alignment_values(df: pd.DataFrame, stats_: Sequence[str] = ALIGNMENT_STATS) 
   df = variants.with_variant(df)
   parts = []
   for c in df.columns:
-    if not c.startswith("align/") or c.count("/") != 2:
+    if keys.parse_align(c) is None:
       continue
-    _, cell, st = c.split("/")
+    cell, st = keys.parse_align(c)
     if st not in stats_:
       continue
     parts.append(
@@ -72,11 +73,11 @@ def alignment_summary(
     Columns model, dataset, [variant,] stat, n, min, q1, median, q3, max.
   """
   vals = alignment_values(df, stats_)
-  keys = ["model", "dataset"] + (["variant"] if by_variant else []) + ["stat"]
-  cols = keys + ["n", "min", "q1", "median", "q3", "max"]
+  group_keys = ["model", "dataset"] + (["variant"] if by_variant else []) + ["stat"]
+  cols = group_keys + ["n", "min", "q1", "median", "q3", "max"]
   if vals.empty:
     return pd.DataFrame(columns=cols)
-  g = vals.groupby(keys, sort=True)["value"]
+  g = vals.groupby(group_keys, sort=True)["value"]
   out = pd.DataFrame(
     {
       "n": g.count(),
@@ -133,11 +134,7 @@ def alignment_by_condition(
   cols = ["model", "dataset", "variant", "setting", "stat", "n", "mean", "std"]
   rows = []
   for st in stats_:
-    picked = [
-      c
-      for c in df.columns
-      if c.startswith("align/") and c.count("/") == 2 and c.split("/")[2] == st
-    ]
+    picked = [c for c in df.columns if (keys.parse_align(c) or ("", ""))[1] == st]
     if not picked:
       continue
     per_run = df[picked].apply(pd.to_numeric, errors="coerce").mean(axis=1)

@@ -19,6 +19,7 @@ from orthoalign.analysis import results
 from orthoalign.analysis import stats
 from orthoalign.analysis import variants
 from orthoalign.errors import DataError
+from orthoalign.metrics import keys
 
 BEST_TEST_LABEL = "best test epoch (paper's choice: selected on the test set)"
 BEST_VALID_LABEL = "best validation epoch"
@@ -68,7 +69,7 @@ def correlation_points(
       "histories=load_histories(...)",
       key="histories",
     )
-  known = {c.split("/")[2] for c in df.columns if c.startswith("align/") and c.count("/") == 2}
+  known = {p[1] for p in map(keys.parse_align, df.columns) if p is not None}
   if known and stat not in known:
     raise DataError(f"no alignment statistic {stat!r}; the runs have {sorted(known)}", key="stat")
   if not any(c.startswith("test/") and c.endswith(f"/{metric}") for c in df.columns):
@@ -77,7 +78,7 @@ def correlation_points(
     )
   parts = []
   for d in results.DOMAINS:
-    xcol = f"align/gca{position}_{d}/{stat}"
+    xcol = keys.align_key(keys.cell_name(position, d), stat)
     ycol = f"test/{protocol}/{d}/{metric}"
     base = df.copy()
     base["width"] = variants.width_of(df)
@@ -168,11 +169,11 @@ def correlation(
   by = list(by or ())
   if not pts.empty:
     variants.require_columns(pts, by)
-  keys = ["model"] + by + ["domain"]
+  group_keys = ["model"] + by + ["domain"]
   selection = BEST_TEST_LABEL if epoch == "best_test" else BEST_VALID_LABEL
   rows = []
   if not pts.empty:
-    for key, g in pts.groupby(keys, sort=True, dropna=False):
+    for key, g in pts.groupby(group_keys, sort=True, dropna=False):
       key = key if isinstance(key, tuple) else (key,)
       c = stats.correlation(g["x"], g["y"], n_boot=n_boot, seed=seed)
       fit = stats.linear_fit(g["x"], g["y"])
@@ -190,7 +191,7 @@ def correlation(
       d = key[-1]
       rows.append(
         {
-          **dict(zip(keys, key)),
+          **dict(zip(group_keys, key)),
           "n": c.n,
           "pearson_r": c.pearson_r,
           "pearson_p": c.pearson_p,
@@ -206,11 +207,11 @@ def correlation(
           "partial_p": partial[1],
           "controls_used": ", ".join(used) or "—",
           "selection": selection,
-          "x_col": f"align/gca{position}_{d}/{stat}",
+          "x_col": keys.align_key(keys.cell_name(position, d), stat),
           "y_col": f"test/{protocol}/{d}/{metric}",
         }
       )
-  cols = keys + [
+  cols = group_keys + [
     "n",
     "pearson_r",
     "pearson_p",

@@ -9,6 +9,7 @@ import os
 import pandas as pd
 
 from orthoalign.analysis import results
+from orthoalign.metrics import keys
 
 
 def trajectory(
@@ -33,12 +34,11 @@ def trajectory(
     DataError: as `results.load_histories` when given a folder.
   """
   h = workdir if isinstance(workdir, pd.DataFrame) else results.load_histories([workdir])
-  cells = sorted({c.split("/")[1] for c in h.columns if c.startswith("align/")})
   cols = {}
-  for cell in cells:
+  for cell in keys.align_cells(h.columns):
     for name, st in (("cos", stat), ("alpha", "alpha")):
-      if f"align/{cell}/{st}" in h.columns:
-        cols[f"{name}/{cell}"] = f"align/{cell}/{st}"
+      if keys.align_key(cell, st) in h.columns:
+        cols[f"{name}/{cell}"] = keys.align_key(cell, st)
   for d in results.DOMAINS + ("all",):
     if f"valid/{protocol}/{d}/{metric}" in h.columns:
       cols[f"valid/{d}"] = f"valid/{protocol}/{d}/{metric}"

@@ -366,10 +366,10 @@ def metric_table(
 
 def alignment_table(df: pd.DataFrame, stats: Sequence[str] = ALIGN_STATS, by: str = "run") -> str:
   """Markdown: per run and GCA cell, mean ± std of the alignment statistics at the best epoch."""
-  cells = sorted({c.split("/")[1] for c in df.columns if c.startswith("align/")})
+  cells = keys.align_cells(df.columns)
   if not cells:
     return "(no GCA cells in these runs)"
-  cols = [f"align/{cell}/{s}" for cell in cells for s in stats]
+  cols = [keys.align_key(cell, s) for cell in cells for s in stats]
   agg = mean_std(df, cols, by)
   present = set(agg.columns.get_level_values(0))
   rows = []
@@ -377,9 +377,10 @@ def alignment_table(df: pd.DataFrame, stats: Sequence[str] = ALIGN_STATS, by: st
     for cell in cells:
       vals = [
         formatting.mean_std(
-          agg.loc[run, (f"align/{cell}/{s}", "mean")], agg.loc[run, (f"align/{cell}/{s}", "std")]
+          agg.loc[run, (keys.align_key(cell, s), "mean")],
+          agg.loc[run, (keys.align_key(cell, s), "std")],
         )
-        if f"align/{cell}/{s}" in present
+        if keys.align_key(cell, s) in present
         else "—"
         for s in stats
       ]

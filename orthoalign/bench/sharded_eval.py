@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
 from orthoalign.train import loop
 from orthoalign.train import sharding
@@ -128,7 +129,7 @@ def _sum_bound(key: str, sums: dict[str, np.ndarray]) -> tuple[float, float] | N
     return None
   if name == "alpha_sum":
     return total(f"{prefix}/alpha_count"), total(key)
-  if key.startswith("align/"):  # [xy_|pre_]cos_sum and [xy_|pre_]abs_cos_sum
+  if keys.parse_align(key):  # [xy_|pre_]cos_sum and [xy_|pre_]abs_cos_sum
     stem = name[: -len("cos_sum")].removesuffix("abs_")
     return total(f"{prefix}/{stem}count"), total(f"{prefix}/{stem}abs_cos_sum")
   return total(f"{prefix}/count"), total(key)
@@ -168,7 +169,7 @@ def sums_differ(
     else:
       n, magnitude = bound
       atol = 2 * max(n, 1.0) * _F32_U * magnitude
-      if not key.startswith("align/"):
+      if not keys.parse_align(key):
         atol += flipped_cases
       ok = np.allclose(x, y, rtol=0.0, atol=atol, equal_nan=True)
     if not ok:

@@ -65,9 +65,30 @@ def count_key(split: str, group: str) -> str:
   return metric_key(split, SAMPLED, "all", COUNT, group)
 
 
+ALIGN = "align"
+
+
+def cell_name(position: int, domain: str) -> str:
+  """The name of the GCA cell at `position` updating `domain`'s stream: "gca0_A"."""
+  return f"gca{position}_{domain}"
+
+
 def align_key(cell: str, stat: str) -> str:
   """The key of one alignment statistic of a GCA cell: `align/<cell>/<stat>`."""
-  return f"align/{cell}/{stat}"
+  return f"{ALIGN}/{cell}/{stat}"
+
+
+def parse_align(key: str) -> tuple[str, str] | None:
+  """(cell, stat) of an `align/<cell>/<stat>` key; None for any other key."""
+  parts = key.split("/")
+  if len(parts) != 3 or parts[0] != ALIGN or not parts[1] or not parts[2]:
+    return None
+  return parts[1], parts[2]
+
+
+def align_cells(names: Iterable[str]) -> list[str]:
+  """The GCA cells, sorted, that alignment keys among `names` belong to."""
+  return sorted({p[0] for p in map(parse_align, names) if p is not None})
 
 
 @dataclasses.dataclass(frozen=True)

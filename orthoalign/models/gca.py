@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from orthoalign import errors
+from orthoalign.metrics import keys
 from orthoalign.models import layers
 
 Array = jax.Array
@@ -270,7 +271,7 @@ def cell_names(
   domain), so that their parameter paths do not depend on the data; the trainer reports them
   under the dataset's domain names (`domains`).
   """
-  return tuple(f"gca{p}_{q}" for p in sorted(positions) for q in domains)
+  return tuple(keys.cell_name(p, q) for p in sorted(positions) for q in domains)
 
 
 def make_cells(

@@ -41,6 +41,7 @@ from orthoalign.config import dicts
 from orthoalign.config import upgrade
 from orthoalign.config import validation
 from orthoalign.data import load as data_load
+from orthoalign.metrics import keys
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import distributed
 from orthoalign.train import history as history_lib
@@ -561,7 +562,7 @@ def _train(
                 {
                   k: v
                   for k, v in results.finalize_split(sums, r, "test").items()
-                  if not k.startswith("align/")
+                  if not keys.parse_align(k)
                 }
               )
         for r in range(num_r):
@@ -640,7 +641,7 @@ def _train(
       {
         k: v
         for k, v in results.finalize_split(test_sums, r, "test").items()
-        if not k.startswith("align/")
+        if not keys.parse_align(k)
       }
     )
     rows.append(row)

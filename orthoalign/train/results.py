@@ -43,9 +43,10 @@ def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str,
     )
     if group and protocol == keys.SAMPLED:
       out[keys.count_key(split, group)] = float(part["all/count"])
-  cells = sorted({k.split("/")[1] for k in one if k.startswith("align/")})
-  for cell in cells:
-    part = {k.split("/", 2)[2]: v for k, v in one.items() if k.startswith(f"align/{cell}/")}
+  for cell in keys.align_cells(one):
+    part = {
+      stat: v for k, v in one.items() for c, stat in [keys.parse_align(k) or ("", "")] if c == cell
+    }
     stats = alignment.finalize_alignment(part)
     count = float(part["alpha_count"])
     stats["alpha"] = float(part["alpha_sum"]) / count if count else math.nan
@@ -103,7 +104,7 @@ def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict)
       "= the target's domain differs from the last input's; docs/metrics.md)",
       groups,
     ]
-  cells = sorted({k.split("/")[1] for row in rows for k in row if k.startswith("align/")})
+  cells = keys.align_cells(k for row in rows for k in row)
   if cells:
     lines.append(
       "\nOrthogonal alignment at the best epoch (validation inputs): |mean cos(X,X')|, "
@@ -114,7 +115,7 @@ def results_table(rows: list[dict[str, Any]], config: ml_collections.ConfigDict)
       table.render(
         ("rep", "cell", "|cos|", "mean|cos|", "|cosXY|", "alpha"),
         [
-          [row["replica"], c, *(row.get(f"align/{c}/{s}", math.nan) for s in stats)]
+          [row["replica"], c, *(row.get(keys.align_key(c, s), math.nan) for s in stats)]
           for row in rows
           for c in cells
         ],
