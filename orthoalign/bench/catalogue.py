@@ -10,14 +10,10 @@ orthoalign/bench/sharded_eval.py. On a CPU, --cpu_devices creates fake devices.
 
 from __future__ import annotations
 
-import json
-
 from absl import app
 from absl import flags
-from absl import logging
 import jax
 
-from orthoalign import compile_cache
 from orthoalign import errors
 from orthoalign.bench import cli
 from orthoalign.bench import sharded_eval
@@ -42,15 +38,11 @@ _CPU_DEVICES = flags.DEFINE_integer(
 def main(argv: list[str]) -> None:
   """Entry point (absl): flags only."""
   del argv
-  logging.set_verbosity(logging.WARNING)
   if _PASSES.value < 1:
     raise errors.ConfigError(f"--passes={_PASSES.value}: expected an int >= 1 (timed passes)")
-  compile_cache.enable()
   if _CPU_DEVICES.value:  # before the first device is touched
     jax.config.update("jax_num_cpu_devices", _CPU_DEVICES.value)
-  config = cli.CONFIG.value
-  header = cli.header("catalogue", config)
-  print(json.dumps(header), flush=True)
+  config, header = cli.start("catalogue")
   rows, first = [], None
   for k in cli.ints("item_shards", _ITEM_SHARDS.value):
     if k > jax.device_count():

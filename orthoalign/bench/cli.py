@@ -7,22 +7,37 @@ date, the command) and writes its results as JSON under --out, atomically, as it
 
 from __future__ import annotations
 
+import json
 import resource
 import sys
 import time
 from typing import Any
 
 from absl import flags
+from absl import logging
 import jax
 from ml_collections import config_flags
 
 import orthoalign
+from orthoalign import compile_cache
 from orthoalign import errors
 from orthoalign import fileio
 
 CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 OUT = flags.DEFINE_string("out", None, "Write the results as JSON here (atomically).")
 flags.mark_flags_as_required(["config"])
+
+
+def start(entry: str) -> tuple[Any, dict[str, Any]]:
+  """A benchmark's start, after its own flag checks: quiet logs, the persistent compilation
+  cache, the config, and its header line printed. Returns (config, header).
+  """
+  logging.set_verbosity(logging.WARNING)
+  compile_cache.enable()
+  config = CONFIG.value
+  out = header(entry, config)
+  print(json.dumps(out), flush=True)
+  return config, out
 
 
 def header(entry: str, config: Any) -> dict[str, Any]:

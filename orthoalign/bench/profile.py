@@ -10,14 +10,11 @@ JSON.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from absl import app
-from absl import logging
 import jax
 
-from orthoalign import compile_cache
 from orthoalign import errors
 from orthoalign.bench import cli
 from orthoalign.bench import profiling
@@ -80,11 +77,7 @@ def profile(config) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
   """Entry point (absl): flags only."""
   del argv
-  logging.set_verbosity(logging.WARNING)
-  compile_cache.enable()
-  config = cli.CONFIG.value
-  header = cli.header("profile", config)
-  print(json.dumps(header), flush=True)
+  config, header = cli.start("profile")
   cli.write({**header, "profile": profile(config)})
 
 

@@ -18,11 +18,9 @@ from typing import Any
 
 from absl import app
 from absl import flags
-from absl import logging
 import jax
 import numpy as np
 
-from orthoalign import compile_cache
 from orthoalign import errors
 from orthoalign.bench import cli
 from orthoalign.config import flags as flag_checks
@@ -76,13 +74,9 @@ def measure(config, replicas: int, epochs: int) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
   """Entry point (absl): flags only."""
   del argv
-  logging.set_verbosity(logging.WARNING)
   if _EPOCHS.value < 1:
     raise errors.ConfigError(f"--epochs={_EPOCHS.value}: expected an int >= 1 (timed epochs)")
-  compile_cache.enable()
-  config = cli.CONFIG.value
-  header = cli.header("speed", config)
-  print(json.dumps(header), flush=True)
+  config, header = cli.start("speed")
   results = []
   for r in cli.ints("replicas", _REPLICAS.value):
     row = measure(config, r, _EPOCHS.value)
