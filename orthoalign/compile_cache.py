@@ -18,7 +18,6 @@ import jax
 
 from orthoalign import errors
 from orthoalign import fileio
-from orthoalign.data import load as data_load
 
 ENV = "ORTHOALIGN_COMPILE_CACHE"
 MAX_SIZE_BYTES = 4 * 2**30
@@ -29,7 +28,7 @@ def default_dir() -> str | None:
   value = os.environ.get(ENV, "")
   if value.lower() in ("off", "none", "0", "false"):
     return None
-  return value or os.path.join(data_load.default_cache_dir(), "jax-compile")
+  return value or os.path.join(fileio.cache_root(), "jax-compile")
 
 
 def enable(path: str | None = None) -> str | None:

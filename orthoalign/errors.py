@@ -20,6 +20,7 @@ Light on purpose (no JAX, no numpy, nothing of orthoalign): every module may imp
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 import contextlib
 import functools
@@ -207,3 +208,14 @@ def cli_main(
       return 1
 
   return wrapped
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse for the entry points without absl flags (data tools, grid runner, report): a usage
+  error is the usage text and one `error: <message>` line with exit status 1, like a user error.
+  """
+
+  def error(self, message: str):
+    self.print_usage(sys.stderr)
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)

@@ -14,6 +14,15 @@ from typing import Any, BinaryIO
 import numpy as np
 
 
+def cache_root() -> str:
+  """Where orthoalign caches (datasets, compiled programs): $ORTHOALIGN_CACHE, else
+  ~/.cache/orthoalign.
+  """
+  return os.environ.get("ORTHOALIGN_CACHE") or os.path.join(
+    os.path.expanduser("~"), ".cache", "orthoalign"
+  )
+
+
 def atomic_write_binary(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
   """Calls `write(f)` on a temp file beside `path`, fsyncs it and renames it to `path`.
 

@@ -25,7 +25,6 @@ from orthoalign import errors
 from orthoalign import fileio
 from orthoalign import run_lock
 from orthoalign.config import dicts
-from orthoalign.data import cli
 from orthoalign.errors import DataError
 from orthoalign.experiments import commands
 from orthoalign.experiments import expand
@@ -35,7 +34,7 @@ from orthoalign.experiments import status as status_lib
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = cli.Parser(prog="python -m orthoalign.grid", description=__doc__.split("\n\n")[0])
+  p = errors.ArgumentParser(prog="python -m orthoalign.grid", description=__doc__.split("\n\n")[0])
   p.add_argument("--grid", help="grid file (get_config() and get_grid())")
   p.add_argument("--root", required=True, help="folder of the grid's runs")
   p.add_argument("--executor", choices=("local", "slurm"), default="local")

@@ -30,7 +30,6 @@ from orthoalign.analysis import results
 from orthoalign.analysis import scaling_curves
 from orthoalign.analysis import tables
 from orthoalign.analysis import variants
-from orthoalign.data import cli
 from orthoalign.errors import DataError
 from orthoalign.fileio import atomic_write_text
 from orthoalign.fileio import writable_dir
@@ -370,7 +369,7 @@ def render_grid(grid: results.Grid, out: str, title: str | None = None, note: st
 @errors.cli_main
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status (1 after a one-line error)."""
-  parser = cli.Parser(
+  parser = errors.ArgumentParser(
     prog="python -m orthoalign.analysis.report", description=__doc__.split("\n")[0]
   )
   parser.add_argument("workdirs", nargs="*", help="run folders holding results.jsonl")

@@ -31,7 +31,6 @@ import tqdm
 
 import orthoalign
 from orthoalign import errors
-from orthoalign.data import cli
 from orthoalign.data import store
 from orthoalign.errors import DataError
 from orthoalign.fileio import write_json
@@ -549,7 +548,7 @@ def _verify_existing(dest: str, file: RemoteFile, pin: dict[str, Any] | None) ->
 @errors.cli_main(also=(OSError,))
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status."""
-  parser = cli.Parser(
+  parser = errors.ArgumentParser(
     prog="python -m orthoalign.data.download",
     description="Download a public CDSR data set (resumable, sha256-verified).",
   )

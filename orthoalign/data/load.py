@@ -34,6 +34,7 @@ import weakref
 import numpy as np
 
 from orthoalign import errors
+from orthoalign import fileio
 from orthoalign.config import dicts
 from orthoalign.data import badlines
 from orthoalign.data import candidates as candidates_lib
@@ -166,13 +167,6 @@ def _source_files(fmt: str, path: str, options: Mapping[str, Any]) -> list[str]:
   )
 
 
-def default_cache_dir() -> str:
-  """$ORTHOALIGN_CACHE, else ~/.cache/orthoalign."""
-  return os.environ.get("ORTHOALIGN_CACHE") or os.path.join(
-    os.path.expanduser("~"), ".cache", "orthoalign"
-  )
-
-
 def attach_titles(ds: CDSRDataset, title_files: tuple[str, ...] | list[str]) -> CDSRDataset:
   """Adds titles from JSON files {item key: title} to items that have none, matched by item_keys."""
   if not title_files:
@@ -231,7 +225,7 @@ def load_path(
   path = os.path.abspath(path)
   digest = hashlib.sha1(path.encode()).hexdigest()[:10]
   out_dir = os.path.join(
-    cache_dir or default_cache_dir(), f"{fmt}-{os.path.basename(path)}-{digest}"
+    cache_dir or fileio.cache_root(), f"{fmt}-{os.path.basename(path)}-{digest}"
   )
   bad = badlines.BadLines(on_bad_line)
   titles = tuple(os.path.abspath(t) for t in titles)

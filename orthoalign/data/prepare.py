@@ -22,7 +22,6 @@ import os
 import sys
 
 from orthoalign import errors
-from orthoalign.data import cli
 from orthoalign.data import recipes
 from orthoalign.data.badlines import POLICIES
 from orthoalign.data.badlines import BadLines
@@ -48,7 +47,7 @@ def parse_params(pairs: Sequence[str] | None) -> dict[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = cli.Parser(
+  parser = errors.ArgumentParser(
     prog="python -m orthoalign.data.prepare",
     description="Build a CDSR dataset store from two raw Amazon domain "
     "files (2014 ratings CSV, 2014/2018 review JSON, 2023 "

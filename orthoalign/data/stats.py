@@ -16,7 +16,6 @@ import json
 import sys
 
 from orthoalign import errors
-from orthoalign.data import cli
 from orthoalign.data import load as data_load
 from orthoalign.data import summary
 from orthoalign.data import synthetic
@@ -42,7 +41,9 @@ _NO_PATH = ("synthetic",)
 @errors.cli_main(also=(OSError,))
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status."""
-  parser = cli.Parser(prog="python -m orthoalign.data.stats", description=__doc__.split("\n")[0])
+  parser = errors.ArgumentParser(
+    prog="python -m orthoalign.data.stats", description=__doc__.split("\n")[0]
+  )
   formats = loaders()
   parser.add_argument(
     "--format", required=True, help=f"input format, one of: {', '.join(sorted(formats))}"
