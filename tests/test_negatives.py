@@ -1,4 +1,4 @@
-"""On-device negative samplers (data/negatives.py): exclusion, distinctness and uniformity."""
+"""On-device negative samplers (models/negatives.py): exclusion, distinctness and uniformity."""
 
 import itertools
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from orthoalign.data import negatives
+from orthoalign.models import negatives
 
 
 def test_sample_excluding_is_uniform_over_allowed():

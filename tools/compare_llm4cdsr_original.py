@@ -65,9 +65,9 @@ def main() -> int:
   from configs import llm4cdsr_fk
   from orthoalign.data import dataset as dataset_lib
   from orthoalign.data import load as data_load
-  from orthoalign.data import negatives
   from orthoalign.metrics import ranking
   from orthoalign.models import llm4cdsr
+  from orthoalign.models import negatives
   from orthoalign.train import task as task_lib
 
   cfg = llm4cdsr_fk.get_config()

@@ -8,9 +8,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from orthoalign.data import negatives
 from orthoalign.models import baseline
 from orthoalign.models import gca as gca_lib
+from orthoalign.models import negatives
 from orthoalign.models.abxi.config import Config
 from orthoalign.models.abxi.module import ABXI
 

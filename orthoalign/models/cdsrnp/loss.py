@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from orthoalign.data import negatives
 from orthoalign.models import baseline
 from orthoalign.models import gca as gca_lib
+from orthoalign.models import negatives
 from orthoalign.models.cdsrnp.config import Config
 from orthoalign.models.cdsrnp.module import CDSRNP
 
