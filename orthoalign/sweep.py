@@ -23,9 +23,6 @@ from orthoalign.config import dicts
 from orthoalign.config import replica_axes as axis_table
 from orthoalign.models import gca as gca_lib
 
-# Replica axes every model has (config/replica_axes.py): config key -> the sweep list.
-COMMON_AXES = {a.key: a.sweep for a in axis_table.COMMON}
-
 
 def replica_axes(config: ml_collections.ConfigDict) -> dict[str, str]:
   """Config keys that can be replicas of one compiled program -> their sweep list's dotted path.
@@ -35,7 +32,7 @@ def replica_axes(config: ml_collections.ConfigDict) -> dict[str, str]:
   `sweep.model.<k>`.
   Every other key changes the compiled program: a grid makes it a separate run.
   """
-  axes = dict(COMMON_AXES)
+  axes = {a.key: a.sweep for a in axis_table.COMMON}  # every model's (config/replica_axes.py)
   model_lists = config.sweep.model
   for k in models.replica_hparams(config.model.name):
     if k in model_lists:

@@ -2,8 +2,17 @@
 
 Each baseline's `config.py` defines `Config`: its fields are the `model.*` keys, their defaults and
 the Flax module's arguments (the module takes the `Config` itself), under names shared across
-baselines where the concept is shared (SHARED below); upstream's names are in each docstring. This
-module turns a `Config` class into the `model` section of a ConfigDict and a validated section
+baselines where the concept is shared; upstream's names are in each docstring. The shared names,
+so that grids, parameter matching and the analysis are written once:
+
+  width     width of the item embeddings and of the encoder's hidden states
+  heads     attention heads of the encoder's self-attention
+  blocks    attention blocks of each encoder stack
+  ffn       inner width of the blocks' feed-forward layers (0 = width, where a model allows it)
+  max_len   positions of an input window (the position table's size)
+  dropout   dropout rate of the encoder
+
+This module turns a `Config` class into the `model` section of a ConfigDict and a validated section
 back into a `Config`, and refuses keys the model does not have.
 """
 
@@ -19,17 +28,6 @@ from orthoalign import errors
 from orthoalign.config import upgrade
 
 C = TypeVar("C")
-
-# The concepts every baseline names alike, so that grids, parameter matching and the analysis are
-# written once: key -> what it means for every model that has it.
-SHARED = {
-  "width": "width of the item embeddings and of the encoder's hidden states",
-  "heads": "attention heads of the encoder's self-attention",
-  "blocks": "attention blocks of each encoder stack",
-  "ffn": "inner width of the blocks' feed-forward layers (0 = width, where a model allows it)",
-  "max_len": "positions of an input window (the position table's size)",
-  "dropout": "dropout rate of the encoder",
-}
 
 # The `model.*` keys every section has besides its Config's fields: the registry's name, and an
 # optional one-line label of what the implementation is.
