@@ -32,8 +32,8 @@ from orthoalign.config import flags as flag_checks
 from orthoalign.config import upgrade
 from orthoalign.metrics import keys
 from orthoalign.metrics import table
+from orthoalign.train import build
 from orthoalign.train import checkpoint as checkpoint_lib
-from orthoalign.train import loop
 from orthoalign.train import results
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run folder written by orthoalign.main.")
@@ -75,10 +75,11 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]
     epoch = ckpt.latest_epoch()
     if epoch is None:
       raise errors.DataError("no checkpoint yet", path=os.path.join(workdir, "checkpoints"))
-    run = loop.setup(config)
+    run = build.setup(config)
     with errors.interrupts_held():
       _, best, meta = ckpt.restore(epoch, run.state, run.state.params)
       ckpt.close()
+  selection = upgrade.checkpoint_meta(meta, len(run.reps))["selection"]
   sums = {
     s: jax.device_get(run.eval_fn(best, run.frozen, run.eval_data[s])) for s in ("valid", "test")
   }
@@ -89,7 +90,7 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]
       "replica": r,
       **rep,
       "checkpoint_epoch": epoch,
-      "best_epoch": meta["tracker"]["best_epoch"][r],
+      "best_epoch": selection["best_epoch"][r],
       "overrides": {k: dicts.get(config, k) for k in changed},
     }
     for split, s in sums.items():

@@ -1,7 +1,9 @@
 """Shared test setup: four fake CPU devices for the data-parallel tests."""
 
+import glob
 import os
 import pathlib
+import struct
 import tempfile
 
 import jax
@@ -64,3 +66,25 @@ def tiny_run(workdir, **overrides):
   from orthoalign.train import loop
 
   return loop.train_and_evaluate(tiny_config(**overrides), str(workdir))
+
+
+def tb_points(logdir):
+  """(tag, step) of every scalar TensorBoard shows: event files in order, a SessionLog START at
+  step s hides the earlier points with step >= s (TensorBoard's purge).
+  """
+  from tensorboardX.proto import event_pb2
+
+  points = []
+  for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
+    with open(path, "rb") as f:
+      data = f.read()
+    pos = 0
+    while pos + 12 <= len(data):
+      (length,) = struct.unpack("<Q", data[pos : pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
+      pos += 12 + length + 4
+      if event.HasField("session_log") and event.session_log.status == event.session_log.START:
+        points = [p for p in points if p[1] < event.step]
+      for value in event.summary.value:
+        points.append((value.tag, event.step))
+  return points

@@ -14,7 +14,7 @@ from orthoalign import models
 from orthoalign.config import flags
 from orthoalign.data import load as data_load
 from orthoalign.models import param_count
-from orthoalign.train import loop
+from orthoalign.train import build
 from orthoalign.train import task as task_lib
 
 # Each registered baseline's tiny config (seconds to train): the contract suite, the entry-point
@@ -122,7 +122,7 @@ def one_trace_per_epoch_program(name, config, monkeypatch):
       return super().loss(*args, **kwargs)
 
   monkeypatch.setattr(models, "baseline_class", lambda n: Counting)
-  run = loop.setup(config)
+  run = build.setup(config)
   state = run.state
   for epoch in (1, 2, 3):
     state, metrics = run.epoch_fn(state, run.train_data, run.frozen, run.epoch_arg(epoch))
@@ -211,7 +211,7 @@ def replica_equals_standalone_run(make_config):
   def trained(seeds):
     config = make_config()
     config.sweep.seeds = seeds
-    run = loop.setup(config)
+    run = build.setup(config)
     state, losses = run.state, []
     for epoch in (1, 2):
       state, metrics = run.epoch_fn(state, run.train_data, run.frozen, run.epoch_arg(epoch))

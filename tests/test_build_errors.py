@@ -7,6 +7,7 @@ from conftest import tiny_run
 import pytest
 
 from orthoalign import errors
+from orthoalign.train import build
 from orthoalign.train import loop
 
 
@@ -20,7 +21,7 @@ def test_a_small_catalogue_for_the_text_tables_is_one_config_error():
     match=r"model.local_emb needs item text embeddings of at "
     r"least model.width=64",
   ) as info:
-    loop.setup(config)
+    build.setup(config)
   assert "\n" not in errors.message(info.value)
 
 
@@ -28,16 +29,16 @@ def test_a_value_error_while_building_names_what_was_built(monkeypatch):
   def broken(data_config):
     raise ValueError("zero-size array to reduction operation maximum")
 
-  monkeypatch.setattr(loop.data_load, "load", broken)
+  monkeypatch.setattr(build.data_load, "load", broken)
   with pytest.raises(
     errors.ConfigError,
     match=r"cannot build the dataset from this config: "
     r"zero-size array",
   ):
-    loop.setup(tiny_config())
+    build.setup(tiny_config())
   monkeypatch.setenv("ORTHOALIGN_TRACEBACK", "1")  # a developer sees where it came from
   with pytest.raises(ValueError, match="zero-size array") as info:
-    loop.setup(tiny_config())
+    build.setup(tiny_config())
   assert not isinstance(info.value, errors.ConfigError)
 
 
@@ -48,7 +49,7 @@ def test_too_many_extra_negatives_names_that_key():
     match=r"config key eval.extra_negatives=\(5000,\) \(5000\): "
     r"asks for more negatives than",
   ) as info:
-    loop.setup(
+    build.setup(
       tiny_config(
         **{"eval.extra_negatives": (5000,), "train.select_metric": "valid/sampled/all/ndcg@10"}
       )
@@ -71,18 +72,18 @@ def test_out_of_memory_while_building_is_one_config_error(error, monkeypatch):
   def too_large(data_config):
     raise error
 
-  monkeypatch.setattr(loop.data_load, "load", too_large)
+  monkeypatch.setattr(build.data_load, "load", too_large)
   with pytest.raises(errors.RunError, match=r"out of memory while building the dataset"):
-    loop.setup(tiny_config())
+    build.setup(tiny_config())
 
 
 def test_other_runtime_errors_keep_their_traceback(monkeypatch):
   def bug(data_config):
     raise RuntimeError("a bug, not the user's")
 
-  monkeypatch.setattr(loop.data_load, "load", bug)
+  monkeypatch.setattr(build.data_load, "load", bug)
   with pytest.raises(RuntimeError, match="a bug"):
-    loop.setup(tiny_config())
+    build.setup(tiny_config())
 
 
 def test_out_of_memory_while_training_is_one_run_error(tmp_path, monkeypatch):

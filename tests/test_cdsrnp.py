@@ -20,7 +20,7 @@ from orthoalign.data import domain_windows
 from orthoalign.data import load as data_load
 from orthoalign.models import cdsrnp
 from orthoalign.models import gca as gca_lib
-from orthoalign.train import loop
+from orthoalign.train import build
 from orthoalign.train import results
 from orthoalign.train import task as task_lib
 
@@ -508,7 +508,7 @@ def test_learns_end_to_end():
   config.train.num_devices = 1
   config.model.update(width=32, latent_dim=16)
   config.train.learning_rate = 3e-3
-  run = loop.setup(config)
+  run = build.setup(config)
   before = _valid_ndcg(run, run.state.params)
   state = run.state
   for epoch in range(1, 9):

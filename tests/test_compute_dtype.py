@@ -10,7 +10,7 @@ import pytest
 from orthoalign import errors
 from orthoalign.config import validation
 from orthoalign.models import llm4cdsr
-from orthoalign.train import loop
+from orthoalign.train import build
 from orthoalign.train import state as state_lib
 from orthoalign.train import step as step_lib
 from tests.conftest import tiny_config
@@ -28,7 +28,7 @@ def _one_step(run, compute_dtype):
 
 
 def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state():
-  run = loop.setup(tiny_config())
+  run = build.setup(tiny_config())
   state, (new32, m32) = _one_step(run, "float32")
   _, (new16, m16) = _one_step(run, "bfloat16")
   for tree in (new16.params, new16.opt_state):
@@ -53,7 +53,7 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state():
 @pytest.mark.slow
 def test_bfloat16_trains_end_to_end():
   cfg = tiny_config(**{"train.compute_dtype": "bfloat16", "train.max_epochs": 2})
-  run = loop.setup(cfg)
+  run = build.setup(cfg)
   state, metrics = run.epoch_fn(run.state, run.train_data, run.frozen, run.epoch_arg(1))
   assert np.all(np.isfinite(jax.device_get(metrics["loss"])))
 
@@ -67,7 +67,7 @@ def test_mixed_items_table_path_equals_row_path():
   """More ids than catalogue rows adapts the table once and gathers; fewer adapts the rows. Both
   give the same vectors and the same adapter gradients.
   """
-  run = loop.setup(tiny_config())
+  run = build.setup(tiny_config())
   params = jax.tree.map(lambda x: x[0], run.state.params)
   module = llm4cdsr.module.LLM4CDSR
   n_rows = run.frozen["frozen"]["global_table"].shape[0]

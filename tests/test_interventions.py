@@ -10,7 +10,7 @@ from orthoalign import errors
 from orthoalign.config import validation
 from orthoalign.metrics import alignment
 from orthoalign.models import gca as gca_lib
-from orthoalign.train import loop
+from orthoalign.train import build
 from orthoalign.train import results
 
 B, LQ, LK, D = 4, 5, 6, 8
@@ -167,7 +167,7 @@ def test_config_errors_name_the_key(overrides, match):
 def test_penalty_replicas_train_in_one_program_and_pre_statistics_are_reported():
   # Two replicas (penalty 0 and 1) of one program, with the orthogonal intervention.
   cfg = tiny_config(**{"gca.intervention": "orthogonal", "sweep.orth_penalties": (0.0, 1.0)})
-  run = loop.setup(cfg)
+  run = build.setup(cfg)
   assert [r["gca.orth_penalty"] for r in run.reps] == [0.0, 1.0]
   np.testing.assert_array_equal(np.asarray(run.state.hparams[gca_lib.ORTH_PENALTY]), [0.0, 1.0])
   state, metrics = run.epoch_fn(run.state, run.train_data, run.frozen, run.epoch_arg(1))

@@ -16,6 +16,7 @@ from orthoalign.bench import sharded_eval
 from orthoalign.config import validation
 from orthoalign.data import synthetic
 from orthoalign.metrics import ranking
+from orthoalign.train import build
 from orthoalign.train import item_shards
 from orthoalign.train import loop
 from orthoalign.train import sharding
@@ -77,7 +78,7 @@ def test_mesh_and_config_errors():
     validation.validate(cfg)
   cfg = tiny_config(**{"train.num_devices": 4, "train.item_shards": 3})
   with pytest.raises(errors.ConfigError, match="item_shards=3 must be >= 1 and divide the 4"):
-    loop.setup(cfg)
+    build.setup(cfg)
 
 
 def _trainable_tables(**overrides):
@@ -135,7 +136,7 @@ def test_sharded_evaluation_equals_unsharded_and_splits_the_arrays():
 
 def test_padding_rows_stay_zero_and_the_model_sees_its_own_shapes():
   config = _trainable_tables(**{"train.num_devices": 4, "train.item_shards": 4})
-  run = loop.setup(config)
+  run = build.setup(config)
   na, nb = run.task.num_items_a, run.task.num_items_b  # 60 + 50: 61, 51, 111 rows
   assert item_shards.padded_rows(run.task, 4) == (64, 52, 112)
   state, _ = run.epoch_fn(run.state, run.train_data, run.frozen, run.epoch_arg(1))

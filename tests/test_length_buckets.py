@@ -12,6 +12,7 @@ from orthoalign import errors
 from orthoalign.config import validation
 from orthoalign.data import load as data_load
 from orthoalign.data import windows
+from orthoalign.train import build
 from orthoalign.train import loop
 from orthoalign.train import step as step_lib
 from orthoalign.train import task as task_lib
@@ -115,7 +116,7 @@ def test_bucketed_programs_run_one_branch_per_batch_and_evaluate_as_unbucketed()
   # One replica is enough: vmap batches a size-1 axis by the same rules.
   # Two buckets (4 and max_len 10): each branch is one more trace of the whole step.
   cfg = tiny_config(**{"train.length_buckets": (4,), "model.mask_padding_keys": True})
-  run = loop.setup(cfg)
+  run = build.setup(cfg)
   lengths = np.asarray(run.train_data[step_lib.LENGTH_KEY])
   np.testing.assert_array_equal(step_lib.length_bucket(lengths, (4, 10)), lengths > 4)
   valid = run.eval_data["valid"]
@@ -135,7 +136,7 @@ def test_bucketed_programs_run_one_branch_per_batch_and_evaluate_as_unbucketed()
     np.asarray(valid[step_lib.BUCKET_KEY]).tolist()
   )
   hist_width = max(a["hist"].shape[1] for a in run.task.eval_data.values())
-  plain = loop._eval_batches(run.task.eval_data["valid"], cfg.eval.batch_size, hist_width)
+  plain = build.eval_batches(run.task.eval_data["valid"], cfg.eval.batch_size, hist_width)
   plain_fn = jax.jit(
     jax.vmap(
       functools.partial(step_lib.evaluate, task=run.padded.task, mesh=run.mesh),

@@ -3,12 +3,12 @@
 import jax
 
 from orthoalign.bench import profiling
-from orthoalign.train import loop
+from orthoalign.train import build
 from tests.conftest import tiny_config
 
 
 def test_step_profile_parts_and_op_breakdown():
-  run = loop.setup(tiny_config())
+  run = build.setup(tiny_config())
   parts = profiling.step_profile(run, 32, repeats=1)
   assert [p["part"] for p in parts] == ["forward (loss)", "forward + backward", "whole step"]
   fwd, bwd, whole = parts

@@ -8,12 +8,12 @@ import os
 import random
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
 import types
 
+from conftest import tb_points
 from conftest import tiny_run
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,9 @@ from orthoalign import run_lock
 from orthoalign.data import store
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import loop
+from orthoalign.train import metric_writer
 from orthoalign.train import schedule
+from orthoalign.train import timing as timing_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = (
@@ -56,15 +58,17 @@ class Killed(Exception):
 
 
 def run_killed_after(workdir, epoch, monkeypatch, **overrides):
-  """Runs until the scalars of `epoch` are written (after its checkpoint, if any), then 'dies'."""
-  real = loop.writers.ScalarWriter.write_scalars
+  """Runs until the progress line of `epoch` is printed (after its numbers and checkpoint, if any
+  are written), then 'dies'.
+  """
+  real = metric_writer.MetricWriter.report
 
-  def dying(self, step, scalars):
-    real(self, step, scalars)
+  def dying(self, step, *parts):
+    real(self, step, *parts)
     if step == epoch:
       raise Killed()
 
-  monkeypatch.setattr(loop.writers.ScalarWriter, "write_scalars", dying)
+  monkeypatch.setattr(metric_writer.MetricWriter, "report", dying)
   with pytest.raises(Killed):
     run(workdir, **overrides)
   monkeypatch.undo()
@@ -134,7 +138,7 @@ def test_ctrl_c_before_the_first_epoch_is_one_line(tmp_path, monkeypatch, capsys
   def interrupted(config):
     raise KeyboardInterrupt
 
-  monkeypatch.setattr(loop, "_build", interrupted)
+  monkeypatch.setattr(loop.build, "build", interrupted)
   assert errors.cli_main(lambda: run(tmp_path))() == errors.INTERRUPTED_STATUS
   assert capsys.readouterr().err.splitlines() == [
     f"interrupted: stopped {tmp_path} before its first epoch here; no checkpoint was saved yet: "
@@ -173,7 +177,9 @@ def test_wall_time_accumulates_over_resumptions(tmp_path, monkeypatch):
   process only. The first process's clock jumps a day inside its first evaluation.
   """
   day, jumped = 86400.0, []
-  monkeypatch.setattr(loop, "time", types.SimpleNamespace(time=lambda: time.time() + sum(jumped)))
+  monkeypatch.setattr(
+    timing_lib, "time", types.SimpleNamespace(time=lambda: time.time() + sum(jumped))
+  )
   real = loop.results.finalize_split
 
   def slow_first_evaluation(*args, **kwargs):
@@ -243,28 +249,6 @@ def test_leftover_orbax_tmp_folder_is_cleaned(tmp_path):
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3"]
 
 
-def _tb_points(logdir):
-  """(tag, step) of every scalar TensorBoard shows: event files in order, a SessionLog START at
-  step s hides the earlier points with step >= s (TensorBoard's purge).
-  """
-  from tensorboardX.proto import event_pb2
-
-  points = []
-  for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
-    with open(path, "rb") as f:
-      data = f.read()
-    pos = 0
-    while pos + 12 <= len(data):
-      (length,) = struct.unpack("<Q", data[pos : pos + 8])
-      event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
-      pos += 12 + length + 4
-      if event.HasField("session_log") and event.session_log.status == event.session_log.START:
-        points = [p for p in points if p[1] < event.step]
-      for value in event.summary.value:
-        points.append((value.tag, event.step))
-  return points
-
-
 def test_resume_purges_replayed_epochs_from_tensorboard(tmp_path, monkeypatch):
   """Epoch 3 was written to TensorBoard but not checkpointed (checkpoint_every=2): the resumed
   run replays it, and TensorBoard must not show epoch 3 twice.
@@ -272,7 +256,7 @@ def test_resume_purges_replayed_epochs_from_tensorboard(tmp_path, monkeypatch):
   overrides = {"train.max_epochs": 4, "train.checkpoint_every": 2}
   run_killed_after(tmp_path, 3, monkeypatch, **overrides)
   run(tmp_path, **overrides)
-  points = _tb_points(str(tmp_path / "tb"))
+  points = tb_points(str(tmp_path / "tb"))
   tag = "train/loss/r0"
   assert sorted(s for t, s in points if t == tag) == [1, 2, 3, 4]
   assert len(points) == len(set(points))
@@ -297,7 +281,7 @@ def test_steps_per_s_counts_only_training_time(tmp_path, monkeypatch):
     return real(state, lrs)
 
   monkeypatch.setattr(schedule, "set_learning_rates", slow_first)
-  monkeypatch.setattr(loop, "time", clock)
+  monkeypatch.setattr(timing_lib, "time", clock)
   row = run(tmp_path, **{"train.max_epochs": 4})[0]
   assert calls == [1, 1] and jumped == [day]
   assert row["train_time_s"] < day

@@ -1,10 +1,13 @@
-"""The training schedule: warm-up, reduce-on-plateau, composite selection metric, per replica."""
+"""The training schedule and model selection: warm-up, reduce-on-plateau, composite selection
+metric, per replica.
+"""
 
 import math
 
 import pytest
 
 from orthoalign.train import schedule
+from orthoalign.train import selection
 
 
 def test_warmup_matches_torch_linear_lr_stepped_per_epoch():
@@ -19,12 +22,12 @@ def test_warmup_matches_torch_linear_lr_stepped_per_epoch():
 
 def test_select_value_sums_keys():
   m = {"valid/sampled/A/mrr": 0.2, "valid/sampled/B/mrr": 0.1}
-  assert schedule.select_value(m, "valid/sampled/A/mrr+valid/sampled/B/mrr") == pytest.approx(0.3)
-  assert math.isnan(schedule.select_value(m, "valid/sampled/A/mrr+valid/full/B/mrr"))
+  assert selection.select_value(m, "valid/sampled/A/mrr+valid/sampled/B/mrr") == pytest.approx(0.3)
+  assert math.isnan(selection.select_value(m, "valid/sampled/A/mrr+valid/full/B/mrr"))
 
 
 def test_plateau_and_early_stopping_per_replica():
-  t = schedule.Tracker.new(2)
+  t = selection.Selection.new(2)
   key = "k"
   # Replica 0 improves once then stalls; replica 1 keeps improving.
   for epoch in range(1, 9):
@@ -47,6 +50,6 @@ def test_plateau_and_early_stopping_per_replica():
 
 
 def test_nan_metric_is_never_an_improvement():
-  t = schedule.Tracker.new(1)
+  t = selection.Selection.new(1)
   assert not t.update(1, [{"k": float("nan")}], "k", patience=5)[0]
   assert t.bad_evals == [1]

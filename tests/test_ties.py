@@ -15,6 +15,7 @@ from orthoalign import errors
 from orthoalign.config import upgrade
 from orthoalign.config import validation
 from orthoalign.metrics import ranking
+from orthoalign.train import build
 from orthoalign.train import loop
 from orthoalign.train import results
 from orthoalign.train import step as step_lib
@@ -247,7 +248,7 @@ _tiny = tiny_config
 
 def test_evaluate_applies_the_rule():
   """With all-zero parameters every score ties; the three rules then give known numbers."""
-  run = loop.setup(_tiny())
+  run = build.setup(_tiny())
   params = jax.tree.map(lambda x: jnp.zeros_like(x[0]), run.state.params)
   got = {}
   for rule in ranking.TIES:
@@ -293,12 +294,12 @@ def test_end_to_end_expected(tmp_path):
 
 
 def test_the_trainer_scores_with_the_configured_rule():
-  """loop.setup hands eval.ties to the compiled evaluation: with all-zero parameters every score
+  """build.setup hands eval.ties to the compiled evaluation: with all-zero parameters every score
   ties, so NDCG@1 is 1 under the optimistic rule and 0 under the pessimistic one.
   """
   ndcg1 = {}
   for rule in ("optimistic", "pessimistic"):
-    run = loop.setup(_tiny(**{"eval.ties": rule}))
+    run = build.setup(_tiny(**{"eval.ties": rule}))
     zeros = jax.tree.map(jnp.zeros_like, run.state.params)
     sums = jax.device_get(run.eval_fn(zeros, run.frozen, run.eval_data["valid"]))
     ndcg1[rule] = results.finalize_split(sums, 0, "valid")["valid/sampled/all/ndcg@1"]

@@ -25,6 +25,7 @@ from orthoalign.data import load as data_load
 from orthoalign.models import baseline
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import gca_checks
+from orthoalign.train import build
 from orthoalign.train import loop
 
 
@@ -190,7 +191,7 @@ def test_metric_keys_name_the_datasets_domains(monkeypatch, tmp_path):
   ds = data_load.load(config.data)
   renamed = dataclasses.replace(ds, domain_names=("Food", "Kitchen"))
   monkeypatch.setattr(data_load, "load", lambda data_config: renamed)
-  run = loop.setup(config)
+  run = build.setup(config)
   sums = run.eval_fn(run.state.params, run.frozen, run.eval_data["valid"])
   assert {"sampled/Food/ndcg@10", "full/Kitchen/auc", "sampled/all/count"} <= set(sums)
   assert not any("/A/" in f"/{k}/" for k in sums)

@@ -11,7 +11,9 @@ import pytest
 
 from configs import tiny
 from orthoalign import errors
+from orthoalign.train import build
 from orthoalign.train import loop
+from orthoalign.train import metric_writer
 from orthoalign.train import results
 from orthoalign.train import step as step_lib
 
@@ -119,12 +121,12 @@ def test_resume_after_interruption_gives_identical_results(tmp_path, monkeypatch
   class Killed(Exception):
     pass
 
-  def dying_writer(self, step, scalars):
+  def dying_writer(self, step, *parts):
     calls["n"] += 1
     if calls["n"] == 2:  # "killed" after epoch 2 was checkpointed
       raise Killed()
 
-  monkeypatch.setattr(loop.writers.ScalarWriter, "write_scalars", dying_writer)
+  monkeypatch.setattr(metric_writer.MetricWriter, "report", dying_writer)
   with pytest.raises(Killed):
     run(tmp_path / "resumed", **{"train.max_epochs": 4})
   monkeypatch.undo()
@@ -237,17 +239,15 @@ def test_history_rows_per_epoch_and_replica(baseline):
 
 def test_history_resume_keeps_only_checkpointed_epochs(tmp_path):
   """Rows past the checkpoint (epochs a resumed run replays) are dropped, then written again."""
-  from orthoalign.train import history as history_lib
-
   path = tmp_path / "history.jsonl"
   path.write_text(
     "".join(json.dumps({"epoch": e, "replica": 0}) + "\n" for e in (1, 2, 3)) + '{"epoch": 4, "repl'
   )  # cut short by the interruption
-  history = history_lib.History(str(tmp_path), resume_epoch=2)
+  history = metric_writer.History(str(tmp_path), resume_epoch=2)
   history.append([{"epoch": 3, "replica": 0, "x": 1.0}])
   rows = [json.loads(line) for line in path.read_text().splitlines()]
   assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[-1]["x"] == 1.0
-  history_lib.History(str(tmp_path), resume_epoch=None)  # a fresh run starts empty
+  metric_writer.History(str(tmp_path), resume_epoch=None)  # a fresh run starts empty
   assert path.read_text() == ""
 
 
@@ -260,10 +260,10 @@ def test_track_test_writes_test_metrics_per_epoch(tmp_path):
 
 
 def test_compile_together_returns_in_order_and_raises():
-  """loop.compile_together compiles jobs in threads: results in job order, errors re-raised."""
+  """build.compile_together compiles jobs in threads: results in job order, errors re-raised."""
   double, square = jax.jit(lambda x: 2 * x), jax.jit(lambda x: x * x)
   x = jnp.arange(3.0)
-  (a, ta), (b, tb) = loop.compile_together((double, (x,)), (square, (x,)))
+  (a, ta), (b, tb) = build.compile_together((double, (x,)), (square, (x,)))
   np.testing.assert_array_equal(a(x), [0.0, 2.0, 4.0])
   np.testing.assert_array_equal(b(x), [0.0, 1.0, 4.0])
   assert ta >= 0 and tb >= 0
@@ -272,4 +272,4 @@ def test_compile_together_returns_in_order_and_raises():
     raise ValueError("traced and failed")
 
   with pytest.raises(ValueError, match="traced and failed"):
-    loop.compile_together((double, (x,)), (jax.jit(bad), (x,)))
+    build.compile_together((double, (x,)), (jax.jit(bad), (x,)))

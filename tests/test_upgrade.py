@@ -18,6 +18,8 @@ from orthoalign.config import flags
 from orthoalign.config import upgrade
 from orthoalign.config import validation
 from orthoalign.experiments import status
+from orthoalign.train import selection as selection_lib
+from orthoalign.train import timing as timing_lib
 
 OLD_RUN = os.path.join(os.path.dirname(__file__), "fixtures", "run_f34b26e_tiny")
 
@@ -88,13 +90,29 @@ def test_grid_json_runs_get_name_workdir_and_axes(tmp_path):
   ]
 
 
-def test_a_tracker_record_from_before_the_schedule_gets_its_factors():
-  old = {"best_value": [0.1, 0.2], "best_epoch": [1, 2], "bad_evals": [0, 0]}
-  out = upgrade.tracker(old, 2)
-  assert out["lr_scale"] == [1.0, 1.0] and out["plateau_bad"] == [0, 0]
-  assert out["compile_time_s"] == 0.0 and out["train_steps"] == 0
-  kept = upgrade.tracker({**old, "lr_scale": [0.5, 1.0], "plateau_bad": [2, 0]}, 2)
-  assert kept["lr_scale"] == [0.5, 1.0] and kept["plateau_bad"] == [2, 0]
+def test_an_old_tracker_record_becomes_selection_and_timing():
+  old = {
+    "best_value": [0.1, 0.2],
+    "best_epoch": [1, 2],
+    "bad_evals": [0, 1],
+    "stopped": [False, True],
+    "best_metrics": [{"k": 0.1}, {"k": 0.2}],
+    "last_epoch": 2,
+    "last_train": [{"train/loss": 1.0}, {"train/loss": 2.0}],
+    "train_time_s": 3.0,
+  }
+  out = upgrade.checkpoint_meta({"tracker": old}, 2)
+  selection = selection_lib.Selection(**out["selection"])
+  assert selection.lr_scale == [1.0, 1.0] and selection.plateau_bad == [0, 0]
+  assert selection.stopped == [False, True] and selection.best_metrics[1] == {"k": 0.2}
+  timing = timing_lib.Timing.from_record(out["timing"], started=0.0)
+  assert timing.seconds == {"compile": 0.0, "train": 3.0, "eval": 0.0, "checkpoint": 0.0}
+  assert timing.train_steps == 0 and out["last_train"] == old["last_train"]
+  kept = upgrade.checkpoint_meta(
+    {"tracker": {**old, "lr_scale": [0.5, 1.0], "plateau_bad": [2, 0]}}, 2
+  )
+  assert kept["selection"]["lr_scale"] == [0.5, 1.0] and kept["selection"]["plateau_bad"] == [2, 0]
+  assert upgrade.checkpoint_meta(out, 2) == out  # today's meta is kept as it is
 
 
 def test_a_damaged_config_json_is_one_data_error(tmp_path):

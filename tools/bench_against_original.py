@@ -24,7 +24,7 @@ Timed per model and max_len, in `--repeats` alternating rounds (original train, 
   * one training epoch over the same `--steps` full batches of training users (subsampled with a
     fixed seed; capped by the data). Original: its own DataLoader (negatives drawn there, in numpy)
     + forward/backward/optimizer step, as its trainer's epoch loop (also reported: the part from
-    batch in hand to optimizer step). orthoalign: loop.setup's epoch program, compiled beforehand
+    batch in hand to optimizer step). orthoalign: build.setup's epoch program, compiled beforehand
     (the negatives are drawn on device inside it).
   * one validation pass over the validation cases of the same users. Original: its evaluation
     loader + its trainer's ranking. orthoalign: run.eval_fn, which scores the same number of
@@ -32,7 +32,7 @@ Timed per model and max_len, in `--repeats` alternating rounds (original train, 
     catalogue (LLM4CDSR 800 items here; ABXI 28,095, history masked) and sums all metrics; it pads
     the cases to a multiple of its evaluation batch.
   * with `--e2e-epochs=E` (0 = skip), before the rounds: E epochs of (train epoch + validation
-    pass) on each side from a fresh build, construction included: orthoalign's fresh loop.setup
+    pass) on each side from a fresh build, construction included: orthoalign's fresh build.setup
     (data, model, initialisation) and the compilation of its programs with the persistent
     compilation cache off (ORTHOALIGN_COMPILE_CACHE=off, jax_enable_compilation_cache False); the
     original's data objects, model and optimizer. No early stopping, no warm-up schedule (both

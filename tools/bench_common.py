@@ -56,7 +56,7 @@ class Ours:
   """orthoalign's side plus what the original's side needs to match it."""
 
   side: Side
-  run: Any  # loop.Run, with the subsampled training data
+  run: Any  # build.Run, with the subsampled training data
   rows: np.ndarray  # the chosen rows of task.train_data
   users: np.ndarray  # their 0-based orthoalign user ids
   ev_rows: np.ndarray  # rows of task.eval_data["valid"] of those users
@@ -66,30 +66,30 @@ class Ours:
 
 
 def orthoalign_side(cfg: Any, steps_wanted: int) -> Ours:
-  """loop.setup(cfg), then `steps_wanted` full batches of training users (fewer if the data has
+  """build.setup(cfg), then `steps_wanted` full batches of training users (fewer if the data has
   fewer; chosen with seed 0, so a fresh call picks the same users) and the validation cases of
   those users, and compiles the epoch and evaluation programs for exactly those arrays.
   """
-  from orthoalign.train import loop
+  from orthoalign.train import build
 
   batch = cfg.train.batch_size
-  run = loop.setup(cfg)
+  run = build.setup(cfg)
   task = run.task
   n_train = len(task.train_data["user"])
   steps = min(steps_wanted, n_train // batch)  # full batches only: same work per step
   rows = np.sort(np.random.default_rng(0).choice(n_train, steps * batch, replace=False))
   users = np.asarray(task.train_data["user"])[rows]
-  host = loop.train_arrays(task, loop.bucket_lengths(cfg))
+  host = build.train_arrays(task, build.bucket_lengths(cfg))
   train_data = jax.device_put({k: np.asarray(v)[rows] for k, v in host.items()}, run.repl)
   valid = task.eval_data["valid"]
   ev_rows = np.nonzero(np.isin(np.asarray(valid["user"]), users))[0]
   hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())
   eval_data = jax.device_put(
-    loop._eval_batches(  # pylint: disable=protected-access
+    build.eval_batches(
       {k: np.asarray(v)[ev_rows] for k, v in valid.items()},
       cfg.eval.batch_size,
       hist_width,
-      loop.bucket_lengths(cfg),
+      build.bucket_lengths(cfg),
       task,
     ),
     run.repl,

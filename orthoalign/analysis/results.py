@@ -235,7 +235,7 @@ def cut_short(df: pd.DataFrame) -> pd.DataFrame:
   The rule (e.g. for a grid run with `--set train.max_epochs=1`): a program is cut short when its
   epochs_trained equals its train.max_epochs and at least one replica had not early-stopped. A
   replica has early-stopped when the validations after its best epoch number at least
-  train.early_stop_patience (at least 1), as `train.schedule.Tracker` counts them: every
+  train.early_stop_patience (at least 1), as `train.selection.Selection` counts them: every
   train.eval_every-th epoch past train.warmup_epochs, and the last epoch. The metrics of such a
   replica are of a model that may still have been improving.
 

@@ -20,7 +20,7 @@ from orthoalign.bench import cli
 from orthoalign.bench import profiling
 from orthoalign.config import flags as flag_checks
 from orthoalign.config import replica_axes
-from orthoalign.train import loop
+from orthoalign.train import build
 
 _TOP_SCOPES = 16
 
@@ -37,7 +37,7 @@ def profile(config) -> dict[str, Any]:
     f"{peaks['stream_gbs']:.1f} GB/s (read + write)",
     flush=True,
   )
-  run = loop.setup(config)
+  run = build.setup(config)
   dtype = config.train.compute_dtype
   parts = profiling.step_profile(run, config.train.batch_size, dtype)
   print(f"one training step, batch {config.train.batch_size}, compute dtype {dtype}:")

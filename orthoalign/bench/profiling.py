@@ -113,7 +113,7 @@ def step_profile(
   """Cost and median time of replica 0's training step, forward only, + backward, + optimizer.
 
   Args:
-    run: a `train.loop.Run` (its replica 0, training data and frozen tables are used).
+    run: a `train.build.Run` (its replica 0, training data and frozen tables are used).
     batch_size: rows per step (config.train.batch_size).
     compute_dtype: as config.train.compute_dtype.
     repeats: timed calls per part (median reported).

@@ -22,7 +22,7 @@ import numpy as np
 
 from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
-from orthoalign.train import loop
+from orthoalign.train import build
 from orthoalign.train import sharding
 from orthoalign.train import step as step_lib
 
@@ -71,7 +71,7 @@ def measure(
   config.train.num_devices = item_shards
   config.train.item_shards = item_shards
   t0 = time.time()
-  run = loop.setup(config)
+  run = build.setup(config)
   jax.block_until_ready(run.state)
   setup_s = time.time() - t0
   args = (run.state.params, run.frozen, run.eval_data["valid"])
@@ -177,7 +177,7 @@ def sums_differ(
   return out
 
 
-def case_counts(run: loop.Run, split: str = "valid", replica: int = 0) -> dict[str, np.ndarray]:
+def case_counts(run: build.Run, split: str = "valid", replica: int = 0) -> dict[str, np.ndarray]:
   """Per-case ranking counts of one replica, and how close each case's target is to a tie.
 
   Runs the model's evaluation function batch by batch on the run's mesh, as the trainer's
@@ -185,7 +185,7 @@ def case_counts(run: loop.Run, split: str = "valid", replica: int = 0) -> dict[s
   case what that program sums.
 
   Args:
-    run: a `loop.setup` result whose evaluation data is not in length buckets.
+    run: a `build.setup` result whose evaluation data is not in length buckets.
     split: "valid" or "test".
     replica: which replica's params.
 

@@ -25,7 +25,7 @@ from orthoalign import errors
 from orthoalign.bench import cli
 from orthoalign.config import flags as flag_checks
 from orthoalign.config import replica_axes
-from orthoalign.train import loop
+from orthoalign.train import build
 
 _REPLICAS = flags.DEFINE_list("replicas", ["1", "8"], "Replica counts R to measure.")
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Timed epochs per R (after one warm-up epoch).")
@@ -36,7 +36,7 @@ def measure(config, replicas: int, epochs: int) -> dict[str, Any]:
   config = config.copy_and_resolve_references()
   config.unlock()
   replica_axes.one_replica(config.sweep, seeds=tuple(range(replicas)))
-  run = loop.setup(config)
+  run = build.setup(config)
   state = run.state
   t0 = time.perf_counter()
   compiled = run.epoch_fn.lower(state, run.train_data, run.frozen, run.epoch_arg(1)).compile()

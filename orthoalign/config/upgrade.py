@@ -10,7 +10,7 @@ pessimistically, runs from before `model.missing_text` zeroed text-less items). 
   config.json       `config` (resume, orthoalign.evaluate, the grid runner's skip check)
   results.jsonl     `result_row` (its flattened `config`; the analysis loaders)
   grid.json         `grid` (each run's name, workdir and axes)
-  checkpoint meta   `tracker` (the schedule's per-replica state and the time counters)
+  checkpoint meta   `checkpoint_meta` (model selection, timing; older runs had one `tracker`)
 
 history.jsonl rows need no upgrade: every key they ever had is still written, and a key absent
 on a row (epochs without evaluation) is absent by design.
@@ -204,26 +204,33 @@ def grid(meta: dict[str, Any]) -> dict[str, Any]:
   return meta
 
 
-# The tracker's time counters (train/schedule.Tracker), seconds summed over resumptions.
-_TIME_COUNTERS = (
-  "train_time_s",
-  "eval_time_s",
-  "checkpoint_time_s",
-  "compile_time_s",
-  "wall_time_s",
-)
+# An old checkpoint's `tracker` time counters -> today's timing phases (train/timing.py).
+_PHASE_COUNTERS = {
+  "compile": "compile_time_s",
+  "train": "train_time_s",
+  "eval": "eval_time_s",
+  "checkpoint": "checkpoint_time_s",
+}
+_SELECTION_FIELDS = ("best_value", "best_epoch", "bad_evals", "stopped", "best_metrics")
 
 
-def tracker(meta: Mapping[str, Any], replicas: int) -> dict[str, Any]:
-  """A checkpoint's `tracker` record with the fields added since filled in.
+def checkpoint_meta(meta: Mapping[str, Any], replicas: int) -> dict[str, Any]:
+  """A checkpoint's meta item as today's trainer writes it: `selection` (train/selection.py),
+  `timing` (train/timing.py) and `last_train` (each replica's last training metrics).
 
-  Runs from before the learning-rate schedule have no `lr_scale` / `plateau_bad` (a factor of
-  1, no bad evaluations: what they trained with); runs from before a time counter count 0 s.
+  Checkpoints written before selection and timing were split hold one `tracker` record; runs
+  from before the learning-rate schedule lack `lr_scale` / `plateau_bad` (a factor of 1, no bad
+  validations: what they trained with), runs from before a time counter count 0 s.
   """
-  out = dict(meta)
-  if not out.get("lr_scale"):
-    out["lr_scale"], out["plateau_bad"] = [1.0] * replicas, [0] * replicas
-  for key in _TIME_COUNTERS:
-    out.setdefault(key, 0.0)
-  out.setdefault("train_steps", 0)
-  return out
+  if "tracker" not in meta:
+    return dict(meta)
+  old = meta["tracker"]
+  selection = {k: old[k] for k in _SELECTION_FIELDS}
+  selection["lr_scale"] = old.get("lr_scale") or [1.0] * replicas
+  selection["plateau_bad"] = old.get("plateau_bad") or [0] * replicas
+  timing = {
+    "seconds": {phase: old.get(key, 0.0) for phase, key in _PHASE_COUNTERS.items()},
+    "train_steps": old.get("train_steps", 0),
+    "wall_s": old.get("wall_time_s", 0.0),
+  }
+  return {"selection": selection, "timing": timing, "last_train": old.get("last_train", [])}

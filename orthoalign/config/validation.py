@@ -1,7 +1,7 @@
 """`validate`: one config's checks, composed from each layer's own, run once before anything runs.
 
 The entry points (orthoalign.main through `train.loop.train_and_evaluate`, orthoalign.evaluate,
-the grid expansion, the benchmarks through `train.loop.setup`) call `validate` before writing or
+the grid expansion, the benchmarks through `train.build.setup`) call `validate` before writing or
 tracing anything. It only composes: each section is checked by the layer that reads it.
 
   sections  every config has data, model, gca, train, eval and sweep (config.dicts)

@@ -8,6 +8,10 @@ analysis all read and write these keys through this module:
                                                   group, data/eval_inputs.py)
   <split>/<group>/sampled/all/count               the group's number of cases in the split
   align/<cell>/<stat>                             GCA alignment statistics (metrics/alignment.py)
+  train/<name>                                    an epoch's mean training metric (train/loss),
+                                                  train/learning_rate
+  perf/steps_per_s                                an epoch's training speed
+  <key>/r<replica>                                a TensorBoard tag: one replica's number
 
 split: "valid" | "test"; domain: the target's domain by its name in the dataset (`domain_names`:
 "A" | "B" for two-domain data) or "all"; metric: ndcg@k, hr@k
@@ -66,6 +70,19 @@ def count_key(split: str, group: str) -> str:
 
 
 ALIGN = "align"
+TRAIN = "train"
+LEARNING_RATE = "train/learning_rate"
+STEPS_PER_S = "perf/steps_per_s"
+
+
+def train_key(name: str) -> str:
+  """The key of an epoch's mean training metric: "train/loss" for the loss."""
+  return f"{TRAIN}/{name}"
+
+
+def replica_tag(key: str, replica: int) -> str:
+  """The TensorBoard tag of one replica's number: "train/loss/r1" for replica 1's loss."""
+  return f"{key}/r{replica}"
 
 
 def cell_name(position: int, domain: str) -> str:

@@ -113,8 +113,8 @@ class Checkpointer:
       ),
     )
     meta = dict(out.meta)
-    if "tracker" not in meta:
-      raise KeyError("the meta item has no 'tracker'")
+    if "selection" not in meta and "tracker" not in meta:  # "tracker": before selection and timing
+      raise KeyError("the meta item has no 'selection'")
     return out.state, out.best, meta
 
   def step_dir(self, epoch: int) -> str:

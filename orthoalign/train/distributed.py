@@ -184,3 +184,9 @@ def agree(value: Any, what: str) -> None:
       f"process 0 (this is process {jax.process_index()}); every process must "
       "run the same orthoalign version and config on the same shared workdir"
     )
+
+
+def say(text: str) -> None:
+  """Prints a line of the run's log on process 0 (the others compute the same and stay quiet)."""
+  if is_writer():
+    print(text, flush=True)

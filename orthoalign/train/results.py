@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 
+import orthoalign
 from orthoalign import fileio
+from orthoalign.config import dicts
 from orthoalign.config import replica_axes
 from orthoalign.metrics import alignment
 from orthoalign.metrics import keys
@@ -52,6 +56,64 @@ def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str,
     stats["alpha"] = float(part["alpha_sum"]) / count if count else math.nan
     out.update({keys.align_key(cell, k): v for k, v in stats.items()})
   return out
+
+
+def test_metrics(sums: dict[str, np.ndarray], r: int) -> dict[str, float]:
+  """Replica r's test metrics: `finalize_split(sums, r, "test")` without the alignment
+  statistics, which are reported on validation inputs only.
+  """
+  return {k: v for k, v in finalize_split(sums, r, "test").items() if not keys.parse_align(k)}
+
+
+def result_rows(
+  run: Any,
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  progress: Any,
+  test_sums: dict[str, np.ndarray],
+  params: tuple[int, int],
+) -> list[dict[str, Any]]:
+  """The rows of results.jsonl, one per replica: what ran (model, data, hyperparameters, config),
+  its cost (parameters, timing, devices) and what it scored (last training metrics, validation
+  and alignment at the best epoch, test metrics of the best parameters).
+
+  Args:
+    run: the run's `build.Run`.
+    config: the run's config.
+    workdir: the run folder (its name is the row's "run").
+    progress: the run's `progress.Progress` after its last epoch.
+    test_sums: the test evaluation's sums of each replica's best parameters.
+    params: (total, trainable) parameters of one replica (`build.param_counts`).
+  """
+  flat_config = dicts.flatten(config.to_dict())
+  timing = progress.timing.row()
+  rows = []
+  for r, rep in enumerate(run.reps):
+    rows.append(
+      {
+        "run": os.path.basename(os.path.abspath(workdir)),
+        "replica": r,
+        "model": run.task.name,
+        "dataset": run.ds.name,
+        **rep,
+        "gca_positions": list(config.gca.positions),
+        "params/total": params[0],
+        "params/trainable": params[1],
+        "best_epoch": progress.selection.best_epoch[r],
+        "epochs_trained": progress.epoch,
+        **timing,
+        "backend": jax.default_backend(),
+        "num_devices": run.mesh.size,
+        "num_processes": jax.process_count(),
+        "num_replicas": run.num_replicas,
+        "orthoalign_version": orthoalign.__version__,
+        "config": flat_config,
+        **(progress.last_train[r] if progress.last_train else {}),
+        **progress.selection.best_metrics[r],
+        **test_metrics(test_sums, r),
+      }
+    )
+  return rows
 
 
 def short_key(key: str) -> str:
