@@ -37,7 +37,7 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   config.data.text_dim = 384
   # Options of the format's reader, e.g. imvae's valid_fraction / valid_seed (docs/data.md).
   config.data.reader_options = ml_collections.ConfigDict()
-  # Parameters of the synthetic CDSR generator (orthoalign.data.synthetic.SyntheticConfig).
+  # Parameters of the synthetic CDSR generator (orthoalign.datasets.synthetic.SyntheticConfig).
   config.data.synthetic = ml_collections.ConfigDict(
     dict(
       num_users=2000,

@@ -12,7 +12,7 @@ import pytest
 
 from orthoalign import models
 from orthoalign.config import flags
-from orthoalign.data import load as data_load
+from orthoalign.datasets import load as data_load
 from orthoalign.models import param_count
 from orthoalign.train import build
 from orthoalign.train import task as task_lib

@@ -9,10 +9,11 @@ import pytest
 from configs import abxi as abxi_config
 from orthoalign.config import flags as flag_checks
 from orthoalign.config import validation
-from orthoalign.data import abxi_windows
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import load as data_load
-from orthoalign.data import synthetic
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import load as data_load
+from orthoalign.datasets import splits
+from orthoalign.datasets import synthetic
+from orthoalign.inputs import abxi_windows
 from orthoalign.models import abxi
 from orthoalign.models import settings
 from orthoalign.train import loop
@@ -156,7 +157,7 @@ def test_train_and_eval_windows_by_hand():
     abxi.module.backward_positions(jnp.asarray(tr["seq_a"] > 0)), [[0, 0, 2, 1, 0], [0, 0, 0, 1, 0]]
   )
 
-  test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), len_max, "compact")
+  test = abxi_windows.eval_windows(ds, splits.eval_split(ds, "test"), len_max, "compact")
   # User 0: the sequence is cut to its last 8 items [12, 1, 13, 2, 3, 14, 4, 15]; input = first 7.
   np.testing.assert_array_equal(test["seq_x"][0], [13, 2, 3, 14, 4])
   np.testing.assert_array_equal(test["time_x"][0], [2, 3, 4, 5, 6])
@@ -168,14 +169,14 @@ def test_train_and_eval_windows_by_hand():
   np.testing.assert_array_equal(test["qtime_b"][0], [-1, -1, 0, 2, 6])  # predicts after time 6
   assert test["target"][0] == 15 and test["domain"][0] == 1
   np.testing.assert_array_equal(test["hist"][0], [1, 2, 3, 4, 11, 12, 13, 14])  # whole prefix
-  valid = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), len_max, "compact")
+  valid = abxi_windows.eval_windows(ds, splits.eval_split(ds, "valid"), len_max, "compact")
   np.testing.assert_array_equal(valid["seq_x"][1], [0, 0, 1, 2, 11])
   np.testing.assert_array_equal(valid["seq_a"][1], [0, 0, 0, 1, 2])
   np.testing.assert_array_equal(valid["seq_b"][1], [0, 0, 0, 0, 11])
   assert valid["target"][1] == 3 and valid["domain"][1] == 0
 
   # The original code's layout (the default): seq_x with the other domain zeroed, slot for slot.
-  test = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), len_max)
+  test = abxi_windows.eval_windows(ds, splits.eval_split(ds, "test"), len_max)
   np.testing.assert_array_equal(test["seq_x"][0], [13, 2, 3, 14, 4])
   np.testing.assert_array_equal(test["seq_a"][0], [0, 2, 3, 0, 4])
   np.testing.assert_array_equal(test["time_a"][0], [-1, 3, 4, -1, 6])
@@ -183,11 +184,11 @@ def test_train_and_eval_windows_by_hand():
   np.testing.assert_array_equal(test["seq_b"][0], [13, 0, 0, 14, 0])
   np.testing.assert_array_equal(test["time_b"][0], [2, -1, -1, 5, -1])
   np.testing.assert_array_equal(test["qtime_b"][0], [2, -1, -1, 5, -1])  # last slot is padding
-  valid = abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), len_max)
+  valid = abxi_windows.eval_windows(ds, splits.eval_split(ds, "valid"), len_max)
   np.testing.assert_array_equal(valid["seq_a"][1], [0, 0, 1, 2, 0])
   np.testing.assert_array_equal(valid["seq_b"][1], [0, 0, 0, 0, 11])
   with pytest.raises(ValueError, match="model.eval_domain_seq='left'"):
-    abxi_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), len_max, "left")
+    abxi_windows.eval_windows(ds, splits.eval_split(ds, "valid"), len_max, "left")
 
 
 # ---------------------------------------------------------------------------------------------

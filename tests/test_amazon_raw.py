@@ -7,8 +7,8 @@ import pathlib
 
 import pytest
 
-from orthoalign.data.badlines import BadLines
-from orthoalign.data.readers import amazon
+from orthoalign.datasets.badlines import BadLines
+from orthoalign.datasets.readers import amazon
 from orthoalign.errors import DataError
 
 RECORDS = [

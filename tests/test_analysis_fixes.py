@@ -5,9 +5,9 @@ import re
 
 import numpy as np
 
-from orthoalign.data import candidates
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import synthetic
+from orthoalign.datasets import splits
+from orthoalign.datasets import synthetic
+from orthoalign.inputs import candidates
 from orthoalign.metrics import alignment
 
 DOC = os.path.join(
@@ -24,8 +24,8 @@ def test_doc_states_how_valid_and_test_candidates_are_drawn():
   ds = synthetic.generate(
     synthetic.SyntheticConfig(num_users=60, num_items_a=40, num_items_b=40, max_length=20, seed=0)
   )
-  valid = dataset_lib.eval_split(ds, "valid")
-  test = dataset_lib.eval_split(ds, "test")
+  valid = splits.eval_split(ds, "valid")
+  test = splits.eval_split(ds, "test")
   seed = 7
   # One stream per split: numpy.random.default_rng([eval.candidate_seed, 1 (valid) | 2 (test)]).
   for split, code in ((valid, 1), (test, 2)):

@@ -15,9 +15,10 @@ from configs import tiny_cdsrnp
 from orthoalign import errors
 from orthoalign.config import dicts
 from orthoalign.config import validation
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import domain_windows
-from orthoalign.data import load as data_load
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import load as data_load
+from orthoalign.datasets import splits
+from orthoalign.inputs import domain_windows
 from orthoalign.models import cdsrnp
 from orthoalign.models import gca as gca_lib
 from orthoalign.train import build
@@ -77,7 +78,7 @@ def test_train_windows_hand_worked():
 
 def test_eval_windows_hand_worked():
   ds = _toy()
-  w = domain_windows.eval_windows(ds, dataset_lib.eval_split(ds, "test"), max_len=4, mixed=True)
+  w = domain_windows.eval_windows(ds, splits.eval_split(ds, "test"), max_len=4, mixed=True)
   # User 0: input 1 6 2 7 3 8, target 9 (B).
   assert w["user"].tolist() == [0, 1, 2]
   assert (w["target"][0], w["domain"][0]) == (9, 1)
@@ -88,7 +89,7 @@ def test_eval_windows_hand_worked():
   np.testing.assert_array_equal(w["hist"][0], [1, 2, 3, 6, 7, 8])
   assert w["overlapped"].tolist() == [True, True, False]
   # Valid split: user 0's input is the training prefix.
-  v = domain_windows.eval_windows(ds, dataset_lib.eval_split(ds, "valid"), max_len=4)
+  v = domain_windows.eval_windows(ds, splits.eval_split(ds, "valid"), max_len=4)
   assert (v["target"][0], v["domain"][0]) == (8, 1)
   np.testing.assert_array_equal(v["seq_b"][0], [0, 0, 1, 2])
 
@@ -106,7 +107,7 @@ def test_windows_without_a_merged_timeline():
       np.testing.assert_array_equal(a[key], b[key], err_msg=key)
   for s in ("a", "b"):
     np.testing.assert_array_equal(b[f"time_{s}"], np.where(b[f"seq_{s}"] > 0, 0, -1))
-  e = domain_windows.eval_windows(without_t, dataset_lib.eval_split(without_t, "test"), max_len=4)
+  e = domain_windows.eval_windows(without_t, splits.eval_split(without_t, "test"), max_len=4)
   np.testing.assert_array_equal(e["time_a"], np.where(e["seq_a"] > 0, 0, -1))
   with pytest.raises(ValueError, match="no merged timeline"):
     domain_windows.train_windows(without_t, max_len=4, mixed=True)
@@ -254,7 +255,7 @@ def test_support_sets_hold_only_overlapped_training_users():
   train["person"] = cdsrnp.inputs.person_ids(ds)[train["user"]]
   none = np.zeros(0, np.int64)
   pool, eval_support = cdsrnp.inputs.support_sets(train, config.model, none)
-  lengths = dataset_lib.train_lengths(ds)
+  lengths = splits.train_lengths(ds)
   both = {
     u
     for u in range(ds.num_users)

@@ -6,16 +6,16 @@ import pathlib
 import numpy as np
 import pytest
 
-from orthoalign.data import prepare
-from orthoalign.data import recipes
-from orthoalign.data import stats
-from orthoalign.data import store
-from orthoalign.data import summary
-from orthoalign.data.badlines import BadLines
-from orthoalign.data.readers import abxi
-from orthoalign.data.readers import amazon
-from orthoalign.data.readers import imvae
-from orthoalign.data.readers import llmcdsr
+from orthoalign.datasets import prepare
+from orthoalign.datasets import recipes
+from orthoalign.datasets import stats
+from orthoalign.datasets import store
+from orthoalign.datasets import summary
+from orthoalign.datasets.badlines import BadLines
+from orthoalign.datasets.readers import abxi
+from orthoalign.datasets.readers import amazon
+from orthoalign.datasets.readers import imvae
+from orthoalign.datasets.readers import llmcdsr
 from orthoalign.errors import DataError
 
 BOM = b"\xef\xbb\xbf"
@@ -126,7 +126,7 @@ def test_prepare_records_duplicates_in_manifest(tmp_path, capsys):
 
 
 def test_stats_without_timestamps_has_no_duplicate_count(tmp_path):
-  from orthoalign.data.dataset import CDSRDataset
+  from orthoalign.datasets.dataset import CDSRDataset
 
   ds = CDSRDataset.from_sequences("t", 2, 1, [np.array([1, 1, 3], np.int32)])
   assert "duplicate_rows" not in summary.compute(ds)

@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 
-from orthoalign.data import candidates
-from orthoalign.data.candidates import history_matrix
-from orthoalign.data.candidates import sample_candidates
-from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.dataset import eval_split
-from orthoalign.data.dataset import train_lengths
+from orthoalign.datasets import splits
+from orthoalign.datasets.dataset import CDSRDataset
+from orthoalign.datasets.splits import eval_split
+from orthoalign.datasets.splits import train_lengths
 from orthoalign.errors import DataError
+from orthoalign.inputs import candidates
+from orthoalign.inputs.candidates import history_matrix
+from orthoalign.inputs.candidates import sample_candidates
 
 # nA = 4 (ids 1..4), nB = 3 (ids 5..7).
 TOY_SEQS = [
@@ -288,7 +289,7 @@ class TestHistoryMatrix:
 
 def test_user_level_split():
   """LLMCDSR-style data: held-out users are evaluated on their last item, never trained on."""
-  from orthoalign.data import dataset as dataset_lib
+  from orthoalign.datasets import dataset as dataset_lib
 
   seqs = [np.array([1, 6, 2]), np.array([6, 7, 1, 8]), np.array([2, 9]), np.array([3, 7, 4])]
   ds = dataset_lib.CDSRDataset.from_sequences(
@@ -303,12 +304,12 @@ def test_user_level_split():
       dataset_lib.USER_TEST,
     ],
   )
-  np.testing.assert_array_equal(dataset_lib.train_lengths(ds), [3, 0, 0, 0])
-  valid = dataset_lib.eval_split(ds, "valid")
+  np.testing.assert_array_equal(splits.train_lengths(ds), [3, 0, 0, 0])
+  valid = splits.eval_split(ds, "valid")
   np.testing.assert_array_equal(valid.users, [1])
   np.testing.assert_array_equal(valid.targets, [8])
   np.testing.assert_array_equal(valid.input_len, [3])
-  test = dataset_lib.eval_split(ds, "test")
+  test = splits.eval_split(ds, "test")
   np.testing.assert_array_equal(test.users, [2, 3])
   np.testing.assert_array_equal(test.targets, [9, 4])
   np.testing.assert_array_equal(test.target_domain, [1, 0])
@@ -317,7 +318,7 @@ def test_user_level_split():
 
 
 def test_overlapped_users():
-  from orthoalign.data.dataset import overlapped_users
+  from orthoalign.datasets.splits import overlapped_users
 
   flags = overlapped_users(toy())
   np.testing.assert_array_equal(flags, [True, False, False, False])
@@ -340,9 +341,9 @@ def test_merged_timeline_flag():
 
 
 def test_user_in_train():
-  from orthoalign.data.dataset import USER_TEST
-  from orthoalign.data.dataset import USER_TRAIN
-  from orthoalign.data.dataset import USER_VALID
+  from orthoalign.datasets.dataset import USER_TEST
+  from orthoalign.datasets.dataset import USER_TRAIN
+  from orthoalign.datasets.dataset import USER_VALID
 
   split = [USER_TRAIN, USER_TRAIN, USER_VALID, USER_TEST]
   ds = toy(user_split=split, user_in_train=[0, 0, 0, 1])

@@ -11,9 +11,10 @@ import time
 from conftest import SHARED_DATA
 import pytest
 
-from orthoalign.data import download
-from orthoalign.data.download import RemoteDataset
-from orthoalign.data.download import RemoteFile
+from orthoalign.datasets import download
+from orthoalign.datasets import remote
+from orthoalign.datasets.remote import RemoteDataset
+from orthoalign.datasets.remote import RemoteFile
 from orthoalign.errors import DataError
 
 BIG = bytes(range(256)) * 1000  # 256,000 bytes: several read chunks.
@@ -233,7 +234,7 @@ def test_unknown_name_lists_valid_names(tmp_path, capsys):
 
 
 def test_cli(tmp_path, server, monkeypatch, capsys):
-  monkeypatch.setitem(download.REGISTRY, "fixture", spec())
+  monkeypatch.setitem(remote.REGISTRY, "fixture", spec())
   out = tmp_path / "out"
   assert (
     download.main(["fixture", f"--out={out}", f"--base-url={server.base}", "--no-progress"]) == 0
@@ -252,8 +253,8 @@ def test_registry_is_well_formed():
     "abxi-amb",
     "llmcdsr-food-kitchen",
     "amazon2014-ratings-Grocery_and_Gourmet_Food",
-  } <= set(download.REGISTRY)
-  for name, dataset in download.REGISTRY.items():
+  } <= set(remote.REGISTRY)
+  for name, dataset in remote.REGISTRY.items():
     assert dataset.name == name and dataset.files
     assert dataset.base_url.startswith(("http://", "https://")) and dataset.base_url.endswith("/")
     assert len({f.name for f in dataset.files}) == len(dataset.files)
@@ -270,7 +271,7 @@ def test_registry_matches_shared_copies(name, folder):
   if not root.is_dir():
     pytest.skip(f"{root} is absent")
   checked = 0
-  for file in download.REGISTRY[name].files:
+  for file in remote.REGISTRY[name].files:
     local = root / file.name
     if file.sha256 is None or not local.exists():
       continue

@@ -98,3 +98,18 @@ def test_the_config_helpers_import_no_layer():
   graph = _graph()
   for leaf in ("orthoalign.config.dicts", "orthoalign.config.upgrade"):
     assert graph[leaf] <= {"orthoalign.errors"}, (leaf, graph[leaf])
+
+
+def test_the_data_layers_import_only_downward():
+  """Offline datasets know nothing of what the models are fed; the inputs nothing of the models
+  or the trainer.
+  """
+  above = {
+    "orthoalign.datasets": ("orthoalign.inputs", "orthoalign.models", "orthoalign.train"),
+    "orthoalign.inputs": ("orthoalign.models", "orthoalign.train"),
+  }
+  for module, deps in _graph().items():
+    for layer, forbidden in above.items():
+      if module == layer or module.startswith(layer + "."):
+        bad = sorted(d for d in deps if d.startswith(forbidden))
+        assert not bad, (module, bad)

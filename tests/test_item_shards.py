@@ -14,7 +14,7 @@ import pytest
 from orthoalign import errors
 from orthoalign.bench import sharded_eval
 from orthoalign.config import validation
-from orthoalign.data import synthetic
+from orthoalign.datasets import synthetic
 from orthoalign.metrics import ranking
 from orthoalign.train import build
 from orthoalign.train import item_shards

@@ -10,8 +10,8 @@ import pytest
 
 from orthoalign import errors
 from orthoalign.config import validation
-from orthoalign.data import load as data_load
-from orthoalign.data import windows
+from orthoalign.datasets import load as data_load
+from orthoalign.inputs import windows
 from orthoalign.train import build
 from orthoalign.train import loop
 from orthoalign.train import step as step_lib

@@ -13,7 +13,7 @@ from configs import llm4cdsr_fk as llm4cdsr_fk_config
 from orthoalign import errors
 from orthoalign.config import upgrade
 from orthoalign.config import validation
-from orthoalign.data import synthetic
+from orthoalign.datasets import synthetic
 from orthoalign.models import llm4cdsr
 from orthoalign.train import state as state_lib
 from orthoalign.train import task as task_lib

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from orthoalign import errors
-from orthoalign.data import load as data_load
-from orthoalign.data import synthetic
-from orthoalign.data.readers import handled
+from orthoalign.datasets import load as data_load
+from orthoalign.datasets import synthetic
+from orthoalign.datasets.readers import handled
 from orthoalign.errors import DataError
 from orthoalign.train import task as task_lib
 from tests.conftest import tiny_config

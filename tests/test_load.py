@@ -9,10 +9,11 @@ import pytest
 from configs import base
 from orthoalign import errors
 from orthoalign.config import validation
-from orthoalign.data import load as data_load
-from orthoalign.data import store
-from orthoalign.data import synthetic
+from orthoalign.datasets import load as data_load
+from orthoalign.datasets import store
+from orthoalign.datasets import synthetic
 from orthoalign.errors import DataError
+from orthoalign.inputs import candidates
 
 
 def data_config(fmt, path, **kw):
@@ -40,10 +41,10 @@ def test_abxi_through_cache_reloads_from_the_store(tmp_path, capsys):
   folders = os.listdir(tmp_path)
   assert len(folders) == 1 and folders[0].startswith("abxi-abxi-afk-")
   # Frozen candidates live with the dataset: 999 as ABXI, and the same on a second call.
-  c1 = data_load.candidates(again, "test", 999, 0)
+  c1 = candidates.frozen(again, "test", 999, 0)
   assert c1.shape == (7144, 1000)
-  assert os.path.exists(store.candidates_path(tmp_path / folders[0], "test", 999, 0))
-  np.testing.assert_array_equal(data_load.candidates(again, "test", 999, 0), c1)
+  assert os.path.exists(candidates.candidates_path(tmp_path / folders[0], "test", 999, 0))
+  np.testing.assert_array_equal(candidates.frozen(again, "test", 999, 0), c1)
 
 
 def test_cache_rebuilds_when_settings_change(tmp_path, capsys):
@@ -108,7 +109,7 @@ def test_bad_format_and_path_are_named():
 
 
 def test_handled_format_round_trip(tmp_path):
-  from orthoalign.data.readers import handled
+  from orthoalign.datasets.readers import handled
 
   ds = synthetic.generate(synthetic.SyntheticConfig(num_users=200, num_items_a=70, num_items_b=60))
   folder = tmp_path / "handled"

@@ -12,7 +12,7 @@ import pytest
 
 from orthoalign import errors
 from orthoalign import models
-from orthoalign.data import load as data_load
+from orthoalign.datasets import load as data_load
 from orthoalign.train import task as task_lib
 
 # Per model, the GCA positions its contract config uses (default (0, 1): two positions, so that

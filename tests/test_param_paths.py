@@ -25,7 +25,7 @@ import pytest
 
 from orthoalign import fileio
 from orthoalign import models
-from orthoalign.data import load as data_load
+from orthoalign.datasets import load as data_load
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "param_paths.json")
 POSITIONS = ((), (0, 1))

@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
-from orthoalign.data import dataset
-from orthoalign.data.badlines import BadLines
-from orthoalign.data.readers import abxi
-from orthoalign.data.readers import handled
-from orthoalign.data.readers import llmcdsr
+from orthoalign.datasets import dataset
+from orthoalign.datasets import splits
+from orthoalign.datasets.badlines import BadLines
+from orthoalign.datasets.readers import abxi
+from orthoalign.datasets.readers import handled
+from orthoalign.datasets.readers import llmcdsr
+from orthoalign.datasets.readers import safe_pickle
 from orthoalign.errors import DataError
 
 FUZZ = hypothesis.settings(
@@ -170,7 +172,7 @@ def test_abxi_real_statistics():
   assert (ds.lengths.min(), ds.lengths.max()) == (10, 50)
   assert round(s["mean_length"], 1) == 24.3
   assert round(s["domain_switch_rate"], 3) == 0.359
-  test = dataset.eval_split(ds, "test")
+  test = splits.eval_split(ds, "test")
   assert np.bincount(test.target_domain).tolist() == [2419, 4725]
   assert ds.item_keys[1] == "616719923X"
   assert ds.user_ids[0] == "A06944662TFWOKKV4GJKX"
@@ -223,10 +225,10 @@ def test_llmcdsr_small(tmp_path):
   np.testing.assert_array_equal(ds.user_split, [0, 0, 0, 0, 1, 1, 2])
   assert list(ds.item_keys) == ["", "a0", "a1", "a2", "b0", "b1"]
   assert list(ds.item_titles) == ["", "Apple", "", "Cherry", "", "Pan"]
-  valid = dataset.eval_split(ds, "valid")
+  valid = splits.eval_split(ds, "valid")
   np.testing.assert_array_equal(valid.users, [4, 5])
   np.testing.assert_array_equal(valid.targets, [1, 4])
-  np.testing.assert_array_equal(dataset.train_lengths(ds), [3, 2, 3, 4, 0, 0, 0])
+  np.testing.assert_array_equal(splits.train_lengths(ds), [3, 2, 3, 4, 0, 0, 0])
 
 
 def test_llmcdsr_titles_optional(tmp_path):
@@ -374,8 +376,8 @@ def test_llmcdsr_real_statistics():
     )
     assert got == expected, stem
   assert np.bincount(ds.user_split).tolist() == [51164, 960, 937]
-  valid = dataset.eval_split(ds, "valid")
-  test = dataset.eval_split(ds, "test")
+  valid = splits.eval_split(ds, "valid")
+  test = splits.eval_split(ds, "test")
   assert (valid.num_cases, int(np.sum(valid.target_domain == 0))) == (960, 363)
   assert (test.num_cases, int(np.sum(test.target_domain == 0))) == (937, 300)
   # Global B id = 8661 + local B id + 1.
@@ -498,7 +500,7 @@ def test_handled_malicious_payload_is_real(tmp_path):
   data = pickle.dumps(_RunsCode(os.mkdir, str(marker)))
   (tmp_path / "evil.pkl").write_bytes(data)
   with pytest.raises(DataError, match="refusing to load posix.mkdir"):
-    handled.safe_load_pickle(tmp_path / "evil.pkl")
+    safe_pickle.safe_load_pickle(tmp_path / "evil.pkl")
   assert not marker.exists()
   pickle.loads(data)  # The stock loader: creates the marker.
   assert marker.is_dir()
@@ -511,7 +513,7 @@ def test_handled_refuses_other_codecs(tmp_path):
   )
   (tmp_path / "c.pkl").write_bytes(data)
   with pytest.raises(DataError, match="not a valid pickle.*latin1"):
-    handled.safe_load_pickle(tmp_path / "c.pkl")
+    safe_pickle.safe_load_pickle(tmp_path / "c.pkl")
 
 
 class _Reduces:
@@ -558,7 +560,7 @@ class _Reduces:
 def test_handled_unsafe_pickles(tmp_path, data, phrase):
   (tmp_path / "x.pkl").write_bytes(data)
   with pytest.raises(DataError, match="not a valid pickle") as info:
-    handled.safe_load_pickle(tmp_path / "x.pkl")
+    safe_pickle.safe_load_pickle(tmp_path / "x.pkl")
   assert phrase in str(info.value)
 
 
@@ -575,7 +577,7 @@ def test_handled_safe_load_keeps_values(tmp_path):
   }
   for protocol in (0, 2, 4, 5):
     (tmp_path / "x.pkl").write_bytes(pickle.dumps(value, protocol=protocol))
-    got = handled.safe_load_pickle(tmp_path / "x.pkl")
+    got = safe_pickle.safe_load_pickle(tmp_path / "x.pkl")
     np.testing.assert_array_equal(got["a"], value["a"])
     assert got["a"].dtype == np.float32 and got["a"].flags.f_contiguous
     assert got["b"] == (7,) and got["b"][0].dtype == np.uint8

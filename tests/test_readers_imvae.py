@@ -1,4 +1,4 @@
-"""Tests of the IM-VAE / AMID open-world CSV reader (orthoalign/data/readers/imvae.py)."""
+"""Tests of the IM-VAE / AMID open-world CSV reader (orthoalign/datasets/readers/imvae.py)."""
 
 import collections
 import pathlib
@@ -7,11 +7,12 @@ from conftest import require_data
 import numpy as np
 import pytest
 
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import load as data_load
-from orthoalign.data import summary
-from orthoalign.data.badlines import BadLines
-from orthoalign.data.readers import imvae
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import load as data_load
+from orthoalign.datasets import splits
+from orthoalign.datasets import summary
+from orthoalign.datasets.badlines import BadLines
+from orthoalign.datasets.readers import imvae
 from orthoalign.errors import DataError
 
 HEADER = "user_id,seq_d1,seq_d2,domain_id\n"
@@ -57,12 +58,12 @@ def test_mapping_layout_and_split(tmp_path):
   assert [ds.sequence(u).tolist() for u in range(6)] == expected
   assert ds.user_ids.tolist() == [10, 10, 11, 12, 10, 20] and ds.user_ids.dtype == np.int64
   np.testing.assert_array_equal(ds.user_split, [0, 0, 0, 0, 2, 2])
-  test = dataset_lib.eval_split(ds, "test")
+  test = splits.eval_split(ds, "test")
   # Row 5 is its target alone: no input, so the user-level rule leaves it out.
   np.testing.assert_array_equal(test.users, [4])
   np.testing.assert_array_equal(test.targets, [5])  # d2 id 8
   np.testing.assert_array_equal(test.target_domain, [1])
-  np.testing.assert_array_equal(dataset_lib.train_lengths(ds), [3, 3, 2, 2, 0, 0])
+  np.testing.assert_array_equal(splits.train_lengths(ds), [3, 3, 2, 2, 0, 0])
 
 
 def test_same_id_in_both_domains_is_two_items(tmp_path):
@@ -91,7 +92,7 @@ def test_test_users_seen_in_training_are_flagged(tmp_path):
   """Quirk (c): kept, and `user_in_train` marks them."""
   ds = read(write_pair(tmp_path))
   np.testing.assert_array_equal(ds.user_in_train, [0, 0, 0, 0, 1, 0])
-  seen = ds.user_in_train[dataset_lib.eval_split(ds, "test").users]
+  seen = ds.user_in_train[splits.eval_split(ds, "test").users]
   np.testing.assert_array_equal(seen, [True])
 
 
@@ -109,9 +110,9 @@ def test_validation_carve_is_seeded_and_spares_test_users(tmp_path):
   other = read(folder, valid_fraction=0.2, valid_seed=4)
   assert not np.array_equal(other.user_split, ds.user_split)
   # Validation users are evaluated on their last item and never trained on.
-  split = dataset_lib.eval_split(ds, "valid")
+  split = splits.eval_split(ds, "valid")
   np.testing.assert_array_equal(split.users, np.flatnonzero(valid))
-  assert np.all(dataset_lib.train_lengths(ds)[valid] == 0)
+  assert np.all(splits.train_lengths(ds)[valid] == 0)
   assert imvae.read_imvae(folder).user_split.tolist().count(dataset_lib.USER_VALID) == 10
 
 
@@ -324,6 +325,6 @@ def test_real_folders_match_readme(name):
   eligible = np.setdiff1d(ds.user_ids[train_file], ds.user_ids[test_file])
   valid_ids = np.unique(ds.user_ids[ds.user_split == dataset_lib.USER_VALID])
   assert len(valid_ids) == round(0.1 * len(eligible))
-  assert np.all(dataset_lib.train_lengths(ds)[ds.user_split != dataset_lib.USER_TRAIN] == 0)
+  assert np.all(splits.train_lengths(ds)[ds.user_split != dataset_lib.USER_TRAIN] == 0)
   counts = collections.Counter(ds.user_split.tolist())
   assert counts[dataset_lib.USER_TEST] == expected["test"][0]

@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from orthoalign.data import prepare
-from orthoalign.data import recipes
-from orthoalign.data.badlines import BadLines
+from orthoalign.datasets import prepare
+from orthoalign.datasets import recipes
+from orthoalign.datasets.badlines import BadLines
 from orthoalign.errors import DataError
 
 Record = tuple[str, str, float, int]  # user, item, rating, unix seconds.
@@ -496,7 +496,7 @@ def test_params_are_checked():
 
 
 def test_cli_end_to_end(tmp_path, capsys):
-  store = pytest.importorskip("orthoalign.data.store")
+  store = pytest.importorskip("orthoalign.datasets.store")
   rec_a, rec_b = random_domains(8)
   a = write_raw(tmp_path / "a.csv", rec_a, "csv")
   b = write_raw(tmp_path / "b.json.gz", rec_b, "reviews.gz")
@@ -530,7 +530,7 @@ def test_cli_end_to_end(tmp_path, capsys):
 
 
 def test_cli_bad_lines(tmp_path, capsys):
-  pytest.importorskip("orthoalign.data.store")
+  pytest.importorskip("orthoalign.datasets.store")
   rec_a, rec_b = random_domains(9)
   a = tmp_path / "a.csv"
   write_raw(a, rec_a, "csv")
@@ -573,7 +573,7 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
       [
         sys.executable,
         "-m",
-        "orthoalign.data.prepare",
+        "orthoalign.datasets.prepare",
         "--recipe=abxi",
         f"--domain-a={a}",
         f"--domain-b={a}",
@@ -593,7 +593,7 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
     [
       sys.executable,
       "-m",
-      "orthoalign.data.prepare",
+      "orthoalign.datasets.prepare",
       "--recipe=abxi",
       f"--domain-a={tmp_path / 'missing.csv'}",
       f"--domain-b={a}",

@@ -24,7 +24,7 @@ from configs import tiny
 from orthoalign import compile_cache
 from orthoalign import errors
 from orthoalign import run_lock
-from orthoalign.data import store
+from orthoalign.datasets import store
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import loop
 from orthoalign.train import metric_writer
@@ -342,7 +342,7 @@ def test_unwritable_dataset_cache_is_a_data_error(through_file):
       params={},
       build=lambda: pytest.fail("the folder is checked before the build"),
     )
-  from orthoalign.data import synthetic
+  from orthoalign.datasets import synthetic
 
   ds = synthetic.generate(synthetic.from_config_dict(tiny.get_config().data.synthetic))
   with pytest.raises(errors.DataError, match=f"cannot write the dataset store to {out_dir}"):

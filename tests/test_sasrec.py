@@ -14,7 +14,7 @@ import pytest
 from configs import tiny_sasrec
 from orthoalign import errors
 from orthoalign.config import validation
-from orthoalign.data import load as data_load
+from orthoalign.datasets import load as data_load
 from orthoalign.models import sasrec
 from orthoalign.train import task as task_lib
 

@@ -6,13 +6,13 @@ from conftest import require_data
 import numpy as np
 import pytest
 
-from orthoalign.data import stats
-from orthoalign.data import store
-from orthoalign.data import summary
-from orthoalign.data.dataset import USER_TEST
-from orthoalign.data.dataset import USER_TRAIN
-from orthoalign.data.dataset import USER_VALID
-from orthoalign.data.dataset import CDSRDataset
+from orthoalign.datasets import stats
+from orthoalign.datasets import store
+from orthoalign.datasets import summary
+from orthoalign.datasets.dataset import USER_TEST
+from orthoalign.datasets.dataset import USER_TRAIN
+from orthoalign.datasets.dataset import USER_VALID
+from orthoalign.datasets.dataset import CDSRDataset
 
 # nA = 4 (ids 1..4), nB = 3 (ids 5..7).
 TOY_SEQS = [[1, 5, 2, 6], [3, 4], [7, 6, 5], [2, 1, 3]]

@@ -12,18 +12,19 @@ import numpy as np
 import pytest
 
 import orthoalign
-from orthoalign.data import store
-from orthoalign.data import synthetic
-from orthoalign.data.badlines import BadLines
-from orthoalign.data.candidates import sample_candidates
-from orthoalign.data.checks import check_no_leakage
-from orthoalign.data.dataset import USER_TEST
-from orthoalign.data.dataset import USER_TRAIN
-from orthoalign.data.dataset import USER_VALID
-from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.dataset import eval_split
-from orthoalign.data.dataset import train_lengths
+from orthoalign.datasets import store
+from orthoalign.datasets import synthetic
+from orthoalign.datasets.badlines import BadLines
+from orthoalign.datasets.checks import check_no_leakage
+from orthoalign.datasets.dataset import USER_TEST
+from orthoalign.datasets.dataset import USER_TRAIN
+from orthoalign.datasets.dataset import USER_VALID
+from orthoalign.datasets.dataset import CDSRDataset
+from orthoalign.datasets.splits import eval_split
+from orthoalign.datasets.splits import train_lengths
 from orthoalign.errors import DataError
+from orthoalign.inputs import candidates
+from orthoalign.inputs.candidates import sample_candidates
 
 # nA = 4 (ids 1..4), nB = 3 (ids 5..7).
 TOY_SEQS = [[1, 5, 2, 6], [3, 4], [7, 6, 5], [2, 1, 3]]
@@ -268,9 +269,9 @@ def test_reload_does_no_per_user_python_work(tmp_path):
 def test_reload_real_abxi_afk_does_no_per_user_python_work(tmp_path):
   path = require_data("abxi-afk")
   try:
-    from orthoalign.data.readers.abxi import read_abxi
+    from orthoalign.datasets.readers.abxi import read_abxi
   except ImportError:
-    pytest.skip("orthoalign.data.readers.abxi is not available yet")
+    pytest.skip("orthoalign.datasets.readers.abxi is not available yet")
   _, _, few = _reload_calls(_afk_like(100), tmp_path / "few")
   loaded, manifest, calls = _reload_calls(read_abxi(path), tmp_path / "afk")
   assert (loaded.num_users, loaded.num_interactions) == (7144, 173548)
@@ -372,7 +373,7 @@ def test_candidates_are_frozen_in_the_store(tmp_path, monkeypatch):
   ds = small_synthetic()
   store.save_dataset(ds, tmp_path)
   ds, _ = store.load_dataset(tmp_path)
-  first = store.candidates(tmp_path, ds, "test", 50, 3)
+  first = candidates.cached(tmp_path, ds, "test", 50, 3)
   path = tmp_path / "candidates_test_n50_s3.npy"
   assert path.exists()
   np.testing.assert_array_equal(first, sample_candidates(ds, eval_split(ds, "test"), 50, 3))
@@ -381,29 +382,29 @@ def test_candidates_are_frozen_in_the_store(tmp_path, monkeypatch):
   def fail(*args):
     raise AssertionError("should load the cached file")
 
-  monkeypatch.setattr(store, "sample_candidates", fail)
-  np.testing.assert_array_equal(store.candidates(tmp_path, ds, "test", 50, 3), first)
+  monkeypatch.setattr(candidates, "sample_candidates", fail)
+  np.testing.assert_array_equal(candidates.cached(tmp_path, ds, "test", 50, 3), first)
 
 
 def test_candidates_mismatch_and_corruption(tmp_path):
   ds = small_synthetic()
   store.save_dataset(ds, tmp_path)
-  store.candidates(tmp_path, ds, "valid", 20, 0)
+  candidates.cached(tmp_path, ds, "valid", 20, 0)
   path = tmp_path / "candidates_valid_n20_s0.npy"
   with pytest.raises(DataError, match="candidates_valid_n20_s0.npy: .*does not fit"):
-    store.candidates(tmp_path, small_synthetic(seed=1), "valid", 20, 0)
+    candidates.cached(tmp_path, small_synthetic(seed=1), "valid", 20, 0)
   path.write_bytes(b"\x93NUMPY garbage")
   with pytest.raises(DataError, match="candidates_valid_n20_s0.npy: corrupt"):
-    store.candidates(tmp_path, ds, "valid", 20, 0)
+    candidates.cached(tmp_path, ds, "valid", 20, 0)
   np.save(path, np.zeros((3, 21), np.int64))
   with pytest.raises(DataError, match="expected int32"):
-    store.candidates(tmp_path, ds, "valid", 20, 0)
+    candidates.cached(tmp_path, ds, "valid", 20, 0)
 
 
 def test_candidates_dropped_when_content_changes(tmp_path):
   ds = small_synthetic()
   store.save_dataset(ds, tmp_path)
-  store.candidates(tmp_path, ds, "test", 10, 0)
+  candidates.cached(tmp_path, ds, "test", 10, 0)
   store.save_dataset(ds, tmp_path)  # Same content: candidates stay valid and are kept.
   assert (tmp_path / "candidates_test_n10_s0.npy").exists()
   store.save_dataset(small_synthetic(seed=1), tmp_path)

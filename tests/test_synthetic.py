@@ -6,15 +6,15 @@ import ml_collections
 import numpy as np
 import pytest
 
-from orthoalign.data import synthetic
-from orthoalign.data.candidates import sample_candidates
-from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.dataset import eval_split
-from orthoalign.data.dataset import train_lengths
-from orthoalign.data.synthetic import SyntheticConfig
-from orthoalign.data.synthetic import from_config_dict
-from orthoalign.data.synthetic import generate
+from orthoalign.datasets import synthetic
+from orthoalign.datasets.dataset import CDSRDataset
+from orthoalign.datasets.splits import eval_split
+from orthoalign.datasets.splits import train_lengths
+from orthoalign.datasets.synthetic import SyntheticConfig
+from orthoalign.datasets.synthetic import from_config_dict
+from orthoalign.datasets.synthetic import generate
 from orthoalign.errors import DataError
+from orthoalign.inputs.candidates import sample_candidates
 
 SMALL = SyntheticConfig(
   num_users=600, num_items_a=80, num_items_b=60, mean_length=12.0, max_length=40

@@ -1,4 +1,4 @@
-"""Tests for orthoalign.data.text_emb (item-title embeddings).
+"""Tests for orthoalign.datasets.text_emb (item-title embeddings).
 
 The tfidf tests run everywhere; the MiniLM test needs the optional `text`
 extra (torch + sentence-transformers + the bundled model) and skips without it.
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from orthoalign import errors
-from orthoalign.data import text_emb
-from orthoalign.data.dataset import CDSRDataset
+from orthoalign.datasets import text_emb
+from orthoalign.datasets.dataset import CDSRDataset
 from orthoalign.errors import DataError
 
 # Three probe titles: 0 and 1 share their words, 2 shares none.

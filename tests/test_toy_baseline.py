@@ -20,8 +20,8 @@ from orthoalign import errors
 from orthoalign import models
 from orthoalign.config import dicts
 from orthoalign.config import validation
-from orthoalign.data import domain_windows
-from orthoalign.data import load as data_load
+from orthoalign.datasets import load as data_load
+from orthoalign.inputs import domain_windows
 from orthoalign.models import baseline
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import gca_checks

@@ -63,7 +63,7 @@ def test_outputs(baseline):
 
 def test_metrics_per_user_group_partition_the_test_users(baseline):
   """overlapped + non-overlapped cases are all cases, and the all-users metric is their
-  case-weighted mean (data/eval_inputs.py user groups).
+  case-weighted mean (inputs/eval_cases.py user groups).
   """
   _, rows = baseline
   row = rows[0]

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import windows
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import splits
+from orthoalign.inputs import windows
 
 
 def _ds():
@@ -57,7 +58,7 @@ def test_domain_targets_point_at_the_same_mixed_target():
 
 def test_eval_windows():
   ds = _ds()
-  split = dataset_lib.eval_split(ds, "test")
+  split = splits.eval_split(ds, "test")
   w = windows.eval_windows(ds, split, max_len=4)
   # User 0 test input = 1 6 2 7 3 8, target 9 (B).
   np.testing.assert_array_equal(w["seq"][0], [2, 7, 3, 8])

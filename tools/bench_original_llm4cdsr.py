@@ -2,7 +2,7 @@
 
 The original is liuqidong07/LLM4CDSR-pytorch (`models/LLMCDSR.py`, `generators/generator.py`),
 imported from its checkout at run time, never copied. Data: the embedded synthetic data of
-configs/llm4cdsr.py, written in the original's handled format (orthoalign.data.readers.handled.
+configs/llm4cdsr.py, written in the original's handled format (orthoalign.datasets.readers.handled.
 write_handled) into a temporary `data/<name>/handled/` together with orthoalign's frozen text tables
 and user profiles as the pickles the original model reads. Both sides train the plain model
 (`gca.positions=()`, `model.missing_text="zero"`, upstream's hidden 128 and dropout 0.5, Adam lr
@@ -42,7 +42,7 @@ def build(
     checkout, "generators.generator", "models.LLMCDSR"
   )
   from configs import llm4cdsr as llm4cdsr_config
-  from orthoalign.data.readers import handled
+  from orthoalign.datasets.readers import handled
 
   cfg = llm4cdsr_config.get_config()
   cfg.model.max_len = max_len

@@ -41,7 +41,7 @@ def main() -> int:
   # The project root, for `configs` when run as `python tools/compare_abxi_original.py`.
   sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from configs import abxi as abxi_config
-  from orthoalign.data import load as data_load
+  from orthoalign.datasets import load as data_load
   from orthoalign.models import abxi
   from orthoalign.train import task as task_lib
 

@@ -38,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 import port_check  # tools/port_check.py (tools/ is on sys.path)
 
+from orthoalign.datasets import splits
+
 _TRAIN_ROWS = 64
 _EVAL_USERS = 256
 _DATASET = "fk"  # the folder name the original's data/<dataset>/handled wants
@@ -63,8 +65,7 @@ def main() -> int:
   # The project root, for `configs` when run as `python tools/compare_llm4cdsr_original.py`.
   sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from configs import llm4cdsr_fk
-  from orthoalign.data import dataset as dataset_lib
-  from orthoalign.data import load as data_load
+  from orthoalign.datasets import load as data_load
   from orthoalign.metrics import ranking
   from orthoalign.models import llm4cdsr
   from orthoalign.models import negatives
@@ -103,10 +104,10 @@ def main() -> int:
   batch = {k: jnp.asarray(v[rows]) for k, v in task.train_data.items()}
   batch["user_profile"] = batch["user_profile"].astype(jnp.float64)
   batch["row_valid"] = jnp.ones(_TRAIN_ROWS, bool)
-  prefix_len = dataset_lib.train_lengths(ds)
+  prefix_len = splits.train_lengths(ds)
   train_seqs = [ds.sequence(u)[: prefix_len[u]] for u in np.asarray(batch["user"])]
   ev = {k: jnp.asarray(v[:_EVAL_USERS]) for k, v in task.eval_data["test"].items()}
-  split = dataset_lib.eval_split(ds, "test")
+  split = splits.eval_split(ds, "test")
   assert np.array_equal(split.users[:_EVAL_USERS], np.asarray(ev["user"]))
   eval_seqs = [
     np.append(ds.sequence(u)[:n], t)

@@ -61,7 +61,9 @@ def correlation_points(
     raise DataError(f"expected 'best_valid' or 'best_test', got {epoch!r}", key="epoch")
   if epoch == "best_test" and (
     histories is None
-    or not any(f"test/{protocol}/{d}/{metric}" in histories.columns for d in results.DOMAINS)
+    or not any(
+      keys.metric_key("test", protocol, d, metric) in histories.columns for d in results.DOMAINS
+    )
   ):
     raise DataError(
       f"epoch='best_test' needs per-epoch test/{protocol}/<domain>/{metric} in "
@@ -79,7 +81,7 @@ def correlation_points(
   parts = []
   for d in results.DOMAINS:
     xcol = keys.align_key(keys.cell_name(position, d), stat)
-    ycol = f"test/{protocol}/{d}/{metric}"
+    ycol = keys.metric_key("test", protocol, d, metric)
     base = df.copy()
     base["width"] = variants.width_of(df)
     base["domain"] = d
@@ -208,7 +210,7 @@ def correlation(
           "controls_used": ", ".join(used) or "—",
           "selection": selection,
           "x_col": keys.align_key(keys.cell_name(position, d), stat),
-          "y_col": f"test/{protocol}/{d}/{metric}",
+          "y_col": keys.metric_key("test", protocol, d, metric),
         }
       )
   cols = group_keys + [

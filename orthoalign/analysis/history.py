@@ -40,8 +40,8 @@ def trajectory(
       if keys.align_key(cell, st) in h.columns:
         cols[f"{name}/{cell}"] = keys.align_key(cell, st)
   for d in results.DOMAINS + ("all",):
-    if f"valid/{protocol}/{d}/{metric}" in h.columns:
-      cols[f"valid/{d}"] = f"valid/{protocol}/{d}/{metric}"
+    if keys.metric_key("valid", protocol, d, metric) in h.columns:
+      cols[f"valid/{d}"] = keys.metric_key("valid", protocol, d, metric)
   out = pd.DataFrame({"epoch": h["epoch"].to_numpy(), "replica": h["replica"].to_numpy()})
   for name, src in cols.items():
     out[name] = pd.to_numeric(h[src], errors="coerce").to_numpy()

@@ -11,6 +11,7 @@ from orthoalign.analysis import formatting
 from orthoalign.analysis import results
 from orthoalign.analysis import stats
 from orthoalign.analysis import variants
+from orthoalign.metrics import keys
 
 
 def scaling(df: pd.DataFrame, metric: str = "ndcg@10", protocol: str = "sampled") -> pd.DataFrame:
@@ -36,7 +37,7 @@ def scaling(df: pd.DataFrame, metric: str = "ndcg@10", protocol: str = "sampled"
   variants.require_columns(df, ("model", "dataset", "params/total"))
   rows = []
   for d in results.DOMAINS:
-    col = f"test/{protocol}/{d}/{metric}"
+    col = keys.metric_key("test", protocol, d, metric)
     if col not in df.columns:
       continue
     vals = pd.DataFrame(

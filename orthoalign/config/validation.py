@@ -18,7 +18,7 @@ import ml_collections
 
 from orthoalign import models
 from orthoalign.config import dicts
-from orthoalign.data import load as data_load
+from orthoalign.datasets import load as data_load
 from orthoalign.models import gca_checks
 from orthoalign.train import checks as train_checks
 

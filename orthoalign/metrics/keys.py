@@ -5,7 +5,7 @@ analysis all read and write these keys through this module:
 
   <split>/<protocol>/<domain>/<metric>            test/sampled/A/ndcg@10
   <split>/<group>/<protocol>/<domain>/<metric>    test/overlapped/full/all/auc (a user or case
-                                                  group, data/eval_inputs.py)
+                                                  group, inputs/eval_cases.py)
   <split>/<group>/sampled/all/count               the group's number of cases in the split
   align/<cell>/<stat>                             GCA alignment statistics (metrics/alignment.py)
   train/<name>                                    an epoch's mean training metric (train/loss),
@@ -62,6 +62,17 @@ def metric_key(split: str, protocol: str, domain: str, metric: str, group: str =
   "test/overlapped/sampled/A/ndcg@10"; split "" gives the in-program sum's key.
   """
   return "/".join(p for p in (split, group, protocol, domain, metric) if p)
+
+
+def domain_metric(domain: str, metric: str) -> str:
+  """The key of one domain's metric inside one protocol's sums (metrics/ranking.py): "A/mrr"."""
+  return f"{domain}/{metric}"
+
+
+def split_domain_metric(key: str) -> tuple[str, str]:
+  """(domain, metric) of a `domain_metric` key."""
+  domain, _, metric = key.partition("/")
+  return domain, metric
 
 
 def count_key(split: str, group: str) -> str:
@@ -149,7 +160,7 @@ def row_protocols(rows: Iterable[Mapping[str, Any]], split: str = "test") -> lis
   return sorted(found, key=protocol_order)
 
 
-# User groups first, then case groups (data/eval_inputs.py), then anything else by name.
+# User groups first, then case groups (inputs/eval_cases.py), then anything else by name.
 _GROUP_ORDER = ("overlapped", "non-overlapped", "seen", "unseen", "switch", "stay")
 
 

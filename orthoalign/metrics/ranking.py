@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import jax.scipy.special
 import numpy as np
 
+from orthoalign.metrics import keys
+
 KS = (1, 5, 10)
 TIES = ("pessimistic", "optimistic", "expected")
 _COUNT = "count"
@@ -327,8 +329,8 @@ def domain_sums(
       # `where`, not a plain product: padded rows may hold NaN/inf garbage and
       # 0 * NaN would poison the sum.
       contrib = jnp.where(w != 0, w * jnp.asarray(value, jnp.float32), 0.0)
-      sums[f"{dom}/{name}"] = jnp.sum(contrib)
-    sums[f"{dom}/{_COUNT}"] = jnp.sum(w)
+      sums[keys.domain_metric(dom, name)] = jnp.sum(contrib)
+    sums[keys.domain_metric(dom, _COUNT)] = jnp.sum(w)
   return sums
 
 
@@ -344,10 +346,10 @@ def finalize(sums: Mapping[str, Any]) -> dict[str, float]:
   """
   out = {}
   for key, value in sums.items():
-    dom, _, name = key.partition("/")
+    dom, name = keys.split_domain_metric(key)
     if name == _COUNT:
       continue
-    count = float(np.sum(np.asarray(sums[f"{dom}/{_COUNT}"], np.float64)))
+    count = float(np.sum(np.asarray(sums[keys.domain_metric(dom, _COUNT)], np.float64)))
     total = float(np.sum(np.asarray(value, np.float64)))
     out[key] = total / count if count > 0 else float("nan")
   return out

@@ -34,7 +34,8 @@ import numpy as np
 
 from orthoalign import errors
 from orthoalign.config import dicts
-from orthoalign.data import dataset as dataset_lib
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import splits
 from orthoalign.models import settings
 
 Array = jax.Array
@@ -118,10 +119,10 @@ class Baseline(abc.ABC):
     """Host arrays with a common leading dimension, one row per training sequence."""
 
   @abc.abstractmethod
-  def eval_windows(self, split: dataset_lib.EvalSplit) -> dict[str, np.ndarray]:
+  def eval_windows(self, split: splits.EvalSplit) -> dict[str, np.ndarray]:
     """Host arrays of the split's cases; they hold "domain" (0 = A, 1 = B), "target" (global id)
     and "hist" (sorted items excluded from full ranking). The trainer adds the candidates ("cand")
-    and the user groups (data/eval_inputs.py).
+    and the user groups (inputs/eval_cases.py).
     """
 
   def init(self, rng: Array) -> Any:

@@ -336,7 +336,7 @@ def exchange(
     p: the position.
     h: {"a": [B, La, d], "b": [B, Lb, d]} the streams' features.
     rows: the windows' "seq_a"/"seq_b" (0 = padding) and "time_a"/"time_b" (merged-sequence times;
-      data/domain_windows.py).
+      inputs/domain_windows.py).
     train: enables dropout.
     out: receives each cell's intermediates under its name.
 

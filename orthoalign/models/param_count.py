@@ -25,8 +25,8 @@ from orthoalign import errors
 from orthoalign import models
 from orthoalign.config import dicts
 from orthoalign.config import validation
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import load as data_load
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import load as data_load
 
 # The config key parameter matching grows, the same for every baseline (models/settings.py's shared
 # `ffn`: LLM4CDSR's, CDSRNP's and SASRec's blocks' FFNs, ABXI's SwiGLU FFN and three projectors),

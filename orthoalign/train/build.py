@@ -23,7 +23,7 @@ import orthoalign
 from orthoalign import errors
 from orthoalign import sweep
 from orthoalign.config import validation
-from orthoalign.data import load as data_load
+from orthoalign.datasets import load as data_load
 from orthoalign.train import distributed
 from orthoalign.train import item_shards
 from orthoalign.train import sharding
@@ -136,7 +136,7 @@ class Run:
   """Everything a run needs on device: data, model task, replicas, mesh and jitted programs.
 
   Attributes:
-    ds: the dataset (data/dataset.CDSRDataset).
+    ds: the dataset (datasets/dataset.CDSRDataset).
     task: the model bound to its data (train/task.Task), at the model's own shapes.
     reps: one dict of hyperparameters per replica (orthoalign.sweep.replicas), R in all.
     mesh: the device mesh ("data", "model"); repl: its replicated sharding.

@@ -33,7 +33,8 @@ def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str,
   parts: dict[tuple[str, str], dict[str, Any]] = {}
   for k, v in one.items():
     if (key := keys.parse(k, with_split=False)) is not None:
-      parts.setdefault((key.group, key.protocol), {})[f"{key.domain}/{key.metric}"] = v
+      part = parts.setdefault((key.group, key.protocol), {})
+      part[keys.domain_metric(key.domain, key.metric)] = v
   for (group, protocol), part in sorted(
     parts.items(), key=lambda gp: (gp[0][0] != "", gp[0][0], keys.protocol_order(gp[0][1]))
   ):
@@ -41,7 +42,7 @@ def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str,
       continue  # no case of this group in the split
     out.update(
       {
-        keys.metric_key(split, protocol, *k.split("/"), group=group): v
+        keys.metric_key(split, protocol, *keys.split_domain_metric(k), group=group): v
         for k, v in ranking.finalize(part).items()
       }
     )

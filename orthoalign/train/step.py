@@ -288,7 +288,7 @@ def evaluate(
     per[keys.FULL] = ranking.metrics_from_counts(
       *full_counts(batch, full_scores, task.num_items_a, n_items), ties=ties
     )
-    # Every metric for all cases, then per user group ("group/<name>" arrays, data/eval_inputs.py).
+    # Every metric for all cases, then per user group ("group/<name>" arrays, inputs/eval_cases.py).
     weights = {"": w}
     weights.update(
       {
@@ -302,8 +302,7 @@ def evaluate(
         for k, v in ranking.domain_sums(
           metrics, batch["domain"], weight, task.domain_names
         ).items():
-          dom, metric = k.split("/")
-          sums[keys.metric_key("", protocol, dom, metric, group)] = v
+          sums[keys.metric_key("", protocol, *keys.split_domain_metric(k), group)] = v
     rows = (w > 0)[:, None]
     for name, cell in out.cells.items():
       masks = (cell["x_mask"] & rows, cell["y_mask"] & rows)

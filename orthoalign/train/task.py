@@ -2,7 +2,7 @@
 
 The model (orthoalign/models/baseline.py) knows its windows, init, loss, tables and scores; the
 trainer adds what every model shares, here: the evaluation inputs (the model's windows of each
-split with the frozen candidates and user groups, data/eval_inputs.py), the GCA cell names it
+split with the frozen candidates and user groups, inputs/eval_cases.py), the GCA cell names it
 reports, and the replica hyperparameters the loss reads (the model's, plus gca.orth_penalty's
 weight where the run sets one).
 """
@@ -16,8 +16,8 @@ import ml_collections
 import numpy as np
 
 from orthoalign import models
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import eval_inputs
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.inputs import eval_cases
 from orthoalign.models import baseline
 from orthoalign.models import gca as gca_lib
 
@@ -86,7 +86,7 @@ def with_arrays(model: baseline.Baseline, config: ml_collections.ConfigDict) -> 
   return Task(
     model=model,
     train_data=model.train_windows(),
-    eval_data=eval_inputs.eval_inputs(model.ds, config.eval, model.eval_windows),
+    eval_data=eval_cases.eval_inputs(model.ds, config.eval, model.eval_windows),
     cell_names=gca_lib.cell_names(positions),
     cell_labels=dict(
       zip(gca_lib.cell_names(positions), gca_lib.cell_names(positions, model.ds.domain_names))

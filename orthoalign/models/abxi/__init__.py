@@ -14,7 +14,7 @@ user's train-part items; objective loss_A + loss_B.
 GCA (not in the original): cells `gca<p>_A` / `gca<p>_B` at p = 0 (after the embedding), 1 (after
 the attention block) or 2 (after the FFN/LoRA stage) update the A and B streams, querying the other
 domain's stream (`gca.kv="other"`) or the merged stream (`"mixed"`) under a causal mask on merged
-time (`data/abxi_windows.py` defines the times of aligned and evaluation tokens).
+time (`inputs/abxi_windows.py` defines the times of aligned and evaluation tokens).
 
 Reproduced details: no key-padding mask (padding tokens are zero vectors whose keys/values are the
 in-projection bias); attention-probability dropout 0; dropout sampled separately on every branch;
@@ -38,7 +38,7 @@ Quirks of the original, flags whose defaults are the v2.1 behaviour:
     place, a *switch* case (last input from the other domain: 36.7 % of abxi-afk's test cases) gets
     nothing from any GCA cell: the stream it is scored on never queried the other domain. This is
     kept as the faithful default, since the slot holds no item to query with; the metrics are
-    reported per case group `switch` / `stay` (data/eval_inputs.py), `build` prints the share,
+    reported per case group `switch` / `stay` (inputs/eval_cases.py), `build` prints the share,
     and `compact` (or `python -m orthoalign.evaluate --set=model.eval_domain_seq=compact`) lets GCA
     reach every case whose own stream has seen the other domain.
 
@@ -48,9 +48,9 @@ Deviations (named):
     candidates are rejected, chance < 1e-25 on Food-Kitchen), per position as the original (a fresh
     128 A + 128 B at every non-pad position). All draws avoid the whole train-part history (the
     original's B pool avoids only its B items, so id nA can be drawn there even when seen).
-  * Evaluation candidates are orthoalign's frozen sets (`data_load.candidates`, the target's domain
-    minus the history) instead of a fresh draw at every evaluation (which, in the original, has the
-    same off-by-one for B targets).
+  * Evaluation candidates are orthoalign's frozen sets (`inputs.candidates.frozen`, the target's
+    domain minus the history) instead of a fresh draw at every evaluation (which, in the original,
+    has the same off-by-one for B targets).
   * Ranks: the trainer counts ties against the target, ABXI in its favour (negligible for float
     scores); best-epoch selection is strict (`>`), ABXI's is `>=`.
   * Users whose train part has < 2 items are not trained on (ABXI's data has none).
@@ -62,9 +62,10 @@ import ml_collections
 import numpy as np
 
 from orthoalign import errors
-from orthoalign.data import abxi_windows
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import eval_inputs
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import splits
+from orthoalign.inputs import abxi_windows
+from orthoalign.inputs import eval_cases
 from orthoalign.models import baseline
 from orthoalign.models.abxi import config as config_lib
 from orthoalign.models.abxi.config import Config
@@ -105,7 +106,7 @@ class Baseline(baseline.Baseline):
     self.hp = Hyper(cfg, ds.num_items_a, ds.num_items_b, catalog_scoring(cfg.neg_scoring))
     self._train = abxi_windows.train_windows(ds, cfg.len_max)
     if gca.positions and cfg.eval_domain_seq == "inplace":
-      switch = eval_inputs.case_groups(ds, dataset_lib.eval_split(ds, "test")).get("group/switch")
+      switch = eval_cases.case_groups(ds, splits.eval_split(ds, "test")).get("group/switch")
       if switch is not None and len(switch):
         self.notes = (
           f"ABXI: in-place evaluation layout (model.eval_domain_seq): {int(switch.sum())} of "
@@ -117,7 +118,7 @@ class Baseline(baseline.Baseline):
   def train_windows(self) -> dict[str, np.ndarray]:
     return self._train
 
-  def eval_windows(self, split: dataset_lib.EvalSplit) -> dict[str, np.ndarray]:
+  def eval_windows(self, split: splits.EvalSplit) -> dict[str, np.ndarray]:
     cfg = self.settings
     return abxi_windows.eval_windows(self.ds, split, cfg.len_max, cfg.eval_domain_seq)
 

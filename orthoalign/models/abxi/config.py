@@ -44,7 +44,7 @@ class Config:
       may be drawn as a B negative.
     eval_domain_seq: evaluation domain sequences: "inplace" = the original trainer (seq_x with the
       other domain's items zeroed), "compact" = the own-domain history left-padded
-      (data/abxi_windows.py).
+      (inputs/abxi_windows.py).
     neg_scoring: how negative logits are computed (same numbers): "gather" their embeddings (less
       compute, CPU), "catalog" = score all items then pick (less memory, GPU/TPU), "auto" = by
       backend.

@@ -1,4 +1,4 @@
-"""ABXI's inputs besides its windows (data/abxi_windows.py): how negatives are scored."""
+"""ABXI's inputs besides its windows (inputs/abxi_windows.py): how negatives are scored."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ paper's model and claims no parity with the paper's numbers.
 
 Model (spec items 1-6; d = model.width):
   * Encoders: one causal SASRec stack per domain (layers.SASRecBlock, pmixer style) over that
-    domain's own window (data/domain_windows.py) with its own item table E_A [nA+1, d] / E_B
+    domain's own window (inputs/domain_windows.py) with its own item table E_A [nA+1, d] / E_B
     [nB+1, d] (inputs scaled by sqrt(d), learned positions, final LayerNorm). Optional mixed
     encoder (`model.mixed_encoder`, default False; merged-timeline data only) over the merged
     window with a global table; its state before each target is added to the user vector (C2DSR's
@@ -73,7 +73,7 @@ z = the prior mean from them. Scores: the target domain's stream at its last pos
 
 GCA (not in the original): cells `gca<p>_A` / `gca<p>_B` at p = 0 (right after the embeddings) and
 p = i (after encoder block i); the A stream queries the B stream and vice versa, under the causal
-mask in merged time (no merged timeline: every query sees every key, see data/domain_windows.py).
+mask in merged time (no merged timeline: every query sees every key, see inputs/domain_windows.py).
 A row with no token in the other domain (a single-domain user) has nothing to attend to: its
 stream leaves the cell exactly unchanged (gca.py gives a query without keys no update; the
 `where` below also covers `gca.layernorm="post"`). Such rows' tokens have x_mask False in the
@@ -100,8 +100,9 @@ import ml_collections
 import numpy as np
 
 from orthoalign import errors
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import domain_windows
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import splits
+from orthoalign.inputs import domain_windows
 from orthoalign.models import baseline
 from orthoalign.models.cdsrnp import config as config_lib
 from orthoalign.models.cdsrnp.config import Config
@@ -152,7 +153,7 @@ class Baseline(baseline.Baseline):
       warnings.warn(
         f"dataset {ds.name!r} has no merged timeline, so GCA cells see every key; with "
         f"{len(gca.positions)} GCA positions training positions can see their own "
-        "domain's later items through the other stream (data/domain_windows.py)",
+        "domain's later items through the other stream (inputs/domain_windows.py)",
         stacklevel=2,
       )
     self.module = CDSRNP(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.cell)
@@ -176,7 +177,7 @@ class Baseline(baseline.Baseline):
   def train_windows(self) -> dict[str, np.ndarray]:
     return self._train
 
-  def eval_windows(self, split: dataset_lib.EvalSplit) -> dict[str, np.ndarray]:
+  def eval_windows(self, split: splits.EvalSplit) -> dict[str, np.ndarray]:
     cfg = self.settings
     return domain_windows.eval_windows(self.ds, split, cfg.max_len, mixed=cfg.mixed_encoder)
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from orthoalign import errors
-from orthoalign.data import dataset as dataset_lib
+from orthoalign.datasets import dataset as dataset_lib
 from orthoalign.models.cdsrnp.module import stream_keys
 
 

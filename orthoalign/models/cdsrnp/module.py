@@ -175,7 +175,7 @@ class CDSRNP(nn.Module):
     """Encodes the per-domain streams (and the mixed one) of a set of rows.
 
     Args:
-      rows: seq_*, positions_*, time_* [N, L] (see data/domain_windows.py).
+      rows: seq_*, positions_*, time_* [N, L] (see inputs/domain_windows.py).
       train: enables dropout.
 
     Returns:

@@ -35,7 +35,7 @@ Upstream differences that are not quirks of its code:
     frozen global table only; an unfrozen table is trainable per row anyway) and on each domain's
     frozen local table. "zero" keeps the shared zero row (orthoalign's behaviour before the key; a
     saved config without the key gets it). Items are "without text" where `ds.item_text_emb` has an
-    all-zero row (orthoalign/data/text_emb.py writes exactly that for a blank title); `build` prints
+    all-zero row (datasets/text_emb.py writes exactly that for a blank title); `build` prints
     how many per domain. With "learned" the frozen collection also holds int32 row maps
     (missing_index_{m,a,b}, one entry per item), which the frozen/total parameter counts include.
   * Validation (and test) negatives: upstream redraws its 100 sampled negatives with Python `random`
@@ -44,7 +44,7 @@ Upstream differences that are not quirks of its code:
     model selection and seeds comparable).
   * Item tables and user profiles: with the authors' pickles (`<llm_emb_file>_all.pkl`,
     `_A_pca128.pkl`, `_B_pca128.pkl`, `<user_emb_file>.pkl`, read through the restricted unpickler
-    by orthoalign/data/readers/llm4cdsr_tables.py) the model runs on the authors' inputs:
+    by orthoalign/datasets/readers/llm4cdsr_tables.py) the model runs on the authors' inputs:
     `model.llm_emb_dir="auto"` finds them in a `handled` data folder, a path names another folder,
     "none" ignores them. Their global table keeps its own width (model.global_dim is not applied)
     and their local width must equal model.width, as upstream requires. Without them,
@@ -71,9 +71,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import load as data_load
-from orthoalign.data import windows
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import splits
+from orthoalign.inputs import candidates
+from orthoalign.inputs import windows
 from orthoalign.models import baseline
 from orthoalign.models.llm4cdsr import config as config_lib
 from orthoalign.models.llm4cdsr.config import Config
@@ -185,11 +186,11 @@ class Baseline(baseline.Baseline, baseline.LengthBuckets):
   def train_windows(self) -> dict[str, np.ndarray]:
     return self._train
 
-  def eval_windows(self, split: dataset_lib.EvalSplit) -> dict[str, np.ndarray]:
+  def eval_windows(self, split: splits.EvalSplit) -> dict[str, np.ndarray]:
     out = windows.eval_windows(self.ds, split, self.settings.max_len)
     # The original draws the domain stream's candidates independently: a second frozen set.
     seed = self.config.eval.candidate_seed + (1000 if self.settings.independent_negatives else 0)
-    cand = data_load.candidates(self.ds, split.name, self.config.eval.num_negatives, seed)
+    cand = candidates.frozen(self.ds, split.name, self.config.eval.num_negatives, seed)
     na = self.ds.num_items_a
     out["cand_dom"] = np.where(cand > na, cand - na, cand).astype(np.int32)
     return out

@@ -54,7 +54,7 @@ class Config:
     missing_text: items without text in the frozen tables: "learned" = each its own trainable row
       (upstream has text for every item, so none of its items shares a vector), "zero" = all share
       the zero text row (orthoalign before this key).
-    llm_emb_dir: the authors' embedding pickles (orthoalign/data/readers/llm4cdsr_tables.py):
+    llm_emb_dir: the authors' embedding pickles (orthoalign/datasets/readers/llm4cdsr_tables.py):
       "auto" = read them from a handled data folder when there, "none" = never (orthoalign's
       substitutes), or a folder.
     llm_emb_file, user_emb_file: their file names [--llm_emb_file, --user_emb_file] ("item_emb"

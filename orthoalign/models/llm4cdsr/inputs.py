@@ -8,8 +8,8 @@ import ml_collections
 import numpy as np
 
 from orthoalign import errors
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data.readers import llm4cdsr_tables
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets.readers import llm4cdsr_tables
 from orthoalign.models.llm4cdsr.config import Config
 
 

@@ -19,16 +19,16 @@ layers.SASRecBlock, which LLM4CDSR's and CDSRNP's encoders here use too:
 
 `model.streams`:
   * "dual": one such SASRec per domain, nothing shared, each over its own domain's window
-    (data/domain_windows.py) with its own item table (local ids). A GCA cell between the two
+    (inputs/domain_windows.py) with its own item table (local ids). A GCA cell between the two
     streams is then the only path for cross-domain information: cells gca<p>_A (the A stream
     queries B) and gca<p>_B at p = 0 (after the embeddings) and p = i (after block i), under the
     causal mask in merged time. Loss = loss_A + loss_B. A case of domain D is scored by D's
     stream at its last position.
-  * "mixed": one SASRec over the merged timeline (data/windows.py) with one table of both domains'
+  * "mixed": one SASRec over the merged timeline (inputs/windows.py) with one table of both domains'
     items (global ids); negatives from the whole catalogue. No second stream, so no GCA cell.
 
 Flags whose defaults reproduce 72ba89d: `model.positions` ("slot"; "item" = orthoalign's own
-per-item index 1..n, 1 = the oldest item kept, 0 on padding, as data/domain_windows.py gives it;
+per-item index 1..n, 1 = the oldest item kept, 0 on padding, as inputs/domain_windows.py gives it;
 pmixer's later code gives a valid slot its slot index + 1 instead, which agrees with "item" only
 on a full window), `model.pre_ln` (False;
 True = the textbook pre-LN block, pmixer's later `--norm_first`).
@@ -52,9 +52,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import domain_windows
-from orthoalign.data import windows
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import splits
+from orthoalign.inputs import domain_windows
+from orthoalign.inputs import windows
 from orthoalign.models import baseline
 from orthoalign.models.sasrec import config as config_lib
 from orthoalign.models.sasrec.config import Config
@@ -99,7 +100,7 @@ class Baseline(baseline.Baseline):
     full = windows.train_windows(self.ds, self.settings.max_len)
     return {k: full[k] for k in ("seq", "pos", "positions", "hist", "user")}
 
-  def eval_windows(self, split: dataset_lib.EvalSplit) -> dict[str, np.ndarray]:
+  def eval_windows(self, split: splits.EvalSplit) -> dict[str, np.ndarray]:
     module = domain_windows if self.dual else windows
     return module.eval_windows(self.ds, split, self.settings.max_len)
 

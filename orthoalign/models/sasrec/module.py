@@ -61,8 +61,8 @@ class SASRec(nn.Module):
     """Encodes the streams of a batch of windows.
 
     Args:
-      rows: "dual": seq_a/seq_b, positions_a/_b, time_a/_b [B, L] (data/domain_windows.py);
-        "mixed": seq, positions [B, L] (data/windows.py).
+      rows: "dual": seq_a/seq_b, positions_a/_b, time_a/_b [B, L] (inputs/domain_windows.py);
+        "mixed": seq, positions [B, L] (inputs/windows.py).
       train: enables dropout.
 
     Returns:

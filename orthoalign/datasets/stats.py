@@ -1,12 +1,12 @@
-"""Dataset statistics of any format, on the command line (orthoalign.data.summary computes them).
+"""Dataset statistics of any format, on the command line (datasets/summary.py computes them).
 
-  python -m orthoalign.data.stats --format=prepared --path=data/prepared/abxi-afk
-  python -m orthoalign.data.stats --format=synthetic --json
+  python -m orthoalign.datasets.stats --format=prepared --path=data/prepared/abxi-afk
+  python -m orthoalign.datasets.stats --format=synthetic --json
 
 Prints users (overlapped / A-only / B-only), items and interactions per domain, sequence-length
 percentiles, the domain-switch rate, whether each sequence is one merged cross-domain timeline,
 the held-out users also seen in training (when recorded) and the valid/test targets per domain.
-`loaders()` maps each `--format` of `orthoalign.data.load` to a callable(path) -> CDSRDataset.
+`loaders()` maps each `--format` of `orthoalign.datasets.load` to a callable(path) -> CDSRDataset.
 """
 
 from __future__ import annotations
@@ -16,33 +16,34 @@ import json
 import sys
 
 from orthoalign import errors
-from orthoalign.data import load as data_load
-from orthoalign.data import summary
-from orthoalign.data import synthetic
-from orthoalign.data.dataset import CDSRDataset
+from orthoalign.datasets import formats
+from orthoalign.datasets import load as data_load
+from orthoalign.datasets import summary
+from orthoalign.datasets import synthetic
+from orthoalign.datasets.dataset import CDSRDataset
 from orthoalign.errors import DataError
 
 
 def loaders() -> dict[str, Callable[[str], CDSRDataset]]:
-  """--format -> callable(path) -> CDSRDataset: every format of `orthoalign.data.load`."""
+  """--format -> callable(path) -> CDSRDataset: every format of datasets/formats.py."""
 
   def loader(fmt: str) -> Callable[[str], CDSRDataset]:
-    if fmt == "synthetic":
+    if fmt == formats.SYNTHETIC:
       return lambda path: synthetic.generate(synthetic.SyntheticConfig())
     return lambda path: data_load.load_path(fmt, path)
 
-  return {f: loader(f) for f in data_load.FORMATS}
+  return {f: loader(f) for f in formats.FORMATS}
 
 
 # Path-less formats; every other one needs --path.
-_NO_PATH = ("synthetic",)
+_NO_PATH = (formats.SYNTHETIC,)
 
 
 @errors.cli_main(also=(OSError,))
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status."""
   parser = errors.ArgumentParser(
-    prog="python -m orthoalign.data.stats", description=__doc__.split("\n")[0]
+    prog="python -m orthoalign.datasets.stats", description=__doc__.split("\n")[0]
   )
   formats = loaders()
   parser.add_argument(

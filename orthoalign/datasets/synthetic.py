@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from orthoalign.data.dataset import CDSRDataset
+from orthoalign.datasets.dataset import CDSRDataset
 from orthoalign.errors import DataError
 
 # Per-step domain probability of overlapped users: P(B) ~ U(lo, hi) per user.

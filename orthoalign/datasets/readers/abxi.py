@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import textio
-from orthoalign.data.badlines import BadLines
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import textio
+from orthoalign.datasets.badlines import BadLines
+from orthoalign.datasets.readers import format as format_lib
 from orthoalign.errors import DataError
 
 PREPROCESSED_GLOB = "*_preprocessed.txt"
@@ -401,3 +402,10 @@ def read_abxi(path: str | os.PathLike[str], bad: BadLines | None = None) -> data
     user_ids=user_ids,
     item_keys=item_keys.astype(str),
   )
+
+
+FORMAT = format_lib.Format(
+  name="abxi",
+  summary="ABXI's preprocessed files (*_preprocessed.txt, map_item_50.txt, map_user_50.txt)",
+  read=read_abxi,
+)

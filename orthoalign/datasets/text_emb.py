@@ -31,7 +31,7 @@ import scipy.sparse.linalg
 import tqdm
 
 from orthoalign import errors
-from orthoalign.data.dataset import CDSRDataset
+from orthoalign.datasets.dataset import CDSRDataset
 from orthoalign.errors import DataError
 
 METHODS = ("minilm", "tfidf")

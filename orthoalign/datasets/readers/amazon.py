@@ -20,7 +20,7 @@ Item titles come out as `{item: title}` from:
 Files are read line by line, gzip-compressed or not (detected from the magic
 bytes, not the name), so a multi-GB dump never sits in memory. A malformed line
 goes through `BadLines`; a truncated or corrupt gzip stream is a `DataError`
-naming the file and the last good line. Text follows `orthoalign.data.textio`
+naming the file and the last good line. Text follows `orthoalign.datasets.textio`
 (UTF-8; a byte-order mark and CRLF line ends accepted; lone surrogates in ids
 and titles replaced by U+FFFD and counted).
 """
@@ -41,8 +41,8 @@ import zlib
 
 import tqdm
 
-from orthoalign.data import textio
-from orthoalign.data.badlines import BadLines
+from orthoalign.datasets import textio
+from orthoalign.datasets.badlines import BadLines
 from orthoalign.errors import DataError
 
 INTERACTION_FORMATS = {

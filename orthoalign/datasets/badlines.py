@@ -38,7 +38,7 @@ class BadLines:
       return
     key = str(path) if path is not None else "<memory>"
     if key not in self.replaced:
-      from orthoalign.data import textio  # pylint: disable=g-import-not-at-top
+      from orthoalign.datasets import textio  # pylint: disable=g-import-not-at-top
 
       textio.warn_replaced(key, count, line)
     self.replaced[key] += count

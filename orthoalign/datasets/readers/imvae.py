@@ -67,9 +67,10 @@ from typing import Any
 
 import numpy as np
 
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data.badlines import BadLines
-from orthoalign.data.readers import abxi
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets.badlines import BadLines
+from orthoalign.datasets.readers import abxi
+from orthoalign.datasets.readers import format as format_lib
 from orthoalign.errors import DataError
 
 TRAIN_SUFFIX = "_train.csv"
@@ -316,3 +317,12 @@ def read_imvae(
     merged_timeline=False,
     user_in_train=user_in_train,
   )
+
+
+FORMAT = format_lib.Format(
+  name="imvae",
+  summary="IM-VAE / AMID open-world CSVs (one <pair>_train.csv, one <pair>_test_csu.csv)",
+  read=read_imvae,
+  options={"valid_fraction": DEFAULT_VALID_FRACTION, "valid_seed": DEFAULT_VALID_SEED},
+  sources=lambda path, **options: [str(f) for f in find_files(path)],
+)

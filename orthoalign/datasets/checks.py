@@ -1,9 +1,9 @@
 """Leak checks: evaluation targets never reach training, negatives never hit history.
 
 `check_no_leakage` runs every time a stored dataset is loaded (`store.load_dataset`) and whenever
-frozen candidates are read or computed (`store.candidates`); anyone holding a `CDSRDataset` (and,
-optionally, candidate arrays or their own training prefix lengths) can call it too. Every check is
-vectorised over users, so it costs milliseconds on tens of thousands of users.
+frozen candidates are read or computed (`inputs.candidates.cached`); anyone holding a
+`CDSRDataset` (and, optionally, candidate arrays or their own training prefix lengths) can call it
+too. Every check is vectorised over users, so it costs milliseconds on tens of thousands of users.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from orthoalign.data.dataset import SPLITS
-from orthoalign.data.dataset import USER_TRAIN
-from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.dataset import EvalSplit
-from orthoalign.data.dataset import eval_split
-from orthoalign.data.dataset import train_lengths
+from orthoalign.datasets.dataset import USER_TRAIN
+from orthoalign.datasets.dataset import CDSRDataset
+from orthoalign.datasets.splits import SPLITS
+from orthoalign.datasets.splits import EvalSplit
+from orthoalign.datasets.splits import eval_split
+from orthoalign.datasets.splits import train_lengths
 from orthoalign.errors import DataError
 
 # Cells of the per-chunk [rows, nA+nB+1] lookup tables of the candidate check: large enough that

@@ -5,7 +5,7 @@ Layout of a store folder:
   dataset.npz                     every CDSRDataset array (np.savez, no pickle)
   manifest.json                   what the npz holds and how it was made (see `save_dataset`)
   candidates_<split>_n<N>_s<seed>.npy
-                                  frozen evaluation candidates (see `candidates`)
+                                  frozen evaluation candidates (inputs/candidates.py)
 
 Every file is written to a temp name in the same folder, fsynced and renamed, so a reader sees
 either the old or the new file, never a half-written one. The npz is renamed before the manifest,
@@ -23,7 +23,6 @@ import glob
 import hashlib
 import itertools
 import json
-import operator
 import os
 import sys
 from typing import Any
@@ -32,12 +31,9 @@ import zipfile
 import numpy as np
 
 import orthoalign
-from orthoalign.data import summary
-from orthoalign.data.candidates import sample_candidates
-from orthoalign.data.checks import check_no_leakage
-from orthoalign.data.dataset import SPLITS
-from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.dataset import eval_split
+from orthoalign.datasets import summary
+from orthoalign.datasets.checks import check_no_leakage
+from orthoalign.datasets.dataset import CDSRDataset
 from orthoalign.errors import DataError
 from orthoalign.fileio import atomic_write_binary
 from orthoalign.fileio import jsonable as _jsonable
@@ -176,7 +172,8 @@ def _read_manifest(out_dir: str) -> dict[str, Any]:
       manifest = json.load(f)
   except FileNotFoundError:
     raise DataError(
-      "missing; expected a store folder written by orthoalign.data.store.save_dataset", path=path
+      "missing; expected a store folder written by orthoalign.datasets.store.save_dataset",
+      path=path,
     ) from None
   except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
     raise DataError(f"unreadable manifest: {e}", path=path) from None
@@ -479,74 +476,3 @@ def cached(
     manifest_extra={"sources": infos, "recipe": recipe, "params": params, "bad_lines": report},
   )
   return ds
-
-
-def candidates_path(
-  out_dir: str | os.PathLike[str], split: str, num_negatives: int, seed: int
-) -> str:
-  """`out_dir/candidates_<split>_n<N>_s<seed>.npy`."""
-  return os.path.join(os.fspath(out_dir), f"candidates_{split}_n{num_negatives}_s{seed}.npy")
-
-
-def candidates(
-  out_dir: str | os.PathLike[str],
-  ds: CDSRDataset,
-  split: str,
-  num_negatives: int,
-  seed: int,
-) -> np.ndarray:
-  """Frozen evaluation candidates, cached beside the dataset.
-
-  The first call computes `sample_candidates(ds, eval_split(ds, split), N, seed)` and stores it
-  atomically; later calls load the file and check it still fits `ds` (shape, targets, negatives in
-  the target's domain and outside the user's sequence). ABXI ranks against 999 negatives,
-  LLM4CDSR against 100.
-
-  Args:
-    out_dir: the store folder of `ds`.
-    ds: the dataset (normally `load_dataset(out_dir)[0]`).
-    split: 'valid' or 'test'.
-    num_negatives: N.
-    seed: the sampling seed.
-
-  Returns:
-    Read-only int32 [E, 1+N]; column 0 is the target.
-
-  Raises:
-    DataError: if a stored file is corrupt or no longer fits `ds` (delete it to resample), or
-      a new one cannot be written.
-  """
-  if split not in SPLITS:
-    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-  seed, num_negatives = operator.index(seed), operator.index(num_negatives)
-  if num_negatives < 0:
-    raise ValueError(f"num_negatives must be >= 0, got {num_negatives}")
-  path = candidates_path(out_dir, split, num_negatives, seed)
-  if os.path.exists(path):
-    try:
-      cands = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-      raise DataError(f"corrupt candidate file ({e}); delete it to resample", path=path) from None
-    if cands.dtype != np.int32 or cands.ndim != 2 or cands.shape[1] != 1 + num_negatives:
-      raise DataError(
-        f"{cands.dtype} {cands.shape}; expected int32 [E, {1 + num_negatives}] "
-        "(delete it to resample)",
-        path=path,
-      )
-    try:
-      check_no_leakage(ds, {split: cands})
-    except DataError as e:
-      raise DataError(
-        f"{e.detail}; the file does not fit this dataset (delete it to resample)",
-        path=path,
-        key=e.key,
-      ) from None
-  else:
-    cands = sample_candidates(ds, eval_split(ds, split), num_negatives, seed)
-    check_no_leakage(ds, {split: cands})
-    try:
-      atomic_write_binary(path, lambda f: np.save(f, cands, allow_pickle=False))
-    except OSError as e:
-      raise DataError(f"cannot write the frozen candidates: {e.strerror or e}", path=path) from None
-  cands.flags.writeable = False
-  return cands

@@ -1,13 +1,14 @@
 """Evaluation arrays of a model: its windows of each split, the frozen sampled candidates and the
 user groups every metric is also reported for.
 
-Every baseline evaluates the same leave-one-out cases (`dataset.eval_split`) against the same frozen
-candidate sets (`load.candidates`, seeded by `eval.candidate_seed`); only the window layout differs.
+Every baseline evaluates the same leave-one-out cases (`splits.eval_split`) against the same frozen
+candidate sets (`candidates.frozen`, seeded by `eval.candidate_seed`); only the window layout
+differs.
 
 User groups (bool arrays "group/<name>"; the trainer reports every metric per group as
 "<split>/<name>/<protocol>/<domain>/<metric>", docs/metrics.md):
   overlapped / non-overlapped   the user's whole sequence has items of both domains, or of one
-                                (`dataset.overlapped_users`, the field's user-level definition);
+                                (`splits.overlapped_users`, the field's user-level definition);
   seen / unseen                 only where the dataset records it (`CDSRDataset.user_in_train`,
                                 the open-world CSVs): the held-out user also has training rows.
 Case groups (the same reporting), only on a merged timeline (`CDSRDataset.merged_timeline`):
@@ -27,13 +28,13 @@ from typing import Any
 import numpy as np
 
 from orthoalign import errors
-from orthoalign.data import candidates as candidates_lib
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import load as data_load
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import splits
+from orthoalign.inputs import candidates as candidates_lib
 from orthoalign.metrics import keys
 
 # split -> the model's host arrays with a leading dimension of evaluation cases.
-WindowsFn = Callable[[dataset_lib.EvalSplit], dict[str, np.ndarray]]
+WindowsFn = Callable[[splits.EvalSplit], dict[str, np.ndarray]]
 
 
 def eval_inputs(
@@ -52,10 +53,10 @@ def eval_inputs(
     target (`data.candidates.sample_candidates`), per entry N of `eval.extra_negatives` a
     "protocol/sampled<N>" int32 [E, 1 + N] of the same kind, and the "group/<name>" bool [E] arrays.
   """
-  overlapped = dataset_lib.overlapped_users(ds)
+  overlapped = splits.overlapped_users(ds)
   out = {}
-  for name in dataset_lib.SPLITS:
-    split = dataset_lib.eval_split(ds, name)
+  for name in splits.SPLITS:
+    split = splits.eval_split(ds, name)
     arrays = dict(windows_fn(split))
     arrays.update(user_groups(ds, split.users, overlapped))
     arrays.update(case_groups(ds, split))
@@ -80,7 +81,7 @@ def _candidates(
 ) -> np.ndarray:
   """int32 [E, 1 + n] frozen candidates; a domain too small for n negatives names `setting`."""
   try:
-    return data_load.candidates(ds, split, n, seed).astype(np.int32)
+    return candidates_lib.frozen(ds, split, n, seed).astype(np.int32)
   except candidates_lib.TooFewItems as e:
     raise errors.ConfigError(
       f"config key {setting}: asks for more negatives than a user's target "
@@ -93,7 +94,7 @@ def user_groups(
 ) -> dict[str, np.ndarray]:
   """{"group/<name>": bool [E]} membership of evaluation cases (by user index) in user groups."""
   if overlapped is None:
-    overlapped = dataset_lib.overlapped_users(ds)
+    overlapped = splits.overlapped_users(ds)
   ov = overlapped[users]
   groups = {"group/overlapped": ov, "group/non-overlapped": ~ov}
   if ds.user_in_train is not None:
@@ -102,7 +103,7 @@ def user_groups(
   return groups
 
 
-def case_groups(ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit) -> dict[str, np.ndarray]:
+def case_groups(ds: dataset_lib.CDSRDataset, split: splits.EvalSplit) -> dict[str, np.ndarray]:
   """{"group/switch", "group/stay": bool [E]}: target domain != / == the last input item's domain.
 
   Empty ({}) without a merged timeline: there the order across domains is unknown.

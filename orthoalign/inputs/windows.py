@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from orthoalign.data import dataset as dataset_lib
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import splits
 
 
 def right_align(values: np.ndarray, length: int, fill: int = 0) -> np.ndarray:
@@ -122,7 +123,7 @@ def train_windows(
     sorted ascending, left-padded with 0) whose items are never drawn as negatives.
   """
   na = ds.num_items_a
-  prefix_len = dataset_lib.train_lengths(ds)
+  prefix_len = splits.train_lengths(ds)
   users = np.nonzero(prefix_len >= min_prefix)[0]
   h = int(prefix_len[users].max()) if len(users) else 1
   rows: dict[str, list[np.ndarray]] = {k: [] for k in WINDOW_KEYS + ("hist",)}
@@ -157,7 +158,7 @@ def train_windows(
 
 
 def eval_windows(
-  ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit, max_len: int
+  ds: dataset_lib.CDSRDataset, split: splits.EvalSplit, max_len: int
 ) -> dict[str, np.ndarray]:
   """Inputs for next-item evaluation, one row per evaluated user.
 

@@ -15,7 +15,7 @@ Upstream indexes the user table with the training dataset's index: the i-th user
 pickle's order, among users with at least 3 interactions (generators/generator.py skips the
 others); its handle notebooks write users in ascending id, which is the order orthoalign's
 `handled` reader keeps. Every file goes through the restricted unpickler
-(`handled.safe_load_pickle`): only numeric numpy arrays are accepted, nothing is executed.
+(`safe_pickle.safe_load_pickle`): only numeric numpy arrays are accepted, nothing is executed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from orthoalign.data.readers import handled
+from orthoalign.datasets.readers import safe_pickle
 from orthoalign.errors import DataError
 
 # Users with fewer interactions are skipped by upstream's dataset (generators/generator.py), so
@@ -68,7 +68,7 @@ def item_file_names(item_file: str) -> tuple[str, str, str]:
 
 def _matrix(folder: str, name: str, rows: int | None) -> np.ndarray:
   path = os.path.join(folder, name)
-  value = handled.safe_load_pickle(path, expected="a 2-D float numpy array")
+  value = safe_pickle.safe_load_pickle(path, expected="a 2-D float numpy array")
   if not isinstance(value, np.ndarray) or value.ndim != 2 or value.dtype.kind not in "fiu":
     what = (
       f"a {value.dtype} array of shape {value.shape}"

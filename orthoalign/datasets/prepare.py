@@ -1,14 +1,14 @@
 """Prepares a dataset store from two raw Amazon domain files with a recipe.
 
-  python -m orthoalign.data.prepare --recipe=abxi \\
+  python -m orthoalign.datasets.prepare --recipe=abxi \\
       --domain-a=ratings_Grocery_and_Gourmet_Food.csv \\
       --domain-b=ratings_Home_and_Kitchen.csv --out=data/afk-raw \\
       [--meta-a=meta_Grocery_and_Gourmet_Food.json.gz --meta-b=...] \\
       [--param k_i=10 --param max_len=50] [--on-bad-line=error|skip]
 
 Writes `dataset.npz` + `manifest.json` (recipe, resolved params, source files
-with sha256, bad-line report, duplicate rows found / dropped) through `orthoalign.data.store`, then
-prints the
+with sha256, bad-line report, duplicate rows found / dropped) through
+`orthoalign.datasets.store`, then prints the
 dataset summary. Bad input ends with one line `error: <what and where>` and
 exit status 1.
 """
@@ -22,9 +22,9 @@ import os
 import sys
 
 from orthoalign import errors
-from orthoalign.data import recipes
-from orthoalign.data.badlines import POLICIES
-from orthoalign.data.badlines import BadLines
+from orthoalign.datasets import recipes
+from orthoalign.datasets.badlines import POLICIES
+from orthoalign.datasets.badlines import BadLines
 from orthoalign.errors import DataError
 
 
@@ -48,7 +48,7 @@ def parse_params(pairs: Sequence[str] | None) -> dict[str, str]:
 
 def _parser() -> argparse.ArgumentParser:
   parser = errors.ArgumentParser(
-    prog="python -m orthoalign.data.prepare",
+    prog="python -m orthoalign.datasets.prepare",
     description="Build a CDSR dataset store from two raw Amazon domain "
     "files (2014 ratings CSV, 2014/2018 review JSON, 2023 "
     "JSONL; plain or .gz).",
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report=report,
   )
   # Imported here so that a broken store cannot stop `--help`.
-  from orthoalign.data import store  # pylint: disable=g-import-not-at-top
+  from orthoalign.datasets import store  # pylint: disable=g-import-not-at-top
 
   sources = [p for p in (args.domain_a, args.domain_b, args.meta_a, args.meta_b) if p is not None]
   store.save_dataset(

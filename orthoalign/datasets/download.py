@@ -1,21 +1,20 @@
 """Resumable, checksum-verified downloads of public CDSR data sets.
 
-  python -m orthoalign.data.download abxi-afk --out=data/raw/abxi-afk
-  python -m orthoalign.data.download --list
-  python -m orthoalign.data.download abxi-afk --out=DIR --base-url=http://mirror.example/abxi/
+  python -m orthoalign.datasets.download abxi-afk --out=data/raw/abxi-afk
+  python -m orthoalign.datasets.download --list
+  python -m orthoalign.datasets.download abxi-afk --out=DIR --base-url=http://mirror.example/abxi/
 
 Each file is fetched into `<out>/<file>.part`, resumed with an HTTP Range request after an
 interruption, verified (size, sha256) and only then renamed to `<out>/<file>`, so a final file is
 always complete and correct. Where the registry knows no sha256 (ABXI's amb, raw Amazon dumps), the
 first download's hash is recorded in `<out>/pins.json` (trust on first use) and every later
 download into that folder must match it. Only `urllib.request` is used; every request has a
-timeout. Sources and checksums: ../shared/reference/downloads.md.
+timeout. The data sets, their sources and checksums: remote.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-import dataclasses
 import http.client
 import json
 import os
@@ -31,7 +30,8 @@ import tqdm
 
 import orthoalign
 from orthoalign import errors
-from orthoalign.data import store
+from orthoalign.datasets import remote
+from orthoalign.datasets import store
 from orthoalign.errors import DataError
 from orthoalign.fileio import write_json
 
@@ -41,219 +41,6 @@ DEFAULT_TIMEOUT = 60.0  # Seconds per connect and per socket read.
 DEFAULT_RETRIES = 3
 _CHUNK = 1 << 16
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-
-@dataclasses.dataclass(frozen=True)
-class RemoteFile:
-  """One file of a data set.
-
-  Attributes:
-    path: path under the data set's base URL; the local name is its last component.
-    bytes: expected size, or None if unknown.
-    sha256: expected hex sha256, or None (trust on first use, see `pins.json`).
-  """
-
-  path: str
-  bytes: int | None = None
-  sha256: str | None = None
-
-  @property
-  def name(self) -> str:
-    return posixpath.basename(self.path)
-
-
-@dataclasses.dataclass(frozen=True)
-class RemoteDataset:
-  """A named set of files under one base URL."""
-
-  name: str
-  base_url: str
-  files: tuple[RemoteFile, ...]
-  description: str = ""
-
-
-_ABXI_BASE = (
-  "https://raw.githubusercontent.com/DiMarzioBian/ABXI/"
-  "72e52c9f85c740cb5dbdab11f7e5a70eb28ae00d/data/"
-)
-_LLMCDSR_BASE = (
-  "https://raw.githubusercontent.com/xhran2010/LLMCDSR/"
-  "5825e999d87c4b7f90448df17d05c5f9cea047ba/data/food-kitchen/"
-)
-_AMAZON2014_BASE = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
-_AMAZON2018_BASE = "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_v2/"
-_AMAZON2023_BASE = "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_2023/raw/"
-# Categories registered for the raw dumps: the domains of ABXI's and LLM4CDSR's pairs.
-AMAZON2014_CATEGORIES = (
-  "Beauty",
-  "Books",
-  "Cell_Phones_and_Accessories",
-  "Clothing_Shoes_and_Jewelry",
-  "Electronics",
-  "Grocery_and_Gourmet_Food",
-  "Home_and_Kitchen",
-  "Movies_and_TV",
-  "Sports_and_Outdoors",
-)
-AMAZON2018_CATEGORIES = (
-  "Books",
-  "Cell_Phones_and_Accessories",
-  "Clothing_Shoes_and_Jewelry",
-  "Electronics",
-  "Grocery_and_Gourmet_Food",
-  "Home_and_Kitchen",
-  "Movies_and_TV",
-  "Sports_and_Outdoors",
-)
-AMAZON2023_CATEGORIES = AMAZON2018_CATEGORIES
-
-
-def _abxi(pair: str, description: str, checksums: dict[str, tuple[int, str]] | None):
-  files = tuple(
-    RemoteFile(f"{pair}/{name}", *(checksums or {}).get(name, (None, None)))
-    for name in (f"{pair}_50_preprocessed.txt", "map_item_50.txt", "map_user_50.txt")
-  )
-  return RemoteDataset(f"abxi-{pair}", _ABXI_BASE, files, description)
-
-
-def _build_registry() -> dict[str, RemoteDataset]:
-  sets = [
-    _abxi(
-      "afk",
-      "ABXI's Amazon Food x Kitchen (pinned commit)",
-      {
-        "afk_50_preprocessed.txt": (
-          2913978,
-          "5f9856f574879920a70c93461add1ebc1c997b1ce6d626ba8d475315f53a4a15",
-        ),
-        "map_item_50.txt": (
-          719364,
-          "64a939f71c0c48ba181d6d24e384af1160812bdf244f20c58ef101f5fc54b3c3",
-        ),
-        "map_user_50.txt": (
-          168481,
-          "e20b90e5b7b298e38243a64eb54830d537ea5a7a3ab5ae74d6d0179142a6d684",
-        ),
-      },
-    ),
-    _abxi(
-      "abe",
-      "ABXI's Amazon Beauty x Electronics (pinned commit)",
-      {
-        "abe_50_preprocessed.txt": (
-          1913628,
-          "e13235003725700fdc709eb78a8865bd7e4ab75dc28ae569f7a4cebcdab1e33b",
-        ),
-        "map_item_50.txt": (
-          627636,
-          "4e144f3fea1a5e8037cd56167a084ce4d73c6ccc123187055470b3da9818de74",
-        ),
-        "map_user_50.txt": (
-          105126,
-          "efcec3a6a523c25753390afee0cb2ad74f68de5dfaf27574e4108e97b8452d24",
-        ),
-      },
-    ),
-    _abxi("amb", "ABXI's Amazon Movie x Book (pinned commit; checksums pinned on first use)", None),
-    RemoteDataset(
-      "llmcdsr-food-kitchen",
-      _LLMCDSR_BASE,
-      (
-        RemoteFile(
-          "num.txt", 11, "ddf19800d60c1320b74a4507d88592b79eaa12c2b33c26620bc526c6e0dc5bee"
-        ),
-        RemoteFile(
-          "instance_num.txt", 17, "ef7ec64ba0d9bab809e56deec57bd710621681d0b5c63c4febf555f04a0c27b5"
-        ),
-        RemoteFile(
-          "train_A.txt", 201449, "4b39bfa69d9d001938d7ec32853928e51a53c141a95f3b698b052eb27821c3ad"
-        ),
-        RemoteFile(
-          "train_B.txt", 1774169, "bab4611796a5c077baf29d6c5f4a70c40cd25e38bb90e9d85035b8c1f06c7a93"
-        ),
-        RemoteFile(
-          "train_overlap.txt",
-          560265,
-          "0375a8e5c049b9377c1199bda2d0de270e989f1cdf08ff21e4d120ec4a5b5986",
-        ),
-        RemoteFile(
-          "valid.txt", 96861, "6d93b5025ad65efef71f0b2e1beaa5899f5ed8f8fd95da96de1286f5b8cb0074"
-        ),
-        RemoteFile(
-          "test.txt", 86602, "bdc978617810e6bf9f6eac31260e0688169c0c1cdf34cbf395774f3896e37aa4"
-        ),
-        # Pickles: never load them with the standard unpickler (see downloads.md).
-        RemoteFile("item_set_A.pkl", 138370),
-        RemoteFile("item_set_B.pkl", 442060),
-        RemoteFile("text_A.pkl", 706631),
-        RemoteFile("text_B.pkl", 2132336),
-      ),
-      "LLMCDSR's Amazon Food x Kitchen with titles (pinned commit)",
-    ),
-  ]
-  for cat in AMAZON2014_CATEGORIES:
-    sets.append(
-      RemoteDataset(
-        f"amazon2014-ratings-{cat}",
-        _AMAZON2014_BASE,
-        (RemoteFile(f"ratings_{cat}.csv"),),
-        f"Amazon 2014 ratings-only dump, {cat} (user,item,rating,ts)",
-      )
-    )
-    sets.append(
-      RemoteDataset(
-        f"amazon2014-meta-{cat}",
-        _AMAZON2014_BASE,
-        (RemoteFile(f"meta_{cat}.json.gz"),),
-        f"Amazon 2014 metadata, {cat} (Python-literal lines)",
-      )
-    )
-  for cat in AMAZON2018_CATEGORIES:
-    sets.append(
-      RemoteDataset(
-        f"amazon2018-{cat}",
-        _AMAZON2018_BASE,
-        (RemoteFile(f"categoryFiles/{cat}.json.gz"),),
-        f"Amazon 2018 reviews, {cat}",
-      )
-    )
-    sets.append(
-      RemoteDataset(
-        f"amazon2018-5core-{cat}",
-        _AMAZON2018_BASE,
-        (RemoteFile(f"categoryFilesSmall/{cat}_5.json.gz"),),
-        f"Amazon 2018 5-core reviews, {cat}",
-      )
-    )
-    sets.append(
-      RemoteDataset(
-        f"amazon2018-meta-{cat}",
-        _AMAZON2018_BASE,
-        (RemoteFile(f"metaFiles2/meta_{cat}.json.gz"),),
-        f"Amazon 2018 metadata, {cat}",
-      )
-    )
-  for cat in AMAZON2023_CATEGORIES:
-    sets.append(
-      RemoteDataset(
-        f"amazon2023-{cat}",
-        _AMAZON2023_BASE,
-        (RemoteFile(f"review_categories/{cat}.jsonl.gz"),),
-        f"Amazon 2023 reviews, {cat}",
-      )
-    )
-    sets.append(
-      RemoteDataset(
-        f"amazon2023-meta-{cat}",
-        _AMAZON2023_BASE,
-        (RemoteFile(f"meta_categories/meta_{cat}.jsonl.gz"),),
-        f"Amazon 2023 metadata, {cat}",
-      )
-    )
-  return {s.name: s for s in sets}
-
-
-REGISTRY: dict[str, RemoteDataset] = _build_registry()
 
 
 class _Interrupted(Exception):
@@ -435,7 +222,7 @@ def fetch(
 
 
 def download(
-  name_or_dataset: str | RemoteDataset,
+  name_or_dataset: str | remote.RemoteDataset,
   out: str | os.PathLike[str],
   *,
   base_url: str | None = None,
@@ -450,7 +237,7 @@ def download(
   are pinned in `<out>/pins.json` on first download; later downloads must match the pin.
 
   Args:
-    name_or_dataset: a REGISTRY name or a `RemoteDataset`.
+    name_or_dataset: a remote.REGISTRY name or a `remote.RemoteDataset`.
     out: destination folder (created if needed).
     base_url: replaces the data set's base URL (mirrors, tests).
     timeout: seconds per connect and per socket read.
@@ -465,13 +252,13 @@ def download(
     DataError: on an unknown name (listing the valid ones), a failed download or a checksum
       mismatch.
   """
-  if isinstance(name_or_dataset, RemoteDataset):
+  if isinstance(name_or_dataset, remote.RemoteDataset):
     spec = name_or_dataset
   else:
-    spec = REGISTRY.get(name_or_dataset)
+    spec = remote.REGISTRY.get(name_or_dataset)
     if spec is None:
       raise DataError(
-        f"unknown data set {name_or_dataset!r}; valid names: {', '.join(sorted(REGISTRY))}",
+        f"unknown data set {name_or_dataset!r}; valid names: {', '.join(sorted(remote.REGISTRY))}",
         key="name",
       )
   out = os.fspath(out)
@@ -525,7 +312,7 @@ def download(
   return paths
 
 
-def _verify_existing(dest: str, file: RemoteFile, pin: dict[str, Any] | None) -> str:
+def _verify_existing(dest: str, file: remote.RemoteFile, pin: dict[str, Any] | None) -> str:
   """Checks a final file against the registry and the pin; returns its sha256."""
   size = os.path.getsize(dest)
   if file.bytes is not None and size != file.bytes:
@@ -549,7 +336,7 @@ def _verify_existing(dest: str, file: RemoteFile, pin: dict[str, Any] | None) ->
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status."""
   parser = errors.ArgumentParser(
-    prog="python -m orthoalign.data.download",
+    prog="python -m orthoalign.datasets.download",
     description="Download a public CDSR data set (resumable, sha256-verified).",
   )
   parser.add_argument("name", nargs="?", help="data set name (see --list)")
@@ -565,11 +352,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--no-progress", action="store_true", help="no progress bars")
   args = parser.parse_args(argv)
   if args.list:
-    for spec in REGISTRY.values():
+    for spec in remote.REGISTRY.values():
       print(f"{spec.name:<48} {spec.description}")
     return 0
   if not args.name:
-    raise DataError(f"give a data set name; valid names: {', '.join(sorted(REGISTRY))}", key="name")
+    raise DataError(
+      f"give a data set name; valid names: {', '.join(sorted(remote.REGISTRY))}", key="name"
+    )
   if not args.out:
     raise DataError("give --out=DIR", key="--out")
   download(

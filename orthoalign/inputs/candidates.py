@@ -1,4 +1,5 @@
-"""Frozen, seeded evaluation candidates and per-user history matrices.
+"""Frozen, seeded evaluation candidates (cached beside their dataset) and per-user history
+matrices.
 
 Sampled-metric protocol: each evaluation case ranks its target against N
 negatives drawn uniformly, without replacement, from the TARGET's domain,
@@ -7,13 +8,20 @@ targets). The candidates are a pure function of (dataset, split, N, seed), so
 every model and every run is scored against the same lists.
 """
 
+import operator
+import os
 import zlib
 
 import numpy as np
 
-from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.dataset import EvalSplit
+from orthoalign.datasets import load
+from orthoalign.datasets.checks import check_no_leakage
+from orthoalign.datasets.dataset import CDSRDataset
+from orthoalign.datasets.splits import SPLITS
+from orthoalign.datasets.splits import EvalSplit
+from orthoalign.datasets.splits import eval_split
 from orthoalign.errors import DataError
+from orthoalign.fileio import atomic_write_binary
 
 # Per-chunk working-set limits for the vectorised sampler: cells of the
 # [rows, n_domain+1] scratch tables and random draws held at once. Small enough
@@ -229,3 +237,84 @@ def history_matrix(ds: CDSRDataset, max_len: int | None = None) -> np.ndarray:
   matrix = np.zeros((ds.num_users, width), np.int32)
   matrix[user, col] = keys % (n + 1)
   return matrix
+
+
+def frozen(ds: CDSRDataset, split: str, num_negatives: int, seed: int) -> np.ndarray:
+  """Frozen evaluation candidates [E, 1+N] (target first): cached beside the dataset when it was
+  loaded through the store (`cached`), else sampled (deterministically) in memory.
+  """
+  out_dir = load.store_dir(ds)
+  if out_dir is not None:
+    return cached(out_dir, ds, split, num_negatives, seed)
+  return sample_candidates(ds, eval_split(ds, split), num_negatives, seed)
+
+
+def candidates_path(
+  out_dir: str | os.PathLike[str], split: str, num_negatives: int, seed: int
+) -> str:
+  """`out_dir/candidates_<split>_n<N>_s<seed>.npy`."""
+  return os.path.join(os.fspath(out_dir), f"candidates_{split}_n{num_negatives}_s{seed}.npy")
+
+
+def cached(
+  out_dir: str | os.PathLike[str],
+  ds: CDSRDataset,
+  split: str,
+  num_negatives: int,
+  seed: int,
+) -> np.ndarray:
+  """Frozen evaluation candidates, cached beside the dataset.
+
+  The first call computes `sample_candidates(ds, eval_split(ds, split), N, seed)` and stores it
+  atomically; later calls load the file and check it still fits `ds` (shape, targets, negatives in
+  the target's domain and outside the user's sequence). ABXI ranks against 999 negatives,
+  LLM4CDSR against 100.
+
+  Args:
+    out_dir: the store folder of `ds`.
+    ds: the dataset (normally `load_dataset(out_dir)[0]`).
+    split: 'valid' or 'test'.
+    num_negatives: N.
+    seed: the sampling seed.
+
+  Returns:
+    Read-only int32 [E, 1+N]; column 0 is the target.
+
+  Raises:
+    DataError: if a stored file is corrupt or no longer fits `ds` (delete it to resample), or
+      a new one cannot be written.
+  """
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+  seed, num_negatives = operator.index(seed), operator.index(num_negatives)
+  if num_negatives < 0:
+    raise ValueError(f"num_negatives must be >= 0, got {num_negatives}")
+  path = candidates_path(out_dir, split, num_negatives, seed)
+  if os.path.exists(path):
+    try:
+      cands = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+      raise DataError(f"corrupt candidate file ({e}); delete it to resample", path=path) from None
+    if cands.dtype != np.int32 or cands.ndim != 2 or cands.shape[1] != 1 + num_negatives:
+      raise DataError(
+        f"{cands.dtype} {cands.shape}; expected int32 [E, {1 + num_negatives}] "
+        "(delete it to resample)",
+        path=path,
+      )
+    try:
+      check_no_leakage(ds, {split: cands})
+    except DataError as e:
+      raise DataError(
+        f"{e.detail}; the file does not fit this dataset (delete it to resample)",
+        path=path,
+        key=e.key,
+      ) from None
+  else:
+    cands = sample_candidates(ds, eval_split(ds, split), num_negatives, seed)
+    check_no_leakage(ds, {split: cands})
+    try:
+      atomic_write_binary(path, lambda f: np.save(f, cands, allow_pickle=False))
+    except OSError as e:
+      raise DataError(f"cannot write the frozen candidates: {e.strerror or e}", path=path) from None
+  cands.flags.writeable = False
+  return cands

@@ -1,15 +1,15 @@
 """Per-domain right-aligned windows for models with one encoder per domain (CDSRNP).
 
-Unlike `data/windows.py` (whose domain streams are the items of one merged window), each domain
+Unlike `inputs/windows.py` (whose domain streams are the items of one merged window), each domain
 stream here is the last `max_len` items of that domain's own history, so a user whose history is
 dominated by one domain still gives the other domain's encoder its full window.
 
-Training (one row per user whose training prefix, `dataset.train_lengths`, has >= `min_prefix`
+Training (one row per user whose training prefix, `splits.train_lengths`, has >= `min_prefix`
 items): each domain stream is a seq2seq pair over the domain's items of the prefix. The inputs are
 the last `max_len` domain items (ALL of them, including the last one, so that the last position's
 state summarises the whole domain history; CDSRNP reads it as the user's context representation)
 and the target of position t is the next item of the same domain (0 after the last item and on
-padding). Evaluation (one row per case of `dataset.eval_split`): each domain stream is the last
+padding). Evaluation (one row per case of `splits.eval_split`): each domain stream is the last
 `max_len` domain items of the input prefix; the model scores the target at the last position of
 the target domain's stream.
 
@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import windows
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import splits
+from orthoalign.inputs import windows
 
 _DOMAINS = ((0, "a"), (1, "b"))
 
@@ -93,7 +94,7 @@ def train_windows(
   if mixed and not timeline:
     raise ValueError(f"dataset {ds.name!r} has no merged timeline; a mixed stream needs one")
   na = ds.num_items_a
-  prefix_len = dataset_lib.train_lengths(ds)
+  prefix_len = splits.train_lengths(ds)
   users = np.nonzero(prefix_len >= min_prefix)[0]
   h = int(prefix_len[users].max()) if len(users) else 1
   L = max_len
@@ -139,13 +140,13 @@ def train_windows(
 
 
 def eval_windows(
-  ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit, max_len: int, mixed: bool = False
+  ds: dataset_lib.CDSRDataset, split: splits.EvalSplit, max_len: int, mixed: bool = False
 ) -> dict[str, np.ndarray]:
   """Per-domain inputs for next-item evaluation, one row per case of `split`.
 
   Args:
     ds: the dataset.
-    split: the evaluation cases (`dataset.eval_split`).
+    split: the evaluation cases (`splits.eval_split`).
     max_len: window length L of every stream.
     mixed: also build the mixed stream (needs a merged timeline).
 

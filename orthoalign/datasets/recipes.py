@@ -15,242 +15,25 @@ Python records, so memory stays a few dozen bytes per interaction.
 
 from __future__ import annotations
 
-import array
 import collections.abc
 from collections.abc import Callable
 import dataclasses
-import os
-import sys
 from typing import Any
 
 import numpy as np
 
-from orthoalign.data.badlines import BadLines
-from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.readers import amazon
+from orthoalign.datasets import columns
+from orthoalign.datasets.badlines import BadLines
+from orthoalign.datasets.dataset import CDSRDataset
+from orthoalign.datasets.readers import amazon
 from orthoalign.errors import DataError
 
-PathLike = str | os.PathLike[str]
+PathLike = columns.PathLike
 
 # LLM4CDSR's Cloth-Sport window (handle.ipynb: filter_time(all_data,
 # t_min=1514736000, t_max=1577808000)), i.e. 2018-01-01 .. 2020-01-01 UTC+8.
 LLM4CDSR_T_MIN = 1514736000
 LLM4CDSR_T_MAX = 1577808000
-
-
-def _log(message: str) -> None:
-  print(message, file=sys.stderr, flush=True)
-
-
-class _Interner:
-  """Maps strings to dense int codes 0, 1, ... in first-seen order."""
-
-  def __init__(self):
-    self.index: dict[str, int] = {}  # Filled with index.setdefault(k, len).
-    self._keys: list[str] | None = None
-
-  @property
-  def keys(self) -> list[str]:
-    """The key of each code (dicts keep insertion order)."""
-    if self._keys is None or len(self._keys) != len(self.index):
-      self._keys = list(self.index)
-    return self._keys
-
-  def __len__(self) -> int:
-    return len(self.index)
-
-
-@dataclasses.dataclass
-class _Columns:
-  """Interactions as parallel integer columns, in read order."""
-
-  user: np.ndarray  # int64 user codes.
-  item: np.ndarray  # int64 item codes.
-  ts: np.ndarray  # int64 unix seconds.
-  domain: np.ndarray  # int8, 0 = A, 1 = B.
-  # int64 unix MILLISECONDS, the sort key: the 2023 dumps are more precise
-  # than seconds, and sorting on floored seconds would reorder two events of
-  # one second by file / domain order.
-  ts_ms: np.ndarray
-
-  def take(self, index: np.ndarray) -> _Columns:
-    return _Columns(
-      self.user[index], self.item[index], self.ts[index], self.domain[index], self.ts_ms[index]
-    )
-
-  def __len__(self) -> int:
-    return self.user.shape[0]
-
-
-def _read_domains(
-  paths: tuple[PathLike, PathLike],
-  bad: BadLines,
-  users: _Interner,
-  items: _Interner,
-  keep: Callable[[amazon.Interaction], bool] | None = None,
-) -> _Columns:
-  """Reads both domain files (A rows first, each in file order)."""
-  user, item, ts = array.array("q"), array.array("q"), array.array("q")
-  ts_ms = array.array("q")
-  sizes = []
-  # Bound methods hoisted out of the per-line loop (it runs ~10^7 times).
-  add_user, add_item, add_ts = user.append, item.append, ts.append
-  add_ms = ts_ms.append
-  user_code, item_code = users.index.setdefault, items.index.setdefault
-  user_index, item_index = users.index, items.index
-  for path in paths:
-    start = len(user)
-    read = 0
-    for record, millis in amazon.read_interactions_ms(path, bad):
-      read += 1
-      if keep is not None and not keep(record):
-        continue
-      add_user(user_code(record.user, len(user_index)))
-      add_item(item_code(record.item, len(item_index)))
-      add_ts(record.timestamp)
-      add_ms(millis)
-    sizes.append(len(user) - start)
-    _log(
-      f"read {read} interactions from {os.fspath(path)}"
-      + (f" ({sizes[-1]} kept)" if keep is not None else "")
-    )
-  domain = np.repeat(np.array([0, 1], np.int8), sizes)
-  as_array = lambda a: np.frombuffer(a, np.int64) if len(a) else np.zeros(0, np.int64)
-  return _Columns(as_array(user), as_array(item), as_array(ts), domain, as_array(ts_ms))
-
-
-def _duplicate_rows(cols: _Columns) -> np.ndarray:
-  """bool [len(cols)]: rows repeating an EARLIER row's (user, item, domain,
-  full-precision timestamp); the first of each group is False.
-  """
-  n = len(cols)
-  if not n:
-    return np.zeros(0, bool)
-  order = np.lexsort((np.arange(n), cols.ts_ms, cols.domain, cols.item, cols.user))
-  same = np.zeros(n, bool)
-  s = order
-  same[1:] = (
-    (cols.user[s][1:] == cols.user[s][:-1])
-    & (cols.item[s][1:] == cols.item[s][:-1])
-    & (cols.domain[s][1:] == cols.domain[s][:-1])
-    & (cols.ts_ms[s][1:] == cols.ts_ms[s][:-1])
-  )
-  out = np.zeros(n, bool)
-  out[order] = same
-  return out
-
-
-def _apply_duplicates(
-  cols: _Columns, policy: str, recipe: str, report: dict[str, Any] | None
-) -> _Columns:
-  """Counts exact duplicate rows, then keeps or drops them (`policy`).
-
-  A duplicate repeats an earlier row's user, item, domain and timestamp (to
-  the file's precision). The originals keep them; when they are a user's last
-  two rows, the validation and test targets are the same item, hence the
-  warning.
-  """
-  dup = _duplicate_rows(cols)
-  found = int(dup.sum())
-  if report is not None:
-    report.update(policy=policy, found=found, dropped=found if policy == "drop" else 0)
-  if not found:
-    return cols
-  if policy == "drop":
-    _log(
-      f"{recipe}: dropping {found} exact duplicate (user, item, timestamp) row(s) (duplicates=drop)"
-    )
-    return cols.take(~dup)
-  _log(
-    f"warning: {recipe}: keeping {found} exact duplicate (user, item, "
-    "timestamp) row(s) as the original does (duplicates=keep); a user "
-    "whose last two rows repeat gets the same validation and test target. "
-    "Pass --param duplicates=drop to remove them."
-  )
-  return cols
-
-
-def _describe(step: str, cols: _Columns) -> None:
-  a = cols.domain == 0
-  _log(
-    f"{step}: {np.unique(cols.user).size} users, "
-    f"{np.unique(cols.item[a]).size} A items / {int(a.sum())} A "
-    f"interactions, {np.unique(cols.item[~a]).size} B items / "
-    f"{int((~a).sum())} B interactions"
-  )
-
-
-def _titles_array(
-  keys: np.ndarray,
-  num_items_a: int,
-  titles_a: PathLike | None,
-  titles_b: PathLike | None,
-  bad: BadLines,
-) -> np.ndarray | None:
-  """Titles by global id from the optional metadata files ('' = none)."""
-  if titles_a is None and titles_b is None:
-    return None
-  titles = np.full(keys.shape[0], "", dtype=object)
-  for path, lo, hi in ((titles_a, 1, num_items_a + 1), (titles_b, num_items_a + 1, keys.shape[0])):
-    if path is None:
-      continue
-    wanted = set(keys[lo:hi].tolist())
-    found = amazon.read_titles(path, bad, wanted=wanted)
-    _log(f"titles: {len(found)} of {len(wanted)} items found in {os.fspath(path)}")
-    titles[lo:hi] = [found.get(k, "") for k in keys[lo:hi]]
-  return titles.astype(str)
-
-
-def _build(
-  name: str,
-  cols: _Columns,
-  user_keys: list[str],
-  item_keys: list[str],
-  num_a: int,
-  titles_a: PathLike | None,
-  titles_b: PathLike | None,
-  bad: BadLines,
-) -> CDSRDataset:
-  """Builds the dataset from rows grouped by user, items as GLOBAL ids.
-
-  Args:
-    name: dataset name.
-    cols: rows already in output order, users contiguous; `cols.user` is the
-      output user index (0..U-1, ascending) and `cols.item` the global id.
-    user_keys: original user id per output user.
-    item_keys: original item id per global id, row 0 = ''.
-    num_a: nA; global ids 1..nA are domain A.
-    titles_a: optional domain-A metadata file.
-    titles_b: optional domain-B metadata file.
-    bad: bad-line policy for the metadata files.
-
-  Returns:
-    The validated dataset.
-  """
-  num_items = len(item_keys) - 1
-  num_b = num_items - num_a
-  if num_a < 1 or num_b < 1:
-    empty = "A" if num_a < 1 else "B"
-    raise DataError(
-      f"no domain-{empty} items are left after the filters; expected both "
-      "domains to keep items (are the inputs the right files, and the "
-      "thresholds / time window sensible?)",
-      key=f"dataset {name!r}",
-    )
-  offsets = np.concatenate([[0], np.cumsum(np.bincount(cols.user, minlength=len(user_keys)))])
-  keys = np.asarray(item_keys, dtype=str)
-  return CDSRDataset(
-    name=name,
-    num_items_a=num_a,
-    num_items_b=num_b,
-    offsets=offsets,
-    items=cols.item,
-    domains=cols.domain,
-    timestamps=cols.ts,
-    user_ids=np.asarray(user_keys, dtype=str),
-    item_keys=keys,
-    item_titles=_titles_array(keys, num_a, titles_a, titles_b, bad),
-  )
 
 
 # --- ABXI -------------------------------------------------------------------
@@ -266,17 +49,17 @@ def _run_abxi(
 ) -> CDSRDataset:
   """ABXI `data/prepare_amazon.py`, step for step (see module docstring)."""
   k_i, k_u, max_len = params["k_i"], params["k_u"], params["max_len"]
-  users, items = _Interner(), _Interner()
+  users, items = columns.Interner(), columns.Interner()
   # read_amazon: ratings are read and dropped, never filtered on.
-  cols = _read_domains(paths, bad, users, items)
-  cols = _apply_duplicates(cols, params["duplicates"], "abxi", report)
+  cols = columns.read_domains(paths, bad, users, items)
+  cols = columns.apply_duplicates(cols, params["duplicates"], "abxi", report)
   is_a = cols.domain == 0
 
   # 1. ASINs present in both domains go, from both (all rows, before any
   #    user filter).
   shared = np.intersect1d(cols.item[is_a], cols.item[~is_a])
   if shared.size:
-    _log(f"abxi: dropping {shared.size} item ids present in both domains")
+    columns.log(f"abxi: dropping {shared.size} item ids present in both domains")
   cols = cols.take(~np.isin(cols.item, shared))
 
   # 2. Users present in both domains (computed after step 1); concat A then
@@ -289,12 +72,12 @@ def _run_abxi(
   # Sorted on full precision (ms): 2023 events of one second keep their
   # order; whole-second ties behave as before.
   cols = cols.take(np.lexsort((cols.ts_ms, user_rank[cols.user])))
-  _describe("abxi: users in both domains", cols)
+  columns.log_counts("abxi: users in both domains", cols)
 
   # 3. Items with >= k_i interactions, counted over the merged rows.
   counts = np.bincount(cols.item, minlength=len(items))
   cols = cols.take(counts[cols.item] >= k_i)
-  _describe(f"abxi: items with >= {k_i} interactions", cols)
+  columns.log_counts(f"abxi: items with >= {k_i} interactions", cols)
 
   # 4. Each user's last max_len rows (groupby('user').tail(max_len)).
   cols = cols.take(_rank_from_end(cols.user) < max_len)
@@ -306,7 +89,7 @@ def _run_abxi(
   count_b = np.bincount(cols.user[~is_a], minlength=len(users))
   good = (count_a >= max(k_u, 1)) & (count_b >= max(k_u, 1))
   cols = cols.take(good[cols.user])
-  _describe(f"abxi: last {max_len} per user, >= {k_u} per domain", cols)
+  columns.log_counts(f"abxi: last {max_len} per user, >= {k_u} per domain", cols)
 
   # 6. Reindex: users 0..U-1 in sorted-string order (the rows already are);
   #    A items 1..nA then B items nA+1..nA+nB, each in sorted-ASIN order.
@@ -324,9 +107,11 @@ def _run_abxi(
     item_keys.extend(items.keys[c] for c in ordered)
     if in_domain is is_a:
       num_a = len(ordered)
-  out = _Columns(user_out[user_index], global_id[cols.item], cols.ts, cols.domain, cols.ts_ms)
+  out = columns.Columns(
+    user_out[user_index], global_id[cols.item], cols.ts, cols.domain, cols.ts_ms
+  )
   user_keys = [users.keys[c] for c in user_codes[user_order]]
-  return _build(name, out, user_keys, item_keys, num_a, *titles, bad)
+  return columns.build_dataset(name, out, user_keys, item_keys, num_a, *titles, bad)
 
 
 def _string_rank(codes: np.ndarray, keys: list[str]) -> np.ndarray:
@@ -380,13 +165,13 @@ def _run_llm4cdsr(
       and (t_max is None or record.timestamp < t_max)
     )
 
-  users, items = _Interner(), _Interner()
+  users, items = columns.Interner(), columns.Interner()
   # Items are interned by ASIN across BOTH domains: the original counts
   # `item_count[item_id]` over the merged list, so an ASIN listed in both
   # categories pools its counts in the k-core (ids stay per domain below).
-  cols = _read_domains(paths, bad, users, items, keep)
-  cols = _apply_duplicates(cols, params["duplicates"], "llm4cdsr", report)
-  _describe("llm4cdsr: ratings and time window", cols)
+  cols = columns.read_domains(paths, bad, users, items, keep)
+  cols = columns.apply_duplicates(cols, params["duplicates"], "llm4cdsr", report)
+  columns.log_counts("llm4cdsr: ratings and time window", cols)
 
   # Iterative k-core: check_Kcore fails when some count is < core, and each
   # round then keeps rows whose counts are > core (strictly), so users with
@@ -399,7 +184,9 @@ def _run_llm4cdsr(
       break
     rounds += 1
     cols = cols.take((item_count[cols.item] > item_core) & (user_count[cols.user] > user_core))
-  _describe(f"llm4cdsr: k-core (user {user_core}, item {item_core}) after {rounds} round(s)", cols)
+  columns.log_counts(
+    f"llm4cdsr: k-core (user {user_core}, item {item_core}) after {rounds} round(s)", cols
+  )
 
   # id_map: users and per-domain items numbered in order of first
   # appearance in the row order (A file order, then B file order), then each
@@ -421,10 +208,10 @@ def _run_llm4cdsr(
     item_keys.extend(items.keys[c] for c in codes[order])
     if domain == 0:
       num_a = order.size
-  out = _Columns(user_out[cols.user], global_id, cols.ts, cols.domain, cols.ts_ms)
+  out = columns.Columns(user_out[cols.user], global_id, cols.ts, cols.domain, cols.ts_ms)
   out = out.take(np.lexsort((out.ts_ms, out.user)))
   user_keys = [users.keys[c] for c in user_codes]
-  return _build(name, out, user_keys, item_keys, num_a, *titles, bad)
+  return columns.build_dataset(name, out, user_keys, item_keys, num_a, *titles, bad)
 
 
 # --- Registry ---------------------------------------------------------------

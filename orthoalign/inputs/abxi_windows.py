@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data import windows
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets import splits
+from orthoalign.inputs import windows
 
 
 def aligned_domain_sequences(
@@ -83,7 +84,7 @@ def train_windows(ds: dataset_lib.CDSRDataset, len_max: int) -> dict[str, np.nda
   """
   length = len_max - 3
   na = ds.num_items_a
-  train_len = dataset_lib.train_lengths(ds)
+  train_len = splits.train_lengths(ds)
   users = np.nonzero(train_len >= 2)[0]
   # The train part of the cut sequence: sequence[-len_max:][:-2] = train prefix[-(len_max - 2):].
   parts = [ds.sequence(u)[: train_len[u]][-(len_max - 2) :] for u in users]
@@ -112,13 +113,13 @@ EVAL_LAYOUTS = ("inplace", "compact")
 
 
 def eval_windows(
-  ds: dataset_lib.CDSRDataset, split: dataset_lib.EvalSplit, len_max: int, layout: str = "inplace"
+  ds: dataset_lib.CDSRDataset, split: splits.EvalSplit, len_max: int, layout: str = "inplace"
 ) -> dict[str, np.ndarray]:
   """Inputs for next-item evaluation, one row per evaluated user.
 
   Args:
     ds: the dataset.
-    split: the leave-one-out cases (`dataset.eval_split`).
+    split: the leave-one-out cases (`splits.eval_split`).
     len_max: ABXI's `len_max` (50); windows have length len_max - 3.
     layout: domain sequences "inplace" (the original code) or "compact" (see the module docstring).
 

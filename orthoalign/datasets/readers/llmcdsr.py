@@ -27,9 +27,10 @@ import re
 
 import numpy as np
 
-from orthoalign.data import dataset as dataset_lib
-from orthoalign.data.badlines import BadLines
-from orthoalign.data.readers import abxi
+from orthoalign.datasets import dataset as dataset_lib
+from orthoalign.datasets.badlines import BadLines
+from orthoalign.datasets.readers import abxi
+from orthoalign.datasets.readers import format as format_lib
 from orthoalign.errors import DataError
 
 NUM_FILE = "num.txt"
@@ -222,3 +223,10 @@ def read_llmcdsr(
     item_keys=np.concatenate([pad] + keys).astype(str),
     item_titles=(None if titles is None else np.concatenate([pad] + titles).astype(str)),
   )
+
+
+FORMAT = format_lib.Format(
+  name="llmcdsr",
+  summary="LLMCDSR's files (train_A/B/overlap, valid, test, num.txt, item_set_*, text_*)",
+  read=read_llmcdsr,
+)

@@ -1,5 +1,5 @@
 """Dataset statistics: `compute(ds)` (a JSON-able dict, also stored in each manifest) and
-`format_text`, the lines `python -m orthoalign.data.stats` prints.
+`format_text`, the lines `python -m orthoalign.datasets.stats` prints.
 
 The statistics: users (overlapped / A-only / B-only), items and interactions per domain,
 sequence-length percentiles, the domain-switch rate, whether each sequence is one merged
@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from orthoalign.data.dataset import SPLITS
-from orthoalign.data.dataset import USER_TEST
-from orthoalign.data.dataset import USER_TRAIN
-from orthoalign.data.dataset import USER_VALID
-from orthoalign.data.dataset import CDSRDataset
-from orthoalign.data.dataset import eval_split
+from orthoalign.datasets.dataset import USER_TEST
+from orthoalign.datasets.dataset import USER_TRAIN
+from orthoalign.datasets.dataset import USER_VALID
+from orthoalign.datasets.dataset import CDSRDataset
+from orthoalign.datasets.splits import SPLITS
+from orthoalign.datasets.splits import eval_split
 
 PERCENTILES = (25, 50, 75, 95)
 

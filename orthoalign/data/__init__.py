@@ -1,1 +1,0 @@
-"""Datasets: on-disk formats, recipes, the cache, and what a model reads of them."""

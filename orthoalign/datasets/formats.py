@@ -1,0 +1,58 @@
+"""The dataset formats `data.format` names: "synthetic" (the embedded generator, no files) and
+one record per file-based reader (readers/format.Format), registered here once.
+
+  abxi       ABXI's preprocessed files (readers/abxi.py)
+  llmcdsr    LLMCDSR's files (readers/llmcdsr.py)
+  handled    LLM4CDSR's handled pickle + id_map.json (readers/handled.py); reader option
+             inter_file (upstream's --inter_file) where the folder holds several interaction
+             pickles. The authors' embedding pickles beside them are read by the LLM4CDSR model
+             (readers/llm4cdsr_tables.py), not here.
+  prepared   a folder written by `python -m orthoalign.datasets.prepare` (readers/prepared.py)
+  imvae      IM-VAE / AMID open-world CSVs (readers/imvae.py); reader options valid_fraction
+             (0.1), valid_seed (0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from orthoalign.datasets.readers import abxi
+from orthoalign.datasets.readers import format as format_lib
+from orthoalign.datasets.readers import handled
+from orthoalign.datasets.readers import imvae
+from orthoalign.datasets.readers import llmcdsr
+from orthoalign.datasets.readers import prepared
+from orthoalign.errors import DataError
+
+SYNTHETIC = "synthetic"
+READERS: dict[str, format_lib.Format] = {
+  f.name: f for f in (abxi.FORMAT, llmcdsr.FORMAT, handled.FORMAT, prepared.FORMAT, imvae.FORMAT)
+}
+FORMATS = (SYNTHETIC, *READERS)
+
+
+def get(name: str) -> format_lib.Format:
+  """The record of a file-based format.
+
+  Raises:
+    DataError: naming `data.format`, for a name that is none.
+  """
+  if name not in READERS:
+    raise DataError(f"expected one of {list(FORMATS)}, got {name!r}", key="data.format")
+  return READERS[name]
+
+
+def reader_options(fmt: format_lib.Format, options: Mapping[str, Any] | None) -> dict[str, Any]:
+  """The format's reader options with their defaults filled in.
+
+  Raises:
+    DataError: naming `data.reader_options`, for an option the format does not take.
+  """
+  unknown = sorted(set(options or {}) - set(fmt.options))
+  if unknown:
+    raise DataError(
+      f"unknown option(s) {unknown} for format {fmt.name!r}; valid: {sorted(fmt.options)}",
+      key="data.reader_options",
+    )
+  return {**fmt.options, **(options or {})}

@@ -1,0 +1,1 @@
+"""What the models are fed: window layouts, frozen evaluation candidates, evaluation cases."""
