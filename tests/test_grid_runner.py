@@ -75,8 +75,8 @@ def test_failure_is_isolated_and_rerun_skips_finished(grid3, monkeypatch):
   ), lines
   assert lines[-1] == "[grid] 2/3 done, 0 running, 1 failed, 0 pending"
   table = status_lib.summary(local.summary_rows(outcomes))
-  assert re.search(r"width=16\s+done\s+\S+\s+0\.3750", table)  # mean over 2 replicas
-  assert re.search(r"width=32\s+failed\s+\S+\s+" + re.escape(log), table)
+  assert re.search(r"width=16\s+done\s+\S+\s+-\s+0\.3750", table)  # mean over 2 replicas
+  assert re.search(r"width=32\s+failed\s+\S+\s+-\s+" + re.escape(log), table)
   assert [r["status"] for r in status_lib.statuses(root)] == ["done", "failed", "done"]
 
   monkeypatch.delenv("FAKE_FAIL")
@@ -383,9 +383,11 @@ def test_real_grid_trains_skips_and_resumes(tmp_path, compile_cache, capsys):
 
 
 def _columns(table: str) -> dict[str, list[str]]:
-  """status.summary text -> {run: [status, wall, metric or log]} (columns are 2+ spaces apart)."""
-  lines = table.splitlines()
-  return {c[0]: c[1:] for c in (re.split(r"\s{2,}", l.strip()) for l in lines[1:])}
+  """status.summary text -> {run: [status, wall, compile, metric or log]} (columns are 2+ spaces
+  apart; the compile-share line below the table is left out).
+  """
+  lines = [l for l in table.splitlines()[1:] if not l.startswith("compile share:")]
+  return {c[0]: c[1:] for c in (re.split(r"\s{2,}", l.strip()) for l in lines)}
 
 
 def test_status_names_only_log_files_that_exist(grid3, monkeypatch):
@@ -397,9 +399,9 @@ def test_status_names_only_log_files_that_exist(grid3, monkeypatch):
   assert [r["status"] for r in rows] == ["pending", "failed", "pending"]
   assert [r["log"] for r in rows] == [None, os.path.join(root, "width=32", "log.txt"), None]
   cols = _columns(status_lib.summary(rows))
-  assert cols["width=32"][2] == os.path.join(root, "width=32", "log.txt")
+  assert cols["width=32"][3] == os.path.join(root, "width=32", "log.txt")
   for name in ("width=16", "width=64"):
-    assert cols[name][2] == "-" and "log.txt" not in " ".join(cols[name])
+    assert cols[name][3] == "-" and "log.txt" not in " ".join(cols[name])
 
 
 def test_status_and_runner_report_the_same_wall_time(grid3):
@@ -425,3 +427,29 @@ def test_status_and_runner_report_the_same_wall_time(grid3):
   runner = _columns(status_lib.summary(local.summary_rows(again)))
   assert runner["width=16"][:2] == ["done (earlier)", expected]
   assert runner["width=32"][1] == _columns(status)["width=32"][1]
+
+
+def test_the_summary_gives_each_program_s_compile_time_and_the_grid_s_compile_share(grid3):
+  points, root, path = grid3
+  local.run(points[:2], root, path, entry=FAKE, out=io.StringIO(), poll_s=0.02, devices=[])
+  times = {
+    "compile_s": 15.0,
+    "compile/train_epoch_s": 12.4,
+    "compile/evaluate_s": 3.3,
+    "wall_time_s": 60.0,
+  }
+  path16 = os.path.join(root, "width=16", "results.jsonl")
+  rows = [dict(json.loads(l), **times) for l in open(path16)]
+  open(path16, "w").write("".join(json.dumps(r) + "\n" for r in rows))
+  # width=32 was written before per-program times (compile_s only); width=64 never ran.
+  path32 = os.path.join(root, "width=32", "results.jsonl")
+  rows = [dict(json.loads(l), compile_s=5.0, wall_time_s=40.0) for l in open(path32)]
+  open(path32, "w").write("".join(json.dumps(r) + "\n" for r in rows))
+  text = status_lib.summary(status_lib.statuses(root))
+  cols = _columns(text)
+  assert re.split(r"\s{2,}", text.splitlines()[0])[3] == "compile (train + eval)"
+  assert cols["width=16"][2] == "12.4 + 3.3 s"
+  assert cols["width=32"][2] == "5.0 s"
+  assert cols["width=64"][2] == "-"
+  share = "compile share: 20s compiling of 1m40s in the finished runs (20%)"
+  assert text.splitlines()[-1] == share

@@ -31,7 +31,7 @@ def test_scopes_strip_jax_wrappers():
     '"jit(one)/vmap(transpose(jvp(LLM4CDSR)))/block_m1/ffn/Dropout_1/div" source_file="x"}\n'
     '  ROOT %dot.1 = f32[2]{0} dot(%b), metadata={op_name="jit(one)/vmap(LLM4CDSR)/pos_m/mul"}'
   )
-  assert profiling._scopes(hlo) == {"fusion.3": "block/ffn (backward)", "dot.1": "pos_m (forward)"}
+  assert profiling.scopes(hlo) == {"fusion.3": "block/ffn (backward)", "dot.1": "pos_m (forward)"}
   assert [profiling._module_kind(p) for p in ("gca0_A", "adapter_1", "Dense_0", "attn")] == [
     "gca",
     "adapter",

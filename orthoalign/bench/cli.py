@@ -1,8 +1,8 @@
 """What every benchmark entry shares: the --config and --out flags, the header line, list flags.
 
-Each entry (speed, profile, catalogue) is its own `python -m orthoalign.bench.<entry>` program
-with its own flags beside these two; it prints a JSON header (versions, backend, device, model,
-date, the command) and writes its results as JSON under --out, atomically, as it goes.
+Each entry (speed, profile, catalogue, compile) is its own `python -m orthoalign.bench.<entry>`
+program with its own flags beside these two; it prints a JSON header (versions, backend, device,
+model, date, the command) and writes its results as JSON under --out, atomically, as it goes.
 """
 
 from __future__ import annotations
@@ -28,14 +28,19 @@ OUT = flags.DEFINE_string("out", None, "Write the results as JSON here (atomical
 flags.mark_flags_as_required(["config"])
 
 
-def start(entry: str) -> tuple[Any, dict[str, Any]]:
+def start(entry: str, persistent_cache: bool = True) -> tuple[Any, dict[str, Any]]:
   """A benchmark's start, after its own flag checks: quiet logs, the persistent compilation
-  cache, the config, and its header line printed. Returns (config, header).
+  cache (or, with `persistent_cache=False`, none at all, whatever the environment sets), the
+  config, and its header line printed. Returns (config, header).
   """
   logging.set_verbosity(logging.WARNING)
-  compile_cache.enable()
+  if persistent_cache:
+    compile_cache.enable()
+  else:
+    jax.config.update("jax_enable_compilation_cache", False)
   config = CONFIG.value
   out = header(entry, config)
+  out["persistent_cache"] = persistent_cache
   print(json.dumps(out), flush=True)
   return config, out
 

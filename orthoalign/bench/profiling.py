@@ -151,6 +151,10 @@ def _category(op: str) -> str:
 _OP_NAME = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*?op_name="([^"]*)"')
 
 
+# Scopes JAX itself adds to op names (control flow, calls, remat), which are no module.
+_JAX_SCOPE = re.compile(r"^(while|body|cond|branch_\d+|closed_call|core_call|checkpoint|remat\d*)$")
+
+
 def _module_kind(part: str) -> str:
   """A module's name without its instance suffix: block_m1 -> block, gca0_A -> gca, Dense_0 ->
   Dense, so that the streams' and layers' copies of one block add up.
@@ -159,11 +163,12 @@ def _module_kind(part: str) -> str:
   return re.sub(r"(_[a-z])?\d+$", "", part).rstrip("_")
 
 
-def _scopes(hlo_text: str, depth: int = 2) -> dict[str, str]:
+def scopes(hlo_text: str, depth: int = 2) -> dict[str, str]:
   """{HLO instruction name: "<module kinds, first `depth` levels> (forward|backward)"}.
 
   The path is the op's `op_name` metadata without JAX's wrappers (jit(...), vmap(...),
-  transpose(jvp(...)), ...) and Flax method scopes (LLM4CDSR._cross), each level reduced to its
+  transpose(jvp(...)), ...), its control-flow scopes (while/body, cond/branch_1) and Flax method
+  scopes (LLM4CDSR._cross), each level reduced to its
   module kind; ops under a transpose(...) wrapper belong to the backward pass.
   """
   out = {}
@@ -171,7 +176,9 @@ def _scopes(hlo_text: str, depth: int = 2) -> dict[str, str]:
     m = _OP_NAME.match(line)
     if not m:
       continue
-    parts = [p for p in m.group(2).split("/") if "(" not in p and "." not in p]
+    parts = [
+      p for p in m.group(2).split("/") if "(" not in p and "." not in p and not _JAX_SCOPE.match(p)
+    ]
     path = [_module_kind(p) for p in parts[:-1][:depth]]  # the last part is the primitive
     where = "backward" if "transpose(" in m.group(2) else "forward"
     out[m.group(1)] = f"{'/'.join(path) or '(top level)'} ({where})"
@@ -200,13 +207,13 @@ def op_breakdown(
     with gzip.open(paths[0]) as f:
       trace = json.load(f)
   events = trace["traceEvents"] if isinstance(trace, dict) else trace
-  scopes = _scopes(compiled.as_text())
+  op_scopes = scopes(compiled.as_text())
   kind, scope = collections.Counter(), collections.Counter()
   for e in events:
     op = e.get("args", {}).get("hlo_op") if e.get("ph") == "X" else None
     if op:
       kind[_category(op)] += e.get("dur", 0.0) / 1e6
-      scope[scopes.get(op, "(unattributed)")] += e.get("dur", 0.0) / 1e6
+      scope[op_scopes.get(op, "(unattributed)")] += e.get("dur", 0.0) / 1e6
   total = sum(kind.values())
   if not total:
     return {}

@@ -16,6 +16,7 @@ from orthoalign.config import upgrade
 from orthoalign.errors import DataError
 from orthoalign.experiments import job
 from orthoalign.fileio import format_duration  # local.py's progress line uses it from here too
+from orthoalign.train import timing
 
 GRID_JSON = "grid.json"
 METRIC = "test/sampled/all/ndcg@10"
@@ -117,21 +118,70 @@ def log_path(workdir: str) -> str | None:
   return path if os.path.isfile(path) else None
 
 
+def compile_times(workdir: str) -> dict[str, float] | None:
+  """A finished run's compile seconds from its results.jsonl: "compile_s" (both programs, side by
+  side), each program's ("compile/train_epoch_s", "compile/evaluate_s": runs written before they
+  were recorded lack them) and "wall_time_s"; None without results.
+  """
+  try:
+    with open(os.path.join(workdir, job.RESULTS), encoding="utf-8") as f:
+      row = json.loads(f.readline())
+  except (OSError, ValueError):
+    return None
+  if not isinstance(row, dict):
+    return None
+  wanted = ("compile_s", "wall_time_s", *map(timing.program_key, timing.PROGRAMS))
+  return {k: float(row[k]) for k in wanted if isinstance(row.get(k), (int, float))}
+
+
+def _compile_cell(times: dict[str, float] | None) -> str:
+  """The compile column: "12.4 + 3.3 s" (train epoch + evaluation), the two together, or "-"."""
+  if not times:
+    return "-"
+  programs = [times.get(timing.program_key(p)) for p in timing.PROGRAMS]
+  if all(p is not None for p in programs):
+    return " + ".join(f"{p:.1f}" for p in programs) + " s"
+  return f"{times['compile_s']:.1f} s" if "compile_s" in times else "-"
+
+
 def summary(rows: Sequence[dict[str, Any]], metric: str = METRIC) -> str:
-  """Table of runs: name, status, wall time, then the metric (finished) or the log (others).
+  """Table of runs: name, status, wall time, compile time, then the metric (finished) or the log
+  (others); below it the grid's compile share.
 
   Each row: {"name", "status", "workdir"}. The wall time is read from the workdir
   (`attempt_wall_s`, column `WALL_HEADER`) for `statuses` and the grid runner's rows alike, so
-  both report the same quantity; a row's own "wall_s" is not used. "-" where a run has no ended
-  attempt, or (last column) no metric and no log file yet.
+  both report the same quantity; a row's own "wall_s" is not used. The compile column gives a
+  finished run's seconds per program, train epoch + evaluation (`compile_times`, summed over its
+  processes), and the share line the finished runs' compile seconds over their own wall time
+  (both as the trainer measures them). "-" where a run has no ended attempt, no results or (last
+  column) no metric and no log file yet.
   """
-  out = [["run", "status", WALL_HEADER, f"{metric} (mean) / log"]]
+  out = [["run", "status", WALL_HEADER, "compile (train + eval)", f"{metric} (mean) / log"]]
+  compile_s = wall_s = 0.0
   for r in rows:
-    value = metric_mean(r["workdir"], metric) if r["status"].startswith("done") else None
+    done = r["status"].startswith("done")
+    value = metric_mean(r["workdir"], metric) if done else None
+    times = compile_times(r["workdir"]) if done else None
+    if times and "compile_s" in times and "wall_time_s" in times:
+      compile_s, wall_s = compile_s + times["compile_s"], wall_s + times["wall_time_s"]
     wall = attempt_wall_s(r["workdir"])
     last = f"{value:.4f}" if value is not None else log_path(r["workdir"]) or "-"
-    out.append([r["name"], r["status"], format_duration(wall) if wall is not None else "-", last])
-  return table(out)
+    out.append(
+      [
+        r["name"],
+        r["status"],
+        format_duration(wall) if wall is not None else "-",
+        _compile_cell(times),
+        last,
+      ]
+    )
+  text = table(out)
+  if wall_s:
+    text += (
+      f"\ncompile share: {format_duration(compile_s)} compiling of {format_duration(wall_s)} "
+      f"in the finished runs ({compile_s / wall_s:.0%})"
+    )
+  return text
 
 
 def statuses(root: str) -> list[dict[str, Any]]:

@@ -148,7 +148,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, t_run: float) -> lis
 def _compile(run: build.Run, progress: progress_lib.Progress) -> tuple[Any, Any]:
   """The compiled epoch and evaluation programs, compiled side by side (build.compile_together)."""
   t0 = time.time()
-  with progress.timing.phase("compile"):
+  timing = progress.timing
+  with timing.phase("compile"):
     (train_epoch, train_s), (evaluate, eval_s) = build.compile_together(
       (
         run.epoch_fn,
@@ -156,6 +157,8 @@ def _compile(run: build.Run, progress: progress_lib.Progress) -> tuple[Any, Any]
       ),
       (run.eval_fn, (progress.state.params, run.frozen, run.eval_data["valid"])),
     )
+  timing.programs["train_epoch"] += train_s
+  timing.programs["evaluate"] += eval_s
   cache = jax.config.jax_compilation_cache_dir or "off"
   distributed.say(
     f"compiled in {time.time() - t0:.1f}s (train epoch {train_s:.1f}s and evaluation "

@@ -16,6 +16,12 @@ import time
 from typing import Any
 
 PHASES = ("compile", "train", "eval", "checkpoint")
+PROGRAMS = ("train_epoch", "evaluate")  # the run's two large programs, each compiled per process
+
+
+def program_key(program: str) -> str:
+  """The results row's key of one program's compile seconds: "compile/train_epoch_s"."""
+  return f"compile/{program}_s"
 
 
 @dataclasses.dataclass
@@ -24,6 +30,9 @@ class Timing:
 
   Attributes:
     seconds: phase -> seconds (PHASES).
+    programs: program (PROGRAMS) -> seconds from its trace to its compiled executable (loaded,
+      with the persistent cache), summed over the processes; the "compile" phase holds both,
+      compiled side by side.
     train_steps: optimizer steps taken.
     wall_before_s: wall clock of the processes before this one, up to the checkpoint it resumed
       from.
@@ -31,6 +40,9 @@ class Timing:
   """
 
   seconds: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+  programs: dict[str, float] = dataclasses.field(
+    default_factory=lambda: dict.fromkeys(PROGRAMS, 0.0)
+  )
   train_steps: int = 0
   wall_before_s: float = 0.0
   started: float = dataclasses.field(default_factory=time.time)
@@ -53,19 +65,26 @@ class Timing:
 
   def record(self) -> dict[str, Any]:
     """The checkpointed form (JSON)."""
-    return {"seconds": dict(self.seconds), "train_steps": self.train_steps, "wall_s": self.wall_s()}
+    return {
+      "seconds": dict(self.seconds),
+      "programs": dict(self.programs),
+      "train_steps": self.train_steps,
+      "wall_s": self.wall_s(),
+    }
 
   @classmethod
   def from_record(cls, record: Mapping[str, Any], started: float) -> Timing:
     """A resumed run's timing: the record's counters, with this process started at `started`."""
     seconds = dict.fromkeys(PHASES, 0.0) | dict(record["seconds"])
-    return cls(seconds, int(record["train_steps"]), float(record["wall_s"]), started)
+    programs = dict.fromkeys(PROGRAMS, 0.0) | dict(record.get("programs", {}))  # 0 s before
+    return cls(seconds, programs, int(record["train_steps"]), float(record["wall_s"]), started)
 
   def row(self) -> dict[str, float]:
     """The results row's timing keys (seconds; steps_per_s over the training phase)."""
     train_s = self.seconds["train"]
     return {
       "compile_s": self.seconds["compile"],
+      **{program_key(p): s for p, s in self.programs.items()},
       "wall_time_s": self.wall_s(),
       "train_time_s": train_s,
       "eval_time_s": self.seconds["eval"],
