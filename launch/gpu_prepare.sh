@@ -6,7 +6,8 @@
 # (no data files) into .orig/abxi (all git-ignored; copy them along to the GPU machine).
 set -euo pipefail
 mkdir -p .whl .data
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+# The GPU host's Python (PY_VERSION, default 3.12) and an x86-64 Linux platform.
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version "${PY_VERSION:-3.12}" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform any \
     -d .whl ml-collections tensorboardX submitit
 rm -rf .data/abxi-afk && cp -r "${DATA:-../shared/data/abxi-afk}" .data/ && chmod -R u+w .data

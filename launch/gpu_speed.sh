@@ -14,28 +14,31 @@
 #   OUT=<results folder> bash launch/gpu_speed.sh
 set -uo pipefail
 source launch/gpu_env.sh          # $OUT, caches, carried wheels, $data
+# Each part's time limit (seconds) fits the whole into a 10-minute GPU job; TIME_LIMITS=off runs
+# every part to its end.
+limit() { if [ "${TIME_LIMITS:-on}" = off ]; then echo 0; else echo "$1"; fi; }
 log="$OUT/speed.log"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$log"
 part() { echo "== $1 ($(date +%T))" | tee -a "$log"; }
 
 part "1. ABXI bench, R = 1, 5"
-timeout 100 python3 -m orthoalign.bench.speed --config=configs/abxi.py --config.data.path="$data" \
+timeout "$(limit 100)" python3 -m orthoalign.bench.speed --config=configs/abxi.py --config.data.path="$data" \
     --replicas=1,5 --epochs=3 --out="$OUT/bench_abxi.json" 2>&1 | tee -a "$log"
 
 part "2. the authors' ABXI on the same card"
 if [ -d .orig/abxi ]; then
-  timeout 100 python3 tools/bench_against_original.py --abxi=.orig/abxi --abxi-data="$data" \
+  timeout "$(limit 100)" python3 tools/bench_against_original.py --abxi=.orig/abxi --abxi-data="$data" \
       --abxi-device=cuda --steps=28 --repeats=3 2>&1 | tee "$OUT/vs_original_abxi.log" >> "$log"
 else
   echo "skipped: no .orig/abxi (ABXI_ORIG=... bash launch/gpu_prepare.sh)" | tee -a "$log"
 fi
 
 part "3. bfloat16 compute"
-timeout 45 python3 -m orthoalign.bench.speed --config=configs/abxi.py --config.data.path="$data" \
+timeout "$(limit 45)" python3 -m orthoalign.bench.speed --config=configs/abxi.py --config.data.path="$data" \
     --config.train.compute_dtype=bfloat16 --replicas=1 --epochs=3 \
     --out="$OUT/bench_abxi_bf16.json" 2>&1 | tee -a "$log"
 for dtype in float32 bfloat16; do
-  timeout 35 python3 -m orthoalign.main --config=configs/abxi.py --config.data.path="$data" \
+  timeout "$(limit 35)" python3 -m orthoalign.main --config=configs/abxi.py --config.data.path="$data" \
       --config.train.compute_dtype=$dtype --config.train.max_epochs=30 \
       --workdir=/tmp/runs/short_$dtype > "$OUT/short_$dtype.log" 2>&1
   echo "short run $dtype: exit $? (124 = stopped at its budget)" | tee -a "$log"
@@ -43,10 +46,10 @@ for dtype in float32 bfloat16; do
 done
 
 part "4. LLM4CDSR bench, R = 1, 8"
-timeout 60 python3 -m orthoalign.bench.speed --config=configs/llm4cdsr.py --replicas=1,8 --epochs=3 \
+timeout "$(limit 60)" python3 -m orthoalign.bench.speed --config=configs/llm4cdsr.py --replicas=1,8 --epochs=3 \
     --out="$OUT/bench_llm4cdsr.json" 2>&1 | tee -a "$log"
 
 part "5. full-catalogue evaluation, 1M items per domain"
-timeout 60 python3 -m orthoalign.bench.catalogue --config=configs/bench_catalogue.py --item_shards=1 \
+timeout "$(limit 60)" python3 -m orthoalign.bench.catalogue --config=configs/bench_catalogue.py --item_shards=1 \
     --passes=3 --out="$OUT/bench_catalogue.json" 2>&1 | tee -a "$log"
 part "done"

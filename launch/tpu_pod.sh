@@ -2,7 +2,7 @@
 # One orthoalign run over every worker of an existing TPU VM pod slice (creates nothing).
 #
 #   bash launch/tpu_pod.sh <tpu-name> <zone> <workdir on shared storage> [more main flags...]
-#   e.g. bash launch/tpu_pod.sh my-v4-32 us-central2-b gs://my-bucket/runs/llm4cdsr_fk \
+#   e.g. bash launch/tpu_pod.sh my-v4-32 us-central2-b /mnt/shared/runs/llm4cdsr_fk \
 #            --config=configs/llm4cdsr_fk.py
 #
 # Runs the same `python -m orthoalign.main` on all workers at once (gcloud compute tpus tpu-vm ssh
@@ -10,7 +10,7 @@
 # over all their chips. Needs, on every worker: this checkout at the same commit in ~/orthoalign
 # with `pip install -e .` and jax[tpu] installed, and the data at the same path (copy it to each
 # worker, e.g. `gcloud compute tpus tpu-vm scp --worker=all`, or read it from a mounted bucket).
-# The workdir must be storage every worker sees (a GCS path orbax can write, or an NFS mount):
+# The workdir must be a path every worker sees (an NFS mount, or a bucket mounted with gcsfuse):
 # only worker 0 writes config.json, results.jsonl and TensorBoard; checkpoints are written by all.
 # Every process checks that it runs the same orthoalign version and config; re-running the same
 # command resumes.

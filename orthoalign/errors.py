@@ -127,26 +127,38 @@ def show_tracebacks() -> bool:
   return os.environ.get("ORTHOALIGN_TRACEBACK") == "1"
 
 
+# The signals that stop a run as Ctrl-C does: SIGTERM is how a cluster preempts or cancels a job.
+_STOPS = (signal.SIGINT, signal.SIGTERM)
+
+
+def stop_on_sigterm() -> None:
+  """Makes SIGTERM (a SLURM preemption or `scancel`, `kill`) stop the process as Ctrl-C does:
+  KeyboardInterrupt, held by `interrupts_held`, then the `interrupted:` line. Main thread only.
+  """
+  signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 @contextlib.contextmanager
 def interrupts_held():
-  """Holds Ctrl-C (SIGINT) until the block ends, then raises KeyboardInterrupt.
+  """Holds Ctrl-C (SIGINT), and SIGTERM after `stop_on_sigterm`, until the block ends, then
+  raises KeyboardInterrupt.
 
   For checkpoint and result I/O: orbax turns an interrupt inside a save or restore into errors of
   its threads (or into "this checkpoint cannot be restored"), so the block finishes first. A no-op
-  outside the main thread or where SIGINT is ignored or handled by someone else.
+  outside the main thread; a signal ignored or handled by someone else is left alone.
   """
-  if (
-    threading.current_thread() is not threading.main_thread()
-    or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-  ):
+  held = [s for s in _STOPS if signal.getsignal(s) is signal.default_int_handler]
+  if threading.current_thread() is not threading.main_thread() or not held:
     yield
     return
   caught = []
-  signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+  for s in held:
+    signal.signal(s, lambda signum, frame: caught.append(signum))
   try:
     yield
   finally:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for s in held:
+      signal.signal(s, signal.default_int_handler)
   if caught:
     raise KeyboardInterrupt
 

@@ -67,6 +67,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str])
 
 def evaluate(workdir: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
   """Rows (one per replica) of valid and test metrics of the run's best parameters."""
+  fileio.local_folder(workdir, "--workdir")
   config = upgrade.read_config(workdir)
   changed = apply_overrides(config, overrides)
   with run_lock.acquire(workdir, "evaluation"):  # not while a run trains or writes there

@@ -8,10 +8,13 @@ from collections.abc import Callable, Iterable, Mapping
 import json
 import math
 import os
+import re
 import tempfile
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from orthoalign import errors
 
 
 def cache_root() -> str:
@@ -45,6 +48,25 @@ def atomic_write_binary(path: str | os.PathLike[str], write: Callable[[BinaryIO]
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def local_folder(path: str, flag: str) -> None:
+  """Refuses a URL where a folder of this machine's file system is needed.
+
+  Run folders are written with local file operations (the run lock, config.json, history.jsonl,
+  TensorBoard events), so a bucket must be mounted (gcsfuse, s3fs) or the storage shared (NFS).
+
+  Raises:
+    ConfigError: naming `flag` and the URL.
+  """
+  if _URL.match(str(path)):
+    raise errors.ConfigError(
+      f"{flag}={path}: expected a folder of this machine's file system; URLs are not written "
+      "to: mount the bucket (e.g. gcsfuse) or use shared storage (NFS) and give its path"
+    )
 
 
 def writable_dir(

@@ -161,6 +161,7 @@ def _replicas(point: expand.Point) -> int:
 def run(argv: Sequence[str]) -> int:
   """The CLI without sys.exit: returns the exit status; raises ConfigError/DataError."""
   args = _parser().parse_args(argv)
+  fileio.local_folder(args.root, "--root")
   if args.status:
     return _status(args.root)
   if not args.grid:

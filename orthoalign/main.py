@@ -56,6 +56,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; our progress goes to stdout
+  errors.stop_on_sigterm()  # a preempted or cancelled cluster job resumes like a Ctrl-C'd run
   distributed.initialize(
     _DISTRIBUTED.value,
     _COORDINATOR.value,

@@ -254,6 +254,25 @@ def test_interrupts_held_until_the_block_ends():
   assert done == ["the block ran to its end"]
 
 
+def test_sigterm_stops_as_ctrl_c_and_is_held_the_same_way():
+  import signal
+
+  previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+  signal.signal(signal.SIGINT, signal.default_int_handler)
+  done = []
+  try:
+    errors.stop_on_sigterm()
+    with pytest.raises(KeyboardInterrupt):
+      with errors.interrupts_held():
+        os.kill(os.getpid(), signal.SIGTERM)
+        done.append("the block ran to its end")
+    assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+  finally:
+    signal.signal(signal.SIGTERM, previous[0])
+    signal.signal(signal.SIGINT, previous[1])
+  assert done == ["the block ran to its end"]
+
+
 @pytest.mark.parametrize(
   "args, message",
   [

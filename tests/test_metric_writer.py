@@ -68,6 +68,13 @@ def test_a_resumed_writer_drops_and_hides_the_replayed_epochs(tmp_path):
   assert [(r["epoch"], r["replica"]) for r in rows] == [(1, 0), (1, 1), (2, 0), (2, 1)]
   points = tb_points(str(tmp_path / metric_writer.TENSORBOARD))
   assert len(points) == len(set(points)) == 2 * 2 * len(_numbers(1)[0])
+  # An attempt stopped before its first checkpoint starts afresh: nothing earlier is shown.
+  time.sleep(1.1)
+  writer = metric_writer.MetricWriter(str(tmp_path), resume_epoch=None, max_epochs=3)
+  writer.write(1, _numbers(1))
+  writer.close()
+  points = tb_points(str(tmp_path / metric_writer.TENSORBOARD))
+  assert sorted({step for _, step in points}) == [1] and len(points) == 2 * len(_numbers(1)[0])
 
 
 def _config(**train):
@@ -106,3 +113,15 @@ def test_each_hook_runs_every_its_epochs_and_at_the_last():
   assert [e for e in range(1, 8) if save.due(e, running)] == [3, 6, 7]
   # Once every replica has stopped the run ends: its last epoch is checkpointed.
   assert save.due(1, _progress([True, True]))
+
+
+def test_a_resume_says_which_epochs_the_history_lost(tmp_path, capsys):
+  path = tmp_path / metric_writer.HISTORY
+  rows = [{"epoch": e, "replica": 0} for e in (1, 2, 5, 7)]
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "garbage\n")
+  metric_writer.History(str(tmp_path), resume_epoch=8)
+  out = capsys.readouterr().out
+  assert out.startswith(f"warning: {path} has no rows for epoch(s) 3-4, 6, 8 of the 8 before")
+  assert [json.loads(line)["epoch"] for line in path.read_text().splitlines()] == [1, 2, 5, 7]
+  metric_writer.History(str(tmp_path), resume_epoch=2)  # nothing lost up to epoch 2
+  assert capsys.readouterr().out == ""

@@ -155,8 +155,9 @@ def test_evaluate_refuses_a_run_in_use(tmp_path):
       evaluate.evaluate(str(tmp_path))
 
 
-@pytest.mark.slow  # ~40 s: a real run, interrupted by SIGINT
-def test_sigint_to_a_real_run_is_one_line_and_status_130(tmp_path):
+@pytest.mark.slow  # ~40 s each: a real run, stopped by SIGINT or SIGTERM (a cluster preempting)
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_a_stop_signal_to_a_real_run_is_one_line_and_status_130(tmp_path, stop):
   import signal
 
   proc = subprocess.Popen(
@@ -178,7 +179,7 @@ def test_sigint_to_a_real_run_is_one_line_and_status_130(tmp_path):
   )
   for line in proc.stdout:
     if line.startswith("epoch 2/"):
-      proc.send_signal(signal.SIGINT)
+      proc.send_signal(getattr(signal, stop))
       break
   out, err = proc.communicate(timeout=120)
   assert proc.returncode == 130, err

@@ -83,6 +83,13 @@ def check_overrides(argv: list[str]) -> None:
     seen.add(key)
     if upgrade.renamed_key(key) != key and not _has(config, key):
       raise ConfigError(f"config key {key} is now {upgrade.renamed_key(key)} (same meaning)")
+    if key.startswith("data.reader_options.") and not _has(config, key):
+      option = key.split(".", 2)[2]
+      raise ConfigError(
+        f"--config.{key}: the reader's options are one dict, set whole: "
+        f"--config.data.reader_options=\"{{'{option}': {raw or '...'}}}\" (the format's options "
+        "and defaults: docs/data.md)"
+      )
     node = dicts.get(config, key, f" (in --config.{item})")
     if has_value and not isinstance(node, ml_collections.ConfigDict):
       dicts.parse_value(key, raw, node)

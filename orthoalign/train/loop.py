@@ -24,6 +24,7 @@ import numpy as np
 
 import orthoalign
 from orthoalign import errors
+from orthoalign import fileio
 from orthoalign import run_lock
 from orthoalign.config import validation
 from orthoalign.metrics import keys
@@ -48,6 +49,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   process takes the same decisions (early stopping, resumption) from the same replicated values.
   """
   t_run = time.time()
+  fileio.local_folder(workdir, "--workdir")
   validation.validate(config)
   writer_process = distributed.is_writer()
   distributed.agree(

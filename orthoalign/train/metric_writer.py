@@ -12,8 +12,9 @@ with `eval.track_test`, "test/...". The same numbers reach every sink:
   results.jsonl   one row per replica at the end (written atomically).
 
 On resumption history.jsonl keeps only the rows up to the checkpoint's epoch (rewritten
-atomically) and TensorBoard hides the points from the resumed epoch on, so replayed epochs are not
-shown twice.
+atomically; a warning names epochs missing before it) and TensorBoard hides the points from the
+resumed epoch on (from epoch 1 when no checkpoint was saved), so replayed epochs are not shown
+twice.
 """
 
 from __future__ import annotations
@@ -55,7 +56,28 @@ class History:
             continue
           if isinstance(row, dict) and row.get("epoch", resume_epoch + 1) <= resume_epoch:
             kept.append(row)
+    if resume_epoch is not None:
+      self._warn_gaps(kept, resume_epoch)
     fileio.write_jsonl(self.path, kept)
+
+  def _warn_gaps(self, kept: list[dict[str, Any]], resume_epoch: int) -> None:
+    """Says which epochs up to the checkpoint have no row left (a damaged or deleted file): the
+    resumed run cannot write them again, so the trajectory keeps a gap there.
+    """
+    have = {row.get("epoch") for row in kept}
+    missing = [e for e in range(1, resume_epoch + 1) if e not in have]
+    if missing:
+      spans, start = [], missing[0]
+      for prev, e in zip(missing, missing[1:] + [None]):
+        if e != prev + 1:
+          spans.append(str(start) if start == prev else f"{start}-{prev}")
+          start = e
+      print(
+        f"warning: {self.path} has no rows for epoch(s) {', '.join(spans)} of the "
+        f"{resume_epoch} before the checkpoint (the file was damaged or deleted); the resumed "
+        "run appends from the next epoch and the trajectory keeps that gap",
+        flush=True,
+      )
 
   def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
     if not self._chief:
@@ -119,9 +141,9 @@ class MetricWriter:
     self.max_epochs = max_epochs
     self.chief = jax.process_index() == 0
     self._history = History(workdir, resume_epoch)
-    self._tb = ScalarWriter(
-      os.path.join(workdir, TENSORBOARD), None if resume_epoch is None else resume_epoch + 1
-    )
+    # From the first epoch to run on, TensorBoard hides what an earlier attempt wrote: the epochs
+    # after the checkpoint resumed from, or every epoch of an attempt stopped before its first.
+    self._tb = ScalarWriter(os.path.join(workdir, TENSORBOARD), (resume_epoch or 0) + 1)
     self._last: Sequence[Mapping[str, float]] = ()
 
   def write(self, epoch: int, numbers: Sequence[Mapping[str, float]]) -> None:
