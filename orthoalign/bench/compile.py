@@ -9,7 +9,11 @@ compile_s is XLA's work, not a load from disk. For each program it prints the se
 the instructions of the HLO XLA receives and of the compiled HLO, and the largest parts of the
 received program by source frame (which orthoalign function or library wrote the ops), by Flax
 module path (forward or backward) and by construct (top level, loop bodies, switch branches):
-bench/programs.py. The other benchmarks: speed, profile, catalogue.
+bench/programs.py. With --parts (the default) it also compiles the programs' nested parts alone
+(the forward loss, its gradient, one train step, the optimizer update; the item tables, one
+batch's scores): the compile seconds of each say where the program's compile time goes, which
+the instruction counts do not (XLA compiles thousands of elementwise optimizer ops quickly). The
+other benchmarks: speed, profile, catalogue.
 """
 
 from __future__ import annotations
@@ -31,10 +35,15 @@ from orthoalign.train import build
 
 _TOP = flags.DEFINE_integer("top", 8, "Largest parts to print per breakdown.")
 _DEPTH = flags.DEFINE_integer("depth", 2, "Module-path levels of the by-module breakdown.")
+_PARTS = flags.DEFINE_bool(
+  "parts", True, "Also compile the programs' nested parts (forward loss, gradient, step, ...)."
+)
 
 
-def measure(config: Any, depth: int) -> dict[str, Any]:
-  """Sets `config` up and measures its two programs; returns a JSON-able dict."""
+def measure(config: Any, depth: int, parts: bool) -> dict[str, Any]:
+  """Sets `config` up and measures its two programs (and with `parts` their nested parts,
+  programs.train_parts and eval_parts); returns a JSON-able dict.
+  """
   t0 = time.perf_counter()
   run = build.setup(config)
   setup_s = time.perf_counter() - t0
@@ -46,6 +55,11 @@ def measure(config: Any, depth: int) -> dict[str, Any]:
   for name, (fn, args) in jobs.items():
     _, cost = programs.measure(fn, args, depth)
     out["programs"][name] = dataclasses.asdict(cost)
+  if parts:
+    out["parts"] = {
+      "train_epoch": programs.train_parts(run, config.train.batch_size, config.train.compute_dtype),
+      "evaluate": programs.eval_parts(run),
+    }
   return out
 
 
@@ -70,9 +84,12 @@ def main(argv: list[str]) -> None:
   if _TOP.value < 1 or _DEPTH.value < 1:
     raise errors.ConfigError(f"--top={_TOP.value} and --depth={_DEPTH.value} must be >= 1")
   config, header = cli.start("compile", persistent_cache=False)
-  result = {**header, **measure(config, _DEPTH.value)}
+  result = {**header, **measure(config, _DEPTH.value, _PARTS.value)}
   for name, cost in result["programs"].items():
     print(_report(name, cost, _TOP.value), flush=True)
+    if "parts" in result:
+      shown = ", ".join(f"{k} {v:.1f}s" for k, v in result["parts"][name].items())
+      print(f"  nested parts compiled alone (one replica, one batch): {shown}", flush=True)
   total = sum(c["trace_s"] + c["lower_s"] + c["compile_s"] for c in result["programs"].values())
   print(
     f"setup {result['setup_s']:.1f}s (data, model, init); both programs {total:.1f}s", flush=True

@@ -19,7 +19,12 @@ import re
 import time
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+
 from orthoalign.bench import profiling
+from orthoalign.train import state as state_lib
+from orthoalign.train import step as step_lib
 
 # A computation's first line: "%name (params) -> type {" or "ENTRY %name ...".
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$")
@@ -185,3 +190,71 @@ def measure(jitted: Any, args: tuple[Any, ...], depth: int = 2) -> tuple[Any, Pr
     by_construct=constructs(hlo),
     by_source=sources(lowered.as_text(debug_info=True)),
   )
+
+
+def compile_seconds(fn: Any, *args: Any) -> float:
+  """Seconds to trace, lower and compile `jax.jit(fn)(*args)` (nothing is run)."""
+  t0 = time.perf_counter()
+  jax.jit(fn).trace(*args).lower().compile()
+  return time.perf_counter() - t0
+
+
+def train_parts(run: Any, batch_size: int, compute_dtype: str = "float32") -> dict[str, float]:
+  """Compile seconds of the training epoch's nested parts, for one replica and one batch: where
+  an epoch program's compile time goes (each part includes the ones before it).
+
+    forward loss    the model's loss on one batch (the module, negatives, loss terms)
+    gradient        value_and_grad of that loss
+    train step      the gradient and the optimizer update (train/step.train_step)
+    optimizer       the optimizer update alone
+    epoch           the trainer's program: every replica (vmap), shuffling, a scan over the steps
+
+  Args:
+    run: a `build.Run`.
+    batch_size: `train.batch_size`.
+    compute_dtype: `train.compute_dtype`.
+  """
+  task, frozen = run.padded.task, run.frozen
+  tx = state_lib.make_optimizer()
+  state = jax.tree.map(lambda x: x[0], run.state)
+  batch = step_lib.gather_batch(run.train_data, jnp.arange(batch_size))
+  rng = jax.random.key(0)
+  loss_fn = step_lib.loss_in(task, compute_dtype)
+  loss = lambda p, b: loss_fn(p, frozen, b, rng, state.hparams)[0]
+  return {
+    "forward loss": compile_seconds(loss, state.params, batch),
+    "gradient": compile_seconds(jax.value_and_grad(loss), state.params, batch),
+    "train step": compile_seconds(
+      lambda s, b: step_lib.train_step(
+        s, b, rng, task=task, tx=tx, frozen=frozen, compute_dtype=compute_dtype
+      ),
+      state,
+      batch,
+    ),
+    "optimizer": compile_seconds(lambda s: tx.update(s.params, s.opt_state, s.params), state),
+    "epoch": compile_seconds(
+      lambda s: run.epoch_fn(s, run.train_data, frozen, run.epoch_arg(1)), run.state
+    ),
+  }
+
+
+def eval_parts(run: Any) -> dict[str, float]:
+  """Compile seconds of the evaluation's nested parts, for one replica and one batch.
+
+  item tables     the model's tables for scoring (`Baseline.tables`)
+  scores          tables and the scores of one batch of cases (`Baseline.score`)
+  evaluation      the trainer's program: every replica, every batch, ranks, metric sums per
+                  protocol, domain and group, alignment statistics
+  """
+  model, frozen = run.padded.task.model, run.frozen
+  params = jax.tree.map(lambda x: x[0], run.state.params)
+  batch = jax.tree.map(lambda x: x[0], run.eval_data["valid"])
+  return {
+    "item tables": compile_seconds(lambda p: model.tables(p, frozen), params),
+    "scores": compile_seconds(
+      lambda p, b: model.score(p, frozen, model.tables(p, frozen), b), params, batch
+    ),
+    "evaluation": compile_seconds(
+      lambda p: run.eval_fn(p, frozen, run.eval_data["valid"]), run.state.params
+    ),
+  }
