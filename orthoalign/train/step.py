@@ -84,8 +84,9 @@ def train_step(
 
   grad_fn = jax.value_and_grad(loss_fn if loss_scale is None else scaled, has_aux=True)
   (_, metrics), grads = grad_fn(state.params, frozen, batch, rng, state.hparams)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
+  with jax.named_scope("optimizer"):  # names its ops for bench.compile and the profiler
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
@@ -274,20 +275,17 @@ def evaluate(
     full_scores = sharding.constrain_items(out.full_scores, mesh)  # [B, N]: cases x item shards
     w = batch["weight"]
     sums = {}
-    per = {
-      keys.SAMPLED: ranking.metrics_from_counts(
-        *ranking.sampled_counts(out.sampled_scores), ties=ties
-      )
-    }
+    counts = {keys.SAMPLED: lambda: ranking.sampled_counts(out.sampled_scores)}
     for name in sorted(k for k in batch if k.startswith("protocol/")):
       # Declared extra protocols: their frozen candidates scored as full ranking scores each item.
-      scores = jnp.take_along_axis(full_scores, batch[name], 1)
-      per[name.split("/", 1)[1]] = ranking.metrics_from_counts(
-        *ranking.sampled_counts(scores), ties=ties
+      counts[name.split("/", 1)[1]] = lambda name=name: ranking.sampled_counts(
+        jnp.take_along_axis(full_scores, batch[name], 1)
       )
-    per[keys.FULL] = ranking.metrics_from_counts(
-      *full_counts(batch, full_scores, task.num_items_a, n_items), ties=ties
-    )
+    counts[keys.FULL] = lambda: full_counts(batch, full_scores, task.num_items_a, n_items)
+    per = {}
+    for protocol, count in counts.items():
+      with jax.named_scope(f"ranks/{protocol}"):  # names its ops for bench.compile
+        per[protocol] = ranking.metrics_from_counts(*count(), ties=ties)
     # Every metric for all cases, then per user group ("group/<name>" arrays, inputs/eval_cases.py).
     weights = {"": w}
     weights.update(
@@ -299,9 +297,9 @@ def evaluate(
     )
     for group, weight in weights.items():
       for protocol, metrics in per.items():
-        for k, v in ranking.domain_sums(
-          metrics, batch["domain"], weight, task.domain_names
-        ).items():
+        with jax.named_scope(f"metric_sums/{group or 'all'}/{protocol}"):  # for bench.compile
+          domain_sums = ranking.domain_sums(metrics, batch["domain"], weight, task.domain_names)
+        for k, v in domain_sums.items():
           sums[keys.metric_key("", protocol, *keys.split_domain_metric(k), group)] = v
     rows = (w > 0)[:, None]
     for name, cell in out.cells.items():
