@@ -169,7 +169,7 @@ def test_several_interaction_pickles_need_inter_file(folder, tmp_path):
   with pytest.raises(
     DataError,
     match=r"several interaction pickles \['amazon_all.pkl', "
-    r"'cloth_sport.pkl'\]; name one with --config.data.reader_options.inter_file",
+    r"'cloth_sport.pkl'\]; name one with --config.data.reader_options=\"\{'inter_file'",
   ):
     _build(_config(copy))
   ds, _ = _build(_config(copy, **{"data.reader_options": {"inter_file": "cloth_sport"}}))

@@ -196,6 +196,18 @@ def test_reader_options_are_checked(tmp_path):
     data_load.load_path("abxi", str(folder), reader_options={"valid_seed": 1})
 
 
+def test_reader_option_values_are_refused_before_any_file_is_read(tmp_path):
+  cfg = data_config("imvae", tmp_path / "nothing-here", cache_dir=str(tmp_path / "cache"))
+  cfg.reader_options = {"valid_fraction": 1.5}
+  with pytest.raises(DataError, match=r"data.reader_options.valid_fraction: 1.5 is outside"):
+    validation.validate(_config_with(cfg))
+  assert not (tmp_path / "cache").exists()
+  synthetic_cfg = base.get_config().data
+  synthetic_cfg.reader_options = {"valid_fraction": 0.5}
+  with pytest.raises(errors.ConfigError, match="'synthetic' reads no files and takes no reader"):
+    validation.validate(_config_with(synthetic_cfg))
+
+
 def test_imvae_real_folder_through_config(tmp_path):
   path = require_data("imvae-phone-elec")
   cfg = data_config("imvae", path, cache_dir=str(tmp_path))

@@ -44,10 +44,11 @@ def get(name: str) -> format_lib.Format:
 
 
 def reader_options(fmt: format_lib.Format, options: Mapping[str, Any] | None) -> dict[str, Any]:
-  """The format's reader options with their defaults filled in.
+  """The format's reader options with their defaults filled in, checked (`Format.check`).
 
   Raises:
-    DataError: naming `data.reader_options`, for an option the format does not take.
+    DataError: naming `data.reader_options`, for an option the format does not take, or the
+      option whose value the reader refuses.
   """
   unknown = sorted(set(options or {}) - set(fmt.options))
   if unknown:
@@ -55,4 +56,7 @@ def reader_options(fmt: format_lib.Format, options: Mapping[str, Any] | None) ->
       f"unknown option(s) {unknown} for format {fmt.name!r}; valid: {sorted(fmt.options)}",
       key="data.reader_options",
     )
-  return {**fmt.options, **(options or {})}
+  resolved = {**fmt.options, **(options or {})}
+  if fmt.check is not None:
+    fmt.check(**resolved)
+  return resolved

@@ -146,6 +146,14 @@ def check_config(config: Any) -> None:
       "files, e.g. --config.data.path=../shared/data/abxi-afk"
     )
   dicts.check_section(config, "data.reader_options")
+  options = dict(data.reader_options)
+  if data.format == formats.SYNTHETIC and options:
+    raise errors.ConfigError(
+      f"config key data.reader_options={options}: data.format='synthetic' reads no files and "
+      "takes no reader options"
+    )
+  if data.format != formats.SYNTHETIC:  # before any file is read
+    formats.reader_options(formats.get(data.format), options)
   if data.format == formats.SYNTHETIC:
     dicts.check_section(config, "data.synthetic")
     try:  # the generator's own checks, before anything is written

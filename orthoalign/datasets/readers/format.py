@@ -33,6 +33,8 @@ class Format:
     options: reader option (`data.reader_options.<name>`) -> default; {} for none.
     sources: sources(path, **options) -> the files whose change rebuilds the cache; None: every
       file of the folder (`folder_files`).
+    check: check(**options) raises DataError (naming `data.reader_options.<key>`) for a value
+      the reader refuses, so that a config is refused before any file is read; None: no check.
   """
 
   name: str
@@ -40,6 +42,7 @@ class Format:
   read: Callable[..., dataset_lib.CDSRDataset]
   options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   sources: Callable[..., list[str]] | None = None
+  check: Callable[..., Any] | None = None
 
   def source_files(self, path: str, options: Mapping[str, Any]) -> list[str]:
     return folder_files(path) if self.sources is None else self.sources(path, **options)

@@ -308,7 +308,7 @@ def find_files(path: str, inter_file: str = "") -> tuple[str, str]:
     if len(pickles) > 1:
       raise DataError(
         f"several interaction pickles {[os.path.basename(f) for f in pickles]}; name "
-        "one with --config.data.reader_options.inter_file=<name without .pkl> "
+        "one with --config.data.reader_options=\"{'inter_file': '<name without .pkl>'}\" "
         "(upstream's --inter_file)",
         path=path,
       )

@@ -325,4 +325,5 @@ FORMAT = format_lib.Format(
   read=read_imvae,
   options={"valid_fraction": DEFAULT_VALID_FRACTION, "valid_seed": DEFAULT_VALID_SEED},
   sources=lambda path, **options: [str(f) for f in find_files(path)],
+  check=_check_params,
 )
