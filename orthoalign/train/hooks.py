@@ -122,12 +122,11 @@ class Checkpoint(Hook):
       self.ckpt.save(epoch, progress.state, progress.best, progress.meta())
 
 
-class Report(Hook):
-  """The progress line: loss, selection, speed, seconds per epoch and the time left."""
+class Report:
+  """The progress line, every epoch: loss, selection, speed, seconds per epoch and the time left."""
 
   def __init__(self, run: build_lib.Run, writer: metric_writer.MetricWriter, max_epochs: int):
-    super().__init__(1, max_epochs)
-    self.steps, self.writer = run.steps, writer
+    self.steps, self.writer, self.max_epochs = run.steps, writer, max_epochs
 
   def __call__(
     self, epoch: int, epoch_s: float, status: str, progress: progress_lib.Progress

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from orthoalign import errors
 from orthoalign.config import upgrade
+from orthoalign.train import build
 from orthoalign.train import checkpoint as checkpoint_lib
 from orthoalign.train import distributed
 from orthoalign.train import selection as selection_lib
@@ -47,7 +48,7 @@ class Progress:
     }
 
 
-def restore(run: Any, ckpt: checkpoint_lib.Checkpointer, started: float) -> Progress:
+def restore(run: build.Run, ckpt: checkpoint_lib.Checkpointer, started: float) -> Progress:
   """The run's progress from the newest complete checkpoint, or that of a new run (epoch 0, the
   initialised replicas as their own best) when there is none; every process gets the same.
 

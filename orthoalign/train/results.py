@@ -18,6 +18,8 @@ from orthoalign.metrics import alignment
 from orthoalign.metrics import keys
 from orthoalign.metrics import ranking
 from orthoalign.metrics import table
+from orthoalign.train import build
+from orthoalign.train import progress as progress_lib
 
 
 def finalize_split(sums: dict[str, np.ndarray], r: int, split: str) -> dict[str, float]:
@@ -67,10 +69,10 @@ def test_metrics(sums: dict[str, np.ndarray], r: int) -> dict[str, float]:
 
 
 def result_rows(
-  run: Any,
+  run: build.Run,
   config: ml_collections.ConfigDict,
   workdir: str,
-  progress: Any,
+  progress: progress_lib.Progress,
   test_sums: dict[str, np.ndarray],
   params: tuple[int, int],
 ) -> list[dict[str, Any]]:
