@@ -40,13 +40,21 @@ def require_data(name: str) -> pathlib.Path:
 
 
 # Many tests compile the same programs (same shapes, fresh closures): a persistent compilation cache
-# turns those recompilations into cache hits. It lives under the system temp folder, per user.
-jax.config.update(
-  "jax_compilation_cache_dir",
-  os.path.join(os.environ.get("TMPDIR", "/tmp"), "orthoalign-test-jax-cache"),
-)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# turns those recompilations into cache hits. It lives under the system temp folder, per user, and
+# is shared by the test processes (pytest -n) and by the runs the tests start as subprocesses
+# (through the environment). No size bound: with one, JAX rescans the whole folder at every write,
+# which made the suite's thousands of small entries twice as slow. An entry another process is
+# still writing reads as a miss (JAX warns and compiles).
+TEST_JAX_CACHE = os.path.join(os.environ.get("TMPDIR", "/tmp"), "orthoalign-test-jax-cache")
+for name, value in (
+  ("jax_compilation_cache_dir", TEST_JAX_CACHE),
+  ("jax_persistent_cache_min_compile_time_secs", 0.0),
+  ("jax_persistent_cache_min_entry_size_bytes", 0),
+):
+  jax.config.update(name, value)
+  os.environ[name.upper()] = str(value)
+# Several test processes on one GPU: each takes the memory it needs, not 75 % of it up front.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
 def tiny_config(**overrides):

@@ -28,7 +28,8 @@ def test_gca_unit_params_matches_the_model(ffn, layernorm):
 def test_count_equals_initialised_parameters(tmp_path):
   from orthoalign.train import loop
 
-  config = _config(**{"train.max_epochs": 1, "train.num_devices": 1})
+  # With a GCA cell, as the training tests' tiny runs have it: their compiled programs serve here.
+  config = _config(**{"gca.positions": (0,), "train.max_epochs": 1, "train.num_devices": 1})
   row = loop.train_and_evaluate(config, str(tmp_path))[0]
   assert param_count.count(config) == (row["params/total"], row["params/trainable"])
 

@@ -142,7 +142,8 @@ def test_changed_config_is_refused_on_resume(tmp_path):
     run(tmp_path, **{"train.max_epochs": 1, "model.width": 8})
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+def _poison_from_epoch_3(monkeypatch):
+  """The training loss turns NaN from epoch 3 on (one program for both tests below)."""
   real = step_lib.train_epoch
 
   def poisoned(state, data, frozen, epoch, **kw):
@@ -151,6 +152,10 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     return state, metrics
 
   monkeypatch.setattr(step_lib, "train_epoch", poisoned)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+  _poison_from_epoch_3(monkeypatch)
   with pytest.raises(loop.TrainingDiverged, match=r"epoch 3 .*last good checkpoint \(epoch 2\)"):
     run(tmp_path, **{"train.max_epochs": 4})
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2"]
@@ -158,18 +163,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 def test_nan_loss_before_any_checkpoint_says_so(tmp_path, monkeypatch):
   """It said "the last good checkpoint (epoch None)"."""
-  real = step_lib.train_epoch
-
-  def poisoned(state, data, frozen, epoch, **kw):
-    state, metrics = real(state, data, frozen, epoch, **kw)
-    metrics["loss"] = jnp.full_like(metrics["loss"], jnp.nan)
-    return state, metrics
-
-  monkeypatch.setattr(step_lib, "train_epoch", poisoned)
+  _poison_from_epoch_3(monkeypatch)
   with pytest.raises(loop.TrainingDiverged) as info:
-    run(tmp_path, **{"train.max_epochs": 1})
-  assert "epoch 1" in str(info.value) and "no checkpoint was saved before it" in str(info.value)
+    run(tmp_path, **{"train.max_epochs": 4, "train.checkpoint_every": 10})
+  assert "epoch 3" in str(info.value) and "no checkpoint was saved before it" in str(info.value)
   assert "None" not in str(info.value)
+  assert not os.listdir(tmp_path / "checkpoints")
 
 
 def test_schedule_warmup_plateau_and_sparse_checkpoints(tmp_path):
