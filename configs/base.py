@@ -126,7 +126,8 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   # Train in length buckets, e.g. (25, 50, 100): each batch is cut to the shortest of these lengths
   # (or model.max_len) that holds its longest row, so padding is not computed. Rows are batched
   # with rows of their own bucket; needs a model whose outputs ignore padding
-  # (model.mask_padding_keys=True, LLM4CDSR). () = off. See train/step.py and docs/benchmarks.md.
+  # (model.mask_padding_keys=True; LLM4CDSR and ABXI). () = off. See train/step.py and
+  # docs/benchmarks.md.
   config.train.length_buckets = ()
 
   config.eval = ml_collections.ConfigDict()

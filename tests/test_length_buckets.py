@@ -3,6 +3,7 @@
 import functools
 
 from conftest import tiny_config
+import contract
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from orthoalign import errors
 from orthoalign.config import validation
 from orthoalign.datasets import load as data_load
+from orthoalign.inputs import abxi_windows
 from orthoalign.inputs import windows
 from orthoalign.train import build
 from orthoalign.train import loop
@@ -63,6 +65,57 @@ def test_crop_windows_keeps_every_target_and_its_mixed_position():
     windows.crop_windows(full, 0)
 
 
+def _abxi_task(**overrides):
+  cfg = contract.tiny_config("abxi")
+  cfg.gca.positions = (0, 1, 2)  # every insertion point: the cells must ignore the cut padding too
+  cfg.update_from_flattened_dict({"model.dropout": 0.0, **overrides})
+  return task_lib.bind(data_load.load(cfg.data), cfg)
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_abxi_cutting_padding_changes_no_output_only_when_padding_is_masked(masked):
+  """Training (every position) and evaluation (the last one) outputs of rows of <= 4 items."""
+  task = _abxi_task(**{"model.mask_padding_keys": masked})
+  length = 4
+  params = task.model.init(jax.random.PRNGKey(0))
+  frozen = task.model.frozen
+  apply = jax.jit(
+    lambda b, train: task.model.module.apply({"params": params, **frozen}, b, train=train)["h"],
+    static_argnums=1,
+  )
+  gaps = []
+  for arrays, train in ((task.train_data, True), (task.eval_data["valid"], False)):
+    rows = np.nonzero(task.model.lengths(arrays) <= length)[0][:16]
+    assert len(rows) >= 4, "tiny data should have short windows"
+    batch = {k: jnp.asarray(v[rows]) for k, v in arrays.items()}
+    full, cut = apply(batch, train), apply(abxi_windows.crop_windows(batch, length), train)
+    full = full[:, -length:] if train else full
+    gaps.append(float(np.abs(np.asarray(full) - np.asarray(cut)).max()))
+  if masked:
+    assert max(gaps) < 1e-5
+  else:  # the original's attention: padding slots are keys, their number changes every output
+    assert min(gaps) > 1e-3
+
+
+def test_abxi_crop_cuts_only_padding():
+  task = _abxi_task()
+  length = 5
+  for arrays in (task.train_data, task.eval_data["test"]):
+    rows = np.nonzero(task.model.lengths(arrays) <= length)[0]
+    full = {k: v[rows] for k, v in arrays.items()}
+    cut = abxi_windows.crop_windows(full, length)
+    cropped = [k for k in abxi_windows.WINDOW_KEYS if k in full and full[k].ndim == 2]
+    assert "seq_x" in cropped and "time_b" in cropped
+    for key in cropped:
+      padding = -1 if "time" in key else 0
+      assert (full[key][:, :-length] == padding).all(), key
+      assert (cut[key] == full[key][:, -length:]).all(), key
+    for key in set(full) - set(cropped):  # hist, user, and the evaluation's target [B]
+      assert cut[key] is full[key], key
+  with pytest.raises(ValueError, match="crop length 12 must be in"):
+    abxi_windows.crop_windows(full, 12)
+
+
 def test_bucketed_batches_hold_every_row_once_in_a_bucket_that_fits_it():
   rng = np.random.default_rng(0)
   n, batch = 103, 8
@@ -101,11 +154,17 @@ def test_config_errors_name_the_key():
   for overrides, message in cases:
     with pytest.raises(errors.ConfigError, match=message):
       validation.validate(tiny_config(**overrides))
-  from configs import tiny_abxi
-
-  cfg = tiny_abxi.get_config()
+  for overrides, message in [
+    ({"train.length_buckets": (3,)}, "needs model.mask_padding_keys=True.*ABXI's attention"),
+    ({"train.length_buckets": (3, 11), "model.mask_padding_keys": True}, "below model.max_len=11"),
+  ]:
+    cfg = contract.tiny_config("abxi")
+    cfg.update_from_flattened_dict(overrides)
+    with pytest.raises(errors.ConfigError, match=message):
+      validation.validate(cfg)
+  cfg = contract.tiny_config("cdsrnp")
   cfg.train.length_buckets = (3,)
-  with pytest.raises(errors.ConfigError, match="model.name='abxi' cannot train in length buckets"):
+  with pytest.raises(errors.ConfigError, match="'cdsrnp' cannot train in length buckets"):
     validation.validate(cfg)
   validation.validate(
     tiny_config(**{"train.length_buckets": (3, 6), "model.mask_padding_keys": True})
@@ -150,18 +209,27 @@ def test_bucketed_programs_run_one_branch_per_batch_and_evaluate_as_unbucketed()
     np.testing.assert_allclose(got[key], want[key], rtol=2e-5, atol=1e-5, err_msg=key)
 
 
+def _model_config(name, **overrides):
+  if name == "llm4cdsr":
+    return tiny_config(**overrides)
+  cfg = contract.tiny_config(name)
+  cfg.gca.positions = (0,)
+  cfg.update_from_flattened_dict(overrides)
+  return cfg
+
+
 @pytest.mark.slow
-def test_bucketed_run_trains_and_resumes_identically(tmp_path):
+@pytest.mark.parametrize("name", ["llm4cdsr", "abxi"])
+def test_bucketed_run_trains_and_resumes_identically(tmp_path, name):
   overrides = {
     "train.length_buckets": (3, 6),
     "model.mask_padding_keys": True,
     "train.max_epochs": 2,
   }
-  full = loop.train_and_evaluate(tiny_config(**overrides), str(tmp_path / "full"))[0]
-  loop.train_and_evaluate(
-    tiny_config(**{**overrides, "train.max_epochs": 1}), str(tmp_path / "cut")
-  )
-  resumed = loop.train_and_evaluate(tiny_config(**overrides), str(tmp_path / "cut"))[0]
+  config = functools.partial(_model_config, name)
+  full = loop.train_and_evaluate(config(**overrides), str(tmp_path / "full"))[0]
+  loop.train_and_evaluate(config(**{**overrides, "train.max_epochs": 1}), str(tmp_path / "cut"))
+  resumed = loop.train_and_evaluate(config(**overrides), str(tmp_path / "cut"))[0]
   key = "test/sampled/all/ndcg@10"
   assert np.isfinite(full[key]) and full[key] > 0
   np.testing.assert_allclose(resumed[key], full[key], rtol=1e-6)

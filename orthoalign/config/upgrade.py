@@ -73,7 +73,7 @@ _ABXI_OLD_KEY, _ABXI_WINDOW_SHIFT = "d_embed", -3
 
 # model.name -> its `model.*` keys added after runs were written, as ADDED (today's names).
 MODEL_ADDED: dict[str, dict[str, Any]] = {
-  "abxi": {"neg_scoring": "auto", "eval_domain_seq": "compact"},
+  "abxi": {"neg_scoring": "auto", "eval_domain_seq": "compact", "mask_padding_keys": False},
   "llm4cdsr": {
     "ffn": 0,
     "reg_pool": "history",

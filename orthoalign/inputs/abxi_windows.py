@@ -166,3 +166,47 @@ def eval_windows(
   out["domain"] = split.target_domain.astype(np.int32)
   out["user"] = split.users.astype(np.int32)
   return out
+
+
+# The arrays of `train_windows` / `eval_windows` with a window axis (the evaluation's `target` is
+# one id per case and has none).
+WINDOW_KEYS = (
+  "seq_x",
+  "seq_a",
+  "seq_b",
+  "target",
+  "time_x",
+  "time_a",
+  "time_b",
+  "qtime_a",
+  "qtime_b",
+)
+
+
+def window_lengths(arrays: dict[str, np.ndarray]) -> np.ndarray:
+  """int32 [rows]: the real (non-padding) positions of each row's merged window `seq_x`.
+
+  The domain streams hold a subset of the merged window's slots (aligned in training, in place or
+  compacted at evaluation), so no stream of a row is longer.
+  """
+  return (arrays["seq_x"] > 0).sum(axis=1).astype(np.int32)
+
+
+def crop_windows(batch: dict, length: int) -> dict:
+  """`batch` with every window array cut to its last `length` positions.
+
+  Windows are left-padded, so a row with at most `length` real positions loses only padding; ABXI's
+  positions count backwards from the last item and the times are stored per slot, so neither
+  changes. Works on numpy and jax arrays [B, L] (other keys, and a 1-D `target`, pass through).
+
+  Raises:
+    ValueError: `length` is not in [1, L].
+  """
+  full = batch["seq_x"].shape[-1]
+  if not 1 <= length <= full:
+    raise ValueError(f"crop length {length} must be in [1, {full}]")
+  out = dict(batch)
+  for key in WINDOW_KEYS:
+    if key in batch and batch[key].ndim == 2:
+      out[key] = batch[key][:, full - length :]
+  return out

@@ -154,12 +154,34 @@ class Baseline(abc.ABC):
 
 
 class LengthBuckets(abc.ABC):
-  """The capability to train and evaluate in length buckets (`train.length_buckets`)."""
+  """The capability to train and evaluate in length buckets (`train.length_buckets`).
+
+  The default check below is for a model whose windows are `model.max_len` long and whose
+  attention lets padding act as keys unless `model.mask_padding_keys` is set (LLM4CDSR, ABXI).
+  """
+
+  TITLE: ClassVar[str]
 
   @classmethod
-  @abc.abstractmethod
   def check_length_buckets(cls, config: ml_collections.ConfigDict) -> None:
-    """Its check of train.length_buckets (ascending ints >= 1, checked by train/checks.py)."""
+    """train.length_buckets (ascending ints >= 1, checked by train/checks.py) must lie below
+    model.max_len, which is always the last bucket, and need model.mask_padding_keys=True.
+
+    Raises:
+      ConfigError: naming the key and why.
+    """
+    buckets = tuple(config.train.length_buckets)
+    if buckets[-1] >= config.model.max_len:
+      raise errors.ConfigError(
+        f"config key train.length_buckets={buckets}; expected ints below "
+        f"model.max_len={config.model.max_len} (which is always the last bucket)"
+      )
+    if config.model.mask_padding_keys is not True:
+      raise errors.ConfigError(
+        f"config key train.length_buckets={buckets} needs model.mask_padding_keys=True: cutting "
+        f"padding off a batch must not change the model's outputs, and {cls.TITLE}'s attention "
+        "lets padding act as keys unless masked"
+      )
 
   @abc.abstractmethod
   def lengths(self, arrays: dict[str, np.ndarray]) -> np.ndarray:

@@ -54,9 +54,15 @@ Deviations (named):
   * Ranks: the trainer counts ties against the target, ABXI in its favour (negligible for float
     scores); best-epoch selection is strict (`>`), ABXI's is `>=`.
   * Users whose train part has < 2 items are not trained on (ABXI's data has none).
+  * `model.mask_padding_keys=True` (off by default) keeps padding slots out of the self-attention
+    keys, which the original lets take part in every softmax; with it, `train.length_buckets` cuts
+    each batch to the shortest bucket that holds its rows (`inputs/abxi_windows.crop_windows`:
+    the windows are left-padded and positions count backwards, so only padding goes).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import ml_collections
 import numpy as np
@@ -78,7 +84,7 @@ from orthoalign.models.abxi.module import ABXI
 __all__ = ["Baseline", "Config"]
 
 
-class Baseline(baseline.Baseline):
+class Baseline(baseline.Baseline, baseline.LengthBuckets):
   """ABXI bound to a dataset: its merged and aligned domain windows, one item table `ei`.
 
   Raises (on construction):
@@ -131,3 +137,9 @@ class Baseline(baseline.Baseline):
 
   def score(self, params, frozen, tables, batch):
     return eval_fn(self.module, params, frozen, tables, batch)
+
+  def lengths(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    return abxi_windows.window_lengths(arrays)
+
+  def crop(self, batch: dict[str, Any], length: int) -> dict[str, Any]:
+    return abxi_windows.crop_windows(batch, length)

@@ -48,6 +48,11 @@ class Config:
     neg_scoring: how negative logits are computed (same numbers): "gather" their embeddings (less
       compute, CPU), "catalog" = score all items then pick (less memory, GPU/TPU), "auto" = by
       backend.
+    mask_padding_keys: padding out of the self-attention keys (a deviation, off by default: the
+      original's attention has no key-padding mask, so padding slots, zero vectors whose keys and
+      values are the in-projection bias, take part in every softmax). Needed by
+      train.length_buckets: only then does cutting padding off a batch leave its outputs as they
+      are.
   """
 
   width: int = 256
@@ -62,6 +67,7 @@ class Config:
   neg_b_off_by_one: bool = True
   eval_domain_seq: str = "inplace"
   neg_scoring: str = "auto"
+  mask_padding_keys: bool = False
 
   @property
   def len_max(self) -> int:

@@ -76,16 +76,22 @@ class LoRA(nn.Module):
 class CausalSelfAttention(nn.Module):
   """torch nn.MultiheadAttention(d, heads, batch_first=True) under a causal mask only.
 
-  No key-padding mask and no attention-probability dropout, as ABXI. The fused in-projection keeps
-  torch's xavier_uniform on its (3d, d) weight (fan_in d, fan_out 3d); the out-projection is a
-  torch Linear, so ABXI's `init_weights` gives it N(0, 0.02) and a zero bias.
+  No key-padding mask (unless `mask_padding`, a deviation) and no attention-probability dropout, as
+  ABXI. The fused in-projection keeps torch's xavier_uniform on its (3d, d) weight (fan_in d,
+  fan_out 3d); the out-projection is a torch Linear, so ABXI's `init_weights` gives it N(0, 0.02)
+  and a zero bias.
   """
 
   d: int
   heads: int
+  mask_padding: bool = False  # model.mask_padding_keys
 
   @nn.compact
-  def __call__(self, h: Array) -> Array:
+  def __call__(self, h: Array, valid: Array) -> Array:
+    """h [B, L, d], valid bool [B, L] (read only with mask_padding) -> [B, L, d].
+
+    A query that may attend to no key (padding before a row's first item) gets zero weights.
+    """
     if self.d % self.heads:
       raise errors.ConfigError(f"model.n_head={self.heads} must divide model.d_embed={self.d}")
     w_in = self.param("in_proj_kernel", nn.initializers.xavier_uniform(), (self.d, 3 * self.d))
@@ -93,8 +99,10 @@ class CausalSelfAttention(nn.Module):
     qkv = h @ w_in + b_in
     q, k, v = (layers.split_heads(t, self.heads) for t in jnp.split(qkv, 3, axis=-1))
     length = h.shape[1]
-    causal = jnp.tril(jnp.ones((length, length), bool))[None, None]
-    probs, _ = layers.attention_probs(q, k, causal)
+    mask = jnp.tril(jnp.ones((length, length), bool))[None, None]
+    if self.mask_padding:
+      mask = mask & valid[:, None, None, :]
+    probs, _ = layers.attention_probs(q, k, mask)
     out = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(h.shape)
     return nn.Dense(
       self.d, kernel_init=_linear_init, bias_init=nn.initializers.zeros, name="out_proj"
@@ -125,7 +133,7 @@ class ABXI(nn.Module):
     d = self.config.width
     self.ei = self.param("ei", _embedding_init, (self.num_items_a + self.num_items_b + 1, d))
     self.ep = self.param("ep", _embedding_init, (self.config.max_len + 1, d))
-    self.mha = CausalSelfAttention(d, self.config.heads, name="mha")
+    self.mha = CausalSelfAttention(d, self.config.heads, self.config.mask_padding_keys, name="mha")
     self.norm_mha = _layer_norm("norm_mha")
     self.ffn = SwiGLU(d, self.config.ffn, name="ffn")
     self.dlora = {s: LoRA(d, self.config.rd, name=f"dlora_{s}") for s in STREAMS}
@@ -193,7 +201,10 @@ class ABXI(nn.Module):
     if 0 in self.gca_positions:
       self._cross(0, h, valid, batch, train, cells)
     # One shared attention block for x, a and b.
-    h = {s: self.norm_mha(h[s] + self._dropout(self.mha(h[s]), train)) * m[s] for s in STREAMS}
+    h = {
+      s: self.norm_mha(h[s] + self._dropout(self.mha(h[s], valid[s]), train)) * m[s]
+      for s in STREAMS
+    }
     if 1 in self.gca_positions:
       self._cross(1, h, valid, batch, train, cells)
 

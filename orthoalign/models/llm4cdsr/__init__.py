@@ -107,10 +107,6 @@ class Baseline(baseline.Baseline, baseline.LengthBuckets):
 
   check = staticmethod(config_lib.validate)
 
-  @classmethod
-  def check_length_buckets(cls, config: ml_collections.ConfigDict) -> None:
-    config_lib.check_length_buckets(config)
-
   def __init__(self, ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict):
     super().__init__(ds, config)
     cfg = self.settings

@@ -120,24 +120,3 @@ def validate(config: ml_collections.ConfigDict) -> None:
         + (" ('auto', 'none' or a folder)" if key == "llm_emb_dir" else "")
       )
   dicts.check_fraction(config, "model.dropout")
-
-
-def check_length_buckets(config: ml_collections.ConfigDict) -> None:
-  """train.length_buckets (ascending ints >= 1, checked by train.checks) must lie below
-  model.max_len, which is always the last bucket, and need model.mask_padding_keys=True.
-
-  Raises:
-    ConfigError: naming the key and why.
-  """
-  buckets = tuple(config.train.length_buckets)
-  if buckets[-1] >= config.model.max_len:
-    raise errors.ConfigError(
-      f"config key train.length_buckets={buckets}; expected ints below "
-      f"model.max_len={config.model.max_len} (which is always the last bucket)"
-    )
-  if config.model.mask_padding_keys is not True:
-    raise errors.ConfigError(
-      f"config key train.length_buckets={buckets} needs model.mask_padding_keys=True: cutting "
-      "padding off a batch must not change the model's outputs, and LLM4CDSR's attention lets "
-      "padding act as keys unless masked"
-    )
