@@ -200,7 +200,7 @@ def case_counts(run: build.Run, split: str = "valid", replica: int = 0) -> dict[
   Raises:
     ValueError: the run evaluates in length buckets.
   """
-  data = run.eval_data[split]
+  data = {k: v for k, v in run.eval_data[split].items() if k != step_lib.NUM_BATCHES_KEY}
   if step_lib.BUCKET_KEY in data:
     raise ValueError("case_counts: evaluation data in length buckets is not supported")
   task, mesh = run.padded.task, run.mesh

@@ -71,6 +71,28 @@ def eval_batches(
   return out
 
 
+def same_batch_count(splits: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+  """`eval_batches` of each split, padded with zero-weight batches to the largest batch count.
+
+  Splits of one batch count are returned as they are (leave-one-out data: one program already).
+  Otherwise every split also gets step.NUM_BATCHES_KEY, its real batch count, and the evaluation
+  loops over those batches only (e.g. imvae data: 7 validation and 15 test batches, one program
+  instead of two; validation computes no extra batch).
+  """
+  counts = {s: len(d["weight"]) for s, d in splits.items()}
+  most = max(counts.values())
+  if min(counts.values()) == most:
+    return splits
+  out = {}
+  for s, d in splits.items():
+    out[s] = {
+      k: np.concatenate([v, np.zeros((most - counts[s],) + v.shape[1:], v.dtype)])
+      for k, v in d.items()
+    }
+    out[s][step_lib.NUM_BATCHES_KEY] = np.int32(counts[s])
+  return out
+
+
 def param_counts(run: Run) -> tuple[int, int]:
   """(total, trainable) parameters of one replica, at the model's own (unpadded) shapes."""
   params = run.padded.params
@@ -236,11 +258,14 @@ def build(config: ml_collections.ConfigDict) -> Run:
       "cannot train in length buckets (it is no models.baseline.LengthBuckets); set the key to ()"
     )
   train_data = jax.device_put(train_arrays(task, buckets), repl)
-  # One width for both splits' history so valid and test share one compiled eval program.
+  # One width for both splits' history, and one batch count, so that valid and test share one
+  # compiled evaluation program.
   hist_width = max(a["hist"].shape[1] for a in task.eval_data.values())
   eval_data = {
-    s: jax.device_put(eval_batches(a, ebs, hist_width, buckets, task), repl)
-    for s, a in task.eval_data.items()
+    s: jax.device_put(batches, repl)
+    for s, batches in same_batch_count(
+      {s: eval_batches(a, ebs, hist_width, buckets, task) for s, a in task.eval_data.items()}
+    ).items()
   }
   frozen = step_task.model.frozen
   frozen = jax.device_put(frozen, sharding.item_shardings(frozen, mesh, rows))

@@ -27,6 +27,9 @@ _ORDER_SEED = 2  # the replica-independent order of bucketed batches (bucketed_b
 # With train.length_buckets: the train data's real length per row, the eval data's bucket per batch.
 LENGTH_KEY = "row_length"
 BUCKET_KEY = "length_bucket"
+# Eval data padded with zero-weight batches to another split's batch count, so that both splits run
+# one compiled evaluation: its number of real batches (an int32 scalar), which the evaluation runs.
+NUM_BATCHES_KEY = "num_batches"
 
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -243,7 +246,9 @@ def evaluate(
   Args:
     params: one replica's params.
     frozen: shared frozen variables.
-    data: eval arrays reshaped to [num_batches, eval_batch, ...] plus "weight" (0 for padding rows).
+    data: eval arrays reshaped to [num_batches, eval_batch, ...] plus "weight" (0 for padding rows);
+      with NUM_BATCHES_KEY (an int32 scalar n), only the first n batches are evaluated: the rest
+      pads the split to another split's batch count, so that both run one compiled program.
     task: the model's Task.
     mesh: device mesh (batches are split over it).
     ties: static tie rule of the ranking metrics (`config.eval.ties`, ranking.TIES): the target's
@@ -317,11 +322,27 @@ def evaluate(
   batch_sums = jax.jit(batch_sums)
   data = dict(data)
   batch_bucket = data.pop(BUCKET_KEY, None)
+  num_batches = data.pop(NUM_BATCHES_KEY, None)
   first = jax.tree.map(lambda x: x[0], data)
   zeros = jax.tree.map(
     lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(batch_sums, params, frozen, tables, first)
   )
   add = lambda carry, batch: jax.tree.map(jnp.add, carry, batch_sums(params, frozen, tables, batch))
+  if num_batches is not None:
+    # Only the first num_batches batches, in order, from the same zeros: the sums a scan over them
+    # would give, in one program for splits of different sizes.
+    def body(i, carry):
+      batch = jax.tree.map(lambda x: x[i], data)
+      if not buckets:
+        return add(carry, batch)
+      return jax.lax.switch(
+        batch_bucket[i],
+        [lambda c, b, n=n: add(c, task.model.crop(b, n)) for n in buckets],
+        carry,
+        batch,
+      )
+
+    return jax.lax.fori_loop(0, num_batches, body, zeros)
   if not buckets:
     sums, _ = jax.lax.scan(lambda c, b: (add(c, b), None), zeros, data)
     return sums
