@@ -328,6 +328,8 @@ def evaluate(
     lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(batch_sums, params, frozen, tables, first)
   )
   add = lambda carry, batch: jax.tree.map(jnp.add, carry, batch_sums(params, frozen, tables, batch))
+  # As in train_epoch: the bucket does not depend on the replica, so one branch runs per batch.
+  branches = [lambda c, b, length=length: add(c, task.model.crop(b, length)) for length in buckets]
   if num_batches is not None:
     # Only the first num_batches batches, in order, from the same zeros: the sums a scan over them
     # would give, in one program for splits of different sizes.
@@ -335,19 +337,12 @@ def evaluate(
       batch = jax.tree.map(lambda x: x[i], data)
       if not buckets:
         return add(carry, batch)
-      return jax.lax.switch(
-        batch_bucket[i],
-        [lambda c, b, n=n: add(c, task.model.crop(b, n)) for n in buckets],
-        carry,
-        batch,
-      )
+      return jax.lax.switch(batch_bucket[i], branches, carry, batch)
 
     return jax.lax.fori_loop(0, num_batches, body, zeros)
   if not buckets:
     sums, _ = jax.lax.scan(lambda c, b: (add(c, b), None), zeros, data)
     return sums
-  # As in train_epoch: the bucket does not depend on the replica, so one branch runs per batch.
-  branches = [lambda c, b, length=length: add(c, task.model.crop(b, length)) for length in buckets]
   sums, _ = jax.lax.scan(
     lambda c, xs: (jax.lax.switch(xs[1], branches, c, xs[0]), None), zeros, (data, batch_bucket)
   )
