@@ -19,10 +19,10 @@ def get_config(model: str = "llm4cdsr") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
   config.data = ml_collections.ConfigDict()
-  # Dataset format: "synthetic" (the embedded generator), "abxi", "llmcdsr", "handled", "prepared"
-  # (docs/data.md).
+  # Dataset format: "synthetic" (the embedded generator), "abxi", "llmcdsr", "handled", "imvae",
+  # "prepared", "events" (your own log), "recbole" (atomic files) (docs/data.md).
   config.data.format = "synthetic"
-  # Folder of a real dataset (unused by the synthetic generator).
+  # Folder of a real dataset (for "events" also one file; unused by the synthetic generator).
   config.data.path = ""
   # Malformed input lines: "error" stops at the first one; "skip" skips and counts them.
   config.data.on_bad_line = "error"

@@ -199,7 +199,9 @@ def test_reader_options_are_checked(tmp_path):
 def test_reader_option_values_are_refused_before_any_file_is_read(tmp_path):
   cfg = data_config("imvae", tmp_path / "nothing-here", cache_dir=str(tmp_path / "cache"))
   cfg.reader_options = {"valid_fraction": 1.5}
-  with pytest.raises(DataError, match=r"data.reader_options.valid_fraction: 1.5 is outside"):
+  with pytest.raises(
+    errors.ConfigError, match=r"config key data.reader_options.valid_fraction=1.5: 1.5 is outside"
+  ):
     validation.validate(_config_with(cfg))
   assert not (tmp_path / "cache").exists()
   synthetic_cfg = base.get_config().data

@@ -10,6 +10,9 @@ one record per file-based reader (readers/format.Format), registered here once.
   prepared   a folder written by `python -m orthoalign.datasets.prepare` (readers/prepared.py)
   imvae      IM-VAE / AMID open-world CSVs (readers/imvae.py); reader options valid_fraction
              (0.1), valid_seed (0)
+  events     an events table: CSV/TSV, JSON Lines or Parquet, a file or a folder of parts
+             (readers/events.py); reader options: the column mapping and the filters
+  recbole    RecBole atomic files, .inter (+ .item) (readers/recbole.py)
 """
 
 from __future__ import annotations
@@ -18,16 +21,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from orthoalign.datasets.readers import abxi
+from orthoalign.datasets.readers import events
 from orthoalign.datasets.readers import format as format_lib
 from orthoalign.datasets.readers import handled
 from orthoalign.datasets.readers import imvae
 from orthoalign.datasets.readers import llmcdsr
 from orthoalign.datasets.readers import prepared
+from orthoalign.datasets.readers import recbole
 from orthoalign.errors import DataError
 
 SYNTHETIC = "synthetic"
 READERS: dict[str, format_lib.Format] = {
-  f.name: f for f in (abxi.FORMAT, llmcdsr.FORMAT, handled.FORMAT, prepared.FORMAT, imvae.FORMAT)
+  f.name: f
+  for f in (
+    abxi.FORMAT,
+    llmcdsr.FORMAT,
+    handled.FORMAT,
+    prepared.FORMAT,
+    imvae.FORMAT,
+    events.FORMAT,
+    recbole.FORMAT,
+  )
 }
 FORMATS = (SYNTHETIC, *READERS)
 

@@ -89,8 +89,9 @@ def load_path(
   options = formats.reader_options(reader, reader_options)
   if text_emb not in TEXT_METHODS:
     raise DataError(f"expected one of {list(TEXT_METHODS)}, got {text_emb!r}", key="data.text_emb")
-  if not path or not os.path.isdir(path):
-    raise DataError(f"expected a folder of {fmt} files, got {path!r}", key="data.path")
+  if not path or not (os.path.isdir(path) or (reader.file_or_folder and os.path.isfile(path))):
+    what = "a file or a folder" if reader.file_or_folder else "a folder"
+    raise DataError(f"expected {what} of {fmt} files, got {path!r}", key="data.path")
   path = os.path.abspath(path)
   digest = hashlib.sha1(path.encode()).hexdigest()[:10]
   out_dir = os.path.join(
@@ -99,8 +100,10 @@ def load_path(
   bad = badlines.BadLines(on_bad_line)
   titles = tuple(os.path.abspath(t) for t in titles)
 
+  report: dict[str, Any] = {}
+
   def build() -> CDSRDataset:
-    ds = reader.read(path, bad, **options)
+    ds = reader.read(path, bad, **options, **({"report": report} if reader.reports else {}))
     bad.print_summary()
     ds = attach_titles(ds, titles)
     return attach_text_emb(ds, text_emb, text_dim)
@@ -117,6 +120,7 @@ def load_path(
     },
     build=build,
     bad_lines_report=bad,
+    manifest_extra=lambda: report,
   )
   _STORE_DIRS[ds] = out_dir
   return ds
@@ -140,11 +144,6 @@ def check_config(config: Any) -> None:
   dicts.choice("data.format", data.format, formats.FORMATS)
   dicts.choice("data.on_bad_line", data.on_bad_line, ("error", "skip"))
   dicts.choice("data.text_emb", data.text_emb, TEXT_METHODS)
-  if data.format != formats.SYNTHETIC and not data.path:
-    raise errors.ConfigError(
-      f"config key data.path is empty; data.format={data.format!r} needs the folder of its "
-      "files, e.g. --config.data.path=../shared/data/abxi-afk"
-    )
   dicts.check_section(config, "data.reader_options")
   options = dict(data.reader_options)
   if data.format == formats.SYNTHETIC and options:
@@ -153,7 +152,20 @@ def check_config(config: Any) -> None:
       "takes no reader options"
     )
   if data.format != formats.SYNTHETIC:  # before any file is read
-    formats.reader_options(formats.get(data.format), options)
+    try:
+      formats.reader_options(formats.get(data.format), options)
+    except DataError as e:
+      option = str(e.key).removeprefix("data.reader_options.")
+      if option in options:  # "config key K=V: expected ...", as every config error reads
+        detail = e.detail.split("; ", 1)[-1] if e.detail.startswith("got ") else e.detail
+        raise errors.ConfigError(f"config key {e.key}={options[option]!r}: {detail}") from None
+      raise errors.ConfigError(f"config key {e.key}: {e.detail}") from None
+  if data.format != formats.SYNTHETIC and not data.path:
+    what = "the file or folder" if formats.get(data.format).file_or_folder else "the folder"
+    raise errors.ConfigError(
+      f"config key data.path is empty; data.format={data.format!r} needs {what} of its "
+      "files, e.g. --config.data.path=../shared/data/abxi-afk"
+    )
   if data.format == formats.SYNTHETIC:
     dicts.check_section(config, "data.synthetic")
     try:  # the generator's own checks, before anything is written

@@ -108,6 +108,8 @@ def _storable(ds: CDSRDataset) -> dict[str, np.ndarray]:
     "num_items_b": np.array(ds.num_items_b, np.int64),
     # 0-d bool; stores written before the field existed lack it and load as True.
     "merged_timeline": np.array(ds.merged_timeline, np.bool_),
+    # Stores written before the field existed lack it and load as ("A", "B").
+    "domain_names": np.array(ds.domain_names, dtype=str),
   }
   for field in _REQUIRED + _OPTIONAL:
     value = getattr(ds, field)
@@ -324,9 +326,15 @@ def load_dataset(out_dir: str | os.PathLike[str]) -> tuple[CDSRDataset, dict[str
     raise DataError(
       f"merged_timeline is {merged.dtype} {merged.shape}; expected a 0-d bool", path=npz_path
     )
+  names = arrays.get("domain_names", np.array(["A", "B"]))
+  if names.shape != (2,) or names.dtype.kind != "U":
+    raise DataError(
+      f"domain_names is {names.dtype} {names.shape}; expected two strings", path=npz_path
+    )
   try:
     ds = CDSRDataset(
       name=str(arrays["name"]),
+      domain_names=tuple(str(n) for n in names),
       num_items_a=int(arrays["num_items_a"]),
       num_items_b=int(arrays["num_items_b"]),
       merged_timeline=bool(merged),
@@ -401,6 +409,7 @@ def cached(
   params: dict[str, Any],
   build: Callable[[], CDSRDataset],
   bad_lines_report: Any = None,
+  manifest_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> CDSRDataset:
   """Returns the stored dataset if it is still valid, else builds, stores and returns it.
 
@@ -418,6 +427,7 @@ def cached(
     build: makes the dataset from the sources.
     bad_lines_report: recorded as the manifest's bad_lines: a dict, or an object with a
       `report()` method (e.g. `BadLines`), read after `build` has run.
+    manifest_extra: returns more manifest keys (e.g. the filters' passes), called after `build`.
 
   Returns:
     The dataset.
@@ -473,6 +483,12 @@ def cached(
   save_dataset(
     ds,
     out_dir,
-    manifest_extra={"sources": infos, "recipe": recipe, "params": params, "bad_lines": report},
+    manifest_extra={
+      **(manifest_extra() if manifest_extra is not None else {}),
+      "sources": infos,
+      "recipe": recipe,
+      "params": params,
+      "bad_lines": report,
+    },
   )
   return ds

@@ -35,6 +35,9 @@ class Format:
       file of the folder (`folder_files`).
     check: check(**options) raises DataError (naming `data.reader_options.<key>`) for a value
       the reader refuses, so that a config is refused before any file is read; None: no check.
+    file_or_folder: `data.path` may name one file as well as a folder.
+    reports: `read` takes `report=`, a dict it fills with what the manifest records beside the
+      bad lines (e.g. the filters' passes).
   """
 
   name: str
@@ -43,6 +46,8 @@ class Format:
   options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   sources: Callable[..., list[str]] | None = None
   check: Callable[..., Any] | None = None
+  file_or_folder: bool = False
+  reports: bool = False
 
   def source_files(self, path: str, options: Mapping[str, Any]) -> list[str]:
     return folder_files(path) if self.sources is None else self.sources(path, **options)
