@@ -384,3 +384,21 @@ def test_a_baseline_trains_on_an_events_log(tmp_path, capsys):
   assert "domain A = 'books', domain B = 'movies'" in capsys.readouterr().err
   assert np.isfinite(rows[-1]["test/sampled/A/ndcg@10"])
   assert np.isfinite(rows[-1]["test/sampled/B/ndcg@10"])
+
+
+def test_stats_reads_a_log_with_its_column_mapping(tmp_path, capsys):
+  from orthoalign.datasets import stats
+
+  log = write_table(tmp_path / "log.csv")
+  options = [f"--option={k}={v}" for k, v in MAPPING.items()] + ["--option=domains=books,movies"]
+  argv = ["--format=events", f"--path={log}", "--json", *options]
+  assert stats.main([*argv, "--option=duplicates=drop"]) == 0
+  assert json.loads(capsys.readouterr().out)["interactions"] == 9
+  assert stats.main([*argv, "--option=overlapped_only=maybe"]) == 1
+  assert (
+    capsys.readouterr()
+    .err.strip()
+    .endswith(
+      "error: --option overlapped_only: bad value 'maybe' (not true or false); expected a bool"
+    )
+  )

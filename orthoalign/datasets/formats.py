@@ -17,7 +17,7 @@ one record per file-based reader (readers/format.Format), registered here once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orthoalign.datasets.readers import abxi
@@ -74,3 +74,57 @@ def reader_options(fmt: format_lib.Format, options: Mapping[str, Any] | None) ->
   if fmt.check is not None:
     fmt.check(**resolved)
   return resolved
+
+
+def option_value(key: str, text: str, default: Any) -> Any:
+  """A `--option key=value` string as the type of the option's default.
+
+  bool: true/false (or 1/0); int, float; tuple: comma-separated names; None (t_min, t_max): an
+  integer or "none"; str: as given.
+
+  Raises:
+    DataError: naming `--option key`, for a value that is not of that type.
+  """
+  try:
+    if isinstance(default, bool):
+      lowered = text.strip().lower()
+      if lowered not in ("true", "false", "1", "0"):
+        raise ValueError("not true or false")
+      return lowered in ("true", "1")
+    if isinstance(default, int):
+      return int(text)
+    if isinstance(default, float):
+      return float(text)
+    if isinstance(default, tuple):
+      return tuple(v.strip() for v in text.split(",") if v.strip())
+    if default is None:
+      return None if text.strip().lower() in ("", "none") else int(text)
+  except ValueError as e:
+    kind = "None" if default is None else type(default).__name__
+    raise DataError(f"bad value {text!r} ({e}); expected a {kind}", key=f"--option {key}") from None
+  return text
+
+
+def options_from_flags(fmt: format_lib.Format, pairs: Sequence[str]) -> dict[str, Any]:
+  """The reader options of repeated `--option key=value` flags, each of its default's type.
+
+  Raises:
+    DataError: naming `--option`, for an item without '=', a repeated or unknown key (listing
+      the valid ones), or a value of another type.
+  """
+  given: dict[str, str] = {}
+  for pair in pairs:
+    key, sep, value = pair.partition("=")
+    key = key.strip()
+    if not sep or not key:
+      raise DataError(f"got {pair!r}; expected key=value", key="--option")
+    if key in given:
+      raise DataError(f"option {key!r} given twice", key="--option")
+    given[key] = value.strip()
+  unknown = sorted(set(given) - set(fmt.options))
+  if unknown:
+    raise DataError(
+      f"unknown option(s) {unknown} for format {fmt.name!r}; valid: {sorted(fmt.options)}",
+      key="--option",
+    )
+  return {k: option_value(k, v, fmt.options[k]) for k, v in given.items()}

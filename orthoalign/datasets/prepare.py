@@ -29,7 +29,6 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any
 
 from orthoalign import errors
 from orthoalign.datasets import formats
@@ -56,35 +55,6 @@ def parse_params(pairs: Sequence[str] | None) -> dict[str, str]:
       raise DataError(f"parameter {key!r} given twice", key="--param")
     params[key] = value.strip()
   return params
-
-
-def option_value(key: str, text: str, default: Any) -> Any:
-  """A `--option key=value` string as the type of the option's default.
-
-  bool: true/false; int, float; tuple: comma-separated names; None (t_min, t_max): an integer or
-  "none"; str: as given.
-
-  Raises:
-    DataError: naming `--option key`, for a value that is not of that type.
-  """
-  try:
-    if isinstance(default, bool):
-      lowered = text.strip().lower()
-      if lowered not in ("true", "false", "1", "0"):
-        raise ValueError("not true or false")
-      return lowered in ("true", "1")
-    if isinstance(default, int):
-      return int(text)
-    if isinstance(default, float):
-      return float(text)
-    if isinstance(default, tuple):
-      return tuple(v.strip() for v in text.split(",") if v.strip())
-    if default is None:
-      return None if text.strip().lower() in ("", "none") else int(text)
-  except ValueError as e:
-    kind = "None" if default is None else type(default).__name__
-    raise DataError(f"bad value {text!r} ({e}); expected a {kind}", key=f"--option {key}") from None
-  return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -222,16 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   else:
     fmt = formats.get(args.format or "prepared")
     path = args.path or args.dataset
-    given = parse_params(args.option)
-    unknown = sorted(set(given) - set(fmt.options))
-    if unknown:
-      raise DataError(
-        f"unknown option(s) {unknown} for format {fmt.name!r}; valid: {sorted(fmt.options)}",
-        key="--option",
-      )
-    options = formats.reader_options(
-      fmt, {k: option_value(k, v, fmt.options[k]) for k, v in given.items()}
-    )
+    options = formats.reader_options(fmt, formats.options_from_flags(fmt, args.option))
     if not os.path.exists(path):
       raise DataError("no such file or folder", path=path)
     if fmt.name == "prepared":  # Its manifest may name the log's domains (an events table's).

@@ -2,6 +2,7 @@
 
   python -m orthoalign.datasets.stats --format=prepared --path=data/prepared/abxi-afk
   python -m orthoalign.datasets.stats --format=synthetic --json
+  python -m orthoalign.datasets.stats --format=events --path=logs/events.csv --option user=uid
 
 Prints users (overlapped / A-only / B-only), items and interactions per domain, sequence-length
 percentiles, the domain-switch rate, whether each sequence is one merged cross-domain timeline,
@@ -24,13 +25,17 @@ from orthoalign.datasets.dataset import CDSRDataset
 from orthoalign.errors import DataError
 
 
-def loaders() -> dict[str, Callable[[str], CDSRDataset]]:
-  """--format -> callable(path) -> CDSRDataset: every format of datasets/formats.py."""
+def loaders() -> dict[str, Callable[..., CDSRDataset]]:
+  """--format -> callable(path, reader_options=None) -> CDSRDataset: every format of
+  datasets/formats.py.
+  """
 
-  def loader(fmt: str) -> Callable[[str], CDSRDataset]:
+  def loader(fmt: str) -> Callable[..., CDSRDataset]:
     if fmt == formats.SYNTHETIC:
-      return lambda path: synthetic.generate(synthetic.SyntheticConfig())
-    return lambda path: data_load.load_path(fmt, path)
+      return lambda path, reader_options=None: synthetic.generate(synthetic.SyntheticConfig())
+    return lambda path, reader_options=None: data_load.load_path(
+      fmt, path, reader_options=reader_options
+    )
 
   return {f: loader(f) for f in formats.FORMATS}
 
@@ -45,21 +50,34 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = errors.ArgumentParser(
     prog="python -m orthoalign.datasets.stats", description=__doc__.split("\n")[0]
   )
-  formats = loaders()
+  by_format = loaders()
   parser.add_argument(
-    "--format", required=True, help=f"input format, one of: {', '.join(sorted(formats))}"
+    "--format", required=True, help=f"input format, one of: {', '.join(sorted(by_format))}"
   )
   parser.add_argument("--path", default=None, help="input folder or file (unused by synthetic)")
   parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+  parser.add_argument(
+    "--option",
+    action="append",
+    metavar="KEY=VALUE",
+    default=[],
+    help="reader option (data.reader_options), repeatable, e.g. events' column mapping",
+  )
   args = parser.parse_args(argv)
-  loader = formats.get(args.format)
+  loader = by_format.get(args.format)
   if loader is None:
     raise DataError(
-      f"unknown format {args.format!r}; valid formats: {', '.join(sorted(formats))}", key="--format"
+      f"unknown format {args.format!r}; valid formats: {', '.join(sorted(by_format))}",
+      key="--format",
     )
   if args.path is None and args.format not in _NO_PATH:
     raise DataError(f"--format={args.format} needs --path", key="--path")
-  stats = summary.compute(loader(args.path))
+  options = {}
+  if args.option:
+    if args.format in _NO_PATH:
+      raise DataError(f"--format={args.format} takes no reader options", key="--option")
+    options = formats.options_from_flags(formats.get(args.format), args.option)
+  stats = summary.compute(loader(args.path, reader_options=options))
   if stats.get("duplicate_rows"):
     print(
       f"warning: {stats['duplicate_rows']} exact duplicate (user, item, timestamp) row(s); a "
