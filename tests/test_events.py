@@ -402,3 +402,13 @@ def test_stats_reads_a_log_with_its_column_mapping(tmp_path, capsys):
       "error: --option overlapped_only: bad value 'maybe' (not true or false); expected a bool"
     )
   )
+
+
+def test_a_skipped_row_adds_no_domain_and_a_wrong_domain_column_is_named(tmp_path):
+  rows = [*ROWS[:10], ("u1", "b7", "soon", "", 1, 1.0)]
+  bad = BadLines("skip")
+  ds = events_format.read(write_table(tmp_path / "log.csv", rows), bad, **MAPPING)
+  assert bad.total == 1 and ds.num_items == 4  # books and movies only: no '' domain
+  rows = [(f"u{i}", "x", 100, f"d{i}", 1, 1.0) for i in range(200)]
+  with pytest.raises(DataError, match=r"column 'app': more than 127 distinct domain names"):
+    read_ds(write_table(tmp_path / "many.csv", rows))

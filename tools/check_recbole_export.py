@@ -3,9 +3,10 @@ r"""Loads atomic files written by `prepare --export=recbole` with RecBole's own 
   python tools/check_recbole_export.py --folder=recbole/mylog
 
 For each `<domain>/<domain>.inter` under the folder, RecBole (`pip install recbole`; it needs
-torch; RecBole 1.2.1 also needs pandas < 3 for `token_seq` fields such as titles) builds its `Dataset` from the files as its documentation describes (`data_path` = the
-folder, `dataset` = the domain, the default USER_ID_FIELD / ITEM_ID_FIELD / TIME_FIELD names,
-no filtering) and the tool prints RecBole's users, items and interactions beside the lines of
+torch; RecBole 1.2.1 also needs pandas < 3 for `token_seq` fields such as titles) builds its
+`Dataset` from the files as its documentation describes (`data_path` = the folder, `dataset` =
+the domain, the default USER_ID_FIELD / ITEM_ID_FIELD / TIME_FIELD names, no filtering) and the
+tool prints RecBole's users, items and interactions beside the lines of
 the file. Exits 1 when RecBole refuses a file or counts other interactions than the file holds.
 """
 

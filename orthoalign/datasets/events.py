@@ -36,6 +36,7 @@ from orthoalign.errors import DataError
 TIME_UNITS = ("s", "ms", "us", "ns", "iso")
 _PER_MS = {"s": 1e3, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
 TIES = ("file", "domain")
+MAX_DOMAINS = 127  # domain codes are int8
 log = columns_lib.log
 
 
@@ -142,7 +143,11 @@ def file_domain(path: str) -> str:
 
 
 def _bad(bad: BadLines, chunk: tables.Chunk, keep: np.ndarray, i: int, column: str, detail: str):
-  """Hands row i's error to the policy (raises under "error"); the row is dropped under "skip"."""
+  """Hands row i's error to the policy (raises under "error"); the row is dropped under "skip",
+  counted once however many of its columns are bad.
+  """
+  if not keep[i]:
+    return
   bad.handle(DataError(detail, **chunk.where(i, column)))
   keep[i] = False
 
@@ -308,8 +313,16 @@ def read_events(
         ts = _times_ms(cols[columns.time], time_unit, chunk, keep, bad, columns.time)
       lab = _labels(cols[columns.label], chunk, keep, bad, columns.label) if columns.label else None
       val = _values(cols[columns.value], chunk, keep, bad, columns.value) if columns.value else None
-      for name in set(domain):
+      valid = domain if keep.all() else [domain[i] for i in np.flatnonzero(keep)]
+      for name in dict.fromkeys(valid):  # The domains of valid rows, in read order.
         found.setdefault(name, len(found))
+      if len(found) > MAX_DOMAINS:
+        raise DataError(
+          f"more than {MAX_DOMAINS} distinct domain names ({sorted(found)[:5]}, ...); expected a "
+          "few (is the column mapping right?)",
+          path=path,
+          key=f"column {columns.domain!r}",
+        )
       if chosen:
         keep &= np.array([d in chosen for d in domain])
         codes = chosen
