@@ -412,3 +412,10 @@ def test_a_skipped_row_adds_no_domain_and_a_wrong_domain_column_is_named(tmp_pat
   rows = [(f"u{i}", "x", 100, f"d{i}", 1, 1.0) for i in range(200)]
   with pytest.raises(DataError, match=r"column 'app': more than 127 distinct domain names"):
     read_ds(write_table(tmp_path / "many.csv", rows))
+
+
+def test_a_mapped_column_named_twice_in_the_header_is_refused(tmp_path):
+  msg, path = _error(
+    tmp_path, [("u1", "b1", 100, "books", 1, 1.0)], ("uid", "ad", "ts", "uid", "clicked", "dwell")
+  )
+  assert msg.startswith(f"{path}:1: two columns named 'uid' in the header")

@@ -76,6 +76,24 @@ def reader_options(fmt: format_lib.Format, options: Mapping[str, Any] | None) ->
   return resolved
 
 
+def parse_pairs(pairs: Sequence[str] | None, flag: str) -> dict[str, str]:
+  """Repeated `flag key=value` items as {key: value} (values stay strings).
+
+  Raises:
+    DataError: naming `flag`, for an item without '=' or a key given twice.
+  """
+  out: dict[str, str] = {}
+  for pair in pairs or ():
+    key, sep, value = pair.partition("=")
+    key = key.strip()
+    if not sep or not key:
+      raise DataError(f"got {pair!r}; expected key=value", key=flag)
+    if key in out:
+      raise DataError(f"{key!r} given twice", key=flag)
+    out[key] = value.strip()
+  return out
+
+
 def option_value(key: str, text: str, default: Any) -> Any:
   """A `--option key=value` string as the type of the option's default.
 
@@ -112,15 +130,7 @@ def options_from_flags(fmt: format_lib.Format, pairs: Sequence[str]) -> dict[str
     DataError: naming `--option`, for an item without '=', a repeated or unknown key (listing
       the valid ones), or a value of another type.
   """
-  given: dict[str, str] = {}
-  for pair in pairs:
-    key, sep, value = pair.partition("=")
-    key = key.strip()
-    if not sep or not key:
-      raise DataError(f"got {pair!r}; expected key=value", key="--option")
-    if key in given:
-      raise DataError(f"option {key!r} given twice", key="--option")
-    given[key] = value.strip()
+  given = parse_pairs(pairs, "--option")
   unknown = sorted(set(given) - set(fmt.options))
   if unknown:
     raise DataError(

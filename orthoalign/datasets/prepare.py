@@ -39,24 +39,6 @@ from orthoalign.datasets.readers import recbole
 from orthoalign.errors import DataError
 
 
-def parse_params(pairs: Sequence[str] | None) -> dict[str, str]:
-  """Turns ['k=v', ...] into {'k': 'v'}; the recipe converts the values.
-
-  Raises:
-    DataError: for an item without '=' or a repeated key.
-  """
-  params: dict[str, str] = {}
-  for pair in pairs or ():
-    key, sep, value = pair.partition("=")
-    key = key.strip()
-    if not sep or not key:
-      raise DataError(f"got {pair!r}; expected key=value", key="--param")
-    if key in params:
-      raise DataError(f"parameter {key!r} given twice", key="--param")
-    params[key] = value.strip()
-  return params
-
-
 def _parser() -> argparse.ArgumentParser:
   parser = errors.ArgumentParser(
     prog="python -m orthoalign.datasets.prepare",
@@ -169,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   report: dict = {}
   if source == "--recipe":
     recipe = recipes.get_recipe(args.recipe)
-    params = recipe.resolve_params(parse_params(args.param))
+    params = recipe.resolve_params(formats.parse_pairs(args.param, "--param"))
     ds = recipe.run(
       args.domain_a,
       args.domain_b,

@@ -139,6 +139,21 @@ def read(
     yield from _read_delimited(path, wanted, bad, "\t" if fmt == "tsv" else ",", header)
 
 
+def check_columns(path: str, names: list[str], wanted: Sequence[str], line: int | None = None):
+  """Raises a DataError naming the file (and the header's line) for a wanted column that is
+  missing from `names` or named twice there.
+  """
+  for column in wanted:
+    if names.count(column) != 1:
+      problem = "no column" if column not in names else "two columns named"
+      raise DataError(
+        f"{problem} {column!r} in the header; its columns are {names} (set the column mapping "
+        "in the reader options)",
+        path=path,
+        line=line,
+      )
+
+
 def _chunk(path: str, rows: list[int], values: list[list[Any]], wanted: Sequence[str]) -> Chunk:
   return Chunk(path, np.asarray(rows, np.int64), dict(zip(wanted, values)), by_line=True)
 
@@ -158,14 +173,7 @@ def _read_delimited(
   names = [n.strip() for n in split(first[1])]
   if header is not None:
     names = header(path, names)
-  missing = [c for c in wanted if c not in names]
-  if missing:
-    raise DataError(
-      f"no column {missing[0]!r} in the header; its columns are {names} (set the column "
-      "mapping in the reader options)",
-      path=path,
-      line=first[0],
-    )
+  check_columns(path, names, wanted, line=first[0])
   index = [names.index(c) for c in wanted]
   width = len(names)
   rows: list[int] = []
@@ -251,14 +259,7 @@ def _read_parquet(path: str, wanted: Sequence[str]) -> Iterator[Chunk]:
     raise DataError(
       f"not a readable Parquet file ({e}); expected a complete Parquet file", path=path
     ) from None
-  names = table.schema_arrow.names
-  missing = [c for c in wanted if c not in names]
-  if missing:
-    raise DataError(
-      f"no column {missing[0]!r}; its columns are {names} (set the column mapping in the reader "
-      "options)",
-      path=path,
-    )
+  check_columns(path, table.schema_arrow.names, wanted)
   done = 0
   try:
     for batch in table.iter_batches(batch_size=CHUNK_ROWS, columns=list(wanted)):
