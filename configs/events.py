@@ -23,26 +23,33 @@ each user's last 200 events); set any to 0 to turn it off. The model keeps its f
 import ml_collections
 
 from configs import base
+from orthoalign.datasets.readers import events as events_format
 
 
 def get_config(model: str = "llm4cdsr"):
   config = base.get_config(model)
   config.data.format = "events"
   config.data.path = "examples/events_log.csv.gz"  # the file or folder of your log
+  # Every reader option is listed (datasets/readers/events.py OPTIONS), so that any one can be set
+  # on the command line: --config.data.reader_options.t_min=1735689600
   config.data.reader_options = ml_collections.ConfigDict(
-    dict(
-      user="user_id",  # column names
-      item="item_id",
-      time="ts",
-      domain="app",
-      label="clicked",  # a 0/1 column ("" = none): only label-1 events become interactions
-      time_unit="s",  # s, ms, us, ns or iso (ISO 8601 strings)
-      domains=("books", "movies"),  # the two domains (A, B); () = the log's two, by name
-      duplicates="drop",
-      user_core=5,
-      item_core=5,
-      max_len=200,
-    )
+    {
+      **events_format.OPTIONS,
+      "user": "user_id",  # column names
+      "item": "item_id",
+      "time": "ts",
+      "domain": "app",
+      "label": "clicked",  # a 0/1 column ("" = none): only label-1 events become interactions
+      "time_unit": "s",  # s, ms, us, ns or iso (ISO 8601 strings)
+      "domains": ("books", "movies"),  # the two domains (A, B); () = the log's two, by name
+      "duplicates": "drop",
+      "user_core": 5,
+      "item_core": 5,
+      "max_len": 200,
+      # None = no bound; a typed reference so that a flag can set an integer
+      "t_min": ml_collections.FieldReference(None, field_type=int),
+      "t_max": ml_collections.FieldReference(None, field_type=int),
+    }
   )
   config.train.update(batch_size=128, max_epochs=20, early_stop_patience=5, checkpoint_every=10)
   if model == "llm4cdsr":  # the main job's size (configs/llm4cdsr.py): upstream's 128 and 200

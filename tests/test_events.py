@@ -210,7 +210,7 @@ def test_bad_input_is_one_error_naming_file_line_and_column(tmp_path):
   msg, path = _error(tmp_path, [row, ("u1", "b2", 101, "books", 2, 1.0)])
   assert msg.startswith(f"{path}:3: column 'clicked': got '2'; expected 0 or 1")
   msg, path = _error(tmp_path, [row, ("u1", "b2", 101, "books", 1, -3)])
-  assert msg.startswith(f"{path}:3: column 'dwell': got -3; expected a number >= 0")
+  assert msg.startswith(f"{path}:3: column 'dwell': got -3; expected a finite number >= 0")
   msg, path = _error(tmp_path, [row], domains=("books", "games"))
   assert msg.startswith("reader option domains: domain 'games' is not in the data")
   msg, path = _error(tmp_path, [row, ("u1", "b2", 101)], name="short.csv")
@@ -224,7 +224,7 @@ def test_bad_input_is_one_error_naming_file_line_and_column(tmp_path):
 
 def test_three_domains_need_two_chosen(tmp_path):
   path = write_table(tmp_path / "log.csv")
-  with pytest.raises(DataError, match=r"has 3 domain\(s\) \['books', 'movies', 'music'\]"):
+  with pytest.raises(DataError, match=r"has 3 domains \['books', 'movies', 'music'\]"):
     read_ds(path)
 
 
@@ -241,7 +241,8 @@ def test_truncated_parquet_and_a_parquet_row_are_named(tmp_path):
   path = write_table(tmp_path / "neg.parquet", rows)
   with pytest.raises(DataError) as e:
     read_ds(path, domains=("books", "movies"))
-  assert str(e.value).startswith(f"{path}: row 7, column 'dwell': got -1; expected a number >= 0")
+  expected = f"{path}: row 7, column 'dwell': got -1; expected a finite number >= 0"
+  assert str(e.value).startswith(expected)
 
 
 def test_skip_policy_counts_bad_rows_and_keeps_the_rest(tmp_path):
@@ -395,12 +396,9 @@ def test_stats_reads_a_log_with_its_column_mapping(tmp_path, capsys):
   assert stats.main([*argv, "--option=duplicates=drop"]) == 0
   assert json.loads(capsys.readouterr().out)["interactions"] == 9
   assert stats.main([*argv, "--option=overlapped_only=maybe"]) == 1
-  assert (
-    capsys.readouterr()
-    .err.strip()
-    .endswith(
-      "error: --option overlapped_only: bad value 'maybe' (not true or false); expected a bool"
-    )
+  err = capsys.readouterr().err.strip()
+  assert err.endswith(
+    "error: --option overlapped_only: bad value 'maybe' (not true or false); expected true or false"
   )
 
 
@@ -419,3 +417,80 @@ def test_a_mapped_column_named_twice_in_the_header_is_refused(tmp_path):
     tmp_path, [("u1", "b1", 100, "books", 1, 1.0)], ("uid", "ad", "ts", "uid", "clicked", "dwell")
   )
   assert msg.startswith(f"{path}:1: two columns named 'uid' in the header")
+
+
+def test_what_newcomers_broke_is_refused_in_one_line(tmp_path):
+  row = ("u1", "b1", 100, "books", 1, 1.0)
+  # A time of nan / null is no time (it became 1970).
+  msg, path = _error(tmp_path, [row, ("u1", "b2", "nan", "books", 1, 1.0)])
+  assert msg.startswith(f"{path}:3: column 'ts': got 'nan'; expected a number of seconds")
+  path = tmp_path / "null.jsonl"
+  path.write_text(
+    json.dumps(dict(zip(COLUMNS, row)))
+    + "\n"
+    + json.dumps({**dict(zip(COLUMNS, row)), "ts": None})
+    + "\n"
+  )
+  with pytest.raises(DataError, match=r"null.jsonl:2: column 'ts': got an empty value"):
+    read_ds(path, domains=("books", "movies"))
+  # JSON ids that are not strings or numbers.
+  for bad_id, shown in ((True, "True"), ({"x": 1}, "{'x': 1}"), ([1, 2], "[1, 2]")):
+    path.write_text(json.dumps({**dict(zip(COLUMNS, row)), "uid": bad_id}) + "\n")
+    with pytest.raises(DataError) as e:
+      read_ds(path, domains=("books", "movies"))
+    assert str(e.value) == (
+      f"{path}:1: column 'uid': got {shown}; expected a user id (a string or a number)"
+    )
+  # The earliest bad row is the one named, whichever column is bad.
+  rows = [row, ("u1", "b2", 100, "books", 7, 1.0), ("u1", "b2", "x", "books", 1, 1.0)]
+  msg, path = _error(tmp_path, rows)
+  assert msg.startswith(f"{path}:3: column 'clicked'")
+  # A tab-separated file read as CSV, a quoted field with a line break.
+  tsv = write_table(tmp_path / "tabs.tsv", [row])
+  with pytest.raises(DataError, match="separated by tabs: set the reader option table_format=tsv"):
+    read_ds(tsv, table_format="csv", domains=("books", "movies"))
+  quoted = tmp_path / "quoted.csv"
+  quoted.write_text(",".join(COLUMNS) + '\nu1,"b1\nsecond line",100,books,1,1\n')
+  with pytest.raises(DataError, match=r"quoted.csv:2: 2 fields; .* goes on past the line end"):
+    read_ds(quoted, domains=("books", "movies"))
+  with pytest.raises(DataError, match=r"reader_options.t_max: got 100; expected a time after"):
+    events_format.check(**{**events_format.OPTIONS, "t_min": 200, "t_max": 100})
+
+
+def test_parts_in_sub_folders_are_read(tmp_path):
+  one = read_ds(write_table(tmp_path / "log.csv"), domains=("books", "movies"))
+  for i, (lo, hi) in enumerate(((0, 6), (6, 12))):
+    (tmp_path / "hive" / f"date=2026-11-0{i + 1}").mkdir(parents=True)
+    write_table(tmp_path / "hive" / f"date=2026-11-0{i + 1}" / "part-0.csv", ROWS[lo:hi])
+  (tmp_path / "hive" / "_temporary").mkdir()
+  (tmp_path / "hive" / "_temporary" / "junk.csv").write_text("not,a,log\n")
+  assert interactions(read_ds(tmp_path / "hive", domains=("books", "movies"))) == interactions(one)
+
+
+def test_times_far_from_now_warn_of_the_unit(tmp_path, capsys):
+  rows = [(u, i, t * 1000, d, c, v) for u, i, t, d, c, v in ROWS]  # milliseconds, read as seconds
+  read_ds(write_table(tmp_path / "ms.csv", rows), domains=("books", "movies"))
+  assert "if the log is not from then, its times are in another unit" in capsys.readouterr().err
+  rows = [(u, i, 1_700_000_000 + t, d, c, v) for u, i, t, d, c, v in ROWS]
+  read_ds(write_table(tmp_path / "s.csv", rows), domains=("books", "movies"))
+  assert "another unit" not in capsys.readouterr().err
+
+
+def test_export_refuses_an_id_with_a_tab(tmp_path):
+  rows = [("u\tX", "b1", 100, "books"), ("u2", "m1", 100, "movies")]
+  path = tmp_path / "tab.jsonl"
+  path.write_text(
+    "".join(json.dumps(dict(zip(("user", "item", "time", "domain"), r))) + "\n" for r in rows)
+  )
+  ds = events_format.read(str(path), BadLines())
+  with pytest.raises(DataError, match=r"user id 'u\\tX' holds a tab or a line break"):
+    recbole.export(ds, str(tmp_path / "rb"))
+
+
+def test_an_option_the_format_lacks_is_named_on_the_command_line():
+  from orthoalign.config import flags
+  from orthoalign.errors import ConfigError
+
+  argv = ["prog", "--config=configs/events.py", "--config.data.reader_options.colour=red"]
+  with pytest.raises(ConfigError, match=r"format 'events' has no reader option 'colour'"):
+    flags.check_overrides(argv)

@@ -7,6 +7,7 @@ and absl answers an unknown flag with its usage text; `parse_flags_checked` (abs
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import sys
@@ -84,15 +85,34 @@ def check_overrides(argv: list[str]) -> None:
     if upgrade.renamed_key(key) != key and not _has(config, key):
       raise ConfigError(f"config key {key} is now {upgrade.renamed_key(key)} (same meaning)")
     if key.startswith("data.reader_options.") and not _has(config, key):
-      option = key.split(".", 2)[2]
-      raise ConfigError(
-        f"--config.{key}: the reader's options are one dict, set whole: "
-        f"--config.data.reader_options=\"{{'{option}': {raw or '...'}}}\" (the format's options "
-        "and defaults: docs/data.md)"
-      )
+      _unlisted_reader_option(config, key, raw)
     node = dicts.get(config, key, f" (in --config.{item})")
     if has_value and not isinstance(node, ml_collections.ConfigDict):
       dicts.parse_value(key, raw, node)
+
+
+def _unlisted_reader_option(config: ml_collections.ConfigDict, key: str, raw: str) -> None:
+  """Raises the ConfigError for `--config.data.reader_options.<option>` that the config lacks:
+  an option the format does not take (listing those it takes), or how to set one it does.
+  """
+  from orthoalign.datasets import formats  # pylint: disable=g-import-not-at-top
+
+  option = key.split(".", 2)[2]
+  fmt = formats.READERS.get(str(config.data.format)) if "data" in config else None
+  if fmt is not None and option not in fmt.options:
+    raise ConfigError(
+      f"config key {key}: format {fmt.name!r} has no reader option {option!r}; its options: "
+      f"{sorted(fmt.options) or 'none'}"
+    )
+  try:
+    value = repr(ast.literal_eval(raw))
+  except (ValueError, SyntaxError):
+    value = repr(raw)
+  raise ConfigError(
+    f"--config.{key}: this config does not list the reader option {option!r}, so it cannot be set "
+    f"alone; set the options as one dict, which replaces the config's: "
+    f"--config.data.reader_options=\"{{'{option}': {value}}}\" (the options: docs/data.md)"
+  )
 
 
 def _has(config: ml_collections.ConfigDict, key: str) -> bool:

@@ -142,63 +142,81 @@ def file_domain(path: str) -> str:
   return name
 
 
-def _bad(bad: BadLines, chunk: tables.Chunk, keep: np.ndarray, i: int, column: str, detail: str):
-  """Hands row i's error to the policy (raises under "error"); the row is dropped under "skip",
-  counted once however many of its columns are bad.
+class _Check:
+  """A chunk's bad rows: each row's first error, handed to the policy in row order (`flush`), so
+  that the error named (or the first one counted under "skip") is the earliest bad row.
   """
-  if not keep[i]:
-    return
-  bad.handle(DataError(detail, **chunk.where(i, column)))
-  keep[i] = False
+
+  def __init__(self, chunk: tables.Chunk):
+    self.chunk = chunk
+    self.keep = np.ones(len(chunk), bool)
+    self.errors: dict[int, DataError] = {}
+
+  def bad(self, i: int, column: str, detail: str) -> None:
+    if self.keep[i]:
+      self.keep[i] = False
+      self.errors[i] = DataError(detail, **self.chunk.where(i, column))
+
+  def flush(self, policy: BadLines) -> None:
+    for i in sorted(self.errors):
+      policy.handle(self.errors[i])
 
 
-def _ids(values: Sequence[Any], chunk, keep, bad, column: str, what: str) -> list[str]:
-  """Ids as stripped strings; an empty or missing id is a bad row."""
+def _show(value: Any) -> str:
+  """A cell as an error message shows it: its repr, plain for NumPy scalars."""
+  if value is None or (isinstance(value, str) and not value.strip()):
+    return "an empty value"
+  return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _ids(values: Sequence[Any], check: _Check, column: str, what: str) -> list[str]:
+  """Ids as stripped strings; an empty, missing or non-scalar id is a bad row."""
   out = []
   for i, v in enumerate(values):
+    text = ""
     if isinstance(v, str):
       text = v.strip()
-    elif v is None or (isinstance(v, float) and math.isnan(v)):
-      text = ""
-    elif isinstance(v, (float, np.floating)) and float(v).is_integer():
+    elif isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number, type(None))):
+      check.bad(i, column, f"got {_show(v)}; expected a {what} (a string or a number)")
+    elif isinstance(v, (float, np.floating)) and math.isfinite(v) and float(v).is_integer():
       text = str(int(v))  # A numeric id column read as floats (JSON 12.0, Parquet doubles).
-    else:
+    elif v is not None and not (isinstance(v, (float, np.floating)) and math.isnan(v)):
       text = str(v)
     if not text:
-      _bad(bad, chunk, keep, i, column, f"empty {what}; expected a non-empty id")
+      check.bad(i, column, f"empty {what}; expected a non-empty id")
     out.append(text)
   return out
 
 
-def _numbers(values: Sequence[Any], chunk, keep, bad, column: str, expected: str) -> np.ndarray:
-  """float64 [n] of numbers or numeric strings; anything else is a bad row (NaN in the output)."""
-  if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.number):
-    out = values.astype(np.float64)
-    for i in np.flatnonzero(~np.isfinite(out)):
-      _bad(bad, chunk, keep, int(i), column, f"got {values[i]!r}; expected {expected}")
-    return out
+def _numbers(values: Sequence[Any], check: _Check, column: str, expected: str) -> np.ndarray:
+  """float64 [n] of finite numbers or numeric strings; anything else is a bad row."""
   try:
-    return np.asarray(values, dtype=np.float64)  # Numeric strings parse here, fast.
+    if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.number):
+      out = values.astype(np.float64)
+    elif any(isinstance(v, (bool, np.bool_)) for v in values):
+      raise ValueError("a bool")  # JSON true/false: not a number
+    else:
+      out = np.asarray(values, dtype=np.float64)  # Numeric strings parse here, fast.
   except (TypeError, ValueError):
-    pass
-  out = np.full(len(values), np.nan)
-  for i, v in enumerate(values):
-    try:
-      if isinstance(v, bool) or v is None:
-        raise ValueError
-      out[i] = float(v)
-    except (TypeError, ValueError):
-      shown = "an empty value" if v is None or (isinstance(v, str) and not v.strip()) else repr(v)
-      _bad(bad, chunk, keep, i, column, f"got {shown}; expected {expected}")
-  return out
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+      try:
+        if isinstance(v, (bool, np.bool_)) or v is None:
+          raise ValueError
+        out[i] = float(v)
+      except (TypeError, ValueError):
+        pass
+  for i in np.flatnonzero(~np.isfinite(out)):  # "nan", "inf", null and what did not parse
+    check.bad(int(i), column, f"got {_show(values[i])}; expected {expected}")
+  return np.where(np.isfinite(out), out, 0.0)
 
 
-def _times_ms(values: Sequence[Any], unit: str, chunk, keep, bad, column: str) -> np.ndarray:
+def _times_ms(values: Sequence[Any], unit: str, check: _Check, column: str) -> np.ndarray:
   """int64 [n] unix milliseconds from numbers in `unit`, ISO 8601 strings or datetimes."""
   if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.datetime64):
     out = values.astype("datetime64[ms]").astype(np.int64)
     for i in np.flatnonzero(np.isnat(values)):
-      _bad(bad, chunk, keep, int(i), column, "a missing time; expected a timestamp")
+      check.bad(int(i), column, "a missing time; expected a timestamp")
     return np.where(np.isnat(values), 0, out)
   if unit == "iso":
     out = np.zeros(len(values), np.int64)
@@ -212,44 +230,38 @@ def _times_ms(values: Sequence[Any], unit: str, chunk, keep, bad, column: str) -
           stamp = stamp.replace(tzinfo=datetime.UTC)  # A time without zone is UTC.
         out[i] = round(stamp.timestamp() * 1000)
       except (TypeError, ValueError, OverflowError):
-        _bad(bad, chunk, keep, i, column, f"got {v!r}; expected an ISO 8601 time (time_unit=iso)")
+        check.bad(i, column, f"got {_show(v)}; expected an ISO 8601 time (time_unit=iso)")
     return out
   expected = f"a number of {'seconds' if unit == 's' else unit} since 1970 (time_unit={unit})"
-  numbers = _numbers(values, chunk, keep, bad, column, expected)
-  ms = numbers * _PER_MS[unit]
+  ms = _numbers(values, check, column, expected) * _PER_MS[unit]
   # Beyond year ~2.9e5 or before -2.9e5 is no log's time: most likely the wrong time_unit.
-  wild = keep & (np.abs(np.nan_to_num(ms)) > 1e16)
-  for i in np.flatnonzero(wild):
-    _bad(bad, chunk, keep, int(i), column, f"got {values[i]!r}, not a plausible time; {expected}")
-  return np.where(keep, np.round(np.nan_to_num(ms)), 0).astype(np.int64)
+  for i in np.flatnonzero(check.keep & (np.abs(ms) > 1e16)):
+    check.bad(int(i), column, f"got {_show(values[i])}, not a plausible time; {expected}")
+  return np.where(check.keep, np.round(ms), 0).astype(np.int64)
 
 
-def _labels(values: Sequence[Any], chunk, keep, bad, column: str) -> np.ndarray:
+def _labels(values: Sequence[Any], check: _Check, column: str) -> np.ndarray:
   expected = "0 or 1 (1 = a positive event, e.g. a click)"
-  numbers = _numbers(values, chunk, keep, bad, column, expected)
-  for i in np.flatnonzero(keep & (numbers != 0) & (numbers != 1)):
-    _bad(bad, chunk, keep, int(i), column, f"got {values[i]!r}; expected {expected}")
-  return np.where(keep, np.nan_to_num(numbers), 0).astype(np.int8)
+  numbers = _numbers(values, check, column, expected)
+  for i in np.flatnonzero(check.keep & (numbers != 0) & (numbers != 1)):
+    check.bad(int(i), column, f"got {_show(values[i])}; expected {expected}")
+  return np.where(check.keep, numbers, 0).astype(np.int8)
 
 
-def _values(values: Sequence[Any], chunk, keep, bad, column: str) -> np.ndarray:
+def _values(values: Sequence[Any], check: _Check, column: str) -> np.ndarray:
   """float32 [n]; a missing value is NaN (an event without one), a negative one a bad row."""
-  if not isinstance(values, np.ndarray):
-    values = [None if isinstance(v, str) and not v.strip() else v for v in values]
-    missing = np.array([v is None for v in values])
-    values = [0 if v is None else v for v in values]
-  elif values.dtype == object:
-    missing = np.array([v is None for v in values])
+  if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.floating):
+    missing = np.isnan(values)  # Parquet: a null of a float column
+  else:
+    missing = np.array([v is None or (isinstance(v, str) and not v.strip()) for v in values])
+  if isinstance(values, np.ndarray) and values.dtype != object:
     values = np.where(missing, 0, values)
-  else:  # Parquet: a null of a float column is NaN.
-    missing = (
-      np.isnan(values) if np.issubdtype(values.dtype, np.floating) else np.zeros(len(values), bool)
-    )
-    values = np.where(missing, 0, values)
-  expected = "a number >= 0 (e.g. seconds of dwell time), or nothing"
-  numbers = _numbers(values, chunk, keep, bad, column, expected)
-  for i in np.flatnonzero(keep & (numbers < 0)):
-    _bad(bad, chunk, keep, int(i), column, f"got {numbers[i]:g}; expected {expected}")
+  else:
+    values = [0 if m else v for v, m in zip(values, missing)]
+  expected = "a finite number >= 0 (e.g. seconds of dwell time), or nothing"
+  numbers = _numbers(values, check, column, expected)
+  for i in np.flatnonzero(check.keep & (numbers < 0)):
+    check.bad(int(i), column, f"got {numbers[i]:g}; expected {expected}")
   return np.where(missing, np.nan, numbers).astype(np.float32)
 
 
@@ -300,19 +312,19 @@ def read_events(
     for chunk in tables.read(path, wanted, bad, table_format=table_format, header=header):
       n = len(chunk)
       read += n
-      keep = np.ones(n, bool)
+      check = _Check(chunk)
       cols = chunk.columns
-      user = _ids(cols[columns.user], chunk, keep, bad, columns.user, "user id")
-      item = _ids(cols[columns.item], chunk, keep, bad, columns.item, "item id")
+      user = _ids(cols[columns.user], check, columns.user, "user id")
+      item = _ids(cols[columns.item], check, columns.item, "item id")
       if columns.domain:
-        domain = _ids(cols[columns.domain], chunk, keep, bad, columns.domain, "domain name")
+        domain = _ids(cols[columns.domain], check, columns.domain, "domain name")
       else:
         domain = [file_domain(path)] * n
-      ts = None
-      if columns.time:
-        ts = _times_ms(cols[columns.time], time_unit, chunk, keep, bad, columns.time)
-      lab = _labels(cols[columns.label], chunk, keep, bad, columns.label) if columns.label else None
-      val = _values(cols[columns.value], chunk, keep, bad, columns.value) if columns.value else None
+      ts = _times_ms(cols[columns.time], time_unit, check, columns.time) if columns.time else None
+      lab = _labels(cols[columns.label], check, columns.label) if columns.label else None
+      val = _values(cols[columns.value], check, columns.value) if columns.value else None
+      check.flush(bad)
+      keep = check.keep
       valid = domain if keep.all() else [domain[i] for i in np.flatnonzero(keep)]
       for name in dict.fromkeys(valid):  # The domains of valid rows, in read order.
         found.setdefault(name, len(found))
@@ -371,7 +383,29 @@ def read_events(
   )
   if not chosen:  # Domain codes in sorted name order, whatever the read order.
     events = _recode_domains(events, tuple(sorted(names)))
+  if events.ts_ms is not None and len(events):
+    _warn_odd_times(events.ts_ms, time_unit)
   return events
+
+
+# Times outside these years are more likely a wrong time_unit than a log's (a warning only: a log
+# may count seconds from its own start).
+_PLAUSIBLE_MS = (
+  datetime.datetime(1990, 1, 1, tzinfo=datetime.UTC).timestamp() * 1000,
+  datetime.datetime(2100, 1, 1, tzinfo=datetime.UTC).timestamp() * 1000,
+)
+
+
+def _warn_odd_times(ts_ms: np.ndarray, time_unit: str) -> None:
+  lo, hi = int(ts_ms.min()), int(ts_ms.max())
+  if _PLAUSIBLE_MS[0] <= lo and hi < _PLAUSIBLE_MS[1]:
+    return
+  epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+  show = lambda ms: (epoch + datetime.timedelta(milliseconds=ms)).strftime("%Y-%m-%d %H:%M:%S")
+  log(
+    f"warning: the events' times run from {show(lo)} to {show(hi)} UTC (time_unit={time_unit}); "
+    "if the log is not from then, its times are in another unit: set the reader option time_unit"
+  )
 
 
 def _recode_domains(events: Events, names: tuple[str, ...]) -> Events:
@@ -563,10 +597,16 @@ def to_dataset(events: Events, name: str) -> CDSRDataset:
     DataError: not exactly two domains, or a domain without events left.
   """
   names = events.domain_names
-  if len(names) != 2:
+  if len(names) < 2:
     raise DataError(
-      f"the log has {len(names)} domain(s) {list(names)}; a two-domain dataset needs two: name "
-      "them in the reader option domains, e.g. domains=('books', 'movies')",
+      f"the log has one domain {list(names)}; a two-domain dataset needs two: map the column "
+      "that names each event's domain (reader option domain), or give one file per domain",
+      key=f"dataset {name!r}",
+    )
+  if len(names) > 2:
+    raise DataError(
+      f"the log has {len(names)} domains {list(names)}; a two-domain dataset needs two: name "
+      f"them in the reader option domains, e.g. domains={tuple(names[:2])!r}",
       key=f"dataset {name!r}",
     )
   n = len(events)

@@ -118,8 +118,9 @@ def option_value(key: str, text: str, default: Any) -> Any:
     if default is None:
       return None if text.strip().lower() in ("", "none") else int(text)
   except ValueError as e:
-    kind = "None" if default is None else type(default).__name__
-    raise DataError(f"bad value {text!r} ({e}); expected a {kind}", key=f"--option {key}") from None
+    kind = {bool: "true or false", int: "an integer", float: "a number"}.get(type(default))
+    kind = kind or "an integer (unix seconds) or none"
+    raise DataError(f"bad value {text!r} ({e}); expected {kind}", key=f"--option {key}") from None
   return text
 
 

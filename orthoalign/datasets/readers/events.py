@@ -81,6 +81,9 @@ def check(**options: Any) -> dict[str, Any]:
     value = options[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
       raise _fail(key, value, "an integer >= 0 (0 = off)")
+  if options["t_min"] is not None and options["t_max"] is not None:
+    if options["t_min"] >= options["t_max"]:
+      raise _fail("t_max", options["t_max"], f"a time after t_min={options['t_min']}")
   if not isinstance(options["overlapped_only"], bool):
     raise _fail("overlapped_only", options["overlapped_only"], "True or False")
   if options["ties"] == "domain" and not out["domains"]:

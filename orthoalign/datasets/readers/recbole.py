@@ -194,8 +194,9 @@ def export(ds: CDSRDataset, out_dir: str, names: Mapping[str, str] | None = None
     The files written.
 
   Raises:
-    DataError: a dataset split by user (atomic files have no user split), or one whose
-      sequences are per-domain lists (`merged_timeline=False`: no order across domains).
+    DataError: a dataset split by user (atomic files have no user split), one whose sequences
+      are per-domain lists (`merged_timeline=False`: no order across domains), or an id with a
+      tab or a line break.
   """
   if ds.user_split is not None:
     raise DataError(
@@ -209,6 +210,14 @@ def export(ds: CDSRDataset, out_dir: str, names: Mapping[str, str] | None = None
       key=f"dataset {ds.name!r}",
     )
   users = ds.user_ids if ds.user_ids is not None else np.arange(ds.num_users).astype(str)
+  for what, ids in (("user", users), ("item", ds.item_keys if ds.item_keys is not None else ())):
+    broken = next((str(k) for k in ids if "\t" in str(k) or "\n" in str(k) or "\r" in str(k)), None)
+    if broken is not None:
+      raise DataError(
+        f"{what} id {broken!r} holds a tab or a line break, which RecBole's tab-separated atomic "
+        "files cannot hold; expected ids without them",
+        key=f"dataset {ds.name!r}",
+      )
   user_of_row = np.repeat(np.arange(ds.num_users), np.diff(ds.offsets))
   if ds.timestamps is not None:
     times = ds.timestamps
@@ -229,7 +238,7 @@ def export(ds: CDSRDataset, out_dir: str, names: Mapping[str, str] | None = None
     lines = ["user_id:token\titem_id:token\ttimestamp:float"]
     for r in rows.tolist():
       item = keys[ds.items[r]] if keys is not None else str(local[r])
-      lines.append(f"{_token(users[user_of_row[r]])}\t{_token(item)}\t{int(times[r])}")
+      lines.append(f"{users[user_of_row[r]]}\t{item}\t{int(times[r])}")
     path = os.path.join(folder, f"{domain}.inter")
     atomic_write_text(path, "\n".join(lines) + "\n")
     written.append(path)
@@ -237,7 +246,7 @@ def export(ds: CDSRDataset, out_dir: str, names: Mapping[str, str] | None = None
       lines = ["item_id:token\ttitle:token_seq"]
       for g in range(lo, hi):
         item = keys[g] if keys is not None else str(g - lo + 1)
-        lines.append(f"{_token(item)}\t{_token(ds.item_titles[g])}")
+        lines.append(f"{item}\t{_token(ds.item_titles[g])}")
       path = os.path.join(folder, f"{domain}.item")
       atomic_write_text(path, "\n".join(lines) + "\n")
       written.append(path)

@@ -88,7 +88,9 @@ def detect(path: str, table_format: str = "auto") -> str:
 
 
 def part_files(path: str) -> list[str]:
-  """`path` itself, or every data file of the folder `path` (its parts), sorted by name.
+  """`path` itself, or every data file under the folder `path` (its parts, sub-folders such as
+  Hive's `date=2026-11-01/` included), sorted by path; names starting with `.` or `_` (Spark's
+  `_SUCCESS`, hidden files) and READMEs are skipped.
 
   Raises:
     DataError: for a path that does not exist or a folder without data files.
@@ -97,14 +99,17 @@ def part_files(path: str) -> list[str]:
     return [path]
   if not os.path.isdir(path):
     raise DataError("no such file or folder; expected a table file or a folder of parts", path=path)
-  parts = [
-    os.path.join(path, f)
-    for f in sorted(os.listdir(path))
-    if not f.startswith((".", "_", "README")) and os.path.isfile(os.path.join(path, f))
-  ]
+  skipped = lambda name: name.startswith((".", "_", "README"))
+  parts = []
+  for folder, subfolders, files in os.walk(path):
+    subfolders[:] = sorted(d for d in subfolders if not d.startswith((".", "_")))
+    parts += [os.path.join(folder, f) for f in files if not skipped(f)]
   if not parts:
-    raise DataError("the folder holds no data files; expected a table file or parts", path=path)
-  return parts
+    raise DataError(
+      "the folder and its sub-folders hold no data files; expected a table file or parts",
+      path=path,
+    )
+  return sorted(parts)
 
 
 def read(
@@ -139,16 +144,18 @@ def read(
     yield from _read_delimited(path, wanted, bad, "\t" if fmt == "tsv" else ",", header)
 
 
-def check_columns(path: str, names: list[str], wanted: Sequence[str], line: int | None = None):
+def check_columns(
+  path: str, names: list[str], wanted: Sequence[str], line: int | None = None, hint: str = ""
+):
   """Raises a DataError naming the file (and the header's line) for a wanted column that is
-  missing from `names` or named twice there.
+  missing from `names` or named twice there; `hint` ends the message.
   """
   for column in wanted:
     if names.count(column) != 1:
       problem = "no column" if column not in names else "two columns named"
       raise DataError(
         f"{problem} {column!r} in the header; its columns are {names} (set the column mapping "
-        "in the reader options)",
+        f"in the reader options){hint}",
         path=path,
         line=line,
       )
@@ -173,7 +180,12 @@ def _read_delimited(
   names = [n.strip() for n in split(first[1])]
   if header is not None:
     names = header(path, names)
-  check_columns(path, names, wanted, line=first[0])
+  other = "\t" if delimiter == "," else ","
+  hint = ""
+  if len(names) == 1 and other in first[1]:
+    hint = f"; the header is separated by {'tabs' if other == chr(9) else 'commas'}: set the "
+    hint += f"reader option table_format={'tsv' if other == chr(9) else 'csv'}"
+  check_columns(path, names, wanted, line=first[0], hint=hint)
   index = [names.index(c) for c in wanted]
   width = len(names)
   rows: list[int] = []
@@ -183,9 +195,12 @@ def _read_delimited(
     # Most lines have no quotes: a plain split is several times faster than the csv module.
     fields = split(text) if '"' in text else text.split(delimiter)
     if len(fields) != width:
+      # An odd number of quotes: a quoted field with a line break, which is not read.
+      spans = " (a quoted field goes on past the line end: one event per line)"
       bad.handle(
         DataError(
-          f"{len(fields)} fields; expected {width} as in the header ({names})",
+          f"{len(fields)} fields; expected {width} as in the header ({names})"
+          + (spans if text.count('"') % 2 else ""),
           path=path,
           line=lineno,
         )
