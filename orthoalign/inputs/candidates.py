@@ -154,11 +154,14 @@ def _sample_domain(
   short = eligible < n
   if np.any(short):
     i = int(np.argmax(short))
+    user = f"user {users[i]}"
+    if ds.user_ids is not None:
+      user += f" (id {str(ds.user_ids[users[i]])!r})"
     raise TooFewItems(
       f"target domain {name} has {n_d} items, {h_count[i]} of them in the "
       f"user's sequence, leaving {eligible[i]} eligible; expected >= {n} "
-      "negatives",
-      key=f"user {users[i]}",
+      "negatives (config key eval.num_negatives sets fewer)",
+      key=user,
     )
 
   needed = _draws_needed(eligible, n_d, n)
