@@ -22,6 +22,8 @@ from ml_collections import config_flags
 from orthoalign import compile_cache
 from orthoalign import errors
 from orthoalign.config import flags as flag_checks
+from orthoalign.ctr import config as ctr_config
+from orthoalign.ctr import loop as ctr_loop
 from orthoalign.train import distributed
 from orthoalign.train import loop
 
@@ -67,7 +69,10 @@ def main(argv: list[str]) -> None:
   )  # before anything uses a device
   distributed.quiet_unless_writer()
   compile_cache.enable()
-  loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  if ctr_config.is_ctr(_CONFIG.value):  # click prediction (configs/ads_ctr.py)
+    ctr_loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  else:
+    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -87,9 +87,10 @@ def test_a_tie_at_the_impression_time_stays_out_of_the_history():
   data = impressions.click_data(events, "ads", ("posts",), impressions.UserLastSplit(0, 0))
   assert data.history_lengths("posts").tolist() == [1, 2]  # p2 at 2000 is not before a2 at 2000
   assert data.history_lengths("ads").tolist() == [0, 1]  # the click a2 at 2000, before 3000
-  items, buckets = data.window("posts", np.array([0, 1]), 3)
+  items, buckets, times = data.window("posts", np.array([0, 1]), 3)
   assert items.tolist() == [[0, 0, 1], [0, 1, 2]]
   assert buckets.tolist() == [[0, 0, 3], [0, 3, 0]]  # 1 + floor(log2(6)) = 3; no value = 0
+  assert times.tolist() == [[0, 0, 1000], [0, 1000, 2000]]
 
 
 def test_splits_by_time(small):

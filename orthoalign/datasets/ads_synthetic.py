@@ -31,6 +31,7 @@ from orthoalign.errors import DataError
 from orthoalign.fileio import atomic_write_text
 
 TARGET, DWELL, LIKES = "ads", "posts", "likes"
+DOMAINS = (TARGET, DWELL, LIKES)
 _START = 1_700_000_000  # unix seconds of the log's first day
 
 

@@ -110,11 +110,14 @@ class ClickData:
     """int64 [N]: how many events of `domain` each impression's history holds."""
     return self.hist_end[domain] - self.streams[domain].offsets[self.user]
 
-  def window(self, domain: str, rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+  def window(
+    self, domain: str, rows: np.ndarray, length: int
+  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The last `length` events of `domain` before impressions `rows`, left-padded with 0.
 
     Returns:
-      (items int32 [len(rows), length], value buckets int8 [len(rows), length]).
+      (items int32 [len(rows), length], value buckets int8 [len(rows), length], times int64
+      [len(rows), length] in unix milliseconds), 0 in the padding.
     """
     stream = self.streams[domain]
     end = self.hist_end[domain][rows]
@@ -122,9 +125,11 @@ class ClickData:
     idx = end[:, None] - length + np.arange(length)[None, :]
     valid = idx >= start[:, None]
     idx = np.where(valid, idx, 0)
+    pick = lambda a: np.where(valid, a[idx] if a.size else 0, 0)
     return (
-      np.where(valid, stream.items[idx] if stream.items.size else 0, 0).astype(np.int32),
-      np.where(valid, stream.value_bucket[idx] if stream.items.size else 0, 0).astype(np.int8),
+      pick(stream.items).astype(np.int32),
+      pick(stream.value_bucket).astype(np.int8),
+      pick(stream.ts_ms).astype(np.int64),
     )
 
   def summary(self) -> dict[str, Any]:

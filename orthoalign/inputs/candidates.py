@@ -160,7 +160,7 @@ def _sample_domain(
     raise TooFewItems(
       f"target domain {name} has {n_d} items, {h_count[i]} of them in the "
       f"user's sequence, leaving {eligible[i]} eligible; expected >= {n} "
-      "negatives (config key eval.num_negatives sets fewer)",
+      "negatives",
       key=user,
     )
 

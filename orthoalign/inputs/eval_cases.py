@@ -60,7 +60,7 @@ def eval_inputs(
     arrays = dict(windows_fn(split))
     arrays.update(user_groups(ds, split.users, overlapped))
     arrays.update(case_groups(ds, split))
-    arrays["cand"] = _candidates(
+    arrays["cand"] = frozen_candidates(
       ds,
       name,
       eval_cfg.num_negatives,
@@ -69,17 +69,22 @@ def eval_inputs(
     )
     extra_negatives = tuple(eval_cfg.extra_negatives)
     for n in extra_negatives:  # declared protocols (metrics/keys.py)
-      arrays[f"protocol/{keys.extra_protocol(n)}"] = _candidates(
+      arrays[f"protocol/{keys.extra_protocol(n)}"] = frozen_candidates(
         ds, name, n, eval_cfg.candidate_seed, f"eval.extra_negatives={extra_negatives} ({n})"
       )
     out[name] = arrays
   return out
 
 
-def _candidates(
+def frozen_candidates(
   ds: dataset_lib.CDSRDataset, split: str, n: int, seed: int, setting: str
 ) -> np.ndarray:
-  """int32 [E, 1 + n] frozen candidates; a domain too small for n negatives names `setting`."""
+  """int32 [E, 1 + n] frozen candidates (inputs/candidates.py `frozen`).
+
+  Raises:
+    ConfigError: naming `setting` (e.g. "eval.num_negatives=100"), for a domain too small for n
+      negatives.
+  """
   try:
     return candidates_lib.frozen(ds, split, n, seed).astype(np.int32)
   except candidates_lib.TooFewItems as e:

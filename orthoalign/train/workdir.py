@@ -32,7 +32,14 @@ def _changes(workdir: str, config: ml_collections.ConfigDict) -> list[tuple[str,
   """(key, the run's value, `config`'s value) of each key `config_changes` lists."""
   if not os.path.isfile(os.path.join(workdir, "config.json")):
     return []
-  old = dicts.flatten(upgrade.read_config(workdir).to_dict())
+  try:
+    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+      raw = json.load(f)
+  except (OSError, ValueError):
+    raw = None  # upgrade.read_config names the file and what is wrong
+  # A click-prediction run's config has its own keys (orthoalign/ctr/config.py), not upgraded.
+  saved = raw if isinstance(raw, dict) and raw.get("task") == "ctr" else None
+  old = dicts.flatten(saved if saved is not None else upgrade.read_config(workdir).to_dict())
   new = json.loads(json.dumps(dicts.flatten(config.to_dict())))
   return [(k, old.get(k), new.get(k)) for k in dicts.differences(old, new, RESUMABLE_CHANGES)]
 

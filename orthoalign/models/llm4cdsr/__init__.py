@@ -73,7 +73,7 @@ import numpy as np
 
 from orthoalign.datasets import dataset as dataset_lib
 from orthoalign.datasets import splits
-from orthoalign.inputs import candidates
+from orthoalign.inputs import eval_cases
 from orthoalign.inputs import windows
 from orthoalign.models import baseline
 from orthoalign.models.llm4cdsr import config as config_lib
@@ -186,7 +186,8 @@ class Baseline(baseline.Baseline, baseline.LengthBuckets):
     out = windows.eval_windows(self.ds, split, self.settings.max_len)
     # The original draws the domain stream's candidates independently: a second frozen set.
     seed = self.config.eval.candidate_seed + (1000 if self.settings.independent_negatives else 0)
-    cand = candidates.frozen(self.ds, split.name, self.config.eval.num_negatives, seed)
+    n = self.config.eval.num_negatives
+    cand = eval_cases.frozen_candidates(self.ds, split.name, n, seed, f"eval.num_negatives={n}")
     na = self.ds.num_items_a
     out["cand_dom"] = np.where(cand > na, cand - na, cand).astype(np.int32)
     return out

@@ -1,0 +1,1 @@
+"""Click prediction: a target domain's labelled impressions, helped by source domains."""
