@@ -32,6 +32,8 @@ def replica_axes(config: ml_collections.ConfigDict) -> dict[str, str]:
   `sweep.model.<k>`.
   Every other key changes the compiled program: a grid makes it a separate run.
   """
+  if "task" in config and config.task == "ctr":  # click prediction: seeds are its replicas
+    return {"seed": "sweep.seeds"}
   axes = {a.key: a.sweep for a in axis_table.COMMON}  # every model's (config/replica_axes.py)
   model_lists = config.sweep.model
   for k in models.replica_hparams(config.model.name):

@@ -106,3 +106,16 @@ def test_no_source_and_plain_runs(tmp_path):
     str(tmp_path / "plain"),
   )
   assert np.isfinite(rows[0]["test/logloss"])
+
+
+def test_the_sources_grid_expands_to_seven_paired_programs():
+  from orthoalign.experiments import expand
+
+  points = expand.expand("configs/grids/ads_ctr_sources.py")
+  names = [p.name for p in points]
+  assert names[0] == "sources=none_cell=plain" and len(names) == 7
+  assert {(tuple(p.config.ctr.sources), tuple(p.config.gca.positions)) for p in points} == {
+    ((), ()),
+    *((s, g) for s in (("posts",), ("likes",), ("posts", "likes")) for g in ((), (0,))),
+  }
+  assert all(tuple(p.config.sweep.seeds) == (0, 1, 2, 3, 4) for p in points)

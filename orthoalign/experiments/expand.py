@@ -37,6 +37,7 @@ from orthoalign import errors
 from orthoalign import sweep
 from orthoalign.config import dicts
 from orthoalign.config import validation
+from orthoalign.ctr import config as ctr_config
 
 ConfigError = errors.ConfigError
 # Value types ml_collections can parse back from a `--config.<key>=<value>` flag.
@@ -224,7 +225,10 @@ def _point(
   overrides = {k: _set(config, k, v, path) for k, v in overrides.items()}
   replicas = {k: _set(config, k, v, path) for k, v in replicas.items()}
   try:
-    validation.validate(config)
+    if ctr_config.is_ctr(config):  # click prediction: its own keys and checks
+      ctr_config.check_config(config)
+    else:
+      validation.validate(config)
   except ConfigError as e:
     raise ConfigError(f"grid file {path}, run {name}: {e}") from e
   return Point(name, overrides, replicas, axes, config)
