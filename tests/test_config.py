@@ -203,6 +203,8 @@ def test_every_element_of_every_list_valued_key_is_checked(config_file):
   check = ctr_config.check_config if ctr else validation.validate
   lists = {k: v for k, v in dicts.flatten(base.to_dict()).items() if isinstance(v, list)}
   assert "gca.positions" in lists and (ctr or "sweep.learning_rates" in lists)
+  if ctr and base.data.format == "events":
+    lists.pop("ctr.sources")  # a log's domain names are known once it is read (test_ctr.py)
   for key, value in lists.items():
     wrong = (3,) if key == "data.titles" else ("x",)  # file paths are the only text lists
     config = importlib.import_module(f"configs.{config_file}").get_config()

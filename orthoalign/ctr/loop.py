@@ -61,7 +61,7 @@ def load_data(config: ml_collections.ConfigDict) -> impressions.ClickData:
     read["domains"] = (c.target, *c.sources)  # rows of other domains are dropped as read
     try:
       events = events_lib.read_events(
-        tables.part_files(d.path), columns, BadLines(d.on_bad_line), **read
+        tables.part_files(d.path, options["pattern"]), columns, BadLines(d.on_bad_line), **read
       )
     except errors.DataError as e:
       if e.key != "reader option domains":

@@ -271,6 +271,7 @@ def read_events(
   bad: BadLines,
   *,
   time_unit: str = "s",
+  value_scale: float = 1.0,
   domains: Sequence[str] = (),
   table_format: str = "auto",
   header: Any = None,
@@ -283,6 +284,7 @@ def read_events(
     bad: the bad-line policy: a malformed row stops the read ("error") or is skipped and counted.
     time_unit: what a numeric time counts ("s", "ms", "us", "ns") or "iso" for ISO 8601 strings;
       Parquet timestamp columns are read as they are.
+    value_scale: what each value is multiplied by once read (0.001: milliseconds to seconds).
     domains: the domains to keep, in this order (rows of others are dropped as they are read);
       () = every domain, in sorted name order.
     table_format: "auto" (each file's suffix) or one of tables.TABLE_FORMATS.
@@ -323,6 +325,8 @@ def read_events(
       ts = _times_ms(cols[columns.time], time_unit, check, columns.time) if columns.time else None
       lab = _labels(cols[columns.label], check, columns.label) if columns.label else None
       val = _values(cols[columns.value], check, columns.value) if columns.value else None
+      if val is not None and value_scale != 1.0:
+        val = (val.astype(np.float64) * value_scale).astype(np.float32)
       check.flush(bad)
       keep = check.keep
       valid = domain if keep.all() else [domain[i] for i in np.flatnonzero(keep)]

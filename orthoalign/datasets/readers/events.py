@@ -30,8 +30,10 @@ _FILTERS = {f.name: f.default for f in dataclasses.fields(events_lib.Filters)}
 OPTIONS: dict[str, Any] = {
   **_COLUMNS,
   "time_unit": "s",
+  "value_scale": 1.0,
   "domains": (),
   "table_format": "auto",
+  "pattern": "*",
   **_FILTERS,
 }
 _CHOICES = {
@@ -81,6 +83,11 @@ def check(**options: Any) -> dict[str, Any]:
     value = options[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
       raise _fail(key, value, "an integer >= 0 (0 = off)")
+  scale = options["value_scale"]
+  if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
+    raise _fail("value_scale", scale, "a number > 0 the values are multiplied by (ms -> s: 0.001)")
+  if not isinstance(options["pattern"], str) or not options["pattern"]:
+    raise _fail("pattern", options["pattern"], 'a file-name pattern, e.g. "log_*.csv" ("*": all)')
   if options["t_min"] is not None and options["t_max"] is not None:
     if options["t_min"] >= options["t_max"]:
       raise _fail("t_max", options["t_max"], f"a time after t_min={options['t_min']}")
@@ -95,7 +102,7 @@ def split_options(options: Mapping[str, Any]):
   """(ColumnMap, Filters, read keywords) from checked options."""
   columns = events_lib.ColumnMap(**{k: options[k] for k in _COLUMNS})
   filters = events_lib.Filters(**{k: options[k] for k in _FILTERS})
-  read = {k: options[k] for k in ("time_unit", "domains", "table_format")}
+  read = {k: options[k] for k in ("time_unit", "value_scale", "domains", "table_format")}
   return columns, filters, read
 
 
@@ -122,7 +129,9 @@ def read(
   """
   options = check(**{**OPTIONS, **options})
   columns, filters, kwargs = split_options(options)
-  events = events_lib.read_events(tables.part_files(path), columns, bad, **kwargs)
+  events = events_lib.read_events(
+    tables.part_files(path, options["pattern"]), columns, bad, **kwargs
+  )
   if len(events.domain_names) != 2:  # Before the filters' work: the mapping needs changing.
     events_lib.to_dataset(events, dataset_name(path))
   events, passes = events_lib.apply_filters(events, filters)
@@ -138,7 +147,7 @@ FORMAT = format_lib.Format(
   summary="an events table (CSV/TSV, JSON Lines or Parquet; a file or a folder of parts)",
   read=read,
   options=OPTIONS,
-  sources=lambda path, **options: tables.part_files(path),
+  sources=lambda path, **options: tables.part_files(path, options.get("pattern", "*")),
   check=check,
   file_or_folder=True,
   reports=True,

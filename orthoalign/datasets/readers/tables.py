@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 import csv
 import dataclasses
+import fnmatch
 import json
 import os
 from typing import Any
@@ -87,26 +88,29 @@ def detect(path: str, table_format: str = "auto") -> str:
   return _SUFFIXES[suffix]
 
 
-def part_files(path: str) -> list[str]:
-  """`path` itself, or every data file under the folder `path` (its parts, sub-folders such as
-  Hive's `date=2026-11-01/` included), sorted by path; names starting with `.` or `_` (Spark's
-  `_SUCCESS`, hidden files) and READMEs are skipped.
+def part_files(path: str, pattern: str = "*") -> list[str]:
+  """`path` itself, or every data file under the folder `path` whose name matches `pattern`
+  (fnmatch: "log_*.csv"; its parts, sub-folders such as Hive's `date=2026-11-01/` included),
+  sorted by path; names starting with `.` or `_` (Spark's `_SUCCESS`, hidden files) and READMEs
+  are skipped.
 
   Raises:
-    DataError: for a path that does not exist or a folder without data files.
+    DataError: for a path that does not exist or a folder without matching data files.
   """
   if os.path.isfile(path):
     return [path]
   if not os.path.isdir(path):
     raise DataError("no such file or folder; expected a table file or a folder of parts", path=path)
-  skipped = lambda name: name.startswith((".", "_", "README"))
+  skipped = lambda name: name.startswith((".", "_", "README")) or not fnmatch.fnmatch(name, pattern)
   parts = []
   for folder, subfolders, files in os.walk(path):
     subfolders[:] = sorted(d for d in subfolders if not d.startswith((".", "_")))
     parts += [os.path.join(folder, f) for f in files if not skipped(f)]
   if not parts:
     raise DataError(
-      "the folder and its sub-folders hold no data files; expected a table file or parts",
+      "the folder and its sub-folders hold no data files"
+      + (f" named {pattern!r}" if pattern != "*" else "")
+      + "; expected a table file or parts",
       path=path,
     )
   return sorted(parts)
