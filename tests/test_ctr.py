@@ -168,3 +168,30 @@ def test_kuairand_files_train_through_its_config(tmp_path):
   config.ctr.sources = ("0", "7")
   with pytest.raises(errors.DataError, match=r"ctr.target / ctr.sources: domain '7' is not in"):
     loop.load_data(config)
+
+
+def test_an_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch, capsys):
+  from orthoalign.train import metric_writer
+
+  # Two seeds as in the tiny run above, whose compiled programs the tests' cache then holds.
+  config = tiny_config(**{"train.max_epochs": 3, "sweep.seeds": (0, 1)})
+  whole = loop.train_and_evaluate(config, str(tmp_path / "whole"))
+  report = metric_writer.MetricWriter.report
+
+  def stop_after_epoch_2(self, epoch, *parts):
+    report(self, epoch, *parts)
+    if epoch == 2:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(metric_writer.MetricWriter, "report", stop_after_epoch_2)
+  with pytest.raises(errors.Interrupted, match="the checkpoint of epoch 2 is kept"):
+    loop.train_and_evaluate(config, str(tmp_path / "cut"))
+  monkeypatch.setattr(metric_writer.MetricWriter, "report", report)
+  resumed = loop.train_and_evaluate(config, str(tmp_path / "cut"))
+  assert "resumed" in capsys.readouterr().out
+  for key in ("test/auc", "test/logloss", "test/gauc", "best_epoch", "align/gca0_posts/alpha"):
+    assert [r[key] for r in resumed] == [r[key] for r in whole], key
+  history = [json.loads(line) for line in open(tmp_path / "cut" / "history.jsonl")]
+  assert [(h["epoch"], h["replica"]) for h in history] == [
+    (e, r) for e in (1, 2, 3) for r in (0, 1)
+  ]
