@@ -1,7 +1,7 @@
 r"""Click prediction on KuaiRand-Pure (Kuaishou's short-video logs with impressions, clicks and
 several feedback types across 15 scenarios, the app's tabs; Gao et al., CIKM 2022).
 
-Download (about 200 MB; not run here: this machine has no network):
+Download (untested: the project's machines had no network):
   wget https://zenodo.org/records/10439422/files/KuaiRand-Pure.tar.gz
   tar -xzf KuaiRand-Pure.tar.gz -C data/
 Then:
@@ -14,11 +14,10 @@ log and the feature files are left out by `pattern`) are read as an events table
 video_id, time_ms (milliseconds), the tab as the domain, is_click as the label and play_time_ms
 (in seconds) as each event's value. An impression of the target tab is a labelled event; a
 source tab's clicked videos, with their play time, are its stream. KuaiRand does not publish what
-each tab is; the target and sources here are an example, to be chosen from the data (each tab's
-impressions and click rate: `python -m orthoalign.datasets.stats` does not read more than two
-domains, so count them with the summary line this run prints). Split: the last 7 days test, the
-7 before validation. At this size (27,285 users, about 1.4 million standard impressions) a run is
-a GPU job; untested here beyond files written in the same format (tests/test_ctr.py).
+each tab is; the target and sources here are an example, to be chosen from the data (a run
+prints its target's impressions and click rate per split). Split: the last 7 days test, the
+7 before validation. A run on the real logs is untested, beyond files written in the same
+format (tests/test_ctr.py); at their size it is a GPU job.
 """
 
 from configs import ads_ctr

@@ -21,6 +21,7 @@ import numpy as np
 from orthoalign import models
 from orthoalign.config import dicts
 from orthoalign.config import replica_axes as axis_table
+from orthoalign.ctr import config as ctr_config
 from orthoalign.models import gca as gca_lib
 
 
@@ -32,7 +33,7 @@ def replica_axes(config: ml_collections.ConfigDict) -> dict[str, str]:
   `sweep.model.<k>`.
   Every other key changes the compiled program: a grid makes it a separate run.
   """
-  if "task" in config and config.task == "ctr":  # click prediction: seeds are its replicas
+  if ctr_config.is_ctr(config):  # click prediction: seeds are its replicas
     return {"seed": "sweep.seeds"}
   axes = {a.key: a.sweep for a in axis_table.COMMON}  # every model's (config/replica_axes.py)
   model_lists = config.sweep.model

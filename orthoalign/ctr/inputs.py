@@ -43,3 +43,8 @@ def model_inputs(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   return {
     k: v for k, v in batch.items() if k not in ("label", "user") and not k.startswith("group/")
   }
+
+
+def train_inputs(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """What a training step reads: the model's inputs and the label."""
+  return {**model_inputs(rows), "label": rows["label"]}

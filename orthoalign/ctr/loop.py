@@ -247,17 +247,16 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, An
     np.full(num, tc.weight_decay, np.float32),
     np.full(num, config.gca.gate_init, np.float32),
   )
-  train_data = {
-    k: jnp.asarray(v)
-    for k, v in rows["train"].items()
-    if k != "user" and not k.startswith("group/")
-  }
+  train_data = jax.device_put(inputs.train_inputs(rows["train"]))
   epoch_fn = jax.jit(
     jax.vmap(
       functools.partial(_epoch, task=task, tx=tx, batch_size=tc.batch_size), in_axes=(0, None, None)
     )
   )
-  eval_batches = {n: _batched(rows[n], config.eval.batch_size) for n in ("valid", "test")}
+  # On the device once: the validation impressions are predicted after every epoch.
+  eval_batches = {
+    n: jax.device_put(_batched(rows[n], config.eval.batch_size)) for n in ("valid", "test")
+  }
   predict = jax.jit(
     jax.vmap(functools.partial(_predict, module=module, cells=cells), in_axes=(0, None))
   )

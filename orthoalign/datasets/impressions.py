@@ -185,8 +185,10 @@ def _split(user: np.ndarray, ts: np.ndarray, split: TimeSplit | UserLastSplit) -
 
 def _stream(
   events: events_lib.Events, code: int, users: int, positives: bool
-) -> tuple[Stream, list[str]]:
-  """One domain's stream (its label-1 events with `positives`) and its item ids by local id."""
+) -> tuple[Stream, list[str], np.ndarray]:
+  """One domain's stream (its label-1 events with `positives`), its item ids by local id and the
+  local id of each of `events`' item codes (0 for another domain's).
+  """
   rows = events.domain == code
   if positives and events.label is not None:
     rows &= events.label == 1
@@ -205,7 +207,7 @@ def _stream(
     value_bucket=value_buckets(sub.value, len(sub)),
     num_items=len(ordered),
   )
-  return stream, ["", *(events.item_keys[c] for c in ordered)]
+  return stream, ["", *(events.item_keys[c] for c in ordered)], local
 
 
 def _history_ends(stream: Stream, user: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
@@ -287,13 +289,14 @@ def click_data(
   kept = dataclasses.replace(kept, user=index[kept.user])
   users = int(imp_users.size)
 
-  streams, item_keys = {}, {}
+  streams, item_keys, local = {}, {}, {}
   for name in (target, *sources):
-    streams[name], item_keys[name] = _stream(kept, names.index(name), users, positives=True)
+    streams[name], item_keys[name], local[name] = _stream(
+      kept, names.index(name), users, positives=True
+    )
   imp = kept.take(np.flatnonzero(kept.domain == t_code))
   imp = imp.take(np.lexsort((np.arange(len(imp)), imp.ts_ms, imp.user)))
-  local = {key: i for i, key in enumerate(item_keys[target])}
-  t_items = np.asarray([local[events.item_keys[c]] for c in imp.item], np.int32)
+  t_items = local[target][imp.item].astype(np.int32)
   hist_end = {name: _history_ends(stream, imp.user, imp.ts_ms) for name, stream in streams.items()}
   split_codes = _split(imp.user, imp.ts_ms, split)
   if not (split_codes == TRAIN).any():
