@@ -23,6 +23,7 @@ TINY = {
   "abxi": "configs/tiny_abxi.py",
   "cdsrnp": "configs/tiny_cdsrnp.py",
   "llm4cdsr": "configs/tiny.py",
+  "merit": "configs/tiny_merit.py",
   "sasrec": "configs/tiny_sasrec.py",
 }
 

@@ -300,6 +300,8 @@ GRIDS = {
   "table1_llm4cdsr_fk": 3,
   "table1_llm4cdsr_afk": 3,
   "correlation_abxi_afk": 48,
+  "table1_merit_afk": 5,
+  "correlation_merit_afk": 48,
   "correlation_llm4cdsr_fk": 48,
   "orthogonality_sasrec_afk": 6,
   "synthetic_orthogonality_sasrec": 12,
@@ -357,7 +359,7 @@ def test_synthetic_scaling_grid_expands_with_matched_sizes():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["scaling_abxi_afk", "scaling_llm4cdsr_fk"])
+@pytest.mark.parametrize("name", ["scaling_abxi_afk", "scaling_llm4cdsr_fk", "scaling_merit_afk"])
 def test_real_data_scaling_grids_expand(name):
   from tests.conftest import require_data
 

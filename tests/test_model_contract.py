@@ -34,7 +34,22 @@ CONFIGS = {name: functools.partial(_contract_config, name) for name in contract.
 ZERO_AT_INIT = {
   "abxi": tuple(
     f"['{m}']['mat_A']" for m in ("dlora_a", "dlora_b", "dlora_x", "ilora_a", "ilora_b")
-  )
+  ),
+  # Not at initialisation only: MERIT's faithful model.ecaf_mask="top_left" never attends the
+  # second key/value block, so the MoE-FFN outputs that feed it (B->A, A->B) are dead weight, as in
+  # the original (test_merit.py checks that "per_block" reaches them).
+  "merit": tuple(
+    f"['ffn_{s}']['{m}_{d}']{p}"
+    for s, d in (("a", "b"), ("b", "a"))
+    for m, p in (
+      ("expert", "['fc_1']['kernel']"),
+      ("expert", "['fc_2']['kernel']"),
+      ("expert", "['fc_3']['kernel']"),
+      ("gate", "['kernel']"),
+      ("norm", "['scale']"),
+      ("norm", "['bias']"),
+    )
+  ),
 }
 
 
@@ -62,6 +77,14 @@ CAUSAL = {
         ("seq_a", "time_a", "global"),
         ("seq_b", "time_b", "global"),
       ]
+    },
+  ),
+  "merit": (
+    lambda c: c.model.update(dropout=0.0),
+    {
+      "h_m": [("seq", None, "global")],
+      "h_a": [("seq", None, "global")],
+      "h_b": [("seq", None, "global")],
     },
   ),
   "cdsrnp": (
@@ -147,7 +170,7 @@ def test_replica_equals_standalone_run(name):
   contract.replica_equals_standalone_run(CONFIGS[name])
 
 
-@pytest.mark.parametrize("name", ["abxi", "llm4cdsr"])
+@pytest.mark.parametrize("name", ["abxi", "llm4cdsr", "merit"])
 def test_models_with_a_mixed_stream_refuse_data_without_a_merged_timeline(name):
   config = CONFIGS[name]()
   ds = dataclasses.replace(data_load.load(config.data), merged_timeline=False)

@@ -31,7 +31,9 @@ _VALUE_COLUMNS = ["model", "dataset", "variant", "run", "replica", "cell", "stat
 def alignment_values(df: pd.DataFrame, stats_: Sequence[str] = ALIGNMENT_STATS) -> pd.DataFrame:
   """Long frame of every alignment value: model, dataset, variant, run, replica, cell, stat, value.
 
-  Only `align/<cell>/<stat>` columns with a stat in `stats_` count; NaN values are dropped.
+  Only `align/<cell>/<stat>` columns of GCA cells with a stat in `stats_` count (a model's own
+  cross-attentions, e.g. MERIT's, are reported per cell by results.alignment_table, not pooled
+  with GCA cells here); NaN values are dropped.
   """
   df = variants.with_variant(df)
   parts = []
@@ -39,7 +41,7 @@ def alignment_values(df: pd.DataFrame, stats_: Sequence[str] = ALIGNMENT_STATS) 
     if keys.parse_align(c) is None:
       continue
     cell, st = keys.parse_align(c)
-    if st not in stats_:
+    if st not in stats_ or not keys.is_gca_cell(cell):
       continue
     parts.append(
       pd.DataFrame(
@@ -119,7 +121,7 @@ def alignment_markdown(a: pd.DataFrame) -> str:
 def alignment_by_condition(
   df: pd.DataFrame, stats_: Sequence[str] = ("abs_mean_cos", "pre_abs_mean_cos")
 ) -> pd.DataFrame:
-  """Each condition's alignment statistics: per run the mean over its cells, then mean ± std.
+  """Each condition's alignment statistics: per run the mean over its GCA cells, then mean ± std.
 
   Conditions are those of Table 1 (`variants.setting_columns`), so GCA_early with and without an
   intervention (gca.intervention) are separate rows, unlike `alignment_summary`'s variants.
@@ -134,7 +136,8 @@ def alignment_by_condition(
   cols = ["model", "dataset", "variant", "setting", "stat", "n", "mean", "std"]
   rows = []
   for st in stats_:
-    picked = [c for c in df.columns if (keys.parse_align(c) or ("", ""))[1] == st]
+    parsed = {c: keys.parse_align(c) for c in df.columns}
+    picked = [c for c, p in parsed.items() if p and p[1] == st and keys.is_gca_cell(p[0])]
     if not picked:
       continue
     per_run = df[picked].apply(pd.to_numeric, errors="coerce").mean(axis=1)

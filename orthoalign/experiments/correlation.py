@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from orthoalign.experiments.expand import Grid
 
+# The paper's GCA positions of Figure 2, by label.
+PAPER_POSITIONS = {"0": (0,), "0-1": (0, 1), "0-2": (0, 2)}
+
 
 def figure2_grid(
-  widths: tuple[int, int], seeds: tuple[int, ...], width_label: str = "width"
+  widths: tuple[int, int],
+  seeds: tuple[int, ...],
+  width_label: str = "width",
+  positions: dict[str, tuple[int, ...]] | None = None,
 ) -> Grid:
   """The 48 programs of Figure 2 (x len(seeds) replicas each).
 
@@ -21,6 +27,8 @@ def figure2_grid(
     widths: the two model widths (`model.width`).
     seeds: the replicas' seeds.
     width_label: the short name of the width axis in run names (e.g. "d" -> "d=128").
+    positions: {label: GCA positions}, three of them; None = the paper's (PAPER_POSITIONS), for a
+      backbone that lacks one of those positions its closest three.
 
   Returns:
     The grid (orthoalign/experiments/expand.py).
@@ -28,7 +36,7 @@ def figure2_grid(
   return Grid(
     blocks=[
       {
-        "gca.positions": {"0": (0,), "0-1": (0, 1), "0-2": (0, 2)},
+        "gca.positions": dict(PAPER_POSITIONS if positions is None else positions),
         "gca.act": ("sigmoid", "tanh"),
         "gca.layernorm": ("none", "post"),
         "model.width": tuple(widths),

@@ -101,6 +101,13 @@ def cell_name(position: int, domain: str) -> str:
   return f"gca{position}_{domain}"
 
 
+def is_gca_cell(cell: str) -> bool:
+  """Whether a reported cell is a GCA cell ("gca0_A"), not a model's own cross-attention
+  (Baseline.NATIVE_CELLS, e.g. MERIT's "ecaf_A").
+  """
+  return re.match(r"^gca\d+_", cell) is not None
+
+
 def align_key(cell: str, stat: str) -> str:
   """The key of one alignment statistic of a GCA cell: `align/<cell>/<stat>`."""
   return f"{ALIGN}/{cell}/{stat}"

@@ -21,6 +21,7 @@ _BASELINES: dict[str, str | type[baseline.Baseline]] = {
   "abxi": "orthoalign.models.abxi",
   "cdsrnp": "orthoalign.models.cdsrnp",
   "llm4cdsr": "orthoalign.models.llm4cdsr",
+  "merit": "orthoalign.models.merit",
   "sasrec": "orthoalign.models.sasrec",
 }
 

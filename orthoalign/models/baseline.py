@@ -68,6 +68,9 @@ class Baseline(abc.ABC):
     REPLICA_HPARAMS: its shape-keeping `model.*` keys replicas may vary -> their bounds
       (dicts.ANY / NON_NEGATIVE / POSITIVE); the loss reads them from `hparams`.
     DOMAINS: how many domains it models (two-domain data name them A and B).
+    NATIVE_CELLS: names of the model's own cross-attentions that report the alignment statistics
+      like GCA cells (in `cells` at every call, whatever gca.positions); a trailing "_A" / "_B"
+      is reported under the dataset's domain name.
 
   Attributes (set by __init__):
     ds: the dataset; config: the run's config; settings: `Config` read from `config.model`.
@@ -84,6 +87,7 @@ class Baseline(abc.ABC):
   GCA_KV: ClassVar[tuple[str, ...]] = ("other",)
   REPLICA_HPARAMS: ClassVar[dict[str, tuple[float | None, bool]]] = {}
   DOMAINS: ClassVar[int] = 2
+  NATIVE_CELLS: ClassVar[tuple[str, ...]] = ()
 
   def __init__(self, ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict):
     if ds.num_domains != self.DOMAINS:

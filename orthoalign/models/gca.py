@@ -153,22 +153,7 @@ class GatedCrossAttention(nn.Module):
       parallel = project_onto(x_prime, x)
       x_prime = x_prime - parallel if self.intervention == "orthogonal" else parallel
 
-    act = _activation(self.act)
-    if self.gate == "scalar":
-      alpha = act(self.param(GATE_PARAM, nn.initializers.constant(self.gate_init), ()))
-    elif self.gate == "vector":
-      alpha = act(self.param(GATE_PARAM, nn.initializers.constant(self.gate_init), (self.d,)))
-    elif self.gate == "input":
-      bias = self.param(GATE_PARAM, nn.initializers.constant(self.gate_init), (self.d,))
-      alpha = act(
-        nn.Dense(self.d, use_bias=False, kernel_init=nn.initializers.zeros, name="gate_proj")(
-          jnp.concatenate([x, x_prime], -1)
-        )
-        + bias
-      )
-    else:
-      raise ValueError(f"gca.gate={self.gate!r}; expected one of {GATES}")
-
+    alpha = gate_value(self, self.gate, self.act, self.gate_init, x, x_prime)
     out = x + alpha * x_prime
     if self.layernorm == "post":
       out = nn.LayerNorm(name="post_ln")(out)
@@ -177,11 +162,7 @@ class GatedCrossAttention(nn.Module):
     out = jnp.where(x_valid[..., None], out, x)
 
     x_mask = x_valid & saw_key
-    alpha_tok = jnp.broadcast_to(
-      jnp.mean(alpha, axis=-1) if jnp.ndim(alpha) else alpha, x_valid.shape
-    )
-    w = x_mask.astype(x.dtype)
-    alpha_mean = jnp.sum(alpha_tok * w) / jnp.maximum(jnp.sum(w), 1.0)
+    alpha_mean, alpha_sum, alpha_count = gate_statistics(alpha, x_mask, x.dtype)
     return out, dict(
       x=x,
       x_prime=x_prime,
@@ -189,10 +170,50 @@ class GatedCrossAttention(nn.Module):
       x_mask=x_mask,
       y_mask=y_valid,
       alpha=alpha_mean,
-      alpha_sum=jnp.sum(alpha_tok * w),
-      alpha_count=jnp.sum(w),
+      alpha_sum=alpha_sum,
+      alpha_count=alpha_count,
       **extra,
     )
+
+
+def gate_value(
+  module: nn.Module, gate: str, act: str, gate_init: float, x: Array, x_prime: Array
+) -> Array:
+  """The gate alpha of a cell (call from inside `module`'s compact method, which owns its params).
+
+  Args:
+    module: the cell; the gate's parameter is its `gate_logit` (GATE_PARAM), and the "input" gate's
+      projection its `gate_proj`.
+    gate: "scalar" (alpha []), "vector" (alpha [d]) or "input" (alpha [B, L, d] = act(W[X; X'] + b),
+      W initialised to 0).
+    act: "sigmoid", "tanh" or "none".
+    gate_init: the initial pre-activation.
+    x, x_prime: [B, L, d], the cell's input and update.
+
+  Raises:
+    ValueError: an unknown gate.
+  """
+  f = _activation(act)
+  d = x.shape[-1]
+  if gate == "scalar":
+    return f(module.param(GATE_PARAM, nn.initializers.constant(gate_init), ()))
+  if gate == "vector":
+    return f(module.param(GATE_PARAM, nn.initializers.constant(gate_init), (d,)))
+  if gate == "input":
+    bias = module.param(GATE_PARAM, nn.initializers.constant(gate_init), (d,))
+    proj = nn.Dense(d, use_bias=False, kernel_init=nn.initializers.zeros, name="gate_proj")
+    return f(proj(jnp.concatenate([x, x_prime], -1)) + bias)
+  raise ValueError(f"gca.gate={gate!r}; expected one of {GATES}")
+
+
+def gate_statistics(alpha: Array, x_mask: Array, dtype: Any) -> tuple[Array, Array, Array]:
+  """(mean, sum, count) of the gate over the valid queries x_mask (bool [B, L]); a per-channel gate
+  counts as its mean over channels. The trainer adds sum and count over batches.
+  """
+  alpha_tok = jnp.broadcast_to(jnp.mean(alpha, axis=-1) if jnp.ndim(alpha) else alpha, x_mask.shape)
+  w = x_mask.astype(dtype)
+  total, count = jnp.sum(alpha_tok * w), jnp.sum(w)
+  return total / jnp.maximum(count, 1.0), total, count
 
 
 def project_onto(v: Array, x: Array, eps: float = 1e-12) -> Array:
@@ -249,13 +270,15 @@ def orth_penalty_loss(
   Args:
     loss: the model's loss (scalar).
     metrics: its training metrics; "loss" is updated and "orth_cos2" (the mean cos^2) added.
-    cells: the forward pass's cell intermediates.
+    cells: the forward pass's cell intermediates (those of GCA cells count).
     hparams: the replica's hyperparameters; without ORTH_PENALTY (the run sets no penalty) loss and
       metrics are returned unchanged. w < 0 rewards alignment.
 
   Returns:
     (loss, metrics).
   """
+  # Only GCA cells: a model's own cross-attentions (Baseline.NATIVE_CELLS) are not penalised.
+  cells = {name: cell for name, cell in cells.items() if keys.is_gca_cell(name)}
   if not hparams or ORTH_PENALTY not in hparams or not cells:
     return loss, metrics
   cos2 = mean_cos2(cells)

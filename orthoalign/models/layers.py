@@ -1,4 +1,4 @@
-"""Building blocks shared by the baselines: torch-faithful initialisers and a SASRec block."""
+"""Building blocks shared by the baselines: torch-faithful inits and layers, SASRec's block."""
 
 from __future__ import annotations
 
@@ -14,6 +14,28 @@ Array = jax.Array
 # torch.nn.init.xavier_normal_ on a 2-D weight; every >=2-D parameter of LLM4CDSR is re-initialised
 # with it (`BaseModel._init_weights`).
 xavier_normal = nn.initializers.glorot_normal()
+
+
+# torch.nn.LayerNorm's default epsilon (Flax's is 1e-6).
+TORCH_LN_EPS = 1e-5
+
+# The `init_weights` of ABXI and MERIT (`models/utils/initialization.py`): every torch Linear
+# N(0, 0.02) with a zero bias, every Embedding trunc_normal_(0, 0.02, a=-0.04, b=0.04).
+normal_002 = nn.initializers.normal(0.02)
+
+
+def trunc_normal_002(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+  """torch trunc_normal_(mean 0, std 0.02, a=-0.04, b=0.04): +-2 standard deviations."""
+  return 0.02 * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+
+
+def backward_positions(valid: Array) -> Array:
+  """int [B, L]: the most recent valid token = 1, counting backwards over valid tokens; 0 where
+  `valid` (bool [B, L]) is False. ABXI's and MERIT's `get_absolute_pos_idx`
+  (`models/utils/position.py`).
+  """
+  v = valid.astype(jnp.int32)
+  return jnp.flip(jnp.cumsum(jnp.flip(v, -1), -1), -1) * v
 
 
 def torch_bias_init(fan_in: int):
@@ -73,16 +95,21 @@ class SelfAttention(nn.Module):
   """torch.nn.MultiheadAttention(d, heads, dropout) with a fused in-projection, as in SASRec ports.
 
   The fused (d, 3d) in-projection matters for fidelity: xavier_normal_ on torch's (3d, d)
-  `in_proj_weight` has std sqrt(2/(4d)), not the sqrt(2/(2d)) of three separate layers.
+  `in_proj_weight` has std sqrt(2/(4d)), not the sqrt(2/(2d)) of three separate layers. The
+  initialisers default to the SASRec ports' (xavier_normal_ on both weights); MERIT keeps torch's
+  own in-projection init (xavier_uniform_) and N(0, 0.02) on the out-projection. Queries and
+  keys/values may come from different streams (cross-attention).
   """
 
   d: int
   heads: int
   dropout: float
+  in_init: Any = xavier_normal
+  out_init: Any = xavier_normal
 
   @nn.compact
   def __call__(self, query: Array, key_value: Array, mask: Array | None, *, train: bool) -> Array:
-    w_in = self.param("in_proj_kernel", xavier_normal, (self.d, 3 * self.d))
+    w_in = self.param("in_proj_kernel", self.in_init, (self.d, 3 * self.d))
     b_in = self.param("in_proj_bias", nn.initializers.zeros, (3 * self.d,))
     q = query @ w_in[:, : self.d] + b_in[: self.d]
     k = key_value @ w_in[:, self.d : 2 * self.d] + b_in[self.d : 2 * self.d]
@@ -93,8 +120,24 @@ class SelfAttention(nn.Module):
     out = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(query.shape[:2] + (self.d,))
     # torch initialises out_proj.bias to zero.
     return nn.Dense(
-      self.d, kernel_init=xavier_normal, bias_init=nn.initializers.zeros, name="out_proj"
+      self.d, kernel_init=self.out_init, bias_init=nn.initializers.zeros, name="out_proj"
     )(out)
+
+
+class SwiGLU(nn.Module):
+  """ABXI's `FeedForward` and MERIT's `MLP`: fc_3(silu(fc_2 h) * fc_1 h), no biases, N(0, 0.02)
+  weights (residual and norm outside).
+  """
+
+  d: int
+  d_ffn: int
+
+  @nn.compact
+  def __call__(self, h: Array) -> Array:
+    dense = lambda f, name: nn.Dense(f, use_bias=False, kernel_init=normal_002, name=name)
+    return dense(self.d, "fc_3")(
+      nn.silu(dense(self.d_ffn, "fc_2")(h)) * dense(self.d_ffn, "fc_1")(h)
+    )
 
 
 class PointWiseFeedForward(nn.Module):

@@ -31,7 +31,8 @@ class Task:
     train_data: host arrays with a common leading dimension, one row per training sequence.
     eval_data: {"valid"|"test": the model's windows of the split's cases plus "cand" (the frozen
       candidates, target first), extra protocols' candidates and "group/<name>" masks}.
-    cell_names: the GCA cells the model reports, e.g. ("gca0_A", "gca0_B").
+    cell_names: the cells the model reports, e.g. ("gca0_A", "gca0_B"): its GCA cells, then its
+      own cross-attentions (Baseline.NATIVE_CELLS).
     cell_labels: {cell name: the name its statistics are reported under}: the cell's domain by
       its dataset name ("gca0_A" -> "gca0_<first domain>"; the same for two-domain data A, B).
     hparams: {name: config value} of the replica hyperparameters the loss reads as arrays.
@@ -83,13 +84,18 @@ def with_arrays(model: baseline.Baseline, config: ml_collections.ConfigDict) -> 
   hparams, positions = dict(model.hparams), tuple(config.gca.positions)
   if gca_lib.orth_penalties(config):
     hparams[gca_lib.ORTH_PENALTY] = float(config.gca.orth_penalty)
+  labels = dict(
+    zip(gca_lib.cell_names(positions), gca_lib.cell_names(positions, model.ds.domain_names))
+  )
+  for name in model.NATIVE_CELLS:
+    stem, _, domain = name.rpartition("_")
+    index = {"A": 0, "B": 1}.get(domain)
+    labels[name] = name if index is None else f"{stem}_{model.ds.domain_names[index]}"
   return Task(
     model=model,
     train_data=model.train_windows(),
     eval_data=eval_cases.eval_inputs(model.ds, config.eval, model.eval_windows),
-    cell_names=gca_lib.cell_names(positions),
-    cell_labels=dict(
-      zip(gca_lib.cell_names(positions), gca_lib.cell_names(positions, model.ds.domain_names))
-    ),
+    cell_names=tuple(labels),
+    cell_labels=labels,
     hparams=hparams,
   )

@@ -1,10 +1,5 @@
 """ABXI's inputs besides its windows (inputs/abxi_windows.py): how negatives are scored."""
 
-from __future__ import annotations
+from orthoalign.models.infonce import catalog_scoring
 
-import jax
-
-
-def catalog_scoring(mode: str) -> bool:
-  """model.neg_scoring: "gather" (CPU-friendly), "catalog" (accelerator-friendly) or "auto"."""
-  return mode == "catalog" or (mode == "auto" and jax.default_backend() != "cpu")
+__all__ = ["catalog_scoring"]

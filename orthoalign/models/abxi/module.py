@@ -20,15 +20,11 @@ from orthoalign.models.abxi.config import Config
 Array = jax.Array
 
 
-_LN_EPS = 1e-5  # torch's LayerNorm default
-
-
-_linear_init = nn.initializers.normal(0.02)
-
-
-def _embedding_init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
-  """torch trunc_normal_(mean 0, std 0.02, a=-0.04, b=0.04): +-2 standard deviations."""
-  return 0.02 * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+_LN_EPS = layers.TORCH_LN_EPS
+_linear_init = layers.normal_002
+_embedding_init = layers.trunc_normal_002
+backward_positions = layers.backward_positions
+SwiGLU = layers.SwiGLU
 
 
 def _lora_a_init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
@@ -36,28 +32,8 @@ def _lora_a_init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -
   return jax.random.normal(key, shape, dtype) / 50.0
 
 
-def backward_positions(valid: Array) -> Array:
-  """Most recent valid token = 1, counting backwards over valid tokens; padding = 0."""
-  v = valid.astype(jnp.int32)
-  return jnp.flip(jnp.cumsum(jnp.flip(v, -1), -1), -1) * v
-
-
 def _layer_norm(name: str) -> nn.LayerNorm:
   return nn.LayerNorm(epsilon=_LN_EPS, name=name)
-
-
-class SwiGLU(nn.Module):
-  """ABXI's `FeedForward`: fc_3(silu(fc_2 h) * fc_1 h), no biases (residual and norm outside)."""
-
-  d: int
-  d_ffn: int
-
-  @nn.compact
-  def __call__(self, h: Array) -> Array:
-    dense = lambda f, name: nn.Dense(f, use_bias=False, kernel_init=_linear_init, name=name)
-    return dense(self.d, "fc_3")(
-      nn.silu(dense(self.d_ffn, "fc_2")(h)) * dense(self.d_ffn, "fc_1")(h)
-    )
 
 
 class LoRA(nn.Module):
