@@ -105,7 +105,7 @@ def test_mean_cos2_and_its_gradient_match_a_finite_difference():
     loss, metrics = gca_lib.orth_penalty_loss(
       jnp.float32(0.5),
       {"loss": jnp.float32(0.5)},
-      {"c": module.apply(p, *args, train=False)[1]},
+      {"gca0_A": module.apply(p, *args, train=False)[1]},
       {gca_lib.ORTH_PENALTY: jnp.float32(2.0)},
     )
     return loss, metrics
