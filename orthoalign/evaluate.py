@@ -4,7 +4,8 @@ r"""Evaluates a run's best parameters again, optionally under other evaluation s
       --set=model.eval_domain_seq=compact --out=runs/abxi_afk/abxi/eval_compact.jsonl
 
 Rebuilds the run from its config.json, applies the `--set key=value` overrides (keys under eval.*
-and model.eval_domain_seq only: they change what is measured, never the parameters), restores
+and the model's scoring-only keys, e.g. ABXI's model.eval_domain_seq and MERIT's
+model.eval_stream: they change what is measured, never the parameters), restores
 every replica's best parameters from the newest checkpoint and evaluates the valid and test splits.
 Prints one line per replica, split, protocol and domain; --out writes one JSON row per replica
 (atomically). Without overrides it reproduces the test metrics of the run's results.jsonl. It
@@ -26,6 +27,7 @@ import ml_collections
 from orthoalign import compile_cache
 from orthoalign import errors
 from orthoalign import fileio
+from orthoalign import models
 from orthoalign import run_lock
 from orthoalign.config import dicts
 from orthoalign.config import flags as flag_checks
@@ -40,23 +42,33 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A run folder written by orthoal
 _SET = flags.DEFINE_multi_string("set", [], "key=value: an evaluation setting to change.")
 _OUT = flags.DEFINE_string("out", None, "Write the rows as JSON lines here.")
 
-# Settings that change what is measured but not the trained parameters.
-EVAL_KEYS = ("eval.", "model.eval_domain_seq")
+# Settings that change what is measured but not the trained parameters: every eval.* key, and the
+# model.* keys a baseline declares (Baseline.EVAL_SETTINGS, e.g. ABXI's eval_domain_seq).
+EVAL_KEYS = ("eval.",)
+
+
+def eval_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The keys `--set` may change for a run of `config` (a trailing "." = a whole section)."""
+  name = config.model.name if "model" in config and "name" in config.model else None
+  own = models.baseline_class(name).EVAL_SETTINGS if name in models.names() else ()
+  return EVAL_KEYS + tuple(f"model.{k}" for k in own)
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> list[str]:
   """Applies "key=value" strings (parsed as --config.<key> flags are); returns the keys."""
   keys = []
+  allowed = eval_keys(config)
   for item in overrides:
     key, sep, text = item.partition("=")
     if not sep:
       raise errors.ConfigError(f"--set {item!r}: expected key=value")
     if key in keys:
       raise errors.ConfigError(f"--set {key} is given twice; give each key once")
-    if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in EVAL_KEYS):
+    if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in allowed):
+      shown = ", ".join(k + "*" if k.endswith(".") else k for k in allowed)
       raise errors.ConfigError(
-        f"--set {key}: only evaluation settings may change ({', '.join(EVAL_KEYS)}*); the "
-        "parameters were trained under the rest"
+        f"--set {key}: only evaluation settings may change ({shown}); the parameters were "
+        "trained under the rest"
       )
     where = f" (in --set {item})"
     node, leaf = dicts.parent_of(config, key, where), key.rsplit(".", 1)[-1]

@@ -68,7 +68,7 @@ def test_set_parses_values_like_config_flags():
   config = ml_collections.ConfigDict(
     {
       "eval": {"num_negatives": 99, "exact": False, "ks": (1, 5)},
-      "model": {"eval_domain_seq": "full", "width": 8},
+      "model": {"name": "abxi", "eval_domain_seq": "full", "width": 8},
     }
   )
   keys = evaluate.apply_overrides(
@@ -96,3 +96,17 @@ def test_out_may_not_replace_the_runs_own_files(tmp_path):
   with pytest.raises(errors.RunError, match="cannot write the evaluation rows"):
     evaluate.check_out(str(tmp_path), str(tmp_path / "afile" / "rows.jsonl"))
   evaluate.check_out(str(tmp_path), str(tmp_path / "eval.jsonl"))
+
+
+def test_each_model_declares_its_own_evaluation_settings():
+  """--set may change a model's scoring-only keys (Baseline.EVAL_SETTINGS), no other model key."""
+  import ml_collections
+
+  config = ml_collections.ConfigDict({"model": {"name": "merit", "eval_stream": "swapped"}})
+  assert evaluate.apply_overrides(config, ["model.eval_stream=own"]) == ["model.eval_stream"]
+  assert config.model.eval_stream == "own"
+  config.model.positions = "rotated"
+  with pytest.raises(
+    errors.ConfigError, match=r"--set model.positions: .*eval\.\*, model.eval_stream"
+  ):
+    evaluate.apply_overrides(config, ["model.positions=own"])

@@ -399,3 +399,18 @@ def test_status_reads_a_hand_written_grid_json(tmp_path, capsys):
   (tmp_path / "grid.json").write_text('{"runs": [3]}')
   with pytest.raises(Exception, match=r"runs\[0\]: expected an object with a 'name'"):
     grid_cli.run([f"--root={tmp_path}", "--status"])
+
+
+def test_get_grid_with_a_parameter_sees_the_set_values(tmp_path):
+  """A grid that reads the base config in get_grid (parameter matching reads the data) gets it
+  with the runner's --set values: `--set data.path=...` used to be ignored there.
+  """
+  path = tmp_path / "reads_config.py"
+  path.write_text(
+    "from configs import tiny\n\n\n"
+    "def get_config():\n  return tiny.get_config()\n\n\n"
+    "def get_grid(config):\n"
+    "  return [{'train.learning_rate': (config.train.max_epochs * 1e-3,)}]\n"
+  )
+  points, _ = expand.expand_with_meta(str(path), ["train.max_epochs=7"])
+  assert [p.config.train.learning_rate for p in points] == [pytest.approx(7e-3)]

@@ -224,3 +224,27 @@ def test_orth_penalty_counts_gca_cells_only():
   gca_only = gca.mean_cos2({k: cells[k] for k in ("gca0_A", "gca0_B")})
   assert float(metrics["orth_cos2"]) == pytest.approx(float(gca_only), rel=1e-5)
   assert float(gca.mean_cos2(cells)) != pytest.approx(float(gca_only), rel=1e-3)
+
+
+def test_gate_init_sweeps_need_a_learned_gate():
+  """sweep.gate_inits without any learned gate trained identical replicas; now refused, and
+  MERIT's learned cross-attention gates count as gates.
+  """
+  config = contract.tiny_config("merit")
+  config.sweep.gate_inits = (0.0, 1.0)
+  with pytest.raises(errors.ConfigError, match="sweep.gate_inits=.*no learned gate"):
+    validation.validate(config)
+  config.model.caf_gate = "learned"
+  validation.validate(config)
+
+
+def test_n_neg_must_leave_room_beside_every_history():
+  """n_neg up to the catalog size was accepted; a user's history then left too few items and the
+  sampler filled the rest with history ids, silently.
+  """
+  config = contract.tiny_config("merit")
+  ds = data_load.load(config.data)
+  config.model.n_neg = ds.num_items_b  # <= the catalog, more than some user leaves
+  message = r"model.n_neg=30: MERIT draws .* of domain [AB] .* use at most \d+$"
+  with pytest.raises(errors.ConfigError, match=message):
+    contract.bind(config)

@@ -22,9 +22,10 @@ def get_config():
   return config
 
 
-def get_grid():
+def get_grid(config=None):
+  # config: the base config with the grid runner's --set values (e.g. another data.path).
   return scaling.scaling_grid(
-    get_config(),
+    get_config() if config is None else config,
     variants={"early": (0,), "stack": (0, 1)},
     gca_sizes=2,
     larger=2,

@@ -1,9 +1,10 @@
 r"""Grid files -> named programs: each Point is one workdir with its overrides and replica lists.
 
 A grid file is a config file (its `get_config()` is what `orthoalign.main --config=` loads) that
-also
-has `get_grid()`, returning one dict of axes, a list of such dicts (the grid is the union of each
-dict's product), or `Grid(blocks=[...], names={...})` to give axes short names:
+also has `get_grid()` (or `get_grid(config)`, which receives the base config with the runner's
+`--set` values applied, for a grid that reads the data), returning one dict of axes, a list of
+such dicts (the grid is the union of each dict's product), or `Grid(blocks=[...], names={...})` to
+give axes short names:
 
   def get_grid():
     return Grid(blocks=[{
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 import dataclasses
 import importlib.util
+import inspect
 import itertools
 import os
 import re
@@ -136,9 +138,9 @@ def _where(error: BaseException, path: str) -> str:
   return f", line {lines[-1]}" if lines else ""
 
 
-def _call(module: types.ModuleType, fn: str, path: str) -> Any:
+def _call(module: types.ModuleType, fn: str, path: str, *args: Any) -> Any:
   try:
-    return getattr(module, fn)()
+    return getattr(module, fn)(*args)
   except ConfigError:
     raise
   except Exception as e:
@@ -282,7 +284,15 @@ def expand_with_meta(path: str, sets: Sequence[str] = ()) -> tuple[list[Point], 
       "an ml_collections.ConfigDict"
     )
   extra = parse_sets(base, sets, path)
-  grid = _call(module, "get_grid", path)
+  if inspect.signature(module.get_grid).parameters:
+    # get_grid(config) reads the base config as the runs will see it: with the --set values (a
+    # grid that loads the data, e.g. parameter matching, needs --set data.path).
+    with_sets = ml_collections.ConfigDict(base.to_dict())
+    for key, value in extra.items():
+      _set(with_sets, key, value, path)
+    grid = _call(module, "get_grid", path, with_sets)
+  else:
+    grid = _call(module, "get_grid", path)
   meta = dict(grid.meta) if isinstance(grid, Grid) else {}
   blocks, names = _blocks(grid, path)
   replica_axes = sweep.replica_axes(base)

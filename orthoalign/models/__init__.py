@@ -110,6 +110,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   cls = baseline_class(config.model.name)
   cls.validate(config)
   _check_model_sweeps(config)
+  if tuple(config.sweep.gate_inits) and not cls.learned_gates(config):
+    raise errors.ConfigError(
+      f"config key sweep.gate_inits={tuple(config.sweep.gate_inits)}: the runs have no learned "
+      "gate to initialise (gca.positions=() configures no GCA cell); set e.g. "
+      "--config.gca.positions='(0,)'"
+    )
   if config.train.length_buckets:
     if not issubclass(cls, baseline.LengthBuckets):
       able = [n for n in names() if issubclass(baseline_class(n), baseline.LengthBuckets)]

@@ -68,6 +68,8 @@ class Baseline(abc.ABC):
     REPLICA_HPARAMS: its shape-keeping `model.*` keys replicas may vary -> their bounds
       (dicts.ANY / NON_NEGATIVE / POSITIVE); the loss reads them from `hparams`.
     DOMAINS: how many domains it models (two-domain data name them A and B).
+    EVAL_SETTINGS: its `model.*` keys that change only how a trained model is scored, which
+      `orthoalign.evaluate --set` may change (e.g. ABXI's eval_domain_seq).
     NATIVE_CELLS: names of the model's own cross-attentions that report the alignment statistics
       like GCA cells (in `cells` at every call, whatever gca.positions); a trailing "_A" / "_B"
       is reported under the dataset's domain name.
@@ -87,6 +89,7 @@ class Baseline(abc.ABC):
   GCA_KV: ClassVar[tuple[str, ...]] = ("other",)
   REPLICA_HPARAMS: ClassVar[dict[str, tuple[float | None, bool]]] = {}
   DOMAINS: ClassVar[int] = 2
+  EVAL_SETTINGS: ClassVar[tuple[str, ...]] = ()
   NATIVE_CELLS: ClassVar[tuple[str, ...]] = ()
 
   def __init__(self, ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict):
@@ -101,6 +104,13 @@ class Baseline(abc.ABC):
     self.frozen: Any = {}
     self.hparams = {k: float(getattr(self.settings, k)) for k in self.REPLICA_HPARAMS}
     self.notes: tuple[str, ...] = ()
+
+  @staticmethod
+  def learned_gates(config: ml_collections.ConfigDict) -> bool:
+    """Whether a run of `config` has gates that gca.gate_init / sweep.gate_inits initialise: its
+    GCA cells' (and a model's own learned gates, where it has them).
+    """
+    return bool(tuple(config.gca.positions))
 
   @staticmethod
   def check(config: ml_collections.ConfigDict) -> None:

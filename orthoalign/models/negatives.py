@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from orthoalign import errors
 
 Array = jax.Array
 
@@ -130,3 +133,36 @@ def sample_from_rows(rng: Array, items: Array, allowed: Array) -> tuple[Array, A
   idx = jnp.argmax(jnp.where(allowed, noise, -1.0), axis=-1)
   found = jnp.any(allowed, axis=-1)
   return jnp.where(found, jnp.take_along_axis(items, idx[:, None], -1)[:, 0], 0), found
+
+
+def check_pool_sizes(
+  history: np.ndarray,
+  ranges: dict[str, tuple[int, int]],
+  n: int,
+  key: str,
+  who: str,
+) -> None:
+  """Refuses n distinct negatives per draw where some user's history leaves fewer ids to draw from
+  (`sample_distinct_excluding` would then fill the slots with history ids, silently).
+
+  Args:
+    history: int [U, H] each training row's ids to avoid, 0 = padding.
+    ranges: {domain name: [low, high) id range its negatives are drawn from}.
+    n: distinct negatives per draw.
+    key: the config key that sets n (for the message).
+    who: the model's name (for the message).
+
+  Raises:
+    ConfigError: naming the key, the domain and the largest n its pool allows.
+  """
+  for domain, (low, high) in ranges.items():
+    rows = np.where((history >= low) & (history < high), history, -1)
+    rows = np.sort(rows, axis=1)
+    distinct = ((rows[:, 1:] != rows[:, :-1]) & (rows[:, 1:] >= 0)).sum(1) + (rows[:, 0] >= 0)
+    pool = (high - low) - int(distinct.max(initial=0))
+    if n > pool:
+      raise errors.ConfigError(
+        f"config key {key}={n}: {who} draws that many distinct negatives of domain {domain} per "
+        f"position, avoiding the user's history, but a user's history leaves only {pool} of its "
+        f"{high - low} items; use at most {pool}"
+      )

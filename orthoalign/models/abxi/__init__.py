@@ -73,6 +73,7 @@ from orthoalign.datasets import splits
 from orthoalign.inputs import abxi_windows
 from orthoalign.inputs import eval_cases
 from orthoalign.models import baseline
+from orthoalign.models import negatives
 from orthoalign.models.abxi import config as config_lib
 from orthoalign.models.abxi.config import Config
 from orthoalign.models.abxi.inputs import catalog_scoring
@@ -95,6 +96,7 @@ class Baseline(baseline.Baseline, baseline.LengthBuckets):
   Config = Config
   GCA_KV = config_lib.GCA_KV
   REPLICA_HPARAMS = config_lib.REPLICA_HPARAMS
+  EVAL_SETTINGS = ("eval_domain_seq",)
 
   check = staticmethod(config_lib.validate)
 
@@ -111,6 +113,10 @@ class Baseline(baseline.Baseline, baseline.LengthBuckets):
     self.module = ABXI(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.kv, gca.cell)
     self.hp = Hyper(cfg, ds.num_items_a, ds.num_items_b, catalog_scoring(cfg.neg_scoring))
     self._train = abxi_windows.train_windows(ds, cfg.len_max)
+    na, nb = ds.num_items_a, ds.num_items_b
+    low_b = na if cfg.neg_b_off_by_one else na + 1  # the original's B pool (see loss.py)
+    ranges = {"A": (1, na + 1), "B": (low_b, na + nb + 1)}
+    negatives.check_pool_sizes(self._train["hist"], ranges, cfg.n_neg, "model.n_neg", "ABXI")
     if gca.positions and cfg.eval_domain_seq == "inplace":
       switch = eval_cases.case_groups(ds, splits.eval_split(ds, "test")).get("group/switch")
       if switch is not None and len(switch):

@@ -73,6 +73,7 @@ from orthoalign import errors
 from orthoalign.datasets import dataset as dataset_lib
 from orthoalign.datasets import splits
 from orthoalign.models import baseline
+from orthoalign.models import negatives
 from orthoalign.models.infonce import catalog_scoring
 from orthoalign.models.merit import config as config_lib
 from orthoalign.models.merit import inputs
@@ -97,9 +98,14 @@ class Baseline(baseline.Baseline):
   Config = Config
   GCA_KV = config_lib.GCA_KV
   REPLICA_HPARAMS = config_lib.REPLICA_HPARAMS
+  EVAL_SETTINGS = ("eval_stream",)
   NATIVE_CELLS = tuple(NATIVE_CELLS)
 
   check = staticmethod(config_lib.validate)
+
+  @staticmethod
+  def learned_gates(config: ml_collections.ConfigDict) -> bool:
+    return bool(tuple(config.gca.positions)) or config.model.caf_gate == "learned"
 
   def __init__(self, ds: dataset_lib.CDSRDataset, config: ml_collections.ConfigDict):
     super().__init__(ds, config)
@@ -119,10 +125,18 @@ class Baseline(baseline.Baseline):
     )
     self.hp = Hyper(cfg, ds.num_items_a, ds.num_items_b, catalog_scoring(cfg.neg_scoring))
     self._train = inputs.train_windows(ds, cfg.len_max)
-    self.notes = (
-      "MERIT's own cross-attentions report the alignment statistics as cells "
-      + "; ".join(f"{k} ({v})" for k, v in NATIVE_CELLS.items()),
+    na, nb = ds.num_items_a, ds.num_items_b
+    low_b = na if cfg.neg_b_off_by_one else na + 1  # the original's B pool (see loss.py)
+    ranges = {"A": (1, na + 1), "B": (low_b, na + nb + 1)}
+    negatives.check_pool_sizes(self._train["hist"], ranges, cfg.n_neg, "model.n_neg", "MERIT")
+    seen = "" if cfg.ecaf_mask == "per_block" else ", of which only the first block is attended"
+    cells = "; ".join(
+      f"{k} ({v}{seen if k.startswith('ecaf') else ''})" for k, v in NATIVE_CELLS.items()
     )
+    self.notes = (f"MERIT's own cross-attentions report the alignment statistics as cells {cells}",)
+    if gca.positions:
+      y = "the other domain's stream" if gca.kv == "other" else "the merged stream"
+      self.notes += (f"GCA cells gca<p>_A / gca<p>_B: X = the A / B stream; Y = {y}",)
 
   def train_windows(self) -> dict[str, np.ndarray]:
     return self._train
