@@ -3,15 +3,67 @@
 `cal_rec_loss` in `DiMarzioBian/ABXI` (models/ABXI.py) and `DiMarzioBian/MERIT` (models/MERIT.py):
 logits [<h, e_target>, <h, e_neg>...] / temperature, -log softmax of the target's, then per
 sequence the mean over its masked positions (`cal_norm_mask`, models/data/evaluation.py) and the
-mean over sequences.
+mean over sequences. Also what both share around it: the static loss settings, the negative pools
+(`idx_all_a`, `idx_all_b` of their dataloaders) and the inner-product scores of `cal_rank`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from orthoalign.models import baseline
+from orthoalign.models import negatives
 
 Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyper:
+  """Loss and sampling settings of one run (static; not vmapped).
+
+  Attributes:
+    config: the model's `model.*` settings (its temp is the replica hyperparameter's default; its
+      n_neg and neg_b_off_by_one set the draws).
+    num_items_a, num_items_b: catalog sizes.
+    catalog_scoring: model.neg_scoring resolved for this backend (`catalog_scoring`).
+  """
+
+  config: Any
+  num_items_a: int
+  num_items_b: int
+  catalog_scoring: bool = False
+
+  def pools(self) -> dict[str, tuple[int, int]]:
+    """{"A": [low, high), "B": [low, high)}: the id ranges negatives are drawn from. With
+    config.neg_b_off_by_one (the originals' `idx_all_b = arange(n_item_a, n_item + 1)`) the B
+    range starts at nA, the last A item.
+    """
+    na, nb = self.num_items_a, self.num_items_b
+    low_b = na if self.config.neg_b_off_by_one else na + 1
+    return {"A": (1, na + 1), "B": (low_b, na + nb + 1)}
+
+  def check_pools(self, history: np.ndarray, who: str) -> None:
+    """Refuses model.n_neg where a training row's history leaves too few ids in a pool.
+
+    Raises:
+      ConfigError: naming model.n_neg, the domain and the largest value allowed.
+    """
+    negatives.check_pool_sizes(history, self.pools(), self.config.n_neg, "model.n_neg", who)
+
+
+def inner_product_scores(
+  h: Array, table: Array, batch: dict[str, Array], cells: dict[str, Any]
+) -> baseline.EvalOutputs:
+  """`cal_rank`'s scores <h, e_item>: h [B, d], the item table [nA+nB+1, d] -> the frozen
+  candidates' scores [B, 1+N] and every item's [B, nA+nB+1].
+  """
+  sampled = jnp.einsum("bd,bcd->bc", h, table[batch["cand"]])
+  return baseline.EvalOutputs(sampled_scores=sampled, full_scores=h @ table.T, cells=cells)
 
 
 def catalog_scoring(mode: str) -> bool:

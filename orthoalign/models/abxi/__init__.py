@@ -67,13 +67,11 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from orthoalign import errors
 from orthoalign.datasets import dataset as dataset_lib
 from orthoalign.datasets import splits
 from orthoalign.inputs import abxi_windows
 from orthoalign.inputs import eval_cases
 from orthoalign.models import baseline
-from orthoalign.models import negatives
 from orthoalign.models.abxi import config as config_lib
 from orthoalign.models.abxi.config import Config
 from orthoalign.models.abxi.inputs import catalog_scoring
@@ -89,7 +87,8 @@ class Baseline(baseline.Baseline, baseline.LengthBuckets):
   """ABXI bound to a dataset: its merged and aligned domain windows, one item table `ei`.
 
   Raises (on construction):
-    ConfigError: data without a merged timeline, or model.n_neg above a domain's catalog size.
+    ConfigError: data without a merged timeline, or a model.n_neg that some user's history leaves
+      too few items of a domain for.
   """
 
   TITLE = "ABXI"
@@ -104,19 +103,11 @@ class Baseline(baseline.Baseline, baseline.LengthBuckets):
     super().__init__(ds, config)
     cfg = self.settings
     baseline.require_merged_timeline(ds, config, "its mixed stream is the merged sequence")
-    if cfg.n_neg > min(ds.num_items_a, ds.num_items_b):
-      raise errors.ConfigError(
-        f"config key model.n_neg={cfg.n_neg}: ABXI draws that many distinct negatives per domain, "
-        f"but the domains have {ds.num_items_a} (A) and {ds.num_items_b} (B) items"
-      )
     gca = baseline.gca_settings(config)
     self.module = ABXI(ds.num_items_a, ds.num_items_b, cfg, gca.positions, gca.kv, gca.cell)
     self.hp = Hyper(cfg, ds.num_items_a, ds.num_items_b, catalog_scoring(cfg.neg_scoring))
     self._train = abxi_windows.train_windows(ds, cfg.len_max)
-    na, nb = ds.num_items_a, ds.num_items_b
-    low_b = na if cfg.neg_b_off_by_one else na + 1  # the original's B pool (see loss.py)
-    ranges = {"A": (1, na + 1), "B": (low_b, na + nb + 1)}
-    negatives.check_pool_sizes(self._train["hist"], ranges, cfg.n_neg, "model.n_neg", "ABXI")
+    self.hp.check_pools(self._train["hist"], "ABXI")
     if gca.positions and cfg.eval_domain_seq == "inplace":
       switch = eval_cases.case_groups(ds, splits.eval_split(ds, "test")).get("group/switch")
       if switch is not None and len(switch):

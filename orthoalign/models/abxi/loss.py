@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jax
@@ -11,40 +10,25 @@ import jax.numpy as jnp
 from orthoalign.models import baseline
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import negatives
-from orthoalign.models.abxi.config import Config
 from orthoalign.models.abxi.module import ABXI
+from orthoalign.models.infonce import Hyper
 from orthoalign.models.infonce import domain_loss
 from orthoalign.models.infonce import info_nce
+from orthoalign.models.infonce import inner_product_scores
 
 Array = jax.Array
-
-
-@dataclasses.dataclass(frozen=True)
-class Hyper:
-  """Loss and sampling settings of one ABXI run (static; not vmapped).
-
-  Attributes:
-    config: the `model.*` settings (its temp is the replica hyperparameter's default).
-    num_items_a, num_items_b: catalog sizes.
-    catalog_scoring: model.neg_scoring resolved for this backend (inputs.catalog_scoring).
-  """
-
-  config: Config
-  num_items_a: int
-  num_items_b: int
-  catalog_scoring: bool = False
 
 
 def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> Array:
   """[B, L, 2 * n_neg] global ids: per position n_neg distinct A items then n_neg distinct B items
   (without replacement, as the original), none in `hist`.
   """
-  na, nb = hp.num_items_a, hp.num_items_b
   shape, hist = batch["target"].shape, batch["hist"]
   r_a, r_b = jax.random.split(rng)
-  neg_a = negatives.sample_distinct_excluding(r_a, shape, 1, na + 1, hist, hp.config.n_neg)
-  low_b = na if hp.config.neg_b_off_by_one else na + 1  # v2's arange(n_item_a, n_item + 1)
-  neg_b = negatives.sample_distinct_excluding(r_b, shape, low_b, na + nb + 1, hist, hp.config.n_neg)
+  # v2's B pool arange(n_item_a, n_item + 1) with neg_b_off_by_one (Hyper.pools).
+  (low_a, high_a), (low_b, high_b) = hp.pools().values()
+  neg_a = negatives.sample_distinct_excluding(r_a, shape, low_a, high_a, hist, hp.config.n_neg)
+  neg_b = negatives.sample_distinct_excluding(r_b, shape, low_b, high_b, hist, hp.config.n_neg)
   return jnp.concatenate([neg_a, neg_b], axis=-1)
 
 
@@ -81,6 +65,4 @@ def eval_fn(
 ) -> baseline.EvalOutputs:
   """Scores <h, ei(item)> of the frozen candidates and of every item (by global id)."""
   out = module.apply({"params": params, **frozen}, batch, train=False)
-  h = out["h"]
-  sampled = jnp.einsum("bd,bcd->bc", h, table[batch["cand"]])
-  return baseline.EvalOutputs(sampled_scores=sampled, full_scores=h @ table.T, cells=out["cells"])
+  return inner_product_scores(out["h"], table, batch, out["cells"])

@@ -69,11 +69,9 @@ from __future__ import annotations
 import ml_collections
 import numpy as np
 
-from orthoalign import errors
 from orthoalign.datasets import dataset as dataset_lib
 from orthoalign.datasets import splits
 from orthoalign.models import baseline
-from orthoalign.models import negatives
 from orthoalign.models.infonce import catalog_scoring
 from orthoalign.models.merit import config as config_lib
 from orthoalign.models.merit import inputs
@@ -91,7 +89,8 @@ class Baseline(baseline.Baseline):
   """MERIT bound to a dataset: its merged windows, one item table `ei`.
 
   Raises (on construction):
-    ConfigError: data without a merged timeline, or model.n_neg above a domain's catalog size.
+    ConfigError: data without a merged timeline, or a model.n_neg that some user's history leaves
+      too few items of a domain for.
   """
 
   TITLE = "MERIT"
@@ -111,11 +110,6 @@ class Baseline(baseline.Baseline):
     super().__init__(ds, config)
     cfg = self.settings
     baseline.require_merged_timeline(ds, config, "its streams are the merged window")
-    if cfg.n_neg > min(ds.num_items_a, ds.num_items_b):
-      raise errors.ConfigError(
-        f"config key model.n_neg={cfg.n_neg}: MERIT draws that many distinct negatives per domain, "
-        f"but the domains have {ds.num_items_a} (A) and {ds.num_items_b} (B) items"
-      )
     gca = baseline.gca_settings(config)
     gate = None
     if cfg.caf_gate == "learned":
@@ -125,10 +119,7 @@ class Baseline(baseline.Baseline):
     )
     self.hp = Hyper(cfg, ds.num_items_a, ds.num_items_b, catalog_scoring(cfg.neg_scoring))
     self._train = inputs.train_windows(ds, cfg.len_max)
-    na, nb = ds.num_items_a, ds.num_items_b
-    low_b = na if cfg.neg_b_off_by_one else na + 1  # the original's B pool (see loss.py)
-    ranges = {"A": (1, na + 1), "B": (low_b, na + nb + 1)}
-    negatives.check_pool_sizes(self._train["hist"], ranges, cfg.n_neg, "model.n_neg", "MERIT")
+    self.hp.check_pools(self._train["hist"], "MERIT")
     seen = "" if cfg.ecaf_mask == "per_block" else ", of which only the first block is attended"
     cells = "; ".join(
       f"{k} ({v}{seen if k.startswith('ecaf') else ''})" for k, v in NATIVE_CELLS.items()

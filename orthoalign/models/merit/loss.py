@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jax
@@ -11,28 +10,13 @@ import jax.numpy as jnp
 from orthoalign.models import baseline
 from orthoalign.models import gca as gca_lib
 from orthoalign.models import negatives
+from orthoalign.models.infonce import Hyper
 from orthoalign.models.infonce import domain_loss
 from orthoalign.models.infonce import info_nce
-from orthoalign.models.merit.config import Config
+from orthoalign.models.infonce import inner_product_scores
 from orthoalign.models.merit.module import MERIT
 
 Array = jax.Array
-
-
-@dataclasses.dataclass(frozen=True)
-class Hyper:
-  """Loss and sampling settings of one MERIT run (static; not vmapped).
-
-  Attributes:
-    config: the `model.*` settings (its temp is the replica hyperparameter's default).
-    num_items_a, num_items_b: catalog sizes.
-    catalog_scoring: model.neg_scoring resolved for this backend (infonce.catalog_scoring).
-  """
-
-  config: Config
-  num_items_a: int
-  num_items_b: int
-  catalog_scoring: bool = False
 
 
 def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> tuple[Array, Array]:
@@ -43,14 +27,14 @@ def sample_train_negatives(rng: Array, batch: dict[str, Array], hp: Hyper) -> tu
     for the merged loss; neg_ab int [B, L, n_neg]: n_neg distinct items of the domain of
     target_ab, for the domain loss), global ids, none in `hist`, drawn independently.
   """
-  na, nb, n = hp.num_items_a, hp.num_items_b, hp.config.n_neg
-  shape, hist = batch["target"].shape, batch["hist"]
-  low_b = na if hp.config.neg_b_off_by_one else na + 1  # the original's arange(n_item_a, ...)
+  n, shape, hist = hp.config.n_neg, batch["target"].shape, batch["hist"]
+  # The original's B pool arange(n_item_a, n_item + 1) with neg_b_off_by_one (Hyper.pools).
+  (low_a, high_a), (low_b, high_b) = hp.pools().values()
   r = jax.random.split(rng, 4)
-  draw_a = lambda key: negatives.sample_distinct_excluding(key, shape, 1, na + 1, hist, n)
-  draw_b = lambda key: negatives.sample_distinct_excluding(key, shape, low_b, na + nb + 1, hist, n)
+  draw_a = lambda key: negatives.sample_distinct_excluding(key, shape, low_a, high_a, hist, n)
+  draw_b = lambda key: negatives.sample_distinct_excluding(key, shape, low_b, high_b, hist, n)
   neg_m = jnp.concatenate([draw_a(r[0]), draw_b(r[1])], axis=-1)
-  in_a = (batch["target_ab"] <= na)[..., None]
+  in_a = (batch["target_ab"] <= hp.num_items_a)[..., None]
   neg_ab = jnp.where(in_a, draw_a(r[2]), draw_b(r[3]))
   return neg_m, neg_ab
 
@@ -112,6 +96,4 @@ def eval_fn(
 ) -> baseline.EvalOutputs:
   """Scores <h, ei(item)> of the frozen candidates and of every item (by global id)."""
   out = module.apply({"params": params, **frozen}, batch, train=False)
-  h = out["h"]
-  sampled = jnp.einsum("bd,bcd->bc", h, table[batch["cand"]])
-  return baseline.EvalOutputs(sampled_scores=sampled, full_scores=h @ table.T, cells=out["cells"])
+  return inner_product_scores(out["h"], table, batch, out["cells"])
