@@ -74,11 +74,11 @@ from orthoalign.inputs import eval_cases
 from orthoalign.models import baseline
 from orthoalign.models.abxi import config as config_lib
 from orthoalign.models.abxi.config import Config
-from orthoalign.models.abxi.inputs import catalog_scoring
 from orthoalign.models.abxi.loss import Hyper
 from orthoalign.models.abxi.loss import eval_fn
 from orthoalign.models.abxi.loss import loss_fn
 from orthoalign.models.abxi.module import ABXI
+from orthoalign.models.infonce import catalog_scoring
 
 __all__ = ["Baseline", "Config"]
 

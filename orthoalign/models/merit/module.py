@@ -282,12 +282,10 @@ class MERIT(nn.Module):
       return {"h_m": h["m"], "h_a": h["a"], "h_b": h["b"], "cells": cells}
     rows = jnp.arange(seq.shape[0])
     at = {s: h[s][rows, batch[f"idx_last_{s}"]] for s in ("a", "b")}
-    is_b = (batch["domain"] == 1)[:, None]
-    if self.config.eval_stream == "swapped":
-      # The original's cal_rank: an A target reads its `h_a` (the B-item stream) at the last A
-      # slot, a B target its `h_b` (the A-item stream) at the last B slot.
-      own = jnp.where(is_b, h["a"][rows, batch["idx_last_b"]], h["b"][rows, batch["idx_last_a"]])
-    else:
-      own = jnp.where(is_b, at["b"], at["a"])
+    # The stream a target of domain s is scored with, read at s's last slot: its own, or (the
+    # original's cal_rank, whose `h_a` holds the B items) the other domain's.
+    read = {"a": "b", "b": "a"} if self.config.eval_stream == "swapped" else {"a": "a", "b": "b"}
+    scored = {s: h[read[s]][rows, batch[f"idx_last_{s}"]] for s in ("a", "b")}
+    own = jnp.where((batch["domain"] == 1)[:, None], scored["b"], scored["a"])
     h_m = h["m"][:, -1]
     return {"h": own + h_m, "h_m": h_m, "h_a": at["a"], "h_b": at["b"], "cells": cells}
