@@ -3,6 +3,7 @@ one record per file-based reader (readers/format.Format), registered here once.
 
   abxi       ABXI's preprocessed files (readers/abxi.py)
   llmcdsr    LLMCDSR's files (readers/llmcdsr.py)
+  c2dsr      C2DSR's files (readers/c2dsr.py)
   handled    LLM4CDSR's handled pickle + id_map.json (readers/handled.py); reader option
              inter_file (upstream's --inter_file) where the folder holds several interaction
              pickles. The authors' embedding pickles beside them are read by the LLM4CDSR model
@@ -21,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orthoalign.datasets.readers import abxi
+from orthoalign.datasets.readers import c2dsr
 from orthoalign.datasets.readers import events
 from orthoalign.datasets.readers import format as format_lib
 from orthoalign.datasets.readers import handled
@@ -35,6 +37,7 @@ READERS: dict[str, format_lib.Format] = {
   f.name: f
   for f in (
     abxi.FORMAT,
+    c2dsr.FORMAT,
     llmcdsr.FORMAT,
     handled.FORMAT,
     prepared.FORMAT,

@@ -19,6 +19,7 @@ from orthoalign.models import settings
 
 _BASELINES: dict[str, str | type[baseline.Baseline]] = {
   "abxi": "orthoalign.models.abxi",
+  "c2dsr": "orthoalign.models.c2dsr",
   "cdsrnp": "orthoalign.models.cdsrnp",
   "llm4cdsr": "orthoalign.models.llm4cdsr",
   "merit": "orthoalign.models.merit",

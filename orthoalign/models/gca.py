@@ -383,13 +383,14 @@ def encoder_stacks(
   causal: bool,
   mask_padding: bool = False,
   pre_ln: bool = False,
+  inits: layers.BlockInits = layers.XAVIER_NORMAL_INITS,
 ) -> tuple[dict[str, list[layers.SASRecBlock]], dict[str, nn.LayerNorm]]:
   """The SASRec encoder stacks of `streams` (call from a module's setup).
 
   Args:
     streams: the stream names.
     settings: a baseline's Config: its shared `width`, `heads`, `blocks`, `dropout` and `ffn`.
-    causal: causal self-attention; mask_padding, pre_ln: as layers.SASRecBlock's.
+    causal: causal self-attention; mask_padding, pre_ln, inits: as layers.SASRecBlock's.
 
   Returns:
     ({stream: its blocks, named block_<stream><i> for i = 1..blocks}, {stream: its last
@@ -406,6 +407,7 @@ def encoder_stacks(
         ffn_inner=settings.ffn,
         mask_padding=mask_padding,
         pre_ln=pre_ln,
+        inits=inits,
         name=f"block_{s}{i + 1}",
       )
       for i in range(settings.blocks)

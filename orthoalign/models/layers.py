@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -48,14 +49,48 @@ def torch_bias_init(fan_in: int):
   return init
 
 
+def torch_kernel_init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+  """torch's default Linear/Conv1d weight init, kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)),
+  for a Flax kernel [fan_in, out].
+  """
+  bound = 1.0 / math.sqrt(shape[0])
+  return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockInits:
+  """The weight initialisers of a SASRec block: the attention's in- and out-projection and the
+  feed-forward's 1x1 convolutions (biases keep torch's defaults).
+  """
+
+  attn_in: Any = xavier_normal
+  attn_out: Any = xavier_normal
+  conv: Any = xavier_normal
+
+
+# SASRec's ports re-initialise every >= 2-D weight with xavier_normal_ (LLM4CDSR, pmixer).
+XAVIER_NORMAL_INITS = BlockInits()
+# torch's own defaults (C2DSR keeps them): nn.MultiheadAttention's xavier_uniform_ in-projection,
+# its out-projection and the convolutions kaiming_uniform_(a=sqrt(5)).
+TORCH_DEFAULT_INITS = BlockInits(
+  nn.initializers.xavier_uniform(), torch_kernel_init, torch_kernel_init
+)
+
+
 def torch_dense(
-  features: int, fan_in: int, name: str | None = None, use_bias: bool = True
+  features: int,
+  fan_in: int,
+  name: str | None = None,
+  use_bias: bool = True,
+  kernel_init: Any = xavier_normal,
 ) -> nn.Dense:
-  """nn.Dense initialised as a torch Linear after xavier_normal_ on its weight."""
+  """nn.Dense initialised as a torch Linear after `kernel_init` (default xavier_normal_) on its
+  weight, the bias torch's default.
+  """
   return nn.Dense(
     features,
     use_bias=use_bias,
-    kernel_init=xavier_normal,
+    kernel_init=kernel_init,
     bias_init=torch_bias_init(fan_in),
     name=name,
   )
@@ -152,13 +187,14 @@ class PointWiseFeedForward(nn.Module):
   dropout: float
   inner: int = 0
   residual: bool = True
+  kernel_init: Any = xavier_normal
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
     inner = self.inner or self.d
-    h = torch_dense(inner, self.d, name="conv1")(x)
+    h = torch_dense(inner, self.d, name="conv1", kernel_init=self.kernel_init)(x)
     h = nn.relu(nn.Dropout(self.dropout, deterministic=not train)(h))
-    h = torch_dense(self.d, inner, name="conv2")(h)
+    h = torch_dense(self.d, inner, name="conv2", kernel_init=self.kernel_init)(h)
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     return h + x if self.residual else h
 
@@ -183,6 +219,7 @@ class SASRecBlock(nn.Module):
   ffn_inner: int = 0
   mask_padding: bool = False
   pre_ln: bool = False
+  inits: BlockInits = XAVIER_NORMAL_INITS
 
   @nn.compact
   def __call__(self, x: Array, valid: Array, *, train: bool) -> Array:
@@ -194,9 +231,16 @@ class SASRecBlock(nn.Module):
       keys = valid[:, None, None, :]
       mask = keys if mask is None else mask & keys
     q = nn.LayerNorm(epsilon=self.eps, name="attn_ln")(x)
-    attn = SelfAttention(self.d, self.heads, self.dropout, name="attn")
+    attn = SelfAttention(
+      self.d, self.heads, self.dropout, self.inits.attn_in, self.inits.attn_out, name="attn"
+    )
     ffn = PointWiseFeedForward(
-      self.d, self.dropout, self.ffn_inner, residual=not self.pre_ln, name="ffn"
+      self.d,
+      self.dropout,
+      self.ffn_inner,
+      residual=not self.pre_ln,
+      kernel_init=self.inits.conv,
+      name="ffn",
     )
     if self.pre_ln:
       x = x + attn(q, q, mask, train=train)

@@ -68,6 +68,18 @@ def parse_uint(token: str, what: str) -> int:
   return int(token)
 
 
+def parse_timestamp(token: str, what: str, unit: str = "int64") -> int:
+  """Parses a signed decimal integer of at most 19 digits (so it fits int64).
+
+  Raises:
+    DataError: (without a location) naming `what`, if `token` is not one; `unit` says what was
+      expected.
+  """
+  if not _INT.fullmatch(token) or len(token.lstrip("-")) > 19:
+    raise DataError(f"{what} {show(token)} is not an integer ({unit})")
+  return int(token)
+
+
 def require_file(path: pathlib.Path) -> pathlib.Path:
   """Returns `path`, or raises DataError if it is not a readable file."""
   if not path.is_file():
@@ -324,12 +336,7 @@ def _parse_line(text: str, num_items: int) -> tuple[int, list[int], list[int]]:
       raise DataError(
         f"token {j}: item id {item} unknown; expected 1..{num_items} (the ids of {ITEM_MAP})"
       )
-    # At most 19 digits: the value then fits int64 (`int` cannot blow up).
-    if not _INT.fullmatch(ts_text) or len(ts_text.lstrip("-")) > 19:
-      raise DataError(
-        f"token {j}: timestamp {show(ts_text)} is not an integer (unix seconds, int64)"
-      )
-    ts = int(ts_text)
+    ts = parse_timestamp(ts_text, f"token {j}: timestamp", "unix seconds, int64")
     if stamps and ts < stamps[-1]:
       raise DataError(
         f"token {j}: timestamp {ts} < previous {stamps[-1]}; expected non-decreasing timestamps"
