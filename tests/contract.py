@@ -21,6 +21,7 @@ from orthoalign.train import task as task_lib
 # smoke tests and the parameter-path record run every model through it.
 TINY = {
   "abxi": "configs/tiny_abxi.py",
+  "c2dsr": "configs/tiny_c2dsr.py",
   "cdsrnp": "configs/tiny_cdsrnp.py",
   "llm4cdsr": "configs/tiny.py",
   "merit": "configs/tiny_merit.py",

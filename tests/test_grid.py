@@ -301,6 +301,8 @@ GRIDS = {
   "table1_llm4cdsr_afk": 3,
   "correlation_abxi_afk": 48,
   "table1_merit_afk": 5,
+  "table1_c2dsr_afk": 4,
+  "correlation_c2dsr_afk": 48,
   "correlation_merit_afk": 48,
   "correlation_llm4cdsr_fk": 48,
   "orthogonality_sasrec_afk": 6,
@@ -359,7 +361,9 @@ def test_synthetic_scaling_grid_expands_with_matched_sizes():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["scaling_abxi_afk", "scaling_llm4cdsr_fk", "scaling_merit_afk"])
+@pytest.mark.parametrize(
+  "name", ["scaling_abxi_afk", "scaling_c2dsr_afk", "scaling_llm4cdsr_fk", "scaling_merit_afk"]
+)
 def test_real_data_scaling_grids_expand(name):
   from tests.conftest import require_data
 

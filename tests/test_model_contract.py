@@ -35,6 +35,9 @@ ZERO_AT_INIT = {
   "abxi": tuple(
     f"['{m}']['mat_A']" for m in ("dlora_a", "dlora_b", "dlora_x", "ilora_a", "ilora_b")
   ),
+  # Not at initialisation only: C2DSR's faithful model.gcn_weight="unused" creates the graph
+  # convolutions' weights and never applies them, as the original (test_c2dsr.py checks "applied").
+  "c2dsr": tuple(f"['gcn_{s}']['weight_0']" for s in ("m", "a", "b")),
   # Not at initialisation only: MERIT's faithful model.ecaf_mask="top_left" never attends the
   # second key/value block, so the MoE-FFN outputs that feed it (B->A, A->B) are dead weight, as in
   # the original (test_merit.py checks that "per_block" reaches them).
@@ -85,6 +88,20 @@ CAUSAL = {
       "h_m": [("seq", None, "global")],
       "h_a": [("seq", None, "global")],
       "h_b": [("seq", None, "global")],
+    },
+  ),
+  # C2DSR's windows are in place (slot = merged time); `pos` counts the merged window's items.
+  "c2dsr": (
+    lambda c: c.model.update(dropout=0.0),
+    {
+      f"h_{s}": [(ids, "pos", "global")]
+      for s, ids in (
+        ("m", "seq"),
+        ("a", "seq_a"),
+        ("b", "seq_b"),
+        ("corrupt_a", "corrupt_a"),
+        ("corrupt_b", "corrupt_b"),
+      )
     },
   ),
   "cdsrnp": (
@@ -170,7 +187,7 @@ def test_replica_equals_standalone_run(name):
   contract.replica_equals_standalone_run(CONFIGS[name])
 
 
-@pytest.mark.parametrize("name", ["abxi", "llm4cdsr", "merit"])
+@pytest.mark.parametrize("name", ["abxi", "c2dsr", "llm4cdsr", "merit"])
 def test_models_with_a_mixed_stream_refuse_data_without_a_merged_timeline(name):
   config = CONFIGS[name]()
   ds = dataclasses.replace(data_load.load(config.data), merged_timeline=False)

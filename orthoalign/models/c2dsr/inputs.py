@@ -150,7 +150,7 @@ def eval_row(history: np.ndarray, num_items_a: int, max_len: int) -> dict[str, n
     idx_last_a, idx_last_b: the slot of each domain's last item, max_len - 1 where the window has
     none (the original's index -1).
   """
-  d = np.asarray(history, np.int64)[-(max_len - 1) :] if max_len > 1 else history[:0]
+  d = np.asarray(history, np.int64)[-(max_len - 1) :]
   in_a = d <= num_items_a
   row = dict(
     seq=d,

@@ -45,7 +45,7 @@ class GraphConvolution(nn.Module):
   """
 
   d: int
-  layers: int
+  depth: int
   dropout: float
   apply_weight: bool = False
 
@@ -53,13 +53,13 @@ class GraphConvolution(nn.Module):
   def __call__(self, fea: Array, graph: Graph, *, train: bool) -> Array:
     init = layers.torch_bias_init(self.d)
     learn, total = fea, fea
-    for i in range(self.layers):
+    for i in range(self.depth):
       weight = self.param(f"weight_{i}", init, (self.d, self.d))
       bias = self.param(f"bias_{i}", init, (self.d,))
       learn = nn.Dropout(self.dropout, deterministic=not train)(learn)
       learn = spmm(graph, learn @ weight if self.apply_weight else learn) + bias
       total = total + learn
-    return total / (self.layers + 1)
+    return total / (self.depth + 1)
 
 
 class Bilinear(nn.Module):
@@ -150,7 +150,8 @@ class C2DSR(nn.Module):
     """
     rows = self._rows(ids)
     # torch's padding_idx: the padding rows get no gradient.
-    table = self.item[s].at[-1].set(jax.lax.stop_gradient(self.item[s][-1]))
+    pad = self.num_items_a + self.num_items_b
+    table = self.item[s].at[pad].set(jax.lax.stop_gradient(self.item[s][pad]))
     p = self.pos[s].at[0].set(jax.lax.stop_gradient(self.pos[s][0]))
     h = (conv[rows] + table[rows]) * math.sqrt(self.config.width) + p[pos]
     h = self.drop(h, deterministic=not train)
@@ -218,17 +219,15 @@ class C2DSR(nn.Module):
       out[f"share_{s}"] = jnp.concatenate([self.lin[s](tail["m"]), pad["m"]], -1)
       out[f"own_{s}"] = jnp.concatenate([self.lin[s](tail["m"] + tail[s]), pad[s]], -1)
     # Means over the slots with a target of the domain (`x_mask`, `y_mask`).
-    mean = {}
-    for s in ("a", "b"):
-      w = (batch[f"target_{s}"] > 0).astype(h["m"].dtype)
-      mean[s] = lambda x, w=w: jnp.einsum(
-        "bl,bld->bd", w / jnp.maximum(w.sum(-1, keepdims=True), 1), x
-      )
-    r = {s: mean[s](h[s]) for s in ("a", "b")}
-    out["real_a"] = self.disc["a"](r["a"], mean["b"](h["m"]))
-    out["false_a"] = self.disc["a"](r["a"], mean["b"](out["h_corrupt_b"]))
-    out["real_b"] = self.disc["b"](r["b"], mean["a"](h["m"]))
-    out["false_b"] = self.disc["b"](r["b"], mean["a"](out["h_corrupt_a"]))
+    weight = {s: (batch[f"target_{s}"] > 0).astype(h["m"].dtype) for s in ("a", "b")}
+    mean = lambda s, x: (
+      jnp.einsum("bl,bld->bd", weight[s], x) / jnp.maximum(weight[s].sum(-1, keepdims=True), 1.0)
+    )
+    r = {s: mean(s, h[s]) for s in ("a", "b")}
+    out["real_a"] = self.disc["a"](r["a"], mean("b", h["m"]))
+    out["false_a"] = self.disc["a"](r["a"], mean("b", out["h_corrupt_b"]))
+    out["real_b"] = self.disc["b"](r["b"], mean("a", h["m"]))
+    out["false_b"] = self.disc["b"](r["b"], mean("a", out["h_corrupt_a"]))
     out["cells"] = cells
     return out
 
