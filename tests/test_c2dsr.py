@@ -148,9 +148,11 @@ def test_final_b0_off_by_one_quirk():
 
 
 def test_long_sequences_keep_their_most_recent_items():
-  r = inputs.train_row(np.arange(1, 8) % 7 + 1, 3, 4, 4, np.random.default_rng(0))
-  # 7 items, window 4: the last 4 items, 3 inputs (the original's data never exceed this).
-  assert r["seq"].tolist() == [0, 5, 6, 7] and r["target"].tolist() == [0, 6, 7, 1]
+  # nA = 3: A = 1..3, B = 4..7. 7 items, window 4: the last 4 items (5 3 6 1), 3 of them inputs
+  # (the original's data never exceed its window).
+  r = inputs.train_row(np.array([1, 4, 2, 5, 3, 6, 1]), 3, 4, 4, np.random.default_rng(0))
+  assert r["seq"].tolist() == [0, 5, 3, 6] and r["target"].tolist() == [0, 3, 6, 1]
+  assert r["target_a"].tolist() == [0, 0, 1, 0] and r["target_b"].tolist() == [0, 6, 0, 0]
   e = inputs.eval_row(np.arange(1, 10), 4, 4)
   assert e["seq"].tolist() == [0, 7, 8, 9] and e["pos"].tolist() == [0, 1, 2, 3]
   # No A item in the window: the last slot (the original's index -1).
