@@ -34,7 +34,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = {
   "tiny": ("configs/tiny.py", []),
   "tiny_abxi": ("configs/tiny_abxi.py", []),
+  "tiny_c2dsr": ("configs/tiny_c2dsr.py", []),
   "tiny_cdsrnp": ("configs/tiny_cdsrnp.py", []),
+  "tiny_merit": ("configs/tiny_merit.py", []),
   "tiny_sasrec": ("configs/tiny_sasrec.py", []),
   "main_3ep": ("configs/llm4cdsr.py", ["--config.train.max_epochs=3"]),
 }
