@@ -75,6 +75,9 @@ def test_reader_sorts_by_timestamp_and_splits_by_line(tmp_path):
       r"traindata_new.txt:1: field 4: timestamp 't' is not an integer",
     ),
     ({"train": "7\t0|5\n"}, r"traindata_new.txt:1: 2 tab-separated field\(s\); expected"),
+    ({"train": "7\tx\t0|9223372036854775808\n"}, r"timestamp 9223372036854775808 is outside"),
+    ({"train": "\n"}, r"traindata_new.txt: no sequence line; expected"),
+    ({"valid": "7\tx\t1|1\n"}, r"validdata_new.txt: no sequence line with a history"),
   ],
 )
 def test_bad_lines_are_named(tmp_path, files, match):
@@ -87,6 +90,23 @@ def test_empty_domain_list_is_named(tmp_path):
   (folder / "Blist.txt").write_text("")
   with pytest.raises(errors.DataError, match=r"Blist.txt: empty; expected one line per item"):
     reader.read_c2dsr(folder)
+
+
+def test_blank_list_lines_count_as_items_with_a_warning(tmp_path, capsys):
+  folder = _folder(tmp_path)
+  (folder / "Alist.txt").write_text("a0\n\na2\na3\n")
+  ds = reader.read_c2dsr(folder)
+  assert ds.num_items_a == NA  # the loader counts every line
+  assert "Alist.txt:2: 1 blank line(s) counted as items" in capsys.readouterr().err
+
+
+def test_no_sequence_with_both_domains_is_named(tmp_path):
+  config = contract.tiny_config("c2dsr")
+  folder = _folder(tmp_path, train="7\tx\t0|1\t1|2\t2|3\n")
+  config.data.update(format="c2dsr", path=str(folder), cache_dir=str(tmp_path / "cache"))
+  config.eval.num_negatives = 2
+  with pytest.raises(errors.DataError, match=r"no training sequence has a next item in both"):
+    contract.bind(config)
 
 
 def test_bad_files_are_one_line_errors_through_the_cli(tmp_path):
@@ -215,6 +235,13 @@ def test_bad_settings_are_named(key, value, match):
   config = contract.tiny_config("c2dsr")
   config.update_from_flattened_dict({key: value})
   with pytest.raises(errors.ConfigError, match=match):
+    validation.validate(config)
+
+
+def test_swept_lam_must_be_a_fraction():
+  config = contract.tiny_config("c2dsr")
+  config.sweep.model.lam = (0.5, 1.5)
+  with pytest.raises(errors.ConfigError, match=r"sweep.model.lam.*element 1 \(1.5\).* in \[0, 1\]"):
     validation.validate(config)
 
 

@@ -261,7 +261,7 @@ class TestCandidates:
     with pytest.raises(
       DataError,
       match=r"user 2.*domain B has 3 items, 3 of "
-      r"them .* leaving 0 eligible; expected >= 1",
+      r"them .* leaving 0 eligible items, fewer than the 1 negatives asked for",
     ):
       sample_candidates(ds, sp, 1, seed=0)
 

@@ -143,7 +143,18 @@ def test_a_finished_run_with_another_config_is_a_conflict(grid3):
   assert "holds a finished run with another config (keys: model.width)" in out.getvalue()
 
 
-def test_ctrl_c_stops_children_and_says_how_to_resume(grid3, monkeypatch):
+@pytest.fixture
+def python_sigint():
+  """Python's Ctrl-C handler for one test: a process started in the background (`nohup pytest
+  ... &`, some CI runners) ignores SIGINT, which would let the children sleep on.
+  """
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  yield
+  signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_children_and_says_how_to_resume(grid3, monkeypatch, python_sigint):
+  del python_sigint
   points, root, path = grid3
   monkeypatch.setenv("FAKE_SLEEP", "60")
 

@@ -38,32 +38,38 @@ def is_finite_number(value: Any) -> bool:
   return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-# What a number may be: (its lowest value or None for none, whether that value is excluded).
+# What a number may be: (its lowest value or None for none, whether that value is excluded[, its
+# highest value, included]).
 ANY = (None, False)
 NON_NEGATIVE = (0.0, False)
 POSITIVE = (0.0, True)
+FRACTION = (0.0, False, 1.0)  # a loss weight in [0, 1]
 SEED_LIMIT = 2**32  # numpy's and JAX's seeds are uint32
 
 
-def _describe(bound: tuple[float | None, bool], integer: bool) -> str:
-  low, open_low = bound
+def _describe(bound: tuple, integer: bool) -> str:
+  low, open_low, *high = bound
   kind = "an int" if integer else "a finite number"
-  return kind if low is None else f"{kind} {'>' if open_low else '>='} {low:g}"
+  if high and low is not None and not open_low:
+    return f"{kind} in [{low:g}, {high[0]:g}]"
+  text = kind if low is None else f"{kind} {'>' if open_low else '>='} {low:g}"
+  return text + (f" and <= {high[0]:g}" if high else "")
 
 
-def _number_ok(value: Any, bound: tuple[float | None, bool], integer: bool) -> bool:
+def _number_ok(value: Any, bound: tuple, integer: bool) -> bool:
   if integer and (isinstance(value, bool) or not isinstance(value, int)):
     return False
   if not is_finite_number(value):
     return False
-  low, open_low = bound
+  low, open_low, *high = bound
+  if high and value > high[0]:
+    return False
   return low is None or value > low or (value == low and not open_low)
 
 
-def check_number(
-  config: ml_collections.ConfigDict, key: str, bound: tuple[float | None, bool] = ANY
-) -> None:
-  """The value at dotted `key` must be a finite number within `bound` (ANY, NON_NEGATIVE, POSITIVE).
+def check_number(config: ml_collections.ConfigDict, key: str, bound: tuple = ANY) -> None:
+  """The value at dotted `key` must be a finite number within `bound` (ANY, NON_NEGATIVE, POSITIVE,
+  FRACTION).
 
   Raises:
     ConfigError: naming the key, the value and what it must be.
@@ -76,7 +82,7 @@ def check_number(
 def check_number_list(
   key: str,
   values: Any,
-  bound: tuple[float | None, bool] = ANY,
+  bound: tuple = ANY,
   *,
   integer: bool = False,
   high: int | None = None,
@@ -89,7 +95,7 @@ def check_number_list(
   Args:
     key: the dotted key, for the message.
     values: its value (a tuple or list).
-    bound: ANY, NON_NEGATIVE or POSITIVE.
+    bound: ANY, NON_NEGATIVE, POSITIVE or FRACTION.
     integer: the elements must be ints.
     high: an exclusive upper limit.
     at_least: the fewest elements.

@@ -159,8 +159,8 @@ def _sample_domain(
       user += f" (id {str(ds.user_ids[users[i]])!r})"
     raise TooFewItems(
       f"target domain {name} has {n_d} items, {h_count[i]} of them in the "
-      f"user's sequence, leaving {eligible[i]} eligible; expected >= {n} "
-      "negatives",
+      f"user's sequence, leaving {eligible[i]} eligible items, fewer than the {n} "
+      "negatives asked for",
       key=user,
     )
 

@@ -52,11 +52,21 @@ def eval_inputs(
     Per split, the windows plus cand: int32 [E, 1 + eval.num_negatives] global ids, column 0 = the
     target (`data.candidates.sample_candidates`), per entry N of `eval.extra_negatives` a
     "protocol/sampled<N>" int32 [E, 1 + N] of the same kind, and the "group/<name>" bool [E] arrays.
+
+  Raises:
+    DataError: naming the dataset, for a split without a case.
+    ConfigError: naming eval.num_negatives or eval.extra_negatives, for a domain too small.
   """
   overlapped = splits.overlapped_users(ds)
   out = {}
   for name in splits.SPLITS:
     split = splits.eval_split(ds, name)
+    if not split.num_cases:
+      raise errors.DataError(
+        f"no {name} case; expected at least one to select and report on (leave-one-out "
+        "evaluates users of >= 3 items; a user-level split its held-out users of >= 2 items)",
+        key=f"dataset {ds.name!r}",
+      )
     arrays = dict(windows_fn(split))
     arrays.update(user_groups(ds, split.users, overlapped))
     arrays.update(case_groups(ds, split))

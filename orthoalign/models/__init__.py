@@ -73,8 +73,10 @@ def replica_hparams(name: str) -> tuple[str, ...]:
   return tuple(replica_bounds(name))
 
 
-def replica_bounds(name: str) -> dict[str, tuple[float | None, bool]]:
-  """REPLICA_HPARAMS with the values each may take (dicts.ANY / NON_NEGATIVE / POSITIVE)."""
+def replica_bounds(name: str) -> dict[str, tuple]:
+  """REPLICA_HPARAMS with the values each may take (dicts.ANY / NON_NEGATIVE / POSITIVE /
+  FRACTION).
+  """
   if name not in _BASELINES:
     return {}
   return dict(baseline_class(name).REPLICA_HPARAMS)

@@ -66,7 +66,7 @@ class Baseline(abc.ABC):
     LABEL: one line saying what the implementation is ("" = none), kept in `model.label`.
     GCA_KV: the `gca.kv` values it supports.
     REPLICA_HPARAMS: its shape-keeping `model.*` keys replicas may vary -> their bounds
-      (dicts.ANY / NON_NEGATIVE / POSITIVE); the loss reads them from `hparams`.
+      (dicts.ANY / NON_NEGATIVE / POSITIVE / FRACTION); the loss reads them from `hparams`.
     DOMAINS: how many domains it models (two-domain data name them A and B).
     EVAL_SETTINGS: its `model.*` keys that change only how a trained model is scored, which
       `orthoalign.evaluate --set` may change (e.g. ABXI's eval_domain_seq).
@@ -87,7 +87,7 @@ class Baseline(abc.ABC):
   Config: ClassVar[type]
   LABEL: ClassVar[str] = ""
   GCA_KV: ClassVar[tuple[str, ...]] = ("other",)
-  REPLICA_HPARAMS: ClassVar[dict[str, tuple[float | None, bool]]] = {}
+  REPLICA_HPARAMS: ClassVar[dict[str, tuple]] = {}
   DOMAINS: ClassVar[int] = 2
   EVAL_SETTINGS: ClassVar[tuple[str, ...]] = ()
   NATIVE_CELLS: ClassVar[tuple[str, ...]] = ()

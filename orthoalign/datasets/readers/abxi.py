@@ -77,7 +77,10 @@ def parse_timestamp(token: str, what: str, unit: str = "int64") -> int:
   """
   if not _INT.fullmatch(token) or len(token.lstrip("-")) > 19:
     raise DataError(f"{what} {show(token)} is not an integer ({unit})")
-  return int(token)
+  value = int(token)
+  if not -(2**63) <= value < 2**63:
+    raise DataError(f"{what} {value} is outside the int64 range ({unit})")
+  return value
 
 
 def require_file(path: pathlib.Path) -> pathlib.Path:

@@ -18,16 +18,19 @@ line counts of the list files (their text is kept as the item keys) and the firs
 sequence line are not read for the sequence. See docs/data.md ("Baseline data formats").
 
 Checked here that the loader leaves to chance (it raises on some, misreads others): a token
-without `|timestamp`, a non-integer item id or timestamp, an id outside 0..nA+nB-1, an empty list
-file, a line with no item. Blank lines are skipped (the loader skips them in training and raises
-on them in evaluation); a valid or test line of one item (no history) is read but not evaluated
-(`splits.eval_split` needs a history).
+without `|timestamp`, a non-integer item id or a timestamp outside int64, an id outside
+0..nA+nB-1, an empty list file, a line with no item, a training file without a line, a validation
+or test file without a line of two items. Blank sequence lines are skipped (the loader skips them
+in training and raises on them in evaluation); a valid or test line of one item (no history) is
+read but not evaluated (`splits.eval_split` needs a history). Blank lines of a list file count as
+items, as in the loader, with a warning.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import sys
 
 import numpy as np
 
@@ -48,7 +51,9 @@ EXPECTED_LINE = "`<user>\\t<field>\\t<item>|<timestamp>\\t...`"
 
 
 def _read_list(path: pathlib.Path, bad: BadLines) -> np.ndarray:
-  """The lines of an item list file (the loader's `read_item` counts them), stripped.
+  """The lines of an item list file (the loader's `read_item` counts them), stripped. Blank lines
+  count as items, as in the loader, with a warning on stderr (a stray blank line shifts every
+  later id).
 
   Raises:
     DataError: naming the file, if it has no line.
@@ -56,6 +61,14 @@ def _read_list(path: pathlib.Path, bad: BadLines) -> np.ndarray:
   lines = [text.strip() for _, text in abxi.text_lines(path, bad)]
   if not lines:
     raise DataError("empty; expected one line per item of the domain", path=path)
+  blank = [i for i, text in enumerate(lines, 1) if not text]
+  if blank:
+    print(
+      f"warning: {path}:{blank[0]}: {len(blank)} blank line(s) counted as items, as C2DSR's "
+      "loader counts every line; remove them if they are not items (each shifts the later ids)",
+      file=sys.stderr,
+      flush=True,
+    )
   return np.array(lines, dtype=object)
 
 
@@ -106,7 +119,8 @@ def read_c2dsr(
 
   Raises:
     DataError: naming file and line, for a missing or empty list file (always), a malformed
-      sequence line (under the 'error' policy), or a folder with no sequence.
+      sequence line (under the 'error' policy), or a sequence file with no line to train on or
+      (validation, test) to evaluate.
   """
   bad = BadLines() if bad is None else bad
   folder = pathlib.Path(path)
@@ -118,6 +132,7 @@ def read_c2dsr(
   for name, split in SEQUENCE_FILES:
     file_path = abxi.require_file(folder / name)
     stem = name.removesuffix(".txt")
+    usable = 0  # training lines; held-out lines with a history
     for line_no, text in abxi.text_lines(file_path, bad):
       if not text.strip():
         continue
@@ -131,8 +146,14 @@ def read_c2dsr(
       user_ids.append(f"{stem}:{line_no}")
       user_split.append(split)
       owners.append(owner)
-  if not sequences:
-    raise DataError("no sequence lines; expected one line per sequence", path=folder)
+      usable += split == dataset_lib.USER_TRAIN or len(ids) >= 2
+    if not usable:
+      raise DataError(
+        "no sequence line"
+        + ("" if split == dataset_lib.USER_TRAIN else " with a history (>= 2 items)")
+        + f"; expected {EXPECTED_LINE} lines",
+        path=file_path,
+      )
   user_split = np.array(user_split, np.int8)
   owners = np.array(owners, dtype=object)
   trained = set(owners[user_split == dataset_lib.USER_TRAIN])

@@ -82,7 +82,8 @@ class Baseline(baseline.Baseline):
   """C2DSR bound to a dataset: its training rows, item graphs and windows.
 
   Raises (on construction):
-    ConfigError: data without a merged timeline, or with no training sequence the loader keeps.
+    ConfigError: data without a merged timeline.
+    DataError: data with no training sequence the loader keeps.
   """
 
   TITLE = "C2DSR"
@@ -110,9 +111,10 @@ class Baseline(baseline.Baseline):
     )
     self._train = inputs.train_windows(ds, cfg.max_len, cfg.corrupt_seed, cfg.final_b0_off_by_one)
     if not len(self._train["user"]):
-      raise errors.ConfigError(
-        f"config key model.name='c2dsr': no training sequence of dataset {ds.name!r} has a next "
-        "item in both domains (the original's loader skips such rows)"
+      raise errors.DataError(
+        "no training sequence has a next item in both domains, so C2DSR has no row to train on "
+        "(the original's loader skips such rows); expected sequences with items of both domains",
+        key=f"dataset {ds.name!r} (data.path={config.data.path!r})",
       )
     self.notes = (
       f"C2DSR: {len(self._train['user'])} of {len(sequences)} training sequences have a target in "

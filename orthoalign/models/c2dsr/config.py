@@ -20,7 +20,7 @@ GCN_WEIGHTS = ("unused", "applied")
 CORRUPTIONS = ("fixed", "per_step")
 
 # Shape-keeping hyperparameters that replicas of one program may vary (config.sweep.model.<k>).
-REPLICA_HPARAMS = {"lam": dicts.NON_NEGATIVE}
+REPLICA_HPARAMS = {"lam": dicts.FRACTION}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,5 +93,4 @@ def validate(config: ml_collections.ConfigDict) -> None:
   dicts.choice("model.gcn_weight", m.gcn_weight, GCN_WEIGHTS)
   dicts.choice("model.corruption", m.corruption, CORRUPTIONS)
   dicts.check_fraction(config, "model.dropout")
-  if not dicts.is_finite_number(m.lam) or not 0.0 <= m.lam <= 1.0:
-    raise errors.ConfigError(f"config key model.lam={m.lam!r} must be a number in [0, 1]")
+  dicts.check_number(config, "model.lam", dicts.FRACTION)
