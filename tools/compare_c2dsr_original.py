@@ -102,9 +102,15 @@ def main() -> int:
   parser.add_argument("--original", required=True, help="checkout of cjx96/C2DSR")
   parser.add_argument("--set", action="append", default=[], help="model.<key>=<value> (orthoalign)")
   args = parser.parse_args()
+  if not os.path.isfile(os.path.join(args.original, "C2DSR_src", "model", "C2DSR.py")):
+    parser.error(f"--original={args.original}: expected a checkout of cjx96/C2DSR (C2DSR_src/)")
+  try:
+    import scipy  # noqa: F401  # the original's GraphMaker
+    import torch  # optional dependency
+  except ImportError as e:
+    parser.error(f"needs torch and scipy ({e}); pip install torch scipy")
 
   jax.config.update("jax_enable_x64", True)
-  import torch  # optional dependency
 
   torch.set_default_dtype(torch.float64)
   sys.path.insert(0, os.path.join(os.path.abspath(args.original), "C2DSR_src"))
@@ -215,8 +221,7 @@ def main() -> int:
     "x_ground_mask": o["target_a"] > 0,
     "y_ground_mask": o["target_b"] > 0,
   }
-  bad = sum(int((np.asarray(v) != t[k]).any(1).sum()) for k, v in pairs.items())
-  report("training rows: arrays differing (16 per row)", bad, 0)
+  report("training rows: arrays differing (16 per row)", rows_differing(pairs, t), 0)
   kept_a = t["seq"] < na
   corrupt_ok = (
     (t["corru_x"][kept_a] == t["seq"][kept_a]).all()
@@ -254,11 +259,7 @@ def main() -> int:
       "XorY": mine["domain"],
       "ground": np.where(mine["domain"] == 1, mine["target"] - na - 1, mine["target"] - 1),
     }
-    bad = sum(
-      int((np.asarray(v).reshape(m, -1) != e[k].reshape(m, -1)).any(1).sum())
-      for k, v in cmp.items()
-    )
-    report(f"{split} rows: arrays differing (10 per row)", bad, 0)
+    report(f"{split} rows: arrays differing (10 per row)", rows_differing(cmp, e), 0)
     eval_rows[split] = (keep[:m], e)
 
   # 2. Graphs.
@@ -377,6 +378,14 @@ def main() -> int:
     )
   print("FAILED: " + ", ".join(failures) if failures else "all equal")
   return 1 if failures else 0
+
+
+def rows_differing(ours: dict, theirs: dict) -> int:
+  """How many (array, row) pairs differ between orthoalign's rows and the original's, by name."""
+  return sum(
+    int((np.asarray(v).reshape(len(v), -1) != theirs[k].reshape(len(v), -1)).any(1).sum())
+    for k, v in ours.items()
+  )
 
 
 def torch_names(p: dict, blocks: int, gnn_layers: int) -> dict[str, np.ndarray]:

@@ -35,6 +35,11 @@ TRAIN_KEYS = (
 )
 
 
+def _stream(items: np.ndarray, in_dom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """One domain's in-place stream: (its ids, 0 elsewhere; its positions 1..k, 0 elsewhere)."""
+  return np.where(in_dom, items, 0), np.where(in_dom, np.cumsum(in_dom), 0)
+
+
 def _stream_targets(
   items: np.ndarray, in_dom: np.ndarray, final: int, final_in: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,8 +51,7 @@ def _stream_targets(
     is dropped from the stream (id and position 0) and has no target).
   """
   slots = np.flatnonzero(in_dom)
-  ids = np.where(in_dom, items, 0)
-  pos = np.where(in_dom, np.cumsum(in_dom), 0)
+  ids, pos = _stream(items, in_dom)
   target = np.zeros(len(items), np.int64)
   target[slots[:-1]] = items[slots[1:]]
   if len(slots):
@@ -142,6 +146,11 @@ def train_windows(
   return out
 
 
+# The arrays of an evaluation row (`eval_row`): the training row's inputs and the slot each domain
+# stream is read at.
+EVAL_KEYS = ("seq", "seq_a", "seq_b", "pos", "pos_a", "pos_b", "idx_last_a", "idx_last_b")
+
+
 def eval_row(history: np.ndarray, num_items_a: int, max_len: int) -> dict[str, np.ndarray]:
   """The loader's `preprocess_for_predict` for one history (its last max_len - 1 items).
 
@@ -152,13 +161,9 @@ def eval_row(history: np.ndarray, num_items_a: int, max_len: int) -> dict[str, n
   """
   d = np.asarray(history, np.int64)[-(max_len - 1) :]
   in_a = d <= num_items_a
+  (seq_a, pos_a), (seq_b, pos_b) = _stream(d, in_a), _stream(d, ~in_a)
   row = dict(
-    seq=d,
-    seq_a=np.where(in_a, d, 0),
-    seq_b=np.where(in_a, 0, d),
-    pos=np.arange(1, len(d) + 1),
-    pos_a=np.where(in_a, np.cumsum(in_a), 0),
-    pos_b=np.where(in_a, 0, np.cumsum(~in_a)),
+    seq=d, seq_a=seq_a, seq_b=seq_b, pos=np.arange(1, len(d) + 1), pos_a=pos_a, pos_b=pos_b
   )
   out = {k: windows.right_align(v, max_len) for k, v in row.items()}
   for key, stream in (("idx_last_a", "seq_a"), ("idx_last_b", "seq_b")):
@@ -177,18 +182,12 @@ def eval_windows(
     prefix, sorted, 0-padded; excluded from full ranking) and user.
   """
   width = int(split.input_len.max()) if split.num_cases else 1
-  rows: dict[str, list[np.ndarray]] = {}
-  hist = []
-  for u, n in zip(split.users, split.input_len):
-    prefix = ds.sequence(u)[:n]
-    for k, v in eval_row(prefix, ds.num_items_a, max_len).items():
-      rows.setdefault(k, []).append(v)
-    hist.append(windows.right_align(np.sort(prefix), width))
-  if not rows:
-    rows = {k: [] for k in ("seq", "seq_a", "seq_b", "pos", "pos_a", "pos_b")}
-  out = windows.stack_rows({k: v for k, v in rows.items() if not k.startswith("idx")}, max_len)
+  prefixes = [ds.sequence(u)[:n] for u, n in zip(split.users, split.input_len)]
+  rows = [eval_row(p, ds.num_items_a, max_len) for p in prefixes]
+  out = windows.stack_rows({k: [r[k] for r in rows] for k in EVAL_KEYS}, max_len)
   for key in ("idx_last_a", "idx_last_b"):
-    out[key] = np.asarray(rows.get(key, []), np.int32)
+    out[key] = out[key].reshape(-1)  # scalars per row ([0] when there is no row)
+  hist = [windows.right_align(np.sort(p), width) for p in prefixes]
   out["hist"] = windows.stack_rows({"h": hist}, width)["h"]
   out["target"] = split.targets.astype(np.int32)
   out["domain"] = split.target_domain.astype(np.int32)
